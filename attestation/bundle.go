@@ -1,0 +1,100 @@
+package attestation
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// TEE names a kind of trusted execution environment.
+type TEE string
+
+// The TEE types kura understands.
+const (
+	SNP TEE = "snp" // AMD SEV-SNP
+	TDX TEE = "tdx" // Intel TDX
+	Sim TEE = "sim" // simulated, INSECURE, for development only
+)
+
+// BundleVersion is the only evidence bundle version this package accepts.
+const BundleVersion = 1
+
+// MaxBundleSize bounds an encoded bundle. Real bundles are a few KiB to a
+// few tens of KiB (a TDX quote with collateral is the largest).
+const MaxBundleSize = 1 << 20
+
+// Bundle is the evidence bundle (docs/spec/attestation.md §2): hardware
+// evidence, the certificates and collateral that came with it, and the
+// runtime data whose hash is bound into the hardware report_data.
+// []byte fields are standard base64 in JSON.
+type Bundle struct {
+	Version int `json:"version"`
+	TEE     TEE `json:"tee"`
+	// Evidence is the raw hardware evidence: the 1184-byte SNP report, the
+	// TDX quote (v4 or v5), or the sim evidence document.
+	Evidence []byte `json:"evidence"`
+	// Certs carries certificates that came with the evidence. For SNP it is
+	// the GUID-keyed certificate table of an extended report or of the
+	// configfs-tsm auxblob, or a PEM bundle (VCEK/VLEK, ASK/ASVK, ARK).
+	Certs []byte `json:"certs,omitempty"`
+	// Collateral carries TDX collateral from Intel PCS, when the attester
+	// had it. Verifiers may also find collateral in caches or fetch it.
+	Collateral *Collateral `json:"collateral,omitempty"`
+	// RuntimeData is what the attester bound into report_data.
+	RuntimeData RuntimeData `json:"runtime_data"`
+}
+
+// Collateral is Intel PCS collateral for a TDX quote: response bodies as
+// Intel PCS serves them and the issuer chains PCS sends in headers.
+type Collateral struct {
+	TCBInfo               []byte `json:"tcb_info,omitempty"`                 // JSON body of /tdx/certification/v4/tcb
+	TCBInfoIssuerChain    []byte `json:"tcb_info_issuer_chain,omitempty"`    // PEM, TCB-Info-Issuer-Chain header
+	QEIdentity            []byte `json:"qe_identity,omitempty"`              // JSON body of /tdx/certification/v4/qe/identity
+	QEIdentityIssuerChain []byte `json:"qe_identity_issuer_chain,omitempty"` // PEM, SGX-Enclave-Identity-Issuer-Chain header
+	PCKCRL                []byte `json:"pck_crl,omitempty"`                  // DER
+	PCKCRLIssuerChain     []byte `json:"pck_crl_issuer_chain,omitempty"`     // PEM, SGX-PCK-CRL-Issuer-Chain header
+	RootCACRL             []byte `json:"root_ca_crl,omitempty"`              // DER
+}
+
+// ParseBundle decodes and sanity-checks an encoded bundle. It checks shape
+// only; nothing in the bundle is verified.
+func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: bundle is %d bytes, limit is %d", ErrMalformed, len(data), MaxBundleSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: bundle: trailing data after the JSON object", ErrMalformed)
+	}
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Check reports whether the bundle is well formed.
+func (b *Bundle) Check() error {
+	if b.Version != BundleVersion {
+		return fmt.Errorf("%w: bundle version %d, want %d", ErrMalformed, b.Version, BundleVersion)
+	}
+	switch b.TEE {
+	case SNP, TDX, Sim:
+	default:
+		return fmt.Errorf("%w: unknown tee %q (want snp, tdx or sim)", ErrMalformed, b.TEE)
+	}
+	if len(b.Evidence) == 0 {
+		return fmt.Errorf("%w: bundle has no evidence", ErrMalformed)
+	}
+	return b.RuntimeData.Check()
+}
+
+// Marshal encodes the bundle as indented JSON.
+func (b *Bundle) Marshal() ([]byte, error) {
+	return json.MarshalIndent(b, "", "  ")
+}
