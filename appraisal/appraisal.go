@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -41,6 +44,35 @@ type Appraiser struct {
 	query    rego.PreparedEvalQuery
 	base     ast.Object // reference and dev_mode, converted once
 	policyID string
+
+	// memo holds results by claims digest when the policy is a pure
+	// function of its input (it calls no non-deterministic built-in such as
+	// time.now_ns or http.send). Evidence from one machine repeats its
+	// claims, so most appraisals are lookups.
+	memo *memo
+}
+
+// memoSize bounds the memo; when full it is emptied and refilled.
+const memoSize = 4096
+
+type memo struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*Appraisal
+}
+
+func (m *memo) get(k [sha256.Size]byte) *Appraisal {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.m[k]
+}
+
+func (m *memo) put(k [sha256.Size]byte, a *Appraisal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.m) >= memoSize {
+		clear(m.m)
+	}
+	m.m[k] = a
 }
 
 // New compiles the policy once.
@@ -65,7 +97,16 @@ func New(ctx context.Context, cfg Config) (*Appraiser, error) {
 		return nil, fmt.Errorf("reference values: %w", err)
 	}
 	sum := sha256.Sum256([]byte(src))
+	pure, err := deterministic(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	var m *memo
+	if pure {
+		m = &memo{m: make(map[[sha256.Size]byte]*Appraisal)}
+	}
 	return &Appraiser{
+		memo:  m,
 		query: query,
 		base: ast.NewObject(
 			ast.Item(ast.StringTerm("reference"), ast.NewTerm(refValue)),
@@ -108,8 +149,61 @@ type policyResult struct {
 	Explain     map[string]string   `json:"explain"`
 }
 
-// Appraise evaluates the policy on claims.
+// deterministic reports whether a policy calls only deterministic built-ins.
+func deterministic(src string) (bool, error) {
+	mod, err := ast.ParseModule("appraisal.rego", src)
+	if err != nil {
+		return false, err
+	}
+	pure := true
+	ast.WalkExprs(mod, func(e *ast.Expr) bool {
+		if !e.IsCall() {
+			return false
+		}
+		if b, ok := ast.BuiltinMap[e.Operator().String()]; ok && b.Nondeterministic {
+			pure = false
+		}
+		return false
+	})
+	return pure, nil
+}
+
+// Appraise evaluates the policy on claims. The claims' report_data is not
+// part of the policy input: binding is checked before appraisal and
+// report_data differs in every request.
 func (a *Appraiser) Appraise(ctx context.Context, claims map[string]any) (*Appraisal, error) {
+	input := maps.Clone(claims)
+	delete(input, "report_data")
+	var key [sha256.Size]byte
+	if a.memo != nil {
+		// encoding/json sorts map keys, so equal claims give equal bytes.
+		data, err := json.Marshal(input)
+		if err != nil {
+			return nil, fmt.Errorf("%w: claims: %v", ErrPolicy, err)
+		}
+		key = sha256.Sum256(data)
+		if hit := a.memo.get(key); hit != nil {
+			return hit.clone(), nil
+		}
+	}
+	got, err := a.eval(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	if a.memo != nil {
+		a.memo.put(key, got.clone())
+	}
+	return got, nil
+}
+
+func (a *Appraisal) clone() *Appraisal {
+	c := *a
+	c.Checks = slices.Clone(a.Checks)
+	c.Explain = maps.Clone(a.Explain)
+	return &c
+}
+
+func (a *Appraiser) eval(ctx context.Context, claims map[string]any) (*Appraisal, error) {
 	claimsValue, err := ast.InterfaceToValue(claims)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrPolicy, err)

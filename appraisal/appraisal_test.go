@@ -152,3 +152,56 @@ func BenchmarkAppraise(b *testing.B) {
 		}
 	}
 }
+
+func TestMemo(t *testing.T) {
+	ctx := context.Background()
+	a, err := New(ctx, Config{Reference: reference(t, refYAML)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.memo == nil {
+		t.Fatal("default policy not memoised")
+	}
+	first, err := a.Appraise(ctx, snpClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Checks[0].Status = "tampered by caller"
+	again, err := a.Appraise(ctx, snpClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Checks[0].Status == "tampered by caller" {
+		t.Error("caller's change to a result leaked into the memo")
+	}
+	debug := snpClaims()
+	debug["debug"] = true
+	if got, _ := a.Appraise(ctx, debug); got.Status != ear.TrustTierContraindicated {
+		t.Errorf("memo returned a stale result for different claims: %v", got.Status)
+	}
+
+	clock, err := New(ctx, Config{Policy: `package kura.appraisal
+result := {"trust_vector": {"hardware": 2}, "checks": [], "explain": {"hardware": sprintf("%d", [time.now_ns()])}}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clock.memo != nil {
+		t.Error("policy calling time.now_ns was memoised")
+	}
+}
+
+// BenchmarkAppraiseUncached measures a policy evaluation without the memo.
+func BenchmarkAppraiseUncached(b *testing.B) {
+	ctx := context.Background()
+	rv, _ := ParseReferenceValues([]byte(refYAML))
+	a, err := New(ctx, Config{Reference: rv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	claims := snpClaims()
+	for b.Loop() {
+		if _, err := a.eval(ctx, claims); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
