@@ -156,12 +156,22 @@ func deterministic(src string) (bool, error) {
 		return false, err
 	}
 	pure := true
-	ast.WalkExprs(mod, func(e *ast.Expr) bool {
-		if !e.IsCall() {
-			return false
-		}
-		if b, ok := ast.BuiltinMap[e.Operator().String()]; ok && b.Nondeterministic {
+	check := func(op ast.Ref) {
+		if b, ok := ast.BuiltinMap[op.String()]; ok && b.Nondeterministic {
 			pure = false
+		}
+	}
+	ast.WalkExprs(mod, func(e *ast.Expr) bool {
+		if e.IsCall() {
+			check(e.Operator())
+		}
+		return false
+	})
+	ast.WalkTerms(mod, func(t *ast.Term) bool {
+		if c, ok := t.Value.(ast.Call); ok && len(c) > 0 {
+			if op, ok := c[0].Value.(ast.Ref); ok {
+				check(op)
+			}
 		}
 		return false
 	})
