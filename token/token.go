@@ -1,0 +1,353 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/veraison/ear"
+)
+
+// Sentinel errors returned by Verify.
+var (
+	// ErrInvalid means the token is malformed or its signature does not
+	// verify under any trusted key.
+	ErrInvalid = errors.New("invalid attestation token")
+	// ErrExpired means the token is past its exp, or issued in the future.
+	ErrExpired = errors.New("attestation token expired")
+)
+
+// DefaultTTL is how long an issued token stays valid by default.
+const DefaultTTL = 5 * time.Minute
+
+// maxTokenSize bounds a token accepted by Verify.
+const maxTokenSize = 256 << 10
+
+// Submod is one attested device's appraisal, as it appears in a token.
+type Submod struct {
+	Status      ear.TrustTier
+	TrustVector ear.TrustVector
+	PolicyID    string
+	// Evidence holds the verified claims (ear.veraison.annotated-evidence).
+	Evidence map[string]any
+	// Policy holds the policy's findings (ear.veraison.policy-claims):
+	// checks, and the INSECURE warning for sim.
+	Policy map[string]any
+}
+
+// Claims is what a token says.
+type Claims struct {
+	// Nonce is the verifier nonce the evidence was fresh for.
+	Nonce []byte
+	// Submods maps device names ("cpu0") to their appraisals.
+	Submods map[string]Submod
+	// RuntimePublicKey and RuntimeContext are the runtime data the evidence
+	// bound: the key that never leaves the TEE, and the caller's context.
+	RuntimePublicKey []byte
+	RuntimeContext   []byte
+	IssuedAt         time.Time
+	Expiry           time.Time
+	// Result is the decoded EAR, for callers that want every field.
+	Result *ear.AttestationResult
+}
+
+// IssuerConfig configures an Issuer.
+type IssuerConfig struct {
+	// Key signs tokens: an ECDSA P-256 (ES256) or P-384 (ES384) key.
+	Key *ecdsa.PrivateKey
+	// Build names the verifier build in ear.verifier-id.
+	Build string
+	// TTL is the token lifetime; zero means DefaultTTL.
+	TTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Issuer signs EAR tokens. It is safe for concurrent use.
+type Issuer struct {
+	key   jwk.Key
+	alg   jwa.SignatureAlgorithm
+	jwks  []byte
+	build string
+	ttl   time.Duration
+	now   func() time.Time
+}
+
+// NewIssuer returns an Issuer for cfg.Key.
+func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
+	if cfg.Key == nil {
+		return nil, errors.New("token: no signing key")
+	}
+	alg, err := algorithm(cfg.Key.Curve)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := jwk.Import(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("token: key: %w", err)
+	}
+	if err := jwk.AssignKeyID(priv); err != nil {
+		return nil, fmt.Errorf("token: key id: %w", err)
+	}
+	pub, err := priv.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("token: public key: %w", err)
+	}
+	for k, v := range map[string]any{jwk.AlgorithmKey: alg, jwk.KeyUsageKey: "sig"} {
+		if err := pub.Set(k, v); err != nil {
+			return nil, fmt.Errorf("token: public key: %w", err)
+		}
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		return nil, fmt.Errorf("token: jwks: %w", err)
+	}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("token: jwks: %w", err)
+	}
+	i := &Issuer{key: priv, alg: alg, jwks: jwks, build: cfg.Build, ttl: cfg.TTL, now: cfg.Now}
+	if i.ttl == 0 {
+		i.ttl = DefaultTTL
+	}
+	if i.now == nil {
+		i.now = time.Now
+	}
+	if i.build == "" {
+		i.build = "kura"
+	}
+	return i, nil
+}
+
+func algorithm(c elliptic.Curve) (jwa.SignatureAlgorithm, error) {
+	switch c {
+	case elliptic.P256():
+		return jwa.ES256(), nil
+	case elliptic.P384():
+		return jwa.ES384(), nil
+	}
+	return jwa.SignatureAlgorithm{}, errors.New("token: key must be ECDSA P-256 or P-384")
+}
+
+// JWKS returns the public key set relying parties verify tokens with, as
+// served at /.well-known/jwks.json.
+func (i *Issuer) JWKS() []byte { return i.jwks }
+
+// Issue signs a token carrying c. IssuedAt and Expiry are set by the Issuer.
+func (i *Issuer) Issue(c *Claims) ([]byte, error) {
+	now := i.now()
+	ar := ear.NewAttestationResult("cpu0", i.build, "kura")
+	iat := now.Unix()
+	ar.IssuedAt = &iat
+	if len(c.Nonce) > 0 {
+		n := base64.RawURLEncoding.EncodeToString(c.Nonce)
+		ar.Nonce = &n
+	}
+	ar.Submods = make(map[string]*ear.Appraisal, len(c.Submods))
+	for name, s := range c.Submods {
+		status, tv, policyID := s.Status, s.TrustVector, s.PolicyID
+		a := &ear.Appraisal{Status: &status, TrustVector: &tv, AppraisalPolicyID: &policyID}
+		evidence := s.Evidence
+		if len(c.RuntimePublicKey) > 0 || len(c.RuntimeContext) > 0 {
+			evidence = withRuntimeData(evidence, c.RuntimePublicKey, c.RuntimeContext)
+		}
+		if evidence != nil {
+			a.VeraisonAnnotatedEvidence = &evidence
+		}
+		if s.Policy != nil {
+			policy := s.Policy
+			a.VeraisonPolicyClaims = &policy
+		}
+		ar.Submods[name] = a
+	}
+	payload := ar.AsMap()
+	payload["exp"] = now.Add(i.ttl).Unix()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("token: encode: %w", err)
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
+		return nil, err
+	}
+	tok, err := jws.Sign(body, jws.WithKey(i.alg, i.key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return nil, fmt.Errorf("token: sign: %w", err)
+	}
+	return tok, nil
+}
+
+// runtimeDataKey is where a token carries the bound runtime data, inside
+// the annotated evidence.
+const runtimeDataKey = "runtime_data"
+
+func withRuntimeData(evidence map[string]any, pub, ctx []byte) map[string]any {
+	out := make(map[string]any, len(evidence)+1)
+	for k, v := range evidence {
+		out[k] = v
+	}
+	rd := map[string]any{}
+	if len(pub) > 0 {
+		rd["public_key"] = base64.RawURLEncoding.EncodeToString(pub)
+	}
+	if len(ctx) > 0 {
+		rd["context"] = base64.RawURLEncoding.EncodeToString(ctx)
+	}
+	out[runtimeDataKey] = rd
+	return out
+}
+
+// VerifierConfig configures a token Verifier.
+type VerifierConfig struct {
+	// Keys are the trusted verifier keys, e.g. from ParseJWKS.
+	Keys jwk.Set
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Skew is the clock skew tolerated on iat and exp; zero means 30 s.
+	Skew time.Duration
+}
+
+// Verifier checks tokens against trusted verifier keys. It is safe for
+// concurrent use.
+type Verifier struct {
+	keys jwk.Set
+	now  func() time.Time
+	skew time.Duration
+}
+
+// NewVerifier returns a token Verifier.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Keys == nil || cfg.Keys.Len() == 0 {
+		return nil, errors.New("token: no trusted verifier keys")
+	}
+	v := &Verifier{keys: cfg.Keys, now: cfg.Now, skew: cfg.Skew}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.skew == 0 {
+		v.skew = 30 * time.Second
+	}
+	return v, nil
+}
+
+// ParseJWKS parses a JWKS document, keeping only public keys.
+func ParseJWKS(data []byte) (jwk.Set, error) {
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	pub, err := jwk.PublicSetOf(set)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	return pub, nil
+}
+
+// PublicKeySet returns a set holding one pinned public key.
+func PublicKeySet(key crypto.PublicKey) (jwk.Set, error) {
+	k, err := jwk.PublicKeyOf(key)
+	if err != nil {
+		return nil, fmt.Errorf("token: pinned key: %w", err)
+	}
+	if err := jwk.AssignKeyID(k); err != nil {
+		return nil, err
+	}
+	alg := jwa.ES256()
+	if ec, ok := key.(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() {
+		alg = jwa.ES384()
+	}
+	if err := k.Set(jwk.AlgorithmKey, alg); err != nil {
+		return nil, err
+	}
+	set := jwk.NewSet()
+	return set, set.AddKey(k)
+}
+
+// Verify checks a token's signature, expiry and EAR shape and returns what
+// it says.
+func (v *Verifier) Verify(tok []byte) (*Claims, error) {
+	if len(tok) > maxTokenSize {
+		return nil, fmt.Errorf("%w: token is %d bytes, limit is %d", ErrInvalid, len(tok), maxTokenSize)
+	}
+	payload, err := jws.Verify(tok, jws.WithKeySet(v.keys, jws.WithRequireKid(false)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrInvalid, err)
+	}
+	var times struct {
+		IssuedAt *int64 `json:"iat"`
+		Expiry   *int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &times); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrInvalid, err)
+	}
+	if times.IssuedAt == nil || times.Expiry == nil {
+		return nil, fmt.Errorf("%w: token has no iat or exp", ErrInvalid)
+	}
+	iat, exp, now := time.Unix(*times.IssuedAt, 0), time.Unix(*times.Expiry, 0), v.now()
+	if now.After(exp.Add(v.skew)) {
+		return nil, fmt.Errorf("%w: expired at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
+	}
+	if iat.After(now.Add(v.skew)) {
+		return nil, fmt.Errorf("%w: issued in the future (%s)", ErrExpired, iat.UTC().Format(time.RFC3339))
+	}
+	var ar ear.AttestationResult
+	if err := ar.UnmarshalJSON(payload); err != nil {
+		return nil, fmt.Errorf("%w: not an EAR: %v", ErrInvalid, err)
+	}
+	c := &Claims{Submods: make(map[string]Submod, len(ar.Submods)), IssuedAt: iat, Expiry: exp, Result: &ar}
+	if ar.Nonce != nil {
+		if c.Nonce, err = base64.RawURLEncoding.DecodeString(*ar.Nonce); err != nil {
+			return nil, fmt.Errorf("%w: eat_nonce: %v", ErrInvalid, err)
+		}
+	}
+	for name, a := range ar.Submods {
+		s := Submod{}
+		if a.Status != nil {
+			s.Status = *a.Status
+		}
+		if a.TrustVector != nil {
+			s.TrustVector = *a.TrustVector
+		}
+		if a.AppraisalPolicyID != nil {
+			s.PolicyID = *a.AppraisalPolicyID
+		}
+		if a.VeraisonAnnotatedEvidence != nil {
+			s.Evidence = *a.VeraisonAnnotatedEvidence
+			if err := c.readRuntimeData(s.Evidence); err != nil {
+				return nil, err
+			}
+		}
+		if a.VeraisonPolicyClaims != nil {
+			s.Policy = *a.VeraisonPolicyClaims
+		}
+		c.Submods[name] = s
+	}
+	return c, nil
+}
+
+func (c *Claims) readRuntimeData(evidence map[string]any) error {
+	rd, ok := evidence[runtimeDataKey].(map[string]any)
+	if !ok {
+		return nil
+	}
+	for key, dst := range map[string]*[]byte{"public_key": &c.RuntimePublicKey, "context": &c.RuntimeContext} {
+		s, ok := rd[key].(string)
+		if !ok {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil {
+			return fmt.Errorf("%w: runtime data %s: %v", ErrInvalid, key, err)
+		}
+		*dst = b
+	}
+	return nil
+}

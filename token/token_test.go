@@ -1,0 +1,168 @@
+package token
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veraison/ear"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func newIssuer(t testing.TB, curve elliptic.Curve) (*Issuer, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := NewIssuer(IssuerConfig{Key: key, Build: "kura test", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss, key
+}
+
+func sample() *Claims {
+	return &Claims{
+		Nonce: bytes.Repeat([]byte{7}, 32),
+		Submods: map[string]Submod{"cpu0": {
+			Status:      ear.TrustTierAffirming,
+			TrustVector: ear.TrustVector{InstanceIdentity: 2, Hardware: 2, Executables: 2, Configuration: 2},
+			PolicyID:    "kura/appraisal@sha256:00",
+			Evidence:    map[string]any{"tee": "snp", "measurement": "ab"},
+			Policy:      map[string]any{"checks": []any{}},
+		}},
+		RuntimePublicKey: []byte(`{"kty":"EC"}`),
+		RuntimeContext:   []byte("run-1"),
+	}
+}
+
+func verifier(t testing.TB, jwks []byte, now time.Time) *Verifier {
+	t.Helper()
+	set, err := ParseJWKS(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(VerifierConfig{Keys: set, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		iss, _ := newIssuer(t, curve)
+		tok, err := iss.Issue(sample())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := verifier(t, iss.JWKS(), t0.Add(time.Minute)).Verify(tok)
+		if err != nil {
+			t.Fatalf("%s: Verify: %v", curve.Params().Name, err)
+		}
+		cpu := got.Submods["cpu0"]
+		if cpu.Status != ear.TrustTierAffirming || cpu.TrustVector.Hardware != 2 || cpu.Evidence["tee"] != "snp" {
+			t.Errorf("cpu0 = %+v", cpu)
+		}
+		if !bytes.Equal(got.Nonce, sample().Nonce) || string(got.RuntimePublicKey) != `{"kty":"EC"}` || string(got.RuntimeContext) != "run-1" {
+			t.Errorf("nonce/runtime data lost: %+v", got)
+		}
+		if !got.Expiry.Equal(t0.Add(DefaultTTL)) {
+			t.Errorf("expiry = %v", got.Expiry)
+		}
+	}
+}
+
+func TestPinnedKey(t *testing.T) {
+	iss, key := newIssuer(t, elliptic.P256())
+	tok, err := iss.Issue(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := PublicKeySet(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(VerifierConfig{Keys: set, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("pinned key: %v", err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	iss, _ := newIssuer(t, elliptic.P256())
+	other, _ := newIssuer(t, elliptic.P256())
+	tok, err := iss.Issue(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(string(tok), ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(bytes.Replace(payload, []byte(`"ear.status":"affirming"`), []byte(`"ear.status":"affirming" `), 1)) + "." + parts[2]
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sig[0] ^= 1
+	badSig := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + "."
+
+	tests := []struct {
+		name string
+		tok  string
+		jwks []byte
+		now  time.Time
+		want error
+	}{
+		{"expired", string(tok), iss.JWKS(), t0.Add(DefaultTTL + time.Hour), ErrExpired},
+		{"issued in the future", string(tok), iss.JWKS(), t0.Add(-time.Hour), ErrExpired},
+		{"untrusted verifier", string(tok), other.JWKS(), t0, ErrInvalid},
+		{"tampered payload", forged, iss.JWKS(), t0, ErrInvalid},
+		{"tampered signature", badSig, iss.JWKS(), t0, ErrInvalid},
+		{"alg none", unsigned, iss.JWKS(), t0, ErrInvalid},
+		{"truncated", string(tok[:len(tok)/2]), iss.JWKS(), t0, ErrInvalid},
+		{"garbage", "not a token", iss.JWKS(), t0, ErrInvalid},
+		{"oversized", strings.Repeat("a", maxTokenSize+1), iss.JWKS(), t0, ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := verifier(t, tt.jwks, tt.now).Verify([]byte(tt.tok)); !errors.Is(err, tt.want) {
+				t.Errorf("Verify error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	iss, _ := newIssuer(f, elliptic.P256())
+	tok, err := iss.Issue(sample())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tok)
+	f.Add([]byte("a.b.c"))
+	v := verifier(f, iss.JWKS(), t0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if c, err := v.Verify(data); err == nil && c.Submods["cpu0"].PolicyID == "" {
+			t.Fatal("accepted a token without its appraisal")
+		}
+	})
+}
+
+func BenchmarkIssue(b *testing.B) {
+	iss, _ := newIssuer(b, elliptic.P256())
+	c := sample()
+	for b.Loop() {
+		if _, err := iss.Issue(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
