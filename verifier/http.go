@@ -1,0 +1,106 @@
+package verifier
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/web"
+)
+
+// Register mounts the verifier API on mux:
+//
+//	POST /v1/attestation/nonce   -> {"nonce", "expires_at"}
+//	POST /v1/attestation/verify  bundle -> {"token", "status", ...}
+//	GET  /.well-known/jwks.json  -> the token signing keys
+func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
+	mux.Handle("POST /v1/attestation/nonce", web.Handle(log, problem, s.handleNonce))
+	mux.Handle("POST /v1/attestation/verify", web.Handle(log, problem, s.handleVerify))
+	mux.Handle("GET /.well-known/jwks.json", web.Handle(log, problem, s.handleJWKS))
+}
+
+// NonceResponse is the body of POST /v1/attestation/nonce.
+type NonceResponse struct {
+	Nonce     []byte    `json:"nonce"` // standard base64
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// VerifyResponse is the body of a successful POST /v1/attestation/verify.
+type VerifyResponse struct {
+	Token    string  `json:"token"`
+	Status   string  `json:"status"`
+	Insecure bool    `json:"insecure"`
+	Report   *Report `json:"report"`
+	Warning  string  `json:"warning,omitempty"`
+}
+
+func (s *Service) handleNonce(w http.ResponseWriter, r *http.Request) error {
+	n, exp, err := s.Nonce()
+	if err != nil {
+		return err
+	}
+	return web.WriteJSON(w, http.StatusOK, NonceResponse{Nonce: n, ExpiresAt: exp.UTC()})
+}
+
+func (s *Service) handleVerify(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, attestation.MaxBundleSize)
+	if err != nil {
+		return err
+	}
+	b, err := attestation.ParseBundle(body)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Verify(r.Context(), b, Options{Freshness: IssuedNonce})
+	if err != nil {
+		return err
+	}
+	if s.issuer == nil {
+		return errors.New("verifier has no token issuer")
+	}
+	resp := VerifyResponse{Token: string(rep.Token), Status: rep.Appraisal.Status.String(), Insecure: rep.Insecure, Report: rep}
+	if rep.Insecure {
+		resp.Warning = "INSECURE: simulated TEE, evidence proves nothing"
+	}
+	return web.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Service) handleJWKS(w http.ResponseWriter, r *http.Request) error {
+	if s.issuer == nil {
+		return web.NewProblem(http.StatusNotFound, "no-token-keys", "this verifier issues no tokens", nil)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	_, err := w.Write(s.issuer.JWKS())
+	return err
+}
+
+// problem maps verification errors to HTTP problems. Details of evidence
+// failures are safe to return: they describe the caller's own evidence.
+func problem(err error) *web.Problem {
+	switch {
+	case errors.Is(err, attestation.ErrMalformed):
+		return web.NewProblem(http.StatusBadRequest, "malformed-evidence", err.Error(), err)
+	case errors.Is(err, attestation.ErrNonce):
+		return web.NewProblem(http.StatusBadRequest, "invalid-nonce", err.Error(), err)
+	case errors.Is(err, attestation.ErrBinding):
+		return web.NewProblem(http.StatusUnprocessableEntity, "binding-mismatch", err.Error(), err)
+	case errors.Is(err, attestation.ErrUntrustedRoot):
+		return web.NewProblem(http.StatusUnprocessableEntity, "untrusted-root", err.Error(), err)
+	case errors.Is(err, attestation.ErrBadSignature):
+		return web.NewProblem(http.StatusUnprocessableEntity, "bad-signature", err.Error(), err)
+	case errors.Is(err, attestation.ErrCollateralExpired):
+		return web.NewProblem(http.StatusUnprocessableEntity, "collateral-expired", err.Error(), err)
+	case errors.Is(err, attestation.ErrCollateralUnavailable):
+		p := web.NewProblem(http.StatusServiceUnavailable, "collateral-unavailable", err.Error(), err)
+		p.RetryAfter = 10 * time.Second
+		return p
+	case errors.Is(err, ErrTooManyNonces):
+		p := web.NewProblem(http.StatusServiceUnavailable, "busy", "too many outstanding nonces; retry shortly", err)
+		p.RetryAfter = 5 * time.Second
+		return p
+	}
+	return nil
+}

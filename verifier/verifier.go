@@ -1,0 +1,249 @@
+package verifier
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/token"
+)
+
+// Config configures a Service.
+type Config struct {
+	// TEEs maps each accepted TEE type to its verifier.
+	TEEs map[attestation.TEE]attestation.Verifier
+	// Appraiser judges verified claims.
+	Appraiser *appraisal.Appraiser
+	// Issuer signs EAR tokens; nil issues no tokens (CLI use).
+	Issuer *token.Issuer
+	// NonceTTL is how long an issued nonce stays valid; zero means 5 minutes.
+	NonceTTL time.Duration
+	// MaxNonces bounds outstanding nonces; zero means 100000.
+	MaxNonces int
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service verifies evidence and issues attestation results. It is safe for
+// concurrent use.
+type Service struct {
+	tees      map[attestation.TEE]attestation.Verifier
+	appraiser *appraisal.Appraiser
+	issuer    *token.Issuer
+	nonces    *nonces
+	log       *slog.Logger
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if len(cfg.TEEs) == 0 {
+		return nil, errors.New("verifier: no TEE verifiers configured")
+	}
+	if cfg.Appraiser == nil {
+		return nil, errors.New("verifier: no appraiser configured")
+	}
+	s := &Service{tees: cfg.TEEs, appraiser: cfg.Appraiser, issuer: cfg.Issuer, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	n := &nonces{ttl: cfg.NonceTTL, max: cfg.MaxNonces, now: cfg.Now, issued: map[[NonceSize]byte]time.Time{}}
+	if n.ttl == 0 {
+		n.ttl = 5 * time.Minute
+	}
+	if n.max == 0 {
+		n.max = 100000
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	s.nonces = n
+	return s, nil
+}
+
+// Nonce issues a single-use nonce and returns it with its expiry.
+func (s *Service) Nonce() ([]byte, time.Time, error) {
+	return s.nonces.issue()
+}
+
+// Freshness says how Verify checks that evidence is fresh.
+type Freshness int
+
+const (
+	// IssuedNonce requires the bundle's nonce to be one this service issued,
+	// unexpired and unused; it is consumed. This is what the HTTP API does.
+	IssuedNonce Freshness = iota
+	// ExpectedNonce requires the nonce to equal Options.Nonce: for a bundle
+	// its runtime-data nonce, for raw evidence its report_data (the nonce
+	// left-aligned, zero-padded to 64 bytes).
+	ExpectedNonce
+	// NoFreshness skips the freshness check (offline verification of
+	// captured evidence); the binding is still checked when the bundle
+	// carries runtime data.
+	NoFreshness
+)
+
+// Options tune one verification.
+type Options struct {
+	Freshness Freshness
+	Nonce     []byte
+}
+
+// Report is everything one verification established.
+type Report struct {
+	TEE attestation.TEE `json:"tee"`
+	// Checks lists every check in order: the TEE verifier's, freshness and
+	// binding, then the policy's.
+	Checks    []attestation.Check  `json:"checks"`
+	Claims    map[string]any       `json:"claims,omitempty"`
+	Appraisal *appraisal.Appraisal `json:"appraisal,omitempty"`
+	// Token is the signed EAR, when the service has an Issuer.
+	Token []byte `json:"-"`
+	// Insecure is true for sim evidence.
+	Insecure bool `json:"insecure"`
+}
+
+// Failed reports whether any performed check failed.
+func (r *Report) Failed() bool {
+	for _, c := range r.Checks {
+		if c.Status == attestation.Failed {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify runs the whole pipeline on a bundle. On a verification failure it
+// returns the Report so far together with an error wrapping an attestation
+// sentinel. An appraisal that is not affirming is not an error: the token
+// carries its status, and Report.Failed tells whether a policy check failed.
+func (s *Service) Verify(ctx context.Context, b *attestation.Bundle, opts Options) (*Report, error) {
+	rep := &Report{TEE: b.TEE, Insecure: b.TEE == attestation.Sim}
+	err := s.verify(ctx, b, opts, rep)
+	attrs := []any{"tee", b.TEE, "insecure", rep.Insecure}
+	if err != nil {
+		s.log.WarnContext(ctx, "evidence refused", append(attrs, "reason", err)...)
+		return rep, err
+	}
+	a := rep.Appraisal
+	s.log.InfoContext(ctx, "evidence appraised", append(attrs, "status", a.Status.String(), "policy", a.PolicyID, "measurement", rep.Claims["measurement"], "failed_checks", failedNames(a.Checks))...)
+	return rep, nil
+}
+
+func (s *Service) verify(ctx context.Context, b *attestation.Bundle, opts Options, rep *Report) error {
+	if err := b.Check(); err != nil {
+		return err
+	}
+	tv, ok := s.tees[b.TEE]
+	if !ok {
+		return fmt.Errorf("%w: this verifier does not accept %s evidence", attestation.ErrMalformed, b.TEE)
+	}
+	// Consume an issued nonce before the expensive work, so replays are
+	// refused cheaply.
+	if opts.Freshness == IssuedNonce {
+		if b.RuntimeData.Empty() {
+			return rep.fail("freshness", fmt.Errorf("%w: bundle carries no nonce; request one from POST /v1/attestation/nonce", attestation.ErrNonce))
+		}
+		if err := s.nonces.take(b.RuntimeData.Nonce); err != nil {
+			return rep.fail("freshness", err)
+		}
+		rep.pass("freshness", "nonce issued by this verifier, unexpired, now consumed")
+	}
+	res, err := tv.Verify(ctx, b)
+	if res != nil {
+		rep.Checks = append(rep.Checks, res.Checks...)
+	}
+	if err != nil {
+		return err
+	}
+	rep.Claims = res.Claims
+	if err := s.checkBinding(b, res, opts, rep); err != nil {
+		return err
+	}
+	a, err := s.appraiser.Appraise(ctx, res.Claims)
+	if err != nil {
+		return err
+	}
+	rep.Appraisal = a
+	rep.Checks = append(rep.Checks, a.Checks...)
+	if s.issuer != nil {
+		policy := map[string]any{"checks": a.Checks, "explain": a.Explain}
+		if rep.Insecure {
+			policy["warning"] = "INSECURE: simulated TEE, evidence proves nothing"
+		}
+		rep.Token, err = s.issuer.Issue(&token.Claims{
+			Nonce: b.RuntimeData.Nonce,
+			Submods: map[string]token.Submod{"cpu0": {
+				Status: a.Status, TrustVector: a.TrustVector, PolicyID: a.PolicyID,
+				Evidence: res.Claims, Policy: policy,
+			}},
+			RuntimePublicKey: b.RuntimeData.PublicKey,
+			RuntimeContext:   b.RuntimeData.Context,
+		})
+		if err != nil {
+			return fmt.Errorf("issue token: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) checkBinding(b *attestation.Bundle, res *attestation.Result, opts Options, rep *Report) error {
+	if opts.Freshness == ExpectedNonce {
+		if b.RuntimeData.Empty() {
+			want := make([]byte, attestation.ReportDataSize)
+			copy(want, opts.Nonce)
+			if len(opts.Nonce) > attestation.ReportDataSize || !bytes.Equal(res.ReportData, want) {
+				return rep.fail("freshness", fmt.Errorf("%w: report_data %x does not hold nonce %x", attestation.ErrNonce, res.ReportData, opts.Nonce))
+			}
+			rep.pass("freshness", "report_data holds the expected nonce")
+			rep.skip("binding", "raw evidence carries no runtime data")
+			return nil
+		}
+		if subtle.ConstantTimeCompare(b.RuntimeData.Nonce, opts.Nonce) != 1 {
+			return rep.fail("freshness", fmt.Errorf("%w: bundle nonce %x is not the expected %x", attestation.ErrNonce, b.RuntimeData.Nonce, opts.Nonce))
+		}
+		rep.pass("freshness", "bundle nonce is the expected nonce")
+	}
+	if opts.Freshness == NoFreshness {
+		rep.skip("freshness", "no nonce given (--nonce): evidence may be old or replayed")
+	}
+	if b.RuntimeData.Empty() {
+		rep.skip("binding", "bundle carries no runtime data")
+		return nil
+	}
+	want := b.RuntimeData.ReportData()
+	if subtle.ConstantTimeCompare(res.ReportData, want[:]) != 1 {
+		return rep.fail("binding", fmt.Errorf("%w: report_data is %x, want SHA-512(nonce ‖ runtime data hash) = %x", attestation.ErrBinding, res.ReportData, want))
+	}
+	rep.pass("binding", "report_data = SHA-512(nonce ‖ runtime data hash)")
+	return nil
+}
+
+func (r *Report) pass(name, detail string) {
+	r.Checks = append(r.Checks, attestation.Check{Name: name, Status: attestation.Passed, Detail: detail})
+}
+
+func (r *Report) skip(name, detail string) {
+	r.Checks = append(r.Checks, attestation.Check{Name: name, Status: attestation.Skipped, Detail: detail})
+}
+
+func (r *Report) fail(name string, err error) error {
+	r.Checks = append(r.Checks, attestation.Check{Name: name, Status: attestation.Failed, Detail: err.Error()})
+	return err
+}
+
+func failedNames(checks []attestation.Check) []string {
+	var out []string
+	for _, c := range checks {
+		if c.Status == attestation.Failed {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
