@@ -118,5 +118,5 @@ func remoteError(p *web.Problem) error {
 	if sentinel == nil {
 		return errors.New(p.Detail)
 	}
-	return fmt.Errorf("%w: %s", sentinel, p.Detail)
+	return fmt.Errorf("%w: %s", sentinel, strings.TrimPrefix(p.Detail, sentinel.Error()+": "))
 }

@@ -278,4 +278,3 @@ func decodeHex(name, s string, size int) ([]byte, error) {
 	}
 	return b, nil
 }
-

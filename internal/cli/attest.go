@@ -1,0 +1,343 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/attestation/snp"
+	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/verifier"
+)
+
+// maxInputFile bounds evidence and certificate files read by the CLI.
+const maxInputFile = 4 << 20
+
+func newAttestCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "attest", Short: "Produce and verify attestation evidence"}
+	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g))
+	return cmd
+}
+
+type attestVerifyFlags struct {
+	verifyFlags
+	evidence, tee, report, vcek, certs, tsm, quote, collateral, nonce string
+	json, explain                                                     bool
+}
+
+func newAttestVerifyCmd(g *globals) *cobra.Command {
+	f := &attestVerifyFlags{}
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify attestation evidence and print the appraisal",
+		Long: `Verify attestation evidence: a kura evidence bundle (--evidence) or raw vendor artifacts
+(--tee snp --report, --tee snp --tsm, --tee tdx --quote). Prints every check as passed, failed or
+skipped, the trust vector and the status. Exits 0 only when no performed check failed; otherwise
+3 (bad signature, chain or evidence), 4 (collateral unavailable or expired), 5 (policy or nonce)
+or 2 (usage).`,
+		Example: `  kura attest verify --evidence bundle.json --nonce 5f1c...
+  kura attest verify --tee snp --report report.bin --certs chain.pem --at 2024-01-01T00:00:00Z
+  kura attest verify --tee tdx --quote quote.dat --collateral collateral/ --offline`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAttestVerify(cmd.Context(), g, f, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	f.register(fs, g)
+	fs.StringVar(&f.evidence, "evidence", "", "kura evidence bundle (JSON)")
+	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp or tdx")
+	fs.StringVar(&f.report, "report", "", "SNP: raw 1184-byte attestation report, or its hex")
+	fs.StringVar(&f.vcek, "vcek", "", "SNP: VCEK or VLEK certificate, DER or PEM")
+	fs.StringVar(&f.certs, "certs", "", "SNP: ASK/ARK (or ASVK/ARK) chain, PEM")
+	fs.StringVar(&f.tsm, "tsm", "", "SNP: configfs-tsm capture (JSON with outblob and auxblob)")
+	fs.StringVar(&f.quote, "quote", "", "TDX: quote (v4 or v5), raw or hex")
+	fs.StringVar(&f.collateral, "collateral", "", "TDX: directory with tcb_info.json, qe_identity.json, issuer chains and CRLs")
+	fs.StringVar(&f.nonce, "nonce", "", "expected nonce, hex: the bundle's nonce, or the report_data of raw evidence")
+	fs.BoolVar(&f.json, "json", false, "print the full report as JSON")
+	fs.BoolVar(&f.explain, "explain", false, "explain why each trust-vector claim got its value")
+	return cmd
+}
+
+func readInput(flag, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("%s: %w", flag, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxInputFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if len(data) > maxInputFile {
+		return nil, fmt.Errorf("%w: %s %s is larger than %d bytes", attestation.ErrMalformed, flag, path, maxInputFile)
+	}
+	return data, nil
+}
+
+// bundle builds the evidence bundle the flags describe.
+func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
+	switch {
+	case f.evidence != "":
+		if f.tee != "" || f.report != "" || f.quote != "" || f.tsm != "" {
+			return nil, usagef("--evidence takes a bundle; do not combine it with --tee, --report, --tsm or --quote")
+		}
+		data, err := readInput("--evidence", f.evidence)
+		if err != nil {
+			return nil, err
+		}
+		return attestation.ParseBundle(data)
+	case f.tee == "snp" && f.tsm != "":
+		data, err := readInput("--tsm", f.tsm)
+		if err != nil {
+			return nil, err
+		}
+		return snp.ParseTSMReport(data)
+	case f.tee == "snp":
+		if f.report == "" {
+			return nil, usagef("--tee snp needs --report FILE (or --tsm FILE)")
+		}
+		report, err := readInput("--report", f.report)
+		if err != nil {
+			return nil, err
+		}
+		var certs []byte
+		for _, c := range []struct{ flag, path string }{{"--vcek", f.vcek}, {"--certs", f.certs}} {
+			if c.path == "" {
+				continue
+			}
+			data, err := readInput(c.flag, c.path)
+			if err != nil {
+				return nil, err
+			}
+			certs = append(certs, data...)
+		}
+		return snp.NewBundle(report, certs)
+	case f.tee == "tdx":
+		if f.quote == "" {
+			return nil, usagef("--tee tdx needs --quote FILE")
+		}
+		quote, err := readInput("--quote", f.quote)
+		if err != nil {
+			return nil, err
+		}
+		var col *attestation.Collateral
+		if f.collateral != "" {
+			if col, err = tdx.LoadCollateralDir(f.collateral); err != nil {
+				return nil, usageError{err}
+			}
+		}
+		return tdx.NewBundle(quote, col)
+	case f.tee == "":
+		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx")
+	}
+	return nil, usagef("--tee %q: raw artifacts are snp or tdx (sim evidence comes as a bundle)", f.tee)
+}
+
+func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out io.Writer) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	opts := verifier.Options{Freshness: verifier.NoFreshness}
+	if f.nonce != "" {
+		n, err := hex.DecodeString(f.nonce)
+		if err != nil || len(n) == 0 {
+			return usagef("--nonce %q: want hex", f.nonce)
+		}
+		opts = verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: n}
+	}
+	b, err := f.bundle()
+	if err != nil {
+		return err
+	}
+	svc, err := f.service(ctx, log, nil)
+	if err != nil {
+		return err
+	}
+	rep, verr := svc.Verify(ctx, b, opts)
+	if f.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(out, rep, f.explain)
+	}
+	if verr != nil {
+		return verr
+	}
+	if names := failedChecks(rep); len(names) > 0 {
+		return fmt.Errorf("%w: failed checks: %s", errPolicy, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func failedChecks(rep *verifier.Report) []string {
+	var names []string
+	for _, c := range rep.Checks {
+		if c.Status == attestation.Failed {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// printReport writes the human-readable report.
+func printReport(w io.Writer, rep *verifier.Report, explain bool) {
+	if rep.Insecure {
+		fmt.Fprintln(w, "!! INSECURE: simulated TEE evidence proves nothing; dev mode only !!")
+	}
+	fmt.Fprintf(w, "tee:          %s\n", rep.TEE)
+	if m, ok := rep.Claims["measurement"].(string); ok {
+		fmt.Fprintf(w, "measurement:  %s\n", m)
+	}
+	if s, ok := rep.Claims["tcb_status"].(string); ok && s != "" {
+		fmt.Fprintf(w, "tcb status:   %s\n", s)
+	}
+	if s, ok := rep.Claims["snp"].(map[string]any); ok {
+		fmt.Fprintf(w, "platform:     AMD %v, signed by %v, reported TCB %v\n", s["product"], s["signer"], tcbString(s["reported_tcb"]))
+	}
+	fmt.Fprintln(w, "checks:")
+	for _, c := range rep.Checks {
+		fmt.Fprintf(w, "  %-8s %-22s %s\n", c.Status, c.Name, c.Detail)
+	}
+	if rep.Appraisal == nil {
+		fmt.Fprintln(w, "status:       not appraised (verification failed)")
+		return
+	}
+	tv := rep.Appraisal.TrustVector.AsMap()
+	names := make([]string, 0, len(tv))
+	for k := range tv {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "trust vector:")
+	for _, k := range names {
+		if tv[k] == 0 && rep.Appraisal.Explain[k] == "" {
+			continue
+		}
+		fmt.Fprintf(w, "  %-18s %3d %s\n", k, tv[k], tv[k].GetTier())
+		if explain && rep.Appraisal.Explain[k] != "" {
+			fmt.Fprintf(w, "      why: %s\n", rep.Appraisal.Explain[k])
+		}
+	}
+	fmt.Fprintf(w, "status:       %s (policy %s)\n", rep.Appraisal.Status, rep.Appraisal.PolicyID)
+}
+
+func tcbString(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return "?"
+	}
+	return fmt.Sprintf("bl=%v tee=%v snp=%v ucode=%v", m["bootloader"], m["tee"], m["snp"], m["microcode"])
+}
+
+type attestEvidenceFlags struct {
+	tee, nonce, data, publicKey, out string
+}
+
+func newAttestEvidenceCmd(g *globals) *cobra.Command {
+	f := &attestEvidenceFlags{}
+	cmd := &cobra.Command{
+		Use:   "evidence",
+		Short: "Produce an evidence bundle inside a TEE (or the INSECURE sim)",
+		Long: `Produce an evidence bundle binding a verifier's nonce, an optional public key and optional
+context data into the hardware report_data, as docs/spec/attestation.md §3 defines. With --tee auto
+(the default) kura uses SEV-SNP or TDX through configfs-tsm or the guest device, and fails when
+neither is present; --tee sim gives INSECURE simulated evidence for development.`,
+		Example: `  nonce=$(curl -s -X POST localhost:8080/v1/attestation/nonce | jq -r .nonce | base64 -d | xxd -p -c64)
+  kura attest evidence --nonce "$nonce" --data manifest.sha256 -o bundle.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAttestEvidence(cmd.Context(), g, f, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.tee, "tee", "auto", "auto, snp, tdx or sim")
+	fs.StringVar(&f.nonce, "nonce", "", "verifier nonce, hex (required)")
+	fs.StringVar(&f.data, "data", "", "file whose bytes are bound as the runtime-data context")
+	fs.StringVar(&f.publicKey, "public-key", "", "file whose bytes are bound as the runtime-data public key (e.g. a JWK)")
+	fs.StringVarP(&f.out, "output", "o", "", "write the bundle here instead of standard output")
+	return cmd
+}
+
+// attester returns the attester for --tee.
+func attester(ctx context.Context, tee string) (attestation.Attester, error) {
+	switch tee {
+	case "sim":
+		return sim.NewAttester(sim.AttesterConfig{})
+	case "snp":
+		return snp.NewAttester(snp.AttesterConfig{})
+	case "tdx":
+		return tdx.NewAttester(tdx.AttesterConfig{})
+	case "auto":
+		var errs []error
+		for _, t := range []string{"snp", "tdx"} {
+			a, err := attester(ctx, t)
+			if err == nil {
+				return a, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, fmt.Errorf("%w: %w (use --tee sim for INSECURE simulated evidence in development)", attestation.ErrNoTEE, errors.Join(errs...))
+	}
+	return nil, usagef("--tee %q: want auto, snp, tdx or sim", tee)
+}
+
+func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, out io.Writer) error {
+	if f.nonce == "" {
+		return usagef("--nonce is required: get one from the verifier (POST /v1/attestation/nonce)")
+	}
+	nonce, err := hex.DecodeString(f.nonce)
+	if err != nil {
+		return usagef("--nonce %q: want hex", f.nonce)
+	}
+	rd := attestation.RuntimeData{Nonce: nonce}
+	if f.data != "" {
+		if rd.Context, err = readInput("--data", f.data); err != nil {
+			return err
+		}
+	}
+	if f.publicKey != "" {
+		if rd.PublicKey, err = readInput("--public-key", f.publicKey); err != nil {
+			return err
+		}
+	}
+	if err := rd.Check(); err != nil {
+		return usageError{err}
+	}
+	a, err := attester(ctx, f.tee)
+	if err != nil {
+		return err
+	}
+	if a.TEE() == attestation.Sim {
+		fmt.Fprintln(g.env.Stderr, "kura: INSECURE: producing simulated evidence; it proves nothing and is refused outside dev mode")
+	}
+	b, err := a.Attest(ctx, rd.ReportData())
+	if err != nil {
+		return err
+	}
+	b.RuntimeData = rd
+	data, err := b.Marshal()
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if f.out == "" {
+		_, err = out.Write(data)
+		return err
+	}
+	return os.WriteFile(f.out, data, 0o644)
+}

@@ -1,0 +1,156 @@
+// Package cli implements the kura command line: one cobra command tree
+// whose commands are thin wrappers over the domain packages. It is the only
+// place besides main that reads flags and KURA_* environment variables, and
+// it maps domain errors to exit codes once, in Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/attestation"
+)
+
+// Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9).
+const (
+	ExitOK          = 0
+	ExitFailure     = 1 // anything not listed below
+	ExitUsage       = 2 // bad flags or arguments
+	ExitBadEvidence = 3 // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch
+	ExitCollateral  = 4 // collateral unavailable or expired
+	ExitPolicy      = 5 // policy violation, or a wrong, expired or replayed nonce
+)
+
+// Env is the process environment the CLI runs in.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// usageError marks errors in how the command was invoked.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// errPolicy is returned when verification succeeded but a policy check failed.
+var errPolicy = attestation.ErrPolicyDenied
+
+// Run runs the kura command line and returns the process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	root := newRoot(&env)
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(env.Stderr, "kura: %v\n", err)
+	code := exitCode(err)
+	if code == ExitUsage {
+		fmt.Fprintln(env.Stderr, "Run 'kura --help' for usage.")
+	}
+	return code
+}
+
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case errors.As(err, &u):
+		return ExitUsage
+	case errors.Is(err, attestation.ErrCollateralUnavailable), errors.Is(err, attestation.ErrCollateralExpired):
+		return ExitCollateral
+	case errors.Is(err, attestation.ErrBadSignature), errors.Is(err, attestation.ErrUntrustedRoot),
+		errors.Is(err, attestation.ErrMalformed), errors.Is(err, attestation.ErrBinding):
+		return ExitBadEvidence
+	case errors.Is(err, attestation.ErrPolicyDenied), errors.Is(err, attestation.ErrNonce):
+		return ExitPolicy
+	case isCobraUsage(err):
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// isCobraUsage recognises cobra's own argument and flag errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	env       *Env
+	logLevel  string
+	logFormat string
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(g.env.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.env.Stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", g.logFormat)
+}
+
+// envDefault returns the KURA_* environment value for name, or def.
+func (g *globals) envDefault(name, def string) string {
+	if v := g.env.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRoot(env *Env) *cobra.Command {
+	g := &globals{env: env}
+	root := &cobra.Command{
+		Use:           "kura",
+		Short:         "kura: compute on data nobody else may see, and prove it",
+		Long:          "kura is a confidential-computing platform: it verifies TEE attestation evidence and issues signed\nattestation results (EAR). Run 'kura demo' for a tour.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.envDefault("KURA_LOG_LEVEL", "info"), "log level: debug, info, warn or error (KURA_LOG_LEVEL)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.envDefault("KURA_LOG_FORMAT", "text"), "log format: text or json (KURA_LOG_FORMAT)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newAttestCmd(g), newVerifierCmd(g), newServeCmd(g), newDemoCmd(g), newVersionCmd())
+	return root
+}
+
+// Version is kura's version, reported in tokens and by `kura version`.
+const Version = "0.1.0-dev"
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print kura's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "kura", Version)
+			return nil
+		},
+	}
+}
