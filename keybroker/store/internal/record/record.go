@@ -1,0 +1,222 @@
+// Package record validates and normalises what the store backends write, so
+// that every backend accepts, rejects and returns exactly the same values.
+package record
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// Bounds on identifiers that are not secret values.
+const (
+	maxKEKID       = 256
+	maxIdentity    = 1024
+	maxPolicyID    = 256
+	maxMetadataKey = 128
+	// DefaultListLimit and MaxListLimit bound ListAudit.
+	DefaultListLimit = 100
+	MaxListLimit     = 10000
+	// RewrapBatch is how many versions Rewrap replaces per transaction.
+	RewrapBatch = 256
+)
+
+// Time normalises t as stored: UTC, truncated to microseconds (PostgreSQL's
+// precision), or now when t is zero.
+func Time(t time.Time, now func() time.Time) time.Time {
+	if t.IsZero() {
+		t = now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func text(field, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%w: %s longer than %d bytes", store.ErrInvalid, field, max)
+	}
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %s is not UTF-8 text without NUL bytes", store.ErrInvalid, field)
+	}
+	return nil
+}
+
+// Resource validates r for PutResource and returns the copy to store with its
+// metadata encoded as JSON.
+func Resource(r *store.Resource, now func() time.Time) (store.Resource, string, error) {
+	if r == nil {
+		return store.Resource{}, "", fmt.Errorf("%w: nil resource", store.ErrInvalid)
+	}
+	if err := store.ValidatePath(r.Path); err != nil {
+		return store.Resource{}, "", err
+	}
+	switch {
+	case r.Deleted:
+		return store.Resource{}, "", fmt.Errorf("%w: PutResource cannot write a tombstone; use DeleteResource", store.ErrInvalid)
+	case len(r.Sealed) == 0 || len(r.Sealed) > store.MaxSealedSize:
+		return store.Resource{}, "", fmt.Errorf("%w: sealed value is %d bytes, want 1..%d", store.ErrInvalid, len(r.Sealed), store.MaxSealedSize)
+	case len(r.WrappedDEK) == 0 || len(r.WrappedDEK) > 64<<10:
+		return store.Resource{}, "", fmt.Errorf("%w: wrapped DEK is %d bytes, want 1..%d", store.ErrInvalid, len(r.WrappedDEK), 64<<10)
+	case r.KEKID == "":
+		return store.Resource{}, "", fmt.Errorf("%w: empty KEK id", store.ErrInvalid)
+	}
+	if err := text("KEK id", r.KEKID, maxKEKID); err != nil {
+		return store.Resource{}, "", err
+	}
+	if err := text("created by", r.CreatedBy, maxIdentity); err != nil {
+		return store.Resource{}, "", err
+	}
+	if err := text("policy id", r.PolicyID, maxPolicyID); err != nil {
+		return store.Resource{}, "", err
+	}
+	meta, err := EncodeMetadata(r.Metadata)
+	if err != nil {
+		return store.Resource{}, "", err
+	}
+	out := *r
+	out.Version = 0
+	out.CreatedAt = Time(r.CreatedAt, now)
+	out.Metadata = nil
+	return out, meta, nil
+}
+
+// Tombstone validates a DeleteResource call and returns the tombstone to
+// append (version to be assigned).
+func Tombstone(path, by string, now func() time.Time) (store.Resource, error) {
+	if err := store.ValidatePath(path); err != nil {
+		return store.Resource{}, err
+	}
+	if err := text("deleted by", by, maxIdentity); err != nil {
+		return store.Resource{}, err
+	}
+	return store.Resource{Path: path, Deleted: true, CreatedAt: Time(time.Time{}, now), CreatedBy: by}, nil
+}
+
+// EncodeMetadata validates m and encodes it as a JSON object ("{}" when
+// empty).
+func EncodeMetadata(m map[string]string) (string, error) {
+	size := 0
+	for k, v := range m {
+		if k == "" || len(k) > maxMetadataKey {
+			return "", fmt.Errorf("%w: metadata key length %d outside 1..%d", store.ErrInvalid, len(k), maxMetadataKey)
+		}
+		if err := text("metadata key", k, maxMetadataKey); err != nil {
+			return "", err
+		}
+		if err := text("metadata value", v, store.MaxMetadataSize); err != nil {
+			return "", err
+		}
+		size += len(k) + len(v)
+	}
+	if size > store.MaxMetadataSize {
+		return "", fmt.Errorf("%w: metadata is %d bytes, more than %d", store.ErrInvalid, size, store.MaxMetadataSize)
+	}
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("%w: metadata: %v", store.ErrInvalid, err)
+	}
+	return string(b), nil
+}
+
+// DecodeMetadata decodes what EncodeMetadata produced; nil when empty.
+func DecodeMetadata(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("store: corrupt metadata: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// Policy validates p for PutPolicy and returns the copy to store.
+func Policy(p *store.Policy, now func() time.Time) (store.Policy, error) {
+	if p == nil {
+		return store.Policy{}, fmt.Errorf("%w: nil policy", store.ErrInvalid)
+	}
+	if err := store.ValidateScope(p.Scope); err != nil {
+		return store.Policy{}, err
+	}
+	if strings.TrimSpace(p.Rego) == "" {
+		return store.Policy{}, fmt.Errorf("%w: empty policy", store.ErrInvalid)
+	}
+	if err := text("policy", p.Rego, store.MaxRegoSize); err != nil {
+		return store.Policy{}, err
+	}
+	if err := text("created by", p.CreatedBy, maxIdentity); err != nil {
+		return store.Policy{}, err
+	}
+	out := *p
+	out.Version = 0
+	out.CreatedAt = Time(p.CreatedAt, now)
+	return out, nil
+}
+
+// Audit validates rec for AppendAudit and returns the copy to store, its
+// text fields sanitised.
+func Audit(rec *store.AuditRecord, now func() time.Time) (store.AuditRecord, error) {
+	if rec == nil {
+		return store.AuditRecord{}, fmt.Errorf("%w: nil audit record", store.ErrInvalid)
+	}
+	if rec.Decision != store.DecisionReleased && rec.Decision != store.DecisionRefused {
+		return store.AuditRecord{}, fmt.Errorf("%w: audit decision %q is not %q or %q",
+			store.ErrInvalid, sanitize(rec.Decision), store.DecisionReleased, store.DecisionRefused)
+	}
+	out := *rec
+	out.Seq = 0
+	out.Time = Time(rec.Time, now)
+	for _, f := range []*string{&out.Reason, &out.Resource, &out.TokenDigest, &out.PolicyID, &out.Requester, &out.TEE, &out.Measurement} {
+		*f = sanitize(*f)
+	}
+	return out, nil
+}
+
+// sanitize makes s storable text: invalid UTF-8 and NUL become U+FFFD, and
+// the result is cut to MaxAuditFieldSize bytes on a rune boundary.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= store.MaxAuditFieldSize {
+		return s
+	}
+	cut := store.MaxAuditFieldSize
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// ListLimit applies ListAudit's limit rules.
+func ListLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultListLimit
+	}
+	return min(limit, MaxListLimit)
+}
+
+// Prefix validates a ListResources prefix: it must be text a path could
+// start with; anything else matches nothing, so it is reported as invalid.
+func Prefix(prefix string) error {
+	if len(prefix) > 3*128+2 {
+		return fmt.Errorf("%w: prefix longer than any path", store.ErrInvalidPath)
+	}
+	return text("prefix", prefix, 3*128+2)
+}
+
+// Rewrapped validates what a Rewrap callback returned for a replacement.
+func Rewrapped(wrapped []byte, kekID string) error {
+	if len(wrapped) == 0 || len(wrapped) > 64<<10 {
+		return fmt.Errorf("%w: rewrapped DEK is %d bytes, want 1..%d", store.ErrInvalid, len(wrapped), 64<<10)
+	}
+	if kekID == "" {
+		return fmt.Errorf("%w: rewrap returned an empty KEK id", store.ErrInvalid)
+	}
+	return text("KEK id", kekID, maxKEKID)
+}

@@ -1,0 +1,195 @@
+// Package store defines the durable state of a kura key broker: sealed
+// resources addressed by KBS resource path, release policies and the audit
+// trail of release decisions. Backends live in subpackages: sqlite (embedded,
+// the default) and postgres (shared by several broker replicas). The
+// conformance suite in storetest runs against both.
+//
+// # Security model
+//
+// The store holds ciphertext only. The key broker seals each resource value
+// with AES-256-GCM under a fresh data-encryption key (DEK), wraps the DEK with
+// its current key-encryption key (package kek) and hands the store the sealed
+// value, the wrapped DEK and the KEK's ID. The store never sees a plaintext
+// value or an unwrapped key, so a stolen database (or a backup, or a replica)
+// reveals nothing without the KEK, which never enters the database. What the
+// store does reveal to whoever reads it: resource paths, sizes, versions,
+// metadata, policies and the audit trail. Metadata is therefore for
+// non-secret, owner-visible facts only.
+//
+// Every write appends a version; nothing is overwritten except by Rewrap,
+// which replaces only the wrapped DEK and KEK ID of a version during KEK
+// rotation. Deleting a resource appends a tombstone version: older versions
+// (still sealed) remain readable through GetResourceVersion. A write is
+// acknowledged only once it is durable (SQLite: WAL with synchronous=FULL;
+// PostgreSQL: a committed transaction with synchronous_commit=on).
+//
+// The store does not authenticate or authorise anyone: CreatedBy and the
+// audit fields record what the caller, the key broker, asserts.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned by every Store. Backends wrap them with context;
+// test with errors.Is.
+var (
+	// ErrNotFound means no such resource, version or policy exists, or the
+	// latest version of the resource is a tombstone.
+	ErrNotFound = errors.New("store: not found")
+	// ErrInvalidPath means a resource path is not "repository/type/tag" with
+	// each segment 1..128 characters of [A-Za-z0-9._-] (and not "." or "..").
+	ErrInvalidPath = errors.New("store: invalid resource path")
+	// ErrInvalidScope means a policy scope is not "default",
+	// "repo/<repository>" or "resource/<path>".
+	ErrInvalidScope = errors.New("store: invalid policy scope")
+	// ErrInvalid means some other field of a write is unacceptable: empty
+	// sealed value, oversized metadata, an unknown audit decision, text that
+	// is not valid UTF-8 or holds a NUL byte, and so on.
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrSchemaVersion means the database was created or migrated by a newer
+	// kura whose schema this one does not know; it refuses to touch it.
+	ErrSchemaVersion = errors.New("store: unsupported schema version")
+)
+
+// Audit decisions.
+const (
+	// DecisionReleased records that a resource was released.
+	DecisionReleased = "released"
+	// DecisionRefused records that a release was refused.
+	DecisionRefused = "refused"
+)
+
+// DefaultScope is the scope of the policy used when neither the resource nor
+// its repository has one.
+const DefaultScope = "default"
+
+// Limits enforced on writes (ErrInvalid beyond them).
+const (
+	// MaxSealedSize bounds Resource.Sealed.
+	MaxSealedSize = 8 << 20
+	// MaxMetadataSize bounds the total size of Resource.Metadata keys and
+	// values; each key is 1..128 bytes.
+	MaxMetadataSize = 64 << 10
+	// MaxRegoSize bounds Policy.Rego.
+	MaxRegoSize = 1 << 20
+	// MaxAuditFieldSize is the length each AuditRecord text field is
+	// truncated to.
+	MaxAuditFieldSize = 4096
+)
+
+// Resource is one version of a secret held by the key broker, sealed.
+type Resource struct {
+	// Path is the KBS resource path, "repository/type/tag".
+	Path string
+	// Version is 1, 2, 3... per path, assigned by the store.
+	Version int64
+	// Sealed is the AES-GCM ciphertext of the value, nonce prefixed. Nil in
+	// tombstones, in listings and in Rewrap callbacks.
+	Sealed []byte
+	// WrappedDEK is the data-encryption key wrapped by the KEK KEKID. Nil in
+	// tombstones and listings.
+	WrappedDEK []byte
+	// KEKID is the ID of the KEK that wrapped WrappedDEK ("" in tombstones).
+	KEKID string
+	// Deleted marks a tombstone version, written by DeleteResource.
+	Deleted bool
+	// CreatedAt is when the version was written, UTC with microsecond
+	// precision. Zero on PutResource means now.
+	CreatedAt time.Time
+	// CreatedBy is the admin identity that wrote the version.
+	CreatedBy string
+	// PolicyID optionally names the release policy bound to this resource;
+	// "" means the repository or default policy applies.
+	PolicyID string
+	// Metadata is owner-visible and not secret: content type, description,
+	// not-before round... Nil when empty.
+	Metadata map[string]string
+}
+
+// Policy is one version of a release policy.
+type Policy struct {
+	// Scope is "default", "repo/<repository>" or "resource/<path>".
+	Scope string
+	// Version is 1, 2, 3... per scope, assigned by the store.
+	Version int64
+	// Rego is the policy source; not empty.
+	Rego string
+	// CreatedAt is when the version was written (zero on PutPolicy: now).
+	CreatedAt time.Time
+	// CreatedBy is the admin identity that wrote the version.
+	CreatedBy string
+}
+
+// AuditRecord is one release decision. Text fields are stored with invalid
+// UTF-8 and NUL bytes replaced by U+FFFD and truncated to MaxAuditFieldSize
+// bytes: a decision is always recorded, whatever a client sent.
+type AuditRecord struct {
+	// Seq is assigned by the store: 1, 2, 3... in commit order, without gaps
+	// unless a write fails.
+	Seq int64
+	// Time of the decision (zero on AppendAudit: now).
+	Time time.Time
+	// Decision is DecisionReleased or DecisionRefused.
+	Decision string
+	// Reason says why, in a few words.
+	Reason string
+	// Resource is the requested resource path, as requested.
+	Resource string
+	// TokenDigest is a digest of the attestation token presented, if any.
+	TokenDigest string
+	// PolicyID names the policy (and version) that decided.
+	PolicyID string
+	// Requester is the client address or workload identity.
+	Requester string
+	// TEE is the attested TEE type ("snp", "tdx", "sim"...).
+	TEE string
+	// Measurement is the attested launch measurement.
+	Measurement string
+}
+
+// Store is the durable state of a key broker. Implementations are safe for
+// concurrent use, including by several processes sharing one database, and
+// return only after a write is durable.
+type Store interface {
+	// PutResource appends a new version of r.Path and returns its number.
+	// r.Version and r.Deleted must be zero; Sealed, WrappedDEK and KEKID
+	// must be set.
+	PutResource(ctx context.Context, r *Resource) (version int64, err error)
+	// GetResource returns the latest version of path, or ErrNotFound if
+	// there is none or it is a tombstone.
+	GetResource(ctx context.Context, path string) (*Resource, error)
+	// GetResourceVersion returns one version of path, tombstones included
+	// (Deleted set), or ErrNotFound.
+	GetResourceVersion(ctx context.Context, path string, version int64) (*Resource, error)
+	// ListResources returns the latest version of each path starting with
+	// prefix (a plain string prefix, "" for all) whose latest version is not
+	// a tombstone, sorted by path, with Sealed and WrappedDEK nil.
+	ListResources(ctx context.Context, prefix string) ([]Resource, error)
+	// DeleteResource appends a tombstone version written by by and returns
+	// its number, or ErrNotFound if path has no live version.
+	DeleteResource(ctx context.Context, path, by string) (version int64, err error)
+	// Rewrap re-wraps DEKs for KEK rotation. It calls fn for every
+	// non-tombstone version of every resource (Sealed nil) in path, version
+	// order; when fn returns a KEK ID different from r.KEKID, the version's
+	// WrappedDEK and KEKID are replaced in place, in transactions of a few
+	// hundred versions. Returning r.WrappedDEK, r.KEKID (the version is
+	// already under the target KEK) leaves it untouched. Rewrap returns the
+	// number of versions replaced; on error, batches already committed stay
+	// committed, each version consistently under its old or its new KEK.
+	Rewrap(ctx context.Context, fn func(r *Resource) (newWrapped []byte, newKEKID string, err error)) (n int, err error)
+	// PutPolicy appends a new version of p.Scope and returns its number.
+	PutPolicy(ctx context.Context, p *Policy) (version int64, err error)
+	// GetPolicy returns the latest version of the policy for scope, or
+	// ErrNotFound.
+	GetPolicy(ctx context.Context, scope string) (*Policy, error)
+	// AppendAudit durably records rec and returns its sequence number.
+	AppendAudit(ctx context.Context, rec *AuditRecord) (seq int64, err error)
+	// ListAudit returns up to limit records with Seq > after, in Seq order.
+	// limit <= 0 means 100; at most 10000 records are returned.
+	ListAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
+	// Close releases the store's connections. Calling it twice is harmless.
+	Close() error
+}
