@@ -5,18 +5,14 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"sync"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/veraison/ear"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/policyeval"
 )
 
 // DefaultPolicy is kura's default appraisal policy in Rego.
@@ -39,40 +35,14 @@ type Config struct {
 	DevMode bool
 }
 
-// Appraiser evaluates a prepared appraisal policy. It is safe for concurrent use.
+// Appraiser evaluates a prepared appraisal policy. It is safe for concurrent
+// use. Results of pure policies are memoised by input: evidence from one
+// machine repeats its claims, so most appraisals are lookups.
 type Appraiser struct {
-	query    rego.PreparedEvalQuery
-	base     ast.Object // reference and dev_mode, converted once
-	policyID string
-
-	// memo holds results by claims digest when the policy is a pure
-	// function of its input (it calls no non-deterministic built-in such as
-	// time.now_ns or http.send). Evidence from one machine repeats its
-	// claims, so most appraisals are lookups.
-	memo *memo
-}
-
-// memoSize bounds the memo; when full it is emptied and refilled.
-const memoSize = 4096
-
-type memo struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]*Appraisal
-}
-
-func (m *memo) get(k [sha256.Size]byte) *Appraisal {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.m[k]
-}
-
-func (m *memo) put(k [sha256.Size]byte, a *Appraisal) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.m) >= memoSize {
-		clear(m.m)
-	}
-	m.m[k] = a
+	query     *policyeval.Query
+	reference map[string]any
+	devMode   bool
+	policyID  string
 }
 
 // New compiles the policy once.
@@ -81,10 +51,7 @@ func New(ctx context.Context, cfg Config) (*Appraiser, error) {
 	if src == "" {
 		src = DefaultPolicy
 	}
-	query, err := rego.New(
-		rego.Query("data.kura.appraisal.result"),
-		rego.Module("appraisal.rego", src),
-	).PrepareForEval(ctx)
+	query, err := policyeval.Prepare(ctx, "data.kura.appraisal.result", "appraisal.rego", src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
 	}
@@ -92,27 +59,12 @@ func New(ctx context.Context, cfg Config) (*Appraiser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reference values: %w", err)
 	}
-	refValue, err := ast.InterfaceToValue(ref)
-	if err != nil {
-		return nil, fmt.Errorf("reference values: %w", err)
-	}
 	sum := sha256.Sum256([]byte(src))
-	pure, err := deterministic(src)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
-	}
-	var m *memo
-	if pure {
-		m = &memo{m: make(map[[sha256.Size]byte]*Appraisal)}
-	}
 	return &Appraiser{
-		memo:  m,
-		query: query,
-		base: ast.NewObject(
-			ast.Item(ast.StringTerm("reference"), ast.NewTerm(refValue)),
-			ast.Item(ast.StringTerm("dev_mode"), ast.BooleanTerm(cfg.DevMode)),
-		),
-		policyID: "kura/appraisal@sha256:" + hex.EncodeToString(sum[:8]),
+		query:     query,
+		reference: ref,
+		devMode:   cfg.DevMode,
+		policyID:  "kura/appraisal@sha256:" + hex.EncodeToString(sum[:8]),
 	}, nil
 }
 
@@ -149,92 +101,19 @@ type policyResult struct {
 	Explain     map[string]string   `json:"explain"`
 }
 
-// deterministic reports whether a policy calls only deterministic built-ins.
-func deterministic(src string) (bool, error) {
-	mod, err := ast.ParseModule("appraisal.rego", src)
-	if err != nil {
-		return false, err
-	}
-	pure := true
-	check := func(op ast.Ref) {
-		if b, ok := ast.BuiltinMap[op.String()]; ok && b.Nondeterministic {
-			pure = false
-		}
-	}
-	ast.WalkExprs(mod, func(e *ast.Expr) bool {
-		if e.IsCall() {
-			check(e.Operator())
-		}
-		return false
-	})
-	ast.WalkTerms(mod, func(t *ast.Term) bool {
-		if c, ok := t.Value.(ast.Call); ok && len(c) > 0 {
-			if op, ok := c[0].Value.(ast.Ref); ok {
-				check(op)
-			}
-		}
-		return false
-	})
-	return pure, nil
-}
-
 // Appraise evaluates the policy on claims. The claims' report_data is not
 // part of the policy input: binding is checked before appraisal and
 // report_data differs in every request.
 func (a *Appraiser) Appraise(ctx context.Context, claims map[string]any) (*Appraisal, error) {
-	input := maps.Clone(claims)
-	delete(input, "report_data")
-	var key [sha256.Size]byte
-	if a.memo != nil {
-		// encoding/json sorts map keys, so equal claims give equal bytes.
-		data, err := json.Marshal(input)
-		if err != nil {
-			return nil, fmt.Errorf("%w: claims: %v", ErrPolicy, err)
-		}
-		key = sha256.Sum256(data)
-		if hit := a.memo.get(key); hit != nil {
-			return hit.clone(), nil
-		}
-	}
-	got, err := a.eval(ctx, input)
-	if err != nil {
-		return nil, err
-	}
-	if a.memo != nil {
-		a.memo.put(key, got.clone())
-	}
-	return got, nil
-}
-
-func (a *Appraisal) clone() *Appraisal {
-	c := *a
-	c.Checks = slices.Clone(a.Checks)
-	c.Explain = maps.Clone(a.Explain)
-	return &c
-}
-
-func (a *Appraiser) eval(ctx context.Context, claims map[string]any) (*Appraisal, error) {
-	claimsValue, err := ast.InterfaceToValue(claims)
-	if err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrPolicy, err)
-	}
-	input := a.base.Copy()
-	input.Insert(ast.StringTerm("claims"), ast.NewTerm(claimsValue))
-	rs, err := a.query.Eval(ctx, rego.EvalParsedInput(input))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
-	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, fmt.Errorf("%w: policy defined no result for these claims", ErrPolicy)
-	}
-	// The result is small; a JSON round trip gives strict typing cheaply.
-	data, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
-	}
+	in := maps.Clone(claims)
+	delete(in, "report_data")
 	var pr policyResult
-	if err := json.Unmarshal(data, &pr); err != nil {
-		return nil, fmt.Errorf("%w: result has the wrong shape: %v", ErrPolicy, err)
+	input := map[string]any{"claims": in, "reference": a.reference, "dev_mode": a.devMode}
+	if err := a.query.Eval(ctx, input, &pr); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	if pr.TrustVector == nil {
+		return nil, fmt.Errorf("%w: result has no trust_vector", ErrPolicy)
 	}
 	tv, err := ear.ToTrustVector(toAny(pr.TrustVector))
 	if err != nil || tv == nil {
