@@ -1,0 +1,595 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/kek"
+	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/keybroker/store/postgres"
+	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/token"
+	"github.com/kura-cc/kura/verifier"
+)
+
+// kbsFlags configure a key broker, shared by `kbs serve` and `serve`.
+type kbsFlags struct {
+	store          string
+	kekFile        string
+	passphraseFile string
+	adminKeys      string
+	trustJWKS      []string
+	trustKeys      []string
+}
+
+func (k *kbsFlags) register(cmd *cobra.Command, g *globals) {
+	fs := cmd.Flags()
+	fs.StringVar(&k.store, "store", g.envDefault("KURA_STORE", ""), "state: a SQLite file path, or a postgres:// URL (KURA_STORE); default <data>/kbs.db")
+	fs.StringVar(&k.kekFile, "kek-file", g.envDefault("KURA_KEK_FILE", ""), "key-encryption key file, created 0600 if missing (KURA_KEK_FILE); default <data>/kek")
+	fs.StringVar(&k.passphraseFile, "kek-passphrase-file", g.envDefault("KURA_KEK_PASSPHRASE_FILE", ""), "derive the KEK with Argon2id from the passphrase in this file instead (parameters kept in --kek-file)")
+	fs.StringVar(&k.adminKeys, "admin-keys", g.envDefault("KURA_ADMIN_KEYS", ""), `authorized owner keys ("ed25519 <base64> <name>" lines); without it the admin API is off (KURA_ADMIN_KEYS)`)
+	fs.StringArrayVar(&k.trustJWKS, "trust-jwks", nil, "also trust tokens from the verifier whose JWKS is at this URL (repeatable)")
+	fs.StringArrayVar(&k.trustKeys, "trust-key", nil, "also trust tokens signed by this PEM public key (repeatable)")
+}
+
+// openStore opens the key broker state named by spec.
+func openStore(ctx context.Context, spec string, log *slog.Logger) (store.Store, error) {
+	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
+		return postgres.New(ctx, postgres.Config{URL: spec, Logger: log})
+	}
+	if err := os.MkdirAll(filepath.Dir(spec), 0o700); err != nil {
+		return nil, err
+	}
+	return sqlite.New(ctx, sqlite.Config{Path: spec, Logger: log})
+}
+
+// openKEK loads (or creates) the key-encryption key.
+func openKEK(path, passphraseFile string, log *slog.Logger) (kek.KEK, error) {
+	if passphraseFile != "" {
+		pass, err := os.ReadFile(passphraseFile)
+		if err != nil {
+			return nil, usagef("--kek-passphrase-file: %w", err)
+		}
+		pass = []byte(strings.TrimRight(string(pass), "\r\n"))
+		k, err := kek.OpenPassphraseFile(path, pass)
+		if errors.Is(err, os.ErrNotExist) {
+			log.Info("creating passphrase KEK parameters", "path", path)
+			return kek.CreatePassphraseFile(path, pass, kek.DefaultArgon2Params())
+		}
+		return k, err
+	}
+	k, err := kek.OpenFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		log.Info("creating key-encryption key", "path", path)
+		return kek.GenerateFile(path)
+	}
+	return k, err
+}
+
+// trustedKeys builds the set of verifier keys a broker trusts.
+func (k *kbsFlags) trustedKeys(ctx context.Context, own *token.Issuer) (*token.Verifier, error) {
+	set := jwk.NewSet()
+	add := func(jwks []byte, from string) error {
+		s, err := token.ParseJWKS(jwks)
+		if err != nil {
+			return fmt.Errorf("%s: %w", from, err)
+		}
+		for i := range s.Len() {
+			key, _ := s.Key(i)
+			if err := set.AddKey(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if own != nil {
+		if err := add(own.JWKS(), "built-in verifier"); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range k.trustJWKS {
+		jwks, err := fetchJWKS(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(jwks, u); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range k.trustKeys {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, usagef("--trust-key: %w", err)
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return nil, usagef("--trust-key %s: no PEM block", p)
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, usagef("--trust-key %s: %w", p, err)
+		}
+		s, err := token.PublicKeySet(pub)
+		if err != nil {
+			return nil, err
+		}
+		key, _ := s.Key(0)
+		if err := set.AddKey(key); err != nil {
+			return nil, err
+		}
+	}
+	if set.Len() == 0 {
+		return nil, usagef("no trusted verifier: give --trust-jwks URL or --trust-key FILE, or run the built-in verifier")
+	}
+	return token.NewVerifier(token.VerifierConfig{Keys: set})
+}
+
+func fetchJWKS(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, usagef("--trust-jwks %q: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch verifier JWKS %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch verifier JWKS %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+// newBroker builds a key broker; svc and iss are the built-in verifier.
+func (k *kbsFlags) newBroker(ctx context.Context, dataDir string, dev bool, svc *verifier.Service, iss *token.Issuer, log *slog.Logger) (*keybroker.Broker, *keybroker.Admins, func(), error) {
+	storeSpec, kekPath := k.store, k.kekFile
+	if storeSpec == "" {
+		storeSpec = filepath.Join(dataDir, "kbs.db")
+	}
+	if kekPath == "" {
+		kekPath = filepath.Join(dataDir, "kek")
+	}
+	key, err := openKEK(kekPath, k.passphraseFile, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ring, err := kek.NewKeyring(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tokens, err := k.trustedKeys(ctx, iss)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := openStore(ctx, storeSpec, log)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("key broker store: %w", err)
+	}
+	var admins *keybroker.Admins
+	if k.adminKeys != "" {
+		if admins, err = keybroker.LoadAdmins(k.adminKeys, nil); err != nil {
+			st.Close()
+			return nil, nil, nil, usageError{err}
+		}
+	} else {
+		log.Warn("admin API disabled: no --admin-keys")
+	}
+	var attest keybroker.Attester
+	if svc != nil {
+		attest = svc
+	}
+	b, err := keybroker.New(keybroker.Config{Store: st, Keys: ring, Tokens: tokens, Attest: attest, DevMode: dev, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return b, admins, func() { st.Close() }, nil
+}
+
+func newKBSCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "kbs", Short: "Key broker: release secrets only to attested, approved workloads"}
+	cmd.AddCommand(newKBSServeCmd(g), newKBSRotateCmd(g), newKBSAdminKeyCmd(g), newKBSGetResourceCmd(g))
+	return cmd
+}
+
+func newKBSServeCmd(g *globals) *cobra.Command {
+	f := &serveFlags{roles: roleKBS}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the KBS protocol and the owner API, with a built-in verifier",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), g, f, cmd) },
+	}
+	f.register(cmd, g)
+	return cmd
+}
+
+func newKBSRotateCmd(g *globals) *cobra.Command {
+	var k kbsFlags
+	var newKEK, newPass, data string
+	cmd := &cobra.Command{
+		Use:   "rotate-kek",
+		Short: "Re-wrap every stored DEK under a new key-encryption key",
+		Long: `Re-wrap every resource's data-encryption key under a new KEK. The sealed values are not
+touched. Run it against the broker's store, then restart brokers with --kek-file set to the new KEK
+and keep the old one until the command reports success.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if newKEK == "" {
+				return usagef("--new-kek-file is required")
+			}
+			ctx := cmd.Context()
+			storeSpec, kekPath := k.store, k.kekFile
+			if storeSpec == "" {
+				storeSpec = filepath.Join(data, "kbs.db")
+			}
+			if kekPath == "" {
+				kekPath = filepath.Join(data, "kek")
+			}
+			old, err := openKEK(kekPath, k.passphraseFile, log)
+			if err != nil {
+				return err
+			}
+			next, err := openKEK(newKEK, newPass, log)
+			if err != nil {
+				return err
+			}
+			if next.ID() == old.ID() {
+				return usagef("the new KEK is the current one (%s)", old.ID())
+			}
+			ring, err := kek.NewKeyring(next, old)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(ctx, storeSpec, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			n, err := keybroker.RotateKEK(ctx, st, ring)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d keys from %s to %s\n", n, old.ID(), next.ID())
+			return nil
+		},
+	}
+	k.register(cmd, g)
+	cmd.Flags().StringVar(&newKEK, "new-kek-file", "", "the new KEK file (created if missing)")
+	cmd.Flags().StringVar(&newPass, "new-kek-passphrase-file", "", "derive the new KEK from this passphrase file")
+	cmd.Flags().StringVar(&data, "data", g.envDefault("KURA_DATA", defaultDataDir(g)), "data directory (KURA_DATA)")
+	return cmd
+}
+
+func newKBSAdminKeyCmd(g *globals) *cobra.Command {
+	var out, name string
+	cmd := &cobra.Command{
+		Use:   "admin-key",
+		Short: "Create an owner (admin) signing key and print its authorized-keys line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("-o FILE is required")
+			}
+			pub, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			der, err := x509.MarshalPKCS8PrivateKey(priv)
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("create admin key: %w", err)
+			}
+			if err := errors.Join(pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}), f.Close()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), keybroker.AuthorizedKeyLine(pub, name))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the private key here (mode 0600)")
+	cmd.Flags().StringVar(&name, "name", "owner", "name recorded with every write this key makes")
+	return cmd
+}
+
+// loadAdminKey reads an Ed25519 private key in PKCS #8 PEM.
+func loadAdminKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, usagef("--admin-key FILE is required (create one with 'kura kbs admin-key -o FILE')")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--admin-key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, usagef("--admin-key %s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, usagef("--admin-key %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, usagef("--admin-key %s: %T, want Ed25519", path, k)
+	}
+	return priv, nil
+}
+
+func newKBSGetResourceCmd(g *globals) *cobra.Command {
+	var url, tee, out, contextFile string
+	cmd := &cobra.Command{
+		Use:   "get-resource REPOSITORY/TYPE/TAG",
+		Short: "Workload side: attest to a key broker, fetch a resource and decrypt it",
+		Long: `Attest to a key broker with this machine's TEE (or --tee sim in dev mode), fetch the resource
+encrypted to an ephemeral key that never leaves this process, decrypt it, and print it or write it
+to a file with mode 0600.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if _, err := keybroker.ParsePath(args[0]); err != nil {
+				return usageError{err}
+			}
+			a, err := attester(ctx, tee)
+			if err != nil {
+				return err
+			}
+			var bound []byte
+			if contextFile != "" {
+				if bound, err = readInput("--context", contextFile); err != nil {
+					return err
+				}
+			}
+			s, err := (&keybroker.Client{BaseURL: url}).Attest(ctx, a, bound)
+			if err != nil {
+				return err
+			}
+			value, err := s.Resource(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer clear(value)
+			if out == "" {
+				_, err = cmd.OutOrStdout().Write(value)
+				return err
+			}
+			return writeSecretFile(out, value)
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "key broker URL (KURA_KBS_URL)")
+	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the resource to this file (mode 0600) instead of standard output")
+	cmd.Flags().StringVar(&contextFile, "context", "", "file whose bytes are bound into the evidence as context")
+	return cmd
+}
+
+// writeSecretFile writes data to path with mode 0600 via a temporary file.
+func writeSecretFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".kura-secret-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func newSecretCmd(g *globals) *cobra.Command {
+	var url, keyPath string
+	client := func() (*keybroker.AdminClient, error) {
+		key, err := loadAdminKey(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		return &keybroker.AdminClient{BaseURL: url, Key: key}, nil
+	}
+	cmd := &cobra.Command{Use: "secret", Short: "Manage a key broker's secrets (signed owner requests)"}
+	cmd.PersistentFlags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "key broker URL (KURA_KBS_URL)")
+	cmd.PersistentFlags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
+
+	var valueFile, policy string
+	var meta []string
+	put := &cobra.Command{
+		Use:   "put REPOSITORY/TYPE/TAG",
+		Short: "Store a new version of a secret (read from --value-file, or standard input)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var value []byte
+			if valueFile == "" || valueFile == "-" {
+				value, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), keybroker.MaxResourceSize+1))
+			} else {
+				value, err = readInput("--value-file", valueFile)
+			}
+			if err != nil {
+				return err
+			}
+			md := map[string]string{}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usagef("--metadata %q: want KEY=VALUE", kv)
+				}
+				md[k] = v
+			}
+			v, err := c.Put(cmd.Context(), args[0], value, md, policy)
+			clear(value)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d\n", args[0], v)
+			return nil
+		},
+	}
+	put.Flags().StringVar(&valueFile, "value-file", "", "file holding the secret; - or empty: standard input (never a flag value)")
+	put.Flags().StringArrayVar(&meta, "metadata", nil, "KEY=VALUE metadata, visible to owners and policies (repeatable)")
+	put.Flags().StringVar(&policy, "policy", "", "bind this stored policy scope to the secret")
+
+	ls := &cobra.Command{
+		Use:   "ls [PREFIX]",
+		Short: "List secrets (metadata only)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			prefix := ""
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			ms, err := c.List(cmd.Context(), prefix)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\tv%d\t%s\t%s\n", m.Path, m.Version, m.CreatedAt.Format(time.RFC3339), m.CreatedBy)
+			}
+			return nil
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm REPOSITORY/TYPE/TAG",
+		Short: "Delete a secret (a tombstone version; earlier versions stay sealed for audit)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			v, err := c.Delete(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (version %d)\n", args[0], v)
+			return nil
+		},
+	}
+	pol := &cobra.Command{
+		Use:   "policy SCOPE [FILE]",
+		Short: "Show, or with FILE set, the release policy of a scope: default, repo/R or resource/R/T/G",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				p, err := c.Policy(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "# %s version %d by %s at %s\n%s", p.Scope, p.Version, p.CreatedBy, p.CreatedAt.Format(time.RFC3339), p.Rego)
+				return nil
+			}
+			src, err := readInput("FILE", args[1])
+			if err != nil {
+				return err
+			}
+			v, err := c.SetPolicy(cmd.Context(), args[0], string(src))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stored policy %s version %d\n", args[0], v)
+			return nil
+		},
+	}
+	cmd.AddCommand(put, ls, rm, pol)
+	return cmd
+}
+
+func newPolicyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Work with release policies"}
+	var policyFile, inputFile string
+	var explain bool
+	eval := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate a release policy on an input, to debug a denial",
+		Long: `Evaluate a release policy (Rego; default: kura's built-in policy) on an input document as the
+key broker builds it (docs/spec/keybroker.md §5: token, request, resource, dev_mode). Prints the
+decision and every deny reason; --explain adds OPA's evaluation trace. Exits 5 when denied.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if inputFile == "" {
+				return usagef("--input FILE is required")
+			}
+			src := keybroker.DefaultReleasePolicy
+			if policyFile != "" {
+				data, err := readInput("--policy", policyFile)
+				if err != nil {
+					return err
+				}
+				src = string(data)
+			}
+			data, err := readInput("--input", inputFile)
+			if err != nil {
+				return err
+			}
+			var in keybroker.PolicyInput
+			if err := json.Unmarshal(data, &in); err != nil {
+				return usagef("--input %s: %w", inputFile, err)
+			}
+			var trace io.Writer
+			if explain {
+				trace = cmd.OutOrStdout()
+			}
+			d, err := keybroker.EvaluatePolicy(cmd.Context(), src, &in, trace)
+			if err != nil {
+				return usageError{err}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "policy:  %s\nallow:   %v\n", d.PolicyID, d.Allow)
+			for _, r := range d.Deny {
+				fmt.Fprintf(out, "deny:    %s\n", r)
+			}
+			if !d.Allow {
+				return fmt.Errorf("%w: %s", errPolicy, strings.Join(d.Deny, "; "))
+			}
+			return nil
+		},
+	}
+	eval.Flags().StringVar(&policyFile, "policy", "", "release policy file (Rego)")
+	eval.Flags().StringVar(&inputFile, "input", "", "input document (JSON)")
+	eval.Flags().BoolVar(&explain, "explain", false, "print OPA's evaluation trace")
+	cmd.AddCommand(eval)
+	return cmd
+}

@@ -1,0 +1,383 @@
+package keybroker
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kura-cc/kura/kek"
+	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/token"
+)
+
+// Sentinel errors. The HTTP layer maps them to KBS status codes.
+var (
+	// ErrUnauthenticated means the request carries no valid session or token (401).
+	ErrUnauthenticated = errors.New("not authenticated")
+	// ErrDenied means the release policy refused the request (403).
+	ErrDenied = errors.New("release denied by policy")
+	// ErrNotFound means no such resource (404).
+	ErrNotFound = errors.New("resource not found")
+	// ErrBadRequest means the request is malformed (400).
+	ErrBadRequest = errors.New("bad request")
+	// ErrRateLimited means the client sent too many requests (429).
+	ErrRateLimited = errors.New("rate limited")
+)
+
+// MaxResourceSize bounds one stored secret.
+const MaxResourceSize = 1 << 20
+
+// Config configures a Broker.
+type Config struct {
+	// Store holds sealed resources, policies and the audit trail.
+	Store store.Store
+	// Keys wraps resource DEKs: the current KEK wraps, any KEK in the ring
+	// unwraps.
+	Keys *kek.Keyring
+	// Tokens verifies attestation tokens from the verifiers this broker
+	// trusts (kura's, in-process or remote, and any configured by JWKS).
+	Tokens *token.Verifier
+	// Attest verifies evidence for the KBS attest endpoint, typically an
+	// in-process kura verifier. Nil disables /kbs/v0/attest: clients then
+	// present tokens from a remote verifier as Bearer tokens.
+	Attest Attester
+	// MaxTokenAge refuses tokens issued longer ago than this, even if not
+	// expired. Zero means 10 minutes.
+	MaxTokenAge time.Duration
+	// DevMode lets the default policy release to the INSECURE sim TEE.
+	DevMode bool
+	// Audit receives every decision after it is stored, e.g. the
+	// transparency log. Nil means none.
+	Audit AuditSink
+	// Sessions bounds KBS sessions: their lifetime (zero: 5 minutes) and
+	// number (zero: 100000).
+	SessionTTL  time.Duration
+	MaxSessions int
+	// RateLimit is the sustained requests per second allowed per client
+	// address, with a burst of 2x; zero means 200.
+	RateLimit float64
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// AuditSink receives release decisions, e.g. the transparency log.
+type AuditSink interface {
+	Record(ctx context.Context, rec *store.AuditRecord) error
+}
+
+// Broker is a key broker. It is safe for concurrent use.
+type Broker struct {
+	store       store.Store
+	keys        *kek.Keyring
+	tokens      *token.Verifier
+	attest      Attester
+	maxTokenAge time.Duration
+	devMode     bool
+	audit       AuditSink
+	policies    *policies
+	stored      *policyCache
+	verified    *tokenCache
+	sessions    *sessions
+	limiter     *limiter
+	now         func() time.Time
+	log         *slog.Logger
+}
+
+// New returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("keybroker: Store and Keys are required")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("keybroker: no trusted verifier keys: configure at least one verifier")
+	}
+	b := &Broker{
+		store: cfg.Store, keys: cfg.Keys, tokens: cfg.Tokens, attest: cfg.Attest,
+		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit,
+		policies: newPolicies(), now: cfg.Now, log: cfg.Logger,
+		verified: &tokenCache{m: map[[32]byte]*Attested{}},
+	}
+	if b.maxTokenAge == 0 {
+		b.maxTokenAge = 10 * time.Minute
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	ttl, max := cfg.SessionTTL, cfg.MaxSessions
+	if ttl == 0 {
+		ttl = 5 * time.Minute
+	}
+	if max == 0 {
+		max = 100000
+	}
+	b.sessions = newSessions(ttl, max, b.now)
+	b.stored = &policyCache{store: b.store, now: b.now, m: map[string]cachedPolicy{}}
+	rl := cfg.RateLimit
+	if rl == 0 {
+		rl = 200
+	}
+	b.limiter = newLimiter(rl, b.now)
+	return b, nil
+}
+
+// ParsePath splits and validates a resource path "repository/type/tag".
+func ParsePath(p string) (RequestView, error) {
+	if err := store.ValidatePath(p); err != nil {
+		return RequestView{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	parts := strings.Split(p, "/")
+	return RequestView{Resource: p, Repository: parts[0], Type: parts[1], Tag: parts[2]}, nil
+}
+
+// sealAAD binds a sealed value and its wrapped DEK to the resource path.
+func sealAAD(path string) []byte { return []byte("kura/keybroker/resource/v1\x00" + path) }
+
+// seal encrypts value under a fresh DEK and wraps the DEK with the current KEK.
+func (b *Broker) seal(ctx context.Context, path string, value []byte) (sealed, wrapped []byte, kekID string, err error) {
+	dek := make([]byte, 32)
+	rand.Read(dek)
+	defer clear(dek)
+	aead, err := newGCM(dek)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	sealed = aead.Seal(nonce, nonce, value, sealAAD(path))
+	if wrapped, kekID, err = b.keys.Wrap(ctx, dek, sealAAD(path)); err != nil {
+		return nil, nil, "", fmt.Errorf("wrap DEK: %w", err)
+	}
+	return sealed, wrapped, kekID, nil
+}
+
+// unseal reverses seal.
+func (b *Broker) unseal(ctx context.Context, r *store.Resource) ([]byte, error) {
+	dek, err := b.keys.Unwrap(ctx, r.KEKID, r.WrappedDEK, sealAAD(r.Path))
+	if err != nil {
+		return nil, fmt.Errorf("unwrap DEK of %s v%d: %w", r.Path, r.Version, err)
+	}
+	defer clear(dek)
+	aead, err := newGCM(dek)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Sealed) < aead.NonceSize() {
+		return nil, fmt.Errorf("sealed value of %s v%d is truncated", r.Path, r.Version)
+	}
+	n := aead.NonceSize()
+	value, err := aead.Open(nil, r.Sealed[:n], r.Sealed[n:], sealAAD(r.Path))
+	if err != nil {
+		return nil, fmt.Errorf("sealed value of %s v%d does not authenticate: %w", r.Path, r.Version, err)
+	}
+	return value, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Put stores a new version of a resource, sealed. by names the admin.
+func (b *Broker) Put(ctx context.Context, path string, value []byte, meta map[string]string, policyID, by string) (int64, error) {
+	if _, err := ParsePath(path); err != nil {
+		return 0, err
+	}
+	if len(value) > MaxResourceSize {
+		return 0, fmt.Errorf("%w: resource is %d bytes, limit is %d", ErrBadRequest, len(value), MaxResourceSize)
+	}
+	sealed, wrapped, kekID, err := b.seal(ctx, path, value)
+	if err != nil {
+		return 0, err
+	}
+	v, err := b.store.PutResource(ctx, &store.Resource{
+		Path: path, Sealed: sealed, WrappedDEK: wrapped, KEKID: kekID,
+		CreatedAt: b.now().UTC(), CreatedBy: by, PolicyID: policyID, Metadata: meta,
+	})
+	if err != nil {
+		return 0, err
+	}
+	b.log.InfoContext(ctx, "resource stored", "resource", path, "version", v, "by", by, "kek", kekID)
+	return v, nil
+}
+
+// Delete records a tombstone for a resource.
+func (b *Broker) Delete(ctx context.Context, path, by string) (int64, error) {
+	if _, err := ParsePath(path); err != nil {
+		return 0, err
+	}
+	v, err := b.store.DeleteResource(ctx, path, by)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, path)
+	}
+	if err == nil {
+		b.log.InfoContext(ctx, "resource deleted", "resource", path, "version", v, "by", by)
+	}
+	return v, err
+}
+
+// Meta is what owners may read about a resource: never its value.
+type Meta struct {
+	Path      string            `json:"path"`
+	Version   int64             `json:"version"`
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by"`
+	PolicyID  string            `json:"policy,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	KEKID     string            `json:"kek_id,omitempty"`
+	// Digest is SHA-256 of the sealed value: it changes with every write
+	// and reveals nothing about the plaintext.
+	Digest string `json:"sealed_sha256,omitempty"`
+}
+
+func metaOf(r *store.Resource) Meta {
+	m := Meta{Path: r.Path, Version: r.Version, CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, PolicyID: r.PolicyID, Metadata: r.Metadata, KEKID: r.KEKID}
+	if len(r.Sealed) > 0 {
+		sum := sha256.Sum256(r.Sealed)
+		m.Digest = hex.EncodeToString(sum[:])
+	}
+	return m
+}
+
+// Get returns a resource's metadata.
+func (b *Broker) Get(ctx context.Context, path string) (*Meta, error) {
+	if _, err := ParsePath(path); err != nil {
+		return nil, err
+	}
+	r, err := b.store.GetResource(ctx, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := metaOf(r)
+	return &m, nil
+}
+
+// List returns the metadata of every live resource under prefix.
+func (b *Broker) List(ctx context.Context, prefix string) ([]Meta, error) {
+	rs, err := b.store.ListResources(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Meta, len(rs))
+	for i := range rs {
+		out[i] = metaOf(&rs[i])
+	}
+	return out, nil
+}
+
+// PolicyScope checks where a release policy applies: "default",
+// "repo/<repository>" or "resource/<repository>/<type>/<tag>".
+func PolicyScope(s string) error {
+	if err := store.ValidateScope(s); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+// SetPolicy stores a new version of a release policy after checking it compiles.
+func (b *Broker) SetPolicy(ctx context.Context, scope, src, by string) (int64, error) {
+	if err := PolicyScope(scope); err != nil {
+		return 0, err
+	}
+	if _, err := b.policies.compile(ctx, src); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	v, err := b.store.PutPolicy(ctx, &store.Policy{Scope: scope, Rego: src, CreatedAt: b.now().UTC(), CreatedBy: by})
+	b.stored.forget(scope)
+	if err == nil {
+		b.log.InfoContext(ctx, "release policy stored", "scope", scope, "version", v, "by", by)
+	}
+	return v, err
+}
+
+// policyFor finds the release policy for a resource: its own, its
+// repository's, the stored default, or DefaultReleasePolicy.
+func (b *Broker) policyFor(ctx context.Context, req RequestView) (scope, src string, err error) {
+	for _, s := range []string{"resource/" + req.Resource, "repo/" + req.Repository, "default"} {
+		src, found, err := b.stored.get(ctx, s)
+		if err != nil {
+			return "", "", err
+		}
+		if found {
+			return s, src, nil
+		}
+	}
+	return "builtin", DefaultReleasePolicy, nil
+}
+
+// PolicyTTL is how long a broker trusts its cached copy of a stored
+// release policy: a policy change reaches every replica within this time.
+const PolicyTTL = time.Second
+
+// policyCache caches stored release policies for PolicyTTL.
+type policyCache struct {
+	store store.Store
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]cachedPolicy
+}
+
+type cachedPolicy struct {
+	src     string
+	found   bool
+	fetched time.Time
+}
+
+func (c *policyCache) get(ctx context.Context, scope string) (string, bool, error) {
+	now := c.now()
+	c.mu.Lock()
+	p, ok := c.m[scope]
+	c.mu.Unlock()
+	if ok && now.Sub(p.fetched) < PolicyTTL {
+		return p.src, p.found, nil
+	}
+	stored, err := c.store.GetPolicy(ctx, scope)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = cachedPolicy{fetched: now}
+	case err != nil:
+		return "", false, err
+	default:
+		p = cachedPolicy{src: stored.Rego, found: true, fetched: now}
+	}
+	c.mu.Lock()
+	if len(c.m) > 10000 {
+		clear(c.m)
+	}
+	c.m[scope] = p
+	c.mu.Unlock()
+	return p.src, p.found, nil
+}
+
+func (c *policyCache) forget(scope string) {
+	c.mu.Lock()
+	delete(c.m, scope)
+	c.mu.Unlock()
+}
+
+// RotateKEK re-wraps every stored DEK under ring's current KEK; ring must
+// also hold the KEKs the DEKs are wrapped under now. Sealed values are not
+// touched. It returns how many versions were re-wrapped.
+func RotateKEK(ctx context.Context, st store.Store, ring *kek.Keyring) (int, error) {
+	return st.Rewrap(ctx, func(r *store.Resource) ([]byte, string, error) {
+		return ring.Rewrap(ctx, r.KEKID, r.WrappedDEK, sealAAD(r.Path))
+	})
+}

@@ -1,0 +1,298 @@
+package keybroker
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// maxClientResponse bounds what clients read from a broker.
+const maxClientResponse = 4 << 20
+
+// Client is the workload side of the KBS protocol: it attests with an
+// ephemeral key that never leaves the process (the TEE) and fetches
+// resources encrypted to it.
+type Client struct {
+	// BaseURL is the broker's address.
+	BaseURL string
+	// HTTP is the client to use; its cookie jar is replaced. Nil means a
+	// fresh client.
+	HTTP *http.Client
+}
+
+// Session is an attested KBS session.
+type Session struct {
+	c     *Client
+	hc    *http.Client
+	key   *ecdh.PrivateKey
+	jwk   jwk.Key // private JWK for decryption
+	Token string  // the EAR the broker's verifier issued
+}
+
+// RemoteError is an error answer from a broker: its HTTP status and
+// problem detail.
+type RemoteError struct {
+	Status int
+	Type   string
+	Detail string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("key broker: %d %s: %s", e.Status, http.StatusText(e.Status), e.Detail)
+}
+
+// Is lets errors.Is match a remote error to the broker's sentinels.
+func (e *RemoteError) Is(target error) bool {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return target == ErrUnauthenticated || target == ErrAdminAuth && strings.HasSuffix(e.Type, "admin-unauthenticated")
+	case http.StatusForbidden:
+		return target == ErrDenied
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return target == ErrBadRequest
+	case http.StatusTooManyRequests:
+		return target == ErrRateLimited
+	}
+	return false
+}
+
+// Attest runs the KBS handshake (auth, then attest) with evidence from a.
+// context is bound into the evidence next to the nonce and public key.
+func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []byte) (*Session, error) {
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	if c.HTTP != nil {
+		copied := *c.HTTP
+		copied.Jar = jar
+		hc = &copied
+	}
+	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	privJWK, err := jwk.Import(priv)
+	if err != nil {
+		return nil, fmt.Errorf("tee key: %w", err)
+	}
+	pubJWK, err := privJWK.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := pubJWK.Set(jwk.AlgorithmKey, jwa.ECDH_ES_A256KW()); err != nil {
+		return nil, err
+	}
+	pubJSON, err := json.Marshal(pubJWK)
+	if err != nil {
+		return nil, err
+	}
+	canon, err := CanonicalJWK(pubJSON)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{c: c, hc: hc, key: priv, jwk: privJWK}
+
+	var ch kbsChallenge
+	tee := string(a.TEE())
+	if a.TEE() == attestation.Sim {
+		tee = "sample"
+	}
+	if err := s.do(ctx, http.MethodPost, "/kbs/v0/auth", kbsRequest{Version: ProtocolVersion, TEE: tee}, &ch); err != nil {
+		return nil, err
+	}
+	nonce, err := base64.StdEncoding.DecodeString(ch.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("key broker sent a bad nonce: %w", err)
+	}
+	rd := attestation.RuntimeData{Nonce: nonce, PublicKey: canon, Context: context}
+	bundle, err := a.Attest(ctx, rd.ReportData())
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	bundle.RuntimeData = rd
+	ev, err := json.Marshal(bundle)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	att := kbsAttestation{RuntimeData: &kbsRuntimeData{Nonce: ch.Nonce, TEEPubKey: pubJSON}, TEEEvidence: ev}
+	if err := s.do(ctx, http.MethodPost, "/kbs/v0/attest", att, &out); err != nil {
+		return nil, err
+	}
+	s.Token = out.Token
+	return s, nil
+}
+
+// Resource fetches and decrypts the resource at path ("repository/type/tag").
+func (s *Session) Resource(ctx context.Context, path string) ([]byte, error) {
+	if _, err := ParsePath(path); err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := s.do(ctx, http.MethodGet, "/kbs/v0/resource/"+path, nil, &raw); err != nil {
+		return nil, err
+	}
+	value, err := jwe.Decrypt(raw, jwe.WithKey(jwa.ECDH_ES_A256KW(), s.jwk))
+	if err != nil {
+		return nil, fmt.Errorf("decrypt resource: %w", err)
+	}
+	return value, nil
+}
+
+func (s *Session) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(s.c.BaseURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return roundTrip(s.hc, req, out)
+}
+
+func roundTrip(hc *http.Client, req *http.Request, out any) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("key broker: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxClientResponse))
+	if err != nil {
+		return fmt.Errorf("key broker: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var p web.Problem
+		json.Unmarshal(data, &p)
+		if p.Detail == "" {
+			p.Detail = strings.TrimSpace(string(data))
+		}
+		return &RemoteError{Status: resp.StatusCode, Type: p.Type, Detail: p.Detail}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("key broker: decode %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+// AdminClient calls the owner API with signed requests.
+type AdminClient struct {
+	BaseURL string
+	Key     ed25519.PrivateKey
+	HTTP    *http.Client
+	Now     func() time.Time
+}
+
+func (c *AdminClient) do(ctx context.Context, method, pathAndQuery string, body []byte, out any) error {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	ts := now().Unix()
+	nb := make([]byte, 18)
+	rand.Read(nb)
+	nonce := base64.RawURLEncoding.EncodeToString(nb)
+	sig := ed25519.Sign(c.Key, AdminSigningString(method, pathAndQuery, ts, nonce, body))
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+pathAndQuery, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", fmt.Sprintf(`%s key="%s", ts="%d", nonce="%s", sig="%s"`,
+		adminScheme, AdminKeyID(c.Key.Public().(ed25519.PublicKey)), ts, nonce, base64.StdEncoding.EncodeToString(sig)))
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return roundTrip(hc, req, out)
+}
+
+// Put stores a new version of a resource.
+func (c *AdminClient) Put(ctx context.Context, path string, value []byte, meta map[string]string, policy string) (int64, error) {
+	if _, err := ParsePath(path); err != nil {
+		return 0, err
+	}
+	body, err := json.Marshal(PutRequest{Value: value, Metadata: meta, Policy: policy})
+	if err != nil {
+		return 0, err
+	}
+	var v VersionResponse
+	return v.Version, c.do(ctx, http.MethodPut, "/kbs/v0/admin/resource/"+path, body, &v)
+}
+
+// Get returns a resource's metadata.
+func (c *AdminClient) Get(ctx context.Context, path string) (*Meta, error) {
+	if _, err := ParsePath(path); err != nil {
+		return nil, err
+	}
+	var m Meta
+	return &m, c.do(ctx, http.MethodGet, "/kbs/v0/admin/resource/"+path, nil, &m)
+}
+
+// List returns metadata of live resources under prefix.
+func (c *AdminClient) List(ctx context.Context, prefix string) ([]Meta, error) {
+	var ms []Meta
+	return ms, c.do(ctx, http.MethodGet, "/kbs/v0/admin/resources?prefix="+url.QueryEscape(prefix), nil, &ms)
+}
+
+// Delete deletes a resource (a tombstone version).
+func (c *AdminClient) Delete(ctx context.Context, path string) (int64, error) {
+	if _, err := ParsePath(path); err != nil {
+		return 0, err
+	}
+	var v VersionResponse
+	return v.Version, c.do(ctx, http.MethodDelete, "/kbs/v0/admin/resource/"+path, nil, &v)
+}
+
+// SetPolicy stores a release policy for scope.
+func (c *AdminClient) SetPolicy(ctx context.Context, scope, rego string) (int64, error) {
+	if err := PolicyScope(scope); err != nil {
+		return 0, err
+	}
+	var v VersionResponse
+	return v.Version, c.do(ctx, http.MethodPut, "/kbs/v0/admin/policy/"+scope, []byte(rego), &v)
+}
+
+// Policy returns the release policy stored for scope.
+func (c *AdminClient) Policy(ctx context.Context, scope string) (*PolicyResponse, error) {
+	var p PolicyResponse
+	return &p, c.do(ctx, http.MethodGet, "/kbs/v0/admin/policy/"+scope, nil, &p)
+}
+
+// Audit returns audit records after sequence number after.
+func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
+	var recs []store.AuditRecord
+	return recs, c.do(ctx, http.MethodGet, "/kbs/v0/admin/audit?after="+strconv.FormatInt(after, 10)+"&limit="+strconv.Itoa(limit), nil, &recs)
+}

@@ -1,0 +1,19 @@
+// Package keybroker is kura's key broker: it keeps each owner's secrets
+// sealed at rest and releases one only to a workload whose fresh
+// attestation a trusted verifier affirmed and whose release policy allows
+// it, encrypted (JWE) to a public key that never leaves the TEE.
+//
+// It speaks the Confidential Containers KBS attestation protocol
+// (POST /kbs/v0/auth, POST /kbs/v0/attest, GET /kbs/v0/resource/<repo>/<type>/<tag>)
+// and adds an authenticated owner API under /kbs/v0/admin/. The wire
+// format and kura's extensions are in docs/spec/keybroker.md.
+//
+// Security model: the broker trusts its KEK, the verifier keys it is
+// configured with, its release policies, and the owners' admin keys. The
+// store (SQLite or PostgreSQL) sees only AES-256-GCM ciphertext and DEKs
+// wrapped by the KEK. No endpoint returns a stored value in plaintext: a
+// release is a JWE to the tee-pubkey bound into attested evidence, and the
+// admin API returns metadata only. Every release decision, released or
+// refused, is recorded durably with its reason before the response is
+// sent, and logged.
+package keybroker

@@ -1,0 +1,297 @@
+package keybroker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/verifier"
+)
+
+// ProtocolVersion is the KBS protocol version kura speaks.
+const ProtocolVersion = "0.1.1"
+
+// maxKBSBody bounds KBS request bodies.
+const maxKBSBody = attestation.MaxBundleSize + 64<<10
+
+// Attester verifies evidence for /kbs/v0/attest; *verifier.Service is one.
+type Attester interface {
+	Verify(ctx context.Context, b *attestation.Bundle, opts verifier.Options) (*verifier.Report, error)
+}
+
+// Register mounts the KBS protocol and the admin API on mux.
+func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
+	h := func(f web.HandlerFunc) http.Handler { return web.Handle(b.log, problem, b.limited(f)) }
+	mux.Handle("POST /kbs/v0/auth", h(b.handleAuth))
+	mux.Handle("POST /kbs/v0/attest", h(b.handleAttest))
+	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.handleResource))
+	b.registerAdmin(mux, admins)
+}
+
+// limited applies the per-client rate limit.
+func (b *Broker) limited(f web.HandlerFunc) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !b.limiter.allow(clientAddr(r)) {
+			return ErrRateLimited
+		}
+		return f(w, r)
+	}
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// kbsRequest is the KBS Request payload.
+type kbsRequest struct {
+	Version     string          `json:"version"`
+	TEE         string          `json:"tee"`
+	ExtraParams json.RawMessage `json:"extra-params,omitempty"`
+}
+
+// kbsChallenge is the KBS Challenge payload.
+type kbsChallenge struct {
+	Nonce       string `json:"nonce"`
+	ExtraParams string `json:"extra-params"`
+}
+
+// kbsRuntimeData is the runtime data of a KBS Attestation payload.
+type kbsRuntimeData struct {
+	Nonce     string          `json:"nonce"`
+	TEEPubKey json.RawMessage `json:"tee-pubkey"`
+}
+
+// kbsAttestation is the KBS Attestation payload. Protocol 0.1.0 put
+// tee-pubkey at the top level; 0.1.1 puts it in runtime-data.
+type kbsAttestation struct {
+	RuntimeData *kbsRuntimeData `json:"runtime-data,omitempty"`
+	TEEPubKey   json.RawMessage `json:"tee-pubkey,omitempty"`
+	TEEEvidence json.RawMessage `json:"tee-evidence"`
+	InitData    json.RawMessage `json:"init-data,omitempty"`
+}
+
+// teeFor maps KBS TEE names to kura's.
+func teeFor(name string) (attestation.TEE, error) {
+	switch name {
+	case "snp":
+		return attestation.SNP, nil
+	case "tdx":
+		return attestation.TDX, nil
+	case "sample", "sim":
+		return attestation.Sim, nil
+	}
+	return "", fmt.Errorf("%w: tee %q is not supported (snp, tdx, or sample/sim in dev mode)", ErrBadRequest, name)
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, 64<<10)
+	if err != nil {
+		return err
+	}
+	var req kbsRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(req.Version, "0.1.") {
+		return fmt.Errorf("%w: KBS protocol version %q; this broker speaks %s", ErrBadRequest, req.Version, ProtocolVersion)
+	}
+	tee, err := teeFor(req.TEE)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	id, sess, err := b.sessions.create(tee, nonce)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/kbs", Expires: sess.expires, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return web.WriteJSON(w, http.StatusOK, kbsChallenge{Nonce: base64.StdEncoding.EncodeToString(nonce), ExtraParams: ""})
+}
+
+func (b *Broker) sessionOf(r *http.Request) (string, *session, error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: no %s cookie: start with POST /kbs/v0/auth", ErrUnauthenticated, SessionCookie)
+	}
+	sess, ok := b.sessions.get(c.Value)
+	if !ok {
+		return "", nil, fmt.Errorf("%w: session unknown or expired: start again with POST /kbs/v0/auth", ErrUnauthenticated)
+	}
+	return c.Value, sess, nil
+}
+
+func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
+	if b.attest == nil {
+		return web.NewProblem(http.StatusNotImplemented, "no-verifier", "this broker has no built-in verifier: present a token from a trusted verifier as a Bearer token", nil)
+	}
+	id, sess, err := b.sessionOf(r)
+	if err != nil {
+		return err
+	}
+	if sess.attested != nil {
+		return web.WriteJSON(w, http.StatusOK, map[string]string{"token": sess.token})
+	}
+	body, err := web.ReadBody(w, r, maxKBSBody)
+	if err != nil {
+		return err
+	}
+	var att kbsAttestation
+	if err := decodeStrict(body, &att); err != nil {
+		return err
+	}
+	bundle, err := b.bundleFor(sess, &att)
+	if err != nil {
+		return err
+	}
+	rep, err := b.attest.Verify(r.Context(), bundle, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: sess.nonce})
+	if err != nil {
+		return fmt.Errorf("%w: attestation failed: %w", ErrUnauthenticated, err)
+	}
+	a, err := b.authenticate(rep.Token)
+	if err != nil {
+		return err
+	}
+	if !b.sessions.attest(id, a, string(rep.Token)) {
+		return fmt.Errorf("%w: session already attested or expired", ErrUnauthenticated)
+	}
+	b.log.InfoContext(r.Context(), "kbs session attested", "tee", a.View.TEE, "status", a.View.Status, "requester", clientAddr(r))
+	return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(rep.Token)})
+}
+
+// bundleFor turns a KBS Attestation into a kura bundle and checks that it
+// binds the session nonce and the tee-pubkey.
+func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bundle, error) {
+	rd := att.RuntimeData
+	if rd == nil {
+		rd = &kbsRuntimeData{Nonce: base64.StdEncoding.EncodeToString(sess.nonce), TEEPubKey: att.TEEPubKey}
+	}
+	if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.nonce))) != 1 {
+		return nil, fmt.Errorf("%w: runtime-data nonce is not this session's challenge", ErrUnauthenticated)
+	}
+	pub, err := CanonicalJWK(rd.TEEPubKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tee-pubkey: %v", ErrBadRequest, err)
+	}
+	ev := att.TEEEvidence
+	var s string
+	if json.Unmarshal(ev, &s) == nil { // protocol 0.1.0 sends evidence as a JSON string
+		ev = []byte(s)
+	}
+	bundle, err := attestation.ParseBundle(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tee-evidence must be a kura evidence bundle (docs/spec/attestation.md §2): %w", ErrBadRequest, err)
+	}
+	if bundle.TEE != sess.tee {
+		return nil, fmt.Errorf("%w: evidence is %s but the session was opened for %s", ErrBadRequest, bundle.TEE, sess.tee)
+	}
+	if !bytes.Equal(bundle.RuntimeData.Nonce, sess.nonce) || !bytes.Equal(bundle.RuntimeData.PublicKey, pub) {
+		return nil, fmt.Errorf("%w: the evidence's runtime data must carry the session nonce and the canonical tee-pubkey (docs/spec/keybroker.md §3)", ErrUnauthenticated)
+	}
+	return bundle, nil
+}
+
+// CanonicalJWK returns the RFC 8785 (JCS) form of a JWK, the bytes a kura
+// attester binds as its runtime-data public key.
+func CanonicalJWK(raw json.RawMessage) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || len(m) == 0 {
+		return nil, errors.New("not a JSON object")
+	}
+	if _, err := parseTEEKey(raw); err != nil {
+		return nil, err
+	}
+	return marshalCompact(m) // map keys sorted; JWK members are strings and numbers-free
+}
+
+func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
+	path := r.PathValue("repo") + "/" + r.PathValue("type") + "/" + r.PathValue("tag")
+	a, err := b.attestedOf(r)
+	if err != nil {
+		// Unauthenticated requests are decisions too: record them.
+		rec := &store.AuditRecord{Decision: "refused", Reason: err.Error(), Resource: path, Requester: clientAddr(r)}
+		if aerr := b.record(r.Context(), rec); aerr != nil {
+			return fmt.Errorf("record decision: %w", aerr)
+		}
+		return err
+	}
+	query := map[string]string{}
+	for k, v := range r.URL.Query() {
+		query[k] = strings.Join(v, ",")
+	}
+	out, err := b.Release(r.Context(), a, path, query, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(out)
+	return err
+}
+
+// attestedOf authenticates a resource request by Bearer token or session.
+func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return nil, fmt.Errorf("%w: Authorization must be a Bearer attestation token", ErrUnauthenticated)
+		}
+		return b.authenticate([]byte(strings.TrimSpace(tok)))
+	}
+	_, sess, err := b.sessionOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if sess.attested == nil {
+		return nil, fmt.Errorf("%w: session not attested: POST /kbs/v0/attest first", ErrUnauthenticated)
+	}
+	return sess.attested, nil
+}
+
+// problem maps broker errors to HTTP problems, with the KBS protocol's
+// 401/403/404 semantics.
+func problem(err error) *web.Problem {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return web.NewProblem(http.StatusUnauthorized, "unauthenticated", err.Error(), err)
+	case errors.Is(err, ErrDenied):
+		return web.NewProblem(http.StatusForbidden, "policy-denied", err.Error(), err)
+	case errors.Is(err, ErrNotFound):
+		return web.NewProblem(http.StatusNotFound, "resource-not-found", err.Error(), err)
+	case errors.Is(err, ErrBadRequest):
+		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
+	case errors.Is(err, ErrRateLimited):
+		p := web.NewProblem(http.StatusTooManyRequests, "rate-limited", "too many requests from this client", err)
+		p.RetryAfter = time.Second
+		return p
+	case errors.Is(err, errTooManySessions):
+		p := web.NewProblem(http.StatusServiceUnavailable, "busy", err.Error(), err)
+		p.RetryAfter = 5 * time.Second
+		return p
+	}
+	return nil
+}

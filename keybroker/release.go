@@ -1,0 +1,268 @@
+package keybroker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/token"
+)
+
+// Attested is a verified attestation token and what the broker derived
+// from it.
+type Attested struct {
+	View   *TokenView
+	TEEKey jwk.Key // the key releases are encrypted to
+	// Digest is SHA-256 of the token, for the audit trail.
+	Digest           string
+	IssuedAt, Expiry time.Time
+}
+
+// fresh checks a verified token's times against the broker's clock.
+func (b *Broker) fresh(a *Attested) error {
+	now := b.now()
+	if now.After(a.Expiry.Add(tokenSkew)) {
+		return fmt.Errorf("%w: attestation token expired at %s: attest again", ErrUnauthenticated, a.Expiry.UTC().Format(time.RFC3339))
+	}
+	if age := now.Sub(a.IssuedAt); age > b.maxTokenAge {
+		return fmt.Errorf("%w: token issued %s ago; the limit is %s: attest again", ErrUnauthenticated, age.Round(time.Second), b.maxTokenAge)
+	}
+	return nil
+}
+
+// tokenSkew is the clock skew tolerated on token expiry.
+const tokenSkew = 30 * time.Second
+
+// authenticate verifies a token and checks its freshness. Verified tokens
+// are remembered by digest until they expire, so a workload fetching many
+// resources with one token pays for the signature check once; expiry and
+// freshness are checked on every use.
+func (b *Broker) authenticate(raw []byte) (*Attested, error) {
+	sum := sha256.Sum256(raw)
+	if a := b.verified.get(sum); a != nil {
+		return a, b.fresh(a)
+	}
+	c, err := b.tokens.Verify(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	view, err := tokenView(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if len(c.RuntimePublicKey) == 0 {
+		return nil, fmt.Errorf("%w: token binds no TEE public key", ErrUnauthenticated)
+	}
+	key, err := parseTEEKey(c.RuntimePublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	a := &Attested{View: view, TEEKey: key, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
+	if err := b.fresh(a); err != nil {
+		return nil, err
+	}
+	b.verified.put(sum, a)
+	return a, nil
+}
+
+// tokenCache remembers verified tokens by digest. It is bounded: when full
+// it is emptied and refilled.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*Attested
+}
+
+const tokenCacheSize = 10000
+
+func (c *tokenCache) get(k [sha256.Size]byte) *Attested {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+func (c *tokenCache) put(k [sha256.Size]byte, a *Attested) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= tokenCacheSize {
+		clear(c.m)
+	}
+	c.m[k] = a
+}
+
+// tokenView extracts the cpu0 appraisal a policy reads.
+func tokenView(c *token.Claims) (*TokenView, error) {
+	cpu, ok := c.Submods["cpu0"]
+	if !ok {
+		return nil, errors.New("token has no cpu0 appraisal")
+	}
+	v := &TokenView{Status: cpu.Status.String(), PolicyID: cpu.PolicyID, TrustVector: map[string]int{}, Claims: map[string]any{}}
+	for k, claim := range cpu.TrustVector.AsMap() {
+		if claim != 0 {
+			v.TrustVector[k] = int(claim)
+		}
+	}
+	for k, val := range cpu.Evidence {
+		if k != "runtime_data" {
+			v.Claims[k] = val
+		}
+	}
+	v.TEE, _ = cpu.Evidence["tee"].(string)
+	v.Insecure, _ = cpu.Evidence["insecure"].(bool)
+	if c.Result != nil && c.Result.VerifierID != nil && c.Result.VerifierID.Build != nil {
+		v.Issuer = *c.Result.VerifierID.Build
+	}
+	return v, nil
+}
+
+// parseTEEKey parses the tee-pubkey JWK and checks it is a key kura can
+// encrypt to: EC P-256/P-384/P-521 or X25519 (ECDH-ES+A256KW), or RSA of at
+// least 2048 bits (RSA-OAEP-256).
+func parseTEEKey(data []byte) (jwk.Key, error) {
+	k, err := jwk.ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("tee-pubkey is not a JWK: %w", err)
+	}
+	if _, err := keyAlgorithm(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func keyAlgorithm(k jwk.Key) (jwa.KeyEncryptionAlgorithm, error) {
+	switch k.KeyType() {
+	case jwa.EC(), jwa.OKP():
+		return jwa.ECDH_ES_A256KW(), nil
+	case jwa.RSA():
+		var raw any
+		if err := jwk.Export(k, &raw); err == nil {
+			if pub, ok := raw.(interface{ Size() int }); ok && pub.Size() < 256 {
+				return jwa.KeyEncryptionAlgorithm{}, errors.New("tee-pubkey RSA key is shorter than 2048 bits")
+			}
+		}
+		return jwa.RSA_OAEP_256(), nil
+	}
+	return jwa.KeyEncryptionAlgorithm{}, fmt.Errorf("tee-pubkey key type %s: want EC, OKP (X25519) or RSA", k.KeyType())
+}
+
+// encryptTo returns value as a flattened JSON JWE (RFC 7516 §7.2.2) to key.
+func encryptTo(key jwk.Key, value []byte) ([]byte, error) {
+	alg, err := keyAlgorithm(key)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return jwe.Encrypt(value, jwe.WithKey(alg, pub), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
+}
+
+// Release decides whether the attested workload may have the resource at
+// path and, if so, returns it as a flattened JWE to the workload's TEE key.
+// Every decision is recorded in the audit trail before Release returns.
+func (b *Broker) Release(ctx context.Context, a *Attested, path string, query map[string]string, requester string) ([]byte, error) {
+	rec := &store.AuditRecord{Resource: path, Requester: requester}
+	if a != nil {
+		rec.TokenDigest, rec.TEE = a.Digest, a.View.TEE
+		rec.Measurement, _ = a.View.Claims["measurement"].(string)
+	}
+	out, err := b.release(ctx, a, path, query, rec)
+	if err != nil {
+		rec.Decision, rec.Reason = "refused", err.Error()
+	} else {
+		rec.Decision, rec.Reason = "released", "policy allowed"
+	}
+	if aerr := b.record(ctx, rec); aerr != nil {
+		// A release that cannot be recorded does not happen.
+		return nil, fmt.Errorf("record decision: %w", aerr)
+	}
+	return out, err
+}
+
+func (b *Broker) release(ctx context.Context, a *Attested, path string, query map[string]string, rec *store.AuditRecord) ([]byte, error) {
+	req, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	req.Query = query
+	if a == nil {
+		return nil, fmt.Errorf("%w: no session or token", ErrUnauthenticated)
+	}
+	r, err := b.store.GetResource(ctx, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	scope, src, err := b.policyForResource(ctx, req, r)
+	if err != nil {
+		return nil, err
+	}
+	d, err := b.policies.evaluate(ctx, scope, src, &PolicyInput{
+		Token:    a.View,
+		Request:  req,
+		Resource: &ResourceView{Version: r.Version, Metadata: r.Metadata},
+		DevMode:  b.devMode,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	rec.PolicyID = d.PolicyID
+	if !d.Allow {
+		return nil, fmt.Errorf("%w: %s", ErrDenied, strings.Join(d.Deny, "; "))
+	}
+	value, err := b.unseal(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(value)
+	return encryptTo(a.TEEKey, value)
+}
+
+func (b *Broker) policyForResource(ctx context.Context, req RequestView, r *store.Resource) (scope, src string, err error) {
+	if r.PolicyID != "" {
+		src, found, err := b.stored.get(ctx, r.PolicyID)
+		if err == nil && !found {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("policy %s bound to %s: %w", r.PolicyID, r.Path, err)
+		}
+		return r.PolicyID, src, nil
+	}
+	return b.policyFor(ctx, req)
+}
+
+// record stores an audit record durably, hands it to the sink and logs it.
+func (b *Broker) record(ctx context.Context, rec *store.AuditRecord) error {
+	rec.Time = b.now().UTC()
+	seq, err := b.store.AppendAudit(ctx, rec)
+	if err != nil {
+		return err
+	}
+	rec.Seq = seq
+	if b.audit != nil {
+		if err := b.audit.Record(ctx, rec); err != nil {
+			return err
+		}
+	}
+	level := b.log.Info
+	if rec.Decision != "released" {
+		level = b.log.Warn
+	}
+	level("release decision", "decision", rec.Decision, "resource", rec.Resource, "reason", rec.Reason,
+		"policy", rec.PolicyID, "tee", rec.TEE, "measurement", rec.Measurement, "requester", rec.Requester,
+		"token_sha256", rec.TokenDigest, "audit_seq", rec.Seq)
+	return nil
+}
