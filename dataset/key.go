@@ -1,0 +1,145 @@
+package dataset
+
+import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Key is a 32-byte data key. It prints as REDACTED in every format and log.
+type Key struct{ b [KeySize]byte }
+
+// NewKey returns a fresh random data key.
+func NewKey() Key {
+	var k Key
+	rand.Read(k.b[:]) // never fails (crypto/rand)
+	return k
+}
+
+// KeyFromBytes returns the key with the given 32 bytes.
+func KeyFromBytes(b []byte) (Key, error) {
+	var k Key
+	if len(b) != KeySize {
+		return k, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidKey, len(b), KeySize)
+	}
+	copy(k.b[:], b)
+	return k, nil
+}
+
+// Bytes returns a copy of the key's bytes.
+func (k Key) Bytes() []byte { return append([]byte(nil), k.b[:]...) }
+
+// Equal reports whether two keys are equal, in constant time.
+func (k Key) Equal(o Key) bool { return subtle.ConstantTimeCompare(k.b[:], o.b[:]) == 1 }
+
+// String returns "REDACTED".
+func (Key) String() string { return "REDACTED" }
+
+// GoString returns "REDACTED".
+func (Key) GoString() string { return "REDACTED" }
+
+// Format prints REDACTED for every verb.
+func (Key) Format(f fmt.State, _ rune) { io.WriteString(f, "REDACTED") }
+
+// LogValue implements slog.LogValuer.
+func (Key) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// MarshalText refuses to encode the key, so it cannot leak through JSON or YAML.
+func (Key) MarshalText() ([]byte, error) {
+	return nil, fmt.Errorf("%w: refusing to marshal a data key", ErrInvalidKey)
+}
+
+// KeyID is the public fingerprint of a data key (docs/spec/dataset.md §3).
+type KeyID [32]byte
+
+// String returns the key id in hex.
+func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
+
+// MarshalText encodes the key id in hex.
+func (id KeyID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// ID returns the key's id: HKDF-SHA256 of the key with an empty salt and the
+// info "kura dataset v1 key id". It is safe to publish, and commits to the key.
+func (k Key) ID() KeyID {
+	var id KeyID
+	copy(id[:], derive(k.b[:], nil, infoKeyID))
+	return id
+}
+
+const (
+	infoKeyID     = "kura dataset v1 key id"
+	infoChunkKey  = "kura dataset v1 chunk key"
+	infoHeaderMAC = "kura dataset v1 header mac"
+)
+
+func derive(secret, salt []byte, info string) []byte {
+	out, err := hkdf.Key(sha256.New, secret, salt, info, 32)
+	if err != nil {
+		panic(err) // only for lengths beyond 255*32 bytes
+	}
+	return out
+}
+
+// keyFilePrefix starts the single line of a key file.
+const keyFilePrefix = "kura-data-key-v1 "
+
+// WriteKeyFile creates path with mode 0600 and writes the key to it. It
+// fails if path exists.
+func WriteKeyFile(path string, k Key) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	_, err = io.WriteString(f, keyFilePrefix+hex.EncodeToString(k.b[:])+"\n")
+	return err
+}
+
+// ReadKeyFile reads a key file written by WriteKeyFile. It refuses a file
+// that its group or others may read or write.
+func ReadKeyFile(path string) (Key, error) {
+	var k Key
+	f, err := os.Open(path)
+	if err != nil {
+		return k, fmt.Errorf("key file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return k, fmt.Errorf("key file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return k, fmt.Errorf("%w: key file %s is not a regular file", ErrInvalidKey, path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return k, fmt.Errorf("%w: key file %s has mode %04o; others may read it (chmod 600 %s)", ErrInvalidKey, path, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 256))
+	if err != nil {
+		return k, fmt.Errorf("key file: %w", err)
+	}
+	line := strings.TrimSpace(string(data))
+	h, ok := strings.CutPrefix(line, keyFilePrefix)
+	if !ok {
+		return k, fmt.Errorf("%w: key file %s does not start with %q", ErrInvalidKey, path, strings.TrimSpace(keyFilePrefix))
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return k, fmt.Errorf("%w: key file %s: not hex", ErrInvalidKey, path)
+	}
+	return KeyFromBytes(b)
+}

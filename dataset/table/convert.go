@@ -1,0 +1,394 @@
+package table
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
+)
+
+// Format is an input format.
+type Format string
+
+// Input formats.
+const (
+	CSV     Format = "csv"     // comma-separated, with a header line
+	Parquet Format = "parquet" // Apache Parquet
+	JSONL   Format = "jsonl"   // one JSON object per line
+)
+
+// DetectFormat returns the format named by path's extension.
+func DetectFormat(path string) (Format, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return CSV, nil
+	case ".parquet", ".pq":
+		return Parquet, nil
+	case ".jsonl", ".ndjson":
+		return JSONL, nil
+	}
+	return "", fmt.Errorf("%w: cannot tell the format of %s from its extension (want .csv, .parquet or .jsonl)", ErrUnsupportedFormat, path)
+}
+
+// Config configures DuckDB for a conversion. The zero value is ready to use.
+type Config struct {
+	// MemoryLimit is DuckDB's memory_limit; "" means "1GB". DuckDB spills
+	// to TempDir beyond it.
+	MemoryLimit string
+	// Threads is DuckDB's thread count; zero means runtime.GOMAXPROCS(0).
+	Threads int
+	// TempDir is the parent of the spill directory; "" means os.TempDir().
+	// The spill directory is removed when the conversion ends.
+	TempDir string
+}
+
+// Result describes a finished conversion.
+type Result struct {
+	Rows int64
+}
+
+// session is one in-memory DuckDB database on one connection.
+type session struct {
+	db    *sql.DB
+	conn  *sql.Conn
+	spill string
+}
+
+func open(ctx context.Context, cfg Config) (*session, error) {
+	spill, err := os.MkdirTemp(cfg.TempDir, "kura-duckdb-*")
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		os.RemoveAll(spill)
+		return nil, err
+	}
+	s := &session{db: db, spill: spill}
+	if s.conn, err = db.Conn(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	mem := cfg.MemoryLimit
+	if mem == "" {
+		mem = "1GB"
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	for _, q := range []string{
+		"SET memory_limit = " + quote(mem),
+		fmt.Sprintf("SET threads = %d", threads),
+		"SET temp_directory = " + quote(spill),
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET preserve_insertion_order = true",
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			s.close()
+			return nil, fmt.Errorf("duckdb: %s: %w", q, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.db.Close()
+	os.RemoveAll(s.spill)
+}
+
+// quote returns s as an SQL string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ident returns s as an SQL identifier.
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// isEmpty reports whether a CSV or JSON-lines file holds nothing but white space.
+func isEmpty(path string, format Format) (bool, error) {
+	if format == Parquet {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		if strings.TrimSpace(string(buf[:n])) != "" {
+			return false, nil
+		}
+		if err != nil {
+			return true, nil
+		}
+	}
+}
+
+// source returns a table expression reading path. With text true, CSV and
+// JSON-lines values are read as VARCHAR, so that validation sees them as
+// written.
+func (s *session) source(ctx context.Context, path string, format Format, text bool) (string, error) {
+	switch format {
+	case CSV:
+		if text {
+			return fmt.Sprintf("read_csv(%s, header = true, all_varchar = true)", quote(path)), nil
+		}
+		return fmt.Sprintf("read_csv(%s, header = true)", quote(path)), nil
+	case Parquet:
+		return fmt.Sprintf("read_parquet(%s)", quote(path)), nil
+	case JSONL:
+		src := fmt.Sprintf("read_json(%s, format = 'newline_delimited')", quote(path))
+		if !text {
+			return src, nil
+		}
+		cols, err := s.describe(ctx, src)
+		if err != nil {
+			return "", err
+		}
+		var fields []string
+		for _, c := range cols {
+			fields = append(fields, quote(c.name)+": 'VARCHAR'")
+		}
+		return fmt.Sprintf("read_json(%s, format = 'newline_delimited', columns = {%s})", quote(path), strings.Join(fields, ", ")), nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnsupportedFormat, format)
+}
+
+type described struct{ name, typ string }
+
+func (s *session) describe(ctx context.Context, src string) ([]described, error) {
+	rows, err := s.conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+src+")")
+	if err != nil {
+		return nil, fmt.Errorf("reading the input: %w", err)
+	}
+	defer rows.Close()
+	var out []described
+	for rows.Next() {
+		var d described
+		if err := rows.Scan(&d.name, &d.typ); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// value returns the SQL expression converting column c of the source to its
+// schema type and normalising it; it is NULL where the value is invalid.
+func (sc *Schema) value(c Column) string {
+	x := ident(c.Name)
+	if c.Type != String {
+		return fmt.Sprintf("TRY_CAST(%s AS %s)", x, duckTypes[c.Type])
+	}
+	x = fmt.Sprintf("CAST(%s AS VARCHAR)", x)
+	for _, n := range c.Normalize {
+		switch n {
+		case Trim:
+			x = fmt.Sprintf(`regexp_replace(%s, '^[\s\p{Z}]+|[\s\p{Z}]+$', '', 'g')`, x)
+		case Lower:
+			x = fmt.Sprintf("lower(%s)", x)
+		case E164:
+			x = e164(x, sc.DefaultCountryCode)
+		}
+	}
+	return x
+}
+
+// e164 returns the SQL expression normalising phone number x to E.164, or
+// NULL when it cannot.
+func e164(x, cc string) string {
+	s := fmt.Sprintf(`regexp_replace(%s, '[\s\p{Z}\-\.\(\)/]', '', 'g')`, x)
+	national := "NULL"
+	if cc != "" {
+		national = fmt.Sprintf("'+%s' || (CASE WHEN starts_with(%s, '0') THEN substr(%s, 2) ELSE %s END)", cc, s, s, s)
+	}
+	r := fmt.Sprintf("(CASE WHEN starts_with(%s, '+') THEN '+' || substr(%s, 2) WHEN starts_with(%s, '00') THEN '+' || substr(%s, 3) ELSE %s END)", s, s, s, s, national)
+	return fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '\+[1-9][0-9]{6,14}') THEN %s END)`, r, r)
+}
+
+// Convert reads the CSV, Parquet or JSON-lines file inPath (format "" means
+// by extension), checks it against the schema, normalises it and writes it
+// as Parquet to outPath. outPath appears only when the conversion succeeded.
+// Input errors wrap ErrSchemaMismatch and are *ColumnError.
+func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *Schema, outPath string) (*Result, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if format == "" {
+		var err error
+		if format, err = DetectFormat(inPath); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(inPath); err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	var sel []string
+	for _, c := range sc.Columns {
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", sc.value(c), duckTypes[c.Type], ident(c.Name)))
+	}
+	empty, err := isEmpty(inPath, format)
+	if err != nil {
+		return nil, err
+	}
+	query := ""
+	if empty {
+		var cols []string
+		for _, c := range sc.Columns {
+			cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", duckTypes[c.Type], ident(c.Name)))
+		}
+		query = "SELECT " + strings.Join(cols, ", ") + " WHERE false"
+	} else {
+		src, err := s.source(ctx, inPath, format, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.check(ctx, src, sc); err != nil {
+			return nil, err
+		}
+		query = "SELECT " + strings.Join(sel, ", ") + " FROM " + src
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	tmp.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp.Name())
+		}
+	}()
+	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", query, quote(tmp.Name())))
+	if err != nil {
+		return nil, fmt.Errorf("writing parquet: %w", err)
+	}
+	rows, _ := res.RowsAffected()
+	if err := os.Rename(tmp.Name(), outPath); err != nil {
+		return nil, err
+	}
+	ok = true
+	return &Result{Rows: rows}, nil
+}
+
+// check compares the input's columns with the schema and finds, in one pass,
+// the first row where each column's value does not convert.
+func (s *session) check(ctx context.Context, src string, sc *Schema) error {
+	cols, err := s.describe(ctx, src)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, c := range cols {
+		have[c.name] = true
+	}
+	want := map[string]bool{}
+	for _, c := range sc.Columns {
+		want[c.Name] = true
+		if !have[c.Name] {
+			return &ColumnError{Column: c.Name, Err: ErrMissingColumn}
+		}
+	}
+	for _, c := range cols {
+		if !want[c.name] {
+			return &ColumnError{Column: c.name, Err: ErrExtraColumn}
+		}
+	}
+	var exprs []string
+	for _, c := range sc.Columns {
+		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), sc.value(c)))
+	}
+	q := fmt.Sprintf("SELECT %s FROM (SELECT row_number() OVER () AS __kura_row, * FROM %s)", strings.Join(exprs, ", "), src)
+	bad := make([]sql.NullInt64, len(sc.Columns))
+	dst := make([]any, len(bad))
+	for i := range bad {
+		dst[i] = &bad[i]
+	}
+	if err := s.conn.QueryRowContext(ctx, q).Scan(dst...); err != nil {
+		return fmt.Errorf("reading the input: %w", err)
+	}
+	var errs []error
+	for i, c := range sc.Columns {
+		if !bad[i].Valid {
+			continue
+		}
+		e := fmt.Errorf("%w: want %s", ErrTypeMismatch, c.Type)
+		if c.Type == String {
+			e = fmt.Errorf("%w: cannot normalise with %v", ErrInvalidValue, c.Normalize)
+		}
+		errs = append(errs, &ColumnError{Column: c.Name, Row: bad[i].Int64, Err: e})
+	}
+	return errors.Join(errs...)
+}
+
+// Infer reads the input's columns and types and returns a schema for them.
+// Types DuckDB detects beyond the schema types are read as strings.
+func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*Schema, error) {
+	if format == "" {
+		var err error
+		if format, err = DetectFormat(inPath); err != nil {
+			return nil, err
+		}
+	}
+	if empty, err := isEmpty(inPath, format); err != nil {
+		return nil, err
+	} else if empty {
+		return nil, fmt.Errorf("%w: %s is empty: give a schema with --schema", ErrInvalidSchema, inPath)
+	}
+	s, err := open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	src, err := s.source(ctx, inPath, format, false)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := s.describe(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	sc := &Schema{}
+	for _, c := range cols {
+		sc.Columns = append(sc.Columns, Column{Name: c.name, Type: typeOf(c.typ)})
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+func typeOf(duck string) Type {
+	t := strings.ToUpper(duck)
+	switch {
+	case t == "BIGINT" || t == "INTEGER" || t == "SMALLINT" || t == "TINYINT" || t == "UINTEGER" || t == "USMALLINT" || t == "UTINYINT":
+		return Int64
+	case t == "DOUBLE" || t == "FLOAT" || strings.HasPrefix(t, "DECIMAL"):
+		return Double
+	case t == "BOOLEAN":
+		return Bool
+	case t == "DATE":
+		return Date
+	case strings.HasPrefix(t, "TIMESTAMP"):
+		return Timestamp
+	}
+	return String
+}

@@ -1,0 +1,395 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/dataset/table"
+)
+
+// Exit codes of kura data (docs/spec/dataset.md §6).
+const (
+	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed
+	ExitWrongKey    = 7 // wrong data key, or an unusable key file
+	ExitDataInvalid = 8 // input does not match the schema
+)
+
+// dataExitCode maps the dataset packages' errors to exit codes.
+func dataExitCode(err error) (int, bool) {
+	switch {
+	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey):
+		return ExitWrongKey, true
+	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader):
+		return ExitDataAuth, true
+	case errors.Is(err, table.ErrSchemaMismatch):
+		return ExitDataInvalid, true
+	}
+	return 0, false
+}
+
+func newDataCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "data", Short: "Seal, open and inspect datasets"}
+	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g))
+	return cmd
+}
+
+type dataSealFlags struct {
+	out, schema, keyFile, datasetID, format string
+	chunkSize                               int
+}
+
+func newDataSealCmd(g *globals) *cobra.Command {
+	f := &dataSealFlags{}
+	cmd := &cobra.Command{
+		Use:   "seal IN -o OUT",
+		Short: "Validate a CSV, Parquet or JSON-lines file against a schema, convert it to Parquet and seal it",
+		Long: `Validate IN (CSV with a header line, Parquet, or JSON lines) against the schema, normalise its
+identity columns, convert it to Parquet with DuckDB and seal it under a data key
+(docs/spec/dataset.md). Without --schema the schema is inferred from IN and embedded.
+When --key-file (default OUT.key) does not exist, a fresh data key is written to it
+with mode 0600; keep it secret and register it with your key broker.
+Exits 8 when IN does not match the schema.`,
+		Example: `  kura data seal customers.csv --schema customers.yaml -o customers.kura
+  kura data seal visits.jsonl --key-file owner.key --dataset-id visits-2025 -o visits.kura`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDataSeal(cmd.Context(), g, f, args[0], cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.out, "output", "o", "", "sealed dataset to write (required)")
+	fs.StringVar(&f.schema, "schema", "", "schema file, YAML or JSON (default: inferred from IN)")
+	fs.StringVar(&f.keyFile, "key-file", "", "data key file; created with a fresh key when missing (default OUT.key)")
+	fs.StringVar(&f.datasetID, "dataset-id", "", "dataset id recorded in the header (default: IN's name without extension)")
+	fs.StringVar(&f.format, "format", "", "input format: csv, parquet or jsonl (default: from IN's extension)")
+	fs.IntVar(&f.chunkSize, "chunk-size", dataset.DefaultChunkSize, "plaintext bytes per chunk")
+	return cmd
+}
+
+func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, out io.Writer) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	if f.out == "" {
+		return usagef("give the sealed file to write with -o OUT")
+	}
+	if f.chunkSize < dataset.MinChunkSize || f.chunkSize > dataset.MaxChunkSize {
+		return usagef("--chunk-size %d: want %d to %d", f.chunkSize, dataset.MinChunkSize, dataset.MaxChunkSize)
+	}
+	if _, err := os.Stat(in); err != nil {
+		return usagef("%s: %w", in, err)
+	}
+	format := table.Format(f.format)
+	switch format {
+	case "":
+		if format, err = table.DetectFormat(in); err != nil {
+			return usageError{fmt.Errorf("%w; give --format csv, parquet or jsonl", err)}
+		}
+	case table.CSV, table.Parquet, table.JSONL:
+	default:
+		return usagef("--format %q: want csv, parquet or jsonl", f.format)
+	}
+	id := f.datasetID
+	if id == "" {
+		id = strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
+	}
+	keyFile := f.keyFile
+	if keyFile == "" {
+		keyFile = f.out + ".key"
+	}
+	// Read an existing key before the work, so a bad key file fails fast.
+	key, haveKey, err := loadKey(keyFile)
+	if err != nil {
+		return err
+	}
+
+	var sc *table.Schema
+	if f.schema != "" {
+		data, err := os.ReadFile(f.schema)
+		if err != nil {
+			return usagef("--schema: %w", err)
+		}
+		if sc, err = table.ParseSchema(data); err != nil {
+			return usageError{fmt.Errorf("--schema %s: %w", f.schema, err)}
+		}
+	} else {
+		if sc, err = table.Infer(ctx, table.Config{}, in, format); err != nil {
+			if errors.Is(err, table.ErrInvalidSchema) {
+				return usageError{err}
+			}
+			return err
+		}
+		log.Info("inferred schema", "columns", len(sc.Columns))
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(f.out), "."+filepath.Base(f.out)+".parquet-*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	res, err := table.Convert(ctx, table.Config{}, in, format, sc, tmp.Name())
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	if !haveKey {
+		key = dataset.NewKey()
+		if err := dataset.WriteKeyFile(keyFile, key); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.env.Stderr, "kura: wrote a new data key to %s (mode 0600): keep it secret, register it with your key broker\n", keyFile)
+	}
+	st, err := os.Stat(tmp.Name())
+	if err != nil {
+		return err
+	}
+	p := newProgress(g.env.Stderr, "sealing", st.Size())
+	h, err := dataset.SealFile(ctx, f.out, tmp.Name(), key,
+		dataset.Header{DatasetID: id, Format: "parquet", Schema: sc.JSON(), ChunkSize: f.chunkSize},
+		dataset.Options{Progress: p.update})
+	p.finish()
+	if err != nil {
+		return err
+	}
+	log.Info("sealed dataset", "dataset", id, "rows", res.Rows, "key_id", h.KeyID.String(), "out", f.out)
+	fmt.Fprintf(out, "sealed %s: %d rows, %d bytes of Parquet -> %s (%d bytes)\nkey id: %s\n", id, res.Rows, h.Size, f.out, h.SealedSize(), h.KeyID)
+	return nil
+}
+
+// loadKey reads path when it exists; have reports whether it did.
+func loadKey(path string) (k dataset.Key, have bool, err error) {
+	k, err = dataset.ReadKeyFile(path)
+	switch {
+	case err == nil:
+		return k, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return k, false, nil
+	}
+	return k, false, err
+}
+
+type dataOpenFlags struct{ out, keyFile string }
+
+func newDataOpenCmd(g *globals) *cobra.Command {
+	f := &dataOpenFlags{}
+	cmd := &cobra.Command{
+		Use:   "open IN -o OUT --key-file FILE",
+		Short: "Decrypt a sealed dataset you own into its Parquet file",
+		Long: `Decrypt a sealed dataset with its data key. OUT (mode 0600) appears only after every chunk
+authenticated; on any failure nothing is written. Exits 6 when the file was tampered with or
+truncated, 7 for a wrong key.`,
+		Example: `  kura data open customers.kura --key-file customers.kura.key -o customers.parquet`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDataOpen(cmd.Context(), g, f, args[0], cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVarP(&f.out, "output", "o", "", "Parquet file to write (required)")
+	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "data key file (required)")
+	return cmd
+}
+
+func runDataOpen(ctx context.Context, g *globals, f *dataOpenFlags, in string, out io.Writer) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	if f.out == "" || f.keyFile == "" {
+		return usagef("give the output with -o OUT and the data key with --key-file FILE")
+	}
+	key, err := dataset.ReadKeyFile(f.keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return usagef("--key-file: %w", err)
+	} else if err != nil {
+		return err
+	}
+	st, err := os.Stat(in)
+	if err != nil {
+		return usagef("%s: %w", in, err)
+	}
+	p := newProgress(g.env.Stderr, "opening", st.Size())
+	h, err := dataset.OpenFile(ctx, f.out, in, key, dataset.Options{Progress: p.update})
+	p.finish()
+	if err != nil {
+		log.Warn("refused sealed dataset", "file", in, "reason", err.Error())
+		return fmt.Errorf("%s: %w (nothing written)", in, err)
+	}
+	log.Info("opened dataset", "dataset", h.DatasetID, "key_id", h.KeyID.String(), "out", f.out)
+	fmt.Fprintf(out, "opened %s: %d bytes of %s -> %s\n", h.DatasetID, h.Size, h.Format, f.out)
+	return nil
+}
+
+func newDataInspectCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Print a sealed dataset's header without any key",
+		Long: `Print the header of a sealed dataset: id, schema, format, chunk size, key id and sizes.
+No key is used, so the header is not authenticated here; kura data open and workers
+authenticate it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDataInspect(args[0], asJSON, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the header as JSON")
+	return cmd
+}
+
+// inspection is the JSON form of kura data inspect.
+type inspection struct {
+	File       string          `json:"file"`
+	Version    int             `json:"version"`
+	DatasetID  string          `json:"dataset_id"`
+	Format     string          `json:"format"`
+	KeyID      string          `json:"key_id"`
+	ChunkSize  int             `json:"chunk_size"`
+	Size       *int64          `json:"plaintext_size"`
+	SealedSize int64           `json:"sealed_size"`
+	HeaderSize int             `json:"header_size"`
+	Chunks     int64           `json:"chunks"`
+	Schema     json.RawMessage `json:"schema,omitempty"`
+}
+
+func runDataInspect(path string, asJSON bool, out io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return usagef("%s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h, err := dataset.ReadHeader(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	in := inspection{File: path, Version: dataset.Version, DatasetID: h.DatasetID, Format: h.Format, KeyID: h.KeyID.String(),
+		ChunkSize: h.ChunkSize, SealedSize: st.Size(), HeaderSize: h.Len(), Schema: h.Schema}
+	unit := int64(h.ChunkSize + dataset.TagSize)
+	in.Chunks = (st.Size() - int64(h.Len()) + unit - 1) / unit
+	if h.Size != dataset.UnknownSize {
+		in.Size, in.Chunks = &h.Size, h.NumChunks()
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(in)
+	}
+	fmt.Fprintf(out, "file:         %s (not authenticated: inspect uses no key)\n", path)
+	fmt.Fprintf(out, "dataset id:   %s\n", h.DatasetID)
+	fmt.Fprintf(out, "format:       %s, sealed-dataset version %d\n", h.Format, dataset.Version)
+	fmt.Fprintf(out, "key id:       %s\n", h.KeyID)
+	fmt.Fprintf(out, "chunk size:   %d bytes\n", h.ChunkSize)
+	if in.Size != nil {
+		fmt.Fprintf(out, "plaintext:    %d bytes\n", *in.Size)
+	} else {
+		fmt.Fprintf(out, "plaintext:    size not recorded (streamed)\n")
+	}
+	fmt.Fprintf(out, "sealed:       %d bytes (header %d, %d chunks)\n", st.Size(), h.Len(), in.Chunks)
+	if want := h.SealedSize(); want >= 0 && want != st.Size() {
+		fmt.Fprintf(out, "warning:      the header announces %d sealed bytes\n", want)
+	}
+	if len(h.Schema) == 0 {
+		return nil
+	}
+	sc, err := table.ParseSchema(h.Schema)
+	if err != nil {
+		fmt.Fprintf(out, "schema:       %s\n", h.Schema)
+		return nil
+	}
+	if sc.DefaultCountryCode != "" {
+		fmt.Fprintf(out, "schema:       (default country code +%s)\n", sc.DefaultCountryCode)
+	} else {
+		fmt.Fprintln(out, "schema:")
+	}
+	for _, c := range sc.Columns {
+		var tags []string
+		if c.Identity {
+			tags = append(tags, "identity")
+		}
+		if c.Join {
+			tags = append(tags, "join")
+		}
+		for _, n := range c.Normalize {
+			tags = append(tags, string(n))
+		}
+		fmt.Fprintln(out, strings.TrimRight(fmt.Sprintf("  %-20s %-10s %s", c.Name, c.Type, strings.Join(tags, " ")), " "))
+	}
+	return nil
+}
+
+// progress draws a progress bar on a terminal and does nothing otherwise.
+type progress struct {
+	w      io.Writer
+	label  string
+	total  int64
+	start  time.Time
+	last   time.Time
+	active bool
+}
+
+func newProgress(w io.Writer, label string, total int64) *progress {
+	p := &progress{w: w, label: label, total: total, start: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.active = true
+	}
+	return p
+}
+
+func (p *progress) update(done int64) {
+	if !p.active {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && done < p.total {
+		return
+	}
+	p.last = now
+	elapsed := now.Sub(p.start).Seconds()
+	rate := float64(done) / max(elapsed, 1e-3)
+	eta := "--"
+	if rate > 0 && done <= p.total {
+		eta = (time.Duration(float64(p.total-done)/rate) * time.Second / time.Second).Round(time.Second).String()
+	}
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(done) / float64(p.total)
+	}
+	const width = 30
+	bar := strings.Repeat("=", int(pct/100*width)) + strings.Repeat(" ", width-int(pct/100*width))
+	fmt.Fprintf(p.w, "\r%s [%s] %5.1f%% %s / %s  %s/s  ETA %s   ", p.label, bar, pct, bytesize(done), bytesize(p.total), bytesize(int64(rate)), eta)
+}
+
+func (p *progress) finish() {
+	if p.active && !p.last.IsZero() {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func bytesize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
