@@ -1,0 +1,7 @@
+//go:build !linux
+
+package s3
+
+import "os/exec"
+
+func setPdeathsig(*exec.Cmd) {}
