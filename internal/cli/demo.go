@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +25,7 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
@@ -71,6 +75,9 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 	d := &demo{out: out}
 	fmt.Fprintln(out, "kura demo: attestation. Everything runs locally; nothing leaves this machine.")
 	if err := d.simRoundTrip(ctx, g, log); err != nil {
+		return err
+	}
+	if err := d.keyBroker(ctx, log); err != nil {
 		return err
 	}
 	return d.realEvidence(ctx)
@@ -307,4 +314,81 @@ func measurementOffset(tee attestation.TEE) int {
 		return 0x90
 	}
 	return 48 + 136
+}
+
+// keyBroker runs a key broker with a built-in dev-mode verifier on
+// loopback: an owner stores a secret, a sim workload attests and fetches it,
+// and a policy that wants another measurement refuses.
+func (d *demo) keyBroker(ctx context.Context, log *slog.Logger) error {
+	d.section("Key broker: a secret released only to an attested workload (KBS protocol)")
+	dir, err := os.MkdirTemp("", "kura-demo-kbs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	f := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: dir, roles: roleAll}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	f.kbs.adminKeys = filepath.Join(dir, "admins")
+	if err := os.WriteFile(f.kbs.adminKeys, []byte(keybroker.AuthorizedKeyLine(pub, "airline")+"\n"), 0o600); err != nil {
+		return err
+	}
+	mux, closeFn, err := newMuxLogger(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srvCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- web.Serve(srvCtx, l, mux, log, 5*time.Second) }()
+	defer func() { stop(); <-done }()
+	base := "http://" + l.Addr().String()
+	d.say("key broker on %s: secrets sealed under a KEK in SQLite, owner API signed with Ed25519", base)
+
+	owner := &keybroker.AdminClient{BaseURL: base, Key: priv}
+	value := []byte("airline dataset key: 9f2c…")
+	v, err := owner.Put(ctx, "airline/key/passengers", value, map[string]string{"dataset": "passengers-2026"}, "")
+	if err != nil {
+		return err
+	}
+	d.say("the airline stores its dataset key as airline/key/passengers (version %d); the broker keeps only ciphertext", v)
+
+	workload, err := sim.NewAttester(sim.AttesterConfig{})
+	if err != nil {
+		return err
+	}
+	s, err := (&keybroker.Client{BaseURL: base}).Attest(ctx, workload, []byte("demo run"))
+	if err != nil {
+		return err
+	}
+	d.say("a workload in the sim TEE runs the KBS handshake (auth, attest) with a fresh ephemeral key: EAR token received")
+	got, err := s.Resource(ctx, "airline/key/passengers")
+	if err != nil {
+		return err
+	}
+	d.say("it fetches the key as a JWE only its ephemeral key opens: %q (%s)", got, map[bool]string{true: "the bytes the owner put", false: "MISMATCH"}[bytes.Equal(got, value)])
+
+	if _, err := owner.SetPolicy(ctx, "repo/airline", `package kura.release
+default allow := false
+allow if input.token.claims.measurement == "`+strings.Repeat("00", 48)+`"
+deny contains "this workload's measurement is not the one the airline approved" if not allow`); err != nil {
+		return err
+	}
+	_, err = s.Resource(ctx, "airline/key/passengers")
+	if !errors.Is(err, keybroker.ErrDenied) {
+		return fmt.Errorf("release was not refused by the new policy: %v", err)
+	}
+	d.say("the airline narrows its release policy to another measurement; the same request is refused: %v", err)
+	audit, err := owner.Audit(ctx, 0, 10)
+	if err != nil {
+		return err
+	}
+	d.say("the broker's audit trail holds %d decisions with reasons, e.g. %s: %.60s", len(audit), audit[len(audit)-1].Decision, audit[len(audit)-1].Reason)
+	return nil
 }

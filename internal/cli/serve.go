@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -88,6 +89,10 @@ func newMux(ctx context.Context, g *globals, f *serveFlags) (*http.ServeMux, fun
 	if err != nil {
 		return nil, nil, err
 	}
+	return newMuxLogger(ctx, f, log)
+}
+
+func newMuxLogger(ctx context.Context, f *serveFlags, log *slog.Logger) (*http.ServeMux, func(), error) {
 	keyPath := f.key
 	if keyPath == "" {
 		keyPath = filepath.Join(f.data, "verifier-key.pem")
