@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/keybroker"
 )
 
 // Exit codes of kura data (docs/spec/dataset.md §6).
@@ -41,7 +44,7 @@ func dataExitCode(err error) (int, bool) {
 
 func newDataCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "data", Short: "Seal, open and inspect datasets"}
-	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g))
+	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g), newDataRegisterCmd(g))
 	return cmd
 }
 
@@ -392,4 +395,131 @@ func bytesize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Descriptor records a registered dataset (docs/spec/dataset.md §8): what it
+// is, the digest of its sealed file, and where its key is kept.
+type Descriptor struct {
+	Version      int             `json:"version"`
+	DatasetID    string          `json:"dataset_id"`
+	Owner        string          `json:"owner"`
+	Format       string          `json:"format"`
+	Schema       json.RawMessage `json:"schema,omitempty"`
+	KeyID        string          `json:"key_id"`
+	SealedSHA256 string          `json:"sealed_sha256"`
+	SealedSize   int64           `json:"sealed_size"`
+	KeyBroker    DescriptorKey   `json:"key_broker"`
+	RegisteredAt time.Time       `json:"registered_at"`
+}
+
+// DescriptorKey names the key-broker resource that holds a dataset's key.
+type DescriptorKey struct {
+	URL      string `json:"url"`
+	Resource string `json:"resource"`
+	Version  int64  `json:"version"`
+}
+
+func newDataRegisterCmd(g *globals) *cobra.Command {
+	var keyFile, owner, resource, url, adminKey, out string
+	cmd := &cobra.Command{
+		Use:   "register SEALED --key-file FILE --owner NAME",
+		Short: "Put a dataset's key in the owner's key broker and write the dataset descriptor",
+		Long: `Register a sealed dataset: check that the key file opens it, store the data key in the owner's
+key broker under a resource path (signed owner request), and write a descriptor with the dataset
+id, owner, schema, SHA-256 of the sealed file and the key-broker resource. The key goes only to
+the key broker; the descriptor holds no secret and is what a collaboration manifest references.`,
+		Example: `  kura data register customers.kura --key-file customers.kura.key --owner airline \
+    --url https://kbs.airline.example --admin-key owner.pem`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if keyFile == "" || owner == "" {
+				return usagef("--key-file and --owner are required")
+			}
+			key, err := dataset.ReadKeyFile(keyFile)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return usagef("%s: %w", args[0], err)
+			}
+			defer f.Close()
+			h, err := dataset.ReadHeader(f)
+			if err != nil {
+				return err
+			}
+			if key.ID() != h.KeyID {
+				return fmt.Errorf("%w: %s is not sealed under the key in %s", dataset.ErrWrongKey, args[0], keyFile)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			sum := sha256.New()
+			size, err := io.Copy(sum, f)
+			if err != nil {
+				return err
+			}
+			digest := hex.EncodeToString(sum.Sum(nil))
+			if resource == "" {
+				resource = owner + "/dataset-key/" + safeTag(h.DatasetID)
+			}
+			if _, err := keybroker.ParsePath(resource); err != nil {
+				return usagef("--resource %q: %w", resource, err)
+			}
+			priv, err := loadAdminKey(adminKey)
+			if err != nil {
+				return err
+			}
+			admin := &keybroker.AdminClient{BaseURL: url, Key: priv}
+			value := key.Bytes()
+			v, err := admin.Put(ctx, resource, value, map[string]string{
+				"kind": "dataset-key", "dataset_id": h.DatasetID, "sealed_sha256": digest, "key_id": h.KeyID.String(),
+			}, "")
+			clear(value)
+			if err != nil {
+				return err
+			}
+			d := Descriptor{
+				Version: 1, DatasetID: h.DatasetID, Owner: owner, Format: h.Format, Schema: h.Schema,
+				KeyID: h.KeyID.String(), SealedSHA256: digest, SealedSize: size,
+				KeyBroker:    DescriptorKey{URL: url, Resource: resource, Version: v},
+				RegisteredAt: time.Now().UTC(),
+			}
+			data, err := json.MarshalIndent(d, "", "  ")
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = args[0] + ".descriptor.json"
+			}
+			if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "registered %s: key stored at %s version %d; descriptor %s (sealed sha256 %s)\n", h.DatasetID, resource, v, out, digest)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&keyFile, "key-file", "", "the dataset's data key file (required)")
+	fs.StringVar(&owner, "owner", "", "the owning party's name (required)")
+	fs.StringVar(&resource, "resource", "", "key-broker resource path (default OWNER/dataset-key/DATASET-ID)")
+	fs.StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "the owner's key broker (KURA_KBS_URL)")
+	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
+	fs.StringVarP(&out, "output", "o", "", "descriptor file to write (default SEALED.descriptor.json)")
+	return cmd
+}
+
+// safeTag maps a dataset id to a key-broker path segment.
+func safeTag(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
 }
