@@ -367,14 +367,15 @@ func (p *progress) update(done int64) {
 	rate := float64(done) / max(elapsed, 1e-3)
 	eta := "--"
 	if rate > 0 && done <= p.total {
-		eta = (time.Duration(float64(p.total-done)/rate) * time.Second / time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	pct := 100.0
 	if p.total > 0 {
-		pct = 100 * float64(done) / float64(p.total)
+		pct = min(100, max(0, 100*float64(done)/float64(p.total)))
 	}
 	const width = 30
-	bar := strings.Repeat("=", int(pct/100*width)) + strings.Repeat(" ", width-int(pct/100*width))
+	filled := int(pct / 100 * width)
+	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
 	fmt.Fprintf(p.w, "\r%s [%s] %5.1f%% %s / %s  %s/s  ETA %s   ", p.label, bar, pct, bytesize(done), bytesize(p.total), bytesize(int64(rate)), eta)
 }
 
