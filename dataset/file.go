@@ -3,8 +3,10 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // SealFile seals the file at srcPath into dstPath. The sealed file appears
@@ -41,12 +43,105 @@ func OpenFile(ctx context.Context, dstPath, srcPath string, key Key, opts Option
 		return nil, err
 	}
 	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return nil, err
+	}
 	var h *Header
 	err = writeAtomic(dstPath, 0o600, func(f *os.File) error {
+		// A file whose header records the plaintext size is opened with
+		// every worker reading its own chunks (no serial copy); streamed
+		// files go through Open, which tells truncation at a chunk
+		// boundary from tampering.
+		if hdr, herr := ReadHeader(io.NewSectionReader(src, 0, st.Size())); herr == nil && hdr.Size != UnknownSize {
+			h, err = openAt(ctx, f, src, st.Size(), key, opts)
+			return err
+		}
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
 		h, err = Open(ctx, f, src, key, opts)
 		return err
 	})
 	return h, err
+}
+
+// openAt opens a sealed file of known size with workers reading and
+// authenticating chunks in parallel, writing plaintext to dst in order.
+func openAt(ctx context.Context, dst io.Writer, src io.ReaderAt, size int64, key Key, opts Options) (*Header, error) {
+	r, err := NewReader(src, size, key)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := opts.workers()
+	inflight := 2*workers + 2
+	unit := r.h.ChunkSize + TagSize
+	free := make(chan []byte, inflight)
+	for range inflight {
+		free <- make([]byte, unit)
+	}
+	type chunk struct {
+		idx  int64
+		out  []byte
+		buf  []byte
+		err  error
+		done chan struct{}
+	}
+	order := make(chan *chunk, inflight)
+	jobs := make(chan *chunk, inflight)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i := int64(0); i < r.NumChunks() && ctx.Err() == nil; i++ {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			c := &chunk{idx: i, buf: buf, done: make(chan struct{})}
+			order <- c
+			jobs <- c
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range jobs {
+				c.out, c.err = r.Chunk(c.idx, c.buf)
+				close(c.done)
+			}
+		})
+	}
+	var total int64
+	for c := range order {
+		<-c.done
+		if err == nil {
+			err = c.err
+			if err == nil {
+				_, err = dst.Write(c.out)
+				total += int64(len(c.out))
+				if opts.Progress != nil {
+					opts.Progress(total)
+				}
+			}
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				cancel()
+			}
+		}
+		clear(c.buf)
+		free <- c.buf
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return r.h, nil
 }
 
 // writeAtomic writes a temporary file next to path with fill and renames it
