@@ -49,11 +49,12 @@ func OpenFile(ctx context.Context, dstPath, srcPath string, key Key, opts Option
 	}
 	var h *Header
 	err = writeAtomic(dstPath, 0o600, func(f *os.File) error {
-		// A file whose header records the plaintext size is opened with
-		// every worker reading its own chunks (no serial copy); streamed
-		// files go through Open, which tells truncation at a chunk
-		// boundary from tampering.
-		if hdr, herr := ReadHeader(io.NewSectionReader(src, 0, st.Size())); herr == nil && hdr.Size != UnknownSize {
+		// With several workers, a file whose header records the plaintext
+		// size is opened with every worker reading its own chunks, so no
+		// single reader copy bounds the rate. One worker, and streamed files
+		// (where Open tells truncation at a chunk boundary from tampering),
+		// go through Open, which overlaps reading with decryption.
+		if hdr, herr := ReadHeader(io.NewSectionReader(src, 0, st.Size())); herr == nil && hdr.Size != UnknownSize && opts.workers() > 1 {
 			h, err = openAt(ctx, f, src, st.Size(), key, opts)
 			return err
 		}
