@@ -24,7 +24,7 @@ func BenchmarkReleaseParts(b *testing.B) {
 	})
 	b.Run("jwe", func(b *testing.B) {
 		for b.Loop() {
-			encryptTo(a.TEEKey, secret)
+			a.to.encrypt(secret)
 		}
 	})
 	req, _ := ParsePath(secretPath)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwe"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kura-cc/kura/keybroker/store"
@@ -23,6 +22,7 @@ import (
 type Attested struct {
 	View   *TokenView
 	TEEKey jwk.Key // the key releases are encrypted to
+	to     *recipient
 	// Digest is SHA-256 of the token, for the audit trail.
 	Digest           string
 	IssuedAt, Expiry time.Time
@@ -67,7 +67,11 @@ func (b *Broker) authenticate(raw []byte) (*Attested, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
-	a := &Attested{View: view, TEEKey: key, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
+	to, err := newRecipient(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	a := &Attested{View: view, TEEKey: key, to: to, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
 	if err := b.fresh(a); err != nil {
 		return nil, err
 	}
@@ -154,19 +158,6 @@ func keyAlgorithm(k jwk.Key) (jwa.KeyEncryptionAlgorithm, error) {
 	return jwa.KeyEncryptionAlgorithm{}, fmt.Errorf("tee-pubkey key type %s: want EC, OKP (X25519) or RSA", k.KeyType())
 }
 
-// encryptTo returns value as a flattened JSON JWE (RFC 7516 §7.2.2) to key.
-func encryptTo(key jwk.Key, value []byte) ([]byte, error) {
-	alg, err := keyAlgorithm(key)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := key.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	return jwe.Encrypt(value, jwe.WithKey(alg, pub), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
-}
-
 // Release decides whether the attested workload may have the resource at
 // path and, if so, returns it as a flattened JWE to the workload's TEE key.
 // Every decision is recorded in the audit trail before Release returns.
@@ -227,7 +218,7 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 		return nil, err
 	}
 	defer clear(value)
-	return encryptTo(a.TEEKey, value)
+	return a.to.encrypt(value)
 }
 
 func (b *Broker) policyForResource(ctx context.Context, req RequestView, r *store.Resource) (scope, src string, err error) {

@@ -1,0 +1,169 @@
+package keybroker
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// recipient is a TEE public key prepared for encryption: ECDH keys are
+// converted once per token, not once per release.
+type recipient struct {
+	ecdh *ecdh.PublicKey // EC or X25519: ECDH-ES+A256KW
+	jwk  jwk.Key         // RSA: RSA-OAEP-256 through jwx
+}
+
+func newRecipient(k jwk.Key) (*recipient, error) {
+	alg, err := keyAlgorithm(k)
+	if err != nil {
+		return nil, err
+	}
+	if alg == jwa.RSA_OAEP_256() {
+		return &recipient{jwk: k}, nil
+	}
+	var raw any
+	if err := jwk.Export(k, &raw); err != nil {
+		return nil, fmt.Errorf("tee-pubkey: %w", err)
+	}
+	switch pub := raw.(type) {
+	case *ecdsa.PublicKey:
+		e, err := pub.ECDH()
+		if err != nil {
+			return nil, fmt.Errorf("tee-pubkey: %w", err)
+		}
+		return &recipient{ecdh: e}, nil
+	case *ecdh.PublicKey:
+		if pub.Curve() != ecdh.X25519() {
+			return nil, errors.New("tee-pubkey: OKP keys must be X25519")
+		}
+		return &recipient{ecdh: pub}, nil
+	}
+	return nil, fmt.Errorf("tee-pubkey: unsupported key %T", raw)
+}
+
+var b64 = base64.RawURLEncoding
+
+// encrypt returns value as a flattened JSON JWE (RFC 7516 §7.2.2) to the
+// recipient: ECDH-ES+A256KW with A256GCM (RFC 7518 §4.6, §5.3) for EC and
+// X25519 keys, RSA-OAEP-256 for RSA keys.
+func (r *recipient) encrypt(value []byte) ([]byte, error) {
+	if r.ecdh == nil {
+		pub, err := r.jwk.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		return jwe.Encrypt(value, jwe.WithKey(jwa.RSA_OAEP_256(), pub), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
+	}
+	eph, err := r.ecdh.Curve().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	z, err := eph.ECDH(r.ecdh)
+	if err != nil {
+		return nil, fmt.Errorf("ecdh: %w", err)
+	}
+	const alg = "ECDH-ES+A256KW"
+	kek := concatKDF(z, alg, 256)
+	clear(z)
+	cek := make([]byte, 32)
+	rand.Read(cek)
+	defer clear(cek)
+	wrapped, err := aesKeyWrap(kek, cek)
+	if err != nil {
+		return nil, err
+	}
+	epk, err := epkJSON(eph.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	protected := b64.EncodeToString(fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM","epk":%s}`, alg, epk))
+	block, err := aes.NewCipher(cek)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	iv := make([]byte, gcm.NonceSize())
+	rand.Read(iv)
+	sealed := gcm.Seal(nil, iv, value, []byte(protected))
+	ct, tag := sealed[:len(value)], sealed[len(value):]
+	return fmt.Appendf(nil, `{"protected":%q,"encrypted_key":%q,"iv":%q,"ciphertext":%q,"tag":%q}`,
+		protected, b64.EncodeToString(wrapped), b64.EncodeToString(iv), b64.EncodeToString(ct), b64.EncodeToString(tag)), nil
+}
+
+// epkJSON is the JWK of an ephemeral public key.
+func epkJSON(pub *ecdh.PublicKey) ([]byte, error) {
+	raw := pub.Bytes()
+	switch pub.Curve() {
+	case ecdh.X25519():
+		return fmt.Appendf(nil, `{"kty":"OKP","crv":"X25519","x":%q}`, b64.EncodeToString(raw)), nil
+	case ecdh.P256(), ecdh.P384(), ecdh.P521():
+		// Uncompressed point: 0x04 ‖ X ‖ Y.
+		n := (len(raw) - 1) / 2
+		crv := map[ecdh.Curve]string{ecdh.P256(): "P-256", ecdh.P384(): "P-384", ecdh.P521(): "P-521"}[pub.Curve()]
+		return fmt.Appendf(nil, `{"kty":"EC","crv":%q,"x":%q,"y":%q}`, crv, b64.EncodeToString(raw[1:1+n]), b64.EncodeToString(raw[1+n:])), nil
+	}
+	return nil, errors.New("unsupported ephemeral curve")
+}
+
+// concatKDF is the single-step KDF of NIST SP 800-56A with SHA-256 as JOSE
+// uses it (RFC 7518 §4.6.2), with empty PartyUInfo and PartyVInfo.
+func concatKDF(z []byte, alg string, bits int) []byte {
+	var other []byte
+	other = binary.BigEndian.AppendUint32(other, uint32(len(alg)))
+	other = append(other, alg...)
+	other = binary.BigEndian.AppendUint32(other, 0) // apu
+	other = binary.BigEndian.AppendUint32(other, 0) // apv
+	other = binary.BigEndian.AppendUint32(other, uint32(bits))
+	var out []byte
+	for round := uint32(1); len(out) < bits/8; round++ {
+		h := sha256.New()
+		binary.Write(h, binary.BigEndian, round)
+		h.Write(z)
+		h.Write(other)
+		out = h.Sum(out)
+	}
+	return out[:bits/8]
+}
+
+// aesKeyWrap is the AES key wrap of RFC 3394.
+func aesKeyWrap(kek, key []byte) ([]byte, error) {
+	if len(key)%8 != 0 || len(key) < 16 {
+		return nil, errors.New("key wrap: key must be a multiple of 8 bytes, at least 16")
+	}
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	n := len(key) / 8
+	out := make([]byte, 8+len(key))
+	a := out[:8]
+	binary.BigEndian.PutUint64(a, 0xA6A6A6A6A6A6A6A6)
+	copy(out[8:], key)
+	var buf [16]byte
+	for j := range 6 {
+		for i := 1; i <= n; i++ {
+			r := out[8*i : 8*i+8]
+			copy(buf[:8], a)
+			copy(buf[8:], r)
+			block.Encrypt(buf[:], buf[:])
+			t := uint64(n*j + i)
+			binary.BigEndian.PutUint64(a, binary.BigEndian.Uint64(buf[:8])^t)
+			copy(r, buf[8:])
+		}
+	}
+	return out, nil
+}
