@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -213,14 +215,26 @@ type VerifierConfig struct {
 	Now func() time.Time
 	// Skew is the clock skew tolerated on iat and exp; zero means 30 s.
 	Skew time.Duration
+	// Refresh, when set, fetches the trusted keys again (e.g. from the
+	// verifiers' JWKS URLs). A token whose signature matches no known key
+	// triggers a refresh, at most once per RefreshInterval, so a verifier
+	// that rotates its key is followed without a restart.
+	Refresh func() (jwk.Set, error)
+	// RefreshInterval is the minimum time between refreshes; zero means 1 minute.
+	RefreshInterval time.Duration
 }
 
 // Verifier checks tokens against trusted verifier keys. It is safe for
 // concurrent use.
 type Verifier struct {
-	keys jwk.Set
-	now  func() time.Time
-	skew time.Duration
+	keys    atomic.Pointer[jwk.Set]
+	now     func() time.Time
+	skew    time.Duration
+	refresh func() (jwk.Set, error)
+	every   time.Duration
+
+	mu          sync.Mutex
+	lastRefresh time.Time
 }
 
 // NewVerifier returns a token Verifier.
@@ -228,7 +242,11 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Keys == nil || cfg.Keys.Len() == 0 {
 		return nil, errors.New("token: no trusted verifier keys")
 	}
-	v := &Verifier{keys: cfg.Keys, now: cfg.Now, skew: cfg.Skew}
+	v := &Verifier{now: cfg.Now, skew: cfg.Skew, refresh: cfg.Refresh, every: cfg.RefreshInterval}
+	v.keys.Store(&cfg.Keys)
+	if v.every == 0 {
+		v.every = time.Minute
+	}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -236,6 +254,27 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		v.skew = 30 * time.Second
 	}
 	return v, nil
+}
+
+// refreshKeys fetches the keys again if allowed now; it reports whether
+// the key set changed.
+func (v *Verifier) refreshKeys() bool {
+	if v.refresh == nil {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	if !v.lastRefresh.IsZero() && now.Sub(v.lastRefresh) < v.every {
+		return false
+	}
+	v.lastRefresh = now
+	set, err := v.refresh()
+	if err != nil || set == nil || set.Len() == 0 {
+		return false
+	}
+	v.keys.Store(&set)
+	return true
 }
 
 // ParseJWKS parses a JWKS document, keeping only public keys.
@@ -277,7 +316,10 @@ func (v *Verifier) Verify(tok []byte) (*Claims, error) {
 	if len(tok) > maxTokenSize {
 		return nil, fmt.Errorf("%w: token is %d bytes, limit is %d", ErrInvalid, len(tok), maxTokenSize)
 	}
-	payload, err := jws.Verify(tok, jws.WithKeySet(v.keys, jws.WithRequireKid(false)))
+	payload, err := jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
+	if err != nil && v.refreshKeys() {
+		payload, err = jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrInvalid, err)
 	}

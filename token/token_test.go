@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/veraison/ear"
 )
 
@@ -164,5 +165,35 @@ func BenchmarkIssue(b *testing.B) {
 		if _, err := iss.Issue(c); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRefresh: a verifier that rotates its key is followed through Refresh,
+// at most once per interval.
+func TestRefresh(t *testing.T) {
+	old, _ := newIssuer(t, elliptic.P256())
+	rotated, _ := newIssuer(t, elliptic.P256())
+	oldKeys, _ := ParseJWKS(old.JWKS())
+	calls := 0
+	now := t0
+	v, err := NewVerifier(VerifierConfig{Keys: oldKeys, Now: func() time.Time { return now }, Refresh: func() (jwk.Set, error) {
+		calls++
+		return ParseJWKS(rotated.JWKS())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := rotated.Issue(sample())
+	if _, err := v.Verify(tok); err != nil || calls != 1 {
+		t.Fatalf("rotated key: %v after %d refreshes", err, calls)
+	}
+	stranger, _ := newIssuer(t, elliptic.P256())
+	bad, _ := stranger.Issue(sample())
+	if _, err := v.Verify(bad); !errors.Is(err, ErrInvalid) || calls != 1 {
+		t.Errorf("untrusted token: %v after %d refreshes; want refused without another refresh", err, calls)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := v.Verify(bad); !errors.Is(err, ErrInvalid) || calls != 2 {
+		t.Errorf("after the interval: %v, %d refreshes", err, calls)
 	}
 }

@@ -83,8 +83,26 @@ func openKEK(path, passphraseFile string, log *slog.Logger) (kek.KEK, error) {
 	return k, err
 }
 
-// trustedKeys builds the set of verifier keys a broker trusts.
+// trustedKeys builds the set of verifier keys a broker trusts. Keys from
+// JWKS URLs are fetched again when a token matches no known key, so a
+// remote verifier's key rotation is followed without a restart.
 func (k *kbsFlags) trustedKeys(ctx context.Context, own *token.Issuer) (*token.Verifier, error) {
+	set, err := k.keySet(ctx, own)
+	if err != nil {
+		return nil, err
+	}
+	cfg := token.VerifierConfig{Keys: set}
+	if len(k.trustJWKS) > 0 {
+		cfg.Refresh = func() (jwk.Set, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return k.keySet(ctx, own)
+		}
+	}
+	return token.NewVerifier(cfg)
+}
+
+func (k *kbsFlags) keySet(ctx context.Context, own *token.Issuer) (jwk.Set, error) {
 	set := jwk.NewSet()
 	add := func(jwks []byte, from string) error {
 		s, err := token.ParseJWKS(jwks)
@@ -138,7 +156,7 @@ func (k *kbsFlags) trustedKeys(ctx context.Context, own *token.Issuer) (*token.V
 	if set.Len() == 0 {
 		return nil, usagef("no trusted verifier: give --trust-jwks URL or --trust-key FILE, or run the built-in verifier")
 	}
-	return token.NewVerifier(token.VerifierConfig{Keys: set})
+	return set, nil
 }
 
 func fetchJWKS(ctx context.Context, url string) ([]byte, error) {
