@@ -276,7 +276,7 @@ func TestOnlineCancelDuringBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	v := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
 		cancel()
-		http.Error(w, "busy", 503)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
 	})
 	o := v.online(nil, OnlineConfig{BaseDelay: time.Hour, MaxDelay: 2 * time.Hour})
 	_, _, err := o.Get(ctx, arkURL)

@@ -349,7 +349,7 @@ func TestKeyFile(t *testing.T) {
 	if _, err := ReadKeyFile(bad); !errors.Is(err, ErrInvalidKey) {
 		t.Fatalf("short key accepted: %v", err)
 	}
-	if NewKey().ID() == NewKey().ID() {
+	if a, b := NewKey(), NewKey(); a.ID() == b.ID() {
 		t.Fatal("two new keys share an id")
 	}
 }

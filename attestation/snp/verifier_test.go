@@ -89,7 +89,7 @@ func TestVerifyVectors(t *testing.T) {
 			if hex.EncodeToString(res.ReportData) != res.Claims["report_data"] {
 				t.Errorf("ReportData %x, claim %v", res.ReportData, res.Claims["report_data"])
 			}
-			want := map[string][2]any{} // claim: got, want
+			var want map[string][2]any // claim: got, want
 			if s["product"] == "Milan" {
 				want = map[string][2]any{
 					"measurement": {res.Claims["measurement"], "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"},
