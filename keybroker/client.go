@@ -57,6 +57,7 @@ type RemoteError struct {
 	Detail string
 }
 
+// Error describes the broker's answer.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("key broker: %d %s: %s", e.Status, http.StatusText(e.Status), e.Detail)
 }

@@ -40,6 +40,7 @@ func NewProblem(status int, kind, detail string, cause error) *Problem {
 	return &Problem{Type: ProblemTypeBase + kind, Title: http.StatusText(status), Status: status, Detail: detail, cause: cause}
 }
 
+// Error describes the problem with its logged cause, for logs.
 func (p *Problem) Error() string {
 	if p.cause != nil {
 		return fmt.Sprintf("%s: %s: %v", p.Title, p.Detail, p.cause)

@@ -98,6 +98,7 @@ type Recorder struct {
 	Err error
 }
 
+// Read reads from the underlying reader and records its first error.
 func (r *Recorder) Read(p []byte) (int, error) {
 	n, err := r.R.Read(p)
 	if err != nil && err != io.EOF && r.Err == nil {
