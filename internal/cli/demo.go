@@ -24,6 +24,7 @@ import (
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/token"
@@ -77,7 +78,16 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 	if err := d.simRoundTrip(ctx, g, log); err != nil {
 		return err
 	}
-	if err := d.keyBroker(ctx, log); err != nil {
+	dir, err := os.MkdirTemp("", "kura-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	sealed, keyFile, err := d.sealDataset(ctx, g, dir)
+	if err != nil {
+		return err
+	}
+	if err := d.keyBroker(ctx, log, dir, sealed, keyFile); err != nil {
 		return err
 	}
 	return d.realEvidence(ctx)
@@ -319,14 +329,12 @@ func measurementOffset(tee attestation.TEE) int {
 // keyBroker runs a key broker with a built-in dev-mode verifier on
 // loopback: an owner stores a secret, a sim workload attests and fetches it,
 // and a policy that wants another measurement refuses.
-func (d *demo) keyBroker(ctx context.Context, log *slog.Logger) error {
-	d.section("Key broker: a secret released only to an attested workload (KBS protocol)")
-	dir, err := os.MkdirTemp("", "kura-demo-kbs-")
-	if err != nil {
+func (d *demo) keyBroker(ctx context.Context, log *slog.Logger, dir, sealed, keyFile string) error {
+	d.section("Key broker: the dataset key released only to an attested workload (KBS protocol)")
+	f := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: filepath.Join(dir, "kbs"), roles: roleAll}
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	f := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: dir, roles: roleAll}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -352,12 +360,16 @@ func (d *demo) keyBroker(ctx context.Context, log *slog.Logger) error {
 	d.say("key broker on %s: secrets sealed under a KEK in SQLite, owner API signed with Ed25519", base)
 
 	owner := &keybroker.AdminClient{BaseURL: base, Key: priv}
-	value := []byte("airline dataset key: 9f2c…")
+	key, err := dataset.ReadKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	value := key.Bytes()
 	v, err := owner.Put(ctx, "airline/key/passengers", value, map[string]string{"dataset": "passengers-2026"}, "")
 	if err != nil {
 		return err
 	}
-	d.say("the airline stores its dataset key as airline/key/passengers (version %d); the broker keeps only ciphertext", v)
+	d.say("the airline stores the data key as airline/key/passengers (version %d); the broker keeps only ciphertext", v)
 
 	workload, err := sim.NewAttester(sim.AttesterConfig{})
 	if err != nil {
@@ -372,7 +384,18 @@ func (d *demo) keyBroker(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d.say("it fetches the key as a JWE only its ephemeral key opens: %q (%s)", got, map[bool]string{true: "the bytes the owner put", false: "MISMATCH"}[bytes.Equal(got, value)])
+	if !bytes.Equal(got, value) {
+		return errors.New("the released key is not the one the owner put")
+	}
+	fetched, err := dataset.KeyFromBytes(got)
+	if err != nil {
+		return err
+	}
+	h, err := dataset.OpenFile(ctx, filepath.Join(dir, "opened.parquet"), sealed, fetched, dataset.Options{})
+	if err != nil {
+		return err
+	}
+	d.say("it fetches the key as a JWE only its ephemeral key opens, and opens the sealed dataset: %d bytes of %s, every chunk authenticated", h.Size, h.Format)
 
 	if _, err := owner.SetPolicy(ctx, "repo/airline", `package kura.release
 default allow := false
@@ -391,4 +414,53 @@ deny contains "this workload's measurement is not the one the airline approved" 
 	}
 	d.say("the broker's audit trail holds %d decisions with reasons, e.g. %s: %.60s", len(audit), audit[len(audit)-1].Decision, audit[len(audit)-1].Reason)
 	return nil
+}
+
+// sealDataset seals a small passenger list the way an owner would, and
+// shows a tampered copy refused.
+func (d *demo) sealDataset(ctx context.Context, g *globals, dir string) (sealed, keyFile string, err error) {
+	d.section("Sealed dataset: encrypted on the owner's machine before it goes anywhere")
+	csv := filepath.Join(dir, "passengers.csv")
+	schema := filepath.Join(dir, "passengers.yaml")
+	if err := os.WriteFile(csv, []byte("email,age_band,home_prefecture\n Aiko@Example.jp ,30-39,Tokyo\nken@example.jp,40-49,Osaka\nYUKI@example.jp,20-29,Tokyo\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(schema, []byte(`columns:
+  - {name: email, type: string, identity: true, join: true, normalize: [trim, lower]}
+  - {name: age_band, type: string}
+  - {name: home_prefecture, type: string}
+`), 0o600); err != nil {
+		return "", "", err
+	}
+	sealed = filepath.Join(dir, "passengers.kura")
+	keyFile = sealed + ".key"
+	var out bytes.Buffer
+	quiet := &globals{env: &Env{Stdin: g.env.Stdin, Stdout: io.Discard, Stderr: io.Discard, Getenv: g.env.Getenv}, logLevel: "error", logFormat: "text"}
+	if err := runDataSeal(ctx, quiet, &dataSealFlags{out: sealed, schema: schema, keyFile: keyFile, datasetID: "passengers-2026", chunkSize: dataset.DefaultChunkSize}, csv, &out); err != nil {
+		return "", "", err
+	}
+	d.say("the airline validates its CSV against a schema (e-mail is an identity, trimmed and lower-cased), converts it to Parquet with DuckDB and seals it")
+	d.detail("%s", strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", "; "))
+	data, err := os.ReadFile(sealed)
+	if err != nil {
+		return "", "", err
+	}
+	key, err := dataset.ReadKeyFile(keyFile)
+	if err != nil {
+		return "", "", err
+	}
+	data[len(data)-20] ^= 1
+	tampered := filepath.Join(dir, "tampered.kura")
+	if err := os.WriteFile(tampered, data, 0o600); err != nil {
+		return "", "", err
+	}
+	_, err = dataset.OpenFile(ctx, filepath.Join(dir, "tampered.parquet"), tampered, key, dataset.Options{})
+	if err == nil {
+		return "", "", errors.New("tampered dataset opened")
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, "tampered.parquet")); !errors.Is(statErr, os.ErrNotExist) {
+		return "", "", errors.New("opening a tampered dataset left an output file")
+	}
+	d.say("one flipped bit in the sealed file is refused, and no output file is left: %v", err)
+	return sealed, keyFile, nil
 }
