@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/dataset/table"
 )
 
 // Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9).
@@ -25,6 +27,9 @@ const (
 	ExitBadEvidence = 3 // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch
 	ExitCollateral  = 4 // collateral unavailable or expired
 	ExitPolicy      = 5 // policy violation, or a wrong, expired or replayed nonce
+	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
+	ExitWrongKey    = 7 // wrong data key, or an unusable key file
+	ExitDataInvalid = 8 // input does not match the schema
 )
 
 // Env is the process environment the CLI runs in.
@@ -66,11 +71,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 }
 
 func exitCode(err error) int {
-	if code, ok := dataExitCode(err); ok {
-		return code
-	}
 	var u usageError
 	switch {
+	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey):
+		return ExitWrongKey
+	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader):
+		return ExitDataAuth
+	case errors.Is(err, table.ErrSchemaMismatch):
+		return ExitDataInvalid
 	case errors.As(err, &u):
 		return ExitUsage
 	case errors.Is(err, attestation.ErrCollateralUnavailable), errors.Is(err, attestation.ErrCollateralExpired):

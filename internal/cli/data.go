@@ -22,26 +22,6 @@ import (
 	"github.com/kura-cc/kura/keybroker"
 )
 
-// Exit codes of kura data (docs/spec/dataset.md §6).
-const (
-	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed
-	ExitWrongKey    = 7 // wrong data key, or an unusable key file
-	ExitDataInvalid = 8 // input does not match the schema
-)
-
-// dataExitCode maps the dataset packages' errors to exit codes.
-func dataExitCode(err error) (int, bool) {
-	switch {
-	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey):
-		return ExitWrongKey, true
-	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader):
-		return ExitDataAuth, true
-	case errors.Is(err, table.ErrSchemaMismatch):
-		return ExitDataInvalid, true
-	}
-	return 0, false
-}
-
 func newDataCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "data", Short: "Seal, open and inspect datasets"}
 	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g), newDataRegisterCmd(g))
