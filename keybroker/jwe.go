@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -17,20 +18,19 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
-// recipient is a TEE public key prepared for encryption: ECDH keys are
-// converted once per token, not once per release.
+// recipient is a TEE public key prepared for encryption, once per token:
+// EC and X25519 keys for ECDH-ES+A256KW, RSA keys for RSA-OAEP-256.
 type recipient struct {
-	ecdh *ecdh.PublicKey // EC or X25519: ECDH-ES+A256KW
-	jwk  jwk.Key         // RSA: RSA-OAEP-256 through jwx
+	ecdh *ecdh.PublicKey
+	rsa  jwk.Key
 }
 
-func newRecipient(k jwk.Key) (*recipient, error) {
-	alg, err := keyAlgorithm(k)
+// parseRecipient parses the tee-pubkey JWK and checks it is a key kura can
+// encrypt to: EC P-256/P-384/P-521, OKP X25519, or RSA of at least 2048 bits.
+func parseRecipient(data []byte) (*recipient, error) {
+	k, err := jwk.ParseKey(data)
 	if err != nil {
-		return nil, err
-	}
-	if alg == jwa.RSA_OAEP_256() {
-		return &recipient{jwk: k}, nil
+		return nil, fmt.Errorf("tee-pubkey is not a JWK: %w", err)
 	}
 	var raw any
 	if err := jwk.Export(k, &raw); err != nil {
@@ -48,8 +48,17 @@ func newRecipient(k jwk.Key) (*recipient, error) {
 			return nil, errors.New("tee-pubkey: OKP keys must be X25519")
 		}
 		return &recipient{ecdh: pub}, nil
+	case *rsa.PublicKey:
+		if pub.Size() < 256 {
+			return nil, errors.New("tee-pubkey RSA key is shorter than 2048 bits")
+		}
+		pk, err := k.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		return &recipient{rsa: pk}, nil
 	}
-	return nil, fmt.Errorf("tee-pubkey: unsupported key %T", raw)
+	return nil, fmt.Errorf("tee-pubkey key type %s: want EC, OKP (X25519) or RSA", k.KeyType())
 }
 
 var b64 = base64.RawURLEncoding
@@ -58,12 +67,8 @@ var b64 = base64.RawURLEncoding
 // recipient: ECDH-ES+A256KW with A256GCM (RFC 7518 §4.6, §5.3) for EC and
 // X25519 keys, RSA-OAEP-256 for RSA keys.
 func (r *recipient) encrypt(value []byte) ([]byte, error) {
-	if r.ecdh == nil {
-		pub, err := r.jwk.PublicKey()
-		if err != nil {
-			return nil, err
-		}
-		return jwe.Encrypt(value, jwe.WithKey(jwa.RSA_OAEP_256(), pub), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
+	if r.rsa != nil {
+		return jwe.Encrypt(value, jwe.WithKey(jwa.RSA_OAEP_256(), r.rsa), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
 	}
 	eph, err := r.ecdh.Curve().GenerateKey(rand.Reader)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
+	"encoding/json"
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -48,7 +49,8 @@ func TestJWEInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub, _ := priv.PublicKey()
-		r, err := newRecipient(pub)
+		pubJSON, _ := json.Marshal(pub)
+		r, err := parseRecipient(pubJSON)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -68,7 +70,8 @@ func TestJWEInterop(t *testing.T) {
 	}
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	k, _ := jwk.Import(&small.PublicKey)
-	if _, err := newRecipient(k); err == nil {
+	smallJSON, _ := json.Marshal(k)
+	if _, err := parseRecipient(smallJSON); err == nil {
 		t.Error("RSA-1024 tee-pubkey accepted")
 	}
 }

@@ -186,14 +186,15 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 // bundleFor turns a KBS Attestation into a kura bundle and checks that it
 // binds the session nonce and the tee-pubkey.
 func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bundle, error) {
-	rd := att.RuntimeData
-	if rd == nil {
-		rd = &kbsRuntimeData{Nonce: base64.StdEncoding.EncodeToString(sess.nonce), TEEPubKey: att.TEEPubKey}
+	teePubKey := att.TEEPubKey // protocol 0.1.0
+	if rd := att.RuntimeData; rd != nil {
+		if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.nonce))) != 1 {
+			return nil, fmt.Errorf("%w: runtime-data nonce is not this session's challenge", ErrUnauthenticated)
+		}
+		teePubKey = rd.TEEPubKey
 	}
-	if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.nonce))) != 1 {
-		return nil, fmt.Errorf("%w: runtime-data nonce is not this session's challenge", ErrUnauthenticated)
-	}
-	pub, err := CanonicalJWK(rd.TEEPubKey)
+	// Either way the evidence itself must bind the session nonce (below).
+	pub, err := CanonicalJWK(teePubKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: tee-pubkey: %v", ErrBadRequest, err)
 	}
@@ -222,7 +223,7 @@ func CanonicalJWK(raw json.RawMessage) ([]byte, error) {
 	if err := json.Unmarshal(raw, &m); err != nil || len(m) == 0 {
 		return nil, errors.New("not a JSON object")
 	}
-	if _, err := parseTEEKey(raw); err != nil {
+	if _, err := parseRecipient(raw); err != nil {
 		return nil, err
 	}
 	return marshalCompact(m) // map keys sorted; JWK members are strings and numbers-free

@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/token"
 )
@@ -20,9 +17,8 @@ import (
 // Attested is a verified attestation token and what the broker derived
 // from it.
 type Attested struct {
-	View   *TokenView
-	TEEKey jwk.Key // the key releases are encrypted to
-	to     *recipient
+	View *TokenView
+	to   *recipient // the TEE key releases are encrypted to
 	// Digest is SHA-256 of the token, for the audit trail.
 	Digest           string
 	IssuedAt, Expiry time.Time
@@ -63,15 +59,11 @@ func (b *Broker) authenticate(raw []byte) (*Attested, error) {
 	if len(c.RuntimePublicKey) == 0 {
 		return nil, fmt.Errorf("%w: token binds no TEE public key", ErrUnauthenticated)
 	}
-	key, err := parseTEEKey(c.RuntimePublicKey)
+	to, err := parseRecipient(c.RuntimePublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
-	to, err := newRecipient(key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
-	}
-	a := &Attested{View: view, TEEKey: key, to: to, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
+	a := &Attested{View: view, to: to, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
 	if err := b.fresh(a); err != nil {
 		return nil, err
 	}
@@ -126,36 +118,6 @@ func tokenView(c *token.Claims) (*TokenView, error) {
 		v.Issuer = *c.Result.VerifierID.Build
 	}
 	return v, nil
-}
-
-// parseTEEKey parses the tee-pubkey JWK and checks it is a key kura can
-// encrypt to: EC P-256/P-384/P-521 or X25519 (ECDH-ES+A256KW), or RSA of at
-// least 2048 bits (RSA-OAEP-256).
-func parseTEEKey(data []byte) (jwk.Key, error) {
-	k, err := jwk.ParseKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("tee-pubkey is not a JWK: %w", err)
-	}
-	if _, err := keyAlgorithm(k); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-func keyAlgorithm(k jwk.Key) (jwa.KeyEncryptionAlgorithm, error) {
-	switch k.KeyType() {
-	case jwa.EC(), jwa.OKP():
-		return jwa.ECDH_ES_A256KW(), nil
-	case jwa.RSA():
-		var raw any
-		if err := jwk.Export(k, &raw); err == nil {
-			if pub, ok := raw.(interface{ Size() int }); ok && pub.Size() < 256 {
-				return jwa.KeyEncryptionAlgorithm{}, errors.New("tee-pubkey RSA key is shorter than 2048 bits")
-			}
-		}
-		return jwa.RSA_OAEP_256(), nil
-	}
-	return jwa.KeyEncryptionAlgorithm{}, fmt.Errorf("tee-pubkey key type %s: want EC, OKP (X25519) or RSA", k.KeyType())
 }
 
 // Release decides whether the attested workload may have the resource at

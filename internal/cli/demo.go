@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,15 +73,15 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 		}
 	}
 	d := &demo{out: out}
-	fmt.Fprintln(out, "kura demo: attestation. Everything runs locally; nothing leaves this machine.")
-	if err := d.simRoundTrip(ctx, g, log); err != nil {
-		return err
-	}
+	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release. Everything runs locally; nothing leaves this machine.")
 	dir, err := os.MkdirTemp("", "kura-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := d.simRoundTrip(ctx, dir, log); err != nil {
+		return err
+	}
 	sealed, keyFile, err := d.sealDataset(ctx, g, dir)
 	if err != nil {
 		return err
@@ -95,13 +94,14 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 
 // simRoundTrip runs a dev-mode verifier over HTTP and attests to it from
 // the simulated TEE.
-func (d *demo) simRoundTrip(ctx context.Context, g *globals, log *slog.Logger) error {
+func (d *demo) simRoundTrip(ctx context.Context, dir string, log *slog.Logger) error {
 	d.section("Attestation round trip (simulated TEE, dev mode: INSECURE)")
-	dev := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}}
-	mux, err := newDemoMux(ctx, g, dev, log)
+	dev := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: filepath.Join(dir, "verifier"), roles: roleVerifier}
+	mux, closeFn, err := newMuxLogger(ctx, dev, log)
 	if err != nil {
 		return err
 	}
+	defer closeFn()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -193,25 +193,6 @@ func insecureMark(insecure bool) string {
 		return " (INSECURE: simulated TEE, never affirming)"
 	}
 	return ""
-}
-
-// newDemoMux is newMux with an ephemeral key and a quiet logger.
-func newDemoMux(ctx context.Context, g *globals, f *serveFlags, log *slog.Logger) (*http.ServeMux, error) {
-	key, err := loadOrCreateKey("", slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, err
-	}
-	iss, err := token.NewIssuer(token.IssuerConfig{Key: key, Build: "kura " + Version + " (demo, dev mode: INSECURE)"})
-	if err != nil {
-		return nil, err
-	}
-	svc, err := f.service(ctx, log, iss)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux, log)
-	return mux, nil
 }
 
 // vector is one piece of real captured evidence and the time its
