@@ -147,7 +147,18 @@ func newRoot(env *Env) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.envDefault("KURA_LOG_LEVEL", "info"), "log level: debug, info, warn or error (KURA_LOG_LEVEL)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.envDefault("KURA_LOG_FORMAT", "text"), "log format: text or json (KURA_LOG_FORMAT)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newAttestCmd(g), newVerifierCmd(g), newServeCmd(g), newKBSCmd(g), newSecretCmd(g), newPolicyCmd(g), newDemoCmd(g), newVersionCmd(), newDataCmd(g), newPartyCmd(g))
+	root.AddCommand(
+		newDemoCmd(g),
+		newAttestCmd(g),
+		newVerifierCmd(g),
+		newServeCmd(g),
+		newKBSCmd(g),
+		newSecretCmd(g),
+		newPolicyCmd(g),
+		newDataCmd(g),
+		newPartyCmd(g),
+		newVersionCmd(),
+	)
 	return root
 }
 
