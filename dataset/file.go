@@ -47,24 +47,28 @@ func OpenFile(ctx context.Context, dstPath, srcPath string, key Key, opts Option
 	if err != nil {
 		return nil, err
 	}
+	// With several workers, a file whose header records the plaintext size
+	// is opened with every worker reading its own chunks, so no single
+	// reader copy bounds the rate. One worker, and streamed files (where
+	// Open tells truncation at a chunk boundary from tampering), go through
+	// Open, which overlaps reading with decryption.
 	var h *Header
 	err = writeAtomic(dstPath, 0o600, func(f *os.File) error {
-		// With several workers, a file whose header records the plaintext
-		// size is opened with every worker reading its own chunks, so no
-		// single reader copy bounds the rate. One worker, and streamed files
-		// (where Open tells truncation at a chunk boundary from tampering),
-		// go through Open, which overlaps reading with decryption.
-		if hdr, herr := ReadHeader(io.NewSectionReader(src, 0, st.Size())); herr == nil && hdr.Size != UnknownSize && opts.workers() > 1 {
-			h, err = openAt(ctx, f, src, st.Size(), key, opts)
-			return err
-		}
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		h, err = Open(ctx, f, src, key, opts)
+		h, err = OpenAt(ctx, f, src, st.Size(), key, opts)
 		return err
 	})
 	return h, err
+}
+
+// OpenAt opens the sealed dataset in src (size bytes) into dst, for callers
+// that keep the plaintext somewhere other than a named file, such as a
+// clean-room worker writing into memory. Unlike OpenFile nothing removes
+// dst's partial plaintext on error: the caller must discard dst then.
+func OpenAt(ctx context.Context, dst io.Writer, src io.ReaderAt, size int64, key Key, opts Options) (*Header, error) {
+	if hdr, err := ReadHeader(io.NewSectionReader(src, 0, size)); err == nil && hdr.Size != UnknownSize && opts.workers() > 1 {
+		return openAt(ctx, dst, src, size, key, opts)
+	}
+	return Open(ctx, dst, io.NewSectionReader(src, 0, size), key, opts)
 }
 
 // openAt opens a sealed file of known size with workers reading and
