@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
 )
@@ -29,7 +30,7 @@ const (
 	ExitPolicy      = 5 // policy violation, or a wrong, expired or replayed nonce
 	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
 	ExitWrongKey    = 7 // wrong data key, or an unusable key file
-	ExitDataInvalid = 8 // input does not match the schema
+	ExitDataInvalid = 8 // input does not match the schema, or an invalid manifest or collaboration file
 )
 
 // Env is the process environment the CLI runs in.
@@ -77,8 +78,12 @@ func exitCode(err error) int {
 		return ExitWrongKey
 	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader):
 		return ExitDataAuth
-	case errors.Is(err, table.ErrSchemaMismatch):
+	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
 		return ExitDataInvalid
+	case errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
+		return ExitBadEvidence
+	case errors.Is(err, collab.ErrNotApproved):
+		return ExitPolicy
 	case errors.As(err, &u):
 		return ExitUsage
 	case errors.Is(err, attestation.ErrCollateralUnavailable), errors.Is(err, attestation.ErrCollateralExpired):
@@ -157,6 +162,8 @@ func newRoot(env *Env) *cobra.Command {
 		newPolicyCmd(g),
 		newDataCmd(g),
 		newPartyCmd(g),
+		newBenchCmd(g),
+		newCollabCmd(g),
 		newVersionCmd(),
 	)
 	return root

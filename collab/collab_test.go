@@ -1,0 +1,475 @@
+package collab
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kura-cc/kura/party"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// example copies testdata/example to a temporary directory with fresh
+// party cards and returns the manifest path and the parties' identities.
+func example(t testing.TB) (string, map[string]*party.Identity) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/example")); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*party.Identity{}
+	for _, n := range []string{"airline", "carrier", "analyst"} {
+		id, err := party.Generate(n, party.KEMX25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := id.Card().Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "cards", n+".json")
+		os.Chmod(p, 0o644)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids[n] = id
+	}
+	return filepath.Join(dir, "manifest.yaml"), ids
+}
+
+func load(t testing.TB) (*Manifest, map[string]*party.Identity) {
+	t.Helper()
+	path, ids := example(t)
+	m, err := LoadManifest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, ids
+}
+
+// clone deep-copies a manifest through JSON.
+func clone(t testing.TB, m *Manifest) *Manifest {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Manifest
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+func TestExampleRoundTrip(t *testing.T) {
+	m, _ := load(t)
+	if got := m.Analysis("visitors_by_age").Reads; strings.Join(got, ",") != "passengers,subscribers" {
+		t.Fatalf("derived reads %q", got)
+	}
+	c, err := New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ParseCollaboration(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if c2.Current().Hash() != m.Hash() || len(m.Hash()) != 64 {
+		t.Fatalf("hash changed in the round trip")
+	}
+	b2, _ := c2.Marshal()
+	if !bytes.Equal(b, b2) {
+		t.Fatal("marshal → parse → marshal is not byte-identical")
+	}
+	// The stored manifest parses as a manifest too (JSON is YAML).
+	mj, _ := json.Marshal(m)
+	m2, err := ParseManifest(mj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Hash() != m.Hash() {
+		t.Fatal("JSON manifest hashes differently")
+	}
+}
+
+// reverseKeys reverses the order of every YAML mapping's keys.
+func reverseKeys(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		var pairs [][2]*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			pairs = append(pairs, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+		}
+		n.Content = n.Content[:0]
+		for i := len(pairs) - 1; i >= 0; i-- {
+			n.Content = append(n.Content, pairs[i][0], pairs[i][1])
+		}
+	}
+	for _, c := range n.Content {
+		reverseKeys(c)
+	}
+}
+
+func TestHashStable(t *testing.T) {
+	m, _ := load(t)
+	mj, _ := json.MarshalIndent(m, "   ", "\t")
+	var doc yaml.Node
+	if err := yaml.Unmarshal(mj, &doc); err != nil {
+		t.Fatal(err)
+	}
+	reverseKeys(&doc)
+	var flowless func(*yaml.Node)
+	flowless = func(n *yaml.Node) {
+		n.Style = 0
+		for _, c := range n.Content {
+			flowless(c)
+		}
+	}
+	flowless(&doc)
+	y, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := ParseManifest(y)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	if m2.Hash() != m.Hash() {
+		t.Fatal("hash changed under key reordering and re-indentation")
+	}
+
+	changes := map[string]func(m *Manifest){
+		"description":   func(m *Manifest) { m.Description += "." },
+		"sql space":     func(m *Manifest) { m.Analysis("visitors_sql").SQL += " " },
+		"policy":        func(m *Manifest) { m.Dataset("towers").OutputPolicy.MinDistinctIdentities++ },
+		"filter value":  func(m *Manifest) { m.Analysis("visitors_by_age").Aggregate.Where[0].Value = "NRT" },
+		"measurement":   func(m *Manifest) { m.Worker.ReferenceValues.Measurements[0].Value = strings.Repeat("00", 48) },
+		"card time":     func(m *Manifest) { m.Parties[0].Card.CreatedAt = m.Parties[0].Card.CreatedAt.Add(time.Second) },
+		"receiver drop": func(m *Manifest) { m.Receivers = m.Receivers[:2] },
+	}
+	for name, f := range changes {
+		c := clone(t, m)
+		f(c)
+		if c.Hash() == m.Hash() {
+			t.Errorf("%s: hash did not change", name)
+		}
+	}
+}
+
+func TestAnalysisHash(t *testing.T) {
+	m, _ := load(t)
+	h1, err := m.AnalysisHash("visitors_sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clone(t, m)
+	c.Analysis("visitors_sql").SQL = strings.Replace(c.Analysis("visitors_sql").SQL, "FROM", "FROM ", 1)
+	h2, _ := c.AnalysisHash("visitors_sql")
+	if h1 == h2 {
+		t.Fatal("custom SQL is not hashed verbatim")
+	}
+	if _, err := m.AnalysisHash("nope"); !errors.Is(err, ErrInvalidManifest) {
+		t.Fatal(err)
+	}
+}
+
+func TestEffectivePolicy(t *testing.T) {
+	m, _ := load(t)
+	p, err := m.EffectivePolicy("visitors_by_age")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MinDistinctIdentities != 10 || p.MinSetBy.Owner != "airline" {
+		t.Errorf("min %d by %v", p.MinDistinctIdentities, p.MinSetBy)
+	}
+	if funcList(p.AllowedAggregates) != "count, count_distinct_identities, sum, avg" {
+		t.Errorf("aggregates %v", p.AllowedAggregates)
+	}
+	if p.excludedBy("max") != `airline (dataset "passengers")` {
+		t.Errorf("max excluded by %q", p.excludedBy("max"))
+	}
+	want := "passengers.age_band passengers.destination passengers.fare subscribers.visited_naha subscribers.plan"
+	if strings.Join(p.AllowedColumns, " ") != want {
+		t.Errorf("columns %v", p.AllowedColumns)
+	}
+	// The carrier raising its minimum above the airline's takes over.
+	m.Dataset("subscribers").OutputPolicy.MinDistinctIdentities = 50
+	p, _ = m.EffectivePolicy("visitors_by_age")
+	if p.MinDistinctIdentities != 50 || p.MinSetBy.Dataset != "subscribers" {
+		t.Errorf("min %d by %v", p.MinDistinctIdentities, p.MinSetBy)
+	}
+	if _, err := m.EffectivePolicy("nope"); !errors.Is(err, ErrInvalidManifest) {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	base, _ := load(t)
+	tests := []struct {
+		name string
+		f    func(m *Manifest)
+		want string
+	}{
+		{"format", func(m *Manifest) { m.Format = 2 }, "kura_manifest: format 2"},
+		{"id", func(m *Manifest) { m.ID = "Bad Id" }, `id: "Bad Id"`},
+		{"previous", func(m *Manifest) { m.Previous = "abc" }, "previous:"},
+		{"no parties", func(m *Manifest) { m.Parties = nil }, "parties: no parties"},
+		{"dup party", func(m *Manifest) { m.Parties[1].Name = "airline" }, `parties[1].name: "airline" appears twice`},
+		{"card name", func(m *Manifest) { m.Parties[2].Name = "analyst2"; m.Receivers[2] = "analyst2" }, `parties[2].card: the card is for "analyst", the party is "analyst2"`},
+		{"tampered card", func(m *Manifest) { m.Parties[0].Card.Name = "mallory" }, "parties[0].card: party: card fingerprint"},
+		{"no card", func(m *Manifest) { m.Parties[0].Card = nil }, "parties[0].card: missing"},
+		{"same key", func(m *Manifest) { c := *m.Parties[0].Card; c.Name = "carrier"; m.Parties[1].Card = nil; _ = c }, "parties[1].card: missing"},
+		{"role", func(m *Manifest) { m.Parties[2].Roles = append(m.Parties[2].Roles, "boss") }, `parties[2].roles[2]: unknown role "boss"`},
+		{"no roles", func(m *Manifest) { m.Parties[2].Roles = nil }, "parties[2].roles: no roles"},
+		{"dataset id", func(m *Manifest) { m.Datasets[0].ID = "Pass-engers" }, `datasets[0].id: "Pass-engers"`},
+		{"dup dataset", func(m *Manifest) { m.Datasets[2].ID = "subscribers" }, `datasets[2].id: "subscribers" appears twice`},
+		{"owner missing", func(m *Manifest) { m.Datasets[0].Owner = "nobody" }, `datasets[0].owner: no party "nobody"`},
+		{"owner not provider", func(m *Manifest) { m.Datasets[0].Owner = "analyst"; m.Datasets[0].Descriptor.Owner = "analyst" }, `datasets[0].owner: party "analyst" does not have the data_provider role`},
+		{"descriptor owner", func(m *Manifest) { m.Datasets[1].Descriptor.Owner = "airline" }, `datasets[1].descriptor.owner: "airline", but the dataset's owner is "carrier"`},
+		{"digest", func(m *Manifest) { m.Datasets[1].Descriptor.SealedSHA256 = "ABC" }, "datasets[1].descriptor.sealed_sha256: want 64 lowercase hex"},
+		{"same digest", func(m *Manifest) { m.Datasets[1].Descriptor.SealedSHA256 = m.Datasets[0].Descriptor.SealedSHA256 }, `datasets[1].descriptor.sealed_sha256: same sealed file as dataset "passengers"`},
+		{"kbs url", func(m *Manifest) { m.Datasets[1].Descriptor.KeyBroker.URL = "kbs" }, `datasets[1].descriptor.key_broker.url: "kbs"`},
+		{"kbs resource", func(m *Manifest) { m.Datasets[1].Descriptor.KeyBroker.Resource = "a/b" }, `datasets[1].descriptor.key_broker.resource: "a/b"`},
+		{"same resource", func(m *Manifest) { m.Datasets[2].Descriptor.KeyBroker = m.Datasets[1].Descriptor.KeyBroker }, `datasets[2].descriptor.key_broker: same key-broker resource as dataset "subscribers"`},
+		{"no schema", func(m *Manifest) { m.Datasets[2].Descriptor.Schema = nil }, "datasets[2].descriptor.schema: missing"},
+		{"bad schema", func(m *Manifest) { m.Datasets[2].Descriptor.Schema.Columns[1].Type = "blob" }, `datasets[2].descriptor.schema: invalid schema: column "region": type "blob"`},
+		{"min 0", func(m *Manifest) { m.Datasets[1].OutputPolicy.MinDistinctIdentities = 0 }, "datasets[1].output_policy.min_distinct_identities: 0, want at least 1"},
+		{"agg unknown", func(m *Manifest) { m.Datasets[0].OutputPolicy.AllowedAggregates[0] = "median" }, `datasets[0].output_policy.allowed_aggregates[0]: unknown function "median"`},
+		{"allowed col", func(m *Manifest) { m.Datasets[0].OutputPolicy.AllowedColumns[0] = "shoe" }, `datasets[0].output_policy.allowed_columns[0]: dataset "passengers" has no column "shoe"`},
+		{"allowed identity", func(m *Manifest) { m.Datasets[0].OutputPolicy.AllowedColumns[0] = "phone" }, `datasets[0].output_policy.allowed_columns[0]: "phone" is an identity column`},
+		{"dup analysis", func(m *Manifest) { m.Analyses[1].ID = "visitors_by_age" }, `analyses[1].id: "visitors_by_age" appears twice`},
+		{"kind", func(m *Manifest) { m.Analyses[1].Kind = "python" }, `analyses[1].kind: "python"`},
+		{"no aggregate", func(m *Manifest) { m.Analyses[0].Aggregate = nil }, "analyses[0].aggregate: missing"},
+		{"from", func(m *Manifest) { m.Analyses[0].Aggregate.From = "nope" }, `analyses[0].aggregate.from: no dataset "nope"`},
+		{"join dataset", func(m *Manifest) { m.Analyses[0].Aggregate.Joins[0].Dataset = "nope" }, `analyses[0].aggregate.joins[0].dataset: no dataset "nope"`},
+		{"join not join col", func(m *Manifest) { m.Analyses[0].Aggregate.Joins[0].Right = "subscribers.plan" }, `analyses[0].aggregate.joins[0].right: "subscribers.plan" is not declared join: true`},
+		{"join column missing", func(m *Manifest) { m.Analyses[0].Aggregate.Joins[0].Left = "passengers.nope" }, `analyses[0].aggregate.joins[0].left: "passengers.nope": dataset "passengers" has no column "nope"`},
+		{"group identity", func(m *Manifest) { m.Analyses[0].Aggregate.GroupBy[0] = "passengers.phone" }, `analyses[0].aggregate.group_by[0]: "passengers.phone" is an identity column`},
+		{"group not allowed", func(m *Manifest) { m.Analyses[0].Aggregate.GroupBy[0] = "passengers.nationality" }, `analyses[0].aggregate.group_by[0]: "passengers.nationality" is not in the allowed_columns of airline (dataset "passengers")`},
+		{"group not in query", func(m *Manifest) { m.Analyses[0].Aggregate.GroupBy[0] = "towers.region" }, `analyses[0].aggregate.group_by[0]: "towers.region": dataset "towers" is not in the query`},
+		{"group no dot", func(m *Manifest) { m.Analyses[0].Aggregate.GroupBy[0] = "age_band" }, `analyses[0].aggregate.group_by[0]: "age_band": want dataset.column`},
+		{"measure fn disallowed", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Func = AggMax }, `analyses[0].aggregate.measures[1].fn: "max" is not allowed by airline (dataset "passengers")`},
+		{"measure fn unknown", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Func = "median" }, `analyses[0].aggregate.measures[1].fn: unknown function "median"`},
+		{"measure type", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Column = "passengers.destination" }, `analyses[0].aggregate.measures[1].column: avg of "passengers.destination": the column is string`},
+		{"measure join col", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Column = "subscribers.phone" }, `analyses[0].aggregate.measures[1].column: "subscribers.phone" is an identity column`},
+		{"distinct dataset", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[0].Dataset = "towers" }, `analyses[0].aggregate.measures[0].dataset: "towers" is not a dataset of the query`},
+		{"as dup", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].As = "travellers" }, `analyses[0].aggregate.measures[1].as: "travellers" is used twice`},
+		{"as ident", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].As = "avg fare" }, `analyses[0].aggregate.measures[1].as: "avg fare"`},
+		{"as group", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].As = "age_band" }, `analyses[0].aggregate.measures[1].as: "age_band" is also a group-by column`},
+		{"filter op", func(m *Manifest) { m.Analyses[0].Aggregate.Where[0].Op = "like" }, `analyses[0].aggregate.where[0].op: "like"`},
+		{"filter value", func(m *Manifest) { m.Analyses[0].Aggregate.Where[0].Value = []any{"OKA"} }, "analyses[0].aggregate.where[0].value: want a string, number or boolean"},
+		{"filter in", func(m *Manifest) { m.Analyses[0].Aggregate.Where[0].Op = "in" }, "analyses[0].aggregate.where[0].value: in takes a list"},
+		{"filter type", func(m *Manifest) { m.Analyses[0].Aggregate.Where[1].Value = "yes" }, `analyses[0].aggregate.where[1].value: column "visited_naha" is a bool`},
+		{"filter identity", func(m *Manifest) { m.Analyses[0].Aggregate.Where[0].Column = "passengers.phone" }, `analyses[0].aggregate.where[0].column: "passengers.phone" is an identity column`},
+		{"reads differ", func(m *Manifest) { m.Analyses[0].Reads = []string{"passengers"} }, `analyses[0].reads: ["passengers"], but the aggregate reads ["passengers" "subscribers"]`},
+		{"sql empty", func(m *Manifest) { m.Analyses[1].SQL = " " }, "analyses[1].sql: missing"},
+		{"sql reads", func(m *Manifest) { m.Analyses[1].Reads = []string{"passengers", "nope"} }, `analyses[1].reads[1]: no dataset "nope"`},
+		{"sql no reads", func(m *Manifest) { m.Analyses[1].Reads = nil }, "analyses[1].reads: missing"},
+		{"receiver unknown", func(m *Manifest) { m.Analyses[1].Receivers = []string{"eve"} }, `analyses[1].receivers[0]: no party "eve"`},
+		{"receiver role", func(m *Manifest) { m.Parties[2].Roles = []Role{RoleAnalyst} }, `receivers[2]: party "analyst" does not have the result_receiver role`},
+		{"no receivers", func(m *Manifest) { m.Receivers = nil }, "analyses[0].receivers: no receivers"},
+		{"no measurements", func(m *Manifest) { m.Worker.ReferenceValues.Measurements = nil }, "worker.reference_values.measurements: none"},
+		{"measurement hex", func(m *Manifest) { m.Worker.ReferenceValues.Measurements[1].Value = "xyz" }, "worker.reference_values.measurements[1].value: want a hex measurement"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := clone(t, base)
+			tt.f(m)
+			err := m.Validate()
+			if !errors.Is(err, ErrInvalidManifest) {
+				t.Fatalf("Validate = %v, want ErrInvalidManifest", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, tt.want)
+			}
+		})
+	}
+	if err := clone(t, base).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSameSigningKey(t *testing.T) {
+	m, _ := load(t)
+	id, _ := party.Generate("carrier", party.KEMX25519)
+	_ = id
+	m.Parties[1].Card = m.Parties[0].Card
+	err := m.Validate()
+	if err == nil || !strings.Contains(err.Error(), "parties[1].card") {
+		t.Fatal(err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	path, _ := example(t)
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown key", strings.Replace(string(src), "description:", "colour: red\ndescription:", 1), `unknown field "colour"`},
+		{"unknown nested key", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: 10\n      k_anon: 3", 1), `unknown field "k_anon"`},
+		{"duplicate key", strings.Replace(string(src), "description:", "id: again\ndescription:", 1), `key "id" appears twice`},
+		{"alias", strings.Replace(string(src), "receivers: [airline, carrier, analyst]", "receivers: &r [airline]\nextra: *r", 1), "aliases"},
+		{"two docs", string(src) + "\n---\nid: x\n", "more than one YAML document"},
+		{"empty", "", "empty document"},
+		{"card and file", strings.Replace(string(src), "card_file: cards/airline.json", "card_file: cards/airline.json\n    card: {}", 1), "parties[0]: give card or card_file, not both"},
+		{"missing card file", strings.Replace(string(src), "cards/airline.json", "cards/nope.json", 1), "parties[0].card_file:"},
+		{"tampered card file", "", "parties[1].card_file: party: card fingerprint"},
+		{"no descriptor", strings.Replace(string(src), "descriptor_file: descriptors/towers.json", "", 1), "datasets[2]: missing descriptor"},
+		{"binary", strings.Replace(string(src), "description: ", "description: !!binary ", 1), "unsupported YAML type !!binary"},
+		{"wrong type", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: ten", 1), "min_distinct_identities"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Dir(path)
+			if tt.name == "tampered card file" {
+				b, _ := os.ReadFile(filepath.Join(dir, "cards/carrier.json"))
+				bad := filepath.Join(dir, "cards/carrier-bad.json")
+				os.WriteFile(bad, bytes.Replace(b, []byte(`"carrier"`), []byte(`"carrieR"`), 1), 0o644)
+				tt.yaml = strings.Replace(string(src), "cards/carrier.json", "cards/carrier-bad.json", 1)
+			}
+			p := filepath.Join(dir, "case.yaml")
+			if err := os.WriteFile(p, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadManifest(p)
+			if !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadManifest = %v, want ErrInvalidManifest containing %q", err, tt.want)
+			}
+		})
+	}
+	// Without a file, references cannot be resolved.
+	if _, err := ParseManifest(src); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), "kura collab create") {
+		t.Fatal(err)
+	}
+	// Oversized.
+	if _, err := ParseManifest(make([]byte, MaxManifestSize+1)); !errors.Is(err, ErrInvalidManifest) {
+		t.Fatal(err)
+	}
+	// Truncated.
+	for _, n := range []int{10, len(src) / 3, len(src) / 2, len(src) - 40} {
+		p := filepath.Join(filepath.Dir(path), "trunc.yaml")
+		os.WriteFile(p, src[:n], 0o644)
+		if _, err := LoadManifest(p); !errors.Is(err, ErrInvalidManifest) {
+			t.Errorf("truncated at %d: %v", n, err)
+		}
+	}
+}
+
+func TestParseDescriptor(t *testing.T) {
+	b, err := os.ReadFile("testdata/example/descriptors/passengers.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ParseDescriptor(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Owner != "airline" || len(d.Schema.Columns) != 5 {
+		t.Fatalf("%+v", d)
+	}
+	for name, bad := range map[string][]byte{
+		"unknown":   bytes.Replace(b, []byte(`"format"`), []byte(`"colour": 1, "format"`), 1),
+		"digest":    bytes.Replace(b, []byte(`"sealed_sha256": "`), []byte(`"sealed_sha256": "x`), 1),
+		"truncated": b[:len(b)/2],
+		"trailing":  append(append([]byte{}, b...), '{', '}'),
+		"oversized": append(append([]byte{}, b...), make([]byte, MaxDescriptorSize)...),
+	} {
+		if _, err := ParseDescriptor(bad); !errors.Is(err, ErrInvalidManifest) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestCanonicalize(t *testing.T) {
+	// RFC 8785 §3.2.2.3 and appendix B number vectors.
+	nums := map[string]string{
+		"0": "0", "-0": "0", "1e21": "1e+21", "1e-7": "1e-7", "0.000001": "0.000001",
+		"123456789012345680000": "123456789012345680000", "4.50": "4.5", "2e-3": "0.002",
+		"1.7976931348623157e308": "1.7976931348623157e+308", "5e-324": "5e-324",
+		"333333333.33333329": "333333333.3333333", "1E30": "1e+30", "-1.5e-9": "-1.5e-9",
+		"9007199254740993": "9007199254740992",
+	}
+	for in, want := range nums {
+		got, err := Canonicalize([]byte(in))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: got %s, %v; want %s", in, got, err, want)
+		}
+	}
+	// RFC 8785 §3.2.3 sorting example (UTF-16 order) and string escaping.
+	in := `{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}`
+	want := "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u0080\":\"Control\",\"\u00f6\":\"Latin Small Letter O With Diaeresis\",\"\u20ac\":\"Euro Sign\",\"\U0001F600\":\"Emoji: Grinning Face\",\"\ufb33\":\"Hebrew Letter Dalet With Dagesh\"}"
+	got, err := Canonicalize([]byte(in))
+	if err != nil || string(got) != want {
+		t.Errorf("sort: got %s, %v", got, err)
+	}
+	got, _ = Canonicalize([]byte(`{ "a" : [ "<\u001f>\/\u2028", true , null ] }`))
+	if string(got) != "{\"a\":[\"<\\u001f>/\u2028\",true,null]}" {
+		t.Errorf("escape: %s", got)
+	}
+	for _, bad := range []string{`{"a":1,"a":2}`, `[1`, `{} {}`, `1e400`, strings.Repeat("[", 100) + strings.Repeat("]", 100)} {
+		if _, err := Canonicalize([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestHashVector pins the test vector of docs/spec/manifest.md §3.
+func TestHashVector(t *testing.T) {
+	if os.Getenv("KURA_UPDATE_VECTOR") != "" {
+		m, err := LoadManifest("testdata/vector/source.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.MarshalIndent(m, "", "  ")
+		os.WriteFile("testdata/vector/manifest.json", append(b, '\n'), 0o644)
+		canon, _ := m.Canonical()
+		os.WriteFile("testdata/vector/canonical.json", append(canon, '\n'), 0o644)
+		os.WriteFile("testdata/vector/hash.txt", []byte(m.Hash()+"\n"), 0o644)
+	}
+	b, err := os.ReadFile("testdata/vector/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon, err := m.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/vector/canonical.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(canon, bytes.TrimSuffix(want, []byte("\n"))) {
+		t.Errorf("canonical form differs from testdata/vector/canonical.json:\n%s", canon)
+	}
+	hash, _ := os.ReadFile("testdata/vector/hash.txt")
+	if got := m.Hash(); got != strings.TrimSpace(string(hash)) {
+		t.Errorf("hash %s, want %s", got, hash)
+	}
+}
+
+var _ = ed25519.PublicKeySize

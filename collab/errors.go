@@ -1,0 +1,64 @@
+package collab
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of them; test
+// with errors.Is.
+var (
+	// ErrInvalidManifest means a manifest is malformed or inconsistent: bad
+	// YAML or JSON, an unknown key, a reference to something that does not
+	// exist, or an analysis its owners' output policies forbid. The message
+	// names the path of the offending value.
+	ErrInvalidManifest = errors.New("collab: invalid manifest")
+	// ErrMalformedCollaboration means a collaboration file cannot be parsed
+	// or is not in normal form.
+	ErrMalformedCollaboration = errors.New("collab: malformed collaboration file")
+	// ErrBrokenChain means the manifest history is not a hash chain: a
+	// version's previous hash or id does not follow from the version before.
+	ErrBrokenChain = errors.New("collab: broken manifest chain")
+	// ErrBadApproval means an approval is invalid: its signature does not
+	// verify under the party's card, or it names the wrong manifest, scope,
+	// version or party.
+	ErrBadApproval = errors.New("collab: bad approval")
+	// ErrNotApproved means a party's approval does not cover the current
+	// manifest: it never approved, or its approval is stale.
+	ErrNotApproved = errors.New("collab: not approved")
+)
+
+// NotApprovedError says why a party's approval does not cover a version.
+// It wraps ErrNotApproved, or ErrBadApproval when the party's only
+// approvals do not verify.
+type NotApprovedError struct {
+	Party string // the party's name
+	// Version is the version whose approval is missing.
+	Version int
+	// Approved is the latest version the party validly approved, 0 if none.
+	Approved int
+	// StaleSince is the first version after Approved that changed what the
+	// party approved (0 when Approved is 0).
+	StaleSince int
+	// Changes lists what changed in StaleSince, like `dataset "passengers"`
+	// or "worker reference values".
+	Changes []string
+	// Err is ErrNotApproved or an ErrBadApproval error.
+	Err error
+}
+
+// Error names the party and why its approval does not count.
+func (e *NotApprovedError) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrBadApproval):
+		return fmt.Sprintf("party %q has no valid approval of version %d: %v", e.Party, e.Version, e.Err)
+	case e.Approved == 0:
+		return fmt.Sprintf("%v: party %q never approved (current version %d)", e.Err, e.Party, e.Version)
+	default:
+		return fmt.Sprintf("%v: party %q approved version %d, stale since version %d because %s changed", e.Err, e.Party, e.Approved, e.StaleSince, strings.Join(e.Changes, ", "))
+	}
+}
+
+// Unwrap returns Err.
+func (e *NotApprovedError) Unwrap() error { return e.Err }

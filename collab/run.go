@@ -1,0 +1,116 @@
+package collab
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// RunContextVersion is the run context format this package reads and writes.
+const RunContextVersion = 1
+
+// ErrBadRunContext reports a malformed run context.
+var ErrBadRunContext = errors.New("collab: malformed run context")
+
+// RunContext is what a clean-room worker binds into its attestation, next
+// to the verifier's nonce and its key-transport key: which collaboration
+// version and analysis it runs, the run's id, and the public half of the
+// ephemeral key it will sign the result bundle and the deletion receipt
+// with. Key brokers read it from the attestation token; result receivers
+// read it from the bundle and compare it with the token.
+type RunContext struct {
+	Version       int    `json:"v"`
+	Collaboration string `json:"collaboration"` // collaboration id
+	ManifestHash  string `json:"manifest_hash"` // hex SHA-256 of the manifest version run
+	Analysis      string `json:"analysis"`      // analysis id
+	RunID         string `json:"run_id"`        // 32 hex characters, random per run
+	SigningKey    []byte `json:"signing_key"`   // Ed25519 public key, base64 in JSON
+}
+
+var (
+	hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hexRun  = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// Marshal returns the run context's bytes as bound into attestation: JSON
+// with the fields in the order above and no insignificant whitespace.
+func (rc *RunContext) Marshal() ([]byte, error) {
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(rc)
+}
+
+func (rc *RunContext) check() error {
+	switch {
+	case rc.Version != RunContextVersion:
+		return fmt.Errorf("%w: version %d, want %d", ErrBadRunContext, rc.Version, RunContextVersion)
+	case rc.Collaboration == "":
+		return fmt.Errorf("%w: no collaboration id", ErrBadRunContext)
+	case !hexHash.MatchString(rc.ManifestHash):
+		return fmt.Errorf("%w: manifest_hash must be 64 lowercase hex characters", ErrBadRunContext)
+	case rc.Analysis == "":
+		return fmt.Errorf("%w: no analysis id", ErrBadRunContext)
+	case !hexRun.MatchString(rc.RunID):
+		return fmt.Errorf("%w: run_id must be 32 lowercase hex characters", ErrBadRunContext)
+	case len(rc.SigningKey) != ed25519.PublicKeySize:
+		return fmt.Errorf("%w: signing_key must be a %d-byte Ed25519 public key", ErrBadRunContext, ed25519.PublicKeySize)
+	}
+	return nil
+}
+
+// maxRunContext bounds an encoded run context.
+const maxRunContext = 4 << 10
+
+// ParseRunContext decodes and checks a run context. It accepts exactly the
+// bytes Marshal produces, so the bytes bound into attestation have one
+// meaning.
+func ParseRunContext(data []byte) (*RunContext, error) {
+	if len(data) > maxRunContext {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadRunContext, len(data), maxRunContext)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var rc RunContext
+	if err := dec.Decode(&rc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRunContext, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data", ErrBadRunContext)
+	}
+	canon, err := rc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(canon, data) {
+		return nil, fmt.Errorf("%w: not in canonical form", ErrBadRunContext)
+	}
+	return &rc, nil
+}
+
+// NewRunID returns a random run id.
+func NewRunID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// WorkerApproved reports whether the manifest's worker reference values
+// list the measurement (hex, any case) for the TEE.
+func (m *Manifest) WorkerApproved(tee, measurement string) bool {
+	if measurement == "" {
+		return false
+	}
+	for _, rv := range m.Worker.ReferenceValues.Measurements {
+		if rv.TEE == tee && strings.EqualFold(rv.Value, measurement) {
+			return true
+		}
+	}
+	return false
+}
