@@ -36,6 +36,11 @@ func KeyFromBytes(b []byte) (Key, error) {
 // Bytes returns a copy of the key's bytes.
 func (k Key) Bytes() []byte { return append([]byte(nil), k.b[:]...) }
 
+// Wipe zeroes k. Copies of the key (Key is a value) and the AES key
+// schedules derived from it are not reached; Go gives no way to wipe those,
+// so a wiped key is a best effort, not a guarantee.
+func (k *Key) Wipe() { clear(k.b[:]) }
+
 // Equal reports whether two keys are equal, in constant time.
 func (k Key) Equal(o Key) bool { return subtle.ConstantTimeCompare(k.b[:], o.b[:]) == 1 }
 
