@@ -162,7 +162,6 @@ func newRoot(env *Env) *cobra.Command {
 		newPolicyCmd(g),
 		newDataCmd(g),
 		newPartyCmd(g),
-		newBenchCmd(g),
 		newCollabCmd(g),
 		newVersionCmd(),
 	)
