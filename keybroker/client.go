@@ -47,6 +47,10 @@ type Session struct {
 	key   *ecdh.PrivateKey
 	jwk   jwk.Key // private JWK for decryption
 	Token string  // the EAR the broker's verifier issued
+	// Evidence is the attestation bundle the session was attested with
+	// (JSON), for callers that hand it on, such as a clean-room worker's
+	// result bundle.
+	Evidence []byte
 }
 
 // RemoteError is an error answer from a broker: its HTTP status and
@@ -143,7 +147,7 @@ func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []b
 	if err := s.do(ctx, http.MethodPost, "/kbs/v0/attest", att, &out); err != nil {
 		return nil, err
 	}
-	s.Token = out.Token
+	s.Token, s.Evidence = out.Token, ev
 	return s, nil
 }
 
@@ -156,6 +160,25 @@ func (s *Session) Resource(ctx context.Context, path string) ([]byte, error) {
 	if err := s.do(ctx, http.MethodGet, "/kbs/v0/resource/"+path, nil, &raw); err != nil {
 		return nil, err
 	}
+	return s.decrypt(raw)
+}
+
+// ResourceFor fetches and decrypts a dataset key for a clean-room run,
+// presenting the collaboration file the run is for (a kura extension,
+// docs/spec/cleanroom.md §3). The session must have been attested with the
+// run's context.
+func (s *Session) ResourceFor(ctx context.Context, path string, collaboration []byte) ([]byte, error) {
+	if _, err := ParsePath(path); err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := s.do(ctx, http.MethodPost, RunResourcePrefix+path, collaboration, &raw); err != nil {
+		return nil, err
+	}
+	return s.decrypt(raw)
+}
+
+func (s *Session) decrypt(raw []byte) ([]byte, error) {
 	value, err := jwe.Decrypt(raw, jwe.WithKey(jwa.ECDH_ES_A256KW(), s.jwk))
 	if err != nil {
 		return nil, fmt.Errorf("decrypt resource: %w", err)
@@ -165,7 +188,11 @@ func (s *Session) Resource(ctx context.Context, path string) ([]byte, error) {
 
 func (s *Session) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	switch in := in.(type) {
+	case nil:
+	case []byte: // sent as is
+		body = bytes.NewReader(in)
+	default:
 		data, err := json.Marshal(in)
 		if err != nil {
 			return err

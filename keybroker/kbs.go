@@ -37,6 +37,7 @@ func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
 	mux.Handle("POST /kbs/v0/auth", h(b.handleAuth))
 	mux.Handle("POST /kbs/v0/attest", h(b.handleAttest))
 	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.handleResource))
+	mux.Handle("POST "+RunResourcePrefix+"{repo}/{type}/{tag}", h(b.handleResource))
 	b.registerAdmin(mux, admins)
 }
 
@@ -244,7 +245,16 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 	for k, v := range r.URL.Query() {
 		query[k] = strings.Join(v, ",")
 	}
-	out, err := b.Release(r.Context(), a, path, query, clientAddr(r))
+	var collaboration []byte
+	if r.Method == http.MethodPost {
+		if collaboration, err = web.ReadBody(w, r, MaxCollaborationSize); err != nil {
+			return err
+		}
+		if len(collaboration) == 0 {
+			return fmt.Errorf("%w: POST %s needs the collaboration file as its body", ErrBadRequest, RunResourcePrefix)
+		}
+	}
+	out, err := b.Release(r.Context(), a, path, query, collaboration, clientAddr(r))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ type PolicyInput struct {
 	Token    *TokenView     `json:"token,omitempty"`
 	Request  RequestView    `json:"request"`
 	Resource *ResourceView  `json:"resource,omitempty"`
+	Run      *RunView       `json:"run,omitempty"` // a clean-room run asking for a dataset key
 	DevMode  bool           `json:"dev_mode"`
 	Extra    map[string]any `json:"extra,omitempty"`
 }

@@ -20,7 +20,10 @@ type Attested struct {
 	View *TokenView
 	to   *recipient // the TEE key releases are encrypted to
 	// Digest is SHA-256 of the token, for the audit trail.
-	Digest           string
+	Digest string
+	// Context is the runtime context the evidence bound (for a clean-room
+	// worker, its run context).
+	Context          []byte
 	IssuedAt, Expiry time.Time
 }
 
@@ -63,7 +66,7 @@ func (b *Broker) authenticate(raw []byte) (*Attested, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
-	a := &Attested{View: view, to: to, Digest: hex.EncodeToString(sum[:]), IssuedAt: c.IssuedAt, Expiry: c.Expiry}
+	a := &Attested{View: view, to: to, Digest: hex.EncodeToString(sum[:]), Context: c.RuntimeContext, IssuedAt: c.IssuedAt, Expiry: c.Expiry}
 	if err := b.fresh(a); err != nil {
 		return nil, err
 	}
@@ -122,14 +125,16 @@ func tokenView(c *token.Claims) (*TokenView, error) {
 
 // Release decides whether the attested workload may have the resource at
 // path and, if so, returns it as a flattened JWE to the workload's TEE key.
-// Every decision is recorded in the audit trail before Release returns.
-func (b *Broker) Release(ctx context.Context, a *Attested, path string, query map[string]string, requester string) ([]byte, error) {
+// collaboration is the collaboration file a clean-room run presents for a
+// dataset key (docs/spec/cleanroom.md §3), nil otherwise. Every decision is
+// recorded in the audit trail before Release returns.
+func (b *Broker) Release(ctx context.Context, a *Attested, path string, query map[string]string, collaboration []byte, requester string) ([]byte, error) {
 	rec := &store.AuditRecord{Resource: path, Requester: requester}
 	if a != nil {
 		rec.TokenDigest, rec.TEE = a.Digest, a.View.TEE
 		rec.Measurement, _ = a.View.Claims["measurement"].(string)
 	}
-	out, err := b.release(ctx, a, path, query, rec)
+	out, err := b.release(ctx, a, path, query, collaboration, rec)
 	if err != nil {
 		rec.Decision, rec.Reason = "refused", err.Error()
 	} else {
@@ -142,7 +147,7 @@ func (b *Broker) Release(ctx context.Context, a *Attested, path string, query ma
 	return out, err
 }
 
-func (b *Broker) release(ctx context.Context, a *Attested, path string, query map[string]string, rec *store.AuditRecord) ([]byte, error) {
+func (b *Broker) release(ctx context.Context, a *Attested, path string, query map[string]string, collaboration []byte, rec *store.AuditRecord) ([]byte, error) {
 	req, err := ParsePath(path)
 	if err != nil {
 		return nil, err
@@ -158,6 +163,12 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 	if err != nil {
 		return nil, err
 	}
+	var run *RunView
+	if r.Metadata[MetaKind] == KindDatasetKey || collaboration != nil {
+		if run, err = checkRun(a, r, path, collaboration); err != nil {
+			return nil, err
+		}
+	}
 	scope, src, err := b.policyForResource(ctx, req, r)
 	if err != nil {
 		return nil, err
@@ -166,6 +177,7 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 		Token:    a.View,
 		Request:  req,
 		Resource: &ResourceView{Version: r.Version, Metadata: r.Metadata},
+		Run:      run,
 		DevMode:  b.devMode,
 	}, nil)
 	if err != nil {

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/kura-cc/kura/dataset"
 )
 
 // kura runs this test binary as the kura command and returns its stdout.
@@ -39,9 +37,9 @@ func kura(t *testing.T, dir string, args ...string) string {
 	return stdout.String()
 }
 
-// TestDataRegister: an owner seals a dataset, registers its key with its
-// key broker over HTTP, and an attested (sim, dev mode) workload gets back
-// exactly that key; the descriptor carries the sealed file's digest.
+// TestDataRegister: an owner seals a dataset and registers its key with its
+// key broker over HTTP; the descriptor carries the sealed file's digest, and
+// the key is not released to a workload that is not a clean-room run.
 func TestDataRegister(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server process")
@@ -58,7 +56,8 @@ func TestDataRegister(t *testing.T) {
 	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
 
 	kura(t, dir, "data", "seal", "people.csv", "-o", "people.kura", "--dataset-id", "people 2026")
-	out := kura(t, dir, "data", "register", "people.kura", "--key-file", "people.kura.key", "--owner", "airline", "--url", url, "--admin-key", "owner.pem")
+	kura(t, dir, "party", "init", "airline", "-o", "airline")
+	out := kura(t, dir, "data", "register", "people.kura", "--key-file", "people.kura.key", "--identity", "airline", "--url", url, "--admin-key", "owner.pem")
 	if !strings.Contains(out, "airline/dataset-key/people_2026") {
 		t.Fatalf("register output: %s", out)
 	}
@@ -85,17 +84,16 @@ func TestDataRegister(t *testing.T) {
 		t.Error("descriptor mentions key material")
 	}
 
-	kura(t, dir, "kbs", "get-resource", d.KeyBroker.Resource, "--url", url, "--tee", "sim", "-o", "fetched.key")
-	fetched, _ := os.ReadFile(filepath.Join(dir, "fetched.key"))
-	key, err := dataset.ReadKeyFile(filepath.Join(dir, "people.kura.key"))
-	if err != nil {
-		t.Fatal(err)
+	// A dataset key goes only to clean-room runs of analyses its owner
+	// approved (docs/spec/cleanroom.md §3): a plain attested fetch, even in
+	// dev mode, is refused.
+	cmd := exec.Command(filepath.Join(dir, "kura"), "kbs", "get-resource", d.KeyBroker.Resource, "--url", url, "--tee", "sim", "-o", "fetched.key")
+	cmd.Dir = dir
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "released only to a clean-room run") {
+		t.Errorf("plain fetch of a dataset key: %v\n%s", err, msg)
 	}
-	if !bytes.Equal(fetched, key.Bytes()) {
-		t.Errorf("the workload got %d bytes that are not the owner's data key", len(fetched))
-	}
-	st, err := os.Stat(filepath.Join(dir, "fetched.key"))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Errorf("fetched key mode %v, %v; want 0600", st.Mode(), err)
+	if _, err := os.Stat(filepath.Join(dir, "fetched.key")); err == nil {
+		t.Error("the refused key was written")
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/party"
 )
 
 func newDataCmd(g *globals) *cobra.Command {
@@ -378,45 +381,31 @@ func bytesize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// Descriptor records a registered dataset (docs/spec/dataset.md §8): what it
-// is, the digest of its sealed file, and where its key is kept.
-type Descriptor struct {
-	Version      int             `json:"version"`
-	DatasetID    string          `json:"dataset_id"`
-	Owner        string          `json:"owner"`
-	Format       string          `json:"format"`
-	Schema       json.RawMessage `json:"schema,omitempty"`
-	KeyID        string          `json:"key_id"`
-	SealedSHA256 string          `json:"sealed_sha256"`
-	SealedSize   int64           `json:"sealed_size"`
-	KeyBroker    DescriptorKey   `json:"key_broker"`
-	RegisteredAt time.Time       `json:"registered_at"`
-}
-
-// DescriptorKey names the key-broker resource that holds a dataset's key.
-type DescriptorKey struct {
-	URL      string `json:"url"`
-	Resource string `json:"resource"`
-	Version  int64  `json:"version"`
-}
-
 func newDataRegisterCmd(g *globals) *cobra.Command {
-	var keyFile, owner, resource, url, adminKey, out string
+	var keyFile, identity, resource, url, adminKey, out string
 	cmd := &cobra.Command{
-		Use:   "register SEALED --key-file FILE --owner NAME",
+		Use:   "register SEALED --key-file FILE --identity DIR",
 		Short: "Put a dataset's key in the owner's key broker and write the dataset descriptor",
 		Long: `Register a sealed dataset: check that the key file opens it, store the data key in the owner's
 key broker under a resource path (signed owner request), and write a descriptor with the dataset
 id, owner, schema, SHA-256 of the sealed file and the key-broker resource. The key goes only to
-the key broker; the descriptor holds no secret and is what a collaboration manifest references.`,
-		Example: `  kura data register customers.kura --key-file customers.kura.key --owner airline \
+the key broker; the descriptor holds no secret and is what a collaboration manifest references.
+The owner is the party of --identity (from 'kura party init'): its signing key is pinned in the
+key's metadata, and the broker releases the key only to clean-room runs of analyses that party
+approved (docs/spec/cleanroom.md §3).`,
+		Example: `  kura data register customers.kura --key-file customers.kura.key --identity airline \
     --url https://kbs.airline.example --admin-key owner.pem`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if keyFile == "" || owner == "" {
-				return usagef("--key-file and --owner are required")
+			if keyFile == "" || identity == "" {
+				return usagef("--key-file and --identity are required")
 			}
+			id, err := party.Load(identity)
+			if err != nil {
+				return err
+			}
+			owner := id.Name()
 			key, err := dataset.ReadKeyFile(keyFile)
 			if err != nil {
 				return err
@@ -430,18 +419,17 @@ the key broker; the descriptor holds no secret and is what a collaboration manif
 			if err != nil {
 				return err
 			}
+			sc, err := table.ParseSchema(h.Schema)
+			if err != nil {
+				return fmt.Errorf("%s: the sealed header's schema: %w", args[0], err)
+			}
 			if key.ID() != h.KeyID {
 				return fmt.Errorf("%w: %s is not sealed under the key in %s", dataset.ErrWrongKey, args[0], keyFile)
 			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return err
-			}
-			sum := sha256.New()
-			size, err := io.Copy(sum, f)
+			digest, size, err := fileSHA256(args[0])
 			if err != nil {
 				return err
 			}
-			digest := hex.EncodeToString(sum.Sum(nil))
 			if resource == "" {
 				resource = owner + "/dataset-key/" + safeTag(h.DatasetID)
 			}
@@ -454,18 +442,16 @@ the key broker; the descriptor holds no secret and is what a collaboration manif
 			}
 			admin := &keybroker.AdminClient{BaseURL: url, Key: priv}
 			value := key.Bytes()
-			v, err := admin.Put(ctx, resource, value, map[string]string{
-				"kind": "dataset-key", "dataset_id": h.DatasetID, "sealed_sha256": digest, "key_id": h.KeyID.String(),
-			}, "")
+			v, err := admin.Put(ctx, resource, value, datasetKeyMetadata(h.DatasetID, digest, h.KeyID, id.Card()), "")
 			clear(value)
 			if err != nil {
 				return err
 			}
-			d := Descriptor{
-				Version: 1, DatasetID: h.DatasetID, Owner: owner, Format: h.Format, Schema: h.Schema,
+			d := collab.Descriptor{
+				Version: 1, DatasetID: h.DatasetID, Owner: owner, Format: h.Format, Schema: sc,
 				KeyID: h.KeyID.String(), SealedSHA256: digest, SealedSize: size,
-				KeyBroker:    DescriptorKey{URL: url, Resource: resource, Version: v},
-				RegisteredAt: time.Now().UTC(),
+				KeyBroker:    collab.KeyBrokerRef{URL: url, Resource: resource, Version: v},
+				RegisteredAt: time.Now().UTC().Format(time.RFC3339),
 			}
 			data, err := json.MarshalIndent(d, "", "  ")
 			if err != nil {
@@ -483,7 +469,7 @@ the key broker; the descriptor holds no secret and is what a collaboration manif
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&keyFile, "key-file", "", "the dataset's data key file (required)")
-	fs.StringVar(&owner, "owner", "", "the owning party's name (required)")
+	fs.StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the owning party's identity directory (required; KURA_IDENTITY)")
 	fs.StringVar(&resource, "resource", "", "key-broker resource path (default OWNER/dataset-key/DATASET-ID)")
 	fs.StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "the owner's key broker (KURA_KBS_URL)")
 	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
@@ -503,4 +489,32 @@ func safeTag(id string) string {
 		b = b[:128]
 	}
 	return string(b)
+}
+
+// datasetKeyMetadata is the key-broker metadata of a clean-room dataset key
+// (docs/spec/cleanroom.md §3).
+func datasetKeyMetadata(datasetID, sealedSHA256 string, keyID dataset.KeyID, owner *party.Card) map[string]string {
+	return map[string]string{
+		keybroker.MetaKind:            keybroker.KindDatasetKey,
+		"dataset_id":                  datasetID,
+		keybroker.MetaSealedSHA256:    sealedSHA256,
+		"key_id":                      hex.EncodeToString(keyID[:]),
+		keybroker.MetaOwnerSigningKey: base64.StdEncoding.EncodeToString(owner.SigningKey),
+		"owner_fingerprint":           owner.Fingerprint,
+	}
+}
+
+// fileSHA256 returns the hex SHA-256 and size of a file.
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -1,0 +1,103 @@
+package keybroker
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// Resource metadata that marks and describes a clean-room dataset key
+// (docs/spec/keybroker.md §6, written by `kura data register`).
+const (
+	MetaKind            = "kind"
+	KindDatasetKey      = "dataset-key"
+	MetaSealedSHA256    = "sealed_sha256"
+	MetaOwnerSigningKey = "owner_signing_key" // standard base64 Ed25519 public key
+)
+
+// RunResourcePrefix is where a clean-room run asks for dataset keys
+// (POST, the collaboration file as body).
+const RunResourcePrefix = "/kbs/v0/kura/resource/"
+
+// MaxCollaborationSize bounds the collaboration file a worker presents.
+const MaxCollaborationSize = 4 << 20
+
+// RunView is what a release policy learns about the clean-room run asking
+// for a dataset key, after the broker checked it (input.run).
+type RunView struct {
+	Collaboration string `json:"collaboration"`
+	ManifestHash  string `json:"manifest_hash"`
+	Analysis      string `json:"analysis"`
+	RunID         string `json:"run_id"`
+	Dataset       string `json:"dataset"`
+	Owner         string `json:"owner"`
+}
+
+// checkRun decides whether a dataset key may go to the attested run. Every
+// broker checks independently, trusting only the owner's signing key pinned
+// in the resource's metadata, never the coordinator:
+//   - the token binds a run context naming the collaboration's current
+//     manifest and an analysis in it;
+//   - the owner approved that analysis of that manifest (or an earlier
+//     version whose changes do not touch the owner's data);
+//   - the analysis reads the dataset this key opens, with the sealed
+//     file's digest the key was registered for;
+//   - the attested measurement is in the manifest's worker reference values.
+func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*RunView, error) {
+	if len(collabFile) == 0 {
+		return nil, fmt.Errorf("%w: %s is a dataset key, released only to a clean-room run: present the collaboration (POST the collaboration file to the resource URL)", ErrDenied, path)
+	}
+	if len(a.Context) == 0 {
+		return nil, fmt.Errorf("%w: the attestation binds no run context", ErrDenied)
+	}
+	rc, err := collab.ParseRunContext(a.Context)
+	if err != nil {
+		return nil, fmt.Errorf("%w: attested run context: %w", ErrDenied, err)
+	}
+	ownerKey, err := base64.StdEncoding.DecodeString(r.Metadata[MetaOwnerSigningKey])
+	if err != nil || len(ownerKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: %s has no valid %s metadata: register it with the owner's party identity", ErrDenied, path, MetaOwnerSigningKey)
+	}
+	c, err := collab.ParseCollaboration(collabFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: collaboration: %w", ErrBadRequest, err)
+	}
+	if err := c.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: collaboration does not verify: %w", ErrDenied, err)
+	}
+	m := c.Current()
+	if m.ID != rc.Collaboration || m.Hash() != rc.ManifestHash {
+		return nil, fmt.Errorf("%w: the attested run is for %s manifest %.16s…, the collaboration presented is %s at %.16s…", ErrDenied, rc.Collaboration, rc.ManifestHash, m.ID, m.Hash())
+	}
+	an := m.Analysis(rc.Analysis)
+	if an == nil {
+		return nil, fmt.Errorf("%w: analysis %q is not in the manifest", ErrDenied, rc.Analysis)
+	}
+	var ds *collab.Dataset
+	for _, id := range collab.ReadsOf(an) {
+		if d := m.Dataset(id); d != nil && d.Descriptor.KeyBroker.Resource == path {
+			ds = d
+		}
+	}
+	if ds == nil {
+		return nil, fmt.Errorf("%w: analysis %q does not read the dataset whose key is %s", ErrDenied, an.ID, path)
+	}
+	if ds.Descriptor.SealedSHA256 != r.Metadata[MetaSealedSHA256] {
+		return nil, fmt.Errorf("%w: the manifest's dataset %q has sealed SHA-256 %.16s…, this key was registered for %.16s…", ErrDenied, ds.ID, ds.Descriptor.SealedSHA256, r.Metadata[MetaSealedSHA256])
+	}
+	if p := m.Party(ds.Owner); p == nil || p.Card == nil || !bytes.Equal(p.Card.SigningKey, ownerKey) {
+		return nil, fmt.Errorf("%w: the manifest says dataset %q belongs to %s, whose card does not carry the owner key pinned on %s", ErrDenied, ds.ID, ds.Owner, path)
+	}
+	if err := c.CheckApproved(ed25519.PublicKey(ownerKey), an.ID); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	measurement, _ := a.View.Claims["measurement"].(string)
+	if !m.WorkerApproved(a.View.TEE, measurement) {
+		return nil, fmt.Errorf("%w: worker measurement %s (%s) is not in the manifest's worker reference values", ErrDenied, measurement, a.View.TEE)
+	}
+	return &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner}, nil
+}

@@ -1,0 +1,240 @@
+package keybroker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/party"
+)
+
+// runFixture is a broker holding the airline's dataset key, and a
+// two-party collaboration whose analysis reads it.
+type runFixture struct {
+	*fixture
+	airline, carrier *party.Identity
+	collab           *collab.Collaboration
+	sealed           string // the flights file's SHA-256
+}
+
+const flightsKey = "airline/dataset-key/flights"
+
+var flightsKeyValue = bytes.Repeat([]byte{7}, 32)
+
+func newRunFixture(t *testing.T) *runFixture {
+	t.Helper()
+	f := &runFixture{fixture: newFixture(t, fixtureOpts{dev: true})}
+	var err error
+	if f.airline, err = party.Generate("airline", party.KEMX25519); err != nil {
+		t.Fatal(err)
+	}
+	if f.carrier, err = party.Generate("carrier", party.KEMX25519); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("sealed flights"))
+	f.sealed = hex.EncodeToString(sum[:])
+	f.collab = f.newCollab(t, f.airline.Card())
+	f.putKey(t, f.airline.Card(), f.sealed)
+	return f
+}
+
+// putKey stores the flights key with the owner pinned in its metadata.
+func (f *runFixture) putKey(t *testing.T, owner *party.Card, sealed string) {
+	t.Helper()
+	meta := map[string]string{MetaKind: KindDatasetKey, MetaSealedSHA256: sealed, MetaOwnerSigningKey: base64.StdEncoding.EncodeToString(owner.SigningKey)}
+	if _, err := f.admin.Put(context.Background(), flightsKey, flightsKeyValue, meta, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testSchema(identity, join string) *table.Schema {
+	return &table.Schema{Columns: []table.Column{
+		{Name: identity, Type: table.String, Identity: true},
+		{Name: join, Type: table.String, Join: true},
+		{Name: "area", Type: table.String},
+	}}
+}
+
+// newCollab builds the collaboration with airlineCard as the airline's card.
+func (f *runFixture) newCollab(t *testing.T, airlineCard *party.Card) *collab.Collaboration {
+	t.Helper()
+	desc := func(id, owner, resource, sealed string, sc *table.Schema) collab.Descriptor {
+		return collab.Descriptor{Version: 1, DatasetID: id, Owner: owner, Format: "parquet", Schema: sc, KeyID: strings.Repeat("ab", 32),
+			SealedSHA256: sealed, SealedSize: 100, KeyBroker: collab.KeyBrokerRef{URL: f.srv.URL, Resource: resource, Version: 1},
+			RegisteredAt: "2026-11-23T10:00:00Z"}
+	}
+	m := &collab.Manifest{Format: collab.FormatVersion, ID: "airline-carrier", Receivers: []string{"airline"},
+		Parties: []collab.Party{
+			{Name: "airline", Roles: []collab.Role{collab.RoleDataProvider, collab.RoleResultReceiver}, Card: airlineCard},
+			{Name: "carrier", Roles: []collab.Role{collab.RoleDataProvider}, Card: f.carrier.Card()},
+		},
+		Datasets: []collab.Dataset{
+			{ID: "flights", Owner: "airline", Descriptor: desc("flights", "airline", flightsKey, f.sealed, testSchema("member_id", "phone")), OutputPolicy: collab.OutputPolicy{MinDistinctIdentities: 10}},
+			{ID: "visits", Owner: "carrier", Descriptor: desc("visits", "carrier", "carrier/dataset-key/visits", strings.Repeat("cd", 32), testSchema("subscriber_id", "phone")), OutputPolicy: collab.OutputPolicy{MinDistinctIdentities: 10}},
+		},
+		Analyses: []collab.Analysis{{ID: "by_area", Kind: collab.KindAggregate, Aggregate: &collab.Aggregate{
+			From: "flights", Joins: []collab.Join{{Dataset: "visits", Left: "flights.phone", Right: "visits.phone"}},
+			GroupBy: []string{"visits.area"}, Measures: []collab.Measure{{Func: collab.AggCount, As: "n"}},
+		}}},
+		Worker: collab.Worker{ReferenceValues: appraisal.ReferenceValues{Measurements: []appraisal.Measurement{
+			{TEE: "sim", Name: "worker", Value: strings.Repeat("11", 48)}}}},
+	}
+	c, err := collab.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func approve(t *testing.T, c *collab.Collaboration, ids ...*party.Identity) []byte {
+	t.Helper()
+	for _, id := range ids {
+		if _, err := c.Approve(id, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// runContext returns run-context bytes for the collaboration's current
+// version.
+func runContext(t *testing.T, c *collab.Collaboration, analysis string) []byte {
+	t.Helper()
+	rc := &collab.RunContext{Version: collab.RunContextVersion, Collaboration: c.ID, ManifestHash: c.Current().Hash(),
+		Analysis: analysis, RunID: collab.NewRunID(), SigningKey: bytes.Repeat([]byte{1}, 32)}
+	data, err := rc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func (f *runFixture) session(t *testing.T, measurement byte, rc []byte) *Session {
+	t.Helper()
+	s, err := (&Client{BaseURL: f.srv.URL, HTTP: f.srv.Client()}).Attest(context.Background(), simAttester(t, measurement), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRunRelease(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	file := approve(t, f.collab, f.airline, f.carrier)
+	s := f.session(t, 0x11, runContext(t, f.collab, "by_area"))
+	got, err := s.ResourceFor(ctx, flightsKey, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, flightsKeyValue) {
+		t.Fatal("released key differs from the one put")
+	}
+	if !strings.Contains(lastAudit(t, f.fixture).Decision, "released") {
+		t.Error("release not audited")
+	}
+}
+
+func lastAudit(t *testing.T, f *fixture) *auditView {
+	t.Helper()
+	recs, err := f.admin.Audit(context.Background(), 0, 1000)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("audit: %v (%d records)", err, len(recs))
+	}
+	r := recs[len(recs)-1]
+	return &auditView{Decision: r.Decision, Reason: r.Reason}
+}
+
+type auditView struct{ Decision, Reason string }
+
+func TestRunRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	approvedByAirlineOnly := approve(t, f.collab, f.airline)
+	rc := runContext(t, f.collab, "by_area")
+
+	// An attacker's manifest: same ids, but the airline's card replaced and
+	// approved by the attacker.
+	mallory, _ := party.Generate("airline", party.KEMX25519)
+	forged := f.newCollab(t, mallory.Card())
+	forgedFile := approve(t, forged, mallory, f.carrier)
+
+	// The carrier approves, then the analysis changes: the airline's
+	// approval no longer covers it.
+	f2 := newRunFixture(t)
+	approve(t, f2.collab, f2.airline, f2.carrier)
+	next := *f2.collab.Current()
+	next.Previous = next.Hash()
+	next.Analyses = append([]collab.Analysis(nil), next.Analyses...)
+	agg := *next.Analyses[0].Aggregate
+	agg.Measures = []collab.Measure{{Func: collab.AggCount, As: "rows"}}
+	next.Analyses[0].Aggregate = &agg
+	if err := f2.collab.AddVersion(&next); err != nil {
+		t.Fatal(err)
+	}
+	changedFile := approve(t, f2.collab, f2.carrier)
+
+	tests := []struct {
+		name        string
+		f           *runFixture
+		measurement byte
+		rc          []byte
+		body        []byte
+		plainGET    bool
+		status      int
+		reason      string
+	}{
+		{"plain GET of a dataset key", f, 0x11, rc, nil, true, 403, "released only to a clean-room run"},
+		{"owner has not approved", f, 0x11, rc, approve(t, f.newCollab(t, f.airline.Card()), f.carrier), false, 403, `"airline"`},
+		{"worker measurement not in the manifest", f, 0x22, rc, approvedByAirlineOnly, false, 403, "worker measurement"},
+		{"owner card substituted", f, 0x11, runContext(t, forged, "by_area"), forgedFile, false, 403, "does not carry the owner key"},
+		{"run context for another manifest", f, 0x11, runContext(t, forged, "by_area"), approvedByAirlineOnly, false, 403, "attested run is for"},
+		{"analysis changed after approval", f2, 0x11, runContext(t, f2.collab, "by_area"), changedFile, false, 403, `"airline"`},
+		{"malformed collaboration", f, 0x11, rc, []byte(`{"kura_collaboration":`), false, 400, "collaboration"},
+		{"oversized collaboration", f, 0x11, rc, bytes.Repeat([]byte(" "), MaxCollaborationSize+1), false, 413, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.f.session(t, tt.measurement, tt.rc)
+			var err error
+			if tt.plainGET {
+				_, err = s.Resource(ctx, flightsKey)
+			} else {
+				_, err = s.ResourceFor(ctx, flightsKey, tt.body)
+			}
+			var re *RemoteError
+			if !errors.As(err, &re) || re.Status != tt.status {
+				t.Fatalf("got %v, want status %d", err, tt.status)
+			}
+			if !strings.Contains(re.Detail, tt.reason) {
+				t.Errorf("detail %q does not say %q", re.Detail, tt.reason)
+			}
+			if tt.status == http.StatusForbidden {
+				if a := lastAudit(t, tt.f.fixture); a.Decision != "refused" || !strings.Contains(a.Reason, tt.reason) {
+					t.Errorf("audit %+v does not record the refusal", a)
+				}
+			}
+		})
+	}
+	// The sealed file the key was registered for differs from the
+	// manifest's.
+	f.putKey(t, f.airline.Card(), strings.Repeat("ee", 32))
+	s := f.session(t, 0x11, rc)
+	if _, err := s.ResourceFor(ctx, flightsKey, approvedByAirlineOnly); err == nil || !strings.Contains(err.Error(), "sealed SHA-256") {
+		t.Errorf("digest mismatch: %v", err)
+	}
+}
