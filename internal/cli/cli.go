@@ -163,6 +163,10 @@ func newRoot(env *Env) *cobra.Command {
 		newDataCmd(g),
 		newPartyCmd(g),
 		newCollabCmd(g),
+		newWorkerCmd(g),
+		newResultCmd(g),
+		newReceiptCmd(),
+		newScenarioCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,398 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kura-cc/kura/analysis"
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/scenario"
+	"github.com/kura-cc/kura/token"
+	"github.com/kura-cc/kura/worker"
+)
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var analysisID, tee, out, receiptOut string
+	var dev bool
+	run := &cobra.Command{
+		Use:   "run COLLABORATION --analysis ID -o RESULT",
+		Short: "Run an approved analysis inside this TEE: the clean-room worker",
+		Long: `Run one analysis of a collaboration as the clean-room worker: attest with a fresh signing key
+bound into the evidence, get each dataset key from its owner's key broker, check and decrypt the
+sealed files into memory only, run the analysis in DuckDB under the output policy, encrypt the
+output to every receiver, sign the result bundle, wipe keys and plaintext, and sign a deletion
+receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
+		Example: `  kura worker run airline-carrier.collab.json --analysis visitors_by_age -o result.json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if analysisID == "" || out == "" {
+				return usagef("--analysis and -o are required")
+			}
+			if tee == "sim" && !dev {
+				return fmt.Errorf("%w: INSECURE: --tee sim proves nothing; it needs --dev", attestation.ErrPolicyDenied)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			c, err := readInput("COLLABORATION", args[0])
+			if err != nil {
+				return err
+			}
+			a, err := attester(ctx, tee)
+			if err != nil {
+				return err
+			}
+			if receiptOut == "" {
+				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
+			}
+			o, err := worker.Run(ctx, worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Logger: log})
+			if o != nil && o.Receipt != nil {
+				if werr := writeEnvelopeFile(receiptOut, o.Receipt); werr != nil {
+					return werr
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deletion receipt: %s\n", receiptOut)
+			}
+			if err != nil {
+				return err
+			}
+			if err := writeEnvelopeFile(out, o.Result); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "run %s: %d rows, %d suppressed by the output policy\nresult bundle: %s\n", o.RunID, o.Rows, o.Suppressed, out)
+			return nil
+		},
+	}
+	run.Flags().StringVar(&analysisID, "analysis", "", "analysis id")
+	run.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	run.Flags().BoolVar(&dev, "dev", false, "development mode: allow the INSECURE simulated TEE")
+	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
+	run.Flags().StringVar(&receiptOut, "receipt", "", "write the signed deletion receipt here (default: RESULT with .receipt.json)")
+	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
+	cmd.AddCommand(run)
+	return cmd
+}
+
+func writeEnvelopeFile(path string, f *result.File) error {
+	data, err := f.Marshal()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// trustFlags are how an offline verifier names what it trusts.
+type trustFlags struct {
+	jwks []string
+	keys []string
+	dev  bool
+}
+
+func (t *trustFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&t.jwks, "trust-jwks", nil, "trust tokens from the verifier whose JWKS is in this file or at this URL (repeatable)")
+	cmd.Flags().StringArrayVar(&t.keys, "trust-key", nil, "trust tokens signed by this PEM public key (repeatable)")
+	cmd.Flags().BoolVar(&t.dev, "dev", false, "development mode: accept results from the INSECURE simulated TEE")
+}
+
+func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
+	set := jwk.NewSet()
+	for _, src := range t.jwks {
+		var data []byte
+		var err error
+		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+			data, err = fetchJWKS(ctx, src)
+		} else {
+			data, err = readInput("--trust-jwks", src)
+		}
+		if err != nil {
+			return result.Trust{}, err
+		}
+		s, err := token.ParseJWKS(data)
+		if err != nil {
+			return result.Trust{}, usagef("--trust-jwks %s: %w", src, err)
+		}
+		for i := range s.Len() {
+			k, _ := s.Key(i)
+			if err := set.AddKey(k); err != nil {
+				return result.Trust{}, err
+			}
+		}
+	}
+	keys, err := pemKeySet(t.keys)
+	if err != nil {
+		return result.Trust{}, err
+	}
+	for i := range keys.Len() {
+		k, _ := keys.Key(i)
+		if err := set.AddKey(k); err != nil {
+			return result.Trust{}, err
+		}
+	}
+	if set.Len() == 0 {
+		return result.Trust{}, usagef("no trusted verifier: give --trust-jwks FILE|URL or --trust-key FILE")
+	}
+	return result.Trust{Verifiers: set, DevMode: t.dev}, nil
+}
+
+func readEnvelopeFile(flag, path string) (*result.File, error) {
+	data, err := readInput(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	return result.ParseFile(data)
+}
+
+func printChecks(w io.Writer, a *result.Attested) {
+	for _, c := range a.Checks {
+		fmt.Fprintf(w, "  ok  %s\n", c)
+	}
+	if a.Insecure {
+		fmt.Fprintln(w, "  !!  INSECURE: simulated TEE; this result proves nothing about where it was computed")
+	}
+}
+
+func newResultCmd(g *globals) *cobra.Command {
+	var identityDir, out string
+	var tf trustFlags
+	open := &cobra.Command{
+		Use:   "open RESULT --identity DIR",
+		Short: "Verify a result bundle offline, then decrypt your copy of the output",
+		Long: `Verify a result bundle offline before decrypting anything: the bundle signature with the run's
+attested key, the attestation token against the verifiers you trust and its binding to the run and
+the evidence, the worker measurement against the manifest, the collaboration history and every data
+owner's approval, and the inputs' digests. Then decrypt your copy and check it against the signed
+digest. Any failure is an error naming what failed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if identityDir == "" {
+				return usagef("--identity is required: the directory from 'kura party init'")
+			}
+			t, err := tf.trust(ctx)
+			if err != nil {
+				return err
+			}
+			f, err := readEnvelopeFile("RESULT", args[0])
+			if err != nil {
+				return err
+			}
+			v, err := result.VerifyBundle(ctx, f, t)
+			if err != nil {
+				return err
+			}
+			id, err := party.Load(identityDir)
+			if err != nil {
+				return err
+			}
+			plain, err := v.Open(id)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "result of %s / %s, run %s\n", v.Run.Collaboration, v.Run.Analysis, v.Run.RunID)
+			printChecks(w, v.Attested)
+			if out != "" {
+				return os.WriteFile(out, plain, 0o600)
+			}
+			return printResult(w, plain)
+		},
+	}
+	tf.register(open)
+	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY)")
+	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output (JSON) to this file instead of printing it")
+	cmd := &cobra.Command{Use: "result", Short: "Verify and open clean-room results"}
+	cmd.AddCommand(open)
+	return cmd
+}
+
+func newReceiptCmd() *cobra.Command {
+	var resultPath string
+	var tf trustFlags
+	verify := &cobra.Command{
+		Use:   "verify RECEIPT [--result RESULT]",
+		Short: "Verify a deletion receipt offline",
+		Long: `Verify a run's deletion receipt offline: its signature with the run's attested key, the attestation
+token against the verifiers you trust and its binding to the run and the evidence, and the worker
+measurement against the manifest; with --result, that it is the receipt of that result bundle.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			t, err := tf.trust(ctx)
+			if err != nil {
+				return err
+			}
+			f, err := readEnvelopeFile("RECEIPT", args[0])
+			if err != nil {
+				return err
+			}
+			var vb *result.VerifiedBundle
+			if resultPath != "" {
+				bf, err := readEnvelopeFile("--result", resultPath)
+				if err != nil {
+					return err
+				}
+				if vb, err = result.VerifyBundle(ctx, bf, t); err != nil {
+					return err
+				}
+			}
+			v, err := result.VerifyReceipt(ctx, f, vb, t)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "deletion receipt for %s / %s, run %s: %s at %s\n", v.Run.Collaboration, v.Run.Analysis, v.Run.RunID, v.Receipt.Outcome, v.Receipt.DestroyedAt.Format("2006-01-02 15:04:05Z07:00"))
+			printChecks(w, v.Attested)
+			for _, d := range v.Receipt.Destroyed {
+				fmt.Fprintf(w, "  wiped  %s: key %s (released: %t), %d plaintext bytes\n", d.Dataset, d.KeyResource, d.KeyReleased, d.PlaintextBytes)
+			}
+			return nil
+		},
+	}
+	tf.register(verify)
+	verify.Flags().StringVar(&resultPath, "result", "", "also check that the receipt is for this result bundle")
+	cmd := &cobra.Command{Use: "receipt", Short: "Verify deletion receipts"}
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+// pemKeySet reads PEM public keys into a key set.
+func pemKeySet(paths []string) (jwk.Set, error) {
+	set := jwk.NewSet()
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, usagef("--trust-key: %w", err)
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return nil, usagef("--trust-key %s: no PEM block", p)
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, usagef("--trust-key %s: %w", p, err)
+		}
+		s, err := token.PublicKeySet(pub)
+		if err != nil {
+			return nil, err
+		}
+		key, _ := s.Key(0)
+		if err := set.AddKey(key); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+func newScenarioCmd() *cobra.Command {
+	var rows int
+	var seed int64
+	var out string
+	gen := &cobra.Command{
+		Use:   "gen --rows N [--seed S] -o DIR",
+		Short: "Generate the synthetic airline and carrier datasets (Parquet) and their schemas",
+		Long: `Generate the demo's synthetic data: an airline's flights (member_id, phone, age band, home
+prefecture, destination, date) and a mobile carrier's visits (subscriber_id, phone, area, arrival
+date, stay), overlapping on part of the population, skewed so that some groups are small. Writes
+flights.parquet, visits.parquet and their schemas (flights.schema.yaml, visits.schema.yaml) for
+'kura data seal'. The same rows and seed give byte-identical files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("-o DIR is required")
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			files, err := scenario.Generate(cmd.Context(), out, scenario.Config{Rows: rows, Seed: seed})
+			if err != nil {
+				return usageError{err}
+			}
+			for name, sc := range map[string]*table.Schema{"flights.schema.yaml": scenario.FlightsSchema(), "visits.schema.yaml": scenario.VisitsSchema()} {
+				data, err := yaml.Marshal(sc)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s (%d rows each, seed %d) with their schemas\n", files.Flights, files.Visits, rows, seed)
+			return nil
+		},
+	}
+	gen.Flags().IntVar(&rows, "rows", 10000, "rows per dataset")
+	gen.Flags().Int64Var(&seed, "seed", 1, "random seed")
+	gen.Flags().StringVarP(&out, "output", "o", "", "output directory")
+	cmd := &cobra.Command{Use: "scenario", Short: "Synthetic data for demos and benchmarks"}
+	cmd.AddCommand(gen)
+	return cmd
+}
+
+// decodeResult decodes a decrypted analysis output.
+func decodeResult(data []byte) (*analysis.Result, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var r analysis.Result
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decode the result: %w", err)
+	}
+	return &r, nil
+}
+
+// printResult prints a decrypted analysis output as a table, and says how
+// many rows the output policy withheld and why.
+func printResult(w io.Writer, data []byte) error {
+	r, err := decodeResult(data)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for i, c := range r.Columns {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c.Name)
+	}
+	fmt.Fprintln(tw)
+	for _, row := range r.Rows {
+		for i, v := range row {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			if f, ok := v.(json.Number); ok && strings.Contains(f.String(), ".") {
+				if x, err := f.Float64(); err == nil {
+					v = strconv.FormatFloat(x, 'f', 2, 64)
+				}
+			}
+			fmt.Fprint(tw, v)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var rules []string
+	for _, t := range r.Thresholds {
+		rules = append(rules, fmt.Sprintf("%s ≥ %d", t.Dataset, t.MinDistinctIdentities))
+	}
+	fmt.Fprintf(w, "%d rows; %d suppressed by the output policy (distinct identities per row: %s)\n", len(r.Rows), r.SuppressedRows, strings.Join(rules, ", "))
+	return nil
+}

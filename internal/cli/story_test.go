@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kura-cc/kura/analysis"
+	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/token"
+	"github.com/kura-cc/kura/worker"
+)
+
+// newStory sets up the clean-room story over real HTTP: two owners' key
+// brokers, sealed and registered data, an unapproved collaboration.
+func newStory(t *testing.T, rows int) *cleanRoom {
+	t.Helper()
+	c := &cleanRoom{dir: t.TempDir(), rows: rows, log: slog.New(slog.DiscardHandler)}
+	t.Cleanup(c.close)
+	if err := c.setUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *cleanRoom) runWorker(t *testing.T, analysisID string, a *sim.Attester) (*worker.Output, error) {
+	t.Helper()
+	file, err := c.collab.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == nil {
+		if a, err = sim.NewAttester(sim.AttesterConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return worker.Run(context.Background(), worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: c.log})
+}
+
+// trust is what a receiver trusts: both owners' verifiers, dev mode.
+func (c *cleanRoom) trust(t *testing.T) result.Trust {
+	t.Helper()
+	set := jwk.NewSet()
+	for _, s := range c.servers {
+		data, err := fetchJWKS(context.Background(), s.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, err := token.ParseJWKS(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ks.Len() {
+			k, _ := ks.Key(i)
+			set.AddKey(k)
+		}
+	}
+	return result.Trust{Verifiers: set, DevMode: true}
+}
+
+// TestCleanRoomStory: both owners approve, the worker runs both analyses,
+// each receiver verifies and opens the result, and it equals the same
+// analysis in plain SQL on the plaintext after suppression; the receipt
+// verifies.
+func TestCleanRoomStory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two key brokers and runs DuckDB")
+	}
+	c := newStory(t, 4000)
+	if err := c.approve(storyAirline, storyCarrier); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, an := range storyAnalyses() {
+		t.Run(an.ID, func(t *testing.T) {
+			out, err := c.runWorker(t, an.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vb, err := result.VerifyBundle(ctx, out.Result, c.trust(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := result.VerifyReceipt(ctx, out.Receipt, vb, c.trust(t)); err != nil {
+				t.Fatal(err)
+			}
+			var got *analysis.Result
+			for _, name := range []string{storyAirline, storyCarrier} {
+				plain, err := vb.Open(c.parties[name])
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if got, err = decodeResult(plain); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, suppressed := c.plainSQL(t, an.ID)
+			if fmt.Sprint(rowsOf(got)) != fmt.Sprint(want) {
+				t.Errorf("kura's output differs from plain SQL after suppression:\n got %v\nwant %v", rowsOf(got), want)
+			}
+			if got.SuppressedRows != suppressed || suppressed == 0 {
+				t.Errorf("suppressed %d rows, plain SQL says %d (want > 0 so the threshold is exercised)", got.SuppressedRows, suppressed)
+			}
+		})
+	}
+}
+
+// plainSQL computes the story's analyses on the plaintext Parquet files in
+// plain DuckDB, applying the threshold by hand: the strictest owner's
+// minimum (the carrier's 20) to both datasets.
+// Rows are returned as sorted strings.
+func (c *cleanRoom) plainSQL(t *testing.T, id string) ([]string, int) {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f, v := "'"+c.plain["flights"]+"'", "'"+c.plain["visits"]+"'"
+	var q string
+	switch id {
+	case "stay_by_prefecture":
+		q = `SELECT flights.home_prefecture, count(DISTINCT visits.subscriber_id) AS travellers, avg(visits.stay_days) AS avg_stay_days,
+			count(DISTINCT flights.member_id) AS kf, count(DISTINCT visits.subscriber_id) AS kv
+			FROM ` + f + ` flights JOIN ` + v + ` visits ON flights.phone = visits.phone GROUP BY 1`
+	case "visitors_by_area_age":
+		q = `SELECT f.destination_area AS area, f.age_band, count(DISTINCT v.subscriber_id) AS visitors,
+			count(DISTINCT f.member_id) AS kf, count(DISTINCT v.subscriber_id) AS kv
+			FROM ` + f + ` f JOIN ` + v + ` v ON f.phone = v.phone AND f.destination_area = v.area AND v.arrival_date = f.flight_date
+			GROUP BY 1, 2`
+	}
+	rows, err := db.Query("SELECT * EXCLUDE (kf, kv) FROM (" + q + ") WHERE kf >= 20 AND kv >= 20 ORDER BY ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, formatRow(vals))
+	}
+	var total int
+	if err := db.QueryRow("SELECT count(*) FROM (" + q + ")").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	return out, total - len(out)
+}
+
+func formatRow(vals []any) string {
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		switch x := v.(type) {
+		case float64:
+			parts[i] = fmt.Sprintf("%.6f", x)
+		case json.Number:
+			parts[i] = x.String()
+			if strings.ContainsAny(parts[i], ".e") {
+				f, _ := x.Float64()
+				parts[i] = fmt.Sprintf("%.6f", f)
+			}
+		default:
+			parts[i] = fmt.Sprint(x)
+		}
+	}
+	return strings.Join(parts, "|")
+}
+
+func rowsOf(r *analysis.Result) []string {
+	var out []string
+	for _, row := range r.Rows {
+		vals := make([]any, len(row))
+		for i, v := range row {
+			vals[i] = v
+			if n, ok := v.(json.Number); ok && r.Columns[i].Type == "DOUBLE" {
+				vals[i], _ = n.Float64()
+			}
+		}
+		out = append(out, formatRow(vals))
+	}
+	return out
+}
+
+// TestCleanRoomRefusals: the run fails cleanly, naming what failed, when an
+// owner has not approved, the analysis changed after approval, the worker's
+// measurement is not in the manifest, or a sealed file was swapped; a
+// tampered bundle or receipt does not verify.
+func TestCleanRoomRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two key brokers and runs DuckDB")
+	}
+	c := newStory(t, 2000)
+	const an = "stay_by_prefecture"
+
+	// Only the airline approved: the carrier's broker refuses, and the run
+	// says so.
+	if err := c.approve(storyAirline); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.runWorker(t, an, nil)
+	if !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), `"carrier"`) {
+		t.Fatalf("unapproved owner: %v", err)
+	}
+	if out == nil || out.Receipt == nil || out.Result != nil {
+		t.Fatalf("a failed run must still sign a receipt and no result: %+v", out)
+	}
+	if r, err := result.VerifyReceipt(context.Background(), out.Receipt, nil, c.trust(t)); err != nil || !strings.HasPrefix(r.Receipt.Outcome, "failed") {
+		t.Errorf("failed run's receipt: %v", err)
+	}
+
+	// Both approve; then the analysis changes: the new version is not
+	// approved by either owner.
+	if err := c.approve(storyCarrier); err != nil {
+		t.Fatal(err)
+	}
+	next := *c.collab.Current()
+	next.Previous = next.Hash()
+	next.Analyses = storyAnalyses()
+	next.Analyses[0].Aggregate.GroupBy = []string{"flights.age_band"}
+	if err := c.collab.AddVersion(&next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.runWorker(t, an, nil); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "approv") {
+		t.Errorf("changed analysis: %v", err)
+	}
+	if err := c.approve(storyAirline, storyCarrier); err != nil {
+		t.Fatal(err)
+	}
+
+	// A worker with another measurement is refused.
+	other, err := sim.NewAttester(sim.AttesterConfig{Measurement: make([]byte, sim.MeasurementSize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.runWorker(t, an, other); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "measurement") {
+		t.Errorf("unapproved worker: %v", err)
+	}
+
+	// The approved run works; keep its outputs to tamper with.
+	good, err := c.runWorker(t, an, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A swapped sealed file is refused before any key is asked for.
+	flights := c.collab.Current().Dataset("flights").Location
+	orig, err := os.ReadFile(flights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	visits, _ := os.ReadFile(c.collab.Current().Dataset("visits").Location)
+	if err := os.WriteFile(flights, visits, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.runWorker(t, an, nil); !errors.Is(err, worker.ErrInputMismatch) {
+		t.Errorf("swapped file: %v", err)
+	}
+	os.WriteFile(flights, orig, 0o644)
+
+	// Tampered bundle and receipt.
+	tamper := func(f *result.File) *result.File {
+		data, _ := f.Marshal()
+		var g result.File
+		json.Unmarshal(data, &g)
+		g.Envelope.Payload = []byte(strings.Replace(string(g.Envelope.Payload), `"suppressed_rows":`, `"suppressed_rows":1`, 1))
+		return &g
+	}
+	ctx := context.Background()
+	if _, err := result.VerifyBundle(ctx, tamper(good.Result), c.trust(t)); !errors.Is(err, result.ErrBadSignature) && !errors.Is(err, result.ErrMalformed) {
+		t.Errorf("tampered bundle: %v", err)
+	}
+	rc := tamper(good.Receipt)
+	rc.Envelope.Payload = []byte(strings.Replace(string(good.Receipt.Envelope.Payload), `"completed"`, `"complete!"`, 1))
+	if _, err := result.VerifyReceipt(ctx, rc, nil, c.trust(t)); !errors.Is(err, result.ErrBadSignature) {
+		t.Errorf("tampered receipt: %v", err)
+	}
+	// A receiver that does not trust the verifier refuses the result.
+	if _, err := result.VerifyBundle(ctx, good.Result, result.Trust{Verifiers: jwk.NewSet(), DevMode: true}); !errors.Is(err, result.ErrUntrusted) {
+		t.Errorf("untrusted verifier: %v", err)
+	}
+	// Outside dev mode, the sim TEE's result is refused.
+	tr := c.trust(t)
+	tr.DevMode = false
+	if _, err := result.VerifyBundle(ctx, good.Result, tr); !errors.Is(err, result.ErrUntrusted) || !strings.Contains(err.Error(), "INSECURE") {
+		t.Errorf("sim outside dev mode: %v", err)
+	}
+}

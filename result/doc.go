@@ -1,0 +1,13 @@
+// Package result holds what a clean-room run leaves behind and how anyone
+// checks it offline: the result bundle (which approved analysis ran on which
+// sealed inputs in which attested worker, with the output encrypted to each
+// receiver) and the deletion receipt, both DSSE envelopes signed with the
+// ephemeral key the worker bound into its attestation
+// (docs/spec/cleanroom.md).
+//
+// Security model: a verified bundle proves that a worker whose measurement
+// the collaboration lists, attested by a verifier the receiver trusts, ran
+// the named analysis of the named manifest version, and that every owner of
+// the data read had approved that version. It does not prove the worker's
+// code is correct; that is what approving a measurement means.
+package result

@@ -1,0 +1,159 @@
+package result
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/party"
+)
+
+// Payload types of the two envelopes.
+const (
+	BundleType  = "application/vnd.kura.result-bundle+json"
+	ReceiptType = "application/vnd.kura.deletion-receipt+json"
+)
+
+// FormatVersion is the bundle and receipt format this package writes.
+const FormatVersion = 1
+
+// MaxSize bounds an encoded bundle or receipt file.
+const MaxSize = 64 << 20
+
+// Errors callers tell apart.
+var (
+	ErrMalformed    = errors.New("result: malformed")
+	ErrBadSignature = errors.New("result: bad signature")
+	// ErrUntrusted means a check of who produced the result failed: the
+	// attestation token, its binding to the run, the worker measurement,
+	// or an approval.
+	ErrUntrusted = errors.New("result: not trustworthy")
+	// ErrNotReceiver means the bundle holds no copy of the result for the
+	// opening party.
+	ErrNotReceiver = errors.New("result: not a receiver")
+	// ErrTampered means a decrypted result does not match its signed digest.
+	ErrTampered = errors.New("result: output does not match the signed digest")
+)
+
+// Bundle is what a clean-room run returns: the signed statement of which
+// approved analysis ran on which sealed inputs in which attested worker, and
+// the output encrypted to each receiver.
+type Bundle struct {
+	Version int    `json:"v"`
+	Run     []byte `json:"run"` // the exact RunContext bytes the worker bound into its attestation
+	// CreatedAt is the worker's clock when it signed. Tokens are checked
+	// for validity at this time.
+	CreatedAt time.Time `json:"created_at"`
+	Inputs    []Input   `json:"inputs"`
+	// OutputSHA256 is the hex SHA-256 of the plaintext output (the
+	// analysis result's canonical encoding).
+	OutputSHA256   string   `json:"output_sha256"`
+	SuppressedRows int      `json:"suppressed_rows"`
+	Outputs        []Sealed `json:"outputs"`
+	// Evidence is the worker's attestation evidence bundle
+	// (docs/spec/attestation.md §2); EAR is the token a verifier issued for
+	// it.
+	Evidence json.RawMessage `json:"evidence"`
+	EAR      string          `json:"ear"`
+	// Collaboration is the collaboration file (manifest versions and
+	// approvals) the run was for, so a receiver can check every approval
+	// offline.
+	Collaboration json.RawMessage `json:"collaboration"`
+}
+
+// Input is one dataset the run read.
+type Input struct {
+	Dataset      string `json:"dataset"`
+	SealedSHA256 string `json:"sealed_sha256"`
+	KeyResource  string `json:"key_resource"`
+}
+
+// Sealed is the output encrypted (HPKE) to one receiver's card.
+type Sealed struct {
+	Receiver    string `json:"receiver"`    // party name
+	Fingerprint string `json:"fingerprint"` // the card's fingerprint
+	Ciphertext  []byte `json:"ciphertext"`
+}
+
+// File is a signed bundle or receipt as stored and sent: the DSSE envelope
+// and, once the run's log entry is integrated, the transparency-log proof
+// of the envelope (which the signature cannot cover).
+type File struct {
+	Envelope *Envelope       `json:"envelope"`
+	LogProof json.RawMessage `json:"log_proof,omitempty"`
+}
+
+// sealInfo is the HPKE info for a receiver's copy: it binds the run id and
+// the receiver, so a copy cannot be moved to another bundle or party.
+func sealInfo(runID, fingerprint string) []byte {
+	return []byte("kura result v1 " + runID + " " + fingerprint)
+}
+
+// SealOutput encrypts the output to each receiver.
+func SealOutput(output []byte, runID string, receivers []*party.Card) ([]Sealed, error) {
+	out := make([]Sealed, 0, len(receivers))
+	for _, c := range receivers {
+		ct, err := c.SealTo(output, sealInfo(runID, c.Fingerprint))
+		if err != nil {
+			return nil, fmt.Errorf("encrypt the result to %s: %w", c.Name, err)
+		}
+		out = append(out, Sealed{Receiver: c.Name, Fingerprint: c.Fingerprint, Ciphertext: ct})
+	}
+	return out, nil
+}
+
+// SignBundle signs b with the run's ephemeral key and returns the file to
+// hand out.
+func SignBundle(b *Bundle, key ed25519.PrivateKey) (*File, error) {
+	b.Version = FormatVersion
+	payload, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Envelope: sign(BundleType, payload, key)}, nil
+}
+
+// Marshal encodes the file.
+func (f *File) Marshal() ([]byte, error) { return json.MarshalIndent(f, "", " ") }
+
+// ParseFile decodes a bundle or receipt file; nothing is verified.
+func ParseFile(data []byte) (*File, error) {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(data), MaxSize)
+	}
+	var f File
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if f.Envelope == nil {
+		return nil, fmt.Errorf("%w: no envelope", ErrMalformed)
+	}
+	return &f, nil
+}
+
+// DigestHex returns the hex SHA-256 of b.
+func DigestHex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// decodeBundle decodes a bundle payload and its run context.
+func decodeBundle(payload []byte) (*Bundle, *collab.RunContext, error) {
+	var b Bundle
+	if err := decodeStrict(payload, &b); err != nil {
+		return nil, nil, fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
+	}
+	if b.Version != FormatVersion {
+		return nil, nil, fmt.Errorf("%w: bundle version %d, want %d", ErrMalformed, b.Version, FormatVersion)
+	}
+	rc, err := collab.ParseRunContext(b.Run)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: bundle run context: %w", ErrMalformed, err)
+	}
+	return &b, rc, nil
+}

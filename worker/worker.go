@@ -1,0 +1,355 @@
+package worker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/kura-cc/kura/analysis"
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
+)
+
+// Errors callers tell apart.
+var (
+	// ErrRefused means a key broker refused a dataset key; the error names
+	// the dataset, its owner and the broker's reason.
+	ErrRefused = errors.New("worker: key refused")
+	// ErrInputMismatch means a sealed file is not the one the manifest
+	// names.
+	ErrInputMismatch = errors.New("worker: sealed file does not match the manifest")
+)
+
+// Fetcher opens the sealed file of a dataset; the worker checks its digest,
+// so the source need not be trusted.
+type Fetcher func(ctx context.Context, ds *collab.Dataset) (io.ReaderAt, int64, io.Closer, error)
+
+// Config configures one run.
+type Config struct {
+	// Collaboration is the collaboration file (manifest versions and
+	// approvals); the run is for its current version.
+	Collaboration []byte
+	// Analysis is the id of the analysis to run.
+	Analysis string
+	// Attester produces this TEE's evidence.
+	Attester attestation.Attester
+	// HTTP is the client for key brokers; nil means a default client.
+	HTTP *http.Client
+	// Fetch opens sealed files; nil opens Dataset.Location as a local path.
+	Fetch Fetcher
+	// Engine tunes DuckDB.
+	Engine analysis.Config
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Output is what a run leaves: the signed result bundle, the signed
+// deletion receipt, and a summary for display (no output values).
+type Output struct {
+	Result  *result.File
+	Receipt *result.File
+	RunID   string
+	Rows    int
+	// Suppressed is how many output rows the output policy withheld.
+	Suppressed int
+	// Timings are per phase, for benchmarks.
+	Timings []Timing
+}
+
+// Timing is how long one phase of a run took.
+type Timing struct {
+	Phase    string
+	Duration time.Duration
+}
+
+// run is one run's state; everything secret in it is wiped by wipe.
+type run struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	collab   *collab.Collaboration
+	manifest *collab.Manifest
+	an       *collab.Analysis
+	rc       *collab.RunContext
+	rcBytes  []byte
+	sign     ed25519.PrivateKey
+	sessions map[string]*keybroker.Session // by broker URL
+	first    *keybroker.Session
+	keys     map[string]*dataset.Key
+	files    []*os.File // in-memory plaintext
+	engine   *analysis.Engine
+	destroy  []result.Destroyed
+	timings  []Timing
+	mark     time.Time
+}
+
+// Run performs one clean-room run: it attests with a fresh signing key bound
+// into the evidence, obtains each dataset key from that dataset's own key
+// broker (which checks the attestation, the manifest's worker reference
+// values, the owner's approval and the dataset digest), checks each sealed
+// file's digest, opens the datasets into memory only, runs the analysis
+// under the output policy, encrypts the output to every receiver, signs the
+// result bundle, wipes keys and plaintext, and signs a deletion receipt.
+//
+// Once attested, Run returns a receipt even when the run fails, so the
+// owners learn that the keys released so far were wiped.
+func Run(ctx context.Context, cfg Config) (*Output, error) {
+	r := &run{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]*dataset.Key{}, sessions: map[string]*keybroker.Session{}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.mark = r.now()
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	out := &Output{RunID: r.rc.RunID}
+	bundle, err := r.execute(ctx, out)
+	r.wipe()
+	outcome := "completed"
+	if err != nil {
+		outcome = "failed: " + err.Error()
+	}
+	if r.first != nil {
+		receipt, rerr := r.receipt(bundle, outcome)
+		if rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		out.Receipt = receipt
+	}
+	out.Result = bundle
+	out.Timings = r.timings
+	r.log.InfoContext(ctx, "clean-room run finished", "run_id", r.rc.RunID, "analysis", r.rc.Analysis, "outcome", outcome)
+	return out, err
+}
+
+func (r *run) phase(name string) {
+	now := r.now()
+	r.timings = append(r.timings, Timing{Phase: name, Duration: now.Sub(r.mark)})
+	r.mark = now
+}
+
+// prepare verifies the collaboration and creates the run's signing key and
+// run context.
+func (r *run) prepare() error {
+	c, err := collab.ParseCollaboration(r.cfg.Collaboration)
+	if err != nil {
+		return err
+	}
+	if err := c.Verify(); err != nil {
+		return err
+	}
+	r.collab, r.manifest = c, c.Current()
+	r.an = r.manifest.Analysis(r.cfg.Analysis)
+	if r.an == nil {
+		return fmt.Errorf("analysis %q is not in collaboration %s", r.cfg.Analysis, r.manifest.ID)
+	}
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	r.sign = priv
+	r.rc = &collab.RunContext{Version: collab.RunContextVersion, Collaboration: r.manifest.ID, ManifestHash: r.manifest.Hash(),
+		Analysis: r.an.ID, RunID: collab.NewRunID(), SigningKey: pub}
+	r.rcBytes, err = r.rc.Marshal()
+	return err
+}
+
+func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
+	reads := collab.ReadsOf(r.an)
+	inputs := make([]result.Input, 0, len(reads))
+	for _, id := range reads {
+		ds := r.manifest.Dataset(id)
+		r.destroy = append(r.destroy, result.Destroyed{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
+		inputs = append(inputs, result.Input{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
+	}
+	eng, err := analysis.New(ctx, r.cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	r.engine = eng
+	for i, id := range reads {
+		if err := r.load(ctx, r.manifest.Dataset(id), &r.destroy[i]); err != nil {
+			return nil, err
+		}
+	}
+	res, err := r.engine.Run(ctx, r.manifest, r.an.ID)
+	if err != nil {
+		return nil, err
+	}
+	output, err := res.Encode()
+	if err != nil {
+		return nil, err
+	}
+	r.phase("query and output policy")
+	out.Rows, out.Suppressed = len(res.Rows), res.SuppressedRows
+	cards, err := r.receivers()
+	if err != nil {
+		return nil, err
+	}
+	digest := result.DigestHex(output)
+	sealed, err := result.SealOutput(output, r.rc.RunID, cards)
+	clear(output)
+	if err != nil {
+		return nil, err
+	}
+	f, err := result.SignBundle(&result.Bundle{
+		Run: r.rcBytes, CreatedAt: r.now().UTC(), Inputs: inputs,
+		OutputSHA256: digest, SuppressedRows: res.SuppressedRows, Outputs: sealed,
+		Evidence: r.first.Evidence, EAR: r.first.Token, Collaboration: r.cfg.Collaboration,
+	}, r.sign)
+	r.phase("encrypt and sign")
+	return f, err
+}
+
+// load fetches, checks, and decrypts one dataset into memory and loads it
+// into the engine.
+func (r *run) load(ctx context.Context, ds *collab.Dataset, d *result.Destroyed) error {
+	fetch := r.cfg.Fetch
+	if fetch == nil {
+		fetch = fetchLocal
+	}
+	src, size, closer, err := fetch(ctx, ds)
+	if err != nil {
+		return fmt.Errorf("dataset %q: fetch sealed file: %w", ds.ID, err)
+	}
+	defer closer.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
+		return fmt.Errorf("dataset %q: read sealed file: %w", ds.ID, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ds.Descriptor.SealedSHA256 {
+		return fmt.Errorf("%w: dataset %q: sealed file SHA-256 is %s, the manifest says %s", ErrInputMismatch, ds.ID, got, ds.Descriptor.SealedSHA256)
+	}
+	r.phase("fetch and hash " + ds.ID)
+	key, err := r.key(ctx, ds)
+	if err != nil {
+		return err
+	}
+	d.KeyReleased = true
+	r.phase("attest and key release " + ds.ID)
+	mem, err := analysis.MemFile(ds.ID)
+	if err != nil {
+		return err
+	}
+	r.files = append(r.files, mem)
+	if _, err := dataset.OpenAt(ctx, mem, src, size, key, dataset.Options{}); err != nil {
+		return fmt.Errorf("dataset %q: %w", ds.ID, err)
+	}
+	if st, err := mem.Stat(); err == nil {
+		d.PlaintextBytes = st.Size()
+	}
+	r.phase("decrypt " + ds.ID)
+	if err := r.engine.LoadParquet(ctx, ds.ID, ds.Descriptor.Schema, mem); err != nil {
+		return fmt.Errorf("dataset %q: %w", ds.ID, err)
+	}
+	r.phase("load " + ds.ID)
+	return nil
+}
+
+func fetchLocal(_ context.Context, ds *collab.Dataset) (io.ReaderAt, int64, io.Closer, error) {
+	if ds.Location == "" {
+		return nil, 0, nil, errors.New("the manifest gives no location for the sealed file")
+	}
+	f, err := os.Open(ds.Location)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return f, st.Size(), f, nil
+}
+
+// key obtains a dataset's key from its owner's key broker, attesting to
+// that broker first if this run has not yet.
+func (r *run) key(ctx context.Context, ds *collab.Dataset) (dataset.Key, error) {
+	ref := ds.Descriptor.KeyBroker
+	sess := r.sessions[ref.URL]
+	if sess == nil {
+		var err error
+		kc := &keybroker.Client{BaseURL: ref.URL, HTTP: r.cfg.HTTP}
+		sess, err = kc.Attest(ctx, r.cfg.Attester, r.rcBytes)
+		if err != nil {
+			return dataset.Key{}, fmt.Errorf("%w: dataset %q (owner %s): attest to key broker %s: %w", ErrRefused, ds.ID, ds.Owner, ref.URL, err)
+		}
+		r.sessions[ref.URL] = sess
+		if r.first == nil {
+			r.first = sess
+		}
+	}
+	raw, err := sess.ResourceFor(ctx, ref.Resource, r.cfg.Collaboration)
+	if err != nil {
+		return dataset.Key{}, fmt.Errorf("%w: dataset %q (owner %s): key broker %s: %w", ErrRefused, ds.ID, ds.Owner, ref.URL, err)
+	}
+	defer clear(raw)
+	k, err := dataset.KeyFromBytes(raw)
+	if err != nil {
+		return dataset.Key{}, fmt.Errorf("dataset %q: the key broker returned an unusable key: %w", ds.ID, err)
+	}
+	r.keys[ds.ID] = &k
+	return k, nil
+}
+
+// receivers returns the cards the output is encrypted to.
+func (r *run) receivers() ([]*party.Card, error) {
+	names := r.manifest.ReceiversOf(r.an)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("analysis %q has no result receivers", r.an.ID)
+	}
+	cards := make([]*party.Card, 0, len(names))
+	for _, n := range names {
+		p := r.manifest.Party(n)
+		if p == nil {
+			return nil, fmt.Errorf("receiver %q is not a party", n)
+		}
+		cards = append(cards, p.Card)
+	}
+	return cards, nil
+}
+
+// wipe drops every key and all plaintext: the engine's tables, the
+// in-memory files, and the key bytes.
+func (r *run) wipe() {
+	if r.engine != nil {
+		r.engine.Close()
+	}
+	for _, f := range r.files {
+		f.Truncate(0)
+		f.Close()
+	}
+	for id, k := range r.keys {
+		k.Wipe()
+		delete(r.keys, id)
+	}
+	r.files = nil
+}
+
+// receipt signs the deletion receipt.
+func (r *run) receipt(bundle *result.File, outcome string) (*result.File, error) {
+	rec := &result.Receipt{Run: r.rcBytes, Destroyed: r.destroy, DestroyedAt: r.now().UTC(), Outcome: outcome,
+		Evidence: r.first.Evidence, EAR: r.first.Token, Collaboration: r.cfg.Collaboration}
+	if bundle != nil {
+		rec.ResultDigest = result.DigestHex(bundle.Envelope.Payload)
+	}
+	f, err := result.SignReceipt(rec, r.sign)
+	clear(r.sign)
+	return f, err
+}
