@@ -16,7 +16,6 @@ import (
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/result"
-	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/worker"
 )
 
@@ -34,14 +33,12 @@ func newStory(t *testing.T, rows int) *cleanRoom {
 
 func (c *cleanRoom) runWorker(t *testing.T, analysisID string, a *sim.Attester) (*worker.Output, error) {
 	t.Helper()
+	if a == nil {
+		return c.run(context.Background(), analysisID)
+	}
 	file, err := c.collab.Marshal()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if a == nil {
-		if a, err = sim.NewAttester(sim.AttesterConfig{}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return worker.Run(context.Background(), worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: c.log})
 }
@@ -49,22 +46,11 @@ func (c *cleanRoom) runWorker(t *testing.T, analysisID string, a *sim.Attester) 
 // trust is what a receiver trusts: both owners' verifiers, dev mode.
 func (c *cleanRoom) trust(t *testing.T) result.Trust {
 	t.Helper()
-	set := jwk.NewSet()
-	for _, s := range c.servers {
-		data, err := fetchJWKS(context.Background(), s.JWKSURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ks, err := token.ParseJWKS(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range ks.Len() {
-			k, _ := ks.Key(i)
-			set.AddKey(k)
-		}
+	tr, err := c.trustAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return result.Trust{Verifiers: set, DevMode: true}
+	return tr
 }
 
 // TestCleanRoomStory: both owners approve, the worker runs both analyses,
