@@ -183,6 +183,7 @@ func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
 		return nil, err
 	}
 	r.engine = eng
+	r.phase("verify collaboration, start engine")
 	for i, id := range reads {
 		if err := r.load(ctx, r.manifest.Dataset(id), &r.destroy[i]); err != nil {
 			return nil, err

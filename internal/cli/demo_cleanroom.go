@@ -96,11 +96,14 @@ func (c *cleanRoom) run(ctx context.Context, analysisID string) (*worker.Output,
 	if err != nil {
 		return nil, err
 	}
-	a, err := sim.NewAttester(sim.AttesterConfig{})
-	if err != nil {
-		return nil, err
+	if c.attester == nil {
+		// One attester for the story: its sim measurement (a hash of this
+		// executable) is computed once, as a TEE measures at launch.
+		if c.attester, err = sim.NewAttester(sim.AttesterConfig{}); err != nil {
+			return nil, err
+		}
 	}
-	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: c.log})
+	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: c.attester, Logger: c.log})
 }
 
 // trustAll trusts both owners' verifiers, in dev mode.

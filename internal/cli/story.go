@@ -79,7 +79,8 @@ type cleanRoom struct {
 	plain   map[string]string // dataset id -> plaintext Parquet path
 	collab  *collab.Collaboration
 	// worker is the measurement the manifest approves.
-	worker string
+	worker   string
+	attester *sim.Attester
 }
 
 // Story parties and datasets.

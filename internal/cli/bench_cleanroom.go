@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/worker"
+)
+
+func newBenchCleanroomCmd() *cobra.Command {
+	var rows, runs int
+	var analysisID string
+	cmd := &cobra.Command{
+		Use:   "cleanroom [--rows N] [--runs R]",
+		Short: "Time an end-to-end clean-room run against plain DuckDB on the same plaintext",
+		Long: `Set up the clean-room story with N rows per dataset (two owners' key brokers on loopback, sealed
+and registered data, approved manifest), then time R end-to-end worker runs (attest, key release,
+hash, decrypt into memory, load, query, output policy, encrypt, sign, wipe, receipt) against R runs
+of plain DuckDB executing the same query on the same plaintext Parquet files, alternating, in this
+process. Reports medians, the ratio and each variant's peak resident memory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchCleanroom(cmd.Context(), cmd.OutOrStdout(), rows, runs, analysisID)
+		},
+	}
+	cmd.Flags().IntVar(&rows, "rows", 1000000, "rows per dataset")
+	cmd.Flags().IntVar(&runs, "runs", 3, "timed runs of each variant")
+	cmd.Flags().StringVar(&analysisID, "analysis", "stay_by_prefecture", "analysis to run: stay_by_prefecture or visitors_by_area_age")
+	return cmd
+}
+
+// plainQueries are the story's analyses as a user would write them for
+// plain DuckDB over the plaintext files.
+var plainQueries = map[string]string{
+	"stay_by_prefecture": `SELECT flights.home_prefecture, count(DISTINCT visits.subscriber_id) AS travellers, avg(visits.stay_days) AS avg_stay_days
+FROM read_parquet($flights) flights JOIN read_parquet($visits) visits ON flights.phone = visits.phone GROUP BY 1`,
+	"visitors_by_area_age": `SELECT f.destination_area AS area, f.age_band, count(DISTINCT v.subscriber_id) AS visitors
+FROM read_parquet($flights) f JOIN read_parquet($visits) v ON f.phone = v.phone AND f.destination_area = v.area AND v.arrival_date = f.flight_date
+GROUP BY 1, 2`,
+}
+
+func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID string) error {
+	q, ok := plainQueries[analysisID]
+	if !ok || rows < 1 || runs < 1 {
+		return usagef("want --rows ≥ 1, --runs ≥ 1 and --analysis stay_by_prefecture or visitors_by_area_age")
+	}
+	dir, err := os.MkdirTemp("", "kura-bench-cleanroom-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	t0 := time.Now()
+	c := &cleanRoom{dir: dir, rows: rows, log: slog.New(slog.DiscardHandler)}
+	defer c.close()
+	if err := c.setUp(ctx); err != nil {
+		return err
+	}
+	if err := c.approve(storyAirline, storyCarrier); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "setup: %d rows per dataset generated, sealed, registered and approved in %s (not timed below); GOMAXPROCS %d\n",
+		rows, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+
+	var kuraTimes, plainTimes []time.Duration
+	var kuraPeak, plainPeak int64
+	var phases []worker.Timing
+	var rowsOut, suppressed int
+	for range runs {
+		resetPeakRSS()
+		start := time.Now()
+		out, err := c.run(ctx, analysisID)
+		if err != nil {
+			return err
+		}
+		kuraTimes = append(kuraTimes, time.Since(start))
+		kuraPeak = max(kuraPeak, peakRSS())
+		phases, rowsOut, suppressed = out.Timings, out.Rows, out.Suppressed
+
+		resetPeakRSS()
+		start = time.Now()
+		n, err := plainDuckDB(ctx, q, c.plain["flights"], c.plain["visits"])
+		if err != nil {
+			return err
+		}
+		plainTimes = append(plainTimes, time.Since(start))
+		plainPeak = max(plainPeak, peakRSS())
+		if n < rowsOut {
+			return fmt.Errorf("plain DuckDB returned %d rows, fewer than kura's %d after suppression", n, rowsOut)
+		}
+	}
+	km, pm := median(kuraTimes), median(plainTimes)
+	fmt.Fprintf(w, "analysis %s: %d rows out, %d suppressed\n", analysisID, rowsOut, suppressed)
+	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "variant", "median", "peak RSS", "runs")
+	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "plain DuckDB on the plaintext Parquet", pm.Round(time.Millisecond), mib(plainPeak), durations(plainTimes))
+	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "kura end to end (attest ... receipt)", km.Round(time.Millisecond), mib(kuraPeak), durations(kuraTimes))
+	fmt.Fprintf(w, "ratio kura / plain: %.2f×\n", float64(km)/float64(pm))
+	fmt.Fprintln(w, "last kura run by phase:")
+	for _, p := range phases {
+		fmt.Fprintf(w, "  %-40s %10s\n", p.Phase, p.Duration.Round(100*time.Microsecond))
+	}
+	if peakRSS() == 0 {
+		fmt.Fprintln(w, "(peak RSS unavailable on this system)")
+	}
+	return nil
+}
+
+// plainDuckDB runs q on a fresh in-memory DuckDB and returns the row count.
+func plainDuckDB(ctx context.Context, q, flights, visits string) (int, error) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, q, sql.Named("flights", flights), sql.Named("visits", visits))
+	if err != nil {
+		return 0, fmt.Errorf("plain DuckDB: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func durations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.Round(time.Millisecond).String()
+	}
+	return strings.Join(parts, " ")
+}
+
+func mib(b int64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+// resetPeakRSS resets the kernel's peak resident set size of this process
+// (Linux: writing 5 to /proc/self/clear_refs), so each variant's peak can
+// be read on its own. Elsewhere it does nothing.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns the process's peak resident set size since the last
+// reset (VmHWM), or 0 if unknown.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
