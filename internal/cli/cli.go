@@ -18,6 +18,8 @@ import (
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/worker"
 )
 
 // Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9).
@@ -25,7 +27,7 @@ const (
 	ExitOK          = 0
 	ExitFailure     = 1 // anything not listed below
 	ExitUsage       = 2 // bad flags or arguments
-	ExitBadEvidence = 3 // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch
+	ExitBadEvidence = 3 // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify
 	ExitCollateral  = 4 // collateral unavailable or expired
 	ExitPolicy      = 5 // policy violation, or a wrong, expired or replayed nonce
 	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
@@ -74,10 +76,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 func exitCode(err error) int {
 	var u usageError
 	switch {
-	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey):
+	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey), errors.Is(err, result.ErrNotReceiver):
 		return ExitWrongKey
-	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader):
+	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader), errors.Is(err, result.ErrTampered), errors.Is(err, worker.ErrInputMismatch):
 		return ExitDataAuth
+	case errors.Is(err, result.ErrBadSignature), errors.Is(err, result.ErrUntrusted), errors.Is(err, result.ErrMalformed):
+		return ExitBadEvidence
+	case errors.Is(err, worker.ErrRefused):
+		return ExitPolicy
 	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
 		return ExitDataInvalid
 	case errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):

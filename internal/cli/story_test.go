@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/worker"
 )
@@ -306,5 +308,90 @@ func TestBenchCleanroom(t *testing.T) {
 	t.Log("\n" + out.String())
 	if !strings.Contains(out.String(), "ratio kura / plain") {
 		t.Errorf("report lacks the ratio:\n%s", out.String())
+	}
+}
+
+// TestCleanRoomCLI drives the story's last steps through the commands a
+// worker operator and a receiver type: kura worker run, kura result open,
+// kura receipt verify, with their exit codes for tampered and unauthorised
+// use.
+func TestCleanRoomCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two key brokers and runs DuckDB")
+	}
+	c := newStory(t, 2000)
+	if err := c.approve(storyAirline, storyCarrier); err != nil {
+		t.Fatal(err)
+	}
+	dir := c.dir
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	file, _ := c.collab.Marshal()
+	collabPath := write("story.collab.json", file)
+	var jwks []string
+	for name, s := range c.servers {
+		data, err := fetchJWKS(context.Background(), s.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwks = append(jwks, "--trust-jwks", write(name+".jwks.json", data))
+	}
+	for _, name := range []string{storyAirline, storyCarrier} {
+		if err := c.parties[name].Save(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mallory, _ := party.Generate("mallory", party.KEMX25519)
+	mallory.Save(filepath.Join(dir, "mallory"))
+
+	run := func(args ...string) (int, string) {
+		var out, errOut strings.Builder
+		code := Run(context.Background(), args, Env{Stdout: &out, Stderr: &errOut})
+		return code, out.String() + errOut.String()
+	}
+	resultPath := filepath.Join(dir, "result.json")
+	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "-o", resultPath); code != ExitPolicy {
+		t.Fatalf("worker without --dev: exit %d\n%s", code, out)
+	}
+	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath); code != 0 || !strings.Contains(out, "suppressed by the output policy") {
+		t.Fatalf("worker run: exit %d\n%s", code, out)
+	}
+	receiptPath := filepath.Join(dir, "result.receipt.json")
+	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"}, jwks...)
+	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") {
+		t.Fatalf("result open: exit %d\n%s", code, out)
+	}
+	verify := append([]string{"receipt", "verify", receiptPath, "--result", resultPath, "--dev"}, jwks...)
+	if code, out := run(verify...); code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "wiped  flights") {
+		t.Fatalf("receipt verify: exit %d\n%s", code, out)
+	}
+
+	// Not a receiver; no trust; no dev mode; a flipped byte.
+	if code, out := run(append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, "mallory"), "--dev"}, jwks...)...); code != ExitWrongKey {
+		t.Errorf("non-receiver: exit %d\n%s", code, out)
+	}
+	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"); code != ExitUsage {
+		t.Errorf("no trusted verifier: exit %d\n%s", code, out)
+	}
+	if code, out := run(open[:len(open)-len(jwks)-1]...); code != ExitUsage {
+		t.Errorf("no trust flags: exit %d\n%s", code, out)
+	}
+	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier)}, jwks...)
+	if code, out := run(noDev...); code != ExitBadEvidence || !strings.Contains(out, "INSECURE") {
+		t.Errorf("sim result outside dev mode: exit %d\n%s", code, out)
+	}
+	data, _ := os.ReadFile(resultPath)
+	tampered := strings.Replace(string(data), `"payload": "ey`, `"payload": "ez`, 1)
+	if tampered == string(data) {
+		t.Fatal("could not tamper with the bundle")
+	}
+	write("result.json", []byte(tampered))
+	if code, out := run(open...); code != ExitBadEvidence {
+		t.Errorf("tampered bundle: exit %d\n%s", code, out)
 	}
 }
