@@ -168,6 +168,7 @@ func newRoot(env *Env) *cobra.Command {
 		newPolicyCmd(g),
 		newDataCmd(g),
 		newPartyCmd(g),
+		newBenchCmd(g),
 		newCollabCmd(g),
 		newWorkerCmd(g),
 		newResultCmd(g),

@@ -26,7 +26,6 @@ import (
 	"github.com/kura-cc/kura/keybroker/store/postgres"
 	"github.com/kura-cc/kura/keybroker/store/sqlite"
 	"github.com/kura-cc/kura/token"
-	"github.com/kura-cc/kura/verifier"
 )
 
 // kbsFlags configure a key broker, shared by `kbs serve` and `serve`.
@@ -175,52 +174,6 @@ func fetchJWKS(ctx context.Context, url string) ([]byte, error) {
 		return nil, fmt.Errorf("fetch verifier JWKS %s: %s", url, resp.Status)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-}
-
-// newBroker builds a key broker; svc and iss are the built-in verifier.
-func (k *kbsFlags) newBroker(ctx context.Context, dataDir string, dev bool, svc *verifier.Service, iss *token.Issuer, log *slog.Logger) (*keybroker.Broker, *keybroker.Admins, func(), error) {
-	storeSpec, kekPath := k.store, k.kekFile
-	if storeSpec == "" {
-		storeSpec = filepath.Join(dataDir, "kbs.db")
-	}
-	if kekPath == "" {
-		kekPath = filepath.Join(dataDir, "kek")
-	}
-	key, err := openKEK(kekPath, k.passphraseFile, log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ring, err := kek.NewKeyring(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tokens, err := k.trustedKeys(ctx, iss)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	st, err := openStore(ctx, storeSpec, log)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("key broker store: %w", err)
-	}
-	var admins *keybroker.Admins
-	if k.adminKeys != "" {
-		if admins, err = keybroker.LoadAdmins(k.adminKeys, nil); err != nil {
-			st.Close()
-			return nil, nil, nil, usageError{err}
-		}
-	} else {
-		log.Warn("admin API disabled: no --admin-keys")
-	}
-	var attest keybroker.Attester
-	if svc != nil {
-		attest = svc
-	}
-	b, err := keybroker.New(keybroker.Config{Store: st, Keys: ring, Tokens: tokens, Attest: attest, DevMode: dev, Logger: log})
-	if err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	return b, admins, func() { st.Close() }, nil
 }
 
 func newKBSCmd(g *globals) *cobra.Command {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -69,15 +70,28 @@ func RequestID(ctx context.Context) string {
 // returned error as problem+json through mapErr, logging the cause.
 func Handle(log *slog.Logger, mapErr Mapper, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = newRequestID()
+		// Under Instrument the request already has an id, and the failure
+		// goes into the one access-log line Instrument writes.
+		info := infoOf(r.Context())
+		id := RequestID(r.Context())
+		if id == "" {
+			id = r.Header.Get("X-Request-Id")
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			w.Header().Set("X-Request-Id", id)
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
 		}
-		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
 		defer func() {
 			if v := recover(); v != nil {
-				log.ErrorContext(r.Context(), "panic in handler", "request_id", id, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				if info != nil {
+					info.problem, info.err = "internal", fmt.Errorf("panic in handler: %v", v)
+				} else {
+					log.ErrorContext(r.Context(), "panic in handler", "request_id", id, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				}
 				WriteProblem(w, &Problem{Type: ProblemTypeBase + "internal", Title: "Internal Server Error", Status: 500, RequestID: id})
 			}
 		}()
@@ -87,11 +101,15 @@ func Handle(log *slog.Logger, mapErr Mapper, h HandlerFunc) http.Handler {
 		}
 		p := problemFor(err, mapErr)
 		p.RequestID = id
-		level := slog.LevelInfo
-		if p.Status >= 500 {
-			level = slog.LevelError
+		if info != nil {
+			info.problem, info.err = strings.TrimPrefix(p.Type, ProblemTypeBase), err
+		} else {
+			level := slog.LevelInfo
+			if p.Status >= 500 {
+				level = slog.LevelError
+			}
+			log.Log(r.Context(), level, "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
 		}
-		log.Log(r.Context(), level, "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
 		WriteProblem(w, p)
 	})
 }
@@ -158,29 +176,5 @@ func validRequestID(id string) bool {
 // Serve serves h on l until ctx is done, then shuts down gracefully, giving
 // in-flight requests up to drain to finish.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger, drain time.Duration) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "drain", drain.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return (&Server{Handler: h, Logger: log, Drain: drain}).Serve(ctx, l)
 }

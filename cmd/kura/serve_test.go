@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/internal/cli"
+	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// devClient trusts only the self-signed certificate `kura serve --dev`
+// keeps in its data directory.
+func devClient(t *testing.T, data string) *http.Client {
+	t.Helper()
+	pemData, err := os.ReadFile(filepath.Join(data, "tls", "dev-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		t.Fatal("no certificate in dev-cert.pem")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+}
+
+func get(t *testing.T, hc *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// stop ends a server started by startKura. (The test binary's kura runs
+// without kura's signal handling, so it dies of SIGTERM rather than
+// draining; web's tests cover the drain.)
+func stop(t *testing.T, srv *exec.Cmd) {
+	t.Helper()
+	srv.Process.Signal(syscall.SIGTERM)
+	srv.Wait()
+}
+
+func readAdminKey(path string) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T", path, k)
+	}
+	return priv, nil
+}
+
+// TestServeDevTLS: `kura serve --dev` serves HTTPS with a self-signed
+// certificate that clients pin, reused on restart; /healthz, /readyz and
+// /metrics answer; --roles runs a subset.
+func TestServeDevTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	data := t.TempDir()
+	args := []string{"serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "warn"}
+	srv, url := startKura(t, args...)
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("dev server URL %s, want https", url)
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Error("a client that does not trust the self-signed certificate connected")
+	}
+	hc := devClient(t, data)
+	if code, body := get(t, hc, url+"/readyz"); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	if code, body := get(t, hc, url+"/healthz"); code != 200 || !strings.Contains(body, `"kbs"`) {
+		t.Errorf("healthz: %d %s", code, body)
+	}
+	code, body := get(t, hc, url+"/metrics")
+	for _, want := range []string{`kura_http_requests_total{code="2xx",route="GET /readyz"} 1`, `kura_http_request_duration_seconds_bucket{route="GET /healthz"`, "kura_http_requests_in_flight 1"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s: %d\n%s", want, code, body)
+		}
+	}
+	cert1, _ := os.ReadFile(filepath.Join(data, "tls", "dev-cert.pem"))
+	stop(t, srv)
+
+	srv2, url2 := startKura(t, append(args, "--roles", "verifier")...)
+	defer stop(t, srv2)
+	cert2, _ := os.ReadFile(filepath.Join(data, "tls", "dev-cert.pem"))
+	if string(cert1) != string(cert2) {
+		t.Error("the self-signed certificate changed on restart")
+	}
+	if code, _ := get(t, hc, url2+"/v1/attestation/nonce"); code != http.StatusMethodNotAllowed {
+		t.Errorf("verifier role: GET nonce = %d, want 405", code)
+	}
+	resp, err := hc.Post(url2+"/kbs/v0/auth", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("--roles verifier still serves the key broker: %d", resp.StatusCode)
+	}
+}
+
+// adminSetup writes an owner key and the authorized-keys file naming it.
+func adminSetup(t *testing.T, dir string) (keyFile, authorized string) {
+	t.Helper()
+	line := kura(t, dir, "kbs", "admin-key", "-o", "owner.pem", "--name", "bench")
+	authorized = filepath.Join(dir, "admins")
+	if err := os.WriteFile(authorized, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "owner.pem"), authorized
+}
+
+// TestBenchServe runs `kura bench serve` briefly against `kura serve --dev`
+// so that the bench cannot rot. It checks that operations succeed, not how
+// fast they are.
+func TestBenchServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	dir := t.TempDir()
+	keyFile, admins := adminSetup(t, dir)
+	data := filepath.Join(dir, "state")
+	srv, url := startKura(t, "serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", data,
+		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--log-level", "warn")
+	defer stop(t, srv)
+	out := kura(t, dir, "bench", "serve", "--url", url, "--ca", filepath.Join(data, "tls", "dev-cert.pem"),
+		"--admin-key", keyFile, "--clients", "20", "--duration", "2s", "--json")
+	var rep cli.BenchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	ops := map[string]cli.BenchRow{}
+	for _, r := range rep.Ops {
+		ops[r.Name] = r
+	}
+	for _, op := range []string{"verify", "release"} {
+		if ops[op].OK == 0 || ops[op].Failed != 0 {
+			t.Errorf("%s: %+v", op, ops[op])
+		}
+	}
+	if len(rep.Errors) != 0 || rep.Unavailable["audit"] == "" {
+		t.Errorf("errors %v, unavailable %v (the server has no log role yet)", rep.Errors, rep.Unavailable)
+	}
+	if len(rep.Routes) < 5 {
+		t.Errorf("routes: %+v", rep.Routes)
+	}
+}
+
+// ackedRelease is a key release the server acknowledged to a workload.
+type ackedRelease struct {
+	Resource    string
+	TokenSHA256 string
+}
+
+// restartCheck checks, after a crash and restart, that acknowledged
+// releases left their trace. The audit trail is checked here; the
+// transparency log adds its own check.
+type restartCheck struct {
+	name  string
+	check func(ctx context.Context, url string, hc *http.Client, admin *keybroker.AdminClient, acked []ackedRelease) error
+}
+
+// storeAuditCheck: every acknowledged release is a "released" record in the
+// key broker's audit trail.
+func storeAuditCheck() restartCheck {
+	return restartCheck{"key broker audit trail", func(ctx context.Context, _ string, _ *http.Client, admin *keybroker.AdminClient, acked []ackedRelease) error {
+		have := map[ackedRelease]bool{}
+		for after := int64(0); ; {
+			recs, err := admin.Audit(ctx, after, 10000)
+			if err != nil {
+				return fmt.Errorf("read audit trail: %w", err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				if r.Decision == store.DecisionReleased {
+					have[ackedRelease{r.Resource, r.TokenDigest}] = true
+				}
+			}
+			after = recs[len(recs)-1].Seq
+		}
+		missing := 0
+		for _, a := range acked {
+			if !have[a] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d acknowledged releases missing", missing, len(acked))
+		}
+		return nil
+	}}
+}
+
+// TestServeReleaseCrash kills `kura serve --dev` with SIGKILL in the middle
+// of a key-release load, restarts it on the same data directory, and checks
+// that every release a workload received is recorded.
+func TestServeReleaseCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	keyFile, admins := adminSetup(t, dir)
+	data := filepath.Join(dir, "state")
+	args := []string{"serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", data,
+		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--log-level", "warn"}
+	srv, url := startKura(t, args...)
+	hc := devClient(t, data)
+	key, err := readAdminKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &keybroker.AdminClient{BaseURL: url, Key: key, HTTP: hc}
+	const resource = "crash/key/release"
+	if _, err := admin.Put(ctx, resource, []byte("the data key"), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	att, err := sim.NewAttester(sim.AttesterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		acked []ackedRelease
+		wg    sync.WaitGroup
+	)
+	done := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				s, err := (&keybroker.Client{BaseURL: url, HTTP: hc}).Attest(ctx, att, nil)
+				if err != nil {
+					return // the server is gone
+				}
+				value, err := s.Resource(ctx, resource)
+				if err != nil {
+					return
+				}
+				if string(value) != "the data key" {
+					t.Errorf("released %q", value)
+					return
+				}
+				sum := sha256.Sum256([]byte(s.Token))
+				mu.Lock()
+				acked = append(acked, ackedRelease{resource, hex.EncodeToString(sum[:])})
+				mu.Unlock()
+			}
+		})
+	}
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait()
+	close(done)
+	wg.Wait()
+
+	srv2, url2 := startKura(t, args...)
+	defer stop(t, srv2)
+	admin.BaseURL = url2
+	for _, c := range []restartCheck{storeAuditCheck()} {
+		if err := c.check(ctx, url2, hc, admin, acked); err != nil {
+			t.Errorf("%s after SIGKILL: %v", c.name, err)
+		}
+	}
+	t.Logf("%d releases acknowledged before SIGKILL", len(acked))
+}

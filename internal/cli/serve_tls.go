@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// serverTLS returns the listener's TLS configuration, or nil for plain
+// HTTP: --tls-cert/--tls-key; else a self-signed certificate with
+// --tls-self-signed (on by default with --dev for `kura serve`).
+func (f *serveFlags) serverTLS(cmd *cobra.Command, log *slog.Logger) (*tls.Config, error) {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, usagef("--tls-cert %s / --tls-key %s: %w", f.tlsCert, f.tlsKey, err)
+		}
+		if leaf := cert.Leaf; leaf != nil {
+			log.Info("TLS certificate loaded", "path", f.tlsCert, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter, "sha256", certFingerprint(leaf.Raw))
+			if time.Now().After(leaf.NotAfter) {
+				return nil, fmt.Errorf("--tls-cert %s expired at %s: renew it", f.tlsCert, leaf.NotAfter.Format(time.RFC3339))
+			}
+		}
+		return serverTLSConfig(cert), nil
+	}
+	selfSigned := f.selfSigned
+	if fl := cmd.Flags().Lookup("tls-self-signed"); fl != nil && !fl.Changed && f.dev && f.roles == roleAll {
+		selfSigned = true
+	}
+	if !selfSigned {
+		return nil, nil
+	}
+	certPath, keyPath := filepath.Join(f.data, "tls", "dev-cert.pem"), filepath.Join(f.data, "tls", "dev-key.pem")
+	cert, created, err := loadOrCreateSelfSigned(certPath, keyPath, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	verb := "reusing"
+	if created {
+		verb = "created"
+	}
+	log.Warn(verb+" self-signed TLS certificate (pin it with --ca)", "path", certPath, "sha256", certFingerprint(cert.Leaf.Raw), "not_after", cert.Leaf.NotAfter)
+	fmt.Fprintf(cmd.OutOrStdout(), "tls certificate %s sha256:%s\n", certPath, certFingerprint(cert.Leaf.Raw))
+	return serverTLSConfig(cert), nil
+}
+
+func serverTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+func certFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// loadOrCreateSelfSigned reuses the certificate at certPath while it is
+// valid for another day, and otherwise creates one: ECDSA P-256, for
+// 127.0.0.1, ::1 and localhost, valid for a year.
+func loadOrCreateSelfSigned(certPath, keyPath string, now time.Time) (tls.Certificate, bool, error) {
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err == nil && cert.Leaf != nil && now.Add(24*time.Hour).Before(cert.Leaf.NotAfter) {
+		return cert, false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return tls.Certificate{}, false, fmt.Errorf("self-signed TLS certificate %s: %w (remove it and %s to create a new one)", certPath, err, keyPath)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, false, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, false, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "kura dev server (self-signed)"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, false, fmt.Errorf("create self-signed certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
+		return tls.Certificate{}, false, err
+	}
+	if err := writeSecretFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		return tls.Certificate{}, false, fmt.Errorf("write TLS key: %w", err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tls.Certificate{}, false, fmt.Errorf("write TLS certificate: %w", err)
+	}
+	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
+	return cert, true, err
+}
+
+// listen opens addr and refuses plain HTTP on an address other clients can
+// reach, unless --insecure-http.
+func (f *serveFlags) listen(addr, flag string, tlsCfg *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s %s: %w", flag, addr, err)
+	}
+	if tlsCfg != nil || f.insecureHTTP {
+		return l, nil
+	}
+	if a, ok := l.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		return l, nil
+	}
+	l.Close()
+	return nil, usagef("%s %s is not a loopback address and no TLS is configured: give --tls-cert and --tls-key (or --dev for a self-signed certificate), listen on 127.0.0.1, or pass --insecure-http if a TLS-terminating proxy fronts kura on a trusted network", flag, addr)
+}
+
+// clientTLS returns an HTTP client that trusts the PEM certificates in
+// caFile (a CA, or a self-signed server certificate to pin) instead of the
+// system roots; "" means the system roots.
+func clientTLS(caFile string, maxConns int) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = maxConns
+	tr.MaxIdleConnsPerHost = maxConns
+	if caFile != "" {
+		pemData, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usagef("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, usagef("--ca %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
+}
