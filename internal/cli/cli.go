@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -33,6 +34,7 @@ const (
 	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
 	ExitWrongKey    = 7 // wrong data key, or an unusable key file
 	ExitDataInvalid = 8 // input does not match the schema, or an invalid manifest or collaboration file
+	ExitAuditFailed = 9 // the transparency log does not verify: bad signature, tampered, inconsistent (forked) or entry not included
 )
 
 // Env is the process environment the CLI runs in.
@@ -84,6 +86,8 @@ func exitCode(err error) int {
 		return ExitBadEvidence
 	case errors.Is(err, worker.ErrRefused):
 		return ExitPolicy
+	case auditlog.IsVerificationFailure(err):
+		return ExitAuditFailed
 	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
 		return ExitDataInvalid
 	case errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
@@ -170,6 +174,7 @@ func newRoot(env *Env) *cobra.Command {
 		newPartyCmd(g),
 		newBenchCmd(g),
 		newCollabCmd(g),
+		newAuditCmd(g),
 		newWorkerCmd(g),
 		newResultCmd(g),
 		newReceiptCmd(),

@@ -1,0 +1,63 @@
+package auditlog
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// BrokerSink records a key broker's release decisions in the log as
+// key_release entries. It implements keybroker.AuditSink: Record returns
+// only once the entry is durably sequenced, so a release the broker
+// acknowledges is in the log (the broker answers after Record returns).
+type BrokerSink struct {
+	// Log receives the entries.
+	Log *Log
+	// Collaboration, if set, is stamped on every entry (a broker serving
+	// one collaboration).
+	Collaboration string
+}
+
+// Record appends rec as a key_release entry and waits until it is durably
+// sequenced. Text fields longer than MaxFieldSize are cut (on a rune
+// boundary) and control characters replaced, so a decision is always
+// logged whatever a client sent.
+func (s *BrokerSink) Record(ctx context.Context, rec *store.AuditRecord) error {
+	e := &Entry{
+		Kind: KindKeyRelease, Time: rec.Time, Collaboration: clean(s.Collaboration),
+		Decision: rec.Decision, Reason: clean(rec.Reason), Resource: clean(rec.Resource),
+		TokenDigest: clean(rec.TokenDigest), PolicyID: clean(rec.PolicyID), Requester: clean(rec.Requester),
+		TEE: clean(rec.TEE), Measurement: clean(rec.Measurement), BrokerSeq: rec.Seq,
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	if e.Resource == "" {
+		e.Resource = "-" // a refusal before the path was parsed
+	}
+	if _, err := s.Log.Append(ctx, e); err != nil {
+		return fmt.Errorf("transparency log: %w", err)
+	}
+	return nil
+}
+
+// clean makes s a valid entry text field.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	for len(s) > MaxFieldSize {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
+	}
+	return s
+}
