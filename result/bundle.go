@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/party"
 )
@@ -49,6 +50,13 @@ func VerifyBundle(ctx context.Context, f *File, t Trust) (*VerifiedBundle, error
 		return nil, err
 	}
 	a.Checks = append(a.Checks, "inputs are the manifest's sealed datasets (SHA-256)")
+	if t.Log != nil {
+		msg, err := checkLogProof(f, auditlog.KindResult, rc.RunID, t.Log)
+		if err != nil {
+			return nil, err
+		}
+		a.Checks = append(a.Checks, msg)
+	}
 	return &VerifiedBundle{Attested: a, Bundle: b, Digest: DigestHex(f.Envelope.Payload)}, nil
 }
 

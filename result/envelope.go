@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/kura-cc/kura/collab"
 )
 
 // Envelope is a DSSE envelope (github.com/secure-systems-lab/dsse, v1.0.0)
@@ -78,4 +80,30 @@ func decodeStrict(data []byte, v any) error {
 		return fmt.Errorf("trailing data after the JSON value")
 	}
 	return nil
+}
+
+// CheckSigned checks only that a bundle or receipt is signed by the key of
+// the run context it carries, and returns that context. It is what a log
+// checks before recording the file's digest; receivers use VerifyBundle
+// and VerifyReceipt, which check everything.
+func CheckSigned(f *File) (*collab.RunContext, error) {
+	var head struct {
+		Run []byte `json:"run"`
+	}
+	if err := json.Unmarshal(f.Envelope.Payload, &head); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	rc, err := collab.ParseRunContext(head.Run)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	switch f.Envelope.PayloadType {
+	case BundleType, ReceiptType:
+	default:
+		return nil, fmt.Errorf("%w: payload type %q", ErrMalformed, f.Envelope.PayloadType)
+	}
+	if err := f.Envelope.verify(f.Envelope.PayloadType, rc.SigningKey); err != nil {
+		return nil, err
+	}
+	return rc, nil
 }

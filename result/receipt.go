@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 )
 
@@ -81,6 +82,13 @@ func VerifyReceipt(ctx context.Context, f *File, bundle *VerifiedBundle, t Trust
 		return nil, err
 	}
 	a.Checks = append([]string{"receipt signed by the run's ephemeral key"}, a.Checks...)
+	if t.Log != nil {
+		msg, err := checkLogProof(f, auditlog.KindReceipt, rc.RunID, t.Log)
+		if err != nil {
+			return nil, err
+		}
+		a.Checks = append(a.Checks, msg)
+	}
 	if bundle != nil {
 		if bundle.Run.RunID != a.Run.RunID || bundle.Digest != r.ResultDigest {
 			return nil, fmt.Errorf("%w: the receipt is for run %s result %.16s…, not this bundle (run %s, %.16s…)", ErrUntrusted, a.Run.RunID, r.ResultDigest, bundle.Run.RunID, bundle.Digest)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/collab"
@@ -26,6 +27,9 @@ type Trust struct {
 	// the vendor root, collateral, binding), on top of trusting the
 	// verifier's token.
 	Reverify func(ctx context.Context, b *attestation.Bundle) error
+	// Log, when set, is the transparency log's key: the file must embed a
+	// proof that it is in that log (docs/spec/auditlog.md).
+	Log note.Verifier
 }
 
 // Attested is what verification established about the run that produced a

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
@@ -29,7 +32,7 @@ import (
 )
 
 func newWorkerCmd(g *globals) *cobra.Command {
-	var analysisID, tee, out, receiptOut string
+	var analysisID, tee, out, receiptOut, logURL string
 	var dev bool
 	run := &cobra.Command{
 		Use:   "run COLLABORATION --analysis ID -o RESULT",
@@ -65,6 +68,11 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 			}
 			o, err := worker.Run(ctx, worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Logger: log})
+			if logURL != "" && o != nil {
+				if perr := publishRun(ctx, http.DefaultClient, logURL, o); perr != nil {
+					err = errors.Join(err, perr)
+				}
+			}
 			if o != nil && o.Receipt != nil {
 				if werr := writeEnvelopeFile(receiptOut, o.Receipt); werr != nil {
 					return werr
@@ -85,6 +93,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	run.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
 	run.Flags().BoolVar(&dev, "dev", false, "development mode: allow the INSECURE simulated TEE")
 	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
+	run.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the result and receipt in the transparency log of the kura server at this URL and embed the inclusion proofs (KURA_LOG_URL)")
 	run.Flags().StringVar(&receiptOut, "receipt", "", "write the signed deletion receipt here (default: RESULT with .receipt.json)")
 	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
 	cmd.AddCommand(run)
@@ -101,15 +110,56 @@ func writeEnvelopeFile(path string, f *result.File) error {
 
 // trustFlags are how an offline verifier names what it trusts.
 type trustFlags struct {
-	jwks []string
-	keys []string
-	dev  bool
+	jwks   []string
+	keys   []string
+	dev    bool
+	logKey string
+}
+
+// publishRun records a run's result bundle and receipt in the
+// transparency log at baseURL and embeds the inclusion proofs it returns.
+func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.Output) error {
+	for _, x := range []struct {
+		f    *result.File
+		path string
+	}{{o.Result, "/v1/cleanroom/results"}, {o.Receipt, "/v1/cleanroom/receipts"}} {
+		if x.f == nil {
+			continue
+		}
+		body, err := x.f.Marshal()
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+x.path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("transparency log: %w", err)
+		}
+		proof, err := io.ReadAll(io.LimitReader(resp.Body, auditlog.MaxProofSize+1))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("transparency log: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("transparency log: %s: %s", resp.Status, strings.TrimSpace(string(proof)))
+		}
+		if _, err := auditlog.ParseProof(proof); err != nil {
+			return fmt.Errorf("transparency log: %w", err)
+		}
+		x.f.LogProof = proof
+	}
+	return nil
 }
 
 func (t *trustFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&t.jwks, "trust-jwks", nil, "trust tokens from the verifier whose JWKS is in this file or at this URL (repeatable)")
 	cmd.Flags().StringArrayVar(&t.keys, "trust-key", nil, "trust tokens signed by this PEM public key (repeatable)")
 	cmd.Flags().BoolVar(&t.dev, "dev", false, "development mode: accept results from the INSECURE simulated TEE")
+	cmd.Flags().StringVar(&t.logKey, "log-key", "", "require an embedded proof of inclusion in the transparency log with this verifier key (file or key text)")
 }
 
 func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
@@ -149,7 +199,17 @@ func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
 	if set.Len() == 0 {
 		return result.Trust{}, usagef("no trusted verifier: give --trust-jwks FILE|URL or --trust-key FILE")
 	}
-	return result.Trust{Verifiers: set, DevMode: t.dev}, nil
+	tr := result.Trust{Verifiers: set, DevMode: t.dev}
+	if t.logKey != "" {
+		text := t.logKey
+		if data, err := os.ReadFile(t.logKey); err == nil {
+			text = strings.TrimSpace(string(data))
+		}
+		if tr.Log, err = auditlog.ParseVerifierKey(text); err != nil {
+			return result.Trust{}, usagef("--log-key: %w", err)
+		}
+	}
+	return tr, nil
 }
 
 func readEnvelopeFile(flag, path string) (*result.File, error) {

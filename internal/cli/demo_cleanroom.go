@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/token"
@@ -55,8 +58,20 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 		return err
 	}
 	d.say("the carrier approves; the worker runs %q in the sim TEE: %d rows out, %d suppressed, keys and plaintext wiped", analysisID, out.Rows, out.Suppressed)
+	airline := c.servers[storyAirline]
+	if err := publishRun(ctx, http.DefaultClient, airline.URL, out); err != nil {
+		return err
+	}
+	d.say("the result bundle and the receipt go into the airline server's transparency log; their inclusion proofs are embedded")
 	trust, err := c.trustAll(ctx)
 	if err != nil {
+		return err
+	}
+	vkey, err := os.ReadFile(filepath.Join(c.dir, storyAirline+"-kbs", "log-key.pub"))
+	if err != nil {
+		return err
+	}
+	if trust.Log, err = auditlog.ParseVerifierKey(strings.TrimSpace(string(vkey))); err != nil {
 		return err
 	}
 	vb, err := result.VerifyBundle(ctx, out.Result, trust)

@@ -47,6 +47,7 @@ type serveFlags struct {
 	shutdownDelay time.Duration
 	kbsRateLimit  float64
 	blob          blobFlags
+	log           logFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
@@ -71,6 +72,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	if f.roles == roleAll {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+strings.Join(roleNames(serveRoles()), ", ")+" (default all)")
 		f.blob.register(fs)
+		f.log.register(fs)
 	}
 }
 

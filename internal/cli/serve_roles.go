@@ -39,6 +39,7 @@ func serveRoles() []serveRole {
 	return []serveRole{
 		{name: "verifier", bit: roleVerifier, mount: mountVerifier},
 		{name: "kbs", bit: roleKBS, mount: mountKBS},
+		{name: "log", mount: mountLog},
 	}
 }
 

@@ -358,12 +358,14 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "-o", resultPath); code != ExitPolicy {
 		t.Fatalf("worker without --dev: exit %d\n%s", code, out)
 	}
-	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath); code != 0 || !strings.Contains(out, "suppressed by the output policy") {
+	logURL := c.servers[storyAirline].URL
+	jwks = append(jwks, "--log-key", filepath.Join(dir, storyAirline+"-kbs", "log-key.pub"))
+	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
 	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"}, jwks...)
-	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") {
+	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "in transparency log") {
 		t.Fatalf("result open: exit %d\n%s", code, out)
 	}
 	verify := append([]string{"receipt", "verify", receiptPath, "--result", resultPath, "--dev"}, jwks...)
@@ -385,7 +387,24 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run(noDev...); code != ExitBadEvidence || !strings.Contains(out, "INSECURE") {
 		t.Errorf("sim result outside dev mode: exit %d\n%s", code, out)
 	}
+	// The log proof is checked: another log's key, or a proof for another
+	// entry, is refused.
+	otherKey := append(append([]string(nil), open[:len(open)-1]...), filepath.Join(dir, storyCarrier+"-kbs", "log-key.pub"))
+	if code, out := run(otherKey...); code != ExitBadEvidence || !strings.Contains(out, "log proof") {
+		t.Errorf("proof against another log's key: exit %d\n%s", code, out)
+	}
 	data, _ := os.ReadFile(resultPath)
+	receipt, _ := os.ReadFile(receiptPath)
+	var rf, bf map[string]json.RawMessage
+	json.Unmarshal(receipt, &rf)
+	json.Unmarshal(data, &bf)
+	bf["log_proof"] = rf["log_proof"]
+	swapped, _ := json.Marshal(bf)
+	write("swapped.json", swapped)
+	swappedOpen := append([]string{"result", "open", filepath.Join(dir, "swapped.json")}, open[3:]...)
+	if code, out := run(swappedOpen...); code != ExitBadEvidence || !strings.Contains(out, "log proof is for a receipt entry") {
+		t.Errorf("receipt's proof on the result: exit %d\n%s", code, out)
+	}
 	tampered := strings.Replace(string(data), `"payload": "ey`, `"payload": "ez`, 1)
 	if tampered == string(data) {
 		t.Fatal("could not tamper with the bundle")

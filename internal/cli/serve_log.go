@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/result"
+)
+
+// logFlags configure the transparency-log role.
+type logFlags struct {
+	key    string
+	origin string
+}
+
+func (l *logFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&l.key, "log-key", "", "the log's checkpoint signing key (C2SP note key file), created if missing; default <data>/log-key (its public key is written next to it as .pub)")
+	fs.StringVar(&l.origin, "log-origin", auditlog.DefaultOrigin, "the log's origin: the name in its checkpoints and key")
+}
+
+// maxLoggedFile bounds a result bundle or receipt posted for logging.
+const maxLoggedFile = result.MaxSize
+
+// mountLog opens the transparency log in <data>/log, serves it read-only
+// under /log/, records every key-release decision in it, and accepts
+// clean-room result bundles and deletion receipts for logging, answering
+// with an inclusion proof (docs/spec/auditlog.md, docs/spec/cleanroom.md).
+func mountLog(m *mountContext) error {
+	keyPath := m.f.log.key
+	if keyPath == "" {
+		keyPath = filepath.Join(m.f.data, "log-key")
+	}
+	// Tessera logs through klog, a process-wide logger: send it to the
+	// server's structured log instead of raw stderr.
+	klog.SetSlogLogger(m.log)
+	key, err := loadOrCreateLogKey(keyPath, m.f.log.origin)
+	if err != nil {
+		return err
+	}
+	l, err := auditlog.Open(m.ctx, auditlog.Config{Dir: filepath.Join(m.f.data, "log"), Key: key, Logger: m.log})
+	if err != nil {
+		return err
+	}
+	m.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	})
+	m.log.Info("transparency log open", "origin", l.Origin(), "verifier_key", key.VerifierKey())
+	m.mux.Handle("/log/", http.StripPrefix("/log", l.Handler()))
+	m.audit.add(&auditlog.BrokerSink{Log: l})
+	m.ready.AddCheck("log", func(ctx context.Context) error {
+		_, _, err := l.Checkpoint(ctx)
+		return err
+	})
+	intake := &logIntake{log: l}
+	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
+	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
+	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
+	return nil
+}
+
+// loadOrCreateLogKey reads the log key, or creates it (mode 0600) with its
+// public verifier key beside it.
+func loadOrCreateLogKey(path, origin string) (*auditlog.SignerKey, error) {
+	key, err := auditlog.LoadSignerKey(path)
+	if err == nil {
+		if key.Name() != origin {
+			return nil, fmt.Errorf("log key %s is for origin %q, not %q", path, key.Name(), origin)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, vkey, err := auditlog.GenerateKey(origin)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := key.WriteFile(path); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".pub", []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// logIntake logs result bundles and deletion receipts. It accepts only
+// envelopes whose signature verifies with the signing key of the run
+// context they carry, and logs digests, never contents.
+type logIntake struct{ log *auditlog.Log }
+
+var errIntake = errors.New("not a signed result bundle or receipt")
+
+func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := web.ReadBody(w, r, maxLoggedFile)
+		if err != nil {
+			return err
+		}
+		f, err := result.ParseFile(body)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errIntake, err)
+		}
+		rc, err := result.CheckSigned(f)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errIntake, err)
+		}
+		if (kind == auditlog.KindResult) != (f.Envelope.PayloadType == result.BundleType) {
+			return fmt.Errorf("%w: payload type %s does not belong here", errIntake, f.Envelope.PayloadType)
+		}
+		p, err := in.log.AppendAndProve(r.Context(), &auditlog.Entry{
+			Kind: kind, Time: time.Now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID,
+			Subject: "sha256:" + result.DigestHex(f.Envelope.Payload),
+		})
+		if err != nil {
+			return err
+		}
+		return web.WriteJSON(w, http.StatusOK, p)
+	}
+}
+
+func intakeProblem(err error) *web.Problem {
+	if errors.Is(err, errIntake) || errors.Is(err, collab.ErrBadRunContext) {
+		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
+	}
+	return nil
+}
