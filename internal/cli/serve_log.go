@@ -33,7 +33,8 @@ func (l *logFlags) register(fs *pflag.FlagSet) {
 const maxLoggedFile = result.MaxSize
 
 // mountLog opens the transparency log in <data>/log, serves it read-only
-// under /log/, records every key-release decision in it, and accepts
+// under /log/, copies every key-release decision into it (following the
+// key broker's audit trail), and accepts
 // clean-room result bundles and deletion receipts for logging, answering
 // with an inclusion proof (docs/spec/auditlog.md, docs/spec/cleanroom.md).
 func mountLog(m *mountContext) error {
@@ -59,7 +60,28 @@ func mountLog(m *mountContext) error {
 	})
 	m.log.Info("transparency log open", "origin", l.Origin(), "verifier_key", key.VerifierKey())
 	m.mux.Handle("/log/", http.StripPrefix("/log", l.Handler()))
-	m.audit.add(&auditlog.BrokerSink{Log: l})
+	if m.kbsStore != nil {
+		// The log follows the key broker's durable audit trail in the
+		// background: a release is acknowledged once stored, and reaches
+		// the log moments later — after a crash, when the server restarts.
+		f := &auditlog.BrokerFollower{Log: l, Source: m.kbsStore, Cursor: filepath.Join(m.f.data, "log-cursor"), Logger: m.log}
+		if err := f.Sync(m.ctx); err != nil {
+			return fmt.Errorf("catch the log up with the key broker's audit trail: %w", err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { f.Run(ctx); close(done) }()
+		m.onClose(func() { // runs before the log closes (reverse order)
+			stop()
+			<-done
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := f.Sync(ctx); err != nil {
+				m.log.Error("transparency log: final catch-up with the key broker's audit trail", "err", err)
+			}
+		})
+		m.audit.add(f)
+	}
 	m.ready.AddCheck("log", func(ctx context.Context) error {
 		_, _, err := l.Checkpoint(ctx)
 		return err

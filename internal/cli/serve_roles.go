@@ -100,6 +100,8 @@ type mountContext struct {
 	// audit receives every key-release decision after the broker has
 	// stored it; the log role adds its sink with audit.add.
 	audit *auditFanout
+	// kbsStore is the key broker's store, once the kbs role has mounted.
+	kbsStore store.Store
 	// openBlobs opens the configured blob store (--blob; `kura serve` only).
 	openBlobs func(context.Context) (blob.Store, error)
 	closers   []func()
@@ -261,6 +263,7 @@ func mountKBS(m *mountContext) error {
 		return fmt.Errorf("key broker store %s: %w", redactURL(storeSpec), err)
 	}
 	m.onClose(func() { st.Close() })
+	m.kbsStore = st
 	var admins *keybroker.Admins
 	if k.adminKeys != "" {
 		if admins, err = keybroker.LoadAdmins(k.adminKeys, nil); err != nil {

@@ -1,0 +1,159 @@
+package auditlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kura-cc/kura/keybroker/store"
+)
+
+// AuditSource is where a BrokerFollower reads decisions: a key broker's
+// audit store.
+type AuditSource interface {
+	ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error)
+}
+
+// BrokerFollower copies a key broker's audit trail into the log in the
+// background, so that logging never holds up a release. The broker's store
+// is the durable record — a decision is acknowledged only once stored — and
+// the follower appends each stored record shortly after, as a key_release
+// entry carrying its broker_seq. It keeps the last broker sequence number
+// it logged in a cursor file and resumes from there after a restart or a
+// crash, so every stored decision reaches the log at least once; a crash
+// between an append and the cursor write logs a decision twice, with the
+// same broker_seq, which readers count once.
+//
+// Record (keybroker.AuditSink) only wakes the follower; Run does the work.
+type BrokerFollower struct {
+	Log    *Log
+	Source AuditSource
+	// Cursor is the file holding the last logged broker sequence number.
+	Cursor string
+	// Poll is how often Run looks for records when not woken (zero: 1 s).
+	Poll time.Duration
+	// Collaboration, if set, is stamped on every entry.
+	Collaboration string
+	Logger        *slog.Logger
+
+	once sync.Once
+	wake chan struct{}
+	mu   sync.Mutex // serialises Sync
+}
+
+// followBatch is how many records one step reads and appends at once.
+const followBatch = 1000
+
+func (f *BrokerFollower) init() {
+	f.once.Do(func() { f.wake = make(chan struct{}, 1) })
+}
+
+// Record wakes the follower; the record itself is read back from the
+// store, in order, so none is lost if the process dies now.
+func (f *BrokerFollower) Record(context.Context, *store.AuditRecord) error {
+	f.init()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run follows the store until ctx ends.
+func (f *BrokerFollower) Run(ctx context.Context) error {
+	f.init()
+	poll := f.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if err := f.Sync(ctx); err != nil && ctx.Err() == nil && f.Logger != nil {
+			f.Logger.Error("transparency log: following the key broker's audit trail", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Sync appends every stored record newer than the cursor and returns when
+// the log has caught up with the store (as of the call).
+func (f *BrokerFollower) Sync(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	after, err := f.readCursor()
+	if err != nil {
+		return err
+	}
+	for {
+		recs, err := f.Source.ListAudit(ctx, after, followBatch)
+		if err != nil {
+			return fmt.Errorf("read the key broker's audit trail: %w", err)
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		// Appends in one step run concurrently, so Tessera batches them
+		// into few durable writes.
+		errs := make([]error, len(recs))
+		var wg sync.WaitGroup
+		for i := range recs {
+			wg.Go(func() { errs[i] = (&BrokerSink{Log: f.Log, Collaboration: f.Collaboration}).Record(ctx, &recs[i]) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		after = recs[len(recs)-1].Seq
+		if err := f.writeCursor(after); err != nil {
+			return err
+		}
+	}
+}
+
+// Logged returns the last broker sequence number the follower logged.
+func (f *BrokerFollower) Logged() (int64, error) { return f.readCursor() }
+
+func (f *BrokerFollower) readCursor() (int64, error) {
+	data, err := os.ReadFile(f.Cursor)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("log cursor: %w", err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: log cursor %s holds %q, not a sequence number", ErrMalformed, f.Cursor, data)
+	}
+	return n, nil
+}
+
+// writeCursor replaces the cursor file atomically and durably.
+func (f *BrokerFollower) writeCursor(n int64) error {
+	tmp, err := os.CreateTemp(filepath.Dir(f.Cursor), ".cursor-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(strconv.FormatInt(n, 10) + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), f.Cursor)
+}
