@@ -169,6 +169,9 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 			return nil, err
 		}
 	}
+	if err := checkTimePolicy(r, query); err != nil {
+		return nil, err
+	}
 	scope, src, err := b.policyForResource(ctx, req, r)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,464 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/timelock"
+	"github.com/kura-cc/kura/timelock/beacon"
+)
+
+// chainFlags select the drand chain of the timelock commands.
+type chainFlags struct {
+	urls []string
+	hash string
+	dev  bool
+}
+
+func (c *chainFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&c.urls, "chain-url", nil, "drand HTTP API root of the chain (repeatable; default: quicknet's public endpoints)")
+	cmd.Flags().StringVar(&c.hash, "chain-hash", "", "chain hash to pin (default: quicknet "+timelock.QuicknetHash[:16]+"…)")
+	cmd.Flags().BoolVar(&c.dev, "dev", false, "accept an INSECURE local dev beacon (kura beacon serve --dev)")
+}
+
+func (c *chainFlags) chain() (timelock.Chain, error) {
+	q := timelock.Quicknet()
+	switch {
+	case c.hash == "" && len(c.urls) == 0:
+		return q, nil
+	case c.hash == "":
+		return timelock.Chain{}, usagef("--chain-url needs --chain-hash: the hash pins the chain the URL must serve")
+	case c.hash == timelock.QuicknetHash:
+		if len(c.urls) > 0 {
+			q.URLs = c.urls
+		}
+		return q, nil
+	case len(c.urls) == 0:
+		return timelock.Chain{}, usagef("--chain-hash %s needs --chain-url: only quicknet's endpoints are built in", c.hash)
+	}
+	return timelock.Chain{Hash: c.hash, URLs: c.urls}, nil
+}
+
+// parseUntil reads an RFC 3339 time or a duration from now ("90s", "72h").
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usagef("--until %q: want an RFC 3339 time (2030-01-01T00:00:00Z) or a duration from now (72h)", s)
+	}
+	return t, nil
+}
+
+func newTimelockCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "timelock",
+		Short: "Seal files nobody can open before a set time (drand tlock)",
+		Long: "Time-lock files to a future round of a drand beacon: nobody can open them before the beacon\n" +
+			"publishes that round. With --to, only the given parties can open them after that time.\n" +
+			"Format and threat model: docs/spec/timelock.md.",
+	}
+	cmd.AddCommand(newTimelockSealCmd(g), newTimelockOpenCmd(g), newTimelockInspectCmd(), newTimelockVerifyCmd())
+	return cmd
+}
+
+func newTimelockSealCmd(g *globals) *cobra.Command {
+	var (
+		cf                         chainFlags
+		until, out, sealer, logURL string
+		to                         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "seal IN -o OUT --until TIME",
+		Short: "Time-lock a file; writes OUT and OUT.registration.json",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return usagef("-o OUT is required")
+			}
+			if until == "" {
+				return usagef("--until is required")
+			}
+			now := time.Now()
+			u, err := parseUntil(until, now)
+			if err != nil {
+				return err
+			}
+			chain, err := cf.chain()
+			if err != nil {
+				return err
+			}
+			var cards []*party.Card
+			for _, p := range to {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				c, err := party.ParseCard(data)
+				if err != nil {
+					return fmt.Errorf("--to %s: %w", p, err)
+				}
+				cards = append(cards, c)
+			}
+			var sealerFP string
+			if sealer != "" {
+				id, err := party.Load(sealer)
+				if err != nil {
+					return fmt.Errorf("--sealer: %w", err)
+				}
+				sealerFP = id.Card().Fingerprint
+			}
+			in, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			var reg *timelock.Registration
+			err = writeAtomic(out, 0o644, func(w io.Writer) error {
+				reg, err = timelock.Seal(cmd.Context(), w, in, timelock.SealOptions{
+					Until: u, Chain: chain, Recipients: cards, AllowInsecure: cf.dev, Logger: log,
+					Now: func() time.Time { return now },
+				})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			reg.Sealer = sealerFP
+			data, err := reg.Marshal()
+			if err != nil {
+				return err
+			}
+			if err := writeAtomic(out+".registration.json", 0o644, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: opens at %s (round %d of chain %s)\nregistration: %s\n",
+				out, reg.ReleaseTime.Format(time.RFC3339), reg.Round, reg.ChainHash, out+".registration.json")
+			if logURL != "" {
+				proof, err := postForProof(cmd.Context(), http.DefaultClient, strings.TrimSuffix(logURL, "/")+"/v1/timelock/registrations", data)
+				if err != nil {
+					return err
+				}
+				if err := writeAtomic(out+".registration.proof.json", 0o644, func(w io.Writer) error { _, err := w.Write(proof); return err }); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "logged: inclusion proof %s\n", out+".registration.proof.json")
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&until, "until", "", "earliest opening time: RFC 3339 or a duration from now (72h)")
+	cmd.Flags().StringArrayVar(&to, "to", nil, "party card of a recipient (repeatable); without it anyone can open the file after the time")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "sealed file to write")
+	cmd.Flags().StringVar(&sealer, "sealer", "", "your party directory, to record your fingerprint in the registration")
+	cmd.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the registration in the transparency log of the kura server at this URL and write its inclusion proof to OUT.registration.proof.json (KURA_LOG_URL)")
+	return cmd
+}
+
+func newTimelockOpenCmd(g *globals) *cobra.Command {
+	var (
+		cf            chainFlags
+		out, identity string
+	)
+	cmd := &cobra.Command{
+		Use:   "open IN -o OUT",
+		Short: "Open a time-locked file once its time has come",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return usagef("-o OUT is required")
+			}
+			chain, err := cf.chain()
+			if err != nil {
+				return err
+			}
+			var id *party.Identity
+			if identity != "" {
+				if id, err = party.Load(identity); err != nil {
+					return fmt.Errorf("--identity: %w", err)
+				}
+			}
+			in, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			err = writeAtomic(out, 0o600, func(w io.Writer) error {
+				_, err := timelock.Open(cmd.Context(), w, in, timelock.OpenOptions{Identity: id, Chain: chain, AllowInsecure: cf.dev, Logger: log})
+				return err
+			})
+			var early *timelock.TooEarlyError
+			switch {
+			case errors.As(err, &early):
+				return fmt.Errorf("%w: try again after %s", err, early.ReleaseTime.Local().Format(time.RFC1123))
+			case errors.Is(err, timelock.ErrWrongChain) && cf.hash == "":
+				return fmt.Errorf("%w (pass --chain-hash and --chain-url for the file's chain; 'kura timelock inspect' shows it)", err)
+			case errors.Is(err, timelock.ErrNotRecipient) && id == nil:
+				return fmt.Errorf("%w: pass --identity DIR", err)
+			case err != nil:
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "opened %s\n", out)
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVarP(&out, "output", "o", "", "plaintext file to write (mode 0600; written only if the whole file authenticates)")
+	cmd.Flags().StringVar(&identity, "identity", "", "your party directory, for files sealed to recipients")
+	return cmd
+}
+
+func newTimelockInspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect IN",
+		Short: "Show what a time-locked file is locked to, without opening it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in, err := timelock.Inspect(f)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "format:       %s\n", in.Format)
+			fmt.Fprintf(w, "chain:        %s\n", in.ChainHash)
+			fmt.Fprintf(w, "round:        %d\n", in.Round)
+			if in.ReleaseTime.IsZero() {
+				fmt.Fprintln(w, "release time: unknown offline (not a built-in chain)")
+			} else {
+				fmt.Fprintf(w, "release time: %s\n", in.ReleaseTime.Format(time.RFC3339))
+			}
+			if len(in.Recipients) == 0 {
+				fmt.Fprintln(w, "recipients:   anyone, after the release time")
+			}
+			for _, r := range in.Recipients {
+				fmt.Fprintf(w, "recipient:    %s\n", r)
+			}
+			return nil
+		},
+	}
+}
+
+func newTimelockVerifyCmd() *cobra.Command {
+	var regPath, logKey, proofPath string
+	cmd := &cobra.Command{
+		Use:   "verify IN --registration REG.json",
+		Short: "Check a time-locked file against the registration made when it was sealed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if regPath == "" {
+				regPath = args[0] + ".registration.json"
+			}
+			data, err := readLimited(regPath, timelock.MaxRegistrationSize)
+			if err != nil {
+				return err
+			}
+			reg, err := timelock.ParseRegistration(data)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := reg.Verify(f); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: %s is the file registered (sha256 %s), round %d of chain %s, release %s\n",
+				args[0], reg.SealedSHA256, reg.Round, reg.ChainHash, reg.ReleaseTime.Format(time.RFC3339))
+			if logKey == "" {
+				return nil
+			}
+			if proofPath == "" {
+				proofPath = regPath[:len(regPath)-len(".json")] + ".proof.json"
+			}
+			logged, err := verifyRegistrationProof(proofPath, logKey, reg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: %s\n", logged)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&regPath, "registration", "", "registration file (default IN.registration.json)")
+	cmd.Flags().StringVar(&logKey, "log-key", "", "also check the registration's transparency-log inclusion proof against this log verifier key (file or key text)")
+	cmd.Flags().StringVar(&proofPath, "proof", "", "the inclusion proof (default REG.proof.json, as seal --log writes it)")
+	return cmd
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// writeAtomic writes path through a temporary file in its directory,
+// renamed into place only when write succeeds.
+func writeAtomic(path string, mode os.FileMode, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = write(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func newBeaconCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "beacon",
+		Short: "Local drand beacons for development",
+	}
+	var (
+		dev    bool
+		addr   string
+		period time.Duration
+	)
+	serve := &cobra.Command{
+		Use:   "serve --dev",
+		Short: "Serve an INSECURE single-key drand beacon (quicknet scheme) for development",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if !dev {
+				return usagef("beacon serve runs only an INSECURE dev beacon: pass --dev to confirm")
+			}
+			b, err := beacon.New(beacon.Config{Period: period, Logger: log})
+			if err != nil {
+				return usageError{err}
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "INSECURE dev beacon\nchain hash: %s\nurl: http://%s\n", b.ChainHash(), ln.Addr())
+			return b.Serve(cmd.Context(), ln)
+		},
+	}
+	serve.Flags().BoolVar(&dev, "dev", false, "required: confirm this beacon is INSECURE")
+	serve.Flags().StringVar(&addr, "addr", "127.0.0.1:8090", "listen address")
+	serve.Flags().DurationVar(&period, "period", time.Second, "time between rounds (whole seconds)")
+	cmd.AddCommand(serve)
+	return cmd
+}
+
+// verifyRegistrationProof checks, offline, that the registration's sealed
+// file digest and release time are in the transparency log, and says when
+// the log recorded them.
+func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registration) (string, error) {
+	text := logKey
+	if data, err := os.ReadFile(logKey); err == nil {
+		text = strings.TrimSpace(string(data))
+	}
+	v, err := auditlog.ParseVerifierKey(text)
+	if err != nil {
+		return "", usagef("--log-key: %w", err)
+	}
+	data, err := readLimited(proofPath, auditlog.MaxProofSize)
+	if err != nil {
+		return "", err
+	}
+	p, err := auditlog.ParseProof(data)
+	if err != nil {
+		return "", err
+	}
+	cp, err := auditlog.VerifyProof(p, v)
+	if err != nil {
+		return "", err
+	}
+	e, err := auditlog.ParseEntry(p.Entry)
+	if err != nil {
+		return "", err
+	}
+	if e.Kind != auditlog.KindTimelockRegistration || e.Subject != "sha256:"+reg.SealedSHA256 || !e.NotBefore.Equal(reg.ReleaseTime) {
+		return "", fmt.Errorf("%w: the logged entry (%s, %s, not before %s) is not this registration", auditlog.ErrNotIncluded, e.Kind, e.Subject, e.NotBefore.Format(time.RFC3339))
+	}
+	when := "before"
+	if !e.Time.Before(reg.ReleaseTime) {
+		when = "AFTER"
+	}
+	return fmt.Sprintf("registered in transparency log %s at index %d on %s, %s its release time", cp.Origin, p.Index, e.Time.Format(time.RFC3339), when), nil
+}
+
+// postForProof POSTs body to url and returns the inclusion proof the log
+// answers with.
+func postForProof(ctx context.Context, hc *http.Client, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("transparency log: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, auditlog.MaxProofSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("transparency log: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("transparency log: %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	if _, err := auditlog.ParseProof(data); err != nil {
+		return nil, fmt.Errorf("transparency log: %w", err)
+	}
+	return data, nil
+}
