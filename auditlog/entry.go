@@ -121,7 +121,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 	case KindManifestVersion:
 		return kindRule{required: []string{"collaboration", "subject"}, allowed: []string{"party", "previous", "version"}}, true
 	case KindApproval:
-		return kindRule{required: []string{"collaboration", "party", "subject"}}, true
+		return kindRule{required: []string{"collaboration", "party", "subject"}, allowed: []string{"version"}}, true
 	case KindKeyRelease:
 		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
 	case KindRunStart:

@@ -20,21 +20,23 @@ import (
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/worker"
 )
 
 // Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9).
 const (
 	ExitOK          = 0
-	ExitFailure     = 1 // anything not listed below
-	ExitUsage       = 2 // bad flags or arguments
-	ExitBadEvidence = 3 // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify
-	ExitCollateral  = 4 // collateral unavailable or expired
-	ExitPolicy      = 5 // policy violation, or a wrong, expired or replayed nonce
-	ExitDataAuth    = 6 // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
-	ExitWrongKey    = 7 // wrong data key, or an unusable key file
-	ExitDataInvalid = 8 // input does not match the schema, or an invalid manifest or collaboration file
-	ExitAuditFailed = 9 // the transparency log does not verify: bad signature, tampered, inconsistent (forked) or entry not included
+	ExitFailure     = 1  // anything not listed below
+	ExitUsage       = 2  // bad flags or arguments
+	ExitBadEvidence = 3  // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify
+	ExitCollateral  = 4  // collateral unavailable or expired
+	ExitPolicy      = 5  // policy violation, or a wrong, expired or replayed nonce
+	ExitDataAuth    = 6  // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
+	ExitWrongKey    = 7  // wrong data key, or an unusable key file
+	ExitDataInvalid = 8  // input does not match the schema, or an invalid manifest or collaboration file
+	ExitAuditFailed = 9  // the transparency log does not verify: bad signature, tampered, inconsistent (forked) or entry not included
+	ExitTooEarly    = 10 // a time-locked file or resource asked for before its release time
 )
 
 // Env is the process environment the CLI runs in.
@@ -86,6 +88,14 @@ func exitCode(err error) int {
 		return ExitBadEvidence
 	case errors.Is(err, worker.ErrRefused):
 		return ExitPolicy
+	case errors.Is(err, timelock.ErrTooEarly):
+		return ExitTooEarly
+	case errors.Is(err, timelock.ErrTampered), errors.Is(err, timelock.ErrMalformed):
+		return ExitDataAuth
+	case errors.Is(err, timelock.ErrNotRecipient):
+		return ExitWrongKey
+	case errors.Is(err, timelock.ErrBadTime):
+		return ExitUsage
 	case auditlog.IsVerificationFailure(err):
 		return ExitAuditFailed
 	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
@@ -179,6 +189,8 @@ func newRoot(env *Env) *cobra.Command {
 		newResultCmd(g),
 		newReceiptCmd(),
 		newScenarioCmd(),
+		newTimelockCmd(g),
+		newBeaconCmd(g),
 		newVersionCmd(),
 	)
 	return root

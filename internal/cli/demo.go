@@ -73,7 +73,7 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 		}
 	}
 	d := &demo{out: out}
-	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room. Everything runs locally; nothing leaves this machine.")
+	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room, a time lock. Everything runs locally; nothing leaves this machine.")
 	dir, err := os.MkdirTemp("", "kura-demo-")
 	if err != nil {
 		return err
@@ -90,6 +90,9 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 		return err
 	}
 	if err := d.cleanRoom(ctx, dir, log); err != nil {
+		return err
+	}
+	if err := d.timeLock(ctx, dir, log); err != nil {
 		return err
 	}
 	return d.realEvidence(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/timelock"
 )
 
 // logFlags configure the transparency-log role.
@@ -58,6 +59,7 @@ func mountLog(m *mountContext) error {
 		defer cancel()
 		l.Close(ctx)
 	})
+	m.auditLog = l
 	m.log.Info("transparency log open", "origin", l.Origin(), "verifier_key", key.VerifierKey())
 	m.mux.Handle("/log/", http.StripPrefix("/log", l.Handler()))
 	if m.kbsStore != nil {
@@ -90,7 +92,32 @@ func mountLog(m *mountContext) error {
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
 	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
+	m.mux.Handle("POST /v1/timelock/registrations", h(intake.timelock))
 	return nil
+}
+
+// timelock logs a time-lock registration: the sealed file's digest and its
+// release time, so anyone can later show the file existed, sealed, before
+// that time (docs/spec/timelock.md).
+func (in *logIntake) timelock(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, timelock.MaxRegistrationSize)
+	if err != nil {
+		return err
+	}
+	reg, err := timelock.ParseRegistration(body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errIntake, err)
+	}
+	e := &auditlog.Entry{Kind: auditlog.KindTimelockRegistration, Time: time.Now().UTC(),
+		Subject: "sha256:" + reg.SealedSHA256, NotBefore: reg.ReleaseTime}
+	if len(reg.Sealer) == 64 {
+		e.Party = reg.Sealer
+	}
+	p, err := in.log.AppendAndProve(r.Context(), e)
+	if err != nil {
+		return err
+	}
+	return web.WriteJSON(w, http.StatusOK, p)
 }
 
 // loadOrCreateLogKey reads the log key, or creates it (mode 0600) with its
@@ -127,7 +154,7 @@ func loadOrCreateLogKey(path, origin string) (*auditlog.SignerKey, error) {
 // context they carry, and logs digests, never contents.
 type logIntake struct{ log *auditlog.Log }
 
-var errIntake = errors.New("not a signed result bundle or receipt")
+var errIntake = errors.New("not a signed result bundle, receipt or time-lock registration")
 
 func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
