@@ -20,7 +20,7 @@ import (
 
 func newCollabCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "collab", Short: "Clean-room collaborations: manifests, their history and the parties' approvals"}
-	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd())
+	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g))
 	return cmd
 }
 

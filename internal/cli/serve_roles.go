@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
@@ -40,6 +41,7 @@ func serveRoles() []serveRole {
 		{name: "verifier", bit: roleVerifier, mount: mountVerifier},
 		{name: "kbs", bit: roleKBS, mount: mountKBS},
 		{name: "log", mount: mountLog},
+		{name: "coordinator", mount: mountCoordinator},
 	}
 }
 
@@ -102,6 +104,8 @@ type mountContext struct {
 	audit *auditFanout
 	// kbsStore is the key broker's store, once the kbs role has mounted.
 	kbsStore store.Store
+	// auditLog is the transparency log, once the log role has mounted.
+	auditLog *auditlog.Log
 	// openBlobs opens the configured blob store (--blob; `kura serve` only).
 	openBlobs func(context.Context) (blob.Store, error)
 	closers   []func()

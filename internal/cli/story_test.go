@@ -359,6 +359,20 @@ func TestCleanRoomCLI(t *testing.T) {
 		t.Fatalf("worker without --dev: exit %d\n%s", code, out)
 	}
 	logURL := c.servers[storyAirline].URL
+	// The coordinator logs the manifest version and both approvals, once.
+	if code, out := run("collab", "push", collabPath, "--url", logURL); code != 0 || !strings.Contains(out, "3 new log entries") {
+		t.Fatalf("collab push: exit %d\n%s", code, out)
+	}
+	if code, out := run("collab", "push", collabPath, "--url", logURL); code != 0 || !strings.Contains(out, "0 new log entries") {
+		t.Fatalf("collab push again: exit %d\n%s", code, out)
+	}
+	var dropped map[string]json.RawMessage
+	json.Unmarshal(file, &dropped)
+	dropped["approvals"] = json.RawMessage("[]")
+	droppedFile, _ := json.Marshal(dropped)
+	if code, out := run("collab", "push", write("dropped.collab.json", droppedFile), "--url", logURL); code != ExitBadEvidence || !strings.Contains(out, "drops 2 stored approval") {
+		t.Errorf("push dropping approvals: exit %d\n%s", code, out)
+	}
 	jwks = append(jwks, "--log-key", filepath.Join(dir, storyAirline+"-kbs", "log-key.pub"))
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
