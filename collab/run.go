@@ -101,16 +101,55 @@ func NewRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// WorkerApproved reports whether the manifest's worker reference values
-// list the measurement (hex, any case) for the TEE.
-func (m *Manifest) WorkerApproved(tee, measurement string) bool {
-	if measurement == "" {
-		return false
-	}
+// CheckWorker checks an attested worker against the manifest's worker
+// reference values: its launch measurement (hex, any case) must be listed
+// for its TEE, and where the manifest sets them, its SNP reported TCB must
+// meet snp.min_tcb and its TDX TCB status must be one snp.tcb_status maps
+// to affirming or warning. claims are the verifier's annotated evidence
+// claims for the TEE (the token's cpu0 evidence).
+func (m *Manifest) CheckWorker(tee string, claims map[string]any) error {
+	measurement, _ := claims["measurement"].(string)
+	listed := false
 	for _, rv := range m.Worker.ReferenceValues.Measurements {
-		if rv.TEE == tee && strings.EqualFold(rv.Value, measurement) {
-			return true
+		if measurement != "" && rv.TEE == tee && strings.EqualFold(rv.Value, measurement) {
+			listed = true
 		}
 	}
-	return false
+	if !listed {
+		return fmt.Errorf("worker measurement %s (%s) is not in the manifest's worker reference values", measurement, tee)
+	}
+	rv := m.Worker.ReferenceValues
+	if tee == "snp" && rv.SNP != nil && len(rv.SNP.MinTCB) > 0 {
+		snp, _ := claims["snp"].(map[string]any)
+		tcb, _ := snp["reported_tcb"].(map[string]any)
+		for part, min := range rv.SNP.MinTCB {
+			got, ok := number(tcb[part])
+			if !ok || got < float64(min) {
+				return fmt.Errorf("worker SNP reported TCB %s is %v, the manifest's minimum is %d", part, tcb[part], min)
+			}
+		}
+	}
+	if tee == "tdx" && rv.TDX != nil && len(rv.TDX.TCBStatus) > 0 {
+		status, _ := claims["tcb_status"].(string)
+		if t := rv.TDX.TCBStatus[status]; t != "affirming" && t != "warning" {
+			return fmt.Errorf("worker TDX TCB status %q is not accepted by the manifest's worker reference values", status)
+		}
+	}
+	return nil
+}
+
+// number reads a JSON number claim.
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	}
+	return 0, false
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/kura-cc/kura/appraisal"
 )
 
 func TestRunContext(t *testing.T) {
@@ -49,4 +51,41 @@ func FuzzParseRunContext(f *testing.F) {
 			t.Fatalf("accepted bytes that do not re-encode identically: %q", data)
 		}
 	})
+}
+
+func TestCheckWorker(t *testing.T) {
+	m := &Manifest{}
+	m.Worker.ReferenceValues.Measurements = []appraisal.Measurement{{TEE: "snp", Value: "AB12"}, {TEE: "tdx", Value: "cd34"}}
+	snpClaims := func(meas string, snp float64) map[string]any {
+		return map[string]any{"measurement": meas, "snp": map[string]any{"reported_tcb": map[string]any{"snp": snp, "microcode": float64(115)}}}
+	}
+	if err := m.CheckWorker("snp", snpClaims("ab12", 8)); err != nil {
+		t.Errorf("listed measurement (case differs): %v", err)
+	}
+	for name, c := range map[string]struct {
+		tee    string
+		claims map[string]any
+	}{
+		"unlisted measurement":         {"snp", snpClaims("ffff", 8)},
+		"measurement of the other TEE": {"snp", snpClaims("cd34", 8)},
+		"no measurement":               {"snp", map[string]any{}},
+	} {
+		if err := m.CheckWorker(c.tee, c.claims); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	m.Worker.ReferenceValues.SNP = &appraisal.SNPValues{MinTCB: map[string]int{"snp": 8}}
+	if err := m.CheckWorker("snp", snpClaims("ab12", 7)); err == nil || !strings.Contains(err.Error(), "minimum") {
+		t.Errorf("TCB below the minimum: %v", err)
+	}
+	if err := m.CheckWorker("snp", snpClaims("ab12", 9)); err != nil {
+		t.Errorf("TCB above the minimum: %v", err)
+	}
+	m.Worker.ReferenceValues.TDX = &appraisal.TDXValues{TCBStatus: map[string]string{"UpToDate": "affirming", "OutOfDate": "contraindicated"}}
+	if err := m.CheckWorker("tdx", map[string]any{"measurement": "cd34", "tcb_status": "UpToDate"}); err != nil {
+		t.Errorf("accepted TDX status: %v", err)
+	}
+	if err := m.CheckWorker("tdx", map[string]any{"measurement": "cd34", "tcb_status": "OutOfDate"}); err == nil {
+		t.Error("contraindicated TDX status accepted")
+	}
 }

@@ -46,7 +46,8 @@ type RunView struct {
 //     version whose changes do not touch the owner's data);
 //   - the analysis reads the dataset this key opens, with the sealed
 //     file's digest the key was registered for;
-//   - the attested measurement is in the manifest's worker reference values.
+//   - the attested worker meets the manifest's worker reference values
+//     (measurement, and minimum TCB where set).
 func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*RunView, error) {
 	if len(collabFile) == 0 {
 		return nil, fmt.Errorf("%w: %s is a dataset key, released only to a clean-room run: present the collaboration (POST the collaboration file to the resource URL)", ErrDenied, path)
@@ -95,9 +96,8 @@ func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*
 	if err := c.CheckApproved(ed25519.PublicKey(ownerKey), an.ID); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
-	measurement, _ := a.View.Claims["measurement"].(string)
-	if !m.WorkerApproved(a.View.TEE, measurement) {
-		return nil, fmt.Errorf("%w: worker measurement %s (%s) is not in the manifest's worker reference values", ErrDenied, measurement, a.View.TEE)
+	if err := m.CheckWorker(a.View.TEE, a.View.Claims); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	return &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner}, nil
 }

@@ -127,10 +127,10 @@ func attestedRun(ctx context.Context, run []byte, signedAt time.Time, evidence j
 	}
 	a.Manifest = m
 	a.Checks = append(a.Checks, "collaboration history and approvals' signatures verify; manifest "+rc.ManifestHash[:16]+"…")
-	if !m.WorkerApproved(a.TEE, a.Measurement) {
-		return nil, fmt.Errorf("%w: worker measurement %s (%s) is not in the manifest's worker reference values", ErrUntrusted, a.Measurement, a.TEE)
+	if err := m.CheckWorker(a.TEE, cpu.Evidence); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
-	a.Checks = append(a.Checks, "worker measurement is in the manifest's reference values")
+	a.Checks = append(a.Checks, "worker measurement (and TCB, where set) meets the manifest's reference values")
 	return a, nil
 }
 
