@@ -66,12 +66,13 @@ public: give it to everyone who verifies the log. The verifier key is also print
 
 // auditLogFlags are the flags that name a log and its verifier key.
 type auditLogFlags struct {
-	log, key string
+	log, key, ca string
 }
 
 func (f *auditLogFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.log, "log", "", "the log: a directory or the http(s) URL it is served under (e.g. https://host/log/)")
 	cmd.Flags().StringVar(&f.key, "key", "", "the log's verifier key: a file or the key text (name+hash+base64)")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "trust this PEM certificate for an https --log (e.g. a dev server's <data>/tls/dev-cert.pem)")
 }
 
 func (f *auditLogFlags) reader() (*auditlog.Reader, string, error) {
@@ -86,7 +87,11 @@ func (f *auditLogFlags) reader() (*auditlog.Reader, string, error) {
 	if err != nil {
 		return nil, "", usagef("--key: %w", err)
 	}
-	r, err := auditlog.NewReader(f.log, v, nil)
+	hc, err := clientTLS(f.ca, 16)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := auditlog.NewReader(f.log, v, hc)
 	if err != nil {
 		return nil, "", err
 	}
