@@ -130,24 +130,12 @@ func (k *kbsFlags) keySet(ctx context.Context, own *token.Issuer) (jwk.Set, erro
 			return nil, err
 		}
 	}
-	for _, p := range k.trustKeys {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, usagef("--trust-key: %w", err)
-		}
-		block, _ := pem.Decode(data)
-		if block == nil {
-			return nil, usagef("--trust-key %s: no PEM block", p)
-		}
-		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, usagef("--trust-key %s: %w", p, err)
-		}
-		s, err := token.PublicKeySet(pub)
-		if err != nil {
-			return nil, err
-		}
-		key, _ := s.Key(0)
+	pinned, err := pemKeySet(k.trustKeys)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pinned.Len() {
+		key, _ := pinned.Key(i)
 		if err := set.AddKey(key); err != nil {
 			return nil, err
 		}
