@@ -25,6 +25,7 @@ import (
 	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/keybroker/store/postgres"
 	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/token"
 )
 
@@ -302,7 +303,7 @@ func loadAdminKey(path string) (ed25519.PrivateKey, error) {
 }
 
 func newKBSGetResourceCmd(g *globals) *cobra.Command {
-	var url, tee, out, contextFile string
+	var url, tee, out, contextFile, beaconURL, beaconHash string
 	cmd := &cobra.Command{
 		Use:   "get-resource REPOSITORY/TYPE/TAG",
 		Short: "Workload side: attest to a key broker, fetch a resource and decrypt it",
@@ -329,8 +330,23 @@ to a file with mode 0600.`,
 			if err != nil {
 				return err
 			}
-			value, err := s.Resource(ctx, args[0])
-			if err != nil {
+			var value []byte
+			if beaconURL != "" {
+				// A time-released resource: present the chain's latest round
+				// and its signature; the broker checks it against the chain
+				// key the owner pinned (docs/spec/timelock.md §7).
+				if beaconHash == "" {
+					return usagef("--beacon-url needs --beacon-chain-hash")
+				}
+				b, err := timelock.NewHTTPNetwork(timelock.Chain{Hash: beaconHash, URLs: []string{beaconURL}}, nil, nil).Beacon(ctx, 0)
+				if err != nil {
+					return err
+				}
+				value, err = s.ResourceWithBeacon(ctx, args[0], b.Round, b.Signature)
+				if err != nil {
+					return err
+				}
+			} else if value, err = s.Resource(ctx, args[0]); err != nil {
 				return err
 			}
 			defer clear(value)
@@ -345,6 +361,8 @@ to a file with mode 0600.`,
 	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the resource to this file (mode 0600) instead of standard output")
 	cmd.Flags().StringVar(&contextFile, "context", "", "file whose bytes are bound into the evidence as context")
+	cmd.Flags().StringVar(&beaconURL, "beacon-url", "", "for a time-released resource: fetch the latest round of the drand chain at this URL and present its signature")
+	cmd.Flags().StringVar(&beaconHash, "beacon-chain-hash", "", "the chain hash of --beacon-url")
 	return cmd
 }
 
