@@ -213,6 +213,9 @@ func (b *Beacon) servePublic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		round = n
+		if n == 0 {
+			round = cur // drand serves round 0 as the latest
+		}
 	}
 	if round == 0 || round > cur {
 		// drand answers a round it has not produced with 404.
