@@ -58,6 +58,10 @@ type Config struct {
 	// Audit receives every decision after it is stored, e.g. the
 	// transparency log. Nil means none.
 	Audit AuditSink
+	// OnPolicyChange is told of every release-policy version stored, e.g.
+	// to record it in the transparency log; an error fails SetPolicy
+	// (after the store) with a message saying so. Nil means none.
+	OnPolicyChange func(ctx context.Context, c *PolicyChange) error
 	// Sessions bounds KBS sessions: their lifetime (zero: 5 minutes) and
 	// number (zero: 100000).
 	SessionTTL  time.Duration
@@ -83,6 +87,7 @@ type Broker struct {
 	maxTokenAge time.Duration
 	devMode     bool
 	audit       AuditSink
+	onPolicy    func(ctx context.Context, c *PolicyChange) error
 	policies    *policies
 	stored      *policyCache
 	verified    *tokenCache
@@ -102,7 +107,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		store: cfg.Store, keys: cfg.Keys, tokens: cfg.Tokens, attest: cfg.Attest,
-		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit,
+		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit, onPolicy: cfg.OnPolicyChange,
 		policies: newPolicies(), now: cfg.Now, log: cfg.Logger,
 		verified: &tokenCache{m: map[[32]byte]*Attested{}},
 	}
@@ -299,12 +304,31 @@ func (b *Broker) SetPolicy(ctx context.Context, scope, src, by string) (int64, e
 	if _, err := b.policies.compile(ctx, src); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	v, err := b.store.PutPolicy(ctx, &store.Policy{Scope: scope, Rego: src, CreatedAt: b.now().UTC(), CreatedBy: by})
+	now := b.now().UTC()
+	v, err := b.store.PutPolicy(ctx, &store.Policy{Scope: scope, Rego: src, CreatedAt: now, CreatedBy: by})
 	b.stored.forget(scope)
-	if err == nil {
-		b.log.InfoContext(ctx, "release policy stored", "scope", scope, "version", v, "by", by)
+	if err != nil {
+		return v, err
 	}
-	return v, err
+	b.log.InfoContext(ctx, "release policy stored", "scope", scope, "version", v, "by", by)
+	if b.onPolicy != nil {
+		sum := sha256.Sum256([]byte(src))
+		if err := b.onPolicy(ctx, &PolicyChange{Scope: scope, Version: v, SHA256: hex.EncodeToString(sum[:]), By: by, Time: now}); err != nil {
+			return v, fmt.Errorf("release policy stored as %s version %d but not recorded: %w", scope, v, err)
+		}
+	}
+	return v, nil
+}
+
+// PolicyChange is a stored release-policy version, as the transparency log
+// records it: which scope, which version, the SHA-256 of its source, who
+// wrote it.
+type PolicyChange struct {
+	Scope   string
+	Version int64
+	SHA256  string
+	By      string
+	Time    time.Time
 }
 
 // policyFor finds the release policy for a resource: its own, its

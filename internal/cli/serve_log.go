@@ -15,6 +15,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/timelock"
 )
@@ -83,6 +84,11 @@ func mountLog(m *mountContext) error {
 			}
 		})
 		m.audit.add(f)
+		m.policyChanges = append(m.policyChanges, func(ctx context.Context, c *keybroker.PolicyChange) error {
+			_, err := l.Append(ctx, &auditlog.Entry{Kind: auditlog.KindPolicyChange, Time: c.Time,
+				PolicyID: fmt.Sprintf("%s@%d", c.Scope, c.Version), Subject: "sha256:" + c.SHA256})
+			return err
+		})
 	}
 	m.ready.AddCheck("log", func(ctx context.Context) error {
 		_, _, err := l.Checkpoint(ctx)

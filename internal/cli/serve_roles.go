@@ -106,6 +106,9 @@ type mountContext struct {
 	kbsStore store.Store
 	// auditLog is the transparency log, once the log role has mounted.
 	auditLog *auditlog.Log
+	// policyChanges are told of every release-policy version the key
+	// broker stores; the log role adds one.
+	policyChanges []func(context.Context, *keybroker.PolicyChange) error
 	// openBlobs opens the configured blob store (--blob; `kura serve` only).
 	openBlobs func(context.Context) (blob.Store, error)
 	closers   []func()
@@ -279,6 +282,14 @@ func mountKBS(m *mountContext) error {
 	b, err := keybroker.New(keybroker.Config{
 		Store: st, Keys: ring, Tokens: tokens, Attest: m.metrics.Attester(m.verifier), DevMode: m.f.dev,
 		Audit: m.metrics.AuditSink(m.audit), RateLimit: m.f.kbsRateLimit, Logger: log,
+		OnPolicyChange: func(ctx context.Context, c *keybroker.PolicyChange) error {
+			for _, fn := range m.policyChanges {
+				if err := fn(ctx, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err

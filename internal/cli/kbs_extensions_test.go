@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/timelock/beacon"
 )
@@ -55,4 +56,55 @@ func TestGetResourceWithBeacon(t *testing.T) {
 	if code, out := run("--beacon-url", bs.URL, "--beacon-chain-hash", b.ChainHash()); code != 0 || out != "embargoed" {
 		t.Errorf("with the beacon: exit %d\n%s", code, out)
 	}
+}
+
+// TestPolicyChangeLogged: a release-policy version stored through the owner
+// API is recorded in the server's transparency log.
+func TestPolicyChangeLogged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "kbs")
+	srv, err := startLocalServer(ctx, dir, "owner", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	if _, err := srv.Admin.SetPolicy(ctx, "default", keybroker.DefaultReleasePolicy); err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := os.ReadFile(filepath.Join(dir, "log-key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auditlog.ParseVerifierKey(strings.TrimSpace(string(vkey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := auditlog.NewReader(srv.URL+"/log/", v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 { // a checkpoint covering the entry is published within a few intervals
+		_, cp, err := r.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		if err := r.Audit(ctx, cp, func(_ uint64, raw []byte) error {
+			e, err := auditlog.ParseEntry(raw)
+			if err == nil && e.Kind == auditlog.KindPolicyChange && e.PolicyID == "default@1" && strings.HasPrefix(e.Subject, "sha256:") {
+				found = true
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Error("no policy_change entry for default@1 in the log")
 }
