@@ -82,7 +82,7 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// CheckSigned checks only that a bundle or receipt is signed by the key of
+// CheckSigned checks only that a bundle, receipt or run start is signed by the key of
 // the run context it carries, and returns that context. It is what a log
 // checks before recording the file's digest; receivers use VerifyBundle
 // and VerifyReceipt, which check everything.
@@ -98,7 +98,7 @@ func CheckSigned(f *File) (*collab.RunContext, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch f.Envelope.PayloadType {
-	case BundleType, ReceiptType:
+	case BundleType, ReceiptType, RunStartType:
 	default:
 		return nil, fmt.Errorf("%w: payload type %q", ErrMalformed, f.Envelope.PayloadType)
 	}

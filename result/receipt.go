@@ -97,3 +97,23 @@ func VerifyReceipt(ctx context.Context, f *File, bundle *VerifiedBundle, t Trust
 	}
 	return &VerifiedReceipt{Attested: a, Receipt: &r}, nil
 }
+
+// RunStart is a run's signed announcement, made before it attests: which
+// run of which manifest and analysis begins (the run context) and when. A
+// log records it, so a run that never produces a result or receipt is
+// still visible.
+type RunStart struct {
+	Version   int       `json:"v"`
+	Run       []byte    `json:"run"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// SignRunStart signs s with the run's ephemeral key.
+func SignRunStart(s *RunStart, key ed25519.PrivateKey) (*File, error) {
+	s.Version = FormatVersion
+	payload, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Envelope: sign(RunStartType, payload, key)}, nil
+}

@@ -15,8 +15,9 @@ import (
 
 // Payload types of the two envelopes.
 const (
-	BundleType  = "application/vnd.kura.result-bundle+json"
-	ReceiptType = "application/vnd.kura.deletion-receipt+json"
+	BundleType   = "application/vnd.kura.result-bundle+json"
+	ReceiptType  = "application/vnd.kura.deletion-receipt+json"
+	RunStartType = "application/vnd.kura.run-start+json"
 )
 
 // FormatVersion is the bundle and receipt format this package writes.

@@ -51,6 +51,10 @@ type Config struct {
 	Fetch Fetcher
 	// Engine tunes DuckDB.
 	Engine analysis.Config
+	// OnStart, when set, receives the run's signed start announcement
+	// before the run attests (e.g. to record it in the transparency log);
+	// an error stops the run.
+	OnStart func(ctx context.Context, start *result.File) error
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -117,6 +121,15 @@ func Run(ctx context.Context, cfg Config) (*Output, error) {
 	r.mark = r.now()
 	if err := r.prepare(); err != nil {
 		return nil, err
+	}
+	if cfg.OnStart != nil {
+		start, err := result.SignRunStart(&result.RunStart{Run: r.rcBytes, StartedAt: r.now().UTC()}, r.sign)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.OnStart(ctx, start); err != nil {
+			return nil, fmt.Errorf("announce the run: %w", err)
+		}
 	}
 	out := &Output{RunID: r.rc.RunID}
 	bundle, err := r.execute(ctx, out)

@@ -67,7 +67,26 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if receiptOut == "" {
 				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 			}
-			o, err := worker.Run(ctx, worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Logger: log})
+			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Logger: log}
+			if logURL != "" {
+				cfg.OnStart = func(ctx context.Context, start *result.File) error {
+					body, err := start.Marshal()
+					if err != nil {
+						return err
+					}
+					proof, err := postForProof(ctx, http.DefaultClient, strings.TrimSuffix(logURL, "/")+"/v1/cleanroom/runs", body)
+					if err != nil {
+						return err
+					}
+					p, err := auditlog.ParseProof(proof)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "run start logged at index %d\n", p.Index)
+					return nil
+				}
+			}
+			o, err := worker.Run(ctx, cfg)
 			if logURL != "" && o != nil {
 				if perr := publishRun(ctx, http.DefaultClient, logURL, o); perr != nil {
 					err = errors.Join(err, perr)
@@ -130,27 +149,9 @@ func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+x.path, bytes.NewReader(body))
-		if err != nil {
+		if x.f.LogProof, err = postForProof(ctx, hc, strings.TrimSuffix(baseURL, "/")+x.path, body); err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return fmt.Errorf("transparency log: %w", err)
-		}
-		proof, err := io.ReadAll(io.LimitReader(resp.Body, auditlog.MaxProofSize+1))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("transparency log: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("transparency log: %s: %s", resp.Status, strings.TrimSpace(string(proof)))
-		}
-		if _, err := auditlog.ParseProof(proof); err != nil {
-			return fmt.Errorf("transparency log: %w", err)
-		}
-		x.f.LogProof = proof
 	}
 	return nil
 }

@@ -98,6 +98,7 @@ func mountLog(m *mountContext) error {
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
 	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
+	m.mux.Handle("POST /v1/cleanroom/runs", h(intake.handle(auditlog.KindRunStart)))
 	m.mux.Handle("POST /v1/timelock/registrations", h(intake.timelock))
 	return nil
 }
@@ -176,12 +177,16 @@ func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 		if err != nil {
 			return fmt.Errorf("%w: %w", errIntake, err)
 		}
-		if (kind == auditlog.KindResult) != (f.Envelope.PayloadType == result.BundleType) {
+		want := map[auditlog.Kind]string{auditlog.KindResult: result.BundleType, auditlog.KindReceipt: result.ReceiptType, auditlog.KindRunStart: result.RunStartType}[kind]
+		if f.Envelope.PayloadType != want {
 			return fmt.Errorf("%w: payload type %s does not belong here", errIntake, f.Envelope.PayloadType)
 		}
+		subject := "sha256:" + result.DigestHex(f.Envelope.Payload)
+		if kind == auditlog.KindRunStart {
+			subject = "sha256:" + rc.ManifestHash // a run start names the manifest it executes
+		}
 		p, err := in.log.AppendAndProve(r.Context(), &auditlog.Entry{
-			Kind: kind, Time: time.Now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID,
-			Subject: "sha256:" + result.DigestHex(f.Envelope.Payload),
+			Kind: kind, Time: time.Now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID, Subject: subject,
 		})
 		if err != nil {
 			return err

@@ -374,7 +374,7 @@ func TestCleanRoomCLI(t *testing.T) {
 		t.Errorf("push dropping approvals: exit %d\n%s", code, out)
 	}
 	jwks = append(jwks, "--log-key", filepath.Join(dir, storyAirline+"-kbs", "log-key.pub"))
-	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") {
+	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
