@@ -397,6 +397,9 @@ type Filter struct {
 	Collaboration string
 	Party         string
 	Since, Until  time.Time
+	// BrokerSeq selects the key_release entry of one broker decision (the
+	// Kura-Audit-Seq of the broker's answer).
+	BrokerSeq int64
 }
 
 // Match reports whether e passes the filter. Since is inclusive, Until
@@ -407,7 +410,8 @@ func (f Filter) Match(e *Entry) bool {
 		f.Collaboration != "" && e.Collaboration != f.Collaboration,
 		f.Party != "" && e.Party != f.Party,
 		!f.Since.IsZero() && e.Time.Before(f.Since),
-		!f.Until.IsZero() && !e.Time.Before(f.Until):
+		!f.Until.IsZero() && !e.Time.Before(f.Until),
+		f.BrokerSeq != 0 && e.BrokerSeq != f.BrokerSeq:
 		return false
 	}
 	return true

@@ -19,6 +19,11 @@ const (
 	MetaOwnerSigningKey = "owner_signing_key" // standard base64 Ed25519 public key
 )
 
+// AuditSeqHeader names, on every resource answer, the decision's sequence
+// number in the broker's audit trail: its broker_seq in the transparency
+// log, where anyone can find and prove it.
+const AuditSeqHeader = "Kura-Audit-Seq"
+
 // RunResourcePrefix is where a clean-room run asks for dataset keys
 // (POST, the collaboration file as body).
 const RunResourcePrefix = "/kbs/v0/kura/resource/"

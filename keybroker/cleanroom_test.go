@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -236,5 +237,45 @@ func TestRunRefusals(t *testing.T) {
 	s := f.session(t, 0x11, rc)
 	if _, err := s.ResourceFor(ctx, flightsKey, approvedByAirlineOnly); err == nil || !strings.Contains(err.Error(), "sealed SHA-256") {
 		t.Errorf("digest mismatch: %v", err)
+	}
+}
+
+// TestAuditSeqHeader: every resource answer, released or refused, names its
+// audit record, whose sequence numbers the store then holds.
+func TestAuditSeqHeader(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, fixtureOpts{dev: true})
+	if _, err := f.admin.Put(ctx, secretPath, secret, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	s, err := (&Client{BaseURL: f.srv.URL, HTTP: f.srv.Client()}).Attest(ctx, simAttester(t, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/kbs/v0/resource/"+path, nil)
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get(AuditSeqHeader)
+	}
+	code1, seq1 := get(secretPath)
+	code2, seq2 := get("owner-a/key/missing")
+	if code1 != 200 || code2 != 404 || seq1 == "" || seq2 == "" || seq1 == seq2 {
+		t.Fatalf("answers %d %q, %d %q: want 200 and 404, each with its own %s", code1, seq1, code2, seq2, AuditSeqHeader)
+	}
+	recs, err := f.admin.Audit(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, r := range recs {
+		found[fmt.Sprint(r.Seq)] = r.Decision
+	}
+	if found[seq1] != "released" || found[seq2] != "refused" {
+		t.Errorf("audit records %v do not match the answers' sequence numbers %s, %s", found, seq1, seq2)
 	}
 }

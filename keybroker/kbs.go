@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,7 +255,12 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("%w: POST %s needs the collaboration file as its body", ErrBadRequest, RunResourcePrefix)
 		}
 	}
-	out, err := b.Release(r.Context(), a, path, query, collaboration, clientAddr(r))
+	out, seq, err := b.Release(r.Context(), a, path, query, collaboration, clientAddr(r))
+	// Released or refused, the answer names the decision's audit record,
+	// which is also its broker_seq in the transparency log.
+	if seq > 0 {
+		w.Header().Set(AuditSeqHeader, strconv.FormatInt(seq, 10))
+	}
 	if err != nil {
 		return err
 	}

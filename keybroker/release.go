@@ -128,7 +128,10 @@ func tokenView(c *token.Claims) (*TokenView, error) {
 // collaboration is the collaboration file a clean-room run presents for a
 // dataset key (docs/spec/cleanroom.md §3), nil otherwise. Every decision is
 // recorded in the audit trail before Release returns.
-func (b *Broker) Release(ctx context.Context, a *Attested, path string, query map[string]string, collaboration []byte, requester string) ([]byte, error) {
+//
+// The returned sequence number is the decision's place in the audit trail
+// (and its broker_seq in the transparency log), also for refusals.
+func (b *Broker) Release(ctx context.Context, a *Attested, path string, query map[string]string, collaboration []byte, requester string) ([]byte, int64, error) {
 	rec := &store.AuditRecord{Resource: path, Requester: requester}
 	if a != nil {
 		rec.TokenDigest, rec.TEE = a.Digest, a.View.TEE
@@ -142,9 +145,9 @@ func (b *Broker) Release(ctx context.Context, a *Attested, path string, query ma
 	}
 	if aerr := b.record(ctx, rec); aerr != nil {
 		// A release that cannot be recorded does not happen.
-		return nil, fmt.Errorf("record decision: %w", aerr)
+		return nil, 0, fmt.Errorf("record decision: %w", aerr)
 	}
-	return out, err
+	return out, rec.Seq, err
 }
 
 func (b *Broker) release(ctx context.Context, a *Attested, path string, query map[string]string, collaboration []byte, rec *store.AuditRecord) ([]byte, error) {

@@ -278,6 +278,7 @@ func newAuditLsCmd() *cobra.Command {
 		lf                    auditLogFlags
 		kind, collab, partyFP string
 		since, until          string
+		brokerSeq             int64
 		asJSON                bool
 	)
 	cmd := &cobra.Command{
@@ -289,7 +290,7 @@ func newAuditLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := auditlog.Filter{Kind: auditlog.Kind(kind), Collaboration: collab, Party: partyFP}
+			f := auditlog.Filter{Kind: auditlog.Kind(kind), Collaboration: collab, Party: partyFP, BrokerSeq: brokerSeq}
 			if kind != "" && !isKind(f.Kind) {
 				return usagef("--kind %q: want one of %v", kind, auditlog.Kinds())
 			}
@@ -351,6 +352,7 @@ func newAuditLsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&partyFP, "party", "", "only entries of this party (fingerprint)")
 	cmd.Flags().StringVar(&since, "since", "", "only entries at or after this time (RFC 3339)")
 	cmd.Flags().StringVar(&until, "until", "", "only entries before this time (RFC 3339)")
+	cmd.Flags().Int64Var(&brokerSeq, "broker-seq", 0, "only the key-release entry of this broker decision (the Kura-Audit-Seq header of its answer)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line: {\"index\":N,\"entry\":{...}}")
 	return cmd
 }

@@ -30,7 +30,7 @@ const (
 	ExitFailure     = 1  // anything not listed below
 	ExitUsage       = 2  // bad flags or arguments
 	ExitBadEvidence = 3  // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify
-	ExitCollateral  = 4  // collateral unavailable or expired
+	ExitCollateral  = 4  // collateral unavailable or expired; a drand chain unreachable
 	ExitPolicy      = 5  // policy violation, or a wrong, expired or replayed nonce
 	ExitDataAuth    = 6  // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
 	ExitWrongKey    = 7  // wrong data key, or an unusable key file
@@ -94,8 +94,12 @@ func exitCode(err error) int {
 		return ExitDataAuth
 	case errors.Is(err, timelock.ErrNotRecipient):
 		return ExitWrongKey
-	case errors.Is(err, timelock.ErrBadTime):
+	case errors.Is(err, timelock.ErrBadTime), errors.Is(err, timelock.ErrWrongChain), errors.Is(err, timelock.ErrInsecureBeacon):
 		return ExitUsage
+	case errors.Is(err, timelock.ErrBadBeacon):
+		return ExitBadEvidence
+	case errors.Is(err, timelock.ErrUnavailable):
+		return ExitCollateral
 	case auditlog.IsVerificationFailure(err):
 		return ExitAuditFailed
 	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
