@@ -108,3 +108,60 @@ func TestPolicyChangeLogged(t *testing.T) {
 	}
 	t.Error("no policy_change entry for default@1 in the log")
 }
+
+// TestVerifierInputsLogged: a server records its verifier's reference
+// values and appraisal policy in the log when they change, and not again
+// on a restart with the same inputs.
+func TestVerifierInputsLogged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "kbs")
+	count := func() map[auditlog.Kind]int {
+		vkey, err := os.ReadFile(filepath.Join(dir, "log-key.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := auditlog.ParseVerifierKey(strings.TrimSpace(string(vkey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := auditlog.NewReader(filepath.Join(dir, "log"), v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[auditlog.Kind]int{}
+		for range 50 {
+			_, cp, err := r.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clear(n)
+			if err := r.Audit(ctx, cp, func(_ uint64, raw []byte) error {
+				e, err := auditlog.ParseEntry(raw)
+				if err == nil {
+					n[e.Kind]++
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n[auditlog.KindPolicyChange] > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return n
+	}
+	for range 2 {
+		srv, err := startLocalServer(ctx, dir, "owner", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.stop()
+	}
+	if n := count(); n[auditlog.KindReferenceValuesChange] != 1 || n[auditlog.KindPolicyChange] != 1 {
+		t.Errorf("after two starts with the same inputs: %v, want one reference_values_change and one policy_change", n)
+	}
+}

@@ -2,16 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
@@ -47,7 +51,11 @@ func mountLog(m *mountContext) error {
 	// Tessera logs through klog, a process-wide logger: send it to the
 	// server's structured log instead of raw stderr.
 	klog.SetSlogLogger(m.log)
-	key, err := loadOrCreateLogKey(keyPath, m.f.log.origin)
+	origin := m.f.log.origin
+	if origin == "" {
+		origin = auditlog.DefaultOrigin
+	}
+	key, err := loadOrCreateLogKey(keyPath, origin)
 	if err != nil {
 		return err
 	}
@@ -94,6 +102,9 @@ func mountLog(m *mountContext) error {
 		_, _, err := l.Checkpoint(ctx)
 		return err
 	})
+	if err := logVerifierInputs(m.ctx, l, m.f); err != nil {
+		return err
+	}
 	intake := &logIntake{log: l}
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
@@ -200,4 +211,47 @@ func intakeProblem(err error) *web.Problem {
 		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
 	}
 	return nil
+}
+
+// logVerifierInputs records the verifier's appraisal inputs in the log when
+// they differ from what the log last recorded for this server: the
+// reference values file (reference_values_change) and the appraisal policy
+// (policy_change, policy id "appraisal"), each by the SHA-256 of its bytes,
+// the built-in policy by that of its source. The digests last logged are
+// kept in <data>/log-verifier-inputs.
+func logVerifierInputs(ctx context.Context, l *auditlog.Log, f *serveFlags) error {
+	digest := func(path string, builtin []byte) (string, error) {
+		data := builtin
+		if path != "" {
+			var err error
+			if data, err = os.ReadFile(path); err != nil {
+				return "", err
+			}
+		}
+		sum := sha256.Sum256(data)
+		return "sha256:" + hex.EncodeToString(sum[:]), nil
+	}
+	ref, err := digest(f.reference, nil)
+	if err != nil {
+		return err
+	}
+	pol, err := digest(f.policy, []byte(appraisal.DefaultPolicy))
+	if err != nil {
+		return err
+	}
+	state := filepath.Join(f.data, "log-verifier-inputs")
+	last, _ := os.ReadFile(state)
+	lines := strings.Split(string(last), "\n")
+	now := time.Now().UTC()
+	if len(lines) < 1 || lines[0] != ref {
+		if _, err := l.Append(ctx, &auditlog.Entry{Kind: auditlog.KindReferenceValuesChange, Time: now, Subject: ref}); err != nil {
+			return err
+		}
+	}
+	if len(lines) < 2 || lines[1] != pol {
+		if _, err := l.Append(ctx, &auditlog.Entry{Kind: auditlog.KindPolicyChange, Time: now, PolicyID: "appraisal", Subject: pol}); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(state, []byte(ref+"\n"+pol+"\n"), 0o600)
 }
