@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/result"
@@ -105,7 +107,7 @@ func mountLog(m *mountContext) error {
 	if err := logVerifierInputs(m.ctx, l, m.f); err != nil {
 		return err
 	}
-	intake := &logIntake{log: l}
+	intake := &logIntake{log: l, runs: m.metrics}
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
 	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
@@ -170,7 +172,10 @@ func loadOrCreateLogKey(path, origin string) (*auditlog.SignerKey, error) {
 // logIntake logs result bundles and deletion receipts. It accepts only
 // envelopes whose signature verifies with the signing key of the run
 // context they carry, and logs digests, never contents.
-type logIntake struct{ log *auditlog.Log }
+type logIntake struct {
+	log  *auditlog.Log
+	runs metrics.RunRecorder // counts runs by the outcome their receipts state
+}
 
 var errIntake = errors.New("not a signed result bundle, receipt or time-lock registration")
 
@@ -201,6 +206,16 @@ func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 		})
 		if err != nil {
 			return err
+		}
+		if kind == auditlog.KindReceipt {
+			var rec struct {
+				Outcome string `json:"outcome"`
+			}
+			outcome := "failed"
+			if json.Unmarshal(f.Envelope.Payload, &rec) == nil && rec.Outcome == "completed" {
+				outcome = "completed"
+			}
+			in.runs.RunFinished(outcome)
 		}
 		return web.WriteJSON(w, http.StatusOK, p)
 	}

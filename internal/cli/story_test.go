@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -376,6 +378,15 @@ func TestCleanRoomCLI(t *testing.T) {
 	jwks = append(jwks, "--log-key", filepath.Join(dir, storyAirline+"-kbs", "log-key.pub"))
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
+	}
+	if resp, err := http.Get(logURL + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `kura_runs_total{outcome="completed"} 1`) {
+			t.Errorf("/metrics does not count the completed run")
+		}
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
 	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"}, jwks...)
