@@ -38,11 +38,7 @@ func VerifyBundle(ctx context.Context, f *File, t Trust) (*VerifiedBundle, error
 		return nil, err
 	}
 	a.Checks = append([]string{"bundle signed by the run's ephemeral key"}, a.Checks...)
-	c, err := collab.ParseCollaboration(b.Collaboration)
-	if err != nil {
-		return nil, fmt.Errorf("%w: collaboration: %w", ErrMalformed, err)
-	}
-	if err := checkApprovals(c, a.Manifest, rc.Analysis); err != nil {
+	if err := checkApprovals(a.collab, a.Manifest, rc.Analysis); err != nil {
 		return nil, err
 	}
 	a.Checks = append(a.Checks, "every owner whose data the analysis reads approved it")

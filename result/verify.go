@@ -43,6 +43,8 @@ type Attested struct {
 	Insecure    bool   // the simulated TEE: proves nothing
 	// Checks lists what was verified, in order, for display.
 	Checks []string
+
+	collab *collab.Collaboration
 }
 
 // attestedRun checks that run, evidence and token belong together and come
@@ -125,7 +127,7 @@ func attestedRun(ctx context.Context, run []byte, signedAt time.Time, evidence j
 	if m.ID != rc.Collaboration {
 		return nil, fmt.Errorf("%w: the run is for collaboration %q, the file is %q", ErrUntrusted, rc.Collaboration, m.ID)
 	}
-	a.Manifest = m
+	a.Manifest, a.collab = m, c
 	a.Checks = append(a.Checks, "collaboration history and approvals' signatures verify; manifest "+rc.ManifestHash[:16]+"…")
 	if err := m.CheckWorker(a.TEE, cpu.Evidence); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)

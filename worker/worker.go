@@ -84,7 +84,6 @@ type run struct {
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
-	collab   *collab.Collaboration
 	manifest *collab.Manifest
 	an       *collab.Analysis
 	rc       *collab.RunContext
@@ -167,7 +166,7 @@ func (r *run) prepare() error {
 	if err := c.Verify(); err != nil {
 		return err
 	}
-	r.collab, r.manifest = c, c.Current()
+	r.manifest = c.Current()
 	r.an = r.manifest.Analysis(r.cfg.Analysis)
 	if r.an == nil {
 		return fmt.Errorf("analysis %q is not in collaboration %s", r.cfg.Analysis, r.manifest.ID)
