@@ -100,19 +100,7 @@ func TestKeyBrokerCrashSafety(t *testing.T) {
 			}
 		}()
 	}
-	for {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 200 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	srv.Wait()
+	killWhen(t, srv, 200, func() int { mu.Lock(); defer mu.Unlock(); return len(acked) })
 	close(stop)
 	wg.Wait()
 
@@ -133,4 +121,17 @@ func TestKeyBrokerCrashSafety(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes acknowledged before SIGKILL, %d present after restart", len(acked), len(have))
+}
+
+// killWhen waits until count reaches n acknowledged operations, then kills
+// srv with SIGKILL, mid-load, and reaps it.
+func killWhen(t *testing.T, srv *exec.Cmd, n int, count func() int) {
+	t.Helper()
+	for count() < n {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait()
 }

@@ -349,19 +349,7 @@ func TestServeReleaseCrash(t *testing.T) {
 			}
 		})
 	}
-	for {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 100 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	srv.Wait()
+	killWhen(t, srv, 100, func() int { mu.Lock(); defer mu.Unlock(); return len(acked) })
 	close(done)
 	wg.Wait()
 

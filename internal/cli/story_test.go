@@ -405,9 +405,6 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"); code != ExitUsage {
 		t.Errorf("no trusted verifier: exit %d\n%s", code, out)
 	}
-	if code, out := run(open[:len(open)-len(jwks)-1]...); code != ExitUsage {
-		t.Errorf("no trust flags: exit %d\n%s", code, out)
-	}
 	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier)}, jwks...)
 	if code, out := run(noDev...); code != ExitBadEvidence || !strings.Contains(out, "INSECURE") {
 		t.Errorf("sim result outside dev mode: exit %d\n%s", code, out)

@@ -276,7 +276,7 @@ func newTimelockVerifyCmd() *cobra.Command {
 			if regPath == "" {
 				regPath = args[0] + ".registration.json"
 			}
-			data, err := readLimited(regPath, timelock.MaxRegistrationSize)
+			data, err := readInput("--registration", regPath)
 			if err != nil {
 				return err
 			}
@@ -312,22 +312,6 @@ func newTimelockVerifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&logKey, "log-key", "", "also check the registration's transparency-log inclusion proof against this log verifier key (file or key text)")
 	cmd.Flags().StringVar(&proofPath, "proof", "", "the inclusion proof (default REG.proof.json, as seal --log writes it)")
 	return cmd
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 // writeAtomic writes path through a temporary file in its directory,
@@ -411,7 +395,7 @@ func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registratio
 	if err != nil {
 		return "", usagef("--log-key: %w", err)
 	}
-	data, err := readLimited(proofPath, auditlog.MaxProofSize)
+	data, err := readInput("--proof", proofPath)
 	if err != nil {
 		return "", err
 	}
