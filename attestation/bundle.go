@@ -43,6 +43,10 @@ type Bundle struct {
 	Collateral *Collateral `json:"collateral,omitempty"`
 	// RuntimeData is what the attester bound into report_data.
 	RuntimeData RuntimeData `json:"runtime_data"`
+	// Binding names the rule that binds RuntimeData into report_data:
+	// empty for kura's rule, or a Confidential Containers rule for
+	// evidence from CoCo attesters (docs/spec/attestation.md §3).
+	Binding Binding `json:"binding,omitempty"`
 }
 
 // Collateral is Intel PCS collateral for a TDX quote: response bodies as
@@ -91,7 +95,10 @@ func (b *Bundle) Check() error {
 	if len(b.Evidence) == 0 {
 		return fmt.Errorf("%w: bundle has no evidence", ErrMalformed)
 	}
-	return b.RuntimeData.Check()
+	if err := b.Binding.Check(); err != nil {
+		return err
+	}
+	return b.RuntimeData.checkFor(b.Binding)
 }
 
 // Marshal encodes the bundle as indented JSON.

@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/coco"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/verifier"
 )
 
-// ProtocolVersion is the KBS protocol version kura speaks.
+// ProtocolVersion is the KBS protocol version kura's client speaks. The
+// broker also accepts clients speaking 0.1.x and 0.4.x, the version of
+// current Confidential Containers guests (docs/spec/keybroker.md §2).
 const ProtocolVersion = "0.1.1"
 
 // maxKBSBody bounds KBS request bodies.
@@ -118,8 +121,8 @@ func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(req.Version, "0.1.") {
-		return fmt.Errorf("%w: KBS protocol version %q; this broker speaks %s", ErrBadRequest, req.Version, ProtocolVersion)
+	if !strings.HasPrefix(req.Version, "0.1.") && !strings.HasPrefix(req.Version, "0.4.") {
+		return fmt.Errorf("%w: KBS protocol version %q; this broker speaks 0.1.x and 0.4.x", ErrBadRequest, req.Version)
 	}
 	tee, err := teeFor(req.TEE)
 	if err != nil {
@@ -186,7 +189,11 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 }
 
 // bundleFor turns a KBS Attestation into a kura bundle and checks that it
-// binds the session nonce and the tee-pubkey.
+// binds the session nonce and the tee-pubkey. tee-evidence is a kura
+// bundle, or a Confidential Containers attester's native evidence for the
+// session's TEE, bare (protocol 0.1) or as the primary evidence of a
+// composite (protocol 0.4); native evidence is bound under the CoCo rule of
+// its protocol (docs/spec/keybroker.md §2.1).
 func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bundle, error) {
 	teePubKey := att.TEEPubKey // protocol 0.1.0
 	if rd := att.RuntimeData; rd != nil {
@@ -200,10 +207,21 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 	if err != nil {
 		return nil, fmt.Errorf("%w: tee-pubkey: %v", ErrBadRequest, err)
 	}
-	ev := att.TEEEvidence
-	var s string
-	if json.Unmarshal(ev, &s) == nil { // protocol 0.1.0 sends evidence as a JSON string
-		ev = []byte(s)
+	ev, rule, err := primaryEvidence(att.TEEEvidence)
+	if err != nil {
+		return nil, err
+	}
+	if !isKuraBundle(ev) {
+		bundle, err := coco.ParseEvidence(sess.tee, ev)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tee-evidence is neither a kura evidence bundle nor %s evidence from a CoCo attester: %w", ErrBadRequest, sess.tee, err)
+		}
+		bundle.RuntimeData = attestation.RuntimeData{Nonce: bytes.Clone(sess.nonce), PublicKey: pub}
+		bundle.Binding = rule
+		if err := bundle.Check(); err != nil {
+			return nil, fmt.Errorf("%w: tee-pubkey cannot be bound under the CoCo rule: %w", ErrBadRequest, err)
+		}
+		return bundle, nil
 	}
 	bundle, err := attestation.ParseBundle(ev)
 	if err != nil {
@@ -216,6 +234,59 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 		return nil, fmt.Errorf("%w: the evidence's runtime data must carry the session nonce and the canonical tee-pubkey (docs/spec/keybroker.md §3)", ErrUnauthenticated)
 	}
 	return bundle, nil
+}
+
+// kbsCompositeEvidence is the tee-evidence of KBS protocol 0.4: the primary
+// attester's evidence and a JSON string mapping device TEEs to theirs.
+type kbsCompositeEvidence struct {
+	PrimaryEvidence    json.RawMessage `json:"primary_evidence"`
+	AdditionalEvidence *string         `json:"additional_evidence"`
+}
+
+// primaryEvidence unwraps tee-evidence: a JSON string holding the evidence
+// (protocol 0.1.0), a protocol 0.4 composite, or the evidence itself. It
+// returns the evidence and the CoCo binding rule its protocol implies.
+// Additional (device) evidence is refused: kura cannot verify it, and the
+// binding rule would then cover evidence nobody checked.
+func primaryEvidence(ev json.RawMessage) (json.RawMessage, attestation.Binding, error) {
+	var s string
+	if json.Unmarshal(ev, &s) == nil { // protocol 0.1.0 sends evidence as a JSON string
+		ev = []byte(s)
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(ev, &members) != nil {
+		return ev, attestation.BindingCoCoKBS01, nil
+	}
+	if _, ok := members["primary_evidence"]; !ok {
+		return ev, attestation.BindingCoCoKBS01, nil
+	}
+	var c kbsCompositeEvidence
+	dec := json.NewDecoder(bytes.NewReader(ev))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, "", fmt.Errorf("%w: tee-evidence composite: %v", ErrBadRequest, err)
+	}
+	switch {
+	case c.AdditionalEvidence == nil:
+		return nil, "", fmt.Errorf("%w: tee-evidence composite has no additional_evidence string", ErrBadRequest)
+	case *c.AdditionalEvidence != "":
+		return nil, "", fmt.Errorf("%w: tee-evidence carries additional (device) evidence, which this broker does not verify: attest without device attesters", ErrBadRequest)
+	}
+	return c.PrimaryEvidence, attestation.BindingCoCoKBS04, nil
+}
+
+// isKuraBundle reports whether evidence is shaped like a kura evidence
+// bundle (docs/spec/attestation.md §2) rather than a CoCo attester's
+// evidence: a JSON object with "version", "tee" and "evidence".
+func isKuraBundle(ev []byte) bool {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(ev, &members) != nil {
+		return true // not an object: let ParseBundle say what is wrong
+	}
+	_, v := members["version"]
+	_, t := members["tee"]
+	_, e := members["evidence"]
+	return v && t && e
 }
 
 // CanonicalJWK returns the RFC 8785 (JCS) form of a JWK, the bytes a kura

@@ -126,7 +126,11 @@ func (r *Report) Failed() bool {
 func (s *Service) Verify(ctx context.Context, b *attestation.Bundle, opts Options) (*Report, error) {
 	rep := &Report{TEE: b.TEE, Insecure: b.TEE == attestation.Sim}
 	err := s.verify(ctx, b, opts, rep)
-	attrs := []any{"tee", b.TEE, "insecure", rep.Insecure}
+	binding := string(b.Binding)
+	if binding == "" {
+		binding = "kura"
+	}
+	attrs := []any{"tee", b.TEE, "insecure", rep.Insecure, "binding", binding}
 	if err != nil {
 		s.log.WarnContext(ctx, "evidence refused", append(attrs, "reason", err)...)
 		return rep, err
@@ -217,11 +221,16 @@ func (s *Service) checkBinding(b *attestation.Bundle, res *attestation.Result, o
 		rep.skip("binding", "bundle carries no runtime data")
 		return nil
 	}
-	want := b.RuntimeData.ReportData()
-	if subtle.ConstantTimeCompare(res.ReportData, want[:]) != 1 {
-		return rep.fail("binding", fmt.Errorf("%w: report_data is %x, want SHA-512(nonce ‖ runtime data hash) = %x", attestation.ErrBinding, res.ReportData, want))
+	// The bundle names its rule (kura's, or a CoCo attester's); b.Check
+	// has refused unknown rules.
+	want, err := b.RuntimeData.ReportDataFor(b.Binding)
+	if err != nil {
+		return rep.fail("binding", err)
 	}
-	rep.pass("binding", "report_data = SHA-512(nonce ‖ runtime data hash)")
+	if subtle.ConstantTimeCompare(res.ReportData, want[:]) != 1 {
+		return rep.fail("binding", fmt.Errorf("%w: report_data is %x, want %x under the rule %s", attestation.ErrBinding, res.ReportData, want, b.Binding.Rule()))
+	}
+	rep.pass("binding", b.Binding.Rule())
 	return nil
 }
 
