@@ -44,12 +44,19 @@ type Config struct {
 
 // Store is a store.Store in a SQLite database.
 type Store struct {
-	w, r   *sql.DB // w: one connection, all writes; r: concurrent reads
-	log    *slog.Logger
-	now    func() time.Time
-	audit  *groupcommit.Committer[store.AuditRecord, int64]
-	closer sync.Once
-	cerr   error
+	w, r *sql.DB // w: one connection, all writes; r: concurrent reads
+	// The release path's two statements, prepared once.
+	getResource, insertAudit *sql.Stmt
+	// ckpt checkpoints the WAL in the background, so that no commit waits
+	// for the database file's own fsync (wal_autocheckpoint is off on w).
+	ckpt     *sql.DB
+	stopCkpt chan struct{}
+	ckptDone chan struct{}
+	log      *slog.Logger
+	now      func() time.Time
+	audit    *groupcommit.Committer[store.AuditRecord, int64]
+	closer   sync.Once
+	cerr     error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -81,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busy.Milliseconds())
-	w, err := sql.Open("sqlite", cfg.Path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	w, err := sql.Open("sqlite", cfg.Path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: %w", err)
 	}
@@ -108,6 +115,22 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store/sqlite: %w", err)
 	}
 	s.r = r
+	if s.getResource, err = r.PrepareContext(ctx, getResourceSQL); err == nil {
+		s.insertAudit, err = w.PrepareContext(ctx, insertAuditSQL)
+	}
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store/sqlite: prepare: %w", err)
+	}
+	if s.ckpt, err = sql.Open("sqlite", cfg.Path+"?"+common); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store/sqlite: %w", err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
+	go s.checkpointLoop(checkpointEvery)
 	s.audit = groupcommit.New(256, s.flushAudit)
 	log.InfoContext(ctx, "key broker store opened", "backend", "sqlite", "path", cfg.Path, "schema", len(migrations))
 	return s, nil
@@ -198,10 +221,35 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// checkpointEvery is how often the WAL is copied back into the database.
+const checkpointEvery = 250 * time.Millisecond
+
+// checkpointLoop runs passive checkpoints, which never block writers or
+// readers, until Close. SQLite's automatic checkpoint would instead run
+// inside whichever commit crosses the threshold, stalling every release
+// waiting on that commit for the database file's fsync.
+func (s *Store) checkpointLoop(every time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-t.C:
+			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("key broker store: WAL checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
 // Close closes the database. Calling it twice is harmless.
 func (s *Store) Close() error {
 	s.closer.Do(func() {
-		s.cerr = errors.Join(s.r.Close(), s.w.Close())
+		close(s.stopCkpt)
+		<-s.ckptDone
+		s.cerr = errors.Join(s.r.Close(), s.ckpt.Close(), s.w.Close())
 	})
 	return s.cerr
 }
@@ -284,14 +332,20 @@ func scanResource(row interface{ Scan(...any) error }) (*store.Resource, error) 
 	return &r, nil
 }
 
+const getResourceSQL = `
+SELECT ` + resourceColumns + ` FROM resource_heads h JOIN resources r ON r.path = h.path AND r.version = h.version
+WHERE h.path = ? AND h.deleted = 0`
+
+const insertAuditSQL = `
+INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+
 // GetResource returns the latest version of path unless it is a tombstone.
 func (s *Store) GetResource(ctx context.Context, path string) (*store.Resource, error) {
 	if err := store.ValidatePath(path); err != nil {
 		return nil, err
 	}
-	r, err := scanResource(s.r.QueryRowContext(ctx, `
-SELECT `+resourceColumns+` FROM resource_heads h JOIN resources r ON r.path = h.path AND r.version = h.version
-WHERE h.path = ? AND h.deleted = 0`, path))
+	r, err := scanResource(s.getResource.QueryRowContext(ctx, path))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: resource %s", store.ErrNotFound, path)
 	}
@@ -521,13 +575,7 @@ func (s *Store) AppendAudit(ctx context.Context, rec *store.AuditRecord) (int64,
 func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int64, error) {
 	seqs := make([]int64, 0, len(recs))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `
-INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`)
-		if err != nil {
-			return fmt.Errorf("store/sqlite: audit: %w", err)
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, s.insertAudit)
 		for _, a := range recs {
 			var seq int64
 			if err := stmt.QueryRowContext(ctx, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement).Scan(&seq); err != nil {
