@@ -159,7 +159,8 @@ func TestBenchServe(t *testing.T) {
 		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--log-level", "warn")
 	defer stop(t, srv)
 	out := kura(t, dir, "bench", "serve", "--url", url, "--ca", filepath.Join(data, "tls", "dev-cert.pem"),
-		"--admin-key", keyFile, "--clients", "20", "--duration", "2s", "--json")
+		"--admin-key", keyFile, "--clients", "20", "--duration", "2s", "--json",
+		"--mix", "verify=1,release=1,resource=1,audit=1")
 	var rep cli.BenchReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
@@ -168,7 +169,7 @@ func TestBenchServe(t *testing.T) {
 	for _, r := range rep.Ops {
 		ops[r.Name] = r
 	}
-	for _, op := range []string{"verify", "release", "audit"} {
+	for _, op := range []string{"verify", "release", "resource", "audit"} {
 		if ops[op].OK == 0 || ops[op].Failed != 0 {
 			t.Errorf("%s: %+v", op, ops[op])
 		}

@@ -45,6 +45,8 @@ picking operations at random by the --mix weights:
   release  KBS auth, attest with sim evidence, fetch and decrypt a resource the bench stored
            first through the owner API (kbs role; needs --admin-key, and the server a
            --kbs-rate-limit above the load, since every client shares one address)
+  resource fetch and decrypt that resource again with the client's KBS session, attested
+           once on first use (kbs role; the release path alone, attestation excluded)
   audit    GET /log/checkpoint (log role); when the server has no log it is reported as
            unavailable and left out of the mix
 
@@ -73,7 +75,7 @@ type benchFlags struct {
 }
 
 // benchOps returns the operations, in report order.
-func benchOps() []string { return []string{"verify", "release", "audit"} }
+func benchOps() []string { return []string{"verify", "release", "resource", "audit"} }
 
 func parseMix(s string) (map[string]int, error) {
 	mix := map[string]int{}
@@ -285,7 +287,7 @@ func runBench(ctx context.Context, f *benchFlags, out io.Writer) error {
 	}
 	var resource string
 	var value []byte
-	if mix["release"] > 0 {
+	if mix["release"] > 0 || mix["resource"] > 0 {
 		key, err := loadAdminKey(f.adminKey)
 		if err != nil {
 			return fmt.Errorf("the release operation stores its resource through the owner API: %w", err)
@@ -323,7 +325,9 @@ func runBench(ctx context.Context, f *benchFlags, out io.Writer) error {
 	}
 
 	opStats := newBenchStats()
-	do := func(op string) error {
+	// do runs one operation; sess is the client's attested KBS session,
+	// which the resource operation opens on first use and then reuses.
+	do := func(op string, sess **keybroker.Session) error {
 		switch op {
 		case "verify":
 			v, err := (&verifier.Client{BaseURL: base, HTTP: hc}).Attest(ctx, att, nil, nil)
@@ -337,6 +341,19 @@ func runBench(ctx context.Context, f *benchFlags, out io.Writer) error {
 				return err
 			}
 			got, err := s.Resource(ctx, resource)
+			if err == nil && !bytes.Equal(got, value) {
+				err = errors.New("released value is not the stored one")
+			}
+			return err
+		case "resource":
+			if *sess == nil {
+				s, err := (&keybroker.Client{BaseURL: base, HTTP: hc}).Attest(ctx, att, nil)
+				if err != nil {
+					return err
+				}
+				*sess = s
+			}
+			got, err := (*sess).Resource(ctx, resource)
 			if err == nil && !bytes.Equal(got, value) {
 				err = errors.New("released value is not the stored one")
 			}
@@ -356,10 +373,11 @@ func runBench(ctx context.Context, f *benchFlags, out io.Writer) error {
 	var wg sync.WaitGroup
 	for range f.clients {
 		wg.Go(func() {
+			var sess *keybroker.Session
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				op := ops[mrand.IntN(len(ops))]
 				t0 := time.Now()
-				err := do(op)
+				err := do(op, &sess)
 				kind := ""
 				if err != nil {
 					kind = opErrorKind(err)
