@@ -46,7 +46,13 @@ type BrokerFollower struct {
 	once sync.Once
 	wake chan struct{}
 	mu   sync.Mutex // serialises Sync
+
+	imu     sync.Mutex
+	indexes map[int64]uint64 // broker_seq → log index, for decisions this process logged
 }
+
+// maxIndexed bounds how many recent decisions Prove can find.
+const maxIndexed = 1 << 17
 
 // followBatch is how many records one step reads and appends at once.
 const followBatch = 1000
@@ -108,17 +114,78 @@ func (f *BrokerFollower) Sync(ctx context.Context) error {
 		// Appends in one step run concurrently, so Tessera batches them
 		// into few durable writes.
 		errs := make([]error, len(recs))
+		idx := make([]uint64, len(recs))
 		var wg sync.WaitGroup
 		for i := range recs {
-			wg.Go(func() { errs[i] = (&BrokerSink{Log: f.Log, Collaboration: f.Collaboration}).Record(ctx, &recs[i]) })
+			wg.Go(func() {
+				idx[i], errs[i] = (&BrokerSink{Log: f.Log, Collaboration: f.Collaboration}).append(ctx, &recs[i])
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
+		f.remember(recs, idx)
 		after = recs[len(recs)-1].Seq
 		if err := f.writeCursor(after); err != nil {
 			return err
+		}
+	}
+}
+
+// remember notes where recs were logged, forgetting the oldest beyond
+// maxIndexed.
+func (f *BrokerFollower) remember(recs []store.AuditRecord, idx []uint64) {
+	f.imu.Lock()
+	defer f.imu.Unlock()
+	if f.indexes == nil {
+		f.indexes = make(map[int64]uint64)
+	}
+	for i := range recs {
+		f.indexes[recs[i].Seq] = idx[i]
+	}
+	if len(f.indexes) > maxIndexed {
+		oldest := recs[len(recs)-1].Seq - maxIndexed/2
+		for seq := range f.indexes {
+			if seq < oldest {
+				delete(f.indexes, seq)
+			}
+		}
+	}
+}
+
+// Prove waits until the decision with broker sequence number seq is logged
+// and a checkpoint covers it, and returns its inclusion proof. It finds
+// decisions this process logged recently; for older ones it says so, and
+// `kura audit ls --broker-seq` finds them in the log.
+func (f *BrokerFollower) Prove(ctx context.Context, seq int64) (*Proof, error) {
+	f.init()
+	select { // the decision may not have woken the follower yet
+	case f.wake <- struct{}{}:
+	default:
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		f.imu.Lock()
+		i, ok := f.indexes[seq]
+		f.imu.Unlock()
+		if ok {
+			return f.Log.Prove(ctx, i)
+		}
+		if logged, err := f.readCursor(); err == nil && logged >= seq {
+			f.imu.Lock()
+			i, ok = f.indexes[seq]
+			f.imu.Unlock()
+			if !ok {
+				return nil, fmt.Errorf("broker decision %d was logged before this process's recent window: find it with kura audit ls --broker-seq %d", seq, seq)
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for broker decision %d to be logged: %w", seq, ctx.Err())
+		case <-t.C:
 		}
 	}
 }

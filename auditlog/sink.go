@@ -28,6 +28,12 @@ type BrokerSink struct {
 // boundary) and control characters replaced, so a decision is always
 // logged whatever a client sent.
 func (s *BrokerSink) Record(ctx context.Context, rec *store.AuditRecord) error {
+	_, err := s.append(ctx, rec)
+	return err
+}
+
+// append logs rec as a key_release entry and returns its index.
+func (s *BrokerSink) append(ctx context.Context, rec *store.AuditRecord) (uint64, error) {
 	e := &Entry{
 		Kind: KindKeyRelease, Time: rec.Time, Collaboration: clean(s.Collaboration),
 		Decision: rec.Decision, Reason: clean(rec.Reason), Resource: clean(rec.Resource),
@@ -40,10 +46,11 @@ func (s *BrokerSink) Record(ctx context.Context, rec *store.AuditRecord) error {
 	if e.Resource == "" {
 		e.Resource = "-" // a refusal before the path was parsed
 	}
-	if _, err := s.Log.Append(ctx, e); err != nil {
-		return fmt.Errorf("transparency log: %w", err)
+	i, err := s.Log.Append(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("transparency log: %w", err)
 	}
-	return nil
+	return i, nil
 }
 
 // clean makes s a valid entry text field.

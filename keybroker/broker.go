@@ -62,6 +62,11 @@ type Config struct {
 	// to record it in the transparency log; an error fails SetPolicy
 	// (after the store) with a message saying so. Nil means none.
 	OnPolicyChange func(ctx context.Context, c *PolicyChange) error
+	// ProveDecision returns the transparency-log inclusion proof (JSON,
+	// docs/spec/auditlog.md §5) of the decision with audit sequence number
+	// seq, waiting until it is logged; resource requests asking for one
+	// with AuditProofHeader get it in their answer. Nil means no log.
+	ProveDecision func(ctx context.Context, seq int64) ([]byte, error)
 	// Sessions bounds KBS sessions: their lifetime (zero: 5 minutes) and
 	// number (zero: 100000).
 	SessionTTL  time.Duration
@@ -88,6 +93,7 @@ type Broker struct {
 	devMode     bool
 	audit       AuditSink
 	onPolicy    func(ctx context.Context, c *PolicyChange) error
+	prove       func(ctx context.Context, seq int64) ([]byte, error)
 	policies    *policies
 	stored      *policyCache
 	verified    *tokenCache
@@ -107,7 +113,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		store: cfg.Store, keys: cfg.Keys, tokens: cfg.Tokens, attest: cfg.Attest,
-		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit, onPolicy: cfg.OnPolicyChange,
+		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit, onPolicy: cfg.OnPolicyChange, prove: cfg.ProveDecision,
 		policies: newPolicies(), now: cfg.Now, log: cfg.Logger,
 		verified: &tokenCache{m: map[[32]byte]*Attested{}},
 	}

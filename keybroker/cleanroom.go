@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/keybroker/store"
@@ -23,6 +24,16 @@ const (
 // number in the broker's audit trail: its broker_seq in the transparency
 // log, where anyone can find and prove it.
 const AuditSeqHeader = "Kura-Audit-Seq"
+
+// AuditProofHeader, sent as "wait" on a resource request, asks the broker
+// to answer only once the decision is in the transparency log, with its
+// inclusion proof (standard base64 of the proof's JSON) in the answer's
+// header of the same name. Waiting costs up to about two checkpoint
+// intervals, so it is opt-in; without it answers carry AuditSeqHeader only.
+const AuditProofHeader = "Kura-Audit-Proof"
+
+// proofWait bounds how long an answer waits for its decision's proof.
+const proofWait = 10 * time.Second
 
 // RunResourcePrefix is where a clean-room run asks for dataset keys
 // (POST, the collaboration file as body).

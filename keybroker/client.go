@@ -163,6 +163,35 @@ func (s *Session) Resource(ctx context.Context, path string) ([]byte, error) {
 	return s.decrypt(raw)
 }
 
+// ResourceWithProof fetches and decrypts a resource like Resource, asking
+// the broker to answer once the decision is in its transparency log. It
+// returns the decision's inclusion proof (JSON, docs/spec/auditlog.md §5),
+// unverified: check it with auditlog.ParseProof and auditlog.VerifyProof
+// against the log's key. The proof is nil when the broker has no log or
+// the proof did not come in time.
+func (s *Session) ResourceWithProof(ctx context.Context, path string) (value, proof []byte, err error) {
+	if _, err := ParsePath(path); err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.c.BaseURL, "/")+"/kbs/v0/resource/"+path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set(AuditProofHeader, "wait")
+	var raw json.RawMessage
+	var h http.Header
+	if err := roundTripHeader(s.hc, req, &raw, &h); err != nil {
+		return nil, nil, err
+	}
+	if p := h.Get(AuditProofHeader); p != "" {
+		if proof, err = base64.StdEncoding.DecodeString(p); err != nil {
+			return nil, nil, fmt.Errorf("key broker: %s header: %w", AuditProofHeader, err)
+		}
+	}
+	value, err = s.decrypt(raw)
+	return value, proof, err
+}
+
 // ResourceFor fetches and decrypts a dataset key for a clean-room run,
 // presenting the collaboration file the run is for (a kura extension,
 // docs/spec/cleanroom.md §3). The session must have been attested with the
@@ -210,11 +239,19 @@ func (s *Session) do(ctx context.Context, method, path string, in, out any) erro
 }
 
 func roundTrip(hc *http.Client, req *http.Request, out any) error {
+	return roundTripHeader(hc, req, out, nil)
+}
+
+// roundTripHeader is roundTrip, also handing back the answer's header.
+func roundTripHeader(hc *http.Client, req *http.Request, out any, header *http.Header) error {
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("key broker: %w", err)
 	}
 	defer resp.Body.Close()
+	if header != nil {
+		*header = resp.Header
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxClientResponse))
 	if err != nil {
 		return fmt.Errorf("key broker: %w", err)

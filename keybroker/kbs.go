@@ -236,6 +236,25 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 	return bundle, nil
 }
 
+// attachProof puts the decision's log inclusion proof in the answer's
+// AuditProofHeader. Without a log, or if the proof does not come in time,
+// the answer goes without it (the decision stands; its AuditSeqHeader
+// finds it in the log later).
+func (b *Broker) attachProof(ctx context.Context, w http.ResponseWriter, seq int64) {
+	if b.prove == nil {
+		b.log.WarnContext(ctx, "inclusion proof asked for, but this broker has no transparency log", "audit_seq", seq)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, proofWait)
+	defer cancel()
+	proof, err := b.prove(ctx, seq)
+	if err != nil {
+		b.log.WarnContext(ctx, "inclusion proof for a decision not attached", "audit_seq", seq, "err", err)
+		return
+	}
+	w.Header().Set(AuditProofHeader, base64.StdEncoding.EncodeToString(proof))
+}
+
 // kbsCompositeEvidence is the tee-evidence of KBS protocol 0.4: the primary
 // attester's evidence and a JSON string mapping device TEEs to theirs.
 type kbsCompositeEvidence struct {
@@ -331,6 +350,9 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 	// which is also its broker_seq in the transparency log.
 	if seq > 0 {
 		w.Header().Set(AuditSeqHeader, strconv.FormatInt(seq, 10))
+		if r.Header.Get(AuditProofHeader) == "wait" {
+			b.attachProof(r.Context(), w, seq)
+		}
 	}
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -363,4 +365,43 @@ func TestServeReleaseCrash(t *testing.T) {
 		}
 	}
 	t.Logf("%d releases acknowledged before SIGKILL", len(acked))
+}
+
+// TestGetResourceLogProof: with --log-key a workload gets its release's
+// inclusion proof in the broker's answer and checks it offline before
+// output; another log's key is refused (exit 9) and nothing is output.
+func TestGetResourceLogProof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	dir := t.TempDir()
+	keyFile, admins := adminSetup(t, dir)
+	data := filepath.Join(dir, "state")
+	srv, url := startKura(t, "serve", "--dev", "--offline", "--roles", "kbs,log", "--tls-self-signed=false", "--addr", "127.0.0.1:0", "--data", data,
+		"--admin-keys", admins, "--log-level", "warn")
+	defer stop(t, srv)
+	if err := os.WriteFile(filepath.Join(dir, "value"), []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kura(t, dir, "secret", "put", "app/key/one", "--value-file", "value", "--url", url, "--admin-key", keyFile)
+
+	run := func(logKey string) (string, string, error) {
+		cmd := exec.Command(filepath.Join(dir, "kura"), "kbs", "get-resource", "app/key/one", "--url", url, "--tee", "sim", "--log-key", logKey)
+		cmd.Dir = dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	out, msg, err := run(filepath.Join(data, "log-key.pub"))
+	if err != nil || out != "s3cret" || !strings.Contains(msg, "release logged:") || !strings.Contains(msg, "broker_seq") {
+		t.Fatalf("get-resource --log-key: %v\nstdout %q\nstderr %s", err, out, msg)
+	}
+
+	kura(t, dir, "audit", "keygen", "-o", "other-log-key", "--origin", "other.example/log")
+	out, msg, err = run(filepath.Join(dir, "other-log-key.pub"))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 || out != "" {
+		t.Errorf("another log's key: %v, stdout %q\n%s", err, out, msg)
+	}
 }

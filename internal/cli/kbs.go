@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/spf13/cobra"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/keybroker/store"
@@ -303,18 +306,25 @@ func loadAdminKey(path string) (ed25519.PrivateKey, error) {
 }
 
 func newKBSGetResourceCmd(g *globals) *cobra.Command {
-	var url, tee, out, contextFile, beaconURL, beaconHash string
+	var url, tee, out, contextFile, beaconURL, beaconHash, logKey string
 	cmd := &cobra.Command{
 		Use:   "get-resource REPOSITORY/TYPE/TAG",
 		Short: "Workload side: attest to a key broker, fetch a resource and decrypt it",
 		Long: `Attest to a key broker with this machine's TEE (or --tee sim in dev mode), fetch the resource
 encrypted to an ephemeral key that never leaves this process, decrypt it, and print it or write it
-to a file with mode 0600.`,
+to a file with mode 0600.
+
+With --log-key the broker answers only once the release is in its transparency log, with the
+inclusion proof, which is checked against that log key before the resource is output (the wait
+is up to about two checkpoint intervals).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if _, err := keybroker.ParsePath(args[0]); err != nil {
 				return usageError{err}
+			}
+			if logKey != "" && beaconURL != "" {
+				return usagef("--log-key and --beacon-url cannot be used together")
 			}
 			a, err := attester(ctx, tee)
 			if err != nil {
@@ -346,6 +356,17 @@ to a file with mode 0600.`,
 				if err != nil {
 					return err
 				}
+			} else if logKey != "" {
+				var proof []byte
+				if value, proof, err = s.ResourceWithProof(ctx, args[0]); err != nil {
+					return err
+				}
+				defer clear(value)
+				at, err := verifyReleaseProof(logKey, proof, args[0], s.Token)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), at)
 			} else if value, err = s.Resource(ctx, args[0]); err != nil {
 				return err
 			}
@@ -363,7 +384,41 @@ to a file with mode 0600.`,
 	cmd.Flags().StringVar(&contextFile, "context", "", "file whose bytes are bound into the evidence as context")
 	cmd.Flags().StringVar(&beaconURL, "beacon-url", "", "for a time-released resource: fetch the latest round of the drand chain at this URL and present its signature")
 	cmd.Flags().StringVar(&beaconHash, "beacon-chain-hash", "", "the chain hash of --beacon-url")
+	cmd.Flags().StringVar(&logKey, "log-key", "", "require the release's inclusion proof in the broker's transparency log, checked against this log verifier key (file or key text)")
 	return cmd
+}
+
+// verifyReleaseProof checks that proof shows this release (path, to the
+// session's token) in the log whose key logKey holds, and says where.
+func verifyReleaseProof(logKey string, proof []byte, path, token string) (string, error) {
+	text := logKey
+	if data, err := os.ReadFile(logKey); err == nil {
+		text = strings.TrimSpace(string(data))
+	}
+	v, err := auditlog.ParseVerifierKey(text)
+	if err != nil {
+		return "", usagef("--log-key: %w", err)
+	}
+	if proof == nil {
+		return "", fmt.Errorf("%w: the broker sent no inclusion proof (it has no transparency log, or logging lagged; its %s header finds the decision later)", auditlog.ErrNotIncluded, keybroker.AuditSeqHeader)
+	}
+	p, err := auditlog.ParseProof(proof)
+	if err != nil {
+		return "", err
+	}
+	cp, err := auditlog.VerifyProof(p, v)
+	if err != nil {
+		return "", err
+	}
+	e, err := auditlog.ParseEntry(p.Entry)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(token))
+	if e.Kind != auditlog.KindKeyRelease || e.Decision != "released" || e.Resource != path || e.TokenDigest != hex.EncodeToString(sum[:]) {
+		return "", fmt.Errorf("%w: the logged entry (%s %s of %s) is not this release", auditlog.ErrNotIncluded, e.Kind, e.Decision, e.Resource)
+	}
+	return fmt.Sprintf("release logged: %s entry %d (broker_seq %d), checkpoint size %d", cp.Origin, p.Index, e.BrokerSeq, cp.Size), nil
 }
 
 // writeSecretFile writes data to path with mode 0600 via a temporary file.

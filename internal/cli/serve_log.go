@@ -94,6 +94,7 @@ func mountLog(m *mountContext) error {
 			}
 		})
 		m.audit.add(f)
+		m.decisions.follower = f
 		m.policyChanges = append(m.policyChanges, func(ctx context.Context, c *keybroker.PolicyChange) error {
 			_, err := l.Append(ctx, &auditlog.Entry{Kind: auditlog.KindPolicyChange, Time: c.Time,
 				PolicyID: fmt.Sprintf("%s@%d", c.Scope, c.Version), Subject: "sha256:" + c.SHA256})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +103,9 @@ type mountContext struct {
 	// audit receives every key-release decision after the broker has
 	// stored it; the log role adds its sink with audit.add.
 	audit *auditFanout
+	// decisions proves logged key-release decisions, once the log role
+	// has mounted a follower of the key broker's audit trail.
+	decisions *decisionProver
 	// kbsStore is the key broker's store, once the kbs role has mounted.
 	kbsStore store.Store
 	// auditLog is the transparency log, once the log role has mounted.
@@ -132,6 +136,21 @@ func (a *auditFanout) Record(ctx context.Context, rec *store.AuditRecord) error 
 		}
 	}
 	return nil
+}
+
+// decisionProver hands the key broker inclusion proofs of its decisions
+// from the log role's follower, set while roles mount, before serving.
+type decisionProver struct{ follower *auditlog.BrokerFollower }
+
+func (d *decisionProver) prove(ctx context.Context, seq int64) ([]byte, error) {
+	if d.follower == nil {
+		return nil, errors.New("this server runs no log role")
+	}
+	p, err := d.follower.Prove(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(p)
 }
 
 // server is a kura server ready to serve.
@@ -179,7 +198,7 @@ func newServer(ctx context.Context, f *serveFlags, log *slog.Logger) (s *server,
 	}
 	m := &mountContext{
 		ctx: ctx, f: f, log: log, mux: http.NewServeMux(), metrics: metrics.New(), ready: &web.Readiness{},
-		verifier: svc, issuer: iss, audit: &auditFanout{},
+		verifier: svc, issuer: iss, audit: &auditFanout{}, decisions: &decisionProver{},
 		openBlobs: func(ctx context.Context) (blob.Store, error) { return f.blob.open(ctx, f.data, log) },
 	}
 	closeAll := func() {
@@ -281,7 +300,7 @@ func mountKBS(m *mountContext) error {
 	}
 	b, err := keybroker.New(keybroker.Config{
 		Store: st, Keys: ring, Tokens: tokens, Attest: m.metrics.Attester(m.verifier), DevMode: m.f.dev,
-		Audit: m.metrics.AuditSink(m.audit), RateLimit: m.f.kbsRateLimit, Logger: log,
+		Audit: m.metrics.AuditSink(m.audit), ProveDecision: m.decisions.prove, RateLimit: m.f.kbsRateLimit, Logger: log,
 		OnPolicyChange: func(ctx context.Context, c *keybroker.PolicyChange) error {
 			for _, fn := range m.policyChanges {
 				if err := fn(ctx, c); err != nil {
