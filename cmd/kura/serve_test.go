@@ -405,3 +405,55 @@ func TestGetResourceLogProof(t *testing.T) {
 		t.Errorf("another log's key: %v, stdout %q\n%s", err, out, msg)
 	}
 }
+
+// TestWitnessServe: `kura serve`'s log has each checkpoint cosigned by a
+// `kura audit witness serve` process, and `kura audit verify` requires that
+// cosignature; a witness key the log never used fails (exit 9).
+func TestWitnessServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	dir := t.TempDir()
+	kura(t, dir, "audit", "keygen", "-o", "log-key", "--origin", "kura.test/log")
+	kura(t, dir, "audit", "keygen", "-o", "witness-key", "--origin", "witness.test/w1")
+	kura(t, dir, "audit", "keygen", "-o", "stranger-key", "--origin", "witness.test/w2")
+	w, wurl := startKura(t, "audit", "witness", "serve", "--key", filepath.Join(dir, "witness-key"),
+		"--log", filepath.Join(dir, "log-key.pub"), "--state", filepath.Join(dir, "witness-state"), "--addr", "127.0.0.1:0")
+	defer stop(t, w)
+	data := filepath.Join(dir, "state")
+	srv, url := startKura(t, "serve", "--dev", "--offline", "--roles", "log", "--tls-self-signed=false", "--addr", "127.0.0.1:0",
+		"--data", data, "--log-key", filepath.Join(dir, "log-key"), "--log-origin", "kura.test/log",
+		"--log-witness", wurl+"="+filepath.Join(dir, "witness-key.pub"), "--log-level", "warn")
+	defer stop(t, srv)
+
+	verify := func(witnessKey string) error {
+		cmd := exec.Command(filepath.Join(dir, "kura"), "audit", "verify", "--log", url+"/log/", "--key", filepath.Join(dir, "log-key.pub"),
+			"--witness-key", witnessKey, "--full", "--no-state")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "1 valid cosignatures") {
+			return fmt.Errorf("no cosignature reported:\n%s", out)
+		}
+		return nil
+	}
+	// The log role logs the verifier inputs at start: wait for a witnessed checkpoint.
+	var err error
+	for range 50 {
+		if err = verify(filepath.Join(dir, "witness-key.pub")); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("audit verify with the witness: %v", err)
+	}
+	err = verify(filepath.Join(dir, "stranger-key.pub"))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 {
+		t.Errorf("audit verify with a stranger's witness key: %v", err)
+	}
+}

@@ -27,7 +27,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 'kura audit verify' checks the signed checkpoint, its consistency with the last one seen, inclusion
 of entries or proofs, and with --full re-hashes every entry.`,
 	}
-	cmd.AddCommand(newAuditKeygenCmd(), newAuditVerifyCmd(g), newAuditLsCmd(), newAuditShowCmd(), newAuditAppendCmd(g))
+	cmd.AddCommand(newAuditKeygenCmd(), newAuditVerifyCmd(g), newAuditLsCmd(), newAuditShowCmd(), newAuditAppendCmd(g), newAuditWitnessCmd(g))
 	return cmd
 }
 

@@ -28,13 +28,42 @@ import (
 
 // logFlags configure the transparency-log role.
 type logFlags struct {
-	key    string
-	origin string
+	key              string
+	origin           string
+	witnesses        []string
+	witnessThreshold int
 }
 
 func (l *logFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&l.key, "log-key", "", "the log's checkpoint signing key (C2SP note key file), created if missing; default <data>/log-key (its public key is written next to it as .pub)")
 	fs.StringVar(&l.origin, "log-origin", auditlog.DefaultOrigin, "the log's origin: the name in its checkpoints and key")
+	fs.StringArrayVar(&l.witnesses, "log-witness", nil, "URL=VKEY: a witness ('kura audit witness serve') that must cosign each checkpoint, and its verifier key, file or text (repeatable)")
+	fs.IntVar(&l.witnessThreshold, "log-witness-threshold", 0, "how many --log-witness cosignatures each checkpoint needs (default: all)")
+}
+
+// witnessEndpoints parses --log-witness values.
+func (l *logFlags) witnessEndpoints() ([]auditlog.WitnessEndpoint, error) {
+	var out []auditlog.WitnessEndpoint
+	for _, w := range l.witnesses {
+		u, vkey, ok := strings.Cut(w, "=")
+		if !ok || u == "" || vkey == "" {
+			return nil, usagef("--log-witness %q: want URL=VKEY", w)
+		}
+		if data, err := os.ReadFile(vkey); err == nil {
+			vkey = strings.TrimSpace(string(data))
+		}
+		if _, err := auditlog.ParseWitnessKey(vkey); err != nil {
+			return nil, usagef("--log-witness %s: %w", u, err)
+		}
+		if c, err := auditlog.CosignatureKey(vkey); err == nil {
+			vkey = c // an Ed25519 key file: the cosignature/v1 form witnesses sign with
+		}
+		out = append(out, auditlog.WitnessEndpoint{URL: u, VerifierKey: vkey})
+	}
+	if l.witnessThreshold < 0 || l.witnessThreshold > len(out) {
+		return nil, usagef("--log-witness-threshold %d with %d --log-witness", l.witnessThreshold, len(out))
+	}
+	return out, nil
 }
 
 // maxLoggedFile bounds a result bundle or receipt posted for logging.
@@ -61,7 +90,12 @@ func mountLog(m *mountContext) error {
 	if err != nil {
 		return err
 	}
-	l, err := auditlog.Open(m.ctx, auditlog.Config{Dir: filepath.Join(m.f.data, "log"), Key: key, Logger: m.log})
+	witnesses, err := m.f.log.witnessEndpoints()
+	if err != nil {
+		return err
+	}
+	l, err := auditlog.Open(m.ctx, auditlog.Config{Dir: filepath.Join(m.f.data, "log"), Key: key, Logger: m.log,
+		Witnesses: witnesses, WitnessThreshold: m.f.log.witnessThreshold})
 	if err != nil {
 		return err
 	}
