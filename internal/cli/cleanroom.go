@@ -202,12 +202,8 @@ func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
 	}
 	tr := result.Trust{Verifiers: set, DevMode: t.dev}
 	if t.logKey != "" {
-		text := t.logKey
-		if data, err := os.ReadFile(t.logKey); err == nil {
-			text = strings.TrimSpace(string(data))
-		}
-		if tr.Log, err = auditlog.ParseVerifierKey(text); err != nil {
-			return result.Trust{}, usagef("--log-key: %w", err)
+		if tr.Log, err = loadLogKey(t.logKey); err != nil {
+			return result.Trust{}, err
 		}
 	}
 	return tr, nil

@@ -391,26 +391,13 @@ is up to about two checkpoint intervals).`,
 // verifyReleaseProof checks that proof shows this release (path, to the
 // session's token) in the log whose key logKey holds, and says where.
 func verifyReleaseProof(logKey string, proof []byte, path, token string) (string, error) {
-	text := logKey
-	if data, err := os.ReadFile(logKey); err == nil {
-		text = strings.TrimSpace(string(data))
-	}
-	v, err := auditlog.ParseVerifierKey(text)
-	if err != nil {
-		return "", usagef("--log-key: %w", err)
+	if _, err := loadLogKey(logKey); err != nil {
+		return "", err
 	}
 	if proof == nil {
 		return "", fmt.Errorf("%w: the broker sent no inclusion proof (it has no transparency log, or logging lagged; its %s header finds the decision later)", auditlog.ErrNotIncluded, keybroker.AuditSeqHeader)
 	}
-	p, err := auditlog.ParseProof(proof)
-	if err != nil {
-		return "", err
-	}
-	cp, err := auditlog.VerifyProof(p, v)
-	if err != nil {
-		return "", err
-	}
-	e, err := auditlog.ParseEntry(p.Entry)
+	p, cp, e, err := verifyLoggedEntry(logKey, proof)
 	if err != nil {
 		return "", err
 	}

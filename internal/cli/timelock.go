@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	flog "github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/party"
@@ -387,27 +389,11 @@ func newBeaconCmd(g *globals) *cobra.Command {
 // file digest and release time are in the transparency log, and says when
 // the log recorded them.
 func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registration) (string, error) {
-	text := logKey
-	if data, err := os.ReadFile(logKey); err == nil {
-		text = strings.TrimSpace(string(data))
-	}
-	v, err := auditlog.ParseVerifierKey(text)
-	if err != nil {
-		return "", usagef("--log-key: %w", err)
-	}
 	data, err := readInput("--proof", proofPath)
 	if err != nil {
 		return "", err
 	}
-	p, err := auditlog.ParseProof(data)
-	if err != nil {
-		return "", err
-	}
-	cp, err := auditlog.VerifyProof(p, v)
-	if err != nil {
-		return "", err
-	}
-	e, err := auditlog.ParseEntry(p.Entry)
+	p, cp, e, err := verifyLoggedEntry(logKey, data)
 	if err != nil {
 		return "", err
 	}
@@ -419,6 +405,41 @@ func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registratio
 		when = "AFTER"
 	}
 	return fmt.Sprintf("registered in transparency log %s at index %d on %s, %s its release time", cp.Origin, p.Index, e.Time.Format(time.RFC3339), when), nil
+}
+
+// loadLogKey reads a log's verifier key from a file or the key text.
+func loadLogKey(logKey string) (note.Verifier, error) {
+	text := logKey
+	if data, err := os.ReadFile(logKey); err == nil {
+		text = strings.TrimSpace(string(data))
+	}
+	v, err := auditlog.ParseVerifierKey(text)
+	if err != nil {
+		return nil, usagef("--log-key: %w", err)
+	}
+	return v, nil
+}
+
+// verifyLoggedEntry checks, offline, an inclusion proof against the log
+// key in logKey and returns the proof, its checkpoint and the entry.
+func verifyLoggedEntry(logKey string, proof []byte) (*auditlog.Proof, *flog.Checkpoint, *auditlog.Entry, error) {
+	v, err := loadLogKey(logKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := auditlog.ParseProof(proof)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cp, err := auditlog.VerifyProof(p, v)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	e, err := auditlog.ParseEntry(p.Entry)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, cp, e, nil
 }
 
 // postForProof POSTs body to url and returns the inclusion proof the log
