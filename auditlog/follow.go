@@ -167,20 +167,18 @@ func (f *BrokerFollower) Prove(ctx context.Context, seq int64) (*Proof, error) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
+		// The cursor is read first: Sync remembers indexes before it
+		// moves the cursor, so a cursor past seq means the lookup below
+		// saw every index this process will ever have for it.
+		logged, cerr := f.readCursor()
 		f.imu.Lock()
 		i, ok := f.indexes[seq]
 		f.imu.Unlock()
-		if ok {
+		switch {
+		case ok:
 			return f.Log.Prove(ctx, i)
-		}
-		if logged, err := f.readCursor(); err == nil && logged >= seq {
-			f.imu.Lock()
-			i, ok = f.indexes[seq]
-			f.imu.Unlock()
-			if !ok {
-				return nil, fmt.Errorf("broker decision %d was logged before this process's recent window: find it with kura audit ls --broker-seq %d", seq, seq)
-			}
-			continue
+		case cerr == nil && logged >= seq:
+			return nil, fmt.Errorf("broker decision %d was logged before this process's recent window: find it with kura audit ls --broker-seq %d", seq, seq)
 		}
 		select {
 		case <-ctx.Done():

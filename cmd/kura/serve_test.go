@@ -385,7 +385,7 @@ func TestGetResourceLogProof(t *testing.T) {
 	}
 	kura(t, dir, "secret", "put", "app/key/one", "--value-file", "value", "--url", url, "--admin-key", keyFile)
 
-	run := func(logKey string) (string, string, error) {
+	run := func(url, logKey string) (string, string, error) {
 		cmd := exec.Command(filepath.Join(dir, "kura"), "kbs", "get-resource", "app/key/one", "--url", url, "--tee", "sim", "--log-key", logKey)
 		cmd.Dir = dir
 		var stdout, stderr bytes.Buffer
@@ -393,16 +393,26 @@ func TestGetResourceLogProof(t *testing.T) {
 		err := cmd.Run()
 		return stdout.String(), stderr.String(), err
 	}
-	out, msg, err := run(filepath.Join(data, "log-key.pub"))
+	out, msg, err := run(url, filepath.Join(data, "log-key.pub"))
 	if err != nil || out != "s3cret" || !strings.Contains(msg, "release logged:") || !strings.Contains(msg, "broker_seq") {
 		t.Fatalf("get-resource --log-key: %v\nstdout %q\nstderr %s", err, out, msg)
 	}
 
 	kura(t, dir, "audit", "keygen", "-o", "other-log-key", "--origin", "other.example/log")
-	out, msg, err = run(filepath.Join(dir, "other-log-key.pub"))
+	out, msg, err = run(url, filepath.Join(dir, "other-log-key.pub"))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 9 || out != "" {
 		t.Errorf("another log's key: %v, stdout %q\n%s", err, out, msg)
+	}
+
+	// A broker without a log sends no proof: refused the same way.
+	bare, bareURL := startKura(t, "serve", "--dev", "--offline", "--roles", "kbs", "--tls-self-signed=false", "--addr", "127.0.0.1:0",
+		"--data", filepath.Join(dir, "bare"), "--admin-keys", admins, "--log-level", "warn")
+	defer stop(t, bare)
+	kura(t, dir, "secret", "put", "app/key/one", "--value-file", "value", "--url", bareURL, "--admin-key", keyFile)
+	out, msg, err = run(bareURL, filepath.Join(data, "log-key.pub"))
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 || out != "" || !strings.Contains(msg, "no inclusion proof") {
+		t.Errorf("broker without a log: %v, stdout %q\n%s", err, out, msg)
 	}
 }
 

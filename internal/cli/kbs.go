@@ -21,6 +21,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
@@ -326,6 +327,14 @@ is up to about two checkpoint intervals).`,
 			if logKey != "" && beaconURL != "" {
 				return usagef("--log-key and --beacon-url cannot be used together")
 			}
+			var logVerifier note.Verifier
+			if logKey != "" {
+				v, err := loadLogKey(logKey)
+				if err != nil {
+					return err
+				}
+				logVerifier = v
+			}
 			a, err := attester(ctx, tee)
 			if err != nil {
 				return err
@@ -362,7 +371,7 @@ is up to about two checkpoint intervals).`,
 					return err
 				}
 				defer clear(value)
-				at, err := verifyReleaseProof(logKey, proof, args[0], s.Token)
+				at, err := verifyReleaseProof(logVerifier, proof, args[0], s.Token)
 				if err != nil {
 					return err
 				}
@@ -389,15 +398,12 @@ is up to about two checkpoint intervals).`,
 }
 
 // verifyReleaseProof checks that proof shows this release (path, to the
-// session's token) in the log whose key logKey holds, and says where.
-func verifyReleaseProof(logKey string, proof []byte, path, token string) (string, error) {
-	if _, err := loadLogKey(logKey); err != nil {
-		return "", err
-	}
+// session's token) in the log with key v, and says where.
+func verifyReleaseProof(v note.Verifier, proof []byte, path, token string) (string, error) {
 	if proof == nil {
 		return "", fmt.Errorf("%w: the broker sent no inclusion proof (it has no transparency log, or logging lagged; its %s header finds the decision later)", auditlog.ErrNotIncluded, keybroker.AuditSeqHeader)
 	}
-	p, cp, e, err := verifyLoggedEntry(logKey, proof)
+	p, cp, e, err := verifyLoggedEntry(v, proof)
 	if err != nil {
 		return "", err
 	}

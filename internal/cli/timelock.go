@@ -393,7 +393,11 @@ func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registratio
 	if err != nil {
 		return "", err
 	}
-	p, cp, e, err := verifyLoggedEntry(logKey, data)
+	v, err := loadLogKey(logKey)
+	if err != nil {
+		return "", err
+	}
+	p, cp, e, err := verifyLoggedEntry(v, data)
 	if err != nil {
 		return "", err
 	}
@@ -421,12 +425,8 @@ func loadLogKey(logKey string) (note.Verifier, error) {
 }
 
 // verifyLoggedEntry checks, offline, an inclusion proof against the log
-// key in logKey and returns the proof, its checkpoint and the entry.
-func verifyLoggedEntry(logKey string, proof []byte) (*auditlog.Proof, *flog.Checkpoint, *auditlog.Entry, error) {
-	v, err := loadLogKey(logKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// key v and returns the proof, its checkpoint and the entry.
+func verifyLoggedEntry(v note.Verifier, proof []byte) (*auditlog.Proof, *flog.Checkpoint, *auditlog.Entry, error) {
 	p, err := auditlog.ParseProof(proof)
 	if err != nil {
 		return nil, nil, nil, err
