@@ -1,6 +1,8 @@
-// Package store defines the durable state of a kura key broker: sealed
+// Package store defines the state of a kura server: the key broker's sealed
 // resources addressed by KBS resource path, release policies and the audit
-// trail of release decisions. Backends live in subpackages: sqlite (embedded,
+// trail of release decisions; the coordinator's collaboration files; and
+// the short-lived records (nonces, sessions) that replicas must share. It
+// is named for the key broker, its first user. Backends live in subpackages: sqlite (embedded,
 // the default) and postgres (shared by several broker replicas). The
 // conformance suite in storetest runs against both.
 //
@@ -21,7 +23,8 @@
 // rotation. Deleting a resource appends a tombstone version: older versions
 // (still sealed) remain readable through GetResourceVersion. A write is
 // acknowledged only once it is durable (SQLite: WAL with synchronous=FULL;
-// PostgreSQL: a committed transaction with synchronous_commit=on).
+// PostgreSQL: a committed transaction with synchronous_commit=on), except
+// ephemeral records on PostgreSQL (see Ephemeral).
 //
 // The store does not authenticate or authorise anyone: CreatedBy and the
 // audit fields record what the caller, the key broker, asserts.
@@ -36,8 +39,8 @@ import (
 // Sentinel errors returned by every Store. Backends wrap them with context;
 // test with errors.Is.
 var (
-	// ErrNotFound means no such resource, version or policy exists, or the
-	// latest version of the resource is a tombstone.
+	// ErrNotFound means no such resource, version, policy or collaboration
+	// exists, or the latest version of the resource is a tombstone.
 	ErrNotFound = errors.New("store: not found")
 	// ErrInvalidPath means a resource path is not "repository/type/tag" with
 	// each segment 1..128 characters of [A-Za-z0-9._-] (and not "." or "..").
@@ -52,6 +55,12 @@ var (
 	// ErrSchemaVersion means the database was created or migrated by a newer
 	// kura whose schema this one does not know; it refuses to touch it.
 	ErrSchemaVersion = errors.New("store: unsupported schema version")
+	// ErrConflict means a conditional write lost a race: the version the
+	// caller read is no longer the latest. Read again and retry.
+	ErrConflict = errors.New("store: concurrent write")
+	// ErrFull means the ephemeral table holds as many live records as it
+	// may (a flood of sessions or nonces); retry once some have expired.
+	ErrFull = errors.New("store: ephemeral table full")
 )
 
 // Audit decisions.
@@ -78,6 +87,16 @@ const (
 	// MaxAuditFieldSize is the length each AuditRecord text field is
 	// truncated to.
 	MaxAuditFieldSize = 4096
+	// MaxCollaborationIDSize bounds a collaboration id.
+	MaxCollaborationIDSize = 256
+	// MaxCollaborationSize bounds a stored collaboration file.
+	MaxCollaborationSize = 4 << 20
+	// MaxEphemeralKeySize bounds an ephemeral record's key.
+	MaxEphemeralKeySize = 256
+	// MaxEphemeralValueSize bounds an ephemeral record's value.
+	MaxEphemeralValueSize = 64 << 10
+	// DefaultMaxEphemeral is the default bound on live ephemeral records.
+	DefaultMaxEphemeral = 1_000_000
 )
 
 // Resource is one version of a secret held by the key broker, sealed.
@@ -150,9 +169,10 @@ type AuditRecord struct {
 	Measurement string
 }
 
-// Store is the durable state of a key broker. Implementations are safe for
+// Store is the state of a kura server. Implementations are safe for
 // concurrent use, including by several processes sharing one database, and
-// return only after a write is durable.
+// return only after a write is durable, except where Ephemeral says
+// otherwise.
 type Store interface {
 	// PutResource appends a new version of r.Path and returns its number.
 	// r.Version and r.Deleted must be zero; Sealed, WrappedDEK and KEKID
@@ -190,6 +210,43 @@ type Store interface {
 	// ListAudit returns up to limit records with Seq > after, in Seq order.
 	// limit <= 0 means 100; at most 10000 records are returned.
 	ListAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
+	// GetCollaboration returns the latest stored file of collaboration id
+	// and its version (1 for the first one stored), or ErrNotFound.
+	GetCollaboration(ctx context.Context, id string) (file []byte, version int64, err error)
+	// PutCollaboration stores file as version of collaboration id if the
+	// latest stored version is version-1 (nothing stored, for version 1),
+	// and fails with ErrConflict otherwise. Every version is kept.
+	// CheckCollaboration says what is valid (ErrInvalid otherwise; version
+	// starts at 1).
+	PutCollaboration(ctx context.Context, id string, file []byte, version int64) error
+	// Ephemeral returns the store's table of short-lived records.
+	Ephemeral() Ephemeral
 	// Close releases the store's connections. Calling it twice is harmless.
 	Close() error
+}
+
+// Ephemeral holds short-lived records that every process sharing the
+// database sees: the verifier's issued nonces, KBS sessions and the owner
+// API's replay cache. A record lives until its expiry; an expired record is
+// never returned, and backends purge expired records in the background.
+// Unlike every other write, an ephemeral write may be acknowledged before
+// it is durable (PostgreSQL commits it asynchronously): a crash can lose the
+// last moments' records, which only makes their clients start again.
+//
+// Add takes keys of 1..MaxEphemeralKeySize bytes of UTF-8 without NUL,
+// values of at most MaxEphemeralValueSize bytes and an expiry after now
+// (CheckEphemeral; ErrInvalid otherwise); Get and Take of a key Add would
+// refuse find nothing. Callers put a namespace before each key ("nonce/",
+// "kbs-session/"...) and never a secret in it.
+type Ephemeral interface {
+	// Add stores value under key until expires and reports true, or
+	// reports false and stores nothing when a live record holds key. It
+	// may fail with ErrFull instead when the table holds about its maximum
+	// of live records (each process counts its own writes between purges).
+	Add(ctx context.Context, key string, value []byte, expires time.Time) (bool, error)
+	// Get returns the live record under key; ok is false when there is none.
+	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
+	// Take removes the live record under key and returns it. Of concurrent
+	// Takes of one key, from any process, at most one gets ok.
+	Take(ctx context.Context, key string) (value []byte, ok bool, err error)
 }

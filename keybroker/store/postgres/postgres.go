@@ -8,6 +8,14 @@
 // synchronous_commit on (a server or role setting of "off" is overridden per
 // session). Audit records are group committed per replica.
 //
+// Collaboration files are kept, every version, in the collaborations table;
+// the primary key (id, version) lets exactly one of several replicas racing
+// to store a version win. Ephemeral records (store.Ephemeral) live in the
+// ephemeral table and, unlike everything else, are written through a second
+// small pool whose sessions set synchronous_commit=off: their commits do not
+// wait for the WAL to reach disk, so a server crash may lose the last
+// moments' records. A background loop in each replica purges expired ones.
+//
 // The schema is created or migrated on open under an advisory lock, so
 // replicas may start together. Tables are created in the connection's
 // search_path, which the URL may set (?search_path=kbs).
@@ -22,9 +30,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kura-cc/kura/keybroker/store"
@@ -41,17 +51,28 @@ type Config struct {
 	// Logger receives open, migration and rotation events. Nil discards.
 	Logger *slog.Logger
 	// MaxConns bounds the connection pool. Zero means pgx's default
-	// (the larger of 4 and the number of CPUs).
+	// (the larger of 4 and the number of CPUs). Ephemeral records use a
+	// second pool of up to 4 connections.
 	MaxConns int32
+	// MaxEphemeral bounds the live ephemeral records (approximately; see
+	// Ephemeral). Zero means store.DefaultMaxEphemeral.
+	MaxEphemeral int
 }
 
 // Store is a store.Store in a PostgreSQL database.
 type Store struct {
 	pool   *pgxpool.Pool
+	eph    *pgxpool.Pool // ephemeral records: synchronous_commit=off
 	log    *slog.Logger
 	now    func() time.Time
 	audit  *groupcommit.Committer[store.AuditRecord, int64]
-	closer sync.Once
+	maxEph int64
+	live   atomic.Int64 // approximate count of live ephemeral records
+	// stopPurge cancels the purge loop, which closes purgeDone on the way
+	// out.
+	stopPurge context.CancelFunc
+	purgeDone chan struct{}
+	closer    sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -74,6 +95,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
+	ec := pc.Copy()
+	ec.MaxConns = ephemeralConns
+	ec.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		// Acknowledged writes must be durable: refuse to run with
 		// synchronous_commit=off, whatever the server or role says.
@@ -91,12 +115,28 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/postgres: connect: %w", err)
 	}
-	s := &Store{pool: pool, log: log, now: time.Now}
+	s := &Store{pool: pool, log: log, now: time.Now, maxEph: int64(cfg.MaxEphemeral)}
+	if s.maxEph <= 0 {
+		s.maxEph = store.DefaultMaxEphemeral
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
+	if s.eph, err = pgxpool.NewWithConfig(ctx, ec); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store/postgres: connect: %w", err)
+	}
+	if err := s.countEphemeral(ctx); err != nil {
+		s.eph.Close()
+		pool.Close()
+		return nil, err
+	}
 	s.audit = groupcommit.New(256, s.flushAudit)
+	var pctx context.Context
+	pctx, s.stopPurge = context.WithCancel(context.WithoutCancel(ctx))
+	s.purgeDone = make(chan struct{})
+	go s.purgeLoop(pctx, purgeEvery)
 	log.InfoContext(ctx, "key broker store opened", "backend", "postgres",
 		"host", pc.ConnConfig.Host, "database", pc.ConnConfig.Database, "schema", len(migrations))
 	return s, nil
@@ -155,6 +195,21 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq) VALUES (1, 0);
 `,
+	`
+CREATE TABLE collaborations (
+	id         TEXT COLLATE "C" NOT NULL,
+	version    BIGINT      NOT NULL,
+	file       BYTEA       NOT NULL,
+	created_at TIMESTAMPTZ NOT NULL,
+	PRIMARY KEY (id, version)
+);
+CREATE TABLE ephemeral (
+	key     TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	value   BYTEA       NOT NULL,
+	expires TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX ephemeral_expires ON ephemeral (expires);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -195,9 +250,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool. Calling it twice is harmless.
+// Close stops the purge loop and closes the connection pools. Calling it
+// twice is harmless.
 func (s *Store) Close() error {
-	s.closer.Do(s.pool.Close)
+	s.closer.Do(func() {
+		s.stopPurge()
+		<-s.purgeDone
+		s.eph.Close()
+		s.pool.Close()
+	})
 	return nil
 }
 
@@ -516,4 +577,49 @@ FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, record.ListLimit(limit)
 		return nil, fmt.Errorf("store/postgres: list audit: %w", err)
 	}
 	return out, nil
+}
+
+// PutCollaboration stores file as version of collaboration id if the latest
+// stored version is version-1, and fails with store.ErrConflict otherwise:
+// of replicas racing to store one version, the primary key lets one win. A
+// version below 1 can never be stored: it is store.ErrInvalid, not a
+// conflict to retry.
+func (s *Store) PutCollaboration(ctx context.Context, id string, file []byte, version int64) error {
+	if err := store.CheckCollaboration(id, file, version); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `
+INSERT INTO collaborations (id, version, file, created_at)
+SELECT $1, $2, $3, $4 WHERE (SELECT coalesce(max(version), 0) FROM collaborations WHERE id = $1) = $2::bigint - 1`,
+		id, version, file, s.now())
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == uniqueViolation, err == nil && tag.RowsAffected() == 0:
+		return fmt.Errorf("%w: collaboration %s version %d is not the next", store.ErrConflict, id, version)
+	case err != nil:
+		return fmt.Errorf("store/postgres: put collaboration %s: %w", id, err)
+	}
+	return nil
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// GetCollaboration returns the latest stored file of collaboration id.
+func (s *Store) GetCollaboration(ctx context.Context, id string) ([]byte, int64, error) {
+	if err := store.CheckCollaborationID(id); err != nil {
+		return nil, 0, err
+	}
+	var (
+		file    []byte
+		version int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT file, version FROM collaborations WHERE id = $1 ORDER BY version DESC LIMIT 1`, id).Scan(&file, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, fmt.Errorf("%w: collaboration %s", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("store/postgres: get collaboration %s: %w", id, err)
+	}
+	return file, version, nil
 }

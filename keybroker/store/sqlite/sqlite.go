@@ -7,6 +7,11 @@
 // committed: concurrent AppendAudit calls share one transaction and one
 // fsync.
 //
+// Collaboration files are kept, every version, in the collaborations table.
+// Ephemeral records (store.Ephemeral) live in the ephemeral table; their
+// writes are group committed too and, like every write here, durable once
+// acknowledged. A background loop purges expired ones.
+//
 // See package store for the security model: the database holds only sealed
 // values and wrapped keys.
 package sqlite
@@ -21,6 +26,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kura-cc/kura/keybroker/store"
@@ -40,23 +46,31 @@ type Config struct {
 	// BusyTimeout is how long a write waits for another process holding the
 	// database. Zero means 10 seconds.
 	BusyTimeout time.Duration
+	// MaxEphemeral bounds the live ephemeral records (approximately; see
+	// Ephemeral). Zero means store.DefaultMaxEphemeral.
+	MaxEphemeral int
 }
 
 // Store is a store.Store in a SQLite database.
 type Store struct {
 	w, r *sql.DB // w: one connection, all writes; r: concurrent reads
-	// The release path's two statements, prepared once.
-	getResource, insertAudit *sql.Stmt
+	// Hot-path statements (releases, audit, ephemeral writes), prepared once.
+	getResource, insertAudit, addEphemeral, takeEphemeral *sql.Stmt
 	// ckpt checkpoints the WAL in the background, so that no commit waits
 	// for the database file's own fsync (wal_autocheckpoint is off on w).
-	ckpt     *sql.DB
-	stopCkpt chan struct{}
-	ckptDone chan struct{}
-	log      *slog.Logger
-	now      func() time.Time
-	audit    *groupcommit.Committer[store.AuditRecord, int64]
-	closer   sync.Once
-	cerr     error
+	ckpt *sql.DB
+	// stop ends the checkpoint and purge loops, which close their done
+	// channels on the way out.
+	stop                chan struct{}
+	ckptDone, purgeDone chan struct{}
+	log                 *slog.Logger
+	now                 func() time.Time
+	audit               *groupcommit.Committer[store.AuditRecord, int64]
+	eph                 *groupcommit.Committer[ephemeralOp, ephemeralResult]
+	maxEph              int64
+	live                atomic.Int64 // approximate count of live ephemeral records
+	closer              sync.Once
+	cerr                error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +110,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, log: log, now: time.Now}
+	s := &Store{w: w, log: log, now: time.Now, maxEph: int64(cfg.MaxEphemeral)}
+	if s.maxEph <= 0 {
+		s.maxEph = store.DefaultMaxEphemeral
+	}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -118,6 +135,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if s.getResource, err = r.PrepareContext(ctx, getResourceSQL); err == nil {
 		s.insertAudit, err = w.PrepareContext(ctx, insertAuditSQL)
 	}
+	if err == nil {
+		s.addEphemeral, err = w.PrepareContext(ctx, addEphemeralSQL)
+	}
+	if err == nil {
+		s.takeEphemeral, err = w.PrepareContext(ctx, takeEphemeralSQL)
+	}
 	if err != nil {
 		w.Close()
 		r.Close()
@@ -129,9 +152,17 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store/sqlite: %w", err)
 	}
 	s.ckpt.SetMaxOpenConns(1)
-	s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
+	if err := s.countEphemeral(ctx); err != nil {
+		w.Close()
+		r.Close()
+		s.ckpt.Close()
+		return nil, err
+	}
+	s.stop, s.ckptDone, s.purgeDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go s.checkpointLoop(checkpointEvery)
+	go s.purgeLoop(purgeEvery)
 	s.audit = groupcommit.New(256, s.flushAudit)
+	s.eph = groupcommit.New(256, s.flushEphemeral)
 	log.InfoContext(ctx, "key broker store opened", "backend", "sqlite", "path", cfg.Path, "schema", len(migrations))
 	return s, nil
 }
@@ -181,6 +212,21 @@ CREATE TABLE audit (
 	tee          TEXT    NOT NULL,
 	measurement  TEXT    NOT NULL
 );
+`,
+	`
+CREATE TABLE collaborations (
+	id         TEXT    NOT NULL,
+	version    INTEGER NOT NULL,
+	file       BLOB    NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix microseconds, UTC
+	PRIMARY KEY (id, version)
+);
+CREATE TABLE ephemeral (
+	key     TEXT    NOT NULL PRIMARY KEY,
+	value   BLOB    NOT NULL,
+	expires INTEGER NOT NULL -- Unix microseconds
+);
+CREATE INDEX ephemeral_expires ON ephemeral (expires);
 `,
 }
 
@@ -234,7 +280,7 @@ func (s *Store) checkpointLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stopCkpt:
+		case <-s.stop:
 			return
 		case <-t.C:
 			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
@@ -247,8 +293,9 @@ func (s *Store) checkpointLoop(every time.Duration) {
 // Close closes the database. Calling it twice is harmless.
 func (s *Store) Close() error {
 	s.closer.Do(func() {
-		close(s.stopCkpt)
+		close(s.stop)
 		<-s.ckptDone
+		<-s.purgeDone
 		s.cerr = errors.Join(s.r.Close(), s.ckpt.Close(), s.w.Close())
 	})
 	return s.cerr
@@ -616,4 +663,50 @@ FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, record.ListLimit(limit))
 		return nil, fmt.Errorf("store/sqlite: list audit: %w", err)
 	}
 	return out, nil
+}
+
+// PutCollaboration stores file as version of collaboration id if the latest
+// stored version is version-1, and fails with store.ErrConflict otherwise. A
+// version below 1 can never be stored: it is store.ErrInvalid, not a
+// conflict to retry.
+func (s *Store) PutCollaboration(ctx context.Context, id string, file []byte, version int64) error {
+	if err := store.CheckCollaboration(id, file, version); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO collaborations (id, version, file, created_at)
+SELECT ?1, ?2, ?3, ?4 WHERE (SELECT coalesce(max(version), 0) FROM collaborations WHERE id = ?1) = ?2 - 1`,
+			id, version, file, micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("store/sqlite: put collaboration %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store/sqlite: put collaboration %s: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: collaboration %s version %d is not the next", store.ErrConflict, id, version)
+		}
+		return nil
+	})
+}
+
+// GetCollaboration returns the latest stored file of collaboration id.
+func (s *Store) GetCollaboration(ctx context.Context, id string) ([]byte, int64, error) {
+	if err := store.CheckCollaborationID(id); err != nil {
+		return nil, 0, err
+	}
+	var (
+		file    []byte
+		version int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT file, version FROM collaborations WHERE id = ? ORDER BY version DESC LIMIT 1`, id).Scan(&file, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("%w: collaboration %s", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("store/sqlite: get collaboration %s: %w", id, err)
+	}
+	return file, version, nil
 }

@@ -40,6 +40,12 @@ func Run(t *testing.T, open Open) {
 		{"Persistence", testPersistence},
 		{"ConcurrentVersions", testConcurrentVersions},
 		{"ConcurrentAudit", testConcurrentAudit},
+		{"Collaborations", testCollaborations},
+		{"ConcurrentCollaborations", testConcurrentCollaborations},
+		{"Ephemeral", testEphemeral},
+		{"EphemeralExpiry", testEphemeralExpiry},
+		{"ConcurrentEphemeral", testConcurrentEphemeral},
+		{"EphemeralAcrossHandles", testEphemeralAcrossHandles},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -613,5 +619,331 @@ func testConcurrentAudit(t *testing.T, open Open) {
 		if seqs[r.Seq] != r.Reason {
 			t.Errorf("seq %d holds %q; writer was acknowledged %q", r.Seq, r.Reason, seqs[r.Seq])
 		}
+	}
+}
+
+func testCollaborations(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, "db")
+	const id = "collab/ünï 1"
+	if _, _, err := s.GetCollaboration(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetCollaboration(absent) = %v; want ErrNotFound", err)
+	}
+	file := func(id string, v int64) []byte { return fmt.Appendf(nil, "file %s v%d", id, v) }
+	for v := int64(1); v <= 2; v++ {
+		if err := s.PutCollaboration(ctx, id, file(id, v), v); err != nil {
+			t.Fatalf("PutCollaboration(v%d): %v", v, err)
+		}
+	}
+	check := func(s store.Store, id string, want int64) {
+		t.Helper()
+		got, v, err := s.GetCollaboration(ctx, id)
+		if err != nil || v != want || !bytes.Equal(got, file(id, want)) {
+			t.Errorf("GetCollaboration(%s) = %q, %d, %v; want version %d", id, got, v, err, want)
+		}
+	}
+	check(s, id, 2)
+	for _, v := range []int64{1, 2, 4} {
+		if err := s.PutCollaboration(ctx, id, []byte("stale"), v); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("PutCollaboration(v%d after v2) = %v; want ErrConflict", v, err)
+		}
+	}
+	// A version below 1 can never be stored: either error will do.
+	for _, v := range []int64{0, -1} {
+		if err := s.PutCollaboration(ctx, "never", []byte("x"), v); !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrConflict) {
+			t.Errorf("PutCollaboration(v%d) = %v; want ErrInvalid or ErrConflict", v, err)
+		}
+	}
+	if err := s.PutCollaboration(ctx, "other", file("other", 1), 1); err != nil {
+		t.Fatal(err)
+	}
+	check(s, "other", 1)
+	check(s, id, 2)
+
+	// Limits: the largest id and file are accepted, anything beyond is not.
+	long := strings.Repeat("i", store.MaxCollaborationIDSize)
+	if err := s.PutCollaboration(ctx, long, make([]byte, store.MaxCollaborationSize), 1); err != nil {
+		t.Errorf("PutCollaboration(largest id and file) = %v", err)
+	}
+	for _, bad := range []string{"", long + "i", "a\x00b", "\xff"} {
+		if err := s.PutCollaboration(ctx, bad, []byte("x"), 1); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("PutCollaboration(id %q) = %v; want ErrInvalid", bad, err)
+		}
+		if _, _, err := s.GetCollaboration(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("GetCollaboration(%q) = %v; want ErrInvalid", bad, err)
+		}
+	}
+	for _, f := range [][]byte{nil, {}, make([]byte, store.MaxCollaborationSize+1)} {
+		if err := s.PutCollaboration(ctx, "bad-file", f, 1); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("PutCollaboration(%d-byte file) = %v; want ErrInvalid", len(f), err)
+		}
+	}
+	for _, id := range []string{"never", "bad-file"} {
+		if _, _, err := s.GetCollaboration(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("rejected writes stored collaboration %s: %v", id, err)
+		}
+	}
+
+	// Every version survives a restart, and the next one follows on.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, "db")
+	defer s.Close()
+	check(s, id, 2)
+	if err := s.PutCollaboration(ctx, id, file(id, 3), 3); err != nil {
+		t.Fatal(err)
+	}
+	check(s, id, 3)
+}
+
+func testConcurrentCollaborations(t *testing.T, open Open) {
+	ctx := context.Background()
+	stores := replicas(t, open, 2)
+	// Writers race for each version, first on one handle, then on two
+	// (replicas): exactly one wins each race.
+	for _, race := range []struct {
+		id      string
+		version int64
+		handles int
+	}{{"solo", 1, 1}, {"solo", 2, 1}, {"shared", 1, 2}, {"shared", 2, 2}, {"shared", 3, 2}} {
+		const writers = 8
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			winners []string
+		)
+		for w := range writers {
+			s := stores[w%race.handles]
+			wg.Go(func() {
+				f := fmt.Sprintf("%s v%d by %d", race.id, race.version, w)
+				err := s.PutCollaboration(ctx, race.id, []byte(f), race.version)
+				switch {
+				case err == nil:
+					mu.Lock()
+					winners = append(winners, f)
+					mu.Unlock()
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("PutCollaboration(%s v%d) = %v; want nil or ErrConflict", race.id, race.version, err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("%s v%d: %d writers won; want 1", race.id, race.version, len(winners))
+		}
+		for _, s := range stores {
+			got, v, err := s.GetCollaboration(ctx, race.id)
+			if err != nil || v != race.version || string(got) != winners[0] {
+				t.Errorf("GetCollaboration(%s) = %q, %d, %v; want the winner %q", race.id, got, v, err, winners[0])
+			}
+		}
+	}
+}
+
+// notFound checks that a Get or Take found nothing, without a driver error.
+func notFound(t *testing.T, what string, value []byte, ok bool, err error) {
+	t.Helper()
+	if ok || value != nil || err != nil && !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("%s = %q, %v, %v; want nothing", what, value, ok, err)
+	}
+}
+
+func testEphemeral(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, "db")
+	defer s.Close()
+	e := s.Ephemeral()
+	exp := time.Now().Add(time.Minute)
+	const key = "nonce/ünï"
+	v, ok, err := e.Get(ctx, key)
+	notFound(t, "Get(absent)", v, ok, err)
+	if ok, err := e.Add(ctx, key, []byte("v1"), exp); err != nil || !ok {
+		t.Fatalf("Add = %v, %v; want true", ok, err)
+	}
+	if ok, err := e.Add(ctx, key, []byte("v2"), exp.Add(time.Hour)); err != nil || ok {
+		t.Errorf("Add(live key) = %v, %v; want false", ok, err)
+	}
+	if v, ok, err := e.Get(ctx, key); err != nil || !ok || string(v) != "v1" {
+		t.Errorf("Get = %q, %v, %v; want v1", v, ok, err)
+	}
+	if v, ok, err := e.Get(ctx, key); err != nil || !ok || string(v) != "v1" {
+		t.Errorf("second Get = %q, %v, %v; want v1 (Get does not remove)", v, ok, err)
+	}
+	if v, ok, err := e.Take(ctx, key); err != nil || !ok || string(v) != "v1" {
+		t.Errorf("Take = %q, %v, %v; want v1", v, ok, err)
+	}
+	v, ok, err = e.Take(ctx, key)
+	notFound(t, "second Take", v, ok, err)
+	v, ok, err = e.Get(ctx, key)
+	notFound(t, "Get after Take", v, ok, err)
+	if ok, err := e.Add(ctx, key, []byte("v3"), exp); err != nil || !ok {
+		t.Errorf("Add after Take = %v, %v; want true", ok, err)
+	}
+
+	// Empty and largest values, longest key.
+	long := strings.Repeat("k", store.MaxEphemeralKeySize)
+	big := bytes.Repeat([]byte{0, 0xff}, store.MaxEphemeralValueSize/2)
+	for k, val := range map[string][]byte{"empty/nil": nil, "empty/zero": {}, long: big} {
+		if ok, err := e.Add(ctx, k, val, exp); err != nil || !ok {
+			t.Errorf("Add(%.20q, %d bytes) = %v, %v; want true", k, len(val), ok, err)
+		}
+		if v, ok, err := e.Get(ctx, k); err != nil || !ok || !bytes.Equal(v, val) {
+			t.Errorf("Get(%.20q) = %d bytes, %v, %v; want %d bytes", k, len(v), ok, err, len(val))
+		}
+		if v, ok, err := e.Take(ctx, k); err != nil || !ok || !bytes.Equal(v, val) {
+			t.Errorf("Take(%.20q) = %d bytes, %v, %v; want %d bytes", k, len(v), ok, err, len(val))
+		}
+	}
+
+	for _, k := range []string{"", long + "k", "a\x00b", "\xff"} {
+		if _, err := e.Add(ctx, k, []byte("v"), exp); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Add(key %.20q) = %v; want ErrInvalid", k, err)
+		}
+		v, ok, err := e.Get(ctx, k)
+		notFound(t, fmt.Sprintf("Get(%.20q)", k), v, ok, err)
+		v, ok, err = e.Take(ctx, k)
+		notFound(t, fmt.Sprintf("Take(%.20q)", k), v, ok, err)
+	}
+	if _, err := e.Add(ctx, "big", make([]byte, store.MaxEphemeralValueSize+1), exp); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Add(oversized value) = %v; want ErrInvalid", err)
+	}
+	for _, at := range []time.Time{{}, time.Now().Add(-time.Second), time.Now()} {
+		if _, err := e.Add(ctx, "past", []byte("v"), at); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Add(expires %v) = %v; want ErrInvalid", at, err)
+		}
+	}
+	for _, k := range []string{"big", "past"} {
+		v, ok, err := e.Get(ctx, k)
+		notFound(t, "Get(rejected "+k+")", v, ok, err)
+	}
+}
+
+func testEphemeralExpiry(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, "db")
+	defer s.Close()
+	e := s.Ephemeral()
+	exp := time.Now().Add(300 * time.Millisecond)
+	for _, k := range []string{"short/a", "short/b"} {
+		if ok, err := e.Add(ctx, k, []byte("old"), exp); err != nil || !ok {
+			t.Fatalf("Add(%s) = %v, %v", k, ok, err)
+		}
+	}
+	if ok, err := e.Add(ctx, "long", []byte("v"), time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("Add(long) = %v, %v", ok, err)
+	}
+	if v, ok, err := e.Get(ctx, "short/a"); err != nil || !ok || string(v) != "old" {
+		t.Fatalf("Get before expiry = %q, %v, %v", v, ok, err)
+	}
+	time.Sleep(time.Until(exp) + 200*time.Millisecond)
+	v, ok, err := e.Get(ctx, "short/a")
+	notFound(t, "Get(expired)", v, ok, err)
+	v, ok, err = e.Take(ctx, "short/b")
+	notFound(t, "Take(expired)", v, ok, err)
+	// An expired record does not hold its key.
+	for _, k := range []string{"short/a", "short/b"} {
+		if ok, err := e.Add(ctx, k, []byte("new"), time.Now().Add(time.Minute)); err != nil || !ok {
+			t.Errorf("Add(%s over an expired record) = %v, %v; want true", k, ok, err)
+		}
+		if v, ok, err := e.Take(ctx, k); err != nil || !ok || string(v) != "new" {
+			t.Errorf("Take(%s) = %q, %v, %v; want new", k, v, ok, err)
+		}
+	}
+	if v, ok, err := e.Get(ctx, "long"); err != nil || !ok || string(v) != "v" {
+		t.Errorf("Get(long) = %q, %v, %v; want v", v, ok, err)
+	}
+}
+
+func testConcurrentEphemeral(t *testing.T, open Open) {
+	ctx := context.Background()
+	stores := replicas(t, open, 2)
+	exp := time.Now().Add(time.Minute)
+	const workers = 16
+	// race runs fn on workers goroutines, half on each handle, and returns
+	// how many reported ok.
+	race := func(fn func(e store.Ephemeral, w int) (bool, error)) int {
+		var (
+			wg  sync.WaitGroup
+			mu  sync.Mutex
+			won int
+		)
+		for w := range workers {
+			e := stores[w%2].Ephemeral()
+			wg.Go(func() {
+				ok, err := fn(e, w)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					won++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return won
+	}
+	for i := range 5 {
+		key := fmt.Sprintf("nonce/%d", i)
+		if won := race(func(e store.Ephemeral, w int) (bool, error) {
+			return e.Add(ctx, key, fmt.Appendf(nil, "by %d", w), exp)
+		}); won != 1 {
+			t.Errorf("%s: %d concurrent Adds stored; want 1", key, won)
+		}
+		want, ok, err := stores[0].Ephemeral().Get(ctx, key)
+		if err != nil || !ok {
+			t.Fatalf("Get(%s) = %v, %v", key, ok, err)
+		}
+		if won := race(func(e store.Ephemeral, w int) (bool, error) {
+			v, ok, err := e.Take(ctx, key)
+			if ok && !bytes.Equal(v, want) {
+				t.Errorf("Take(%s) = %q; want %q", key, v, want)
+			}
+			return ok, err
+		}); won != 1 {
+			t.Errorf("%s: %d concurrent Takes succeeded; want 1", key, won)
+		}
+	}
+	// Adds and Takes of distinct keys, interleaved, all succeed.
+	if won := race(func(e store.Ephemeral, w int) (bool, error) {
+		key := fmt.Sprintf("session/%d", w)
+		if ok, err := e.Add(ctx, key, []byte(key), exp); err != nil || !ok {
+			return false, fmt.Errorf("Add(%s) = %v, %v", key, ok, err)
+		}
+		v, ok, err := e.Take(ctx, key)
+		if err == nil && ok && string(v) != key {
+			err = fmt.Errorf("Take(%s) = %q", key, v)
+		}
+		return ok, err
+	}); won != workers {
+		t.Errorf("%d of %d Add-then-Take succeeded", won, workers)
+	}
+}
+
+func testEphemeralAcrossHandles(t *testing.T, open Open) {
+	ctx := context.Background()
+	stores := replicas(t, open, 2)
+	a, b := stores[0].Ephemeral(), stores[1].Ephemeral()
+	exp := time.Now().Add(time.Minute)
+	if ok, err := a.Add(ctx, "kbs-session/1", []byte("s1"), exp); err != nil || !ok {
+		t.Fatalf("A.Add = %v, %v", ok, err)
+	}
+	if ok, err := b.Add(ctx, "kbs-session/1", []byte("other"), exp); err != nil || ok {
+		t.Errorf("B.Add(key live on A) = %v, %v; want false", ok, err)
+	}
+	if v, ok, err := b.Get(ctx, "kbs-session/1"); err != nil || !ok || string(v) != "s1" {
+		t.Errorf("B.Get = %q, %v, %v; want s1", v, ok, err)
+	}
+	if v, ok, err := b.Take(ctx, "kbs-session/1"); err != nil || !ok || string(v) != "s1" {
+		t.Errorf("B.Take = %q, %v, %v; want s1", v, ok, err)
+	}
+	v, ok, err := a.Get(ctx, "kbs-session/1")
+	notFound(t, "A.Get after B.Take", v, ok, err)
+	v, ok, err = a.Take(ctx, "kbs-session/1")
+	notFound(t, "A.Take after B.Take", v, ok, err)
+	if ok, err := a.Add(ctx, "kbs-session/1", []byte("s2"), exp); err != nil || !ok {
+		t.Errorf("A.Add after B.Take = %v, %v; want true", ok, err)
 	}
 }
