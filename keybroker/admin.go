@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/internal/web"
@@ -53,9 +52,6 @@ func AdminKeyID(pub ed25519.PublicKey) string {
 type Admins struct {
 	keys map[string]admin // by key id
 	now  func() time.Time
-
-	mu     sync.Mutex
-	nonces map[string]time.Time // replay cache
 }
 
 type admin struct {
@@ -68,7 +64,7 @@ func NewAdmins(keys map[string]ed25519.PublicKey, now func() time.Time) *Admins 
 	if now == nil {
 		now = time.Now
 	}
-	a := &Admins{keys: map[string]admin{}, now: now, nonces: map[string]time.Time{}}
+	a := &Admins{keys: map[string]admin{}, now: now}
 	for name, pub := range keys {
 		a.keys[AdminKeyID(pub)] = admin{name: name, pub: pub}
 	}
@@ -114,8 +110,10 @@ func AuthorizedKeyLine(pub ed25519.PublicKey, name string) string {
 	return "ed25519 " + base64.StdEncoding.EncodeToString(pub) + " " + name
 }
 
-// authenticate checks an admin request's signature and returns the admin's name.
-func (a *Admins) authenticate(r *http.Request, body []byte) (string, error) {
+// authenticate checks an admin request's signature and returns the admin's
+// name. seen remembers the nonces of accepted requests for twice
+// AdminWindow, so that no request is accepted twice.
+func (a *Admins) authenticate(r *http.Request, body []byte, seen store.Ephemeral) (string, error) {
 	h, ok := strings.CutPrefix(r.Header.Get("Authorization"), adminScheme+" ")
 	if !ok {
 		return "", fmt.Errorf("%w: missing %s authorization", ErrAdminAuth, adminScheme)
@@ -148,17 +146,14 @@ func (a *Admins) authenticate(r *http.Request, body []byte) (string, error) {
 	if err != nil || !ed25519.Verify(ad.pub, AdminSigningString(r.Method, r.URL.RequestURI(), ts, nonce, body), sig) {
 		return "", fmt.Errorf("%w: signature does not verify", ErrAdminAuth)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, exp := range a.nonces {
-		if now.After(exp) {
-			delete(a.nonces, k)
-		}
+	sum := sha256.Sum256([]byte(params["key"] + "\x00" + nonce))
+	fresh, err := seen.Add(r.Context(), "admin-nonce/"+hex.EncodeToString(sum[:]), nil, now.Add(2*AdminWindow))
+	if err != nil {
+		return "", fmt.Errorf("keybroker: admin replay cache: %w", err)
 	}
-	if _, seen := a.nonces[params["key"]+nonce]; seen {
+	if !fresh {
 		return "", fmt.Errorf("%w: replayed request (nonce already used)", ErrAdminAuth)
 	}
-	a.nonces[params["key"]+nonce] = now.Add(2 * AdminWindow)
 	return ad.name, nil
 }
 
@@ -196,7 +191,7 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 			if err != nil {
 				return err
 			}
-			by, err := admins.authenticate(r, body)
+			by, err := admins.authenticate(r, body, b.ephemeral)
 			if err != nil {
 				b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", clientAddr(r))
 				return err

@@ -68,9 +68,14 @@ type Config struct {
 	// with AuditProofHeader get it in their answer. Nil means no log.
 	ProveDecision func(ctx context.Context, seq int64) ([]byte, error)
 	// Sessions bounds KBS sessions: their lifetime (zero: 5 minutes) and
-	// number (zero: 100000).
+	// number (zero: 100000; with Ephemeral, the store's bound applies and
+	// MaxSessions bounds only this process's cache of attested sessions).
 	SessionTTL  time.Duration
 	MaxSessions int
+	// Ephemeral keeps KBS sessions and the owner API's replay cache. Nil
+	// keeps them in this process's memory; replicas sharing a store's
+	// Ephemeral serve each other's sessions.
+	Ephemeral store.Ephemeral
 	// RateLimit is the sustained requests per second allowed per client
 	// address, with a burst of 2x; zero means 200.
 	RateLimit float64
@@ -97,6 +102,7 @@ type Broker struct {
 	policies    *policies
 	stored      *policyCache
 	verified    *tokenCache
+	ephemeral   store.Ephemeral
 	sessions    *sessions
 	limiter     *limiter
 	now         func() time.Time
@@ -133,7 +139,10 @@ func New(cfg Config) (*Broker, error) {
 	if max == 0 {
 		max = 100000
 	}
-	b.sessions = newSessions(ttl, max, b.now)
+	if b.ephemeral = cfg.Ephemeral; b.ephemeral == nil {
+		b.ephemeral = store.NewMemoryEphemeral(2*max+10000, b.now) // a session is two records; admin nonces
+	}
+	b.sessions = newSessions(ttl, max, b.now, b.ephemeral)
 	b.stored = &policyCache{store: b.store, now: b.now, m: map[string]cachedPolicy{}}
 	rl := cfg.RateLimit
 	if rl == 0 {

@@ -7,8 +7,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -40,28 +42,61 @@ type fixture struct {
 	issuer *token.Issuer
 	vkey   *ecdsa.PrivateKey // the trusted verifier's signing key
 	logs   *bytes.Buffer
+	dir    string // holds kek and kbs.db
 }
 
 type fixtureOpts struct {
 	dev     bool
 	noAdmin bool
+	// shared keeps sessions and nonces in the store, not in memory.
+	shared bool
+	// replicaOf makes the fixture a second replica of a shared one: the
+	// same database through its own store handle, the same KEK, verifier
+	// and owner key.
+	replicaOf *fixture
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	var (
+		iss  *token.Issuer
+		vkey *ecdsa.PrivateKey
+		k    kek.KEK
+		err  error
+	)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if r := o.replicaOf; r != nil {
+		dir, iss, vkey, priv = r.dir, r.issuer, r.vkey, r.admin.Key
+		pub = priv.Public().(ed25519.PublicKey)
+		if k, err = kek.OpenFile(filepath.Join(dir, "kek")); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		vkey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if iss, err = token.NewIssuer(token.IssuerConfig{Key: vkey}); err != nil {
+			t.Fatal(err)
+		}
+		if k, err = kek.GenerateFile(filepath.Join(dir, "kek")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kbs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var shared store.Ephemeral
+	if o.shared || o.replicaOf != nil {
+		shared = st.Ephemeral()
+	}
 	simV, _ := sim.NewVerifier(sim.Config{})
 	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: o.dev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	iss, err := token.NewIssuer(token.IssuerConfig{Key: vkey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: iss})
+	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: iss, Nonces: shared})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,25 +108,15 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := kek.GenerateFile(filepath.Join(dir, "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ring, err := kek.NewKeyring(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kbs.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	logs := new(bytes.Buffer)
-	b, err := New(Config{Store: st, Keys: ring, Tokens: tv, Attest: svc, DevMode: o.dev, RateLimit: 1e6, Logger: newTestLogger(logs)})
+	b, err := New(Config{Store: st, Ephemeral: shared, Keys: ring, Tokens: tv, Attest: svc, DevMode: o.dev, RateLimit: 1e6, Logger: newTestLogger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	var admins *Admins
 	if !o.noAdmin {
 		admins = NewAdmins(map[string]ed25519.PublicKey{"owner": pub}, nil)
@@ -100,7 +125,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	b.Register(mux, admins)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{broker: b, store: st, srv: srv, issuer: iss, vkey: vkey, logs: logs,
+	return &fixture{broker: b, store: st, srv: srv, issuer: iss, vkey: vkey, logs: logs, dir: dir,
 		admin: &AdminClient{BaseURL: srv.URL, Key: priv, HTTP: srv.Client()}}
 }
 
@@ -206,7 +231,7 @@ func issueSim(t *testing.T, iss *token.Issuer, measurement byte, dev bool, now t
 	teeKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pk, _ := jwk.Import(&teeKey.PublicKey)
 	pkJSON, _ := json.Marshal(pk)
-	n, _, _ := svc.Nonce()
+	n, _, _ := svc.Nonce(ctx)
 	rd := attestation.RuntimeData{Nonce: n, PublicKey: pkJSON}
 	b, err := simAttester(t, measurement).Attest(ctx, rd.ReportData())
 	if err != nil {
@@ -357,3 +382,87 @@ func auditCount(t *testing.T, f *fixture) int {
 	}
 	return len(recs)
 }
+
+// alternate sends each request to the next of hosts in turn, as a load
+// balancer without sticky sessions would.
+type alternate struct {
+	hosts []string
+	n     int
+}
+
+func (a *alternate) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Host = a.hosts[a.n%len(a.hosts)]
+	a.n++
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestReplicas: two brokers over one database serve one client whose every
+// request goes to the other broker: auth on one, attest on the other, fetch
+// from both; a session's challenge, spent by a failed attestation on one,
+// is spent for both; an owner request accepted by one is a replay at the
+// other; a verifier nonce issued by one is good, once, at the other.
+func TestReplicas(t *testing.T) {
+	ctx := context.Background()
+	a := newFixture(t, fixtureOpts{dev: true, shared: true})
+	b := newFixture(t, fixtureOpts{dev: true, replicaOf: a})
+	if _, err := a.admin.Put(ctx, secretPath, secret, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	hosts := func() *http.Client {
+		return &http.Client{Transport: &alternate{hosts: []string{a.srv.Listener.Addr().String(), b.srv.Listener.Addr().String()}}}
+	}
+	c := &Client{BaseURL: a.srv.URL, HTTP: hosts()}
+	s, err := c.Attest(ctx, simAttester(t, 1), nil)
+	if err != nil {
+		t.Fatalf("auth on a, attest on b: %v", err)
+	}
+	for range 2 { // a, then b
+		if got, err := s.Resource(ctx, secretPath); err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("fetch: %q, %v", got, err)
+		}
+	}
+
+	// A failed attestation on b spends the challenge a issued, for both.
+	g, _ := newCoCoGuest(t, a, "0.4.0", "sample")
+	g.s.hc.Transport = &alternate{hosts: []string{b.srv.Listener.Addr().String(), a.srv.Listener.Addr().String()}}
+	otherNonce := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	if st := g.attest(g.nonce, g.jwkJSON, g.evidence(g.reportData(g.version, otherNonce, g.jwkJSON))); st != http.StatusUnauthorized {
+		t.Fatalf("evidence bound to another nonce, at b: %d, want 401", st)
+	}
+	if st := g.attest(g.nonce, g.jwkJSON, g.evidence(g.reportData(g.version, g.nonce, g.jwkJSON))); st != http.StatusUnauthorized {
+		t.Errorf("good evidence after the challenge was spent, at a: %d, want 401", st)
+	}
+
+	// The owner's request, accepted by a, is refused by b.
+	var replayed int
+	owner := &AdminClient{BaseURL: a.srv.URL, Key: a.admin.Key, HTTP: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		body, _ := io.ReadAll(r.Body)
+		send := func(host string) (*http.Response, error) {
+			c := r.Clone(r.Context())
+			c.URL.Host, c.Body = host, io.NopCloser(bytes.NewReader(body))
+			return http.DefaultTransport.RoundTrip(c)
+		}
+		resp, err := send(a.srv.Listener.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		again, err := send(b.srv.Listener.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		again.Body.Close()
+		replayed = again.StatusCode
+		return resp, nil
+	})}}
+	if _, err := owner.Put(ctx, "owner-a/key/two", secret, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if replayed != http.StatusUnauthorized {
+		t.Errorf("owner request replayed at the other replica: %d, want 401", replayed)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -260,7 +260,7 @@ func FuzzCoCoAttestation(f *testing.F) {
 	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":` + string(simDoc.Evidence) + `}`))
 	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":{"primary_evidence":` + string(simDoc.Evidence) + `,"additional_evidence":""}}`))
 	f.Add([]byte(`{"tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AA"},"tee-evidence":"{\"svn\":\"1\"}"}`))
-	sess := &session{tee: attestation.Sim, nonce: bytes.Repeat([]byte{1}, 32)}
+	sess := &session{TEE: attestation.Sim, Nonce: bytes.Repeat([]byte{1}, 32)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var att kbsAttestation
 		if decodeStrict(data, &att) != nil {
@@ -270,7 +270,7 @@ func FuzzCoCoAttestation(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(b.RuntimeData.Nonce, sess.nonce) || b.TEE != sess.tee {
+		if !bytes.Equal(b.RuntimeData.Nonce, sess.Nonce) || b.TEE != sess.TEE {
 			t.Fatal("accepted a bundle for another nonce or TEE")
 		}
 		if err := b.Check(); err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kura-cc/kura/keybroker/store"
 )
 
 func newTestLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
@@ -167,13 +169,13 @@ func FuzzAttestation(f *testing.F) {
 	fx := newFixture(f, fixtureOpts{dev: true})
 	f.Add([]byte(`{"runtime-data":{"nonce":"AAAA","tee-pubkey":{"kty":"EC"}},"tee-evidence":{"version":1}}`))
 	f.Add([]byte(`{"tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AA"},"tee-evidence":"{\"version\":1}"}`))
-	sess := &session{tee: "sim", nonce: bytes.Repeat([]byte{1}, 32)}
+	sess := &session{TEE: "sim", Nonce: bytes.Repeat([]byte{1}, 32)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var att kbsAttestation
 		if decodeStrict(data, &att) != nil {
 			return
 		}
-		if b, err := fx.broker.bundleFor(sess, &att); err == nil && !bytes.Equal(b.RuntimeData.Nonce, sess.nonce) {
+		if b, err := fx.broker.bundleFor(sess, &att); err == nil && !bytes.Equal(b.RuntimeData.Nonce, sess.Nonce) {
 			t.Fatal("accepted a bundle for another nonce")
 		}
 	})
@@ -187,7 +189,7 @@ func FuzzAdminAuthorization(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://x/kbs/v0/admin/resources", nil)
 		req.Header.Set("Authorization", h)
-		if _, err := admins.authenticate(req, nil); err == nil {
+		if _, err := admins.authenticate(req, nil, store.NewMemoryEphemeral(0, nil)); err == nil {
 			t.Fatal("accepted a request without a valid signature")
 		}
 	})

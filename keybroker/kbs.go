@@ -130,36 +130,44 @@ func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) error {
 	}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	id, sess, err := b.sessions.create(tee, nonce)
+	id, sess, err := b.sessions.create(r.Context(), tee, nonce)
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/kbs", Expires: sess.expires, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/kbs", Expires: sess.Expires, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return web.WriteJSON(w, http.StatusOK, kbsChallenge{Nonce: base64.StdEncoding.EncodeToString(nonce), ExtraParams: ""})
 }
 
-func (b *Broker) sessionOf(r *http.Request) (string, *session, error) {
+// sessionID returns the request's session cookie.
+func sessionID(r *http.Request) (string, error) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: no %s cookie: start with POST /kbs/v0/auth", ErrUnauthenticated, SessionCookie)
+		return "", fmt.Errorf("%w: no %s cookie: start with POST /kbs/v0/auth", ErrUnauthenticated, SessionCookie)
 	}
-	sess, ok := b.sessions.get(c.Value)
-	if !ok {
-		return "", nil, fmt.Errorf("%w: session unknown or expired: start again with POST /kbs/v0/auth", ErrUnauthenticated)
-	}
-	return c.Value, sess, nil
+	return c.Value, nil
 }
+
+var errNoSession = fmt.Errorf("%w: session unknown or expired: start again with POST /kbs/v0/auth", ErrUnauthenticated)
 
 func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if b.attest == nil {
 		return web.NewProblem(http.StatusNotImplemented, "no-verifier", "this broker has no built-in verifier: present a token from a trusted verifier as a Bearer token", nil)
 	}
-	id, sess, err := b.sessionOf(r)
+	id, err := sessionID(r)
 	if err != nil {
 		return err
 	}
-	if sess.attested != nil {
-		return web.WriteJSON(w, http.StatusOK, map[string]string{"token": sess.token})
+	if tok, ok, err := b.sessions.token(r.Context(), id); err != nil {
+		return err
+	} else if ok {
+		return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(tok)})
+	}
+	sess, ok, err := b.sessions.pending(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNoSession
 	}
 	body, err := web.ReadBody(w, r, maxKBSBody)
 	if err != nil {
@@ -173,16 +181,22 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := b.attest.Verify(r.Context(), bundle, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: sess.nonce})
+	// Claim the session: its nonce is spent by this attempt, pass or fail.
+	if _, ok, err := b.sessions.take(r.Context(), id); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: session expired, or another attestation of it is under way: start again with POST /kbs/v0/auth", ErrUnauthenticated)
+	}
+	rep, err := b.attest.Verify(r.Context(), bundle, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: sess.Nonce})
 	if err != nil {
-		return fmt.Errorf("%w: attestation failed: %w", ErrUnauthenticated, err)
+		return fmt.Errorf("%w: attestation failed (the session's nonce is spent: start again with POST /kbs/v0/auth): %w", ErrUnauthenticated, err)
 	}
 	a, err := b.authenticate(rep.Token)
 	if err != nil {
 		return err
 	}
-	if !b.sessions.attest(id, a, string(rep.Token)) {
-		return fmt.Errorf("%w: session already attested or expired", ErrUnauthenticated)
+	if err := b.sessions.attest(r.Context(), id, sess, rep.Token); err != nil {
+		return err
 	}
 	b.log.InfoContext(r.Context(), "kbs session attested", "tee", a.View.TEE, "status", a.View.Status, "requester", clientAddr(r))
 	return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(rep.Token)})
@@ -197,7 +211,7 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bundle, error) {
 	teePubKey := att.TEEPubKey // protocol 0.1.0
 	if rd := att.RuntimeData; rd != nil {
-		if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.nonce))) != 1 {
+		if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.Nonce))) != 1 {
 			return nil, fmt.Errorf("%w: runtime-data nonce is not this session's challenge", ErrUnauthenticated)
 		}
 		teePubKey = rd.TEEPubKey
@@ -212,11 +226,11 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 		return nil, err
 	}
 	if !isKuraBundle(ev) {
-		bundle, err := coco.ParseEvidence(sess.tee, ev)
+		bundle, err := coco.ParseEvidence(sess.TEE, ev)
 		if err != nil {
-			return nil, fmt.Errorf("%w: tee-evidence is neither a kura evidence bundle nor %s evidence from a CoCo attester: %w", ErrBadRequest, sess.tee, err)
+			return nil, fmt.Errorf("%w: tee-evidence is neither a kura evidence bundle nor %s evidence from a CoCo attester: %w", ErrBadRequest, sess.TEE, err)
 		}
-		bundle.RuntimeData = attestation.RuntimeData{Nonce: bytes.Clone(sess.nonce), PublicKey: pub}
+		bundle.RuntimeData = attestation.RuntimeData{Nonce: bytes.Clone(sess.Nonce), PublicKey: pub}
 		bundle.Binding = rule
 		if err := bundle.Check(); err != nil {
 			return nil, fmt.Errorf("%w: tee-pubkey cannot be bound under the CoCo rule: %w", ErrBadRequest, err)
@@ -227,10 +241,10 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 	if err != nil {
 		return nil, fmt.Errorf("%w: tee-evidence must be a kura evidence bundle (docs/spec/attestation.md §2): %w", ErrBadRequest, err)
 	}
-	if bundle.TEE != sess.tee {
-		return nil, fmt.Errorf("%w: evidence is %s but the session was opened for %s", ErrBadRequest, bundle.TEE, sess.tee)
+	if bundle.TEE != sess.TEE {
+		return nil, fmt.Errorf("%w: evidence is %s but the session was opened for %s", ErrBadRequest, bundle.TEE, sess.TEE)
 	}
-	if !bytes.Equal(bundle.RuntimeData.Nonce, sess.nonce) || !bytes.Equal(bundle.RuntimeData.PublicKey, pub) {
+	if !bytes.Equal(bundle.RuntimeData.Nonce, sess.Nonce) || !bytes.Equal(bundle.RuntimeData.PublicKey, pub) {
 		return nil, fmt.Errorf("%w: the evidence's runtime data must carry the session nonce and the canonical tee-pubkey (docs/spec/keybroker.md §3)", ErrUnauthenticated)
 	}
 	return bundle, nil
@@ -372,14 +386,23 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 		}
 		return b.authenticate([]byte(strings.TrimSpace(tok)))
 	}
-	_, sess, err := b.sessionOf(r)
+	id, err := sessionID(r)
 	if err != nil {
 		return nil, err
 	}
-	if sess.attested == nil {
-		return nil, fmt.Errorf("%w: session not attested: POST /kbs/v0/attest first", ErrUnauthenticated)
+	tok, ok, err := b.sessions.token(r.Context(), id)
+	if err != nil {
+		return nil, err
 	}
-	return sess.attested, nil
+	if !ok {
+		if _, pending, err := b.sessions.pending(r.Context(), id); err != nil {
+			return nil, err
+		} else if pending {
+			return nil, fmt.Errorf("%w: session not attested: POST /kbs/v0/attest first", ErrUnauthenticated)
+		}
+		return nil, errNoSession
+	}
+	return b.authenticate(tok)
 }
 
 // problem maps broker errors to HTTP problems, with the KBS protocol's

@@ -37,7 +37,7 @@ type VerifyResponse struct {
 }
 
 func (s *Service) handleNonce(w http.ResponseWriter, r *http.Request) error {
-	n, exp, err := s.Nonce()
+	n, exp, err := s.Nonce(r.Context())
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,15 @@
 package verifier
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/keybroker/store"
 )
 
 // NonceSize is the size of the nonces the service issues.
@@ -17,52 +18,44 @@ const NonceSize = 32
 // ErrTooManyNonces means the nonce store is full; clients should retry later.
 var ErrTooManyNonces = errors.New("too many outstanding nonces")
 
-// nonces holds issued, unused nonces until they expire.
+// nonces holds issued, unused nonces until they expire, as records
+// "nonce/<hex>" of an ephemeral store: in memory, or shared by every
+// replica through the database.
 type nonces struct {
 	ttl time.Duration
-	max int
 	now func() time.Time
-
-	mu     sync.Mutex
-	issued map[[NonceSize]byte]time.Time // nonce -> expiry
+	eph store.Ephemeral
 }
 
-func (n *nonces) issue() ([]byte, time.Time, error) {
-	var v [NonceSize]byte
-	rand.Read(v[:])
-	now := n.now()
-	exp := now.Add(n.ttl)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.issued) >= n.max {
-		for k, e := range n.issued {
-			if now.After(e) {
-				delete(n.issued, k)
-			}
-		}
-		if len(n.issued) >= n.max {
-			return nil, time.Time{}, ErrTooManyNonces
-		}
+func nonceKey(v []byte) string { return "nonce/" + hex.EncodeToString(v) }
+
+func (n *nonces) issue(ctx context.Context) ([]byte, time.Time, error) {
+	v := make([]byte, NonceSize)
+	rand.Read(v)
+	exp := n.now().Add(n.ttl)
+	ok, err := n.eph.Add(ctx, nonceKey(v), nil, exp)
+	switch {
+	case errors.Is(err, store.ErrFull):
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrTooManyNonces, err)
+	case err != nil:
+		return nil, time.Time{}, fmt.Errorf("verifier: issue nonce: %w", err)
+	case !ok:
+		return nil, time.Time{}, errors.New("verifier: issue nonce: a fresh random nonce is already issued")
 	}
-	n.issued[v] = exp
-	return v[:], exp, nil
+	return v, exp, nil
 }
 
 // take consumes a nonce: it must have been issued, be unexpired and unused.
-func (n *nonces) take(v []byte) error {
+func (n *nonces) take(ctx context.Context, v []byte) error {
 	if len(v) != NonceSize {
 		return fmt.Errorf("%w: nonce is %d bytes; this verifier issues %d-byte nonces", attestation.ErrNonce, len(v), NonceSize)
 	}
-	k := [NonceSize]byte(v)
-	n.mu.Lock()
-	exp, ok := n.issued[k]
-	delete(n.issued, k)
-	n.mu.Unlock()
-	switch {
-	case !ok:
-		return fmt.Errorf("%w: nonce %s… was not issued by this verifier or was already used", attestation.ErrNonce, hex.EncodeToString(v[:4]))
-	case n.now().After(exp):
-		return fmt.Errorf("%w: nonce expired at %s; request a new one", attestation.ErrNonce, exp.UTC().Format(time.RFC3339))
+	_, ok, err := n.eph.Take(ctx, nonceKey(v))
+	if err != nil {
+		return fmt.Errorf("verifier: consume nonce: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: nonce %s… was not issued by this verifier, has expired (nonces live %s) or was already used; request a new one", attestation.ErrNonce, hex.EncodeToString(v[:4]), n.ttl)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/token"
 )
 
@@ -24,8 +25,12 @@ type Config struct {
 	Issuer *token.Issuer
 	// NonceTTL is how long an issued nonce stays valid; zero means 5 minutes.
 	NonceTTL time.Duration
-	// MaxNonces bounds outstanding nonces; zero means 100000.
+	// MaxNonces bounds outstanding nonces kept in memory; zero means
+	// 100000. It does not apply to Nonces.
 	MaxNonces int
+	// Nonces keeps issued nonces. Nil keeps them in this process's memory;
+	// replicas that share a store's Ephemeral accept each other's nonces.
+	Nonces store.Ephemeral
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -53,23 +58,27 @@ func New(cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	n := &nonces{ttl: cfg.NonceTTL, max: cfg.MaxNonces, now: cfg.Now, issued: map[[NonceSize]byte]time.Time{}}
+	n := &nonces{ttl: cfg.NonceTTL, now: cfg.Now, eph: cfg.Nonces}
 	if n.ttl == 0 {
 		n.ttl = 5 * time.Minute
 	}
-	if n.max == 0 {
-		n.max = 100000
-	}
 	if n.now == nil {
 		n.now = time.Now
+	}
+	if n.eph == nil {
+		max := cfg.MaxNonces
+		if max == 0 {
+			max = 100000
+		}
+		n.eph = store.NewMemoryEphemeral(max, n.now)
 	}
 	s.nonces = n
 	return s, nil
 }
 
 // Nonce issues a single-use nonce and returns it with its expiry.
-func (s *Service) Nonce() ([]byte, time.Time, error) {
-	return s.nonces.issue()
+func (s *Service) Nonce(ctx context.Context) ([]byte, time.Time, error) {
+	return s.nonces.issue(ctx)
 }
 
 // Freshness says how Verify checks that evidence is fresh.
@@ -154,7 +163,7 @@ func (s *Service) verify(ctx context.Context, b *attestation.Bundle, opts Option
 		if b.RuntimeData.Empty() {
 			return rep.fail("freshness", fmt.Errorf("%w: bundle carries no nonce; request one from POST /v1/attestation/nonce", attestation.ErrNonce))
 		}
-		if err := s.nonces.take(b.RuntimeData.Nonce); err != nil {
+		if err := s.nonces.take(ctx, b.RuntimeData.Nonce); err != nil {
 			return rep.fail("freshness", err)
 		}
 		rep.pass("freshness", "nonce issued by this verifier, unexpired, now consumed")

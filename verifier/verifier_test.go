@@ -21,6 +21,7 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/token"
 )
 
@@ -175,8 +176,10 @@ func TestRefusals(t *testing.T) {
 
 	t.Run("expired nonce", func(t *testing.T) {
 		now := time.Now()
-		f.svc.nonces.now = func() time.Time { return now }
-		defer func() { f.svc.nonces.now = time.Now }()
+		clock := func() time.Time { return now }
+		saved := *f.svc.nonces
+		f.svc.nonces.now, f.svc.nonces.eph = clock, store.NewMemoryEphemeral(0, clock)
+		defer func() { *f.svc.nonces = saved }()
 		b := fresh()
 		now = now.Add(time.Hour)
 		if _, err := f.client.Verify(ctx, b); !errors.Is(err, attestation.ErrNonce) || !strings.Contains(err.Error(), "expired") {
@@ -235,18 +238,20 @@ func (zeros) Read(p []byte) (int, error) {
 }
 
 func TestNonceStoreBounded(t *testing.T) {
-	n := &nonces{ttl: time.Minute, max: 3, now: time.Now, issued: map[[NonceSize]byte]time.Time{}}
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	n := &nonces{ttl: time.Minute, now: clock, eph: store.NewMemoryEphemeral(3, clock)}
 	for range 3 {
-		if _, _, err := n.issue(); err != nil {
+		if _, _, err := n.issue(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := n.issue(); !errors.Is(err, ErrTooManyNonces) {
+	if _, _, err := n.issue(ctx); !errors.Is(err, ErrTooManyNonces) {
 		t.Errorf("fourth nonce: %v, want ErrTooManyNonces", err)
 	}
-	later := time.Now().Add(2 * time.Minute)
-	n.now = func() time.Time { return later }
-	if _, _, err := n.issue(); err != nil {
+	now = now.Add(2 * time.Minute)
+	if _, _, err := n.issue(ctx); err != nil {
 		t.Errorf("expired nonces were not swept: %v", err)
 	}
 }
@@ -257,7 +262,7 @@ func BenchmarkVerifySim(b *testing.B) {
 	a := simAttester(b)
 	bundles := make([]*attestation.Bundle, 0, 1024)
 	mk := func() *attestation.Bundle {
-		n, _, err := f.svc.Nonce()
+		n, _, err := f.svc.Nonce(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

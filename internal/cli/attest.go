@@ -161,7 +161,7 @@ func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out 
 	if err != nil {
 		return err
 	}
-	svc, err := f.service(ctx, log, nil)
+	svc, err := f.service(ctx, log, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -177,7 +177,7 @@ func (d *demo) simRoundTrip(ctx context.Context, dir string, log *slog.Logger) e
 	}
 
 	strict := &serveFlags{verifyFlags: verifyFlags{offline: true}}
-	svc, err := strict.service(ctx, log, nil)
+	svc, err := strict.service(ctx, log, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,7 @@ func (d *demo) realEvidence(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", v.name, err)
 		}
 		f := &verifyFlags{offline: true, at: v.at}
-		svc, err := f.service(ctx, quiet, nil)
+		svc, err := f.service(ctx, quiet, nil, nil)
 		if err != nil {
 			return err
 		}

@@ -1,32 +1,37 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker/store"
 )
 
 // coordinator keeps collaborations: it stores each collaboration file in
-// the blob store, accepts a new one only if it verifies and extends the
-// stored one (same versions first, no approval dropped), and records every
-// new manifest version and approval in the transparency log. It holds no
-// secret and decides nothing: brokers and receivers check the signatures
-// themselves; the coordinator makes the history public and append-only.
+// the server's store (every version kept), accepts a new one only if it
+// verifies and extends the stored one (same versions first, no approval
+// dropped), and records every new manifest version and approval in the
+// transparency log before storing it. It holds no secret and decides
+// nothing: brokers and receivers check the signatures themselves; the
+// coordinator makes the history public and append-only.
+//
+// Replicas sharing a PostgreSQL store may race on one collaboration: the
+// store accepts one version n+1 and the loser is answered 409 (fetch and
+// push again). The loser's new entries may already be logged: the log
+// holds every stored version and approval, and can hold one whose store
+// write then failed (as after a crash between the two).
 type coordinator struct {
-	blobs blob.Store
+	state store.Store
 	log   *auditlog.Log
-	mu    sync.Mutex // serialises updates
+	mu    sync.Mutex // serialises this process's updates
 }
 
 var errCoordinator = errors.New("collaboration refused")
@@ -37,15 +42,18 @@ func mountCoordinator(m *mountContext) error {
 	if m.auditLog == nil {
 		return errors.New("the coordinator needs the log role (it logs every manifest version and approval)")
 	}
-	blobs, err := m.openBlobs(m.ctx)
-	if err != nil {
-		return err
+	if m.state == nil {
+		return errors.New("the coordinator needs a store (--store)")
 	}
-	c := &coordinator{blobs: blobs, log: m.auditLog}
+	c := &coordinator{state: m.state, log: m.auditLog}
 	mapErr := func(err error) *web.Problem {
 		switch {
-		case errors.Is(err, blob.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound):
 			return web.NewProblem(http.StatusNotFound, "not-found", "no such collaboration", err)
+		case errors.Is(err, store.ErrConflict):
+			return web.NewProblem(http.StatusConflict, "concurrent-update", "the collaboration changed while this update was checked: fetch it and push again", err)
+		case errors.Is(err, store.ErrInvalid):
+			return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
 		case errors.Is(err, errCoordinator), errors.Is(err, collab.ErrMalformedCollaboration), errors.Is(err, collab.ErrInvalidManifest),
 			errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
 			return web.NewProblem(http.StatusConflict, "collaboration-refused", err.Error(), err)
@@ -57,16 +65,13 @@ func mountCoordinator(m *mountContext) error {
 	return nil
 }
 
-func collabKey(id string) string { return "collaborations/" + id + ".json" }
-
 func (c *coordinator) get(w http.ResponseWriter, r *http.Request) error {
-	rc, err := c.blobs.Get(r.Context(), collabKey(r.PathValue("id")))
+	file, _, err := c.state.GetCollaboration(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
 	w.Header().Set("Content-Type", "application/json")
-	_, err = io.Copy(w, rc)
+	_, err = w.Write(file)
 	return err
 }
 
@@ -95,16 +100,13 @@ func (c *coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var prev *collab.Collaboration
-	if rc, err := c.blobs.Get(r.Context(), collabKey(next.ID)); err == nil {
-		data, rerr := io.ReadAll(io.LimitReader(rc, collab.MaxCollaborationSize+1))
-		rc.Close()
-		if rerr != nil {
-			return rerr
-		}
+	data, version, err := c.state.GetCollaboration(r.Context(), next.ID)
+	switch {
+	case err == nil:
 		if prev, err = collab.ParseCollaboration(data); err != nil {
 			return fmt.Errorf("stored collaboration %s: %w", next.ID, err)
 		}
-	} else if !errors.Is(err, blob.ErrNotFound) {
+	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
 	newVersions, newApprovals, err := extends(prev, next)
@@ -112,6 +114,9 @@ func (c *coordinator) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := PutResponse{Versions: len(next.Versions), Approvals: len(next.Approvals)}
+	if len(newVersions) == 0 && len(newApprovals) == 0 {
+		return web.WriteJSON(w, http.StatusOK, resp) // nothing new: stored and logged already
+	}
 	now := time.Now().UTC()
 	for _, n := range newVersions {
 		m := next.Version(n)
@@ -133,7 +138,7 @@ func (c *coordinator) put(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := c.blobs.Put(r.Context(), collabKey(next.ID), bytes.NewReader(body), int64(len(body))); err != nil {
+	if err := c.state.PutCollaboration(r.Context(), next.ID, body, version+1); err != nil {
 		return err
 	}
 	return web.WriteJSON(w, http.StatusOK, resp)

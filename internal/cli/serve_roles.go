@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/kek"
@@ -106,16 +105,20 @@ type mountContext struct {
 	// decisions proves logged key-release decisions, once the log role
 	// has mounted a follower of the key broker's audit trail.
 	decisions *decisionProver
-	// kbsStore is the key broker's store, once the kbs role has mounted.
+	// state is the server's store (--store: SQLite by default, or
+	// PostgreSQL), shared by every role: the verifier's nonces, the key
+	// broker's sessions, resources and audit trail, the coordinator's
+	// collaborations. Nil for `kura verifier serve`, which keeps its
+	// nonces in memory.
+	state store.Store
+	// kbsStore is state, once the kbs role has mounted.
 	kbsStore store.Store
 	// auditLog is the transparency log, once the log role has mounted.
 	auditLog *auditlog.Log
 	// policyChanges are told of every release-policy version the key
 	// broker stores; the log role adds one.
 	policyChanges []func(context.Context, *keybroker.PolicyChange) error
-	// openBlobs opens the configured blob store (--blob; `kura serve` only).
-	openBlobs func(context.Context) (blob.Store, error)
-	closers   []func()
+	closers       []func()
 }
 
 // onClose registers fn to run when the server stops, in reverse order.
@@ -192,14 +195,9 @@ func newServer(ctx context.Context, f *serveFlags, log *slog.Logger) (s *server,
 	if err != nil {
 		return nil, err
 	}
-	svc, err := f.service(ctx, log, iss)
-	if err != nil {
-		return nil, err
-	}
 	m := &mountContext{
 		ctx: ctx, f: f, log: log, mux: http.NewServeMux(), metrics: metrics.New(), ready: &web.Readiness{},
-		verifier: svc, issuer: iss, audit: &auditFanout{}, decisions: &decisionProver{},
-		openBlobs: func(ctx context.Context) (blob.Store, error) { return f.blob.open(ctx, f.data, log) },
+		issuer: iss, audit: &auditFanout{}, decisions: &decisionProver{},
 	}
 	closeAll := func() {
 		for _, fn := range slices.Backward(m.closers) {
@@ -211,6 +209,23 @@ func newServer(ctx context.Context, f *serveFlags, log *slog.Logger) (s *server,
 			closeAll()
 		}
 	}()
+	var nonces store.Ephemeral
+	if f.roles != roleVerifier {
+		spec := f.kbs.store
+		if spec == "" {
+			spec = filepath.Join(f.data, "kbs.db")
+		}
+		if m.state, err = openStore(ctx, spec, log); err != nil {
+			return nil, fmt.Errorf("store %s: %w", redactURL(spec), err)
+		}
+		st := m.state
+		m.onClose(func() { st.Close() })
+		m.ready.AddCheck("store", func(ctx context.Context) error { return pingStore(ctx, st) })
+		nonces = st.Ephemeral()
+	}
+	if m.verifier, err = f.service(ctx, log, iss, nonces); err != nil {
+		return nil, err
+	}
 	m.ready.AddCheck("token-key", func(context.Context) error {
 		if len(iss.JWKS()) == 0 {
 			return errors.New("no token signing key loaded")
@@ -265,10 +280,7 @@ func mountVerifier(m *mountContext) error {
 // protocol and the owner API.
 func mountKBS(m *mountContext) error {
 	k, log := &m.f.kbs, m.log
-	storeSpec, kekPath := k.store, k.kekFile
-	if storeSpec == "" {
-		storeSpec = filepath.Join(m.f.data, "kbs.db")
-	}
+	kekPath := k.kekFile
 	if kekPath == "" {
 		kekPath = filepath.Join(m.f.data, "kek")
 	}
@@ -284,11 +296,7 @@ func mountKBS(m *mountContext) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(m.ctx, storeSpec, log)
-	if err != nil {
-		return fmt.Errorf("key broker store %s: %w", redactURL(storeSpec), err)
-	}
-	m.onClose(func() { st.Close() })
+	st := m.state
 	m.kbsStore = st
 	var admins *keybroker.Admins
 	if k.adminKeys != "" {
@@ -299,7 +307,7 @@ func mountKBS(m *mountContext) error {
 		log.Warn("admin API disabled: no --admin-keys")
 	}
 	b, err := keybroker.New(keybroker.Config{
-		Store: st, Keys: ring, Tokens: tokens, Attest: m.metrics.Attester(m.verifier), DevMode: m.f.dev,
+		Store: st, Ephemeral: st.Ephemeral(), Keys: ring, Tokens: tokens, Attest: m.metrics.Attester(m.verifier), DevMode: m.f.dev,
 		Audit: m.metrics.AuditSink(m.audit), ProveDecision: m.decisions.prove, RateLimit: m.f.kbsRateLimit, Logger: log,
 		OnPolicyChange: func(ctx context.Context, c *keybroker.PolicyChange) error {
 			for _, fn := range m.policyChanges {
@@ -314,7 +322,6 @@ func mountKBS(m *mountContext) error {
 		return err
 	}
 	b.Register(m.mux, admins)
-	m.ready.AddCheck("kbs-store", func(ctx context.Context) error { return pingStore(ctx, st) })
 	m.ready.AddCheck("kek", func(context.Context) error {
 		if ring == nil {
 			return errors.New("no key-encryption key loaded")

@@ -22,6 +22,7 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collateral"
+	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
@@ -72,8 +73,9 @@ func (v *verifyFlags) clock() (func() time.Time, error) {
 	return func() time.Time { return t }, nil
 }
 
-// service builds a verification service from the flags. issuer may be nil.
-func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *token.Issuer) (*verifier.Service, error) {
+// service builds a verification service from the flags. issuer may be nil;
+// nonces nil keeps issued nonces in memory.
+func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces store.Ephemeral) (*verifier.Service, error) {
 	now, err := v.clock()
 	if err != nil {
 		return nil, err
@@ -121,6 +123,7 @@ func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *tok
 		TEEs:      map[attestation.TEE]attestation.Verifier{attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV},
 		Appraiser: ap,
 		Issuer:    issuer,
+		Nonces:    nonces,
 		Logger:    log,
 	})
 }

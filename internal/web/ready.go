@@ -26,7 +26,7 @@ type ReadyResponse struct {
 	// Status is "ready" or "not ready".
 	Status string `json:"status"`
 	// Reasons says, per failed check, why not ("draining: shutting down",
-	// "kbs-store: ..."). Causes are summarised for operators; they hold no
+	// "store: ..."). Causes are summarised for operators; they hold no
 	// secrets.
 	Reasons []string `json:"reasons,omitempty"`
 }
