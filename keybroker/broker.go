@@ -100,7 +100,8 @@ type Broker struct {
 	onPolicy    func(ctx context.Context, c *PolicyChange) error
 	prove       func(ctx context.Context, seq int64) ([]byte, error)
 	policies    *policies
-	stored      *policyCache
+	stored      *storeCache[string]          // release policies by scope
+	resources   *storeCache[*store.Resource] // latest resource versions by path
 	verified    *tokenCache
 	ephemeral   store.Ephemeral
 	sessions    *sessions
@@ -143,7 +144,14 @@ func New(cfg Config) (*Broker, error) {
 		b.ephemeral = store.NewMemoryEphemeral(2*max+10000, b.now) // a session is two records; admin nonces
 	}
 	b.sessions = newSessions(ttl, max, b.now, b.ephemeral)
-	b.stored = &policyCache{store: b.store, now: b.now, m: map[string]cachedPolicy{}}
+	b.stored = newStoreCache(b.now, func(ctx context.Context, scope string) (string, error) {
+		p, err := b.store.GetPolicy(ctx, scope)
+		if err != nil {
+			return "", err
+		}
+		return p.Rego, nil
+	})
+	b.resources = newStoreCache(b.now, b.store.GetResource)
 	rl := cfg.RateLimit
 	if rl == 0 {
 		rl = 200
@@ -228,6 +236,7 @@ func (b *Broker) Put(ctx context.Context, path string, value []byte, meta map[st
 		Path: path, Sealed: sealed, WrappedDEK: wrapped, KEKID: kekID,
 		CreatedAt: b.now().UTC(), CreatedBy: by, PolicyID: policyID, Metadata: meta,
 	})
+	b.resources.forget(path)
 	if err != nil {
 		return 0, err
 	}
@@ -241,6 +250,7 @@ func (b *Broker) Delete(ctx context.Context, path, by string) (int64, error) {
 		return 0, err
 	}
 	v, err := b.store.DeleteResource(ctx, path, by)
+	b.resources.forget(path)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
@@ -361,54 +371,61 @@ func (b *Broker) policyFor(ctx context.Context, req RequestView) (scope, src str
 	return "builtin", DefaultReleasePolicy, nil
 }
 
-// PolicyTTL is how long a broker trusts its cached copy of a stored
-// release policy: a policy change reaches every replica within this time.
-const PolicyTTL = time.Second
+// CacheTTL is how long a broker trusts its cached copy of a stored release
+// policy or resource: a change made through another replica (or another
+// process on the same database) reaches this one within this time, and one
+// made through this broker at once.
+const CacheTTL = time.Second
 
-// policyCache caches stored release policies for PolicyTTL.
-type policyCache struct {
-	store store.Store
+// storeCache caches what fetch reads from the store for CacheTTL, found or
+// not. Cached values are shared: callers must not modify them.
+type storeCache[V any] struct {
+	fetch func(ctx context.Context, key string) (V, error) // store.ErrNotFound: none
 	now   func() time.Time
 
 	mu sync.Mutex
-	m  map[string]cachedPolicy
+	m  map[string]cached[V]
 }
 
-type cachedPolicy struct {
-	src     string
+type cached[V any] struct {
+	v       V
 	found   bool
 	fetched time.Time
 }
 
-func (c *policyCache) get(ctx context.Context, scope string) (string, bool, error) {
+func newStoreCache[V any](now func() time.Time, fetch func(ctx context.Context, key string) (V, error)) *storeCache[V] {
+	return &storeCache[V]{fetch: fetch, now: now, m: map[string]cached[V]{}}
+}
+
+func (c *storeCache[V]) get(ctx context.Context, key string) (V, bool, error) {
 	now := c.now()
 	c.mu.Lock()
-	p, ok := c.m[scope]
+	e, ok := c.m[key]
 	c.mu.Unlock()
-	if ok && now.Sub(p.fetched) < PolicyTTL {
-		return p.src, p.found, nil
+	if ok && now.Sub(e.fetched) < CacheTTL {
+		return e.v, e.found, nil
 	}
-	stored, err := c.store.GetPolicy(ctx, scope)
+	v, err := c.fetch(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		p = cachedPolicy{fetched: now}
+		e = cached[V]{fetched: now}
 	case err != nil:
-		return "", false, err
+		return e.v, false, err
 	default:
-		p = cachedPolicy{src: stored.Rego, found: true, fetched: now}
+		e = cached[V]{v: v, found: true, fetched: now}
 	}
 	c.mu.Lock()
 	if len(c.m) > 10000 {
 		clear(c.m)
 	}
-	c.m[scope] = p
+	c.m[key] = e
 	c.mu.Unlock()
-	return p.src, p.found, nil
+	return e.v, e.found, nil
 }
 
-func (c *policyCache) forget(scope string) {
+func (c *storeCache[V]) forget(key string) {
 	c.mu.Lock()
-	delete(c.m, scope)
+	delete(c.m, key)
 	c.mu.Unlock()
 }
 

@@ -159,12 +159,12 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 	if a == nil {
 		return nil, fmt.Errorf("%w: no session or token", ErrUnauthenticated)
 	}
-	r, err := b.store.GetResource(ctx, path)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
-	}
+	r, found, err := b.resources.get(ctx, path)
 	if err != nil {
 		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
 	var run *RunView
 	if r.Metadata[MetaKind] == KindDatasetKey || collaboration != nil {
