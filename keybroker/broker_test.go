@@ -429,6 +429,27 @@ func TestReplicas(t *testing.T) {
 		}
 	}
 
+	// A new version put through a is released by a at once, and by b, which
+	// cached the old one, within CacheTTL; a deletion through a is refused
+	// by a at once.
+	rotated := []byte("the rotated key")
+	if _, err := a.admin.Put(ctx, secretPath, rotated, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Resource(ctx, secretPath); err != nil || !bytes.Equal(got, rotated) { // a
+		t.Fatalf("fetch from the replica that stored a new version: %q, %v", got, err)
+	}
+	time.Sleep(CacheTTL)
+	if got, err := s.Resource(ctx, secretPath); err != nil || !bytes.Equal(got, rotated) { // b
+		t.Fatalf("fetch from the other replica after CacheTTL: %q, %v", got, err)
+	}
+	if _, err := a.admin.Delete(ctx, secretPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resource(ctx, secretPath); !errors.Is(err, ErrNotFound) { // a
+		t.Fatalf("fetch of a deleted resource from the replica that deleted it: %v", err)
+	}
+
 	// A failed attestation on b spends the challenge a issued, for both.
 	g, _ := newCoCoGuest(t, a, "0.4.0", "sample")
 	g.s.hc.Transport = &alternate{hosts: []string{b.srv.Listener.Addr().String(), a.srv.Listener.Addr().String()}}
