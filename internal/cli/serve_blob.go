@@ -1,16 +1,22 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kura-cc/kura/blob"
+	"github.com/kura-cc/kura/blob/local"
+	"github.com/kura-cc/kura/blob/s3"
 )
 
-// blobFlags configure the blob store (sealed datasets, results). No role
-// stores blobs yet (the coordinator keeps collaboration files in --store,
-// where replicas update them safely): `kura serve` checks the settings at
-// start, and packages blob/local and blob/s3 are ready for the role that
-// will.
+// blobFlags configure the blob store: the log role's archive of the result
+// bundles and deletion receipts it logged. `kura serve` checks the settings
+// at start; the log role opens the store.
 type blobFlags struct {
 	spec          string
 	s3Endpoint    string
@@ -43,4 +49,44 @@ func (b *blobFlags) check() error {
 		return usagef("--blob %s needs --s3-access-key-file and --s3-secret-key-file", b.spec)
 	}
 	return nil
+}
+
+// open opens the configured blob store.
+func (b *blobFlags) open(ctx context.Context, dataDir string, log *slog.Logger) (blob.Store, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	rest, isS3 := strings.CutPrefix(b.spec, "s3://")
+	if !isS3 {
+		dir := b.spec
+		if dir == "" {
+			dir = filepath.Join(dataDir, "blobs")
+		}
+		return local.New(ctx, local.Config{Dir: dir, Logger: log})
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	access, err := readSecretLine("--s3-access-key-file", b.s3AccessFile)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := readSecretLine("--s3-secret-key-file", b.s3SecretFile)
+	if err != nil {
+		return nil, err
+	}
+	return s3.New(ctx, s3.Config{
+		Endpoint: b.s3Endpoint, Bucket: bucket, Prefix: prefix, Region: b.s3Region,
+		AccessKey: access, SecretKey: secret, UseTLS: !b.s3PlainHTTP, PartSize: b.s3PartSizeMiB << 20,
+	})
+}
+
+func readSecretLine(flag, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("%s: %w", flag, err)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return "", usagef("%s %s is empty", flag, path)
+	}
+	return v, nil
 }

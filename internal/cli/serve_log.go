@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
@@ -143,6 +146,14 @@ func mountLog(m *mountContext) error {
 		return err
 	}
 	intake := &logIntake{log: l, runs: m.metrics}
+	if m.openBlobs != nil {
+		if intake.archive, err = m.openBlobs(m.ctx); err != nil {
+			return fmt.Errorf("blob store: %w", err)
+		}
+		h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, archiveProblem, f) }
+		m.mux.Handle("GET /v1/cleanroom/results/{digest}", h(intake.archived("results")))
+		m.mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(intake.archived("receipts")))
+	}
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
 	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
@@ -206,10 +217,15 @@ func loadOrCreateLogKey(path, origin string) (*auditlog.SignerKey, error) {
 
 // logIntake logs result bundles and deletion receipts. It accepts only
 // envelopes whose signature verifies with the signing key of the run
-// context they carry, and logs digests, never contents.
+// context they carry, and logs digests, never contents. With an archive
+// it also keeps each logged bundle and receipt, its inclusion proof
+// embedded, under results/ or receipts/<SHA-256 of the payload>.json, for
+// GET by that digest: a bundle is sealed to its receivers and a receipt
+// holds digests, so the archive holds nothing in the clear.
 type logIntake struct {
-	log  *auditlog.Log
-	runs metrics.RunRecorder // counts runs by the outcome their receipts state
+	log     *auditlog.Log
+	runs    metrics.RunRecorder // counts runs by the outcome their receipts state
+	archive blob.Store          // nil: `kura serve --roles` without the blob settings
 }
 
 var errIntake = errors.New("not a signed result bundle, receipt or time-lock registration")
@@ -242,6 +258,11 @@ func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if dir := map[auditlog.Kind]string{auditlog.KindResult: "results", auditlog.KindReceipt: "receipts"}[kind]; dir != "" && in.archive != nil {
+			if err := in.keep(r.Context(), dir, f, p); err != nil {
+				return err
+			}
+		}
 		if kind == auditlog.KindReceipt {
 			var rec struct {
 				Outcome string `json:"outcome"`
@@ -254,6 +275,54 @@ func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 		}
 		return web.WriteJSON(w, http.StatusOK, p)
 	}
+}
+
+// keep archives a logged file with its inclusion proof embedded.
+func (in *logIntake) keep(ctx context.Context, dir string, f *result.File, p *auditlog.Proof) error {
+	proof, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	f.LogProof = proof
+	data, err := f.Marshal()
+	if err != nil {
+		return err
+	}
+	key := dir + "/" + result.DigestHex(f.Envelope.Payload) + ".json"
+	if err := in.archive.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("archive %s: %w", key, err)
+	}
+	return nil
+}
+
+var errBadDigest = errors.New("want the SHA-256 of the payload as 64 lower-case hex digits")
+
+// archived serves a kept file by the SHA-256 of its payload.
+func (in *logIntake) archived(dir string) web.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		d := r.PathValue("digest")
+		if b, err := hex.DecodeString(d); err != nil || len(b) != sha256.Size || hex.EncodeToString(b) != d {
+			return errBadDigest
+		}
+		rc, err := in.archive.Get(r.Context(), dir+"/"+d+".json")
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "application/json")
+		_, err = io.Copy(w, rc)
+		return err
+	}
+}
+
+func archiveProblem(err error) *web.Problem {
+	switch {
+	case errors.Is(err, errBadDigest):
+		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
+	case errors.Is(err, blob.ErrNotFound):
+		return web.NewProblem(http.StatusNotFound, "not-found", "no logged file with that payload digest", err)
+	}
+	return nil
 }
 
 func intakeProblem(err error) *web.Problem {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/kek"
@@ -118,7 +119,9 @@ type mountContext struct {
 	// policyChanges are told of every release-policy version the key
 	// broker stores; the log role adds one.
 	policyChanges []func(context.Context, *keybroker.PolicyChange) error
-	closers       []func()
+	// openBlobs opens the configured blob store (--blob; `kura serve` only).
+	openBlobs func(context.Context) (blob.Store, error)
+	closers   []func()
 }
 
 // onClose registers fn to run when the server stops, in reverse order.
@@ -198,6 +201,7 @@ func newServer(ctx context.Context, f *serveFlags, log *slog.Logger) (s *server,
 	m := &mountContext{
 		ctx: ctx, f: f, log: log, mux: http.NewServeMux(), metrics: metrics.New(), ready: &web.Readiness{},
 		issuer: iss, audit: &auditFanout{}, decisions: &decisionProver{},
+		openBlobs: func(ctx context.Context) (blob.Store, error) { return f.blob.open(ctx, f.data, log) },
 	}
 	closeAll := func() {
 		for _, fn := range slices.Backward(m.closers) {

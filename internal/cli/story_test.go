@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -379,6 +380,28 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
+	// The log role keeps what it logged: the result bundle and the receipt,
+	// proofs embedded, by the SHA-256 of their payloads.
+	for _, kept := range []struct{ path, route string }{{resultPath, "results"}, {filepath.Join(dir, "result.receipt.json"), "receipts"}} {
+		local, err := os.ReadFile(kept.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := result.ParseFile(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := httpGet(t, logURL+"/v1/cleanroom/"+kept.route+"/"+result.DigestHex(f.Envelope.Payload))
+		if code != http.StatusOK || !bytes.Equal(bytes.TrimSpace([]byte(body)), bytes.TrimSpace(local)) {
+			t.Errorf("GET the kept %s: %d, and it differs from the worker's file:\n%s", kept.route, code, body)
+		}
+	}
+	if code, _ := httpGet(t, logURL+"/v1/cleanroom/results/"+strings.Repeat("0", 64)); code != http.StatusNotFound {
+		t.Errorf("GET an unknown result: %d, want 404", code)
+	}
+	if code, _ := httpGet(t, logURL+"/v1/cleanroom/results/..%2fkbs.db"); code != http.StatusBadRequest {
+		t.Errorf("GET a result by a path that is no digest: %d, want 400", code)
+	}
 	if resp, err := http.Get(logURL + "/metrics"); err != nil {
 		t.Fatal(err)
 	} else {
@@ -435,4 +458,15 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run(open...); code != ExitBadEvidence {
 		t.Errorf("tampered bundle: exit %d\n%s", code, out)
 	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
