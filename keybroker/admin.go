@@ -170,6 +170,10 @@ type PutRequest struct {
 // VersionResponse reports the version a write created.
 type VersionResponse struct {
 	Version int64 `json:"version"`
+	// LogProof is, for a release policy stored by a server that runs the
+	// transparency log, the inclusion proof of its policy_change entry
+	// (docs/spec/auditlog.md §5).
+	LogProof json.RawMessage `json:"log_proof,omitempty"`
 }
 
 // PolicyResponse is the body of GET /kbs/v0/admin/policy/{scope}.
@@ -240,11 +244,11 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 		return web.WriteJSON(w, http.StatusOK, ms)
 	}))
 	mux.Handle("PUT /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, body []byte, by string) error {
-		v, err := b.SetPolicy(r.Context(), r.PathValue("scope"), string(body), by)
+		v, proof, err := b.SetPolicy(r.Context(), r.PathValue("scope"), string(body), by)
 		if err != nil {
 			return err
 		}
-		return web.WriteJSON(w, http.StatusOK, VersionResponse{Version: v})
+		return web.WriteJSON(w, http.StatusOK, VersionResponse{Version: v, LogProof: proof})
 	}))
 	mux.Handle("GET /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, _ string) error {
 		scope := r.PathValue("scope")

@@ -59,9 +59,11 @@ type Config struct {
 	// transparency log. Nil means none.
 	Audit AuditSink
 	// OnPolicyChange is told of every release-policy version stored, e.g.
-	// to record it in the transparency log; an error fails SetPolicy
-	// (after the store) with a message saying so. Nil means none.
-	OnPolicyChange func(ctx context.Context, c *PolicyChange) error
+	// to record it in the transparency log, and returns the inclusion proof
+	// (JSON, docs/spec/auditlog.md §5) of the entry it made, or nil; an
+	// error fails SetPolicy (after the store) with a message saying so. Nil
+	// means none.
+	OnPolicyChange func(ctx context.Context, c *PolicyChange) (logProof []byte, err error)
 	// ProveDecision returns the transparency-log inclusion proof (JSON,
 	// docs/spec/auditlog.md §5) of the decision with audit sequence number
 	// seq, waiting until it is logged; resource requests asking for one
@@ -97,7 +99,7 @@ type Broker struct {
 	maxTokenAge time.Duration
 	devMode     bool
 	audit       AuditSink
-	onPolicy    func(ctx context.Context, c *PolicyChange) error
+	onPolicy    func(ctx context.Context, c *PolicyChange) ([]byte, error)
 	prove       func(ctx context.Context, seq int64) ([]byte, error)
 	policies    *policies
 	stored      *storeCache[string]          // release policies by scope
@@ -321,28 +323,30 @@ func PolicyScope(s string) error {
 	return nil
 }
 
-// SetPolicy stores a new version of a release policy after checking it compiles.
-func (b *Broker) SetPolicy(ctx context.Context, scope, src, by string) (int64, error) {
+// SetPolicy stores a new version of a release policy after checking it
+// compiles, and returns the version and, when OnPolicyChange logged it, the
+// log entry's inclusion proof.
+func (b *Broker) SetPolicy(ctx context.Context, scope, src, by string) (version int64, logProof []byte, err error) {
 	if err := PolicyScope(scope); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if _, err := b.policies.compile(ctx, src); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return 0, nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	now := b.now().UTC()
 	v, err := b.store.PutPolicy(ctx, &store.Policy{Scope: scope, Rego: src, CreatedAt: now, CreatedBy: by})
 	b.stored.forget(scope)
 	if err != nil {
-		return v, err
+		return v, nil, err
 	}
 	b.log.InfoContext(ctx, "release policy stored", "scope", scope, "version", v, "by", by)
 	if b.onPolicy != nil {
 		sum := sha256.Sum256([]byte(src))
-		if err := b.onPolicy(ctx, &PolicyChange{Scope: scope, Version: v, SHA256: hex.EncodeToString(sum[:]), By: by, Time: now}); err != nil {
-			return v, fmt.Errorf("release policy stored as %s version %d but not recorded: %w", scope, v, err)
+		if logProof, err = b.onPolicy(ctx, &PolicyChange{Scope: scope, Version: v, SHA256: hex.EncodeToString(sum[:]), By: by, Time: now}); err != nil {
+			return v, nil, fmt.Errorf("release policy stored as %s version %d but not recorded: %w", scope, v, err)
 		}
 	}
-	return v, nil
+	return v, logProof, nil
 }
 
 // PolicyChange is a stored release-policy version, as the transparency log

@@ -341,13 +341,17 @@ func (c *AdminClient) Delete(ctx context.Context, path string) (int64, error) {
 	return v.Version, c.do(ctx, http.MethodDelete, "/kbs/v0/admin/resource/"+path, nil, &v)
 }
 
-// SetPolicy stores a release policy for scope.
-func (c *AdminClient) SetPolicy(ctx context.Context, scope, rego string) (int64, error) {
+// SetPolicy stores a release policy for scope and returns its version and,
+// from a server with a transparency log, the proof that it was logged.
+func (c *AdminClient) SetPolicy(ctx context.Context, scope, rego string) (*VersionResponse, error) {
 	if err := PolicyScope(scope); err != nil {
-		return 0, err
+		return nil, err
 	}
 	var v VersionResponse
-	return v.Version, c.do(ctx, http.MethodPut, "/kbs/v0/admin/policy/"+scope, []byte(rego), &v)
+	if err := c.do(ctx, http.MethodPut, "/kbs/v0/admin/policy/"+scope, []byte(rego), &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // Policy returns the release policy stored for scope.

@@ -554,7 +554,10 @@ func newSecretCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored policy %s version %d\n", args[0], v)
+			fmt.Fprintf(cmd.OutOrStdout(), "stored policy %s version %d\n", args[0], v.Version)
+			if p, err := auditlog.ParseProof(v.LogProof); err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "policy change logged at index %d\n", p.Index)
+			}
 			return nil
 		},
 	}

@@ -132,10 +132,13 @@ func mountLog(m *mountContext) error {
 		})
 		m.audit.add(f)
 		m.decisions.follower = f
-		m.policyChanges = append(m.policyChanges, func(ctx context.Context, c *keybroker.PolicyChange) error {
-			_, err := l.Append(ctx, &auditlog.Entry{Kind: auditlog.KindPolicyChange, Time: c.Time,
+		m.policyChanges = append(m.policyChanges, func(ctx context.Context, c *keybroker.PolicyChange) ([]byte, error) {
+			p, err := l.AppendAndProve(ctx, &auditlog.Entry{Kind: auditlog.KindPolicyChange, Time: c.Time,
 				PolicyID: fmt.Sprintf("%s@%d", c.Scope, c.Version), Subject: "sha256:" + c.SHA256})
-			return err
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(p)
 		})
 	}
 	m.ready.AddCheck("log", func(ctx context.Context) error {

@@ -118,7 +118,7 @@ type mountContext struct {
 	auditLog *auditlog.Log
 	// policyChanges are told of every release-policy version the key
 	// broker stores; the log role adds one.
-	policyChanges []func(context.Context, *keybroker.PolicyChange) error
+	policyChanges []func(context.Context, *keybroker.PolicyChange) ([]byte, error)
 	// openBlobs opens the configured blob store (--blob; `kura serve` only).
 	openBlobs func(context.Context) (blob.Store, error)
 	closers   []func()
@@ -313,13 +313,17 @@ func mountKBS(m *mountContext) error {
 	b, err := keybroker.New(keybroker.Config{
 		Store: st, Ephemeral: st.Ephemeral(), Keys: ring, Tokens: tokens, Attest: m.metrics.Attester(m.verifier), DevMode: m.f.dev,
 		Audit: m.metrics.AuditSink(m.audit), ProveDecision: m.decisions.prove, RateLimit: m.f.kbsRateLimit, Logger: log,
-		OnPolicyChange: func(ctx context.Context, c *keybroker.PolicyChange) error {
+		OnPolicyChange: func(ctx context.Context, c *keybroker.PolicyChange) (proof []byte, err error) {
 			for _, fn := range m.policyChanges {
-				if err := fn(ctx, c); err != nil {
-					return err
+				p, err := fn(ctx, c)
+				if err != nil {
+					return nil, err
+				}
+				if p != nil {
+					proof = p
 				}
 			}
-			return nil
+			return proof, nil
 		},
 	})
 	if err != nil {
