@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -163,71 +162,43 @@ func TestEphemeralBound(t *testing.T) {
 	ctx := context.Background()
 	sc := newSchemas(t)
 	url := sc.urlFor(t, "db")
-	open := func() *Store {
-		s, err := New(ctx, Config{URL: url, MaxEphemeral: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	s := open()
-	for pool, want := range map[*pgxpool.Pool]string{s.pool: "on", s.eph: "off"} {
-		var sync string
-		if err := pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&sync); err != nil || sync != want {
-			t.Errorf("synchronous_commit = %q, %v; want %s", sync, err, want)
-		}
-	}
-	e := s.Ephemeral()
-	add := func(e store.Ephemeral, key string, expires time.Time) error {
-		ok, err := e.Add(ctx, key, []byte("v"), expires)
-		if err == nil && !ok {
-			err = fmt.Errorf("Add(%s) stored nothing", key)
-		}
-		return err
-	}
-	short, long := time.Now().Add(300*time.Millisecond), time.Now().Add(time.Hour)
-	for _, k := range []string{"k0", "k1", "k2"} {
-		if err := add(e, k, short); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := add(e, "k3", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("fourth Add = %v; want ErrFull", err)
-	}
-	if _, ok, err := e.Take(ctx, "k0"); err != nil || !ok {
-		t.Fatalf("Take = %v, %v", ok, err)
-	}
-	if err := add(e, "k3", long); err != nil {
-		t.Fatalf("Add after Take = %v", err)
-	}
-	// A new replica counts the table when it opens.
-	if err := add(open().Ephemeral(), "k4", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add on a new replica = %v; want ErrFull", err)
-	}
-	// Expired records count until the purge deletes them and recounts.
-	if _, err := s.pool.Exec(ctx, `
+	var first *Store
+	storetest.EphemeralBound(t, storetest.BoundedEphemeral{
+		Open: func() store.Store {
+			s, err := New(ctx, Config{URL: url, MaxEphemeral: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if first == nil {
+				first = s
+				for pool, want := range map[*pgxpool.Pool]string{s.pool: "on", s.eph: "off"} {
+					var sync string
+					if err := pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&sync); err != nil || sync != want {
+						t.Errorf("synchronous_commit = %q, %v; want %s", sync, err, want)
+					}
+				}
+			}
+			return s
+		},
+		InsertExpired: func(n int) {
+			if _, err := first.pool.Exec(ctx, `
 INSERT INTO ephemeral (key, value, expires)
-SELECT 'old/' || i, '', 'epoch' FROM generate_series(1, 2500) i`); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Until(short) + 100*time.Millisecond)
-	if err := add(e, "k4", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add before the purge = %v; want ErrFull", err)
-	}
-	if err := s.purgeEphemeral(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM ephemeral`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("%d records after the purge, %v; want 1 (k3)", n, err)
-	}
-	for _, k := range []string{"k4", "k5"} {
-		if err := add(e, k, long); err != nil {
-			t.Fatalf("Add after the purge = %v", err)
-		}
-	}
-	if err := add(e, "k6", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add beyond the bound after the purge = %v; want ErrFull", err)
-	}
+SELECT 'old/' || i, '', 'epoch' FROM generate_series(1, $1::int) i`, n); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Purge: func() {
+			if err := first.purgeEphemeral(ctx); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Count: func() int {
+			var n int
+			if err := first.pool.QueryRow(ctx, `SELECT count(*) FROM ephemeral`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+	})
 }

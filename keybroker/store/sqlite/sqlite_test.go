@@ -331,69 +331,39 @@ func BenchmarkGetResource(b *testing.B) {
 func TestEphemeralBound(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kbs.db")
-	s, err := New(ctx, Config{Path: path, MaxEphemeral: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	e := s.Ephemeral()
-	add := func(e store.Ephemeral, key string, expires time.Time) error {
-		ok, err := e.Add(ctx, key, []byte("v"), expires)
-		if err == nil && !ok {
-			err = fmt.Errorf("Add(%s) stored nothing", key)
-		}
-		return err
-	}
-	short, long := time.Now().Add(300*time.Millisecond), time.Now().Add(time.Hour)
-	for _, k := range []string{"k0", "k1", "k2"} {
-		if err := add(e, k, short); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := add(e, "k3", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("fourth Add = %v; want ErrFull", err)
-	}
-	if _, ok, err := e.Take(ctx, "k0"); err != nil || !ok {
-		t.Fatalf("Take = %v, %v", ok, err)
-	}
-	if err := add(e, "k3", long); err != nil {
-		t.Fatalf("Add after Take = %v", err)
-	}
-	// A new handle counts the table when it opens.
-	s2, err := New(ctx, Config{Path: path, MaxEphemeral: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	if err := add(s2.Ephemeral(), "k4", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add on a new handle = %v; want ErrFull", err)
-	}
-	// Expired records count until the purge deletes them and recounts,
-	// however many there are.
-	if _, err := s.w.ExecContext(ctx, `
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
-INSERT INTO ephemeral (key, value, expires) SELECT 'old/' || i, x'', 1 FROM n`); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Until(short) + 100*time.Millisecond)
-	if err := add(e, "k4", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add before the purge = %v; want ErrFull", err)
-	}
-	if err := s.purgeEphemeral(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM ephemeral`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("%d records after the purge, %v; want 1 (k3)", n, err)
-	}
-	for _, k := range []string{"k4", "k5"} {
-		if err := add(e, k, long); err != nil {
-			t.Fatalf("Add after the purge = %v", err)
-		}
-	}
-	if err := add(e, "k6", long); !errors.Is(err, store.ErrFull) {
-		t.Fatalf("Add beyond the bound after the purge = %v; want ErrFull", err)
-	}
+	var first *Store
+	storetest.EphemeralBound(t, storetest.BoundedEphemeral{
+		Open: func() store.Store {
+			s, err := New(ctx, Config{Path: path, MaxEphemeral: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if first == nil {
+				first = s
+			}
+			return s
+		},
+		InsertExpired: func(n int) {
+			if _, err := first.w.ExecContext(ctx, `
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+INSERT INTO ephemeral (key, value, expires) SELECT 'old/' || i, x'', 1 FROM n`, n); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Purge: func() {
+			if err := first.purgeEphemeral(ctx); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Count: func() int {
+			var n int
+			if err := first.r.QueryRowContext(ctx, `SELECT count(*) FROM ephemeral`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+	})
 }
 
 // TestEphemeralBatchOrder checks that a group-committed batch runs its ops

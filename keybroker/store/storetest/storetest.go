@@ -947,3 +947,68 @@ func testEphemeralAcrossHandles(t *testing.T, open Open) {
 		t.Errorf("A.Add after B.Take = %v, %v; want true", ok, err)
 	}
 }
+
+// BoundedEphemeral is a backend's view of a database opened with
+// MaxEphemeral 3, for EphemeralBound.
+type BoundedEphemeral struct {
+	// Open returns a new handle on the database (a restart, or another
+	// replica). The first one opened is the one Purge and Count act on.
+	Open func() store.Store
+	// InsertExpired writes n expired records behind the handles' backs.
+	InsertExpired func(n int)
+	// Purge runs the first handle's purge (delete expired, recount) now.
+	Purge func()
+	// Count returns how many records the table holds, expired or not.
+	Count func() int
+}
+
+// EphemeralBound checks the bound on live ephemeral records: Add fails
+// with ErrFull at the bound, a Take makes room, a new handle counts the
+// table when it opens, and expired records count until a purge deletes
+// them and recounts, however many there are.
+func EphemeralBound(t *testing.T, b BoundedEphemeral) {
+	ctx := context.Background()
+	e := b.Open().Ephemeral()
+	add := func(e store.Ephemeral, key string, expires time.Time) error {
+		ok, err := e.Add(ctx, key, []byte("v"), expires)
+		if err == nil && !ok {
+			err = fmt.Errorf("Add(%s) stored nothing", key)
+		}
+		return err
+	}
+	short, long := time.Now().Add(300*time.Millisecond), time.Now().Add(time.Hour)
+	for _, k := range []string{"k0", "k1", "k2"} {
+		if err := add(e, k, short); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(e, "k3", long); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("fourth Add = %v; want ErrFull", err)
+	}
+	if _, ok, err := e.Take(ctx, "k0"); err != nil || !ok {
+		t.Fatalf("Take = %v, %v", ok, err)
+	}
+	if err := add(e, "k3", long); err != nil {
+		t.Fatalf("Add after Take = %v", err)
+	}
+	if err := add(b.Open().Ephemeral(), "k4", long); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Add on a new handle = %v; want ErrFull", err)
+	}
+	b.InsertExpired(2500)
+	time.Sleep(time.Until(short) + 100*time.Millisecond)
+	if err := add(e, "k4", long); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Add before the purge = %v; want ErrFull", err)
+	}
+	b.Purge()
+	if n := b.Count(); n != 1 {
+		t.Errorf("%d records after the purge; want 1 (k3)", n)
+	}
+	for _, k := range []string{"k4", "k5"} {
+		if err := add(e, k, long); err != nil {
+			t.Fatalf("Add after the purge = %v", err)
+		}
+	}
+	if err := add(e, "k6", long); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Add beyond the bound after the purge = %v; want ErrFull", err)
+	}
+}
