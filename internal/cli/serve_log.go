@@ -148,15 +148,14 @@ func mountLog(m *mountContext) error {
 	if err := logVerifierInputs(m.ctx, l, m.f); err != nil {
 		return err
 	}
-	intake := &logIntake{log: l, runs: m.metrics}
-	if m.openBlobs != nil {
-		if intake.archive, err = m.openBlobs(m.ctx); err != nil {
-			return fmt.Errorf("blob store: %w", err)
-		}
-		h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, archiveProblem, f) }
-		m.mux.Handle("GET /v1/cleanroom/results/{digest}", h(intake.archived("results")))
-		m.mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(intake.archived("receipts")))
+	archive, err := m.openBlobs(m.ctx)
+	if err != nil {
+		return fmt.Errorf("blob store: %w", err)
 	}
+	intake := &logIntake{log: l, runs: m.metrics, archive: archive}
+	kept := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, archiveProblem, f) }
+	m.mux.Handle("GET /v1/cleanroom/results/{digest}", kept(intake.archived("results")))
+	m.mux.Handle("GET /v1/cleanroom/receipts/{digest}", kept(intake.archived("receipts")))
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(m.log, intakeProblem, f) }
 	m.mux.Handle("POST /v1/cleanroom/results", h(intake.handle(auditlog.KindResult)))
 	m.mux.Handle("POST /v1/cleanroom/receipts", h(intake.handle(auditlog.KindReceipt)))
@@ -228,7 +227,7 @@ func loadOrCreateLogKey(path, origin string) (*auditlog.SignerKey, error) {
 type logIntake struct {
 	log     *auditlog.Log
 	runs    metrics.RunRecorder // counts runs by the outcome their receipts state
-	archive blob.Store          // nil: `kura serve --roles` without the blob settings
+	archive blob.Store          // keeps logged bundles and receipts
 }
 
 var errIntake = errors.New("not a signed result bundle, receipt or time-lock registration")
@@ -261,7 +260,7 @@ func (in *logIntake) handle(kind auditlog.Kind) web.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if dir := map[auditlog.Kind]string{auditlog.KindResult: "results", auditlog.KindReceipt: "receipts"}[kind]; dir != "" && in.archive != nil {
+		if dir := map[auditlog.Kind]string{auditlog.KindResult: "results", auditlog.KindReceipt: "receipts"}[kind]; dir != "" {
 			if err := in.keep(r.Context(), dir, f, p); err != nil {
 				return err
 			}
