@@ -115,7 +115,7 @@ func (p *replay) RoundTrip(r *http.Request) (*http.Response, error) {
 // PostgreSQL database, as docs/operations.md describes, and sends each step
 // of a client's work to another replica than the step before: no sticky
 // sessions. A verifier nonce from one replica is accepted by the other,
-// once; a KBS session opened on one attests on the other and fetches from
+// once, and by a `kura verifier serve` on the same database; a KBS session opened on one attests on the other and fetches from
 // both; an owner request accepted by one is refused as a replay by the
 // other.
 func TestReplicasOverPostgres(t *testing.T) {
@@ -199,5 +199,23 @@ func TestReplicasOverPostgres(t *testing.T) {
 	}
 	if _, err := va.Verify(ctx, bundle); !errors.Is(err, attestation.ErrNonce) {
 		t.Errorf("the nonce replayed at replica a: %v, want invalid-nonce", err)
+	}
+
+	// So does a lone verifier (`kura verifier serve --store`) on the same
+	// database.
+	vsrv, vbase := startKura(t, "verifier", "serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "v"),
+		"--store", db, "--key", filepath.Join(dir, "verifier-key.pem"), "--log-level", "warn")
+	defer stop(t, vsrv)
+	vc := &verifier.Client{BaseURL: vbase}
+	if n, err = va.Nonce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rd = attestation.RuntimeData{Nonce: n.Nonce}
+	if bundle, err = simA.Attest(ctx, rd.ReportData()); err != nil {
+		t.Fatal(err)
+	}
+	bundle.RuntimeData = rd
+	if _, err := vc.Verify(ctx, bundle); err != nil {
+		t.Fatalf("kura verifier serve --store refused replica a's nonce: %v", err)
 	}
 }

@@ -68,6 +68,8 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	if cmd.Name() != "serve" || cmd.Parent() == nil || cmd.Parent().Name() != "verifier" {
 		f.kbs.register(cmd, g)
 		fs.Float64Var(&f.kbsRateLimit, "kbs-rate-limit", 200, "key broker requests per second allowed per client address (burst 2x)")
+	} else {
+		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a SQLite file path or a postgres:// URL (KURA_STORE); default in memory")
 	}
 	if f.roles == roleAll {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+strings.Join(roleNames(serveRoles()), ", ")+" (default all)")

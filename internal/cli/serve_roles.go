@@ -109,8 +109,8 @@ type mountContext struct {
 	// state is the server's store (--store: SQLite by default, or
 	// PostgreSQL), shared by every role: the verifier's nonces, the key
 	// broker's sessions, resources and audit trail, the coordinator's
-	// collaborations. Nil for `kura verifier serve`, which keeps its
-	// nonces in memory.
+	// collaborations. Nil for `kura verifier serve` without --store, which
+	// keeps its nonces in memory.
 	state store.Store
 	// kbsStore is state, once the kbs role has mounted.
 	kbsStore store.Store
@@ -214,7 +214,7 @@ func newServer(ctx context.Context, f *serveFlags, log *slog.Logger) (s *server,
 		}
 	}()
 	var nonces store.Ephemeral
-	if f.roles != roleVerifier {
+	if f.roles != roleVerifier || f.kbs.store != "" {
 		spec := f.kbs.store
 		if spec == "" {
 			spec = filepath.Join(f.data, "kbs.db")
