@@ -414,7 +414,8 @@ func (c *storeCache[V]) get(ctx context.Context, key string) (V, bool, error) {
 	case errors.Is(err, store.ErrNotFound):
 		e = cached[V]{fetched: now}
 	case err != nil:
-		return e.v, false, err
+		var none V
+		return none, false, err
 	default:
 		e = cached[V]{v: v, found: true, fetched: now}
 	}
