@@ -138,21 +138,11 @@ func (s *Store) flushEphemeral(ctx context.Context, ops []ephemeralOp) ([]epheme
 	return out, nil
 }
 
-// purgeLoop deletes expired ephemeral records and recounts the live ones
-// every interval until Close.
-func (s *Store) purgeLoop(every time.Duration) {
-	defer close(s.purgeDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.purgeEphemeral(context.Background()); err != nil {
-				s.log.Warn("key broker store: ephemeral purge failed", "err", err)
-			}
-		}
+// purge deletes expired ephemeral records and recounts the live ones; the
+// store runs it every purgeEvery.
+func (s *Store) purge() {
+	if err := s.purgeEphemeral(context.Background()); err != nil {
+		s.log.Warn("key broker store: ephemeral purge failed", "err", err)
 	}
 }
 

@@ -159,8 +159,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.stop, s.ckptDone, s.purgeDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go s.checkpointLoop(checkpointEvery)
-	go s.purgeLoop(purgeEvery)
+	go s.every(checkpointEvery, s.ckptDone, s.checkpoint)
+	go s.every(purgeEvery, s.purgeDone, s.purge)
 	s.audit = groupcommit.New(256, s.flushAudit)
 	s.eph = groupcommit.New(256, s.flushEphemeral)
 	log.InfoContext(ctx, "key broker store opened", "backend", "sqlite", "path", cfg.Path, "schema", len(migrations))
@@ -270,22 +270,28 @@ func (s *Store) migrate(ctx context.Context) error {
 // checkpointEvery is how often the WAL is copied back into the database.
 const checkpointEvery = 250 * time.Millisecond
 
-// checkpointLoop runs passive checkpoints, which never block writers or
-// readers, until Close. SQLite's automatic checkpoint would instead run
-// inside whichever commit crosses the threshold, stalling every release
-// waiting on that commit for the database file's fsync.
-func (s *Store) checkpointLoop(every time.Duration) {
-	defer close(s.ckptDone)
-	t := time.NewTicker(every)
+// checkpoint runs a passive checkpoint, which never blocks writers or
+// readers; the store runs one every checkpointEvery. SQLite's automatic
+// checkpoint would instead run inside whichever commit crosses the
+// threshold, stalling every release waiting on that commit for the
+// database file's fsync.
+func (s *Store) checkpoint() {
+	if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		s.log.Warn("key broker store: WAL checkpoint failed", "err", err)
+	}
+}
+
+// every runs fn at each tick of interval until Close, then closes done.
+func (s *Store) every(interval time.Duration, done chan struct{}, fn func()) {
+	defer close(done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-				s.log.Warn("key broker store: WAL checkpoint failed", "err", err)
-			}
+			fn()
 		}
 	}
 }
