@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/keybroker/store/sqlite"
+)
+
+// winsEveryRace is a store in which another replica stores each
+// collaboration version just before this one tries to.
+type winsEveryRace struct {
+	store.Store
+}
+
+func (s winsEveryRace) PutCollaboration(ctx context.Context, id string, file []byte, version int64) error {
+	other := bytes.Replace(file, []byte("{"), []byte("{ "), 1) // the other replica's file
+	if err := s.Store.PutCollaboration(ctx, id, other, version); err != nil {
+		return err
+	}
+	return s.Store.PutCollaboration(ctx, id, file, version)
+}
+
+// TestCoordinatorLostRace: a coordinator whose update another replica
+// overtook between its read and its write answers 409 concurrent-update,
+// and the other replica's version is what is stored.
+func TestCoordinatorLostRace(t *testing.T) {
+	ctx := context.Background()
+	c := newStory(t, 20)
+	file, err := c.collab.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kbs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key, _, err := auditlog.GenerateKey(auditlog.DefaultOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auditlog.Open(ctx, auditlog.Config{Dir: filepath.Join(dir, "log"), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	}()
+	m := &mountContext{ctx: ctx, log: slog.New(slog.DiscardHandler), mux: http.NewServeMux(), auditLog: l, state: winsEveryRace{st}}
+	if err := mountCoordinator(m); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.mux)
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/collaborations/"+c.collab.ID, bytes.NewReader(file))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Type string `json:"type"`
+	}
+	json.NewDecoder(resp.Body).Decode(&p)
+	if resp.StatusCode != http.StatusConflict || p.Type != "https://kura.dev/problems/concurrent-update" {
+		t.Errorf("lost race: %d %s, want 409 concurrent-update", resp.StatusCode, p.Type)
+	}
+	stored, v, err := st.GetCollaboration(ctx, c.collab.ID)
+	if err != nil || v != 1 || bytes.Equal(stored, file) {
+		t.Errorf("stored version %d (%v): want the other replica's version 1", v, err)
+	}
+}
