@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/keybroker/store"
 	"github.com/kura-cc/kura/keybroker/store/sqlite"
 )
@@ -34,6 +35,9 @@ func (s winsEveryRace) PutCollaboration(ctx context.Context, id string, file []b
 // overtook between its read and its write answers 409 concurrent-update,
 // and the other replica's version is what is stored.
 func TestCoordinatorLostRace(t *testing.T) {
+	if store.MaxCollaborationSize != collab.MaxCollaborationSize {
+		t.Fatalf("the store keeps collaboration files up to %d bytes, the coordinator accepts %d", store.MaxCollaborationSize, collab.MaxCollaborationSize)
+	}
 	ctx := context.Background()
 	c := newStory(t, 20)
 	file, err := c.collab.Marshal()

@@ -89,7 +89,9 @@ const (
 	MaxAuditFieldSize = 4096
 	// MaxCollaborationIDSize bounds a collaboration id.
 	MaxCollaborationIDSize = 256
-	// MaxCollaborationSize bounds a stored collaboration file.
+	// MaxCollaborationSize bounds a stored collaboration file: the same
+	// bound as collab.MaxCollaborationSize, which the coordinator enforces
+	// on the request first (this package imports nothing of kura's).
 	MaxCollaborationSize = 4 << 20
 	// MaxEphemeralKeySize bounds an ephemeral record's key.
 	MaxEphemeralKeySize = 256
