@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # .ci/postgres.sh starts a local PostgreSQL server for the key broker store
-# tests (keybroker/store/postgres) and prints the line to put its URL in the
+# tests (store/postgres) and prints the line to put its URL in the
 # environment:
 #
 #   eval "$(.ci/postgres.sh)"
-#   go test ./keybroker/store/...
+#   go test ./store/...
 #
 # It runs as root on Debian (bookworm in CI). It installs PostgreSQL with
 # apt-get when pg_ctlcluster is missing, creates and starts the newest

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 func newKey(t testing.TB, origin string) *auditlog.SignerKey {

@@ -25,7 +25,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
-	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/store/sqlite"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )

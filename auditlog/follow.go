@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // AuditSource is where a BrokerFollower reads decisions: a key broker's

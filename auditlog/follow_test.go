@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/sqlite"
 )
 
 // TestBrokerFollower: decisions stored by the broker reach the log in the

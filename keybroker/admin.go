@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/internal/web"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // Admin requests are signed (docs/spec/keybroker.md §6):

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/kek"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
 

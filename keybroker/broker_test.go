@@ -26,8 +26,8 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/kek"
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/sqlite"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )

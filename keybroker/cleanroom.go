@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/collab"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // Resource metadata that marks and describes a clean-room dataset key

@@ -23,7 +23,7 @@ import (
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/internal/web"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // maxClientResponse bounds what clients read from a broker.

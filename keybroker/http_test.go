@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 func newTestLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }

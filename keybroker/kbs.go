@@ -18,7 +18,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/coco"
 	"github.com/kura-cc/kura/internal/web"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/verifier"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 func BenchmarkReleaseParts(b *testing.B) {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/drand/drand/chain"
 	"github.com/drand/drand/crypto"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // Time-release metadata (a kura extension, docs/spec/timelock.md §7). A

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // NonceSize is the size of the nonces the service issues.

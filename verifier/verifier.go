@@ -11,7 +11,7 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
 

@@ -13,7 +13,7 @@ import (
 )
 
 // The end-to-end runs (key brokers over HTTP, DuckDB, verification) are in
-// internal/cli's TestCleanRoom*; these are the refusals that happen before
+// cmd/kura/internal/cli's TestCleanRoom*; these are the refusals that happen before
 // a run attests.
 func TestRunRefusesBeforeAttesting(t *testing.T) {
 	ctx := context.Background()

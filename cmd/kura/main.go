@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kura-cc/kura/internal/cli"
+	"github.com/kura-cc/kura/cmd/kura/internal/cli"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/kura-cc/kura/internal/cli"
+	"github.com/kura-cc/kura/cmd/kura/internal/cli"
 )
 
 func TestMain(m *testing.M) {
@@ -29,7 +29,7 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, "cache"))
-			return os.CopyFS(filepath.Join(env.WorkDir, "vectors"), os.DirFS("../../internal/cli/demodata"))
+			return os.CopyFS(filepath.Join(env.WorkDir, "vectors"), os.DirFS("internal/cli/demodata"))
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":   exits,

@@ -25,9 +25,9 @@ import (
 
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/internal/cli"
+	"github.com/kura-cc/kura/cmd/kura/internal/cli"
 	"github.com/kura-cc/kura/keybroker"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // devClient trusts only the self-signed certificate `kura serve --dev`

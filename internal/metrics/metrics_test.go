@@ -13,7 +13,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 type sinkFunc func(context.Context, *store.AuditRecord) error

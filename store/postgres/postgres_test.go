@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/storetest"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/storetest"
 )
 
 // testURL returns the server the tests use: KURA_TEST_POSTGRES_URL. Without

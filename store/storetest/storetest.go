@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // Open returns a new handle on the database named db, creating the database,

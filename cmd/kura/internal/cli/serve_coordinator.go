@@ -12,7 +12,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // coordinator keeps collaborations: it stores each collaboration file in

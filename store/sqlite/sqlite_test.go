@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/storetest"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/storetest"
 )
 
 func TestConformance(t *testing.T) {

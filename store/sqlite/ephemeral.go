@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 // purgeEvery is how often expired ephemeral records are deleted.

@@ -22,7 +22,7 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collateral"
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )

@@ -29,9 +29,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/internal/groupcommit"
-	"github.com/kura-cc/kura/keybroker/store/internal/record"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/internal/groupcommit"
+	"github.com/kura-cc/kura/store/internal/record"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/sqlite"
 )
 
 // winsEveryRace is a store in which another replica stores each

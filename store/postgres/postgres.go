@@ -37,9 +37,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/internal/groupcommit"
-	"github.com/kura-cc/kura/keybroker/store/internal/record"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/internal/groupcommit"
+	"github.com/kura-cc/kura/store/internal/record"
 )
 
 // Config configures a PostgreSQL store.

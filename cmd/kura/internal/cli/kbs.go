@@ -26,9 +26,9 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
-	"github.com/kura-cc/kura/keybroker/store"
-	"github.com/kura-cc/kura/keybroker/store/postgres"
-	"github.com/kura-cc/kura/keybroker/store/sqlite"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/store/postgres"
+	"github.com/kura-cc/kura/store/sqlite"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/token"
 )

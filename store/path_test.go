@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kura-cc/kura/keybroker/store"
+	"github.com/kura-cc/kura/store"
 )
 
 var pathSeeds = []string{
