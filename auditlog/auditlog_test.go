@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 
@@ -210,6 +212,16 @@ func builtLog(t *testing.T, n int) (string, *auditlog.SignerKey) {
 	return dir, k
 }
 
+// copyLog copies the log in dir to a fresh directory, for a test to damage.
+func copyLog(t *testing.T, dir string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "log")
+	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 func verify(t *testing.T, dir string, v note.Verifier, opts auditlog.VerifyOptions) error {
 	t.Helper()
 	r, err := auditlog.NewReader(dir, v, nil)
@@ -222,6 +234,7 @@ func verify(t *testing.T, dir string, v note.Verifier, opts auditlog.VerifyOptio
 
 func TestTamperingDetected(t *testing.T) {
 	const n = 300
+	built, k := builtLog(t, n)
 	bundle0 := layout.EntriesPath(0, 0)
 	bundle1 := layout.EntriesPath(1, n%256)
 	for _, tc := range []struct {
@@ -241,12 +254,18 @@ func TestTamperingDetected(t *testing.T) {
 			flip(t, filepath.Join(dir, "checkpoint"), int64(len(b)-5))
 		}, auditlog.VerifyOptions{}, auditlog.ErrBadSignature},
 		{"checkpoint size changed", func(t *testing.T, dir string) {
-			b, _ := os.ReadFile(filepath.Join(dir, "checkpoint"))
-			os.WriteFile(filepath.Join(dir, "checkpoint"), bytes.Replace(b, []byte("\n300\n"), []byte("\n299\n"), 1), 0o644)
+			path := filepath.Join(dir, "checkpoint")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, forgeSize(t, b, -1), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}, auditlog.VerifyOptions{}, auditlog.ErrBadSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, k := builtLog(t, n)
+			dir := copyLog(t, built)
 			tc.damage(t, dir)
 			err := verify(t, dir, k.Verifier(), tc.opts)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
@@ -264,6 +283,29 @@ func TestTamperingDetected(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+// forgeSize changes the tree size a signed checkpoint note states by delta
+// and keeps its signature lines, as someone without the log's key would
+// forge it. The size line is parsed, so this works at any size.
+func forgeSize(t testing.TB, checkpoint []byte, delta int64) []byte {
+	t.Helper()
+	i := bytes.Index(checkpoint, []byte("\n\n"))
+	if i < 0 {
+		t.Fatalf("checkpoint is not a signed note:\n%s", checkpoint)
+	}
+	text, sigs := checkpoint[:i+1], checkpoint[i+2:]
+	var cp flog.Checkpoint
+	rest, err := cp.Unmarshal(text)
+	if err != nil {
+		t.Fatalf("checkpoint: %v\n%s", err, checkpoint)
+	}
+	signed := func(c flog.Checkpoint) []byte { return slices.Concat(c.Marshal(), rest, []byte("\n"), sigs) }
+	if !bytes.Equal(signed(cp), checkpoint) {
+		t.Fatalf("checkpoint does not round-trip, so a forgery would change more than its size:\n%s", checkpoint)
+	}
+	cp.Size = uint64(int64(cp.Size) + delta)
+	return signed(cp)
 }
 
 func flip(t *testing.T, path string, off int64) {
@@ -391,6 +433,9 @@ func TestProofTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := entry(77).Marshal()
+	// Prove waits only until a checkpoint covers index 3: the size it
+	// signed is anything from 4 to 10.
+	forged := forgeSize(t, p.Checkpoint, +1)
 	for _, tc := range []struct {
 		name string
 		edit func(p *auditlog.Proof)
@@ -401,9 +446,7 @@ func TestProofTampering(t *testing.T) {
 		{"index past the tree", func(p *auditlog.Proof) { p.Index = 10 }, auditlog.ErrNotIncluded},
 		{"hash flipped", func(p *auditlog.Proof) { p.Inclusion[0][0] ^= 1 }, auditlog.ErrNotIncluded},
 		{"hash dropped", func(p *auditlog.Proof) { p.Inclusion = p.Inclusion[1:] }, auditlog.ErrNotIncluded},
-		{"checkpoint forged", func(p *auditlog.Proof) {
-			p.Checkpoint = bytes.Replace(p.Checkpoint, []byte("\n10\n"), []byte("\n11\n"), 1)
-		}, auditlog.ErrBadSignature},
+		{"checkpoint forged", func(p *auditlog.Proof) { p.Checkpoint = forged }, auditlog.ErrBadSignature},
 		{"entry not canonical", func(p *auditlog.Proof) { p.Entry = append(append([]byte{}, p.Entry...), ' ') }, auditlog.ErrNotIncluded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
