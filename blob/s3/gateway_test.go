@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -31,37 +32,85 @@ type gateway struct {
 // from kura's go.mod.
 const versityModule = "github.com/versity/versitygw"
 
-// buildGateway builds versitygw's command from the module cache into dir.
+// gatewayBinary returns a versitygw binary of the version kura's go.mod
+// requires. It is built once per machine and kept in the user cache
+// directory as kura-test/versitygw-VERSION-GOOS-GOARCH, which later runs
+// reuse. A build goes to a temporary name and is renamed into place, so a
+// concurrent test process sees either no binary or a whole one. Without a
+// user cache directory it is built into tmp for this run only. cached says
+// whether the binary was already there.
+func gatewayBinary(ctx context.Context, tmp string) (bin string, cached bool, err error) {
+	version, err := goList(ctx, "{{.Version}}")
+	if err != nil {
+		return "", false, err
+	}
+	if version == "" {
+		return "", false, fmt.Errorf("%s has no version in go.mod", versityModule)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		bin = filepath.Join(tmp, "versitygw")
+		return bin, false, buildGateway(ctx, bin)
+	}
+	dir := filepath.Join(cache, "kura-test")
+	bin = filepath.Join(dir, fmt.Sprintf("versitygw-%s-%s-%s", version, runtime.GOOS, runtime.GOARCH))
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, true, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", false, err
+	}
+	build, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", false, err
+	}
+	defer os.RemoveAll(build)
+	out := filepath.Join(build, "versitygw")
+	if err := buildGateway(ctx, out); err != nil {
+		return "", false, err
+	}
+	if err := os.Rename(out, bin); err != nil {
+		return "", false, err
+	}
+	return bin, false, nil
+}
+
+// goList returns a field of versitygw's module as `go list -m -f` formats
+// it, for kura's go.mod.
+func goList(ctx context.Context, format string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", format, versityModule).Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m %s: %w", versityModule, cmdErr(err))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// buildGateway builds versitygw's command from the module cache into bin.
 // It builds inside the module's own directory, with the module's own go.mod
 // and go.sum, so kura's go.mod needs only the one requirement line; with a
 // warm build cache this takes seconds and needs no network.
-func buildGateway(ctx context.Context, dir string) (string, error) {
-	moduleDir := func() (string, error) {
-		out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", versityModule).Output()
-		return strings.TrimSpace(string(out)), cmdErr(err)
-	}
-	src, err := moduleDir()
+func buildGateway(ctx context.Context, bin string) error {
+	src, err := goList(ctx, "{{.Dir}}")
 	if err == nil && src == "" {
 		// Required by go.mod but not in the module cache yet.
 		if out, err := exec.CommandContext(ctx, "go", "mod", "download", versityModule).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go mod download %s: %w\n%s", versityModule, err, out)
+			return fmt.Errorf("go mod download %s: %w\n%s", versityModule, err, out)
 		}
-		src, err = moduleDir()
+		src, err = goList(ctx, "{{.Dir}}")
 	}
 	if err != nil {
-		return "", fmt.Errorf("go list -m %s: %w", versityModule, err)
+		return err
 	}
 	if src == "" {
-		return "", fmt.Errorf("%s is not in the module cache", versityModule)
+		return fmt.Errorf("%s is not in the module cache", versityModule)
 	}
-	bin := filepath.Join(dir, "versitygw")
 	build := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", bin, "./cmd/versitygw")
 	build.Dir = src
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GOWORK=off")
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GOWORK=off", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s/cmd/versitygw: %w\n%s", versityModule, err, out)
+		return fmt.Errorf("go build %s/cmd/versitygw: %w\n%s", versityModule, err, out)
 	}
-	return bin, nil
+	return nil
 }
 
 func cmdErr(err error) error {

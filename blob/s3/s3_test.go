@@ -45,7 +45,7 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	bin, err := buildGateway(ctx, dir)
+	bin, cached, err := gatewayBinary(ctx, dir)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "blob/s3 tests: building the S3 test server: %v\n", err)
 		return 1
@@ -53,12 +53,16 @@ func runMain(m *testing.M) int {
 	built := time.Now()
 	gw, err = startGateway(ctx, bin, dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "blob/s3 tests: starting the S3 test server: %v\n", err)
+		fmt.Fprintf(os.Stderr, "blob/s3 tests: starting the S3 test server %s: %v\n", bin, err)
 		return 1
 	}
 	defer gw.stop()
 	if testing.Verbose() {
-		fmt.Printf("versitygw on %s: built in %v, ready in %v\n", gw.endpoint, built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
+		how := "built"
+		if cached {
+			how = "cached"
+		}
+		fmt.Printf("versitygw on %s: %s %s in %v, ready in %v\n", gw.endpoint, how, bin, built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
 	}
 	return m.Run()
 }
