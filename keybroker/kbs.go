@@ -191,7 +191,7 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("%w: attestation failed (the session's nonce is spent: start again with POST /kbs/v0/auth): %w", ErrUnauthenticated, err)
 	}
-	a, err := b.authenticate(rep.Token)
+	a, err := b.authenticate(r.Context(), rep.Token)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: Authorization must be a Bearer attestation token", ErrUnauthenticated)
 		}
-		return b.authenticate([]byte(strings.TrimSpace(tok)))
+		return b.authenticate(r.Context(), []byte(strings.TrimSpace(tok)))
 	}
 	id, err := sessionID(r)
 	if err != nil {
@@ -402,7 +402,7 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 		}
 		return nil, errNoSession
 	}
-	return b.authenticate(tok)
+	return b.authenticate(r.Context(), tok)
 }
 
 // problem maps broker errors to HTTP problems, with the KBS protocol's

@@ -13,13 +13,13 @@ func BenchmarkReleaseParts(b *testing.B) {
 	f.admin.Put(ctx, secretPath, secret, nil, "")
 	c := &Client{BaseURL: f.srv.URL, HTTP: f.srv.Client()}
 	s, _ := c.Attest(ctx, simAttester(b, 1), nil)
-	a, err := f.broker.authenticate([]byte(s.Token))
+	a, err := f.broker.authenticate(context.Background(), []byte(s.Token))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("token", func(b *testing.B) {
 		for b.Loop() {
-			f.broker.authenticate([]byte(s.Token))
+			f.broker.authenticate(context.Background(), []byte(s.Token))
 		}
 	})
 	b.Run("jwe", func(b *testing.B) {

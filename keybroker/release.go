@@ -46,12 +46,12 @@ const tokenSkew = 30 * time.Second
 // are remembered by digest until they expire, so a workload fetching many
 // resources with one token pays for the signature check once; expiry and
 // freshness are checked on every use.
-func (b *Broker) authenticate(raw []byte) (*Attested, error) {
+func (b *Broker) authenticate(ctx context.Context, raw []byte) (*Attested, error) {
 	sum := sha256.Sum256(raw)
 	if a := b.verified.get(sum); a != nil {
 		return a, b.fresh(a)
 	}
-	c, err := b.tokens.Verify(raw)
+	c, err := b.tokens.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}

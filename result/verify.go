@@ -68,7 +68,7 @@ func attestedRun(ctx context.Context, run []byte, signedAt time.Time, evidence j
 	if err != nil {
 		return nil, err
 	}
-	claims, err := tv.Verify([]byte(ear))
+	claims, err := tv.Verify(ctx, []byte(ear))
 	if err != nil {
 		return nil, fmt.Errorf("%w: attestation token: %w", ErrUntrusted, err)
 	}

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -219,7 +220,7 @@ type VerifierConfig struct {
 	// verifiers' JWKS URLs). A token whose signature matches no known key
 	// triggers a refresh, at most once per RefreshInterval, so a verifier
 	// that rotates its key is followed without a restart.
-	Refresh func() (jwk.Set, error)
+	Refresh func(ctx context.Context) (jwk.Set, error)
 	// RefreshInterval is the minimum time between refreshes; zero means 1 minute.
 	RefreshInterval time.Duration
 }
@@ -230,7 +231,7 @@ type Verifier struct {
 	keys    atomic.Pointer[jwk.Set]
 	now     func() time.Time
 	skew    time.Duration
-	refresh func() (jwk.Set, error)
+	refresh func(context.Context) (jwk.Set, error)
 	every   time.Duration
 
 	mu          sync.Mutex
@@ -258,7 +259,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 
 // refreshKeys fetches the keys again if allowed now; it reports whether
 // the key set changed.
-func (v *Verifier) refreshKeys() bool {
+func (v *Verifier) refreshKeys(ctx context.Context) bool {
 	if v.refresh == nil {
 		return false
 	}
@@ -269,7 +270,7 @@ func (v *Verifier) refreshKeys() bool {
 		return false
 	}
 	v.lastRefresh = now
-	set, err := v.refresh()
+	set, err := v.refresh(ctx)
 	if err != nil || set == nil || set.Len() == 0 {
 		return false
 	}
@@ -312,12 +313,12 @@ func PublicKeySet(key crypto.PublicKey) (jwk.Set, error) {
 
 // Verify checks a token's signature, expiry and EAR shape and returns what
 // it says.
-func (v *Verifier) Verify(tok []byte) (*Claims, error) {
+func (v *Verifier) Verify(ctx context.Context, tok []byte) (*Claims, error) {
 	if len(tok) > maxTokenSize {
 		return nil, fmt.Errorf("%w: token is %d bytes, limit is %d", ErrInvalid, len(tok), maxTokenSize)
 	}
 	payload, err := jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
-	if err != nil && v.refreshKeys() {
+	if err != nil && v.refreshKeys(ctx) {
 		payload, err = jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
 	}
 	if err != nil {

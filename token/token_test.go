@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -65,7 +66,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := verifier(t, iss.JWKS(), t0.Add(time.Minute)).Verify(tok)
+		got, err := verifier(t, iss.JWKS(), t0.Add(time.Minute)).Verify(context.Background(), tok)
 		if err != nil {
 			t.Fatalf("%s: Verify: %v", curve.Params().Name, err)
 		}
@@ -96,7 +97,7 @@ func TestPinnedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(tok); err != nil {
+	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("pinned key: %v", err)
 	}
 }
@@ -135,7 +136,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := verifier(t, tt.jwks, tt.now).Verify([]byte(tt.tok)); !errors.Is(err, tt.want) {
+			if _, err := verifier(t, tt.jwks, tt.now).Verify(context.Background(), []byte(tt.tok)); !errors.Is(err, tt.want) {
 				t.Errorf("Verify error = %v, want %v", err, tt.want)
 			}
 		})
@@ -152,7 +153,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("a.b.c"))
 	v := verifier(f, iss.JWKS(), t0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if c, err := v.Verify(data); err == nil && c.Submods["cpu0"].PolicyID == "" {
+		if c, err := v.Verify(context.Background(), data); err == nil && c.Submods["cpu0"].PolicyID == "" {
 			t.Fatal("accepted a token without its appraisal")
 		}
 	})
@@ -176,7 +177,7 @@ func TestRefresh(t *testing.T) {
 	oldKeys, _ := ParseJWKS(old.JWKS())
 	calls := 0
 	now := t0
-	v, err := NewVerifier(VerifierConfig{Keys: oldKeys, Now: func() time.Time { return now }, Refresh: func() (jwk.Set, error) {
+	v, err := NewVerifier(VerifierConfig{Keys: oldKeys, Now: func() time.Time { return now }, Refresh: func(context.Context) (jwk.Set, error) {
 		calls++
 		return ParseJWKS(rotated.JWKS())
 	}})
@@ -184,16 +185,16 @@ func TestRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, _ := rotated.Issue(sample())
-	if _, err := v.Verify(tok); err != nil || calls != 1 {
+	if _, err := v.Verify(context.Background(), tok); err != nil || calls != 1 {
 		t.Fatalf("rotated key: %v after %d refreshes", err, calls)
 	}
 	stranger, _ := newIssuer(t, elliptic.P256())
 	bad, _ := stranger.Issue(sample())
-	if _, err := v.Verify(bad); !errors.Is(err, ErrInvalid) || calls != 1 {
+	if _, err := v.Verify(context.Background(), bad); !errors.Is(err, ErrInvalid) || calls != 1 {
 		t.Errorf("untrusted token: %v after %d refreshes; want refused without another refresh", err, calls)
 	}
 	now = now.Add(2 * time.Minute)
-	if _, err := v.Verify(bad); !errors.Is(err, ErrInvalid) || calls != 2 {
+	if _, err := v.Verify(context.Background(), bad); !errors.Is(err, ErrInvalid) || calls != 2 {
 		t.Errorf("after the interval: %v, %d refreshes", err, calls)
 	}
 }

@@ -99,7 +99,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		claims, err := tv.Verify([]byte(resp.Token))
+		claims, err := tv.Verify(context.Background(), []byte(resp.Token))
 		if err != nil {
 			t.Fatalf("dev=%v: token does not verify against JWKS: %v", dev, err)
 		}

@@ -26,9 +26,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation/sim"
-	"github.com/kura-cc/kura/internal/metrics"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/verifier"
 )
 
@@ -432,7 +432,7 @@ func opErrorKind(err error) string {
 	if errors.As(err, &nerr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) {
 		return transportKind(err)
 	}
-	if kind := metrics.VerifyOutcome(err); kind != "error" {
+	if kind := server.VerifyOutcome(err); kind != "error" {
 		return kind
 	}
 	msg := err.Error()

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/auditlog/intake"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/spf13/cobra"
@@ -74,7 +76,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 					if err != nil {
 						return err
 					}
-					proof, err := postForProof(ctx, http.DefaultClient, strings.TrimSuffix(logURL, "/")+"/v1/cleanroom/runs", body)
+					proof, err := (&intake.Client{BaseURL: logURL}).Submit(ctx, auditlog.KindRunStart, body)
 					if err != nil {
 						return err
 					}
@@ -138,10 +140,11 @@ type trustFlags struct {
 // publishRun records a run's result bundle and receipt in the
 // transparency log at baseURL and embeds the inclusion proofs it returns.
 func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.Output) error {
+	c := &intake.Client{BaseURL: baseURL, HTTP: hc}
 	for _, x := range []struct {
 		f    *result.File
-		path string
-	}{{o.Result, "/v1/cleanroom/results"}, {o.Receipt, "/v1/cleanroom/receipts"}} {
+		kind auditlog.Kind
+	}{{o.Result, auditlog.KindResult}, {o.Receipt, auditlog.KindReceipt}} {
 		if x.f == nil {
 			continue
 		}
@@ -149,7 +152,7 @@ func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.
 		if err != nil {
 			return err
 		}
-		if x.f.LogProof, err = postForProof(ctx, hc, strings.TrimSuffix(baseURL, "/")+x.path, body); err != nil {
+		if x.f.LogProof, err = c.Submit(ctx, x.kind, body); err != nil {
 			return err
 		}
 	}
@@ -163,22 +166,30 @@ func (t *trustFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&t.logKey, "log-key", "", "require an embedded proof of inclusion in the transparency log with this verifier key (file or key text)")
 }
 
+// jwksFrom reads a --trust-jwks value: a URL to fetch or a file.
+func (t *trustFlags) jwksFrom(ctx context.Context, src string) (jwk.Set, error) {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return token.FetchJWKS(ctx, nil, src)
+	}
+	data, err := readInput("--trust-jwks", src)
+	if err != nil {
+		return nil, err
+	}
+	s, err := token.ParseJWKS(data)
+	if err != nil {
+		return nil, usagef("--trust-jwks %s: %w", src, err)
+	}
+	return s, nil
+}
+
 func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
 	set := jwk.NewSet()
 	for _, src := range t.jwks {
-		var data []byte
-		var err error
-		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-			data, err = fetchJWKS(ctx, src)
-		} else {
-			data, err = readInput("--trust-jwks", src)
-		}
+		s, err := t.jwksFrom(ctx, src)
 		if err != nil {
 			return result.Trust{}, err
-		}
-		s, err := token.ParseJWKS(data)
-		if err != nil {
-			return result.Trust{}, usagef("--trust-jwks %s: %w", src, err)
 		}
 		for i := range s.Len() {
 			k, _ := s.Key(i)

@@ -1,18 +1,12 @@
 package cli
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/coordinator"
 )
 
 func newCollabPushCmd(g *globals) *cobra.Command {
@@ -33,7 +27,7 @@ every new manifest version and approval in the transparency log; the command pri
 			if err != nil {
 				return err
 			}
-			resp, err := pushCollaboration(cmd.Context(), http.DefaultClient, base, c.ID, data)
+			resp, err := (&coordinator.Client{BaseURL: base}).Push(cmd.Context(), data)
 			if err != nil {
 				return err
 			}
@@ -43,35 +37,4 @@ every new manifest version and approval in the transparency log; the command pri
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", "http://127.0.0.1:8080"), "the kura server (KURA_URL)")
 	return cmd
-}
-
-// pushCollaboration PUTs a collaboration file to a coordinator.
-func pushCollaboration(ctx context.Context, hc *http.Client, base, id string, data []byte) (*PutResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimSuffix(base, "/")+"/v1/collaborations/"+url.PathEscape(id), bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
-	}
-	if res.StatusCode != http.StatusOK {
-		var p struct{ Detail string }
-		json.Unmarshal(body, &p)
-		if res.StatusCode == http.StatusConflict {
-			return nil, fmt.Errorf("%w: coordinator: %s", collab.ErrBrokenChain, p.Detail)
-		}
-		return nil, fmt.Errorf("coordinator: %s: %s", res.Status, p.Detail)
-	}
-	var out PutResponse
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
-	}
-	return &out, nil
 }

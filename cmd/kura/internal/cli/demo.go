@@ -3,15 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/server"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +22,6 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/dataset"
-	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
@@ -102,21 +99,14 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 // the simulated TEE.
 func (d *demo) simRoundTrip(ctx context.Context, dir string, log *slog.Logger) error {
 	d.section("Attestation round trip (simulated TEE, dev mode: INSECURE)")
-	dev := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: filepath.Join(dir, "verifier"), roles: roleVerifier}
-	mux, closeFn, err := newMuxLogger(ctx, dev, log)
+	cfg := devConfig(filepath.Join(dir, "verifier"), log)
+	cfg.Roles = []server.Role{server.RoleVerifier}
+	srv, err := serveLocal(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srvCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- web.Serve(srvCtx, l, mux, log, 5*time.Second) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + l.Addr().String()
+	defer srv.stop()
+	base := srv.URL
 	d.say("verifier listening on %s (dev mode: the INSECURE sim TEE is accepted)", base)
 
 	client := &verifier.Client{BaseURL: base}
@@ -164,7 +154,7 @@ func (d *demo) simRoundTrip(ctx context.Context, dir string, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	claims, err := tv.Verify([]byte(resp.Token))
+	claims, err := tv.Verify(ctx, []byte(resp.Token))
 	if err != nil {
 		return fmt.Errorf("relying party: %w", err)
 	}
@@ -318,35 +308,15 @@ func measurementOffset(tee attestation.TEE) int {
 // and a policy that wants another measurement refuses.
 func (d *demo) keyBroker(ctx context.Context, log *slog.Logger, dir, sealed, keyFile string) error {
 	d.section("Key broker: the dataset key released only to an attested workload (KBS protocol)")
-	f := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: filepath.Join(dir, "kbs"), roles: roleAll}
-	if err := os.MkdirAll(f.data, 0o700); err != nil {
-		return err
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	srv, err := startLocalServer(ctx, filepath.Join(dir, "kbs"), "airline", log)
 	if err != nil {
 		return err
 	}
-	f.kbs.adminKeys = filepath.Join(dir, "admins")
-	if err := os.WriteFile(f.kbs.adminKeys, []byte(keybroker.AuthorizedKeyLine(pub, "airline")+"\n"), 0o600); err != nil {
-		return err
-	}
-	mux, closeFn, err := newMuxLogger(ctx, f, log)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srvCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- web.Serve(srvCtx, l, mux, log, 5*time.Second) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + l.Addr().String()
+	defer srv.stop()
+	base := srv.URL
 	d.say("key broker on %s: secrets sealed under a KEK in SQLite, owner API signed with Ed25519", base)
 
-	owner := &keybroker.AdminClient{BaseURL: base, Key: priv}
+	owner := srv.Admin
 	key, err := dataset.ReadKeyFile(keyFile)
 	if err != nil {
 		return err

@@ -125,11 +125,7 @@ func (c *cleanRoom) run(ctx context.Context, analysisID string) (*worker.Output,
 func (c *cleanRoom) trustAll(ctx context.Context) (result.Trust, error) {
 	set := jwk.NewSet()
 	for _, s := range c.servers {
-		data, err := fetchJWKS(ctx, s.JWKSURL())
-		if err != nil {
-			return result.Trust{}, err
-		}
-		ks, err := token.ParseJWKS(data)
+		ks, err := token.FetchJWKS(ctx, nil, s.JWKSURL())
 		if err != nil {
 			return result.Trust{}, err
 		}

@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/auditlog/intake"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ func (d *demo) timeLock(ctx context.Context, dir string, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	proofJSON, err := postForProof(ctx, http.DefaultClient, srv.URL+"/v1/timelock/registrations", regJSON)
+	proofJSON, err := (&intake.Client{BaseURL: srv.URL}).Submit(ctx, auditlog.KindTimelockRegistration, regJSON)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,9 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/server"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,11 +24,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
-	"github.com/kura-cc/kura/store"
-	"github.com/kura-cc/kura/store/postgres"
-	"github.com/kura-cc/kura/store/sqlite"
 	"github.com/kura-cc/kura/timelock"
-	"github.com/kura-cc/kura/token"
 )
 
 // kbsFlags configure a key broker, shared by `kbs serve` and `serve`.
@@ -53,120 +47,12 @@ func (k *kbsFlags) register(cmd *cobra.Command, g *globals) {
 	fs.StringArrayVar(&k.trustKeys, "trust-key", nil, "also trust tokens signed by this PEM public key (repeatable)")
 }
 
-// openStore opens the key broker state named by spec.
-func openStore(ctx context.Context, spec string, log *slog.Logger) (store.Store, error) {
-	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
-		return postgres.New(ctx, postgres.Config{URL: spec, Logger: log})
+// trust reads the pinned verifier keys (--trust-key); nil when none.
+func (k *kbsFlags) trust() (jwk.Set, error) {
+	if len(k.trustKeys) == 0 {
+		return nil, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(spec), 0o700); err != nil {
-		return nil, err
-	}
-	return sqlite.New(ctx, sqlite.Config{Path: spec, Logger: log})
-}
-
-// openKEK loads (or creates) the key-encryption key.
-func openKEK(path, passphraseFile string, log *slog.Logger) (kek.KEK, error) {
-	if passphraseFile != "" {
-		pass, err := os.ReadFile(passphraseFile)
-		if err != nil {
-			return nil, usagef("--kek-passphrase-file: %w", err)
-		}
-		pass = []byte(strings.TrimRight(string(pass), "\r\n"))
-		k, err := kek.OpenPassphraseFile(path, pass)
-		if errors.Is(err, os.ErrNotExist) {
-			log.Info("creating passphrase KEK parameters", "path", path)
-			return kek.CreatePassphraseFile(path, pass, kek.DefaultArgon2Params())
-		}
-		return k, err
-	}
-	k, err := kek.OpenFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		log.Info("creating key-encryption key", "path", path)
-		return kek.GenerateFile(path)
-	}
-	return k, err
-}
-
-// trustedKeys builds the set of verifier keys a broker trusts. Keys from
-// JWKS URLs are fetched again when a token matches no known key, so a
-// remote verifier's key rotation is followed without a restart.
-func (k *kbsFlags) trustedKeys(ctx context.Context, own *token.Issuer) (*token.Verifier, error) {
-	set, err := k.keySet(ctx, own)
-	if err != nil {
-		return nil, err
-	}
-	cfg := token.VerifierConfig{Keys: set}
-	if len(k.trustJWKS) > 0 {
-		cfg.Refresh = func() (jwk.Set, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			return k.keySet(ctx, own)
-		}
-	}
-	return token.NewVerifier(cfg)
-}
-
-func (k *kbsFlags) keySet(ctx context.Context, own *token.Issuer) (jwk.Set, error) {
-	set := jwk.NewSet()
-	add := func(jwks []byte, from string) error {
-		s, err := token.ParseJWKS(jwks)
-		if err != nil {
-			return fmt.Errorf("%s: %w", from, err)
-		}
-		for i := range s.Len() {
-			key, _ := s.Key(i)
-			if err := set.AddKey(key); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if own != nil {
-		if err := add(own.JWKS(), "built-in verifier"); err != nil {
-			return nil, err
-		}
-	}
-	for _, u := range k.trustJWKS {
-		jwks, err := fetchJWKS(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		if err := add(jwks, u); err != nil {
-			return nil, err
-		}
-	}
-	pinned, err := pemKeySet(k.trustKeys)
-	if err != nil {
-		return nil, err
-	}
-	for i := range pinned.Len() {
-		key, _ := pinned.Key(i)
-		if err := set.AddKey(key); err != nil {
-			return nil, err
-		}
-	}
-	if set.Len() == 0 {
-		return nil, usagef("no trusted verifier: give --trust-jwks URL or --trust-key FILE, or run the built-in verifier")
-	}
-	return set, nil
-}
-
-func fetchJWKS(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, usagef("--trust-jwks %q: %w", url, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch verifier JWKS %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch verifier JWKS %s: %s", url, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return pemKeySet(k.trustKeys)
 }
 
 func newKBSCmd(g *globals) *cobra.Command {
@@ -176,7 +62,7 @@ func newKBSCmd(g *globals) *cobra.Command {
 }
 
 func newKBSServeCmd(g *globals) *cobra.Command {
-	f := &serveFlags{roles: roleKBS}
+	f := &serveFlags{roles: []server.Role{server.RoleKBS}}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the KBS protocol and the owner API, with a built-in verifier",
@@ -213,11 +99,11 @@ and keep the old one until the command reports success.`,
 			if kekPath == "" {
 				kekPath = filepath.Join(data, "kek")
 			}
-			old, err := openKEK(kekPath, k.passphraseFile, log)
+			old, err := server.OpenKEK(kekPath, k.passphraseFile, log)
 			if err != nil {
 				return err
 			}
-			next, err := openKEK(newKEK, newPass, log)
+			next, err := server.OpenKEK(newKEK, newPass, log)
 			if err != nil {
 				return err
 			}
@@ -228,7 +114,7 @@ and keep the old one until the command reports success.`,
 			if err != nil {
 				return err
 			}
-			st, err := openStore(ctx, storeSpec, log)
+			st, err := server.OpenStore(ctx, storeSpec, log)
 			if err != nil {
 				return err
 			}

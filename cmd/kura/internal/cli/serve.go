@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,17 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/server"
 )
 
-// Roles a server runs, as bits: the single-role commands (`verifier
-// serve`, `kbs serve`) and the demo choose them this way; `kura serve`
-// chooses by name with --roles (serveRoles lists them).
-const (
-	roleVerifier = 1 << iota
-	roleKBS
-	roleAll = roleVerifier | roleKBS
-)
-
+// serveFlags configure the serve commands (`serve`, `verifier serve`,
+// `kbs serve`); config turns them into a server.Config.
 type serveFlags struct {
 	verifyFlags
 	kbs   kbsFlags
@@ -32,9 +25,9 @@ type serveFlags struct {
 	key   string
 	data  string
 	drain time.Duration
-	// roles is the command's role set; roleAll means every registered role.
-	roles int
-	// roleNames, from --roles, overrides roles when set.
+	// roles are the command's roles; nil means every role, and --roles
+	// (roleNames) chooses among them.
+	roles     []server.Role
 	roleNames []string
 
 	configFile    string
@@ -49,6 +42,10 @@ type serveFlags struct {
 	blob          blobFlags
 	log           logFlags
 }
+
+// platform reports whether f is `kura serve`, the command that runs every
+// role by default.
+func (f *serveFlags) platform() bool { return f.roles == nil }
 
 func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs := cmd.Flags()
@@ -65,14 +62,14 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in <data>/tls (default: on with --dev for 'kura serve'); clients pin it with --ca")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy on a trusted network)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (and /healthz, /readyz) on this separate address instead of the main listener")
-	if cmd.Name() != "serve" || cmd.Parent() == nil || cmd.Parent().Name() != "verifier" {
+	if len(f.roles) == 1 && f.roles[0] == server.RoleVerifier {
+		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a SQLite file path or a postgres:// URL (KURA_STORE); default in memory")
+	} else {
 		f.kbs.register(cmd, g)
 		fs.Float64Var(&f.kbsRateLimit, "kbs-rate-limit", 200, "key broker requests per second allowed per client address (burst 2x)")
-	} else {
-		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a SQLite file path or a postgres:// URL (KURA_STORE); default in memory")
 	}
-	if f.roles == roleAll {
-		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+strings.Join(roleNames(serveRoles()), ", ")+" (default all)")
+	if f.platform() {
+		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+server.RoleNames()+" (default all)")
 		f.blob.register(fs)
 		f.log.register(fs)
 	}
@@ -88,9 +85,41 @@ func defaultDataDir(g *globals) string {
 	return "kura-data"
 }
 
+// config turns the flags into a server configuration, reading the files
+// only the CLI knows about (pinned keys, witness keys, S3 credentials).
+func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Config, error) {
+	verify, err := f.verification()
+	if err != nil {
+		return server.Config{}, err
+	}
+	trust, err := f.kbs.trust()
+	if err != nil {
+		return server.Config{}, err
+	}
+	cfg := server.Config{
+		DataDir: f.data, Roles: f.roles, DevMode: f.dev, Version: "kura " + Version, Logger: log,
+		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
+		SeparateMetrics: f.metricsAddr != "",
+		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
+			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit},
+	}
+	for _, n := range f.roleNames {
+		cfg.Roles = append(cfg.Roles, server.Role(n))
+	}
+	if f.platform() {
+		if cfg.Log, err = f.log.config(); err != nil {
+			return server.Config{}, err
+		}
+		if cfg.Blobs, err = f.blob.open(ctx, log); err != nil {
+			return server.Config{}, err
+		}
+	}
+	return cfg, nil
+}
+
 func newVerifierCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "verifier", Short: "Run the attestation verifier service"}
-	f := &serveFlags{roles: roleVerifier}
+	f := &serveFlags{roles: []server.Role{server.RoleVerifier}}
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the verifier API: nonce, verify (bundle -> EAR token), JWKS",
@@ -103,13 +132,14 @@ func newVerifierCmd(g *globals) *cobra.Command {
 }
 
 func newServeCmd(g *globals) *cobra.Command {
-	f := &serveFlags{roles: roleAll}
+	f := &serveFlags{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the kura platform server: every role, or those --roles names, behind one listener",
-		Long: `Run the kura platform server: the attestation verifier and the key broker (KBS protocol and
-owner API) behind one listener, or only the roles --roles names; the coordinator and audit log join
-as they land. Configuration comes from flags, KURA_* variables (KURA_<FLAG_NAME>, e.g. KURA_TLS_CERT)
+		Long: `Run the kura platform server: the attestation verifier, the key broker (KBS protocol and owner
+API), the transparency log (with the intake for clean-room results, receipts and time-lock
+registrations) and the collaboration coordinator behind one listener, or only the roles --roles
+names. Configuration comes from flags, KURA_* variables (KURA_<FLAG_NAME>, e.g. KURA_TLS_CERT)
 and a YAML file (--config), in that order of precedence; --print-config shows the result.
 
 Besides the roles' APIs it serves GET /healthz (liveness), GET /readyz (readiness: 503 with reasons
@@ -129,40 +159,21 @@ says so.`,
 	return cmd
 }
 
-// newMux builds the handler of the roles f selects; close releases state.
-func newMux(ctx context.Context, g *globals, f *serveFlags) (http.Handler, func(), error) {
-	log, err := g.logger()
-	if err != nil {
-		return nil, nil, err
-	}
-	return newMuxLogger(ctx, f, log)
-}
-
-// newMuxLogger builds the handler of the roles f selects, with /metrics on
-// it; close releases state.
-func newMuxLogger(ctx context.Context, f *serveFlags, log *slog.Logger) (http.Handler, func(), error) {
-	s, err := newServer(ctx, f, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s.handler, s.close, nil
-}
-
 func runServe(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) error {
-	cfg, err := applyConfig(cmd, g)
+	eff, err := applyConfig(cmd, g)
 	if err != nil {
 		return err
 	}
 	if f.printConfig {
-		return cfg.print(cmd.OutOrStdout())
+		return eff.print(cmd.OutOrStdout())
 	}
 	base, err := g.logger()
 	if err != nil {
 		return err
 	}
 	log := slog.New(web.ContextHandler(base.Handler()))
-	if cfg.file != "" {
-		log.Info("configuration file read", "path", cfg.file)
+	if eff.file != "" {
+		log.Info("configuration file read", "path", eff.file)
 	}
 	if err := f.blob.check(); err != nil {
 		return err
@@ -182,15 +193,32 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command
 			return err
 		}
 	}
-	s, err := newServer(ctx, f, log)
-	if err != nil {
+	closeListeners := func() {
 		l.Close()
 		if ml != nil {
 			ml.Close()
 		}
+	}
+	cfg, err := f.config(ctx, log)
+	if err != nil {
+		closeListeners()
 		return err
 	}
-	defer s.close()
+	s, err := server.New(ctx, cfg)
+	if err != nil {
+		closeListeners()
+		if errors.Is(err, server.ErrConfig) {
+			return usageError{err}
+		}
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			log.Error("closing the server", "err", err)
+		}
+	}()
 	if f.dev {
 		log.Warn("dev mode: the INSECURE simulated TEE is accepted; never use dev mode in production")
 	}
@@ -198,19 +226,23 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command
 	if tlsCfg != nil {
 		scheme = "https"
 	}
-	log.Info("kura listening", "addr", l.Addr().String(), "tls", tlsCfg != nil, "roles", strings.Join(s.roles, ","), "dev_mode", f.dev)
+	var roles []string
+	for _, r := range s.Roles() {
+		roles = append(roles, string(r))
+	}
+	log.Info("kura listening", "addr", l.Addr().String(), "tls", tlsCfg != nil, "roles", strings.Join(roles, ","), "dev_mode", f.dev)
 	fmt.Fprintf(cmd.OutOrStdout(), "kura listening on %s://%s\n", scheme, l.Addr())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	drainNow := func() { s.ready.SetDraining("shutting down") }
-	main := &web.Server{Handler: s.handler, Logger: log, TLS: tlsCfg, Drain: f.drain, ShutdownDelay: f.shutdownDelay, OnShutdown: drainNow}
+	drainNow := func() { s.Drain("shutting down") }
+	main := &web.Server{Handler: s.Handler(), Logger: log, TLS: tlsCfg, Drain: f.drain, ShutdownDelay: f.shutdownDelay, OnShutdown: drainNow}
 	if ml == nil {
 		return main.Serve(ctx, l)
 	}
 	log.Info("metrics listening", "addr", ml.Addr().String())
 	fmt.Fprintf(cmd.OutOrStdout(), "kura metrics on %s://%s/metrics\n", scheme, ml.Addr())
-	aux := &web.Server{Handler: s.metricsHandler, Logger: log, TLS: tlsCfg, Drain: f.drain, ShutdownDelay: f.shutdownDelay, OnShutdown: drainNow}
+	aux := &web.Server{Handler: s.MetricsHandler(), Logger: log, TLS: tlsCfg, Drain: f.drain, ShutdownDelay: f.shutdownDelay, OnShutdown: drainNow}
 	auxErr := make(chan error, 1)
 	go func() {
 		err := aux.Serve(ctx, ml)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -16,7 +15,7 @@ import (
 
 // blobFlags configure the blob store: the log role's archive of the result
 // bundles and deletion receipts it logged. `kura serve` checks the settings
-// at start; the log role opens the store.
+// at start; config opens it.
 type blobFlags struct {
 	spec          string
 	s3Endpoint    string
@@ -51,18 +50,18 @@ func (b *blobFlags) check() error {
 	return nil
 }
 
-// open opens the configured blob store.
-func (b *blobFlags) open(ctx context.Context, dataDir string, log *slog.Logger) (blob.Store, error) {
+// open opens the configured blob store; nil means the server's default
+// (a local store in the data directory).
+func (b *blobFlags) open(ctx context.Context, log *slog.Logger) (blob.Store, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
 	rest, isS3 := strings.CutPrefix(b.spec, "s3://")
 	if !isS3 {
-		dir := b.spec
-		if dir == "" {
-			dir = filepath.Join(dataDir, "blobs")
+		if b.spec == "" {
+			return nil, nil
 		}
-		return local.New(ctx, local.Config{Dir: dir, Logger: log})
+		return local.New(ctx, local.Config{Dir: b.spec, Logger: log})
 	}
 	bucket, prefix, _ := strings.Cut(rest, "/")
 	access, err := readSecretLine("--s3-access-key-file", b.s3AccessFile)

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kura-cc/kura/server"
 )
 
 // Server configuration: every flag of a serve command can also be set by
@@ -182,10 +183,10 @@ func (c *effectiveConfig) print(w io.Writer) error {
 		if sv, ok := fl.Value.(pflag.SliceValue); ok {
 			val = &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 			for _, s := range sv.GetSlice() {
-				val.Content = append(val.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: redactURL(s)})
+				val.Content = append(val.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: server.RedactURL(s)})
 			}
 		} else {
-			val = &yaml.Node{Kind: yaml.ScalarNode, Value: redactURL(fl.Value.String())}
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: server.RedactURL(fl.Value.String())}
 			if fl.Value.Type() == "string" {
 				val.Style = yaml.DoubleQuotedStyle
 			}
@@ -203,23 +204,4 @@ func (c *effectiveConfig) print(w io.Writer) error {
 		return err
 	}
 	return enc.Close()
-}
-
-// redactURL hides the password of a URL such as postgres://user:pw@host/db.
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			return "(unparsable URL with credentials, omitted)"
-		}
-		return s
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
 }

@@ -44,7 +44,7 @@ func (f *serveFlags) serverTLS(cmd *cobra.Command, log *slog.Logger) (*tls.Confi
 		return serverTLSConfig(cert), nil
 	}
 	selfSigned := f.selfSigned
-	if fl := cmd.Flags().Lookup("tls-self-signed"); fl != nil && !fl.Changed && f.dev && f.roles == roleAll {
+	if fl := cmd.Flags().Lookup("tls-self-signed"); fl != nil && !fl.Changed && f.dev && f.platform() {
 		selfSigned = true
 	}
 	if !selfSigned {

@@ -22,19 +22,52 @@ import (
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/scenario"
+	"github.com/kura-cc/kura/server"
 )
 
-// localServer is a dev-mode kura server (verifier and key broker) on a
-// loopback port, with one owner key for its admin API.
+// localServer is a kura server on a loopback port.
 type localServer struct {
-	URL   string
+	URL string
+	// Admin signs owner requests; nil unless the server was started with
+	// an owner.
 	Admin *keybroker.AdminClient
 	stop  func()
 }
 
-// startLocalServer starts a dev-mode server whose state lives in dir.
+// devConfig is a dev-mode server with every role, its state in dir and
+// collateral only from what evidence carries (no network).
+func devConfig(dir string, log *slog.Logger) server.Config {
+	return server.Config{DataDir: dir, DevMode: true, Version: "kura " + Version, Logger: log}
+}
+
+// serveLocal builds a server from cfg and serves it on a loopback port
+// until stop, which also closes it.
+func serveLocal(ctx context.Context, cfg server.Config) (*localServer, error) {
+	s, err := server.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	closeServer := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			cfg.Logger.Error("closing the local server", "err", err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		closeServer()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	srvCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- web.Serve(srvCtx, l, s.Handler(), cfg.Logger, 5*time.Second) }()
+	return &localServer{URL: "http://" + l.Addr().String(), stop: func() { cancel(); <-done; closeServer() }}, nil
+}
+
+// startLocalServer starts a dev-mode server with every role, whose state
+// lives in dir and whose admin API accepts one owner's key.
 func startLocalServer(ctx context.Context, dir, owner string, log *slog.Logger) (*localServer, error) {
-	f := &serveFlags{verifyFlags: verifyFlags{dev: true, offline: true}, data: dir, roles: roleAll}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -42,25 +75,17 @@ func startLocalServer(ctx context.Context, dir, owner string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	f.kbs.adminKeys = filepath.Join(dir, "admins")
-	if err := os.WriteFile(f.kbs.adminKeys, []byte(keybroker.AuthorizedKeyLine(pub, owner)+"\n"), 0o600); err != nil {
+	cfg := devConfig(dir, log)
+	cfg.KBS.AdminKeysFile = filepath.Join(dir, "admins")
+	if err := os.WriteFile(cfg.KBS.AdminKeysFile, []byte(keybroker.AuthorizedKeyLine(pub, owner)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	mux, closeFn, err := newMuxLogger(ctx, f, log)
+	s, err := serveLocal(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		closeFn()
-		return nil, err
-	}
-	srvCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- web.Serve(srvCtx, l, mux, log, 5*time.Second) }()
-	base := "http://" + l.Addr().String()
-	return &localServer{URL: base, Admin: &keybroker.AdminClient{BaseURL: base, Key: priv},
-		stop: func() { cancel(); <-done; closeFn() }}, nil
+	s.Admin = &keybroker.AdminClient{BaseURL: s.URL, Key: priv}
+	return s, nil
 }
 
 // JWKSURL is where the server's verifier publishes its token keys.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/token"
 	"io"
 	"log/slog"
 	"net/http"
@@ -338,7 +339,11 @@ func TestCleanRoomCLI(t *testing.T) {
 	collabPath := write("story.collab.json", file)
 	var jwks []string
 	for name, s := range c.servers {
-		data, err := fetchJWKS(context.Background(), s.JWKSURL())
+		set, err := token.FetchJWKS(context.Background(), nil, s.JWKSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(set)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/auditlog/intake"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,7 +153,7 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: opens at %s (round %d of chain %s)\nregistration: %s\n",
 				out, reg.ReleaseTime.Format(time.RFC3339), reg.Round, reg.ChainHash, out+".registration.json")
 			if logURL != "" {
-				proof, err := postForProof(cmd.Context(), http.DefaultClient, strings.TrimSuffix(logURL, "/")+"/v1/timelock/registrations", data)
+				proof, err := (&intake.Client{BaseURL: logURL}).Submit(cmd.Context(), auditlog.KindTimelockRegistration, data)
 				if err != nil {
 					return err
 				}
@@ -440,30 +438,4 @@ func verifyLoggedEntry(v note.Verifier, proof []byte) (*auditlog.Proof, *flog.Ch
 		return nil, nil, nil, err
 	}
 	return p, cp, e, nil
-}
-
-// postForProof POSTs body to url and returns the inclusion proof the log
-// answers with.
-func postForProof(ctx context.Context, hc *http.Client, url string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("transparency log: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, auditlog.MaxProofSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("transparency log: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("transparency log: %s: %s", resp.Status, strings.TrimSpace(string(data)))
-	}
-	if _, err := auditlog.ParseProof(data); err != nil {
-		return nil, fmt.Errorf("transparency log: %w", err)
-	}
-	return data, nil
 }

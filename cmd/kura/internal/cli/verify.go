@@ -2,25 +2,13 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
+	"github.com/kura-cc/kura/server"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/kura-cc/kura/appraisal"
-	"github.com/kura-cc/kura/attestation"
-	"github.com/kura-cc/kura/attestation/sim"
-	"github.com/kura-cc/kura/attestation/snp"
-	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collateral"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
@@ -73,108 +61,24 @@ func (v *verifyFlags) clock() (func() time.Time, error) {
 	return func() time.Time { return t }, nil
 }
 
+// verification returns the verifier configuration the flags describe.
+func (v *verifyFlags) verification() (server.Verification, error) {
+	now, err := v.clock()
+	if err != nil {
+		return server.Verification{}, err
+	}
+	return server.Verification{
+		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation,
+		Collateral: collateral.Config{CacheDir: v.cacheDir, OfflineDirs: v.bundleDirs, Online: !v.offline},
+	}, nil
+}
+
 // service builds a verification service from the flags. issuer may be nil;
 // nonces nil keeps issued nonces in memory.
 func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces store.Ephemeral) (*verifier.Service, error) {
-	now, err := v.clock()
+	cfg, err := v.verification()
 	if err != nil {
 		return nil, err
 	}
-	var ref *appraisal.ReferenceValues
-	if v.reference != "" {
-		if ref, err = appraisal.LoadReferenceValues(v.reference); err != nil {
-			return nil, usageError{err}
-		}
-	}
-	var policy string
-	if v.policy != "" {
-		data, err := os.ReadFile(v.policy)
-		if err != nil {
-			return nil, usagef("--policy: %w", err)
-		}
-		policy = string(data)
-	}
-	ap, err := appraisal.New(ctx, appraisal.Config{Policy: policy, Reference: ref, DevMode: v.dev})
-	if err != nil {
-		return nil, usageError{err}
-	}
-	getter, err := collateral.New(collateral.Config{
-		CacheDir:    v.cacheDir,
-		OfflineDirs: v.bundleDirs,
-		Online:      !v.offline,
-		Logger:      log,
-	})
-	if err != nil {
-		return nil, usageError{fmt.Errorf("collateral: %w", err)}
-	}
-	snpV, err := snp.NewVerifier(snp.Config{Getter: getter, Now: now, CheckRevocations: v.checkRevocation, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	tdxV, err := tdx.NewVerifier(tdx.Config{Getter: getter, Now: now, CheckRevocations: v.checkRevocation, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	simV, err := sim.NewVerifier(sim.Config{})
-	if err != nil {
-		return nil, err
-	}
-	return verifier.New(verifier.Config{
-		TEEs:      map[attestation.TEE]attestation.Verifier{attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV},
-		Appraiser: ap,
-		Issuer:    issuer,
-		Nonces:    nonces,
-		Logger:    log,
-	})
-}
-
-// loadOrCreateKey reads the verifier's ECDSA signing key from a PEM file,
-// creating a P-256 key there (mode 0600) when the file does not exist.
-// An empty path gives an ephemeral key.
-func loadOrCreateKey(path string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
-	if path == "" {
-		log.Warn("token signing key is ephemeral: tokens cannot be verified after a restart; set --key")
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create signing key: %w", err)
-		}
-		if err := errors.Join(pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}), f.Close()); err != nil {
-			return nil, fmt.Errorf("write signing key: %w", err)
-		}
-		log.Info("created token signing key", "path", path)
-		return key, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("signing key %s: no PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		if k, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", path, err)
-		}
-	}
-	key, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("signing key %s: %T, want an ECDSA P-256 or P-384 key", path, k)
-	}
-	return key, nil
+	return cfg.Service(ctx, log, issuer, nonces)
 }

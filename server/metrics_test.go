@@ -1,4 +1,4 @@
-package metrics
+package server
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func (f sinkFunc) Record(ctx context.Context, r *store.AuditRecord) error { retu
 // TestAuditSink: every decision is counted by decision and reason class and
 // forwarded to the next sink, whose error comes back.
 func TestAuditSink(t *testing.T) {
-	m := New()
+	m := newMetrics()
 	var forwarded []string
 	boom := errors.New("log unavailable")
 	next := sinkFunc(func(_ context.Context, r *store.AuditRecord) error {
@@ -76,7 +76,7 @@ func TestVerifyOutcome(t *testing.T) {
 
 // TestRequestLabels: requests are labelled by route pattern and status class.
 func TestRequestLabels(t *testing.T) {
-	m := New()
+	m := newMetrics()
 	m.ObserveRequest(web.Event{Route: "GET /kbs/v0/resource/{repo}/{type}/{tag}", Status: 403, Duration: time.Millisecond})
 	m.ObserveRequest(web.Event{Route: "GET /kbs/v0/resource/{repo}/{type}/{tag}", Status: 200, Duration: time.Millisecond})
 	m.RunFinished("completed")

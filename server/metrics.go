@@ -1,10 +1,11 @@
-// Package metrics holds the Prometheus metrics of a kura server: HTTP
-// requests per route, attestation verifications and key releases by
-// outcome, and clean-room runs. Each server creates its own registry with
-// New; nothing is registered globally. Every label value comes from a
-// bounded set fixed in code (route patterns, problem kinds, decisions), never
-// from what a client sent, and no metric carries a secret.
-package metrics
+package server
+
+// The Prometheus metrics of a kura server: HTTP requests per route,
+// attestation verifications and key releases by outcome, and clean-room
+// runs. Each server creates its own registry; nothing is registered
+// globally. Every label value comes from a bounded set fixed in code (route
+// patterns, problem kinds, decisions), never from what a client sent, and no
+// metric carries a secret.
 
 import (
 	"context"
@@ -24,8 +25,8 @@ import (
 	"github.com/kura-cc/kura/verifier"
 )
 
-// Metrics is one server's set of metrics. It is safe for concurrent use.
-type Metrics struct {
+// metrics is one server's set of metrics. It is safe for concurrent use.
+type metrics struct {
 	reg           *prometheus.Registry
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
@@ -35,19 +36,10 @@ type Metrics struct {
 	runs          *prometheus.CounterVec
 }
 
-// RunRecorder counts finished clean-room runs; the coordinator takes one.
-type RunRecorder interface {
-	// RunFinished counts one run that ended with outcome ("completed",
-	// "failed", "refused"...: a small fixed set chosen by the caller).
-	RunFinished(outcome string)
-}
-
-var _ RunRecorder = (*Metrics)(nil)
-
-// New returns a fresh set of metrics in a registry of its own, together
+// newMetrics returns a fresh set of metrics in a registry of its own, together
 // with the Go runtime and process collectors.
-func New() *Metrics {
-	m := &Metrics{
+func newMetrics() *metrics {
+	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kura_http_requests_total",
@@ -82,31 +74,31 @@ func New() *Metrics {
 
 // Registry is the registry the metrics live in, for roles that add their
 // own collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+func (m *metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves the metrics in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
+func (m *metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
 // InFlight wraps h to count requests in flight.
-func (m *Metrics) InFlight(h http.Handler) http.Handler {
+func (m *metrics) InFlight(h http.Handler) http.Handler {
 	return promhttp.InstrumentHandlerInFlight(m.inFlight, h)
 }
 
 // ObserveRequest counts one served request; pass it to web.Instrument.
-func (m *Metrics) ObserveRequest(ev web.Event) {
+func (m *metrics) ObserveRequest(ev web.Event) {
 	m.requests.WithLabelValues(ev.Route, strconv.Itoa(ev.Status/100)+"xx").Inc()
 	m.latency.WithLabelValues(ev.Route).Observe(ev.Duration.Seconds())
 }
 
 // Verification counts one verification from source with outcome.
-func (m *Metrics) Verification(source, outcome string) {
+func (m *metrics) Verification(source, outcome string) {
 	m.verifications.WithLabelValues(source, outcome).Inc()
 }
 
 // RunFinished counts one finished run.
-func (m *Metrics) RunFinished(outcome string) { m.runs.WithLabelValues(outcome).Inc() }
+func (m *metrics) RunFinished(outcome string) { m.runs.WithLabelValues(outcome).Inc() }
 
 // VerifyOutcome names the outcome of a verification error with the
 // verifier's problem kinds, so both sources share one vocabulary.
@@ -134,12 +126,12 @@ func VerifyOutcome(err error) string {
 
 // Attester wraps the key broker's evidence verifier to count its
 // verifications (source "kbs").
-func (m *Metrics) Attester(next keybroker.Attester) keybroker.Attester {
+func (m *metrics) Attester(next keybroker.Attester) keybroker.Attester {
 	return countingAttester{m, next}
 }
 
 type countingAttester struct {
-	m    *Metrics
+	m    *metrics
 	next keybroker.Attester
 }
 
@@ -151,12 +143,12 @@ func (a countingAttester) Verify(ctx context.Context, b *attestation.Bundle, opt
 
 // AuditSink returns a key-broker audit sink that counts every decision and
 // then hands it to next (nil: none), whose error it returns.
-func (m *Metrics) AuditSink(next keybroker.AuditSink) keybroker.AuditSink {
+func (m *metrics) AuditSink(next keybroker.AuditSink) keybroker.AuditSink {
 	return countingSink{m, next}
 }
 
 type countingSink struct {
-	m    *Metrics
+	m    *metrics
 	next keybroker.AuditSink
 }
 

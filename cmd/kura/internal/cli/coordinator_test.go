@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"github.com/kura-cc/kura/coordinator"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,11 +63,13 @@ func TestCoordinatorLostRace(t *testing.T) {
 		defer cancel()
 		l.Close(ctx)
 	}()
-	m := &mountContext{ctx: ctx, log: slog.New(slog.DiscardHandler), mux: http.NewServeMux(), auditLog: l, state: winsEveryRace{st}}
-	if err := mountCoordinator(m); err != nil {
+	co, err := coordinator.New(coordinator.Config{Store: winsEveryRace{st}, Log: l})
+	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(m.mux)
+	mux := http.NewServeMux()
+	co.Register(mux)
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/collaborations/"+c.collab.ID, bytes.NewReader(file))

@@ -1,0 +1,252 @@
+// Package coordinator keeps clean-room collaborations: it serves
+// PUT and GET /v1/collaborations/{id} (docs/spec/manifest.md §6), storing
+// every version of each collaboration file in the platform's store and
+// recording every new manifest version and approval in the transparency
+// log before storing it.
+//
+// # Security model
+//
+// The coordinator holds no secret and decides nothing about data: key
+// brokers and receivers check manifests and approvals themselves. What it
+// guarantees is publicity and order: a file is accepted only if it verifies
+// (every signature, every hash link) and extends the stored one (the same
+// versions first, no approval dropped), so the history it serves is
+// append-only and every step of it is in the log. A compromised
+// coordinator can refuse service or serve a stale file; it cannot forge an
+// approval, and a file it serves that the log does not hold is evidence
+// against it.
+//
+// Replicas sharing a PostgreSQL store may race on one collaboration: the
+// store accepts one version n+1 and the loser answers 409 (fetch and push
+// again). The loser's new entries may already be logged: the log holds
+// every stored version and approval, and can hold one whose store write
+// then failed (as after a crash between the two).
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/store"
+)
+
+// ErrRefused means a collaboration file was refused: it does not verify,
+// names another collaboration than its URL, or does not extend the stored
+// file. The HTTP API answers 409 collaboration-refused.
+var ErrRefused = errors.New("collaboration refused")
+
+// Collaborations is where the coordinator keeps collaboration files
+// (store.Store implements it).
+type Collaborations interface {
+	// GetCollaboration returns the latest file and its version, or
+	// store.ErrNotFound.
+	GetCollaboration(ctx context.Context, id string) ([]byte, int64, error)
+	// PutCollaboration stores version, which must be one more than the
+	// latest, or fails with store.ErrConflict.
+	PutCollaboration(ctx context.Context, id string, file []byte, version int64) error
+}
+
+// Log is the transparency log the coordinator records in (*auditlog.Log
+// implements it).
+type Log interface {
+	AppendAndProve(ctx context.Context, e *auditlog.Entry) (*auditlog.Proof, error)
+}
+
+// Config configures a Coordinator.
+type Config struct {
+	// Store keeps the collaboration files. Required.
+	Store Collaborations
+	// Log records every new manifest version and approval. Required.
+	Log Log
+	// Now is the clock stamped on log entries (default time.Now).
+	Now func() time.Time
+	// Logger receives request failures (default: discard).
+	Logger *slog.Logger
+}
+
+// Coordinator is the collaboration service. It is safe for concurrent use.
+type Coordinator struct {
+	store Collaborations
+	log   Log
+	now   func() time.Time
+	slog  *slog.Logger
+	mu    sync.Mutex // serialises this process's updates
+}
+
+// New returns a coordinator.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil || cfg.Log == nil {
+		return nil, errors.New("coordinator: Store and Log are required")
+	}
+	c := &Coordinator{store: cfg.Store, log: cfg.Log, now: cfg.Now, slog: cfg.Logger}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.slog == nil {
+		c.slog = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Register mounts PUT and GET /v1/collaborations/{id} on mux.
+func (c *Coordinator) Register(mux *http.ServeMux) {
+	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, problem, c.put))
+	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, problem, c.get))
+}
+
+func problem(err error) *web.Problem {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return web.NewProblem(http.StatusNotFound, "not-found", "no such collaboration", err)
+	case errors.Is(err, store.ErrConflict):
+		return web.NewProblem(http.StatusConflict, "concurrent-update", "the collaboration changed while this update was checked: fetch it and push again", err)
+	case errors.Is(err, store.ErrInvalid):
+		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
+	case errors.Is(err, ErrRefused), errors.Is(err, collab.ErrMalformedCollaboration), errors.Is(err, collab.ErrInvalidManifest),
+		errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
+		return web.NewProblem(http.StatusConflict, "collaboration-refused", err.Error(), err)
+	}
+	return nil
+}
+
+func (c *Coordinator) get(w http.ResponseWriter, r *http.Request) error {
+	file, _, err := c.store.GetCollaboration(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(file)
+	return err
+}
+
+// PutResponse says what a collaboration update added to the log.
+type PutResponse struct {
+	// Versions and Approvals count what the stored file now holds.
+	Versions  int `json:"versions"`
+	Approvals int `json:"approvals"`
+	// Logged are the inclusion proofs of the new log entries, in order.
+	Logged []json.RawMessage `json:"logged"`
+}
+
+func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, collab.MaxCollaborationSize)
+	if err != nil {
+		return err
+	}
+	next, err := collab.ParseCollaboration(body)
+	if err != nil {
+		return err
+	}
+	if err := next.Verify(); err != nil {
+		return err
+	}
+	if next.ID != r.PathValue("id") {
+		return fmt.Errorf("%w: the file is collaboration %q, the URL says %q", ErrRefused, next.ID, r.PathValue("id"))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var prev *collab.Collaboration
+	data, version, err := c.store.GetCollaboration(r.Context(), next.ID)
+	switch {
+	case err == nil:
+		if prev, err = collab.ParseCollaboration(data); err != nil {
+			return fmt.Errorf("stored collaboration %s: %w", next.ID, err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	newVersions, newApprovals, err := extends(prev, next)
+	if err != nil {
+		return err
+	}
+	resp := PutResponse{Versions: len(next.Versions), Approvals: len(next.Approvals)}
+	if len(newVersions) == 0 && len(newApprovals) == 0 {
+		return web.WriteJSON(w, http.StatusOK, resp) // nothing new: stored and logged already
+	}
+	now := c.now().UTC()
+	for _, n := range newVersions {
+		m := next.Version(n)
+		e := &auditlog.Entry{Kind: auditlog.KindManifestVersion, Time: now, Collaboration: next.ID,
+			Subject: "sha256:" + m.Hash(), Version: uint64(n)}
+		if m.Previous != "" {
+			e.Previous = "sha256:" + m.Previous
+		}
+		if err := c.append(r.Context(), e, &resp); err != nil {
+			return err
+		}
+	}
+	for _, a := range newApprovals {
+		p := next.Version(a.Version).Party(a.Party)
+		sum := sha256.Sum256(a.Signature)
+		e := &auditlog.Entry{Kind: auditlog.KindApproval, Time: now, Collaboration: next.ID, Party: p.Card.Fingerprint,
+			Subject: auditlog.Digest(sum), Version: uint64(a.Version)}
+		if err := c.append(r.Context(), e, &resp); err != nil {
+			return err
+		}
+	}
+	if err := c.store.PutCollaboration(r.Context(), next.ID, body, version+1); err != nil {
+		return err
+	}
+	return web.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (c *Coordinator) append(ctx context.Context, e *auditlog.Entry, resp *PutResponse) error {
+	p, err := c.log.AppendAndProve(ctx, e)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	resp.Logged = append(resp.Logged, data)
+	return nil
+}
+
+// extends checks that next keeps everything prev had (its versions first,
+// every approval) and returns what is new: version numbers and approvals.
+func extends(prev, next *collab.Collaboration) ([]int, []*collab.Approval, error) {
+	have := map[string]bool{}
+	from := 1
+	if prev != nil {
+		if len(next.Versions) < len(prev.Versions) {
+			return nil, nil, fmt.Errorf("%w: it has %d versions, the stored one %d: history only grows", ErrRefused, len(next.Versions), len(prev.Versions))
+		}
+		for i, v := range prev.Versions {
+			if next.Versions[i].Hash() != v.Hash() {
+				return nil, nil, fmt.Errorf("%w: version %d differs from the stored one: history is append-only", ErrRefused, i+1)
+			}
+		}
+		for _, a := range prev.Approvals {
+			have[string(a.Signature)] = true
+		}
+		from = len(prev.Versions) + 1
+	}
+	var versions []int
+	for n := from; n <= len(next.Versions); n++ {
+		versions = append(versions, n)
+	}
+	var approvals []*collab.Approval
+	kept := 0
+	for _, a := range next.Approvals {
+		if have[string(a.Signature)] {
+			kept++
+			continue
+		}
+		approvals = append(approvals, a)
+	}
+	if kept < len(have) {
+		return nil, nil, fmt.Errorf("%w: it drops %d stored approval(s)", ErrRefused, len(have)-kept)
+	}
+	return versions, approvals, nil
+}

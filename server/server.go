@@ -1,0 +1,319 @@
+// Package server assembles a kura platform server: the roles a deployment
+// runs (attestation verifier, key broker, transparency log, coordinator)
+// over one store, behind one HTTP handler with health, readiness and
+// Prometheus metrics. New builds them in one fixed order — store, verifier,
+// key broker, log, coordinator — so this file says what a kura server is;
+// `kura serve`, the demo, benchmarks and tests all build servers through it.
+//
+// The server is an http.Handler and a lifecycle, not a listener: callers
+// choose addresses and TLS (see internal/web.Server), and call Close once
+// serving has stopped.
+//
+// # Security model
+//
+// Every role shares the store (SQLite by default, PostgreSQL for
+// replicas), which holds only ciphertext of secrets (sealed under the KEK,
+// which never enters it), public collaboration files and short-lived
+// records. The verifier's token key, the KEK and the log key are files in
+// the data directory, created 0600 if missing and refused if others can
+// read or write them (packages kek, auditlog). In dev mode the INSECURE
+// simulated TEE is accepted and every token and answer involving it says
+// so; never run dev mode in production.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/blob"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/token"
+	"github.com/kura-cc/kura/verifier"
+)
+
+// ErrConfig means the configuration is unusable: an unknown role, a file
+// that does not parse, a role without what it needs. The CLI exits 2.
+var ErrConfig = errors.New("server configuration")
+
+// Role is one part of the platform a server can run.
+type Role string
+
+// The roles, in the order New builds them.
+const (
+	// RoleVerifier serves the attestation API (nonce, verify, JWKS).
+	RoleVerifier Role = "verifier"
+	// RoleKBS serves the key broker: the KBS protocol and the owner API.
+	RoleKBS Role = "kbs"
+	// RoleLog serves the transparency log, follows the key broker's audit
+	// trail and takes clean-room and time-lock entries (auditlog/intake).
+	RoleLog Role = "log"
+	// RoleCoordinator keeps collaborations; it needs RoleLog.
+	RoleCoordinator Role = "coordinator"
+)
+
+// AllRoles lists every role in build order.
+var AllRoles = []Role{RoleVerifier, RoleKBS, RoleLog, RoleCoordinator}
+
+// Config configures a server. Paths left empty default to files in DataDir.
+type Config struct {
+	// DataDir holds the server's state and keys (created 0700).
+	DataDir string
+	// Roles are the roles to run, in any order; nil means AllRoles.
+	Roles []Role
+	// DevMode accepts the INSECURE simulated TEE.
+	DevMode bool
+	// Version names the build in issued tokens, e.g. "kura v1.2.0".
+	Version string
+	// Logger receives every security decision (default: discard).
+	Logger *slog.Logger
+
+	// TokenKeyFile is the verifier's token signing key, PEM ECDSA P-256 or
+	// P-384, created if missing (default <DataDir>/verifier-key.pem).
+	TokenKeyFile string
+	// Store is the platform's state: a SQLite file path or a postgres://
+	// URL (default <DataDir>/kbs.db). A server running only the verifier
+	// with no Store keeps its nonces in memory.
+	Store string
+	// Verification configures the built-in verifier.
+	Verification Verification
+	// KBS configures the key broker role.
+	KBS KBS
+	// Log configures the transparency-log role.
+	Log Log
+	// Blobs is where the log role keeps the result bundles and receipts it
+	// logged (default: a local store in <DataDir>/blobs).
+	Blobs blob.Store
+	// SeparateMetrics leaves /metrics off Handler, for a separate listener
+	// serving MetricsHandler.
+	SeparateMetrics bool
+}
+
+// KBS configures the key broker role.
+type KBS struct {
+	// KEKFile is the key-encryption key, created 0600 if missing (default
+	// <DataDir>/kek).
+	KEKFile string
+	// KEKPassphraseFile, if set, derives the KEK with Argon2id from the
+	// passphrase in this file; KEKFile then keeps the parameters.
+	KEKPassphraseFile string
+	// AdminKeysFile lists the owner keys the admin API accepts
+	// ("ed25519 <base64> <name>" lines); empty turns the admin API off.
+	AdminKeysFile string
+	// TrustJWKS are URLs of remote verifiers' JWKS whose tokens the broker
+	// also accepts; they are fetched again when a token matches no key.
+	TrustJWKS []string
+	// TrustKeys are pinned verifier public keys the broker also accepts.
+	TrustKeys jwk.Set
+	// RateLimit is the key broker requests per second allowed per client
+	// address, burst twice that (0: keybroker's default).
+	RateLimit float64
+}
+
+// Log configures the transparency-log role.
+type Log struct {
+	// KeyFile is the checkpoint signing key (C2SP note key), created if
+	// missing with its verifier key beside it as KeyFile.pub (default
+	// <DataDir>/log-key).
+	KeyFile string
+	// Origin is the log's name in checkpoints (default
+	// auditlog.DefaultOrigin).
+	Origin string
+	// Witnesses must cosign each checkpoint; WitnessThreshold of them
+	// (0: all).
+	Witnesses        []auditlog.WitnessEndpoint
+	WitnessThreshold int
+}
+
+// Server is a built kura server, ready to serve.
+type Server struct {
+	handler, metricsHandler http.Handler
+	ready                   *web.Readiness
+	roles                   []Role
+	closers                 []func(context.Context) error
+}
+
+// build is the state New passes from one role to the next.
+type build struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+	ready   *web.Readiness
+	onClose func(func(context.Context) error)
+
+	issuer   *token.Issuer
+	verifier *verifier.Service
+	// state is the platform's store, nil only for a verifier without one.
+	state store.Store
+	// broker is set once the key broker is built; the log role follows
+	// its audit trail and proves its decisions.
+	broker *brokerHooks
+	// auditLog is set once the log role is built.
+	auditLog *auditlog.Log
+}
+
+// New builds the roles cfg names, in the order store → verifier → key
+// broker → log → coordinator. On error, what was built is closed.
+func New(ctx context.Context, cfg Config) (s *Server, err error) {
+	roles, err := selectRoles(cfg.Roles)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s = &Server{ready: &web.Readiness{}, roles: roles}
+	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready,
+		onClose: func(fn func(context.Context) error) { s.closers = append(s.closers, fn) }}
+	defer func() {
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := b.openStore(ctx, roles); err != nil {
+		return nil, err
+	}
+	if err := b.buildVerifier(ctx); err != nil {
+		return nil, err
+	}
+	for _, r := range roles {
+		var err error
+		switch r {
+		case RoleVerifier:
+			b.verifier.Register(b.mux, b.log)
+		case RoleKBS:
+			err = b.buildKBS(ctx)
+		case RoleLog:
+			err = b.buildLog(ctx)
+		case RoleCoordinator:
+			err = b.buildCoordinator()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("role %s: %w", r, err)
+		}
+	}
+	s.handler, s.metricsHandler = b.handlers(roles)
+	return s, nil
+}
+
+// selectRoles returns the roles asked for in build order; nil means all.
+func selectRoles(want []Role) ([]Role, error) {
+	if len(want) == 0 {
+		return AllRoles, nil
+	}
+	for _, r := range want {
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("%w: unknown role %q; roles are %s", ErrConfig, r, RoleNames())
+		}
+	}
+	var out []Role
+	for _, r := range AllRoles {
+		if slices.Contains(want, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// RoleNames lists the roles for messages and help text: "verifier, kbs, ...".
+func RoleNames() string {
+	names := make([]string, len(AllRoles))
+	for i, r := range AllRoles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
+
+// path returns p, or name inside the data directory when p is empty.
+func (b *build) path(p, name string) string {
+	if p != "" {
+		return p
+	}
+	return filepath.Join(b.cfg.DataDir, name)
+}
+
+// openStore opens the platform's store, unless only the verifier runs and
+// no store is configured (its nonces then stay in memory).
+func (b *build) openStore(ctx context.Context, roles []Role) error {
+	if b.cfg.Store == "" && slices.Equal(roles, []Role{RoleVerifier}) {
+		return nil
+	}
+	spec := b.path(b.cfg.Store, "kbs.db")
+	st, err := OpenStore(ctx, spec, b.log)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", RedactURL(spec), err)
+	}
+	b.state = st
+	b.onClose(func(context.Context) error { return st.Close() })
+	b.ready.AddCheck("store", func(ctx context.Context) error { return pingStore(ctx, st) })
+	return nil
+}
+
+// handlers wraps the roles' routes with health, readiness, metrics and the
+// access log.
+func (b *build) handlers(roles []Role) (main, aux http.Handler) {
+	health := web.Handle(b.log, nil, func(w http.ResponseWriter, r *http.Request) error {
+		return web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "dev_mode": b.cfg.DevMode, "roles": roles})
+	})
+	b.mux.Handle("GET /healthz", health)
+	b.mux.Handle("GET /readyz", b.ready.Handler())
+	if !b.cfg.SeparateMetrics {
+		b.mux.Handle("GET /metrics", b.metrics.Handler())
+	}
+	observe := func(ev web.Event) {
+		b.metrics.ObserveRequest(ev)
+		if ev.Route == "POST /v1/attestation/verify" {
+			outcome := "verified"
+			if ev.Status >= 300 {
+				outcome = ev.Problem
+				if outcome == "" {
+					outcome = "error"
+				}
+			}
+			b.metrics.Verification("verifier", outcome)
+		}
+	}
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", b.metrics.Handler())
+	m.Handle("GET /healthz", health)
+	m.Handle("GET /readyz", b.ready.Handler())
+	return web.Instrument(b.log, b.metrics.InFlight(b.mux), observe), web.Instrument(b.log, m, nil)
+}
+
+// Handler serves the roles' APIs, /healthz, /readyz and, unless
+// SeparateMetrics, /metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves /metrics, /healthz and /readyz, for a separate
+// metrics listener.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }
+
+// Roles are the roles the server runs, in build order.
+func (s *Server) Roles() []Role { return slices.Clone(s.roles) }
+
+// Drain makes /readyz answer 503 with reason, so load balancers stop
+// sending traffic before the listener closes.
+func (s *Server) Drain(reason string) { s.ready.SetDraining(reason) }
+
+// Close releases what the roles hold, in reverse build order: it stops the
+// log's follower of the key broker's audit trail after a final catch-up,
+// closes the log and the store. Call it once serving has stopped.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	for _, fn := range slices.Backward(s.closers) {
+		errs = append(errs, fn(ctx))
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/attestation/snp"
+	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/collateral"
+	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/token"
+	"github.com/kura-cc/kura/verifier"
+)
+
+// Verification configures an attestation verifier: what it compares
+// evidence with and where it finds collateral.
+type Verification struct {
+	// ReferenceFile holds the reference values, YAML or JSON; empty means
+	// none.
+	ReferenceFile string
+	// PolicyFile is the appraisal policy in Rego; empty means kura's
+	// built-in policy.
+	PolicyFile string
+	// DevMode accepts the INSECURE simulated TEE.
+	DevMode bool
+	// Collateral says where AMD KDS and Intel PCS collateral comes from.
+	Collateral collateral.Config
+	// CheckRevocations requires CRLs and refuses revoked certificates.
+	CheckRevocations bool
+	// Now is the verification clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service builds a verification service for SNP, TDX and the simulated
+// TEE. issuer may be nil (no tokens); nonces nil keeps issued nonces in
+// memory.
+func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces store.Ephemeral) (*verifier.Service, error) {
+	var ref *appraisal.ReferenceValues
+	if v.ReferenceFile != "" {
+		var err error
+		if ref, err = appraisal.LoadReferenceValues(v.ReferenceFile); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	var policy string
+	if v.PolicyFile != "" {
+		data, err := os.ReadFile(v.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: appraisal policy: %w", ErrConfig, err)
+		}
+		policy = string(data)
+	}
+	ap, err := appraisal.New(ctx, appraisal.Config{Policy: policy, Reference: ref, DevMode: v.DevMode})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	cc := v.Collateral
+	if cc.Logger == nil {
+		cc.Logger = log
+	}
+	getter, err := collateral.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: collateral: %w", ErrConfig, err)
+	}
+	now := v.Now
+	if now == nil {
+		now = time.Now
+	}
+	snpV, err := snp.NewVerifier(snp.Config{Getter: getter, Now: now, CheckRevocations: v.CheckRevocations, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	tdxV, err := tdx.NewVerifier(tdx.Config{Getter: getter, Now: now, CheckRevocations: v.CheckRevocations, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	simV, err := sim.NewVerifier(sim.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return verifier.New(verifier.Config{
+		TEEs:      map[attestation.TEE]attestation.Verifier{attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV},
+		Appraiser: ap,
+		Issuer:    issuer,
+		Nonces:    nonces,
+		Logger:    log,
+	})
+}
+
+// buildVerifier builds the verifier every server has (the key broker's
+// /kbs/v0/attest uses it); only RoleVerifier mounts its API.
+func (b *build) buildVerifier(ctx context.Context) error {
+	key, err := loadOrCreateKey(b.path(b.cfg.TokenKeyFile, "verifier-key.pem"), b.log)
+	if err != nil {
+		return err
+	}
+	build := b.cfg.Version
+	if b.cfg.DevMode {
+		build += " (dev mode: INSECURE sim TEE accepted)"
+	}
+	if b.issuer, err = token.NewIssuer(token.IssuerConfig{Key: key, Build: build}); err != nil {
+		return err
+	}
+	var nonces store.Ephemeral
+	if b.state != nil {
+		nonces = b.state.Ephemeral()
+	}
+	v := b.cfg.Verification
+	v.DevMode = b.cfg.DevMode
+	b.verifier, err = v.Service(ctx, b.log, b.issuer, nonces)
+	return err
+}
+
+// loadOrCreateKey reads the verifier's ECDSA signing key from a PEM file,
+// creating a P-256 key there (mode 0600) when the file does not exist.
+func loadOrCreateKey(path string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create signing key: %w", err)
+		}
+		if err := errors.Join(pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}), f.Close()); err != nil {
+			return nil, fmt.Errorf("write signing key: %w", err)
+		}
+		log.Info("created token signing key", "path", path)
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: signing key %s: no PEM block", ErrConfig, path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		if k, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
+			return nil, fmt.Errorf("%w: signing key %s: %w", ErrConfig, path, err)
+		}
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: signing key %s: %T, want an ECDSA P-256 or P-384 key", ErrConfig, path, k)
+	}
+	return key, nil
+}
