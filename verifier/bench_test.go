@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
-	"os"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/snp"
+	"github.com/kura-cc/kura/internal/captures"
 	"github.com/kura-cc/kura/token"
 )
 
@@ -30,19 +30,8 @@ import (
 
 var milanTime = time.Date(2023, time.June, 1, 0, 0, 0, 0, time.UTC)
 
-func readTestdata(tb testing.TB, name string) []byte {
-	tb.Helper()
-	data, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return data
-}
-
 func BenchmarkGoSevGuestBaseline(b *testing.B) {
-	report := readTestdata(b, "attestation.bin")
-	vcek := readTestdata(b, "vcek.testcer")
-	chain := readTestdata(b, "milan.testcer")
+	report, vcek, chain := captures.SNPMilan()
 	ask, rest := pem.Decode(chain)
 	ark, _ := pem.Decode(rest)
 	opts := &verify.Options{DisableCertFetching: true, Now: milanTime}
@@ -65,7 +54,8 @@ func BenchmarkGoSevGuestBaseline(b *testing.B) {
 
 func BenchmarkPipelineSNP(b *testing.B) {
 	ctx := context.Background()
-	bundle, err := snp.NewBundle(readTestdata(b, "attestation.bin"), append(readTestdata(b, "vcek.testcer"), readTestdata(b, "milan.testcer")...))
+	report, vcek, chain := captures.SNPMilan()
+	bundle, err := snp.NewBundle(report, append(vcek, chain...))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/snp"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // This file writes evidence as CoCo attesters do, independently of the
@@ -135,23 +134,10 @@ func tdxEvidenceJSON(quote []byte) []byte {
 	return b
 }
 
-// Real vectors, read from the TEE packages' testdata (provenance in their
-// PROVENANCE.md files).
-func readFile(t testing.TB, path ...string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(path...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // milan returns go-sev-guest's Milan report (version 2) and its VCEK, ASK
 // and ARK as the sev crate's cert_chain.
 func milan(t testing.TB) ([]byte, []sevCert, *attestation.Bundle) {
-	report := readFile(t, "../snp/testdata/attestation.bin")
-	vcek := readFile(t, "../snp/testdata/vcek.testcer")
-	askArk := readFile(t, "../snp/testdata/milan.testcer")
+	report, vcek, askArk := captures.SNPMilan()
 	orig, err := snp.NewBundle(report, append(append([]byte{}, vcek...), askArk...))
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +157,7 @@ func milan(t testing.TB) ([]byte, []sevCert, *attestation.Bundle) {
 // auxblob certificate table as the sev crate's cert_chain (entries as the
 // host served them: PEM).
 func genoa(t testing.TB) ([]byte, []sevCert, *attestation.Bundle) {
-	orig, err := snp.ParseTSMReport(readFile(t, "../snp/testdata/sevsnp-tsm-report.json"))
+	orig, err := snp.ParseTSMReport(captures.SNPGenoaTSM())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // Pinned times, as in package tdx: no real TDX vector verifies completely
@@ -25,11 +28,19 @@ var tdxTimes = map[string]time.Time{
 
 func tdxVector(t testing.TB, dir string) ([]byte, *attestation.Collateral) {
 	t.Helper()
-	col, err := tdx.LoadCollateralDir("../tdx/testdata/" + dir)
+	path := t.TempDir()
+	if err := captures.WriteTDX(path, dir); err != nil {
+		t.Fatal(err)
+	}
+	col, err := tdx.LoadCollateralDir(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readFile(t, "../tdx/testdata/"+dir+"/quote.dat"), col
+	quote, err := os.ReadFile(filepath.Join(path, "quote.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return quote, col
 }
 
 func sprQuote(t testing.TB) ([]byte, *attestation.Collateral) { return tdxVector(t, "spr_e4") }

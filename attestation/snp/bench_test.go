@@ -8,13 +8,15 @@ import (
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/validate"
 	"github.com/google/go-sev-guest/verify"
+
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // BenchmarkGoSevGuestVerifyValidate is the baseline: go-sev-guest alone
 // parsing, verifying and validating the Milan vector offline, with the same
 // vendor-rules-only validation options the Verifier uses.
 func BenchmarkGoSevGuestVerifyValidate(b *testing.B) {
-	report, vcek, askArk := milanParts(b)
+	report, vcek, askArk := captures.SNPMilan()
 	set, err := parseCerts(askArk)
 	if err != nil {
 		b.Fatal(err)

@@ -7,23 +7,24 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // FuzzVerify feeds arbitrary evidence and certificates to the Verifier,
 // NewBundle and ParseTSMReport. Nothing may panic, and every failure must
 // wrap one of attestation's sentinels.
 func FuzzVerify(f *testing.F) {
-	_, vcek, _ := milanParts(f)
+	_, vcek, _ := captures.SNPMilan()
 	milan, genoa := milanBundle(f), genoaBundle(f)
 	seeds := [][2][]byte{
 		{milan.Evidence, milan.Certs},
 		{genoa.Evidence, genoa.Certs},
 		{milan.Evidence, vcek},
-		{readTestdata(f, "sevsnp-tsm-report.json"), nil},
+		{captures.SNPGenoaTSM(), nil},
 	}
 	for _, s := range seeds {
 		if len(s[0]) == 0 {
-			f.Fatal("empty seed: the test vectors in testdata are missing")
+			f.Fatal("empty seed: a capture in internal/captures is missing")
 		}
 		f.Add(s[0], s[1])
 	}

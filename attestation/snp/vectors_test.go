@@ -3,38 +3,23 @@ package snp
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
-// Verification times inside the validity of each vector's VCEK.
+// Verification times inside the validity of each vector's VCEK. The vectors
+// come from internal/captures.
 var (
 	milanTime = time.Date(2023, time.June, 1, 0, 0, 0, 0, time.UTC) // VCEK 2022-09-24 to 2029-09-24
 	genoaTime = time.Date(2025, time.June, 1, 0, 0, 0, 0, time.UTC) // VCEK 2025-04-20 to 2032-04-20
 )
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// milanReport, milanVCEK and milanChain are go-sev-guest's Milan vector: the
-// raw report, the VCEK (DER) and AMD's ASK+ARK cert_chain (PEM).
-func milanParts(t testing.TB) (report, vcek, askArk []byte) {
-	return readTestdata(t, "attestation.bin"), readTestdata(t, "vcek.testcer"), readTestdata(t, "milan.testcer")
-}
-
 func milanBundle(t testing.TB) *attestation.Bundle {
 	t.Helper()
-	report, vcek, askArk := milanParts(t)
+	report, vcek, askArk := captures.SNPMilan()
 	b, err := NewBundle(report, append(append([]byte{}, vcek...), askArk...))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +29,7 @@ func milanBundle(t testing.TB) *attestation.Bundle {
 
 func genoaBundle(t testing.TB) *attestation.Bundle {
 	t.Helper()
-	b, err := ParseTSMReport(readTestdata(t, "sevsnp-tsm-report.json"))
+	b, err := ParseTSMReport(captures.SNPGenoaTSM())
 	if err != nil {
 		t.Fatal(err)
 	}

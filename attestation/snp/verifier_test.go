@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 var (
@@ -37,7 +38,7 @@ var (
 )
 
 func TestVerifyVectors(t *testing.T) {
-	report, vcek, askArk := milanParts(t)
+	report, vcek, askArk := captures.SNPMilan()
 	milanHex := *milanBundle(t)
 	milanHex.Evidence = []byte("\n " + hex.EncodeToString(report) + "\n")
 	milanDER := *milanBundle(t)
@@ -195,7 +196,7 @@ func TestVerifyTampered(t *testing.T) {
 		}
 		return table.Marshal()
 	}
-	_, vcek, askArk := milanParts(t)
+	_, vcek, askArk := captures.SNPMilan()
 	selfARK, selfARKKey := selfSigned(t, "ARK-Milan", nil, nil)
 	selfASK, _ := selfSigned(t, "SEV-Milan", selfARK, selfARKKey)
 	genoaVCEK := func() []byte {
@@ -280,7 +281,7 @@ func TestVerifyTampered(t *testing.T) {
 }
 
 func TestVerifyGetter(t *testing.T) {
-	_, vcek, _ := milanParts(t)
+	_, vcek, _ := captures.SNPMilan()
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -452,7 +453,7 @@ func TestVerifyFakeChain(t *testing.T) {
 }
 
 func TestNewBundle(t *testing.T) {
-	report, vcek, askArk := milanParts(t)
+	report, vcek, askArk := captures.SNPMilan()
 	for _, tc := range []struct {
 		name         string
 		report       []byte
@@ -489,7 +490,7 @@ func TestNewBundle(t *testing.T) {
 }
 
 func TestParseTSMReport(t *testing.T) {
-	good := readTestdata(t, "sevsnp-tsm-report.json")
+	good := captures.SNPGenoaTSM()
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -566,7 +567,7 @@ func selfSigned(t testing.TB, cn string, parent *x509.Certificate, parentKey *rs
 // stranger's key under the issuer name of ica.
 func selfSignedVCEK(t testing.TB, ica *x509.Certificate) *x509.Certificate {
 	t.Helper()
-	_, vcekDER, _ := milanParts(t)
+	_, vcekDER, _ := captures.SNPMilan()
 	vcek, err := x509.ParseCertificate(vcekDER)
 	if err != nil {
 		t.Fatal(err)

@@ -2,27 +2,23 @@ package tdx
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-tdx-guest/verify"
+
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // FuzzVerify feeds mutated real quotes to the Verifier (signature-only, so
 // mutations reach every check). Nothing may panic, and whatever the Verifier
 // accepts go-tdx-guest must accept too.
 func FuzzVerify(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "*", "quote.dat"))
-	for _, path := range seeds {
-		q, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(q)
+	seeds := captures.TDXVectors()
+	for _, name := range seeds {
+		f.Add(loadVector(f, name).quote)
 	}
 	if len(seeds) == 0 {
-		f.Fatal("no seed quotes in testdata/*/quote.dat")
+		f.Fatal("no seed quotes in internal/captures")
 	}
 	v := newTestVerifier(f, Config{Now: at(timeV4), AllowMissingCollateral: true})
 	f.Fuzz(func(t *testing.T, q []byte) {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-tdx-guest/verify"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // Pinned verification times. The SPR E4 quote and its collateral were
@@ -29,7 +30,8 @@ var (
 	timeFuture = time.Date(2053, time.July, 1, 1, 0, 0, 0, time.UTC)
 )
 
-// vector is a real quote with the collateral saved next to it.
+// vector is a real quote with the collateral captured with it, from
+// internal/captures.
 type vector struct {
 	dir   string
 	quote []byte
@@ -39,7 +41,10 @@ type vector struct {
 
 func loadVector(t testing.TB, dir string) vector {
 	t.Helper()
-	path := filepath.Join("testdata", dir)
+	path := t.TempDir()
+	if err := captures.WriteTDX(path, dir); err != nil {
+		t.Fatal(err)
+	}
 	q, err := os.ReadFile(filepath.Join(path, "quote.dat"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-tdx-guest/verify"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -343,7 +344,11 @@ func TestLibraryAgrees(t *testing.T) {
 }
 
 func TestLoadCollateralDir(t *testing.T) {
-	col, err := LoadCollateralDir(filepath.Join("testdata", "spr_e4"))
+	captured := t.TempDir()
+	if err := captures.WriteTDX(captured, "spr_e4"); err != nil {
+		t.Fatal(err)
+	}
+	col, err := LoadCollateralDir(captured)
 	if err != nil {
 		t.Fatal(err)
 	}

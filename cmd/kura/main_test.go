@@ -13,6 +13,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/kura-cc/kura/cmd/kura/internal/cli"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 func TestMain(m *testing.M) {
@@ -29,13 +30,35 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, "cache"))
-			return os.CopyFS(filepath.Join(env.WorkDir, "vectors"), os.DirFS("internal/cli/demodata"))
+			return writeVectors(filepath.Join(env.WorkDir, "vectors"))
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":   exits,
 			"flipbit": flipbit,
 		},
 	})
+}
+
+// writeVectors writes the captured evidence the scripts verify into dir:
+// the Milan report, its VCEK and cert_chain, the Genoa configfs-tsm report,
+// and the TDX quote with its collateral in tdx-spr/.
+func writeVectors(dir string) error {
+	report, vcek, askArk := captures.SNPMilan()
+	files := map[string][]byte{
+		"attestation.bin":        report,
+		"vcek.testcer":           vcek,
+		"milan.testcer":          askArk,
+		"sevsnp-tsm-report.json": captures.SNPGenoaTSM(),
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tdx-spr"), 0o755); err != nil {
+		return err
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return captures.WriteTDX(filepath.Join(dir, "tdx-spr"), "spr_e4")
 }
 
 // exits CODE PROG ARGS... runs PROG and fails unless it exits with CODE.

@@ -3,12 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"github.com/kura-cc/kura/server"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,13 +20,11 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/internal/captures"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
-
-//go:embed demodata
-var demoData embed.FS
 
 func newDemoCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -196,37 +192,24 @@ func insecureMark(insecure bool) string {
 type vector struct {
 	name string
 	at   string
-	load func(fs.FS) (*attestation.Bundle, error)
+	load func() (*attestation.Bundle, error)
 }
 
 var vectors = []vector{
-	{"AMD SEV-SNP, Milan (go-sev-guest test vector)", "2023-06-01T00:00:00Z", func(f fs.FS) (*attestation.Bundle, error) {
-		report, err1 := fs.ReadFile(f, "demodata/attestation.bin")
-		vcek, err2 := fs.ReadFile(f, "demodata/vcek.testcer")
-		chain, err3 := fs.ReadFile(f, "demodata/milan.testcer")
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, err
-		}
+	{"AMD SEV-SNP, Milan (go-sev-guest test vector)", "2023-06-01T00:00:00Z", func() (*attestation.Bundle, error) {
+		report, vcek, chain := captures.SNPMilan()
 		return snp.NewBundle(report, append(vcek, chain...))
 	}},
-	{"AMD SEV-SNP, Genoa (configfs-tsm capture)", "2025-06-01T00:00:00Z", func(f fs.FS) (*attestation.Bundle, error) {
-		data, err := fs.ReadFile(f, "demodata/sevsnp-tsm-report.json")
-		if err != nil {
-			return nil, err
-		}
-		return snp.ParseTSMReport(data)
+	{"AMD SEV-SNP, Genoa (configfs-tsm capture)", "2025-06-01T00:00:00Z", func() (*attestation.Bundle, error) {
+		return snp.ParseTSMReport(captures.SNPGenoaTSM())
 	}},
-	{"Intel TDX, Sapphire Rapids (v4 quote + Intel PCS collateral)", "2023-07-01T01:00:00Z", func(f fs.FS) (*attestation.Bundle, error) {
+	{"Intel TDX, Sapphire Rapids (v4 quote + Intel PCS collateral)", "2023-07-01T01:00:00Z", func() (*attestation.Bundle, error) {
 		dir, err := os.MkdirTemp("", "kura-demo-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		sub, err := fs.Sub(f, "demodata/tdx-spr")
-		if err != nil {
-			return nil, err
-		}
-		if err := os.CopyFS(dir, sub); err != nil {
+		if err := captures.WriteTDX(dir, "spr_e4"); err != nil {
 			return nil, err
 		}
 		col, err := tdx.LoadCollateralDir(dir)
@@ -247,7 +230,7 @@ func (d *demo) realEvidence(ctx context.Context) error {
 	d.section("Real hardware evidence, verified offline against the vendors' roots")
 	quiet := slog.New(slog.DiscardHandler)
 	for _, v := range vectors {
-		b, err := v.load(demoData)
+		b, err := v.load()
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.name, err)
 		}
