@@ -19,7 +19,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/store"
 )
 
 func newKey(t testing.TB, origin string) *auditlog.SignerKey {
@@ -525,36 +524,6 @@ func TestWitness(t *testing.T) {
 	_, mine, _ := l.Checkpoint(ctx)
 	if _, err := w.AddCheckpoint(ctx, mine.Size, nil, raw); err == nil {
 		t.Fatalf("witness cosigned a fork of size %d over its size %d", cp.Size, mine.Size)
-	}
-}
-
-func TestBrokerSink(t *testing.T) {
-	ctx := context.Background()
-	k := newKey(t, "kura.test/log")
-	l := openLog(t, t.TempDir(), k)
-	s := &auditlog.BrokerSink{Log: l}
-	long := string(bytes.Repeat([]byte("é"), 3000)) + "\x00\n"
-	for _, rec := range []*store.AuditRecord{
-		{Seq: 1, Time: time.Now(), Decision: "released", Reason: "policy allowed", Resource: "a/key/1", TokenDigest: "ab", PolicyID: "default@1", Requester: "127.0.0.1", TEE: "sim", Measurement: "00"},
-		{Seq: 2, Decision: "refused", Reason: long, Requester: "10.0.0.1"},
-	} {
-		if err := s.Record(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p, err := l.Prove(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := auditlog.ParseEntry(p.Entry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Kind != auditlog.KindKeyRelease || e.Decision != "refused" || e.BrokerSeq != 2 || len(e.Reason) > auditlog.MaxFieldSize {
-		t.Fatalf("entry %+v", e)
-	}
-	if err := s.Record(ctx, &store.AuditRecord{Decision: "maybe"}); !errors.Is(err, auditlog.ErrMalformed) {
-		t.Fatalf("unknown decision: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/auditlog/brokerlog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func (b *build) buildLog(ctx context.Context) error {
 // log moments later — after a crash, when the server restarts. It also
 // records every stored release-policy version, answering with its proof.
 func (b *build) followBroker(ctx context.Context, l *auditlog.Log) error {
-	f := &auditlog.BrokerFollower{Log: l, Source: b.broker.store, Cursor: filepath.Join(b.cfg.DataDir, "log-cursor"), Logger: b.log}
+	f := &brokerlog.Follower{Log: l, Source: b.broker.store, Cursor: filepath.Join(b.cfg.DataDir, "log-cursor"), Logger: b.log}
 	if err := f.Sync(ctx); err != nil {
 		return fmt.Errorf("catch the log up with the key broker's audit trail: %w", err)
 	}

@@ -1,4 +1,4 @@
-package auditlog
+package brokerlog
 
 import (
 	"context"
@@ -12,16 +12,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/store"
 )
 
-// AuditSource is where a BrokerFollower reads decisions: a key broker's
+// AuditSource is where a Follower reads decisions: a key broker's
 // audit store.
 type AuditSource interface {
 	ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error)
 }
 
-// BrokerFollower copies a key broker's audit trail into the log in the
+// Follower copies a key broker's audit trail into the log in the
 // background, so that logging never holds up a release. The broker's store
 // is the durable record — a decision is acknowledged only once stored — and
 // the follower appends each stored record shortly after, as a key_release
@@ -32,8 +33,8 @@ type AuditSource interface {
 // same broker_seq, which readers count once.
 //
 // Record (keybroker.AuditSink) only wakes the follower; Run does the work.
-type BrokerFollower struct {
-	Log    *Log
+type Follower struct {
+	Log    *auditlog.Log
 	Source AuditSource
 	// Cursor is the file holding the last logged broker sequence number.
 	Cursor string
@@ -57,13 +58,13 @@ const maxIndexed = 1 << 17
 // followBatch is how many records one step reads and appends at once.
 const followBatch = 1000
 
-func (f *BrokerFollower) init() {
+func (f *Follower) init() {
 	f.once.Do(func() { f.wake = make(chan struct{}, 1) })
 }
 
 // Record wakes the follower; the record itself is read back from the
 // store, in order, so none is lost if the process dies now.
-func (f *BrokerFollower) Record(context.Context, *store.AuditRecord) error {
+func (f *Follower) Record(context.Context, *store.AuditRecord) error {
 	f.init()
 	select {
 	case f.wake <- struct{}{}:
@@ -73,7 +74,7 @@ func (f *BrokerFollower) Record(context.Context, *store.AuditRecord) error {
 }
 
 // Run follows the store until ctx ends.
-func (f *BrokerFollower) Run(ctx context.Context) error {
+func (f *Follower) Run(ctx context.Context) error {
 	f.init()
 	poll := f.Poll
 	if poll <= 0 {
@@ -96,7 +97,7 @@ func (f *BrokerFollower) Run(ctx context.Context) error {
 
 // Sync appends every stored record newer than the cursor and returns when
 // the log has caught up with the store (as of the call).
-func (f *BrokerFollower) Sync(ctx context.Context) error {
+func (f *Follower) Sync(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	after, err := f.readCursor()
@@ -118,7 +119,7 @@ func (f *BrokerFollower) Sync(ctx context.Context) error {
 		var wg sync.WaitGroup
 		for i := range recs {
 			wg.Go(func() {
-				idx[i], errs[i] = (&BrokerSink{Log: f.Log, Collaboration: f.Collaboration}).append(ctx, &recs[i])
+				idx[i], errs[i] = (&Sink{Log: f.Log, Collaboration: f.Collaboration}).append(ctx, &recs[i])
 			})
 		}
 		wg.Wait()
@@ -135,7 +136,7 @@ func (f *BrokerFollower) Sync(ctx context.Context) error {
 
 // remember notes where recs were logged, forgetting the oldest beyond
 // maxIndexed.
-func (f *BrokerFollower) remember(recs []store.AuditRecord, idx []uint64) {
+func (f *Follower) remember(recs []store.AuditRecord, idx []uint64) {
 	f.imu.Lock()
 	defer f.imu.Unlock()
 	if f.indexes == nil {
@@ -158,7 +159,7 @@ func (f *BrokerFollower) remember(recs []store.AuditRecord, idx []uint64) {
 // and a checkpoint covers it, and returns its inclusion proof. It finds
 // decisions this process logged recently; for older ones it says so, and
 // `kura audit ls --broker-seq` finds them in the log.
-func (f *BrokerFollower) Prove(ctx context.Context, seq int64) (*Proof, error) {
+func (f *Follower) Prove(ctx context.Context, seq int64) (*auditlog.Proof, error) {
 	f.init()
 	select { // the decision may not have woken the follower yet
 	case f.wake <- struct{}{}:
@@ -189,9 +190,9 @@ func (f *BrokerFollower) Prove(ctx context.Context, seq int64) (*Proof, error) {
 }
 
 // Logged returns the last broker sequence number the follower logged.
-func (f *BrokerFollower) Logged() (int64, error) { return f.readCursor() }
+func (f *Follower) Logged() (int64, error) { return f.readCursor() }
 
-func (f *BrokerFollower) readCursor() (int64, error) {
+func (f *Follower) readCursor() (int64, error) {
 	data, err := os.ReadFile(f.Cursor)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -201,13 +202,13 @@ func (f *BrokerFollower) readCursor() (int64, error) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%w: log cursor %s holds %q, not a sequence number", ErrMalformed, f.Cursor, data)
+		return 0, fmt.Errorf("%w: log cursor %s holds %q, not a sequence number", auditlog.ErrMalformed, f.Cursor, data)
 	}
 	return n, nil
 }
 
 // writeCursor replaces the cursor file atomically and durably.
-func (f *BrokerFollower) writeCursor(n int64) error {
+func (f *Follower) writeCursor(n int64) error {
 	tmp, err := os.CreateTemp(filepath.Dir(f.Cursor), ".cursor-*")
 	if err != nil {
 		return err

@@ -1,20 +1,26 @@
-package auditlog_test
+package brokerlog_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/auditlog/brokerlog"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/store/sqlite"
 )
 
-// TestBrokerFollower: decisions stored by the broker reach the log in the
+// TestFollower: decisions stored by the broker reach the log in the
 // background; a follower restarted on the same cursor resumes where it
 // stopped and logs nothing twice; the full audit still passes.
-func TestBrokerFollower(t *testing.T) {
+func TestFollower(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kbs.db")})
@@ -31,7 +37,7 @@ func TestBrokerFollower(t *testing.T) {
 			}
 		}
 	}
-	f := &auditlog.BrokerFollower{Log: l, Source: st, Cursor: filepath.Join(dir, "cursor")}
+	f := &brokerlog.Follower{Log: l, Source: st, Cursor: filepath.Join(dir, "cursor")}
 	store1(1500) // more than one batch
 	if err := f.Record(ctx, nil); err != nil {
 		t.Fatal(err)
@@ -44,7 +50,7 @@ func TestBrokerFollower(t *testing.T) {
 	}
 	// A new follower (a restarted server) on the same cursor.
 	store1(10)
-	f2 := &auditlog.BrokerFollower{Log: l, Source: st, Cursor: filepath.Join(dir, "cursor")}
+	f2 := &brokerlog.Follower{Log: l, Source: st, Cursor: filepath.Join(dir, "cursor")}
 	if err := f2.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +95,7 @@ func TestBrokerFollower(t *testing.T) {
 		t.Errorf("last index %d", p.Index)
 	}
 	// A corrupt cursor is an error, not a silent restart from zero.
-	f3 := &auditlog.BrokerFollower{Log: l, Source: st, Cursor: filepath.Join(dir, "bad-cursor")}
+	f3 := &brokerlog.Follower{Log: l, Source: st, Cursor: filepath.Join(dir, "bad-cursor")}
 	if err := writeFile(filepath.Join(dir, "bad-cursor"), "x\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,3 +105,60 @@ func TestBrokerFollower(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+func TestSink(t *testing.T) {
+	ctx := context.Background()
+	k := newKey(t, "kura.test/log")
+	l := openLog(t, t.TempDir(), k)
+	s := &brokerlog.Sink{Log: l}
+	long := string(bytes.Repeat([]byte("é"), 3000)) + "\x00\n"
+	for _, rec := range []*store.AuditRecord{
+		{Seq: 1, Time: time.Now(), Decision: "released", Reason: "policy allowed", Resource: "a/key/1", TokenDigest: "ab", PolicyID: "default@1", Requester: "127.0.0.1", TEE: "sim", Measurement: "00"},
+		{Seq: 2, Decision: "refused", Reason: long, Requester: "10.0.0.1"},
+	} {
+		if err := s.Record(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := l.Prove(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := auditlog.ParseEntry(p.Entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != auditlog.KindKeyRelease || e.Decision != "refused" || e.BrokerSeq != 2 || len(e.Reason) > auditlog.MaxFieldSize {
+		t.Fatalf("entry %+v", e)
+	}
+	if err := s.Record(ctx, &store.AuditRecord{Decision: "maybe"}); !errors.Is(err, auditlog.ErrMalformed) {
+		t.Fatalf("unknown decision: %v", err)
+	}
+}
+
+func newKey(t testing.TB, origin string) *auditlog.SignerKey {
+	t.Helper()
+	k, _, err := auditlog.GenerateKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func openLog(t testing.TB, dir string, k *auditlog.SignerKey) *auditlog.Log {
+	t.Helper()
+	l, err := auditlog.Open(context.Background(), auditlog.Config{Dir: dir, Key: k, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return l
+}
+
+func entry(i int) *auditlog.Entry {
+	sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+	return &auditlog.Entry{
+		Kind: auditlog.KindResult, Time: time.Date(2026, 1, 2, 3, 4, 5, i, time.UTC),
+		Collaboration: "airline-carrier", Run: fmt.Sprintf("run-%d", i), Subject: auditlog.Digest(sum),
+	}
+}

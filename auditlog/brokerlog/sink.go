@@ -1,4 +1,4 @@
-package auditlog
+package brokerlog
 
 import (
 	"context"
@@ -8,34 +8,35 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/store"
 )
 
-// BrokerSink records a key broker's release decisions in the log as
+// Sink records a key broker's release decisions in the log as
 // key_release entries. It implements keybroker.AuditSink: Record returns
 // only once the entry is durably sequenced, so a release the broker
 // acknowledges is in the log (the broker answers after Record returns).
-type BrokerSink struct {
+type Sink struct {
 	// Log receives the entries.
-	Log *Log
+	Log *auditlog.Log
 	// Collaboration, if set, is stamped on every entry (a broker serving
 	// one collaboration).
 	Collaboration string
 }
 
 // Record appends rec as a key_release entry and waits until it is durably
-// sequenced. Text fields longer than MaxFieldSize are cut (on a rune
+// sequenced. Text fields longer than auditlog.MaxFieldSize are cut (on a rune
 // boundary) and control characters replaced, so a decision is always
 // logged whatever a client sent.
-func (s *BrokerSink) Record(ctx context.Context, rec *store.AuditRecord) error {
+func (s *Sink) Record(ctx context.Context, rec *store.AuditRecord) error {
 	_, err := s.append(ctx, rec)
 	return err
 }
 
 // append logs rec as a key_release entry and returns its index.
-func (s *BrokerSink) append(ctx context.Context, rec *store.AuditRecord) (uint64, error) {
-	e := &Entry{
-		Kind: KindKeyRelease, Time: rec.Time, Collaboration: clean(s.Collaboration),
+func (s *Sink) append(ctx context.Context, rec *store.AuditRecord) (uint64, error) {
+	e := &auditlog.Entry{
+		Kind: auditlog.KindKeyRelease, Time: rec.Time, Collaboration: clean(s.Collaboration),
 		Decision: rec.Decision, Reason: clean(rec.Reason), Resource: clean(rec.Resource),
 		TokenDigest: clean(rec.TokenDigest), PolicyID: clean(rec.PolicyID), Requester: clean(rec.Requester),
 		TEE: clean(rec.TEE), Measurement: clean(rec.Measurement), BrokerSeq: rec.Seq,
@@ -62,7 +63,7 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
-	for len(s) > MaxFieldSize {
+	for len(s) > auditlog.MaxFieldSize {
 		_, n := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-n]
 	}

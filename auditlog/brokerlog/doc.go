@@ -1,0 +1,20 @@
+// Package brokerlog copies a key broker's release decisions into the
+// transparency log as key_release entries (docs/spec/auditlog.md §7). It is
+// the bridge between the two: the log knows nothing of key brokers, and the
+// broker knows only its keybroker.AuditSink.
+//
+// Follower is what kura serve uses: the broker's store is the durable
+// record (a decision is acknowledged once stored) and the follower appends
+// each stored record shortly after, resuming from a cursor file after a
+// restart, so logging never holds up a release. Sink appends synchronously,
+// before the broker answers, for deployments that want that trade.
+//
+// # Security model
+//
+// Entries carry digests and reasons, never secrets: the record's text
+// fields are cleaned (valid UTF-8, no control characters) and cut to
+// auditlog.MaxFieldSize, so whatever a client sent, the decision is logged
+// and cannot forge the shape of another entry. Every stored decision
+// reaches the log at least once; a crash between an append and the cursor
+// write logs one twice, with the same broker_seq, which readers count once.
+package brokerlog

@@ -1,0 +1,260 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/store/sqlite"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fixture is a coordinator over a real store and log, served over HTTP,
+// and a collaboration from collab's example manifest with fresh parties.
+type fixture struct {
+	srv    *httptest.Server
+	client *coordinator.Client
+	log    *auditlog.Log
+	key    *auditlog.SignerKey
+	col    *collab.Collaboration
+	ids    map[string]*party.Identity
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kura.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key, _, err := auditlog.GenerateKey(auditlog.DefaultOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auditlog.Open(ctx, auditlog.Config{Dir: filepath.Join(dir, "log"), Key: key, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	c, err := coordinator.New(coordinator.Config{Store: st, Log: l, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	c.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	ex := filepath.Join(dir, "example")
+	if err := os.CopyFS(ex, os.DirFS("../collab/testdata/example")); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*party.Identity{}
+	for _, n := range []string{"airline", "carrier", "analyst"} {
+		id, err := party.Generate(n, party.KEMX25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		card, err := id.Card().Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(ex, "cards", n+".json")
+		os.Chmod(p, 0o644)
+		if err := os.WriteFile(p, card, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids[n] = id
+	}
+	m, err := collab.LoadManifest(filepath.Join(ex, "manifest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := collab.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{srv: srv, client: &coordinator.Client{BaseURL: srv.URL, HTTP: srv.Client()}, log: l, key: key, col: col, ids: ids}
+}
+
+func (f *fixture) file(t *testing.T) []byte {
+	t.Helper()
+	data, err := f.col.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func (f *fixture) approve(t *testing.T, name string) {
+	t.Helper()
+	if _, err := f.col.Approve(f.ids[name], t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// put sends body to id's URL and returns the status, problem type and
+// detail.
+func (f *fixture) put(t *testing.T, id string, body []byte) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, f.srv.URL+"/v1/collaborations/"+id, bytes.NewReader(body))
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct{ Type, Detail string }
+	json.NewDecoder(resp.Body).Decode(&p)
+	return resp.StatusCode, strings.TrimPrefix(p.Type, "https://kura.dev/problems/"), p.Detail
+}
+
+// TestPushAndGet: a new collaboration is stored and its version logged; an
+// approval pushed later is logged once; pushing the same file again logs
+// nothing; GET returns what was stored, and every proof verifies.
+func TestPushAndGet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	resp, err := f.client.Push(ctx, f.file(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Versions != 1 || resp.Approvals != 0 || len(resp.Logged) != 1 {
+		t.Fatalf("first push: %+v", resp)
+	}
+	f.approve(t, "airline")
+	f.approve(t, "carrier")
+	resp, err = f.client.Push(ctx, f.file(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Versions != 1 || resp.Approvals != 2 || len(resp.Logged) != 2 {
+		t.Fatalf("approvals push: %+v", resp)
+	}
+	for _, raw := range resp.Logged {
+		p, err := auditlog.ParseProof(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auditlog.VerifyProof(p, f.key.Verifier()); err != nil {
+			t.Fatal(err)
+		}
+		e, err := auditlog.ParseEntry(p.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != auditlog.KindApproval || e.Collaboration != f.col.ID || !e.Time.Equal(t0) {
+			t.Errorf("logged %+v", e)
+		}
+	}
+	again, err := f.client.Push(ctx, f.file(t))
+	if err != nil || len(again.Logged) != 0 {
+		t.Fatalf("same file again: %+v, %v", again, err)
+	}
+	got, err := f.client.Get(ctx, f.col.ID)
+	if err != nil || !bytes.Equal(got, f.file(t)) {
+		t.Fatalf("GET: %v; stored file differs: %v", err, !bytes.Equal(got, f.file(t)))
+	}
+}
+
+// TestRefusals: what the coordinator must not accept, each with its status
+// and problem type; the stored file is unchanged afterwards.
+func TestRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.approve(t, "airline")
+	stored := f.file(t)
+	if _, err := f.client.Push(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := f.srv.Client().Get(f.srv.URL + "/v1/collaborations/no-such")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Type string }
+	json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.HasSuffix(p.Type, "/not-found") {
+		t.Errorf("unknown collaboration: %d %s, want 404 not-found", resp.StatusCode, p.Type)
+	}
+
+	// An approval with a forged signature.
+	forged := f.file(t)
+	var doc map[string]any
+	json.Unmarshal(forged, &doc)
+	approvals := doc["approvals"].([]any)
+	a := approvals[0].(map[string]any)
+	sig, err := base64.StdEncoding.DecodeString(a["signature"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[3] ^= 1
+	a["signature"] = base64.StdEncoding.EncodeToString(sig)
+	forged, _ = json.Marshal(doc)
+
+	// The stored approval dropped.
+	json.Unmarshal(stored, &doc)
+	doc["approvals"] = []any{}
+	dropped, _ := json.Marshal(doc)
+
+	for _, tc := range []struct {
+		name   string
+		id     string
+		body   []byte
+		status int
+		kind   string
+		detail string
+	}{
+		{"not JSON", f.col.ID, []byte("{"), http.StatusConflict, "collaboration-refused", "malformed collaboration file"},
+		{"truncated", f.col.ID, stored[:len(stored)/2], http.StatusConflict, "collaboration-refused", "malformed collaboration file"},
+		{"another id in the URL", "other", stored, http.StatusConflict, "collaboration-refused", `the URL says "other"`},
+		{"forged approval", f.col.ID, forged, http.StatusConflict, "collaboration-refused", "signature invalid"},
+		{"approval dropped", f.col.ID, dropped, http.StatusConflict, "collaboration-refused", "drops 1 stored approval"},
+		{"oversized", f.col.ID, bytes.Repeat([]byte(" "), collab.MaxCollaborationSize+1), http.StatusRequestEntityTooLarge, "too-large", "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, kind, detail := f.put(t, tc.id, tc.body); status != tc.status || kind != tc.kind || !strings.Contains(detail, tc.detail) {
+				t.Errorf("got %d %s %q, want %d %s %q", status, kind, detail, tc.status, tc.kind, tc.detail)
+			}
+			got, err := f.client.Get(ctx, f.col.ID)
+			if err != nil || !bytes.Equal(got, stored) {
+				t.Errorf("stored file changed: %v", err)
+			}
+		})
+	}
+}
+
+// TestRewrittenHistory: a version that differs from the stored one is
+// refused, and the client reports it as a broken chain.
+func TestRewrittenHistory(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.client.Push(ctx, f.file(t)); err != nil {
+		t.Fatal(err)
+	}
+	other := newFixture(t) // same manifest, other parties: another history under the same id
+	other.col.ID = f.col.ID
+	data, err := other.col.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.Push(ctx, data); !errors.Is(err, collab.ErrBrokenChain) {
+		t.Fatalf("rewritten history: %v, want ErrBrokenChain", err)
+	}
+}
