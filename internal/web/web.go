@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,7 +54,9 @@ func (p *Problem) Unwrap() error { return p.cause }
 // HandlerFunc is an HTTP handler that returns an error instead of writing it.
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Mapper turns a domain error into a problem; nil means 500.
+// Mapper turns a domain error into a problem. It is an optional override:
+// when it is nil or returns nil, the error is answered by its kind
+// (problems.go).
 type Mapper func(error) *Problem
 
 type ctxKey struct{}
@@ -67,7 +68,10 @@ func RequestID(ctx context.Context) string {
 }
 
 // Handle adapts h: it assigns a request id, recovers panics, and writes any
-// returned error as problem+json through mapErr, logging the cause.
+// returned error as problem+json, logging the cause: a *Problem in the
+// error's chain as it is, an oversized body as 413, else what mapErr (may be
+// nil) returns, else the answer for the error's kind of failure
+// (internal/fault) from the one table in problems.go.
 func Handle(log *slog.Logger, mapErr Mapper, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Under Instrument the request already has an id, and the failure
@@ -112,24 +116,6 @@ func Handle(log *slog.Logger, mapErr Mapper, h HandlerFunc) http.Handler {
 		}
 		WriteProblem(w, p)
 	})
-}
-
-func problemFor(err error, mapErr Mapper) *Problem {
-	var p *Problem
-	if errors.As(err, &p) {
-		c := *p
-		return &c
-	}
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return NewProblem(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body is larger than %d bytes", maxErr.Limit), err)
-	}
-	if mapErr != nil {
-		if p := mapErr(err); p != nil {
-			return p
-		}
-	}
-	return NewProblem(http.StatusInternalServerError, "internal", "internal error; quote the request id to the operator", err)
 }
 
 // WriteProblem writes p as application/problem+json.
