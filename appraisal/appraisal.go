@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 
 	"github.com/veraison/ear"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/policyeval"
 )
 
@@ -22,7 +22,7 @@ var DefaultPolicy string
 
 // ErrPolicy means the policy failed to compile or did not produce a result
 // of the documented shape.
-var ErrPolicy = errors.New("appraisal policy error")
+var ErrPolicy = fault.New(nil, fault.Internal, "appraisal policy error")
 
 // Config configures an Appraiser.
 type Config struct {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // Store holds objects under keys. Implementations are safe for concurrent
@@ -50,14 +52,18 @@ type Info struct {
 	ModTime time.Time
 }
 
+// ErrBlob is the family of this package's sentinels: every sentinel of this package and of its backends wraps
+// it and carries its kind of failure (internal/fault).
+var ErrBlob = errors.New("blob store failed")
+
 // ErrNotFound is returned (wrapped) by Get and Stat when no object is stored
 // under the key.
-var ErrNotFound = errors.New("blob: object not found")
+var ErrNotFound = fault.New(ErrBlob, fault.NotFound, "blob: object not found")
 
 // ErrInvalidKey is returned (wrapped) for a key or prefix that CheckKey or
 // CheckPrefix refuses.
-var ErrInvalidKey = errors.New("blob: invalid key")
+var ErrInvalidKey = fault.New(ErrBlob, fault.Invalid, "blob: invalid key")
 
 // ErrSizeMismatch is returned (wrapped) by Put when the reader yields more
 // or fewer bytes than the size it was given.
-var ErrSizeMismatch = errors.New("blob: size mismatch")
+var ErrSizeMismatch = fault.New(ErrBlob, fault.Invalid, "blob: size mismatch")

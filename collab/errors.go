@@ -4,7 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrCollab is the family of this package's sentinels: every one wraps it
+// and carries its kind of failure (internal/fault). A collaboration file
+// that does not parse is Invalid, like an invalid manifest; a broken chain
+// is a BadSignature, as a bad approval is.
+var ErrCollab = errors.New("collaboration failed")
 
 // Sentinel errors. Errors returned by this package wrap one of them; test
 // with errors.Is.
@@ -13,20 +21,20 @@ var (
 	// YAML or JSON, an unknown key, a reference to something that does not
 	// exist, or an analysis its owners' output policies forbid. The message
 	// names the path of the offending value.
-	ErrInvalidManifest = errors.New("collab: invalid manifest")
+	ErrInvalidManifest = fault.New(ErrCollab, fault.Invalid, "collab: invalid manifest")
 	// ErrMalformedCollaboration means a collaboration file cannot be parsed
 	// or is not in normal form.
-	ErrMalformedCollaboration = errors.New("collab: malformed collaboration file")
+	ErrMalformedCollaboration = fault.New(ErrCollab, fault.Invalid, "collab: malformed collaboration file")
 	// ErrBrokenChain means the manifest history is not a hash chain: a
 	// version's previous hash or id does not follow from the version before.
-	ErrBrokenChain = errors.New("collab: broken manifest chain")
+	ErrBrokenChain = fault.New(ErrCollab, fault.BadSignature, "collab: broken manifest chain")
 	// ErrBadApproval means an approval is invalid: its signature does not
 	// verify under the party's card, or it names the wrong manifest, scope,
 	// version or party.
-	ErrBadApproval = errors.New("collab: bad approval")
+	ErrBadApproval = fault.New(ErrCollab, fault.BadSignature, "collab: bad approval")
 	// ErrNotApproved means a party's approval does not cover the current
 	// manifest: it never approved, or its approval is stale.
-	ErrNotApproved = errors.New("collab: not approved")
+	ErrNotApproved = fault.New(ErrCollab, fault.Denied, "collab: not approved")
 )
 
 // NotApprovedError says why a party's approval does not cover a version.

@@ -6,17 +6,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // RunContextVersion is the run context format this package reads and writes.
 const RunContextVersion = 1
 
 // ErrBadRunContext reports a malformed run context.
-var ErrBadRunContext = errors.New("collab: malformed run context")
+var ErrBadRunContext = fault.New(ErrCollab, fault.Malformed, "collab: malformed run context")
 
 // RunContext is what a clean-room worker binds into its attestation, next
 // to the verifier's nonce and its key-transport key: which collaboration

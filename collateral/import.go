@@ -8,13 +8,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // ErrInvalidBundle means a directory given to Import is not a collateral
 // bundle: it holds a symbolic link, a special file, a file over 1 MiB, a
 // name that the layout in the package documentation does not produce, or a
 // header file without its body.
-var ErrInvalidBundle = errors.New("invalid collateral bundle")
+var ErrInvalidBundle = fault.New(nil, fault.Invalid, "invalid collateral bundle")
 
 // Import copies the offline bundle in srcDir, laid out as the package
 // documentation describes, into dst and returns the number of entries

@@ -21,30 +21,37 @@ package dataset
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrDataset is the family of this package's sentinels: every one below
+// wraps it and carries its kind of failure (internal/fault).
+var ErrDataset = errors.New("dataset failed")
 
 // Sentinel errors. Every failure to authenticate wraps ErrAuth.
 var (
 	// ErrAuth is the family of authentication failures: ErrTampered,
 	// ErrTruncated and ErrWrongKey all wrap it.
-	ErrAuth = errors.New("dataset authentication failed")
+	ErrAuth = fault.New(ErrDataset, fault.Tampered, "dataset authentication failed")
 	// ErrTampered: the header or a chunk was modified, chunks were reordered
 	// or swapped in from another file, or data was appended.
-	ErrTampered = fmt.Errorf("%w: sealed dataset was modified", ErrAuth)
+	ErrTampered = fault.New(ErrAuth, fault.Tampered, "dataset authentication failed: sealed dataset was modified")
 	// ErrTruncated: the sealed dataset ends before its final chunk.
-	ErrTruncated = fmt.Errorf("%w: sealed dataset is truncated", ErrAuth)
+	ErrTruncated = fault.New(ErrAuth, fault.Tampered, "dataset authentication failed: sealed dataset is truncated")
 	// ErrWrongKey: the key's id is not the one the header names.
-	ErrWrongKey = fmt.Errorf("%w: wrong data key", ErrAuth)
-	// ErrMalformedHeader: the input is not a well-formed sealed-dataset header.
-	ErrMalformedHeader = errors.New("malformed sealed-dataset header")
+	ErrWrongKey = fault.New(ErrAuth, fault.WrongKey, "dataset authentication failed: wrong data key")
+	// ErrMalformedHeader: the input is not a well-formed sealed-dataset
+	// header. Its kind is Tampered: a sealed file whose header does not
+	// parse is damaged (docs/spec/dataset.md §6).
+	ErrMalformedHeader = fault.New(ErrDataset, fault.Tampered, "malformed sealed-dataset header")
 	// ErrUnsupportedVersion: the header's format version is not one this
 	// implementation reads.
-	ErrUnsupportedVersion = errors.New("unsupported sealed-dataset version")
+	ErrUnsupportedVersion = fault.New(ErrDataset, fault.Unsupported, "unsupported sealed-dataset version")
 	// ErrInvalidKey: a key, or a key file, is malformed or unsafe.
-	ErrInvalidKey = errors.New("invalid data key")
+	ErrInvalidKey = fault.New(ErrDataset, fault.WrongKey, "invalid data key")
 	// ErrSourceChanged: the file being sealed changed size while it was read.
-	ErrSourceChanged = errors.New("source changed while sealing")
+	ErrSourceChanged = fault.New(ErrDataset, fault.Conflict, "source changed while sealing")
 )
 
 // Format constants (docs/spec/dataset.md §2).

@@ -35,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // KEK wraps and unwraps data-encryption keys.
@@ -50,26 +52,31 @@ type KEK interface {
 	Unwrap(ctx context.Context, wrapped []byte, aad []byte) ([]byte, error)
 }
 
-// Sentinel errors.
+// ErrKEK is the family of this package's sentinels: every one below wraps
+// it and carries its kind of failure (internal/fault).
+var ErrKEK = errors.New("key-encryption key failed")
+
+// Sentinel errors. A key that does not fit or cannot be used is
+// fault.WrongKey (on a server, an internal failure: the operator's keys).
 var (
 	// ErrUnwrap means a wrapped key did not open: wrong KEK, wrong aad,
 	// tampered or truncated.
-	ErrUnwrap = errors.New("kek: cannot unwrap key")
+	ErrUnwrap = fault.New(ErrKEK, fault.WrongKey, "kek: cannot unwrap key")
 	// ErrUnknownKEK means a Keyring holds no KEK with the requested ID.
-	ErrUnknownKEK = errors.New("kek: unknown key-encryption key")
+	ErrUnknownKEK = fault.New(ErrKEK, fault.WrongKey, "kek: unknown key-encryption key")
 	// ErrDuplicateKEK means a Keyring already holds a KEK with that ID.
-	ErrDuplicateKEK = errors.New("kek: key-encryption key already in keyring")
+	ErrDuplicateKEK = fault.New(ErrKEK, fault.Conflict, "kek: key-encryption key already in keyring")
 	// ErrCurrentKEK means the current KEK of a Keyring cannot be removed.
-	ErrCurrentKEK = errors.New("kek: cannot remove the current key-encryption key")
+	ErrCurrentKEK = fault.New(ErrKEK, fault.Conflict, "kek: cannot remove the current key-encryption key")
 	// ErrInsecureFile means a key file is readable or writable by group or
 	// others, or is not a regular file.
-	ErrInsecureFile = errors.New("kek: key file permissions too open")
+	ErrInsecureFile = fault.New(ErrKEK, fault.WrongKey, "kek: key file permissions too open")
 	// ErrInvalidKey means a key file or parameters file is malformed, or a
 	// key, passphrase or parameter is unacceptable.
-	ErrInvalidKey = errors.New("kek: invalid key")
+	ErrInvalidKey = fault.New(ErrKEK, fault.WrongKey, "kek: invalid key")
 	// ErrWrongPassphrase means a passphrase does not match the check value
 	// stored in its parameters file.
-	ErrWrongPassphrase = errors.New("kek: wrong passphrase")
+	ErrWrongPassphrase = fault.New(ErrKEK, fault.WrongKey, "kek: wrong passphrase")
 )
 
 // redacted is what key material prints as.

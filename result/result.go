@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/party"
 )
 
@@ -26,19 +27,27 @@ const FormatVersion = 1
 // MaxSize bounds an encoded bundle or receipt file.
 const MaxSize = 64 << 20
 
+// ErrResult is the family of this package's sentinels: every one below
+// wraps it and carries its kind of failure (internal/fault).
+var ErrResult = errors.New("result failed")
+
 // Errors callers tell apart.
 var (
-	ErrMalformed    = errors.New("result: malformed")
-	ErrBadSignature = errors.New("result: bad signature")
+	// ErrMalformed means a bundle, receipt or something they embed does not
+	// parse.
+	ErrMalformed = fault.New(ErrResult, fault.Malformed, "result: malformed")
+	// ErrBadSignature means the bundle's or receipt's signature does not
+	// verify under the attested key.
+	ErrBadSignature = fault.New(ErrResult, fault.BadSignature, "result: bad signature")
 	// ErrUntrusted means a check of who produced the result failed: the
 	// attestation token, its binding to the run, the worker measurement,
 	// or an approval.
-	ErrUntrusted = errors.New("result: not trustworthy")
+	ErrUntrusted = fault.New(ErrResult, fault.Untrusted, "result: not trustworthy")
 	// ErrNotReceiver means the bundle holds no copy of the result for the
 	// opening party.
-	ErrNotReceiver = errors.New("result: not a receiver")
+	ErrNotReceiver = fault.New(ErrResult, fault.WrongKey, "result: not a receiver")
 	// ErrTampered means a decrypted result does not match its signed digest.
-	ErrTampered = errors.New("result: output does not match the signed digest")
+	ErrTampered = fault.New(ErrResult, fault.Tampered, "result: output does not match the signed digest")
 )
 
 // Bundle is what a clean-room run returns: the signed statement of which

@@ -34,33 +34,39 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrStore is the family of this package's sentinels: every one below wraps
+// it and carries its kind of failure (internal/fault).
+var ErrStore = errors.New("store failed")
 
 // Sentinel errors returned by every Store. Backends wrap them with context;
 // test with errors.Is.
 var (
 	// ErrNotFound means no such resource, version, policy or collaboration
 	// exists, or the latest version of the resource is a tombstone.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = fault.New(ErrStore, fault.NotFound, "store: not found")
 	// ErrInvalidPath means a resource path is not "repository/type/tag" with
 	// each segment 1..128 characters of [A-Za-z0-9._-] (and not "." or "..").
-	ErrInvalidPath = errors.New("store: invalid resource path")
+	ErrInvalidPath = fault.New(ErrStore, fault.Invalid, "store: invalid resource path")
 	// ErrInvalidScope means a policy scope is not "default",
 	// "repo/<repository>" or "resource/<path>".
-	ErrInvalidScope = errors.New("store: invalid policy scope")
+	ErrInvalidScope = fault.New(ErrStore, fault.Invalid, "store: invalid policy scope")
 	// ErrInvalid means some other field of a write is unacceptable: empty
 	// sealed value, oversized metadata, an unknown audit decision, text that
 	// is not valid UTF-8 or holds a NUL byte, and so on.
-	ErrInvalid = errors.New("store: invalid argument")
+	ErrInvalid = fault.New(ErrStore, fault.Invalid, "store: invalid argument")
 	// ErrSchemaVersion means the database was created or migrated by a newer
 	// kura whose schema this one does not know; it refuses to touch it.
-	ErrSchemaVersion = errors.New("store: unsupported schema version")
+	ErrSchemaVersion = fault.New(ErrStore, fault.Internal, "store: unsupported schema version")
 	// ErrConflict means a conditional write lost a race: the version the
 	// caller read is no longer the latest. Read again and retry.
-	ErrConflict = errors.New("store: concurrent write")
+	ErrConflict = fault.NewCode(ErrStore, fault.Conflict, "concurrent-update", "store: concurrent write")
 	// ErrFull means the ephemeral table holds as many live records as it
 	// may (a flood of sessions or nonces); retry once some have expired.
-	ErrFull = errors.New("store: ephemeral table full")
+	ErrFull = fault.New(ErrStore, fault.Busy, "store: ephemeral table full")
 )
 
 // Audit decisions.

@@ -4,36 +4,42 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrTimelock is the family of this package's sentinels: every one below
+// wraps it and carries its kind of failure (internal/fault).
+var ErrTimelock = errors.New("time lock failed")
 
 // Sentinel errors. Wrapped errors carry the detail (chain hash, URL, time).
 var (
 	// ErrTooEarly means the release round has not been published yet.
 	// The error is a *TooEarlyError carrying the release time.
-	ErrTooEarly = errors.New("timelock: too early to open")
+	ErrTooEarly = fault.New(ErrTimelock, fault.TooEarly, "timelock: too early to open")
 	// ErrNotRecipient means a file sealed to recipients was opened without
 	// the identity of one of them.
-	ErrNotRecipient = errors.New("timelock: not a recipient of this file")
+	ErrNotRecipient = fault.New(ErrTimelock, fault.WrongKey, "timelock: not a recipient of this file")
 	// ErrTampered means a sealed file failed authentication: its header,
 	// a wrapped key or its payload was modified, or it is truncated.
-	ErrTampered = errors.New("timelock: sealed file was modified or is truncated")
+	ErrTampered = fault.New(ErrTimelock, fault.Tampered, "timelock: sealed file was modified or is truncated")
 	// ErrMalformed means the input is not a time-locked file this package
 	// reads, or a registration that does not parse.
-	ErrMalformed = errors.New("timelock: malformed input")
+	ErrMalformed = fault.New(ErrTimelock, fault.Malformed, "timelock: malformed input")
 	// ErrWrongChain means a file, a beacon or a chain info names another
 	// chain than the one configured.
-	ErrWrongChain = errors.New("timelock: wrong beacon chain")
+	ErrWrongChain = fault.New(ErrTimelock, fault.BadRequest, "timelock: wrong beacon chain")
 	// ErrBadTime means a release time that is in the past, too far ahead, or
 	// beyond what round numbers represent.
-	ErrBadTime = errors.New("timelock: bad release time")
+	ErrBadTime = fault.New(ErrTimelock, fault.BadRequest, "timelock: bad release time")
 	// ErrInsecureBeacon means the chain is a kura dev beacon, refused unless
 	// insecure beacons are allowed.
-	ErrInsecureBeacon = errors.New("timelock: chain is an INSECURE dev beacon")
+	ErrInsecureBeacon = fault.New(ErrTimelock, fault.BadRequest, "timelock: chain is an INSECURE dev beacon")
 	// ErrUnavailable means no URL of the chain answered.
-	ErrUnavailable = errors.New("timelock: beacon unavailable")
+	ErrUnavailable = fault.New(ErrTimelock, fault.Unavailable, "timelock: beacon unavailable")
 	// ErrBadBeacon means a beacon signature that does not verify under the
 	// chain's public key.
-	ErrBadBeacon = errors.New("timelock: beacon signature does not verify")
+	ErrBadBeacon = fault.New(ErrTimelock, fault.BadSignature, "timelock: beacon signature does not verify")
 )
 
 // TooEarlyError is the error of opening a file before its release round.

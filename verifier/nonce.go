@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/store"
 )
 
 // NonceSize is the size of the nonces the service issues.
 const NonceSize = 32
 
-// ErrTooManyNonces means the nonce store is full; clients should retry later.
-var ErrTooManyNonces = errors.New("too many outstanding nonces")
+// ErrTooManyNonces means the nonce store is full; clients should retry
+// later (fault.Busy: 503 "busy").
+var ErrTooManyNonces = fault.New(nil, fault.Busy, "too many outstanding nonces")
 
 // nonces holds issued, unused nonces until they expire, as records
 // "nonce/<hex>" of an ephemeral store: in memory, or shared by every

@@ -17,19 +17,24 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 )
 
+// ErrWorker is the family of this package's sentinels: every one below wraps
+// it and carries its kind of failure (internal/fault).
+var ErrWorker = errors.New("worker failed")
+
 // Errors callers tell apart.
 var (
 	// ErrRefused means a key broker refused a dataset key; the error names
 	// the dataset, its owner and the broker's reason.
-	ErrRefused = errors.New("worker: key refused")
+	ErrRefused = fault.New(ErrWorker, fault.Denied, "worker: key refused")
 	// ErrInputMismatch means a sealed file is not the one the manifest
 	// names.
-	ErrInputMismatch = errors.New("worker: sealed file does not match the manifest")
+	ErrInputMismatch = fault.New(ErrWorker, fault.Tampered, "worker: sealed file does not match the manifest")
 )
 
 // Fetcher opens the sealed file of a dataset; the worker checks its digest,

@@ -3,7 +3,6 @@ package coco
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // MaxEvidenceSize bounds encoded native evidence, as attestation bounds an
@@ -19,8 +19,9 @@ const MaxEvidenceSize = attestation.MaxBundleSize
 
 // ErrUnsupported means the evidence is well formed but of a kind kura does
 // not accept (Trustee's sample evidence, a sev crate serialisation older than
-// version 5). Errors wrapping it also wrap attestation.ErrMalformed.
-var ErrUnsupported = errors.New("unsupported evidence")
+// version 5). It is in attestation's family, of kind fault.Unsupported;
+// errors wrapping it also wrap attestation.ErrMalformed, first.
+var ErrUnsupported = fault.New(attestation.ErrAttestation, fault.Unsupported, "unsupported evidence")
 
 // simFormat is the format field of kura's sim evidence document
 // (docs/spec/attestation.md §4.3).

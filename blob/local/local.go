@@ -36,6 +36,7 @@ import (
 
 	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/blob/internal/blobio"
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // Config configures a local Store.
@@ -51,7 +52,7 @@ type Config struct {
 // ErrConflict is returned (wrapped) by Put when the key cannot be stored
 // because a segment of it is an existing object ("a" when putting "a/b"),
 // or the key itself is a prefix of existing objects ("a" when "a/b" exists).
-var ErrConflict = errors.New("blob/local: key conflicts with an existing object or prefix")
+var ErrConflict = fault.New(blob.ErrBlob, fault.Conflict, "blob/local: key conflicts with an existing object or prefix")
 
 // tmpPrefix starts the name of every temporary file. CheckKey refuses
 // segments that start with a dot, so no key names one.

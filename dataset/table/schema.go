@@ -14,14 +14,20 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrTable is the family of this package's sentinels: every one below
+// wraps it and carries its kind of failure (internal/fault).
+var ErrTable = errors.New("table failed")
 
 // Sentinel errors.
 var (
 	// ErrInvalidSchema: the schema file is malformed or inconsistent.
-	ErrInvalidSchema = errors.New("invalid schema")
+	ErrInvalidSchema = fault.New(ErrTable, fault.Invalid, "invalid schema")
 	// ErrSchemaMismatch is the family of input errors below.
-	ErrSchemaMismatch = errors.New("input does not match the schema")
+	ErrSchemaMismatch = fault.New(ErrTable, fault.Invalid, "input does not match the schema")
 	// ErrMissingColumn: a schema column is not in the input.
 	ErrMissingColumn = fmt.Errorf("%w: missing column", ErrSchemaMismatch)
 	// ErrExtraColumn: an input column is not in the schema.
@@ -31,7 +37,7 @@ var (
 	// ErrInvalidValue: a value cannot be normalised (e.g. not a phone number).
 	ErrInvalidValue = fmt.Errorf("%w: invalid value", ErrSchemaMismatch)
 	// ErrUnsupportedFormat: the input format is not csv, parquet or jsonl.
-	ErrUnsupportedFormat = errors.New("unsupported input format")
+	ErrUnsupportedFormat = fault.New(ErrTable, fault.Unsupported, "unsupported input format")
 )
 
 // ColumnError locates an input error; it wraps one of the sentinels.

@@ -37,6 +37,8 @@ import (
 	"github.com/drand/drand/protobuf/common"
 	"github.com/drand/kyber"
 	"github.com/drand/kyber/util/random"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 // ID is the beacon id every dev beacon advertises in its chain info. Package
@@ -78,7 +80,7 @@ type Beacon struct {
 }
 
 // ErrConfig means a Config that cannot make a beacon.
-var ErrConfig = errors.New("beacon: bad configuration")
+var ErrConfig = fault.New(nil, fault.Internal, "beacon: bad configuration")
 
 // New creates a dev beacon with a fresh key.
 func New(cfg Config) (*Beacon, error) {
