@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )
@@ -33,8 +34,9 @@ const adminScheme = "Kura-Signature"
 const AdminWindow = 5 * time.Minute
 
 // ErrAdminAuth means an admin request was not signed by an authorized key,
-// or its signature, timestamp or nonce is wrong or replayed.
-var ErrAdminAuth = errors.New("admin authentication failed")
+// or its signature, timestamp or nonce is wrong or replayed (401
+// "admin-unauthenticated").
+var ErrAdminAuth = fault.NewCode(ErrKeyBroker, fault.Unauthenticated, "admin-unauthenticated", "admin authentication failed")
 
 // AdminSigningString is the message an admin signs.
 func AdminSigningString(method, pathAndQuery string, ts int64, nonce string, body []byte) []byte {
@@ -190,7 +192,7 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 		return // never open by default: no admin keys, no admin API
 	}
 	h := func(f func(w http.ResponseWriter, r *http.Request, body []byte, by string) error) http.Handler {
-		return web.Handle(b.log, adminProblem, func(w http.ResponseWriter, r *http.Request) error {
+		return web.Handle(b.log, nil, func(w http.ResponseWriter, r *http.Request) error {
 			body, err := web.ReadBody(w, r, maxAdminBody)
 			if err != nil {
 				return err
@@ -277,13 +279,6 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 		}
 		return web.WriteJSON(w, http.StatusOK, recs)
 	}))
-}
-
-func adminProblem(err error) *web.Problem {
-	if errors.Is(err, ErrAdminAuth) {
-		return web.NewProblem(http.StatusUnauthorized, "admin-unauthenticated", err.Error(), err)
-	}
-	return problem(err)
 }
 
 // marshalCompact is json.Marshal without HTML escaping.

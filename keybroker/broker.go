@@ -14,23 +14,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
 
-// Sentinel errors. The HTTP layer maps them to KBS status codes.
+// ErrKeyBroker is the family of this package's sentinels: every one wraps
+// it and carries its kind of failure (internal/fault), by which
+// internal/web answers with the KBS protocol's status codes.
+var ErrKeyBroker = errors.New("key broker failed")
+
+// Sentinel errors, with their HTTP status and problem type.
 var (
-	// ErrUnauthenticated means the request carries no valid session or token (401).
-	ErrUnauthenticated = errors.New("not authenticated")
-	// ErrDenied means the release policy refused the request (403).
-	ErrDenied = errors.New("release denied by policy")
-	// ErrNotFound means no such resource (404).
-	ErrNotFound = errors.New("resource not found")
-	// ErrBadRequest means the request is malformed (400).
-	ErrBadRequest = errors.New("bad request")
-	// ErrRateLimited means the client sent too many requests (429).
-	ErrRateLimited = errors.New("rate limited")
+	// ErrUnauthenticated means the request carries no valid session or
+	// token (401 "unauthenticated").
+	ErrUnauthenticated = fault.New(ErrKeyBroker, fault.Unauthenticated, "not authenticated")
+	// ErrDenied means the release policy refused the request (403
+	// "policy-denied").
+	ErrDenied = fault.New(ErrKeyBroker, fault.Denied, "release denied by policy")
+	// ErrNotFound means no such resource (404 "resource-not-found").
+	ErrNotFound = fault.NewCode(ErrKeyBroker, fault.NotFound, "resource-not-found", "resource not found")
+	// ErrBadRequest means the request is malformed (400 "bad-request").
+	ErrBadRequest = fault.New(ErrKeyBroker, fault.BadRequest, "bad request")
+	// ErrRateLimited means the client sent too many requests (429
+	// "rate-limited").
+	ErrRateLimited = fault.New(ErrKeyBroker, fault.RateLimited, "rate limited")
 )
 
 // MaxResourceSize bounds one stored secret.

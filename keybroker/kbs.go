@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/coco"
@@ -37,7 +36,7 @@ type Attester interface {
 
 // Register mounts the KBS protocol and the admin API on mux.
 func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
-	h := func(f web.HandlerFunc) http.Handler { return web.Handle(b.log, problem, b.limited(f)) }
+	h := func(f web.HandlerFunc) http.Handler { return web.Handle(b.log, nil, b.limited(f)) }
 	mux.Handle("POST /kbs/v0/auth", h(b.handleAuth))
 	mux.Handle("POST /kbs/v0/attest", h(b.handleAttest))
 	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.handleResource))
@@ -403,28 +402,4 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 		return nil, errNoSession
 	}
 	return b.authenticate(r.Context(), tok)
-}
-
-// problem maps broker errors to HTTP problems, with the KBS protocol's
-// 401/403/404 semantics.
-func problem(err error) *web.Problem {
-	switch {
-	case errors.Is(err, ErrUnauthenticated):
-		return web.NewProblem(http.StatusUnauthorized, "unauthenticated", err.Error(), err)
-	case errors.Is(err, ErrDenied):
-		return web.NewProblem(http.StatusForbidden, "policy-denied", err.Error(), err)
-	case errors.Is(err, ErrNotFound):
-		return web.NewProblem(http.StatusNotFound, "resource-not-found", err.Error(), err)
-	case errors.Is(err, ErrBadRequest):
-		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
-	case errors.Is(err, ErrRateLimited):
-		p := web.NewProblem(http.StatusTooManyRequests, "rate-limited", "too many requests from this client", err)
-		p.RetryAfter = time.Second
-		return p
-	case errors.Is(err, errTooManySessions):
-		p := web.NewProblem(http.StatusServiceUnavailable, "busy", err.Error(), err)
-		p.RetryAfter = 5 * time.Second
-		return p
-	}
-	return nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/policyeval"
 )
 
@@ -19,8 +19,10 @@ import (
 var DefaultReleasePolicy string
 
 // ErrBadPolicy means a release policy does not compile or does not define
-// data.kura.release with allow and deny.
-var ErrBadPolicy = errors.New("bad release policy")
+// data.kura.release with allow and deny. Its kind is Internal: a stored
+// policy that fails at release time is its owner's problem, never told to
+// the workload (500); SetPolicy wraps it in ErrBadRequest for the owner.
+var ErrBadPolicy = fault.New(ErrKeyBroker, fault.Internal, "bad release policy")
 
 // PolicyInput is what a release policy sees (docs/spec/keybroker.md §5).
 type PolicyInput struct {

@@ -205,7 +205,10 @@ func (b *Broker) policyForResource(ctx context.Context, req RequestView, r *stor
 	if r.PolicyID != "" {
 		src, found, err := b.stored.get(ctx, r.PolicyID)
 		if err == nil && !found {
-			err = store.ErrNotFound
+			// Not store.ErrNotFound: the resource exists, and a policy
+			// bound to it that is gone is its owner's problem (500), not
+			// the workload's (404).
+			err = errors.New("no such policy")
 		}
 		if err != nil {
 			return "", "", fmt.Errorf("policy %s bound to %s: %w", r.PolicyID, r.Path, err)

@@ -15,14 +15,15 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/store"
 )
 
 // SessionCookie is the KBS protocol's session cookie name.
 const SessionCookie = "kbs-session-id"
 
-// errTooManySessions means the session table is full.
-var errTooManySessions = errors.New("too many KBS sessions; retry shortly")
+// errTooManySessions means the session table is full (503 "busy").
+var errTooManySessions = fault.New(ErrKeyBroker, fault.Busy, "too many KBS sessions")
 
 // session is one KBS attestation session between /auth and /attest.
 type session struct {

@@ -10,15 +10,18 @@ import (
 	"github.com/kura-cc/kura/internal/web"
 )
 
-// Register mounts the verifier API on mux:
+// Register mounts the verifier API on mux. Errors are answered by their
+// kind (internal/web, internal/fault): the details of evidence failures
+// describe the caller's own evidence and are sent; an unavailable
+// collateral source is a 503 whose cause (URLs, paths) is only logged.
 //
 //	POST /v1/attestation/nonce   -> {"nonce", "expires_at"}
 //	POST /v1/attestation/verify  bundle -> {"token", "status", ...}
 //	GET  /.well-known/jwks.json  -> the token signing keys
 func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
-	mux.Handle("POST /v1/attestation/nonce", web.Handle(log, problem, s.handleNonce))
-	mux.Handle("POST /v1/attestation/verify", web.Handle(log, problem, s.handleVerify))
-	mux.Handle("GET /.well-known/jwks.json", web.Handle(log, problem, s.handleJWKS))
+	mux.Handle("POST /v1/attestation/nonce", web.Handle(log, nil, s.handleNonce))
+	mux.Handle("POST /v1/attestation/verify", web.Handle(log, nil, s.handleVerify))
+	mux.Handle("GET /.well-known/jwks.json", web.Handle(log, nil, s.handleJWKS))
 }
 
 // NonceResponse is the body of POST /v1/attestation/nonce.
@@ -75,32 +78,4 @@ func (s *Service) handleJWKS(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "max-age=300")
 	_, err := w.Write(s.issuer.JWKS())
 	return err
-}
-
-// problem maps verification errors to HTTP problems. Details of evidence
-// failures are safe to return: they describe the caller's own evidence.
-func problem(err error) *web.Problem {
-	switch {
-	case errors.Is(err, attestation.ErrMalformed):
-		return web.NewProblem(http.StatusBadRequest, "malformed-evidence", err.Error(), err)
-	case errors.Is(err, attestation.ErrNonce):
-		return web.NewProblem(http.StatusBadRequest, "invalid-nonce", err.Error(), err)
-	case errors.Is(err, attestation.ErrBinding):
-		return web.NewProblem(http.StatusUnprocessableEntity, "binding-mismatch", err.Error(), err)
-	case errors.Is(err, attestation.ErrUntrustedRoot):
-		return web.NewProblem(http.StatusUnprocessableEntity, "untrusted-root", err.Error(), err)
-	case errors.Is(err, attestation.ErrBadSignature):
-		return web.NewProblem(http.StatusUnprocessableEntity, "bad-signature", err.Error(), err)
-	case errors.Is(err, attestation.ErrCollateralExpired):
-		return web.NewProblem(http.StatusUnprocessableEntity, "collateral-expired", err.Error(), err)
-	case errors.Is(err, attestation.ErrCollateralUnavailable):
-		p := web.NewProblem(http.StatusServiceUnavailable, "collateral-unavailable", err.Error(), err)
-		p.RetryAfter = 10 * time.Second
-		return p
-	case errors.Is(err, ErrTooManyNonces):
-		p := web.NewProblem(http.StatusServiceUnavailable, "busy", "too many outstanding nonces; retry shortly", err)
-		p.RetryAfter = 5 * time.Second
-		return p
-	}
-	return nil
 }
