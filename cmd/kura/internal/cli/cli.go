@@ -6,7 +6,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,27 +15,24 @@ import (
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/collab"
-	"github.com/kura-cc/kura/dataset"
-	"github.com/kura-cc/kura/dataset/table"
-	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/timelock"
-	"github.com/kura-cc/kura/worker"
 )
 
-// Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9).
+// Exit codes. They are part of the CLI's interface (docs/spec/attestation.md §9);
+// exitCodes derives them from the kind of failure (internal/fault).
 const (
 	ExitOK          = 0
 	ExitFailure     = 1  // anything not listed below
-	ExitUsage       = 2  // bad flags or arguments
-	ExitBadEvidence = 3  // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify
-	ExitCollateral  = 4  // collateral unavailable or expired; a drand chain unreachable
-	ExitPolicy      = 5  // policy violation, or a wrong, expired or replayed nonce
-	ExitDataAuth    = 6  // sealed dataset tampered with, truncated or malformed (docs/spec/dataset.md §6)
-	ExitWrongKey    = 7  // wrong data key, or an unusable key file
-	ExitDataInvalid = 8  // input does not match the schema, or an invalid manifest or collaboration file
+	ExitUsage       = 2  // bad flags or arguments (fault.BadRequest)
+	ExitBadEvidence = 3  // bad signature or certificate chain, untrusted root, malformed evidence, binding mismatch; a result or receipt that does not verify (fault.Malformed, BadSignature, Untrusted)
+	ExitCollateral  = 4  // collateral unavailable or expired; a drand chain unreachable (fault.Unavailable, Expired)
+	ExitPolicy      = 5  // policy violation, or a wrong, expired or replayed nonce (fault.Denied, Stale)
+	ExitDataAuth    = 6  // sealed data tampered with, truncated or malformed, docs/spec/dataset.md §6 (fault.Tampered)
+	ExitWrongKey    = 7  // wrong data key, not a recipient, or an unusable key file (fault.WrongKey)
+	ExitDataInvalid = 8  // input does not match the schema, or an invalid manifest or collaboration file (fault.Invalid)
 	ExitAuditFailed = 9  // the transparency log does not verify: bad signature, tampered, inconsistent (forked) or entry not included
-	ExitTooEarly    = 10 // a time-locked file or resource asked for before its release time
+	ExitTooEarly    = 10 // a time-locked file or resource asked for before its release time (fault.TooEarly)
 )
 
 // Env is the process environment the CLI runs in.
@@ -47,8 +43,13 @@ type Env struct {
 	Getenv func(string) string
 }
 
-// usageError marks errors in how the command was invoked.
+// usageError marks errors in how the command was invoked. It is of kind
+// fault.BadRequest and hides what it wraps from errors.Is: a file named by a
+// flag that does not parse is a usage error, whatever its own kind.
 type usageError struct{ error }
+
+// Unwrap returns fault.BadRequest only.
+func (usageError) Unwrap() error { return fault.BadRequest }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
@@ -77,48 +78,50 @@ func Run(ctx context.Context, args []string, env Env) int {
 	return code
 }
 
+// exitCodes is the one table from kinds of failure (internal/fault) to exit
+// codes.
+var exitCodes = [...]int{
+	fault.Internal:        ExitFailure,
+	fault.Malformed:       ExitBadEvidence,
+	fault.Invalid:         ExitDataInvalid,
+	fault.BadRequest:      ExitUsage,
+	fault.Unsupported:     ExitFailure,
+	fault.BadSignature:    ExitBadEvidence,
+	fault.Untrusted:       ExitBadEvidence,
+	fault.Tampered:        ExitDataAuth,
+	fault.WrongKey:        ExitWrongKey,
+	fault.Expired:         ExitCollateral,
+	fault.Stale:           ExitPolicy,
+	fault.Denied:          ExitPolicy,
+	fault.Unauthenticated: ExitFailure,
+	fault.NotFound:        ExitFailure,
+	fault.Conflict:        ExitFailure,
+	fault.Unavailable:     ExitCollateral,
+	fault.Busy:            ExitFailure,
+	fault.RateLimited:     ExitFailure,
+	fault.TooEarly:        ExitTooEarly,
+}
+
+// exitCode maps err to an exit code by the kind of its outermost sentinel
+// (fault.Sentinel), except where the code names the object rather than the
+// failure: any failure of the transparency log to verify is ExitAuditFailed,
+// and a time-locked file that does not parse is damaged (ExitDataAuth), as
+// a sealed dataset's header is. Unclassified cobra errors are usage errors.
 func exitCode(err error) int {
-	var u usageError
+	s := fault.Sentinel(err)
 	switch {
-	case errors.Is(err, dataset.ErrWrongKey), errors.Is(err, dataset.ErrInvalidKey), errors.Is(err, result.ErrNotReceiver):
-		return ExitWrongKey
-	case errors.Is(err, dataset.ErrAuth), errors.Is(err, dataset.ErrMalformedHeader), errors.Is(err, result.ErrTampered), errors.Is(err, worker.ErrInputMismatch):
-		return ExitDataAuth
-	case errors.Is(err, result.ErrBadSignature), errors.Is(err, result.ErrUntrusted), errors.Is(err, result.ErrMalformed):
-		return ExitBadEvidence
-	case errors.Is(err, worker.ErrRefused):
-		return ExitPolicy
-	case errors.Is(err, timelock.ErrTooEarly):
-		return ExitTooEarly
-	case errors.Is(err, timelock.ErrTampered), errors.Is(err, timelock.ErrMalformed):
-		return ExitDataAuth
-	case errors.Is(err, timelock.ErrNotRecipient):
-		return ExitWrongKey
-	case errors.Is(err, timelock.ErrBadTime), errors.Is(err, timelock.ErrWrongChain), errors.Is(err, timelock.ErrInsecureBeacon):
-		return ExitUsage
-	case errors.Is(err, timelock.ErrBadBeacon):
-		return ExitBadEvidence
-	case errors.Is(err, timelock.ErrUnavailable):
-		return ExitCollateral
-	case auditlog.IsVerificationFailure(err):
+	case s == nil:
+		if isCobraUsage(err) {
+			return ExitUsage
+		}
+		return ExitFailure
+	case auditlog.IsVerificationFailure(s):
 		return ExitAuditFailed
-	case errors.Is(err, table.ErrSchemaMismatch), errors.Is(err, collab.ErrInvalidManifest), errors.Is(err, collab.ErrMalformedCollaboration):
-		return ExitDataInvalid
-	case errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
-		return ExitBadEvidence
-	case errors.Is(err, collab.ErrNotApproved):
-		return ExitPolicy
-	case errors.As(err, &u):
-		return ExitUsage
-	case errors.Is(err, attestation.ErrCollateralUnavailable), errors.Is(err, attestation.ErrCollateralExpired):
-		return ExitCollateral
-	case errors.Is(err, attestation.ErrBadSignature), errors.Is(err, attestation.ErrUntrustedRoot),
-		errors.Is(err, attestation.ErrMalformed), errors.Is(err, attestation.ErrBinding):
-		return ExitBadEvidence
-	case errors.Is(err, attestation.ErrPolicyDenied), errors.Is(err, attestation.ErrNonce):
-		return ExitPolicy
-	case isCobraUsage(err):
-		return ExitUsage
+	case s == timelock.ErrMalformed:
+		return ExitDataAuth
+	}
+	if k := fault.KindOf(s); int(k) < len(exitCodes) {
+		return exitCodes[k]
 	}
 	return ExitFailure
 }
