@@ -164,7 +164,7 @@ type build struct {
 
 // New builds the roles cfg names, in the order store → verifier → key
 // broker → log → coordinator. On error, what was built is closed.
-func New(ctx context.Context, cfg Config) (s *Server, err error) {
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	roles, err := selectRoles(cfg.Roles)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s = &Server{ready: &web.Readiness{}, roles: roles}
+	s := &Server{ready: &web.Readiness{}, roles: roles}
 	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready,
 		onClose: func(fn func(context.Context) error) { s.closers = append(s.closers, fn) }}
 	defer func() {

@@ -1,0 +1,134 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kura-cc/kura/server"
+)
+
+func newServer(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	s, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func get(t *testing.T, h http.Handler, path string) (int, []byte) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// TestAllRoles: with no roles named, every role runs, each route answers,
+// and the keys and state are created in the data directory.
+func TestAllRoles(t *testing.T) {
+	dir := t.TempDir()
+	s := newServer(t, server.Config{DataDir: dir, DevMode: true})
+	if !slices.Equal(s.Roles(), server.AllRoles) {
+		t.Fatalf("roles %v, want %v", s.Roles(), server.AllRoles)
+	}
+	for path, want := range map[string]int{
+		"/healthz":                  200,
+		"/readyz":                   200,
+		"/metrics":                  200,
+		"/.well-known/jwks.json":    200,
+		"/log/checkpoint":           200,
+		"/v1/collaborations/none":   404,
+		"/v1/cleanroom/results/bad": 400,
+		"/kbs/v0/resource/a/b/c":    401,
+		"/no/such/route":            404,
+	} {
+		if got, body := get(t, s.Handler(), path); got != want {
+			t.Errorf("GET %s: %d %s, want %d", path, got, body, want)
+		}
+	}
+	_, body := get(t, s.Handler(), "/healthz")
+	var h struct {
+		DevMode bool     `json:"dev_mode"`
+		Roles   []string `json:"roles"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil || !h.DevMode || len(h.Roles) != 4 {
+		t.Errorf("healthz %s (%v)", body, err)
+	}
+	for _, f := range []string{"verifier-key.pem", "kek", "kbs.db", "log-key", "log-key.pub", "log", "blobs"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("data directory: %v", err)
+		}
+	}
+}
+
+// TestVerifierAlone: the verifier alone keeps its nonces in memory and
+// creates no store; other roles' routes are absent; SeparateMetrics moves
+// /metrics to MetricsHandler.
+func TestVerifierAlone(t *testing.T) {
+	dir := t.TempDir()
+	s := newServer(t, server.Config{DataDir: dir, Roles: []server.Role{server.RoleVerifier}, SeparateMetrics: true})
+	if code, _ := get(t, s.Handler(), "/kbs/v0/resource/a/b/c"); code != 404 {
+		t.Errorf("key broker route served by a verifier-only server: %d", code)
+	}
+	if code, _ := get(t, s.Handler(), "/metrics"); code != 404 {
+		t.Errorf("/metrics on the main handler with SeparateMetrics: %d", code)
+	}
+	if code, _ := get(t, s.MetricsHandler(), "/metrics"); code != 200 {
+		t.Errorf("/metrics on the metrics handler: %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kbs.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a verifier without a store created one: %v", err)
+	}
+}
+
+// TestDrain: a draining server is not ready.
+func TestDrain(t *testing.T) {
+	s := newServer(t, server.Config{DataDir: t.TempDir(), Roles: []server.Role{server.RoleVerifier}})
+	s.Drain("shutting down")
+	if code, body := get(t, s.Handler(), "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz while draining: %d %s", code, body)
+	}
+}
+
+// TestConfigErrors: configurations that cannot work are refused with
+// ErrConfig, and nothing is left open.
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("not a key"), 0o600)
+	for name, cfg := range map[string]server.Config{
+		"unknown role":             {DataDir: dir, Roles: []server.Role{"coordinatr"}},
+		"coordinator without log":  {DataDir: dir, Roles: []server.Role{server.RoleCoordinator}},
+		"unreadable token key":     {DataDir: dir, TokenKeyFile: bad},
+		"missing reference values": {DataDir: dir, Verification: server.Verification{ReferenceFile: filepath.Join(dir, "none.yaml")}},
+		"missing admin keys":       {DataDir: dir, Roles: []server.Role{server.RoleKBS}, KBS: server.KBS{AdminKeysFile: filepath.Join(dir, "none")}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if s, err := server.New(context.Background(), cfg); !errors.Is(err, server.ErrConfig) {
+				if s != nil {
+					s.Close(context.Background())
+				}
+				t.Fatalf("got %v, want ErrConfig", err)
+			}
+		})
+	}
+}
