@@ -17,15 +17,21 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/veraison/ear"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
+
+// ErrToken is the family of this package's sentinels: both below wrap it
+// and carry their kind of failure (internal/fault).
+var ErrToken = errors.New("attestation token failed")
 
 // Sentinel errors returned by Verify.
 var (
 	// ErrInvalid means the token is malformed or its signature does not
 	// verify under any trusted key.
-	ErrInvalid = errors.New("invalid attestation token")
+	ErrInvalid = fault.New(ErrToken, fault.BadSignature, "invalid attestation token")
 	// ErrExpired means the token is past its exp, or issued in the future.
-	ErrExpired = errors.New("attestation token expired")
+	ErrExpired = fault.New(ErrToken, fault.Expired, "attestation token expired")
 )
 
 // DefaultTTL is how long an issued token stays valid by default.
