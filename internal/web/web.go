@@ -1,7 +1,9 @@
 // Package web holds kura's HTTP plumbing shared by every role: handlers that
-// return errors, one adapter that turns them into RFC 9457 problem+json
-// (a client-safe message, the cause only in logs), request ids, panic
-// recovery, body limits, and a server with timeouts and graceful shutdown.
+// return errors, one adapter that turns them into RFC 9457 problem+json by
+// their kind of failure (internal/fault; one table in problems.go: status,
+// problem type, a client-safe message, the cause only in logs), request ids,
+// panic recovery, body limits, and a server with timeouts and graceful
+// shutdown.
 package web
 
 import (
