@@ -36,6 +36,7 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )
@@ -43,7 +44,7 @@ import (
 // ErrRefused means a collaboration file was refused: it does not verify,
 // names another collaboration than its URL, or does not extend the stored
 // file. The HTTP API answers 409 collaboration-refused.
-var ErrRefused = errors.New("collaboration refused")
+var ErrRefused = fault.NewCode(nil, fault.Conflict, "collaboration-refused", "collaboration refused")
 
 // Collaborations is where the coordinator keeps collaboration files
 // (store.Store implements it).
@@ -100,27 +101,15 @@ func New(cfg Config) (*Coordinator, error) {
 
 // Register mounts PUT and GET /v1/collaborations/{id} on mux.
 func (c *Coordinator) Register(mux *http.ServeMux) {
-	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, problem, c.put))
-	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, problem, c.get))
-}
-
-func problem(err error) *web.Problem {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return web.NewProblem(http.StatusNotFound, "not-found", "no such collaboration", err)
-	case errors.Is(err, store.ErrConflict):
-		return web.NewProblem(http.StatusConflict, "concurrent-update", "the collaboration changed while this update was checked: fetch it and push again", err)
-	case errors.Is(err, store.ErrInvalid):
-		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
-	case errors.Is(err, ErrRefused), errors.Is(err, collab.ErrMalformedCollaboration), errors.Is(err, collab.ErrInvalidManifest),
-		errors.Is(err, collab.ErrBrokenChain), errors.Is(err, collab.ErrBadApproval):
-		return web.NewProblem(http.StatusConflict, "collaboration-refused", err.Error(), err)
-	}
-	return nil
+	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, nil, c.put))
+	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, nil, c.get))
 }
 
 func (c *Coordinator) get(w http.ResponseWriter, r *http.Request) error {
 	file, _, err := c.store.GetCollaboration(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: no such collaboration", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -145,10 +134,10 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	}
 	next, err := collab.ParseCollaboration(body)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if err := next.Verify(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if next.ID != r.PathValue("id") {
 		return fmt.Errorf("%w: the file is collaboration %q, the URL says %q", ErrRefused, next.ID, r.PathValue("id"))
@@ -194,7 +183,11 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := c.store.PutCollaboration(r.Context(), next.ID, body, version+1); err != nil {
+	err = c.store.PutCollaboration(r.Context(), next.ID, body, version+1)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: the collaboration changed while this update was checked: fetch it and push again", err)
+	}
+	if err != nil {
 		return err
 	}
 	return web.WriteJSON(w, http.StatusOK, resp)

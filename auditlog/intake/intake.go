@@ -31,7 +31,7 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/blob"
-	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/timelock"
@@ -40,7 +40,7 @@ import (
 // ErrRefused means a posted file is not a signed result bundle, receipt,
 // run start or time-lock registration of the kind its route takes. The
 // HTTP API answers 400 bad-request.
-var ErrRefused = errors.New("not a signed result bundle, receipt or time-lock registration")
+var ErrRefused = fault.New(nil, fault.BadRequest, "not a signed result bundle, receipt or time-lock registration")
 
 // Log is the transparency log the intake appends to (*auditlog.Log
 // implements it).
@@ -104,7 +104,7 @@ var routes = map[auditlog.Kind]string{
 // /v1/cleanroom/results/{digest} and /v1/cleanroom/receipts/{digest} for
 // the archive.
 func (in *Intake) Register(mux *http.ServeMux) {
-	h := func(f web.HandlerFunc) http.Handler { return web.Handle(in.slog, problem, f) }
+	h := func(f web.HandlerFunc) http.Handler { return web.Handle(in.slog, nil, f) }
 	for _, kind := range []auditlog.Kind{auditlog.KindRunStart, auditlog.KindResult, auditlog.KindReceipt} {
 		mux.Handle("POST "+routes[kind], h(in.envelope(kind)))
 	}
@@ -113,17 +113,7 @@ func (in *Intake) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(in.archived("receipts")))
 }
 
-var errBadDigest = errors.New("want the SHA-256 of the payload as 64 lower-case hex digits")
-
-func problem(err error) *web.Problem {
-	switch {
-	case errors.Is(err, ErrRefused), errors.Is(err, collab.ErrBadRunContext), errors.Is(err, errBadDigest):
-		return web.NewProblem(http.StatusBadRequest, "bad-request", err.Error(), err)
-	case errors.Is(err, blob.ErrNotFound):
-		return web.NewProblem(http.StatusNotFound, "not-found", "no logged file with that payload digest", err)
-	}
-	return nil
-}
+var errBadDigest = fault.New(nil, fault.BadRequest, "want the SHA-256 of the payload as 64 lower-case hex digits")
 
 // envelope logs a signed run start, result bundle or receipt.
 func (in *Intake) envelope(kind auditlog.Kind) web.HandlerFunc {
@@ -235,6 +225,9 @@ func (in *Intake) archived(dir string) web.HandlerFunc {
 			return errBadDigest
 		}
 		rc, err := in.archive.Get(r.Context(), dir+"/"+d+".json")
+		if errors.Is(err, blob.ErrNotFound) {
+			return fmt.Errorf("%w: no logged file with that payload digest", err)
+		}
 		if err != nil {
 			return err
 		}
