@@ -2,9 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kura-cc/kura/cmd/kura/internal/datakey"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -426,7 +424,7 @@ approved (docs/spec/cleanroom.md §3).`,
 			if key.ID() != h.KeyID {
 				return fmt.Errorf("%w: %s is not sealed under the key in %s", dataset.ErrWrongKey, args[0], keyFile)
 			}
-			digest, size, err := fileSHA256(args[0])
+			digest, size, err := datakey.FileSHA256(args[0])
 			if err != nil {
 				return err
 			}
@@ -442,7 +440,7 @@ approved (docs/spec/cleanroom.md §3).`,
 			}
 			admin := &keybroker.AdminClient{BaseURL: url, Key: priv}
 			value := key.Bytes()
-			v, err := admin.Put(ctx, resource, value, datasetKeyMetadata(h.DatasetID, digest, h.KeyID, id.Card()), "")
+			v, err := admin.Put(ctx, resource, value, datakey.Metadata(h.DatasetID, digest, h.KeyID, id.Card()), "")
 			clear(value)
 			if err != nil {
 				return err
@@ -489,32 +487,4 @@ func safeTag(id string) string {
 		b = b[:128]
 	}
 	return string(b)
-}
-
-// datasetKeyMetadata is the key-broker metadata of a clean-room dataset key
-// (docs/spec/cleanroom.md §3).
-func datasetKeyMetadata(datasetID, sealedSHA256 string, keyID dataset.KeyID, owner *party.Card) map[string]string {
-	return map[string]string{
-		keybroker.MetaKind:            keybroker.KindDatasetKey,
-		"dataset_id":                  datasetID,
-		keybroker.MetaSealedSHA256:    sealedSHA256,
-		"key_id":                      hex.EncodeToString(keyID[:]),
-		keybroker.MetaOwnerSigningKey: base64.StdEncoding.EncodeToString(owner.SigningKey),
-		"owner_fingerprint":           owner.Fingerprint,
-	}
-}
-
-// fileSHA256 returns the hex SHA-256 and size of a file.
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/cmd/kura/internal/datakey"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -202,13 +203,13 @@ func (c *cleanRoom) sealAndRegister(ctx context.Context, id, owner string, sc *t
 	if _, err := dataset.SealFile(ctx, sealed, c.plain[id], key, dataset.Header{DatasetID: id, Format: "parquet", Schema: sc.JSON()}, dataset.Options{}); err != nil {
 		return nil, err
 	}
-	sum, size, err := fileSHA256(sealed)
+	sum, size, err := datakey.FileSHA256(sealed)
 	if err != nil {
 		return nil, err
 	}
 	resource := owner + "/dataset-key/" + id
 	srv := c.servers[owner]
-	v, err := srv.Admin.Put(ctx, resource, key.Bytes(), datasetKeyMetadata(id, sum, key.ID(), c.parties[owner].Card()), "")
+	v, err := srv.Admin.Put(ctx, resource, key.Bytes(), datakey.Metadata(id, sum, key.ID(), c.parties[owner].Card()), "")
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", id, err)
 	}
