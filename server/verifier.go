@@ -20,7 +20,6 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collateral"
-	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
@@ -47,7 +46,7 @@ type Verification struct {
 // Service builds a verification service for SNP, TDX and the simulated
 // TEE. issuer may be nil (no tokens); nonces nil keeps issued nonces in
 // memory.
-func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces store.Ephemeral) (*verifier.Service, error) {
+func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	var ref *appraisal.ReferenceValues
 	if v.ReferenceFile != "" {
 		var err error
@@ -114,7 +113,7 @@ func (b *build) buildVerifier(ctx context.Context) error {
 	if b.issuer, err = token.NewIssuer(token.IssuerConfig{Key: key, Build: build}); err != nil {
 		return err
 	}
-	var nonces store.Ephemeral
+	var nonces verifier.NonceStore
 	if b.state != nil {
 		nonces = b.state.Ephemeral()
 	}

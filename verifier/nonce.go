@@ -26,7 +26,7 @@ var ErrTooManyNonces = fault.New(nil, fault.Busy, "too many outstanding nonces")
 type nonces struct {
 	ttl time.Duration
 	now func() time.Time
-	eph store.Ephemeral
+	eph NonceStore
 }
 
 func nonceKey(v []byte) string { return "nonce/" + hex.EncodeToString(v) }

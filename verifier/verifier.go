@@ -30,10 +30,19 @@ type Config struct {
 	MaxNonces int
 	// Nonces keeps issued nonces. Nil keeps them in this process's memory;
 	// replicas that share a store's Ephemeral accept each other's nonces.
-	Nonces store.Ephemeral
+	Nonces NonceStore
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// NonceStore keeps issued nonces until they are taken or expire
+// (store.Ephemeral implements it). Add reports false when the key exists;
+// Take returns ok only once per key, across every replica sharing the
+// store.
+type NonceStore interface {
+	Add(ctx context.Context, key string, value []byte, expires time.Time) (bool, error)
+	Take(ctx context.Context, key string) (value []byte, ok bool, err error)
 }
 
 // Service verifies evidence and issues attestation results. It is safe for

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kura-cc/kura/collateral"
-	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
@@ -75,7 +74,7 @@ func (v *verifyFlags) verification() (server.Verification, error) {
 
 // service builds a verification service from the flags. issuer may be nil;
 // nonces nil keeps issued nonces in memory.
-func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces store.Ephemeral) (*verifier.Service, error) {
+func (v *verifyFlags) service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	cfg, err := v.verification()
 	if err != nil {
 		return nil, err
