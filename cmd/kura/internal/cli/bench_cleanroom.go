@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/worker"
 )
 
@@ -61,12 +62,12 @@ func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	c := &cleanRoom{dir: dir, rows: rows, log: slog.New(slog.DiscardHandler)}
-	defer c.close()
-	if err := c.setUp(ctx); err != nil {
+	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: dir, Rows: rows, Version: Version, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		return err
 	}
-	if err := c.approve(storyAirline, storyCarrier); err != nil {
+	defer c.Close()
+	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "setup: %d rows per dataset generated, sealed, registered and approved in %s (not timed below); GOMAXPROCS %d\n",
@@ -79,7 +80,7 @@ func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID
 	for range runs {
 		resetPeakRSS()
 		start := time.Now()
-		out, err := c.run(ctx, analysisID)
+		out, err := c.Run(ctx, analysisID)
 		if err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID
 
 		resetPeakRSS()
 		start = time.Now()
-		n, err := plainDuckDB(ctx, q, c.plain["flights"], c.plain["visits"])
+		n, err := plainDuckDB(ctx, q, c.Plaintext["flights"], c.Plaintext["visits"])
 		if err != nil {
 			return err
 		}

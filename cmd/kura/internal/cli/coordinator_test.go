@@ -40,7 +40,7 @@ func TestCoordinatorLostRace(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := newStory(t, 20)
-	file, err := c.collab.Marshal()
+	file, err := c.Collab.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestCoordinatorLostRace(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/collaborations/"+c.collab.ID, bytes.NewReader(file))
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/collaborations/"+c.Collab.ID, bytes.NewReader(file))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestCoordinatorLostRace(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || p.Type != "https://kura.dev/problems/concurrent-update" {
 		t.Errorf("lost race: %d %s, want 409 concurrent-update", resp.StatusCode, p.Type)
 	}
-	stored, v, err := st.GetCollaboration(ctx, c.collab.ID)
+	stored, v, err := st.GetCollaboration(ctx, c.Collab.ID)
 	if err != nil || v != 1 || bytes.Equal(stored, file) {
 		t.Errorf("stored version %d (%v): want the other replica's version 1", v, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/timelock/beacon"
 )
@@ -32,11 +33,11 @@ func TestGetResourceWithBeacon(t *testing.T) {
 	bs := httptest.NewServer(b.Handler())
 	defer bs.Close()
 	dir := t.TempDir()
-	srv, err := startLocalServer(ctx, filepath.Join(dir, "kbs"), "owner", slog.New(slog.DiscardHandler))
+	srv, err := demo.StartServer(ctx, filepath.Join(dir, "kbs"), "owner", Version, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	meta := map[string]string{
 		keybroker.MetaNotBeforeRound:  strconv.FormatUint(b.Current(), 10),
 		keybroker.MetaBeaconChainHash: b.ChainHash(),
@@ -67,11 +68,11 @@ func TestPolicyChangeLogged(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "kbs")
-	srv, err := startLocalServer(ctx, dir, "owner", slog.New(slog.DiscardHandler))
+	srv, err := demo.StartServer(ctx, dir, "owner", Version, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	resp, err := srv.Admin.SetPolicy(ctx, "default", keybroker.DefaultReleasePolicy)
 	if err != nil {
 		t.Fatal(err)
@@ -147,11 +148,11 @@ func TestVerifierInputsLogged(t *testing.T) {
 		return n
 	}
 	for range 2 {
-		srv, err := startLocalServer(ctx, dir, "owner", slog.New(slog.DiscardHandler))
+		srv, err := demo.StartServer(ctx, dir, "owner", Version, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.stop()
+		srv.Stop()
 	}
 	if n := count(); n[auditlog.KindReferenceValuesChange] != 1 || n[auditlog.KindPolicyChange] != 1 {
 		t.Errorf("after two starts with the same inputs: %v, want one reference_values_change and one policy_change", n)

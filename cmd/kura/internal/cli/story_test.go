@@ -20,6 +20,7 @@ import (
 
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/worker"
@@ -27,32 +28,32 @@ import (
 
 // newStory sets up the clean-room story over real HTTP: two owners' key
 // brokers, sealed and registered data, an unapproved collaboration.
-func newStory(t *testing.T, rows int) *cleanRoom {
+func newStory(t *testing.T, rows int) *demo.CleanRoom {
 	t.Helper()
-	c := &cleanRoom{dir: t.TempDir(), rows: rows, log: slog.New(slog.DiscardHandler)}
-	t.Cleanup(c.close)
-	if err := c.setUp(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func (c *cleanRoom) runWorker(t *testing.T, analysisID string, a *sim.Attester) (*worker.Output, error) {
-	t.Helper()
-	if a == nil {
-		return c.run(context.Background(), analysisID)
-	}
-	file, err := c.collab.Marshal()
+	c, err := demo.NewCleanRoom(context.Background(), demo.CleanRoomConfig{Dir: t.TempDir(), Rows: rows, Version: Version, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return worker.Run(context.Background(), worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: c.log})
+	t.Cleanup(c.Close)
+	return c
+}
+
+func runWorker(t *testing.T, c *demo.CleanRoom, analysisID string, a *sim.Attester) (*worker.Output, error) {
+	t.Helper()
+	if a == nil {
+		return c.Run(context.Background(), analysisID)
+	}
+	file, err := c.Collab.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return worker.Run(context.Background(), worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // trust is what a receiver trusts: both owners' verifiers, dev mode.
-func (c *cleanRoom) trust(t *testing.T) result.Trust {
+func trust(t *testing.T, c *demo.CleanRoom) result.Trust {
 	t.Helper()
-	tr, err := c.trustAll(context.Background())
+	tr, err := c.Trust(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,26 +69,26 @@ func TestCleanRoomStory(t *testing.T) {
 		t.Skip("starts two key brokers and runs DuckDB")
 	}
 	c := newStory(t, 4000)
-	if err := c.approve(storyAirline, storyCarrier); err != nil {
+	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, an := range storyAnalyses() {
+	for _, an := range demo.Analyses() {
 		t.Run(an.ID, func(t *testing.T) {
-			out, err := c.runWorker(t, an.ID, nil)
+			out, err := runWorker(t, c, an.ID, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			vb, err := result.VerifyBundle(ctx, out.Result, c.trust(t))
+			vb, err := result.VerifyBundle(ctx, out.Result, trust(t, c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := result.VerifyReceipt(ctx, out.Receipt, vb, c.trust(t)); err != nil {
+			if _, err := result.VerifyReceipt(ctx, out.Receipt, vb, trust(t, c)); err != nil {
 				t.Fatal(err)
 			}
 			var got *analysis.Result
-			for _, name := range []string{storyAirline, storyCarrier} {
-				plain, err := vb.Open(c.parties[name])
+			for _, name := range []string{demo.Airline, demo.Carrier} {
+				plain, err := vb.Open(c.Parties[name])
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
@@ -95,7 +96,7 @@ func TestCleanRoomStory(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want, suppressed := c.plainSQL(t, an.ID)
+			want, suppressed := plainSQL(t, c, an.ID)
 			if fmt.Sprint(rowsOf(got)) != fmt.Sprint(want) {
 				t.Errorf("kura's output differs from plain SQL after suppression:\n got %v\nwant %v", rowsOf(got), want)
 			}
@@ -110,14 +111,14 @@ func TestCleanRoomStory(t *testing.T) {
 // plain DuckDB, applying the threshold by hand: the strictest owner's
 // minimum (the carrier's 20) to both datasets.
 // Rows are returned as sorted strings.
-func (c *cleanRoom) plainSQL(t *testing.T, id string) ([]string, int) {
+func plainSQL(t *testing.T, c *demo.CleanRoom, id string) ([]string, int) {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	f, v := "'"+c.plain["flights"]+"'", "'"+c.plain["visits"]+"'"
+	f, v := "'"+c.Plaintext["flights"]+"'", "'"+c.Plaintext["visits"]+"'"
 	var q string
 	switch id {
 	case "stay_by_prefecture":
@@ -202,36 +203,36 @@ func TestCleanRoomRefusals(t *testing.T) {
 
 	// Only the airline approved: the carrier's broker refuses, and the run
 	// says so.
-	if err := c.approve(storyAirline); err != nil {
+	if err := c.Approve(demo.Airline); err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.runWorker(t, an, nil)
+	out, err := runWorker(t, c, an, nil)
 	if !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), `"carrier"`) {
 		t.Fatalf("unapproved owner: %v", err)
 	}
 	if out == nil || out.Receipt == nil || out.Result != nil {
 		t.Fatalf("a failed run must still sign a receipt and no result: %+v", out)
 	}
-	if r, err := result.VerifyReceipt(context.Background(), out.Receipt, nil, c.trust(t)); err != nil || !strings.HasPrefix(r.Receipt.Outcome, "failed") {
+	if r, err := result.VerifyReceipt(context.Background(), out.Receipt, nil, trust(t, c)); err != nil || !strings.HasPrefix(r.Receipt.Outcome, "failed") {
 		t.Errorf("failed run's receipt: %v", err)
 	}
 
 	// Both approve; then the analysis changes: the new version is not
 	// approved by either owner.
-	if err := c.approve(storyCarrier); err != nil {
+	if err := c.Approve(demo.Carrier); err != nil {
 		t.Fatal(err)
 	}
-	next := *c.collab.Current()
+	next := *c.Collab.Current()
 	next.Previous = next.Hash()
-	next.Analyses = storyAnalyses()
+	next.Analyses = demo.Analyses()
 	next.Analyses[0].Aggregate.GroupBy = []string{"flights.age_band"}
-	if err := c.collab.AddVersion(&next); err != nil {
+	if err := c.Collab.AddVersion(&next); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.runWorker(t, an, nil); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "approv") {
+	if _, err := runWorker(t, c, an, nil); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "approv") {
 		t.Errorf("changed analysis: %v", err)
 	}
-	if err := c.approve(storyAirline, storyCarrier); err != nil {
+	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
 		t.Fatal(err)
 	}
 
@@ -240,27 +241,27 @@ func TestCleanRoomRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.runWorker(t, an, other); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "measurement") {
+	if _, err := runWorker(t, c, an, other); !errors.Is(err, worker.ErrRefused) || !strings.Contains(err.Error(), "measurement") {
 		t.Errorf("unapproved worker: %v", err)
 	}
 
 	// The approved run works; keep its outputs to tamper with.
-	good, err := c.runWorker(t, an, nil)
+	good, err := runWorker(t, c, an, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// A swapped sealed file is refused before any key is asked for.
-	flights := c.collab.Current().Dataset("flights").Location
+	flights := c.Collab.Current().Dataset("flights").Location
 	orig, err := os.ReadFile(flights)
 	if err != nil {
 		t.Fatal(err)
 	}
-	visits, _ := os.ReadFile(c.collab.Current().Dataset("visits").Location)
+	visits, _ := os.ReadFile(c.Collab.Current().Dataset("visits").Location)
 	if err := os.WriteFile(flights, visits, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.runWorker(t, an, nil); !errors.Is(err, worker.ErrInputMismatch) {
+	if _, err := runWorker(t, c, an, nil); !errors.Is(err, worker.ErrInputMismatch) {
 		t.Errorf("swapped file: %v", err)
 	}
 	os.WriteFile(flights, orig, 0o644)
@@ -274,12 +275,12 @@ func TestCleanRoomRefusals(t *testing.T) {
 		return &g
 	}
 	ctx := context.Background()
-	if _, err := result.VerifyBundle(ctx, tamper(good.Result), c.trust(t)); !errors.Is(err, result.ErrBadSignature) && !errors.Is(err, result.ErrMalformed) {
+	if _, err := result.VerifyBundle(ctx, tamper(good.Result), trust(t, c)); !errors.Is(err, result.ErrBadSignature) && !errors.Is(err, result.ErrMalformed) {
 		t.Errorf("tampered bundle: %v", err)
 	}
 	rc := tamper(good.Receipt)
 	rc.Envelope.Payload = []byte(strings.Replace(string(good.Receipt.Envelope.Payload), `"completed"`, `"complete!"`, 1))
-	if _, err := result.VerifyReceipt(ctx, rc, nil, c.trust(t)); !errors.Is(err, result.ErrBadSignature) {
+	if _, err := result.VerifyReceipt(ctx, rc, nil, trust(t, c)); !errors.Is(err, result.ErrBadSignature) {
 		t.Errorf("tampered receipt: %v", err)
 	}
 	// A receiver that does not trust the verifier refuses the result.
@@ -287,7 +288,7 @@ func TestCleanRoomRefusals(t *testing.T) {
 		t.Errorf("untrusted verifier: %v", err)
 	}
 	// Outside dev mode, the sim TEE's result is refused.
-	tr := c.trust(t)
+	tr := trust(t, c)
 	tr.DevMode = false
 	if _, err := result.VerifyBundle(ctx, good.Result, tr); !errors.Is(err, result.ErrUntrusted) || !strings.Contains(err.Error(), "INSECURE") {
 		t.Errorf("sim outside dev mode: %v", err)
@@ -324,10 +325,10 @@ func TestCleanRoomCLI(t *testing.T) {
 		t.Skip("starts two key brokers and runs DuckDB")
 	}
 	c := newStory(t, 2000)
-	if err := c.approve(storyAirline, storyCarrier); err != nil {
+	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
 		t.Fatal(err)
 	}
-	dir := c.dir
+	dir := c.Dir
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -335,10 +336,10 @@ func TestCleanRoomCLI(t *testing.T) {
 		}
 		return p
 	}
-	file, _ := c.collab.Marshal()
+	file, _ := c.Collab.Marshal()
 	collabPath := write("story.collab.json", file)
 	var jwks []string
-	for name, s := range c.servers {
+	for name, s := range c.Servers {
 		set, err := token.FetchJWKS(context.Background(), nil, s.JWKSURL())
 		if err != nil {
 			t.Fatal(err)
@@ -349,8 +350,8 @@ func TestCleanRoomCLI(t *testing.T) {
 		}
 		jwks = append(jwks, "--trust-jwks", write(name+".jwks.json", data))
 	}
-	for _, name := range []string{storyAirline, storyCarrier} {
-		if err := c.parties[name].Save(filepath.Join(dir, name)); err != nil {
+	for _, name := range []string{demo.Airline, demo.Carrier} {
+		if err := c.Parties[name].Save(filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -366,7 +367,7 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "-o", resultPath); code != ExitPolicy {
 		t.Fatalf("worker without --dev: exit %d\n%s", code, out)
 	}
-	logURL := c.servers[storyAirline].URL
+	logURL := c.Servers[demo.Airline].URL
 	// The coordinator logs the manifest version and both approvals, once.
 	if code, out := run("collab", "push", collabPath, "--url", logURL); code != 0 || !strings.Contains(out, "3 new log entries") {
 		t.Fatalf("collab push: exit %d\n%s", code, out)
@@ -381,7 +382,7 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("collab", "push", write("dropped.collab.json", droppedFile), "--url", logURL); code != ExitBadEvidence || !strings.Contains(out, "drops 2 stored approval") {
 		t.Errorf("push dropping approvals: exit %d\n%s", code, out)
 	}
-	jwks = append(jwks, "--log-key", filepath.Join(dir, storyAirline+"-kbs", "log-key.pub"))
+	jwks = append(jwks, "--log-key", filepath.Join(dir, demo.Airline+"-kbs", "log-key.pub"))
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
@@ -417,7 +418,7 @@ func TestCleanRoomCLI(t *testing.T) {
 		}
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
-	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"}, jwks...)
+	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier), "--dev"}, jwks...)
 	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "in transparency log") {
 		t.Fatalf("result open: exit %d\n%s", code, out)
 	}
@@ -430,16 +431,16 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run(append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, "mallory"), "--dev"}, jwks...)...); code != ExitWrongKey {
 		t.Errorf("non-receiver: exit %d\n%s", code, out)
 	}
-	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier), "--dev"); code != ExitUsage {
+	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier), "--dev"); code != ExitUsage {
 		t.Errorf("no trusted verifier: exit %d\n%s", code, out)
 	}
-	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, storyCarrier)}, jwks...)
+	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier)}, jwks...)
 	if code, out := run(noDev...); code != ExitBadEvidence || !strings.Contains(out, "INSECURE") {
 		t.Errorf("sim result outside dev mode: exit %d\n%s", code, out)
 	}
 	// The log proof is checked: another log's key, or a proof for another
 	// entry, is refused.
-	otherKey := append(append([]string(nil), open[:len(open)-1]...), filepath.Join(dir, storyCarrier+"-kbs", "log-key.pub"))
+	otherKey := append(append([]string(nil), open[:len(open)-1]...), filepath.Join(dir, demo.Carrier+"-kbs", "log-key.pub"))
 	if code, out := run(otherKey...); code != ExitBadEvidence || !strings.Contains(out, "log proof") {
 		t.Errorf("proof against another log's key: exit %d\n%s", code, out)
 	}

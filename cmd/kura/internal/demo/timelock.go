@@ -1,12 +1,10 @@
-package cli
+package demo
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/auditlog/intake"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/timelock/beacon"
@@ -53,11 +53,11 @@ func (d *demo) timeLock(ctx context.Context, dir string, log *slog.Logger) error
 	}
 	d.say("an issuer seals its earnings release to round %d (%s) for the regulator only: %d bytes", reg.Round, reg.ReleaseTime.Format("15:04:05"), sealed.Len())
 
-	srv, err := startLocalServer(ctx, filepath.Join(dir, "timelock-server"), "issuer", log)
+	srv, err := StartServer(ctx, filepath.Join(dir, "timelock-server"), "issuer", d.cfg.Version, log)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	regJSON, err := reg.Marshal()
 	if err != nil {
 		return err
@@ -70,7 +70,7 @@ func (d *demo) timeLock(ctx context.Context, dir string, log *slog.Logger) error
 	if err := errors.Join(os.WriteFile(regPath, regJSON, 0o644), os.WriteFile(proofPath, proofJSON, 0o644)); err != nil {
 		return err
 	}
-	logged, err := verifyRegistrationProof(proofPath, filepath.Join(dir, "timelock-server", "log-key.pub"), reg)
+	logged, err := d.cfg.VerifyRegistration(proofPath, filepath.Join(dir, "timelock-server", "log-key.pub"), reg)
 	if err != nil {
 		return err
 	}

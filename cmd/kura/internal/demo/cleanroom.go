@@ -1,4 +1,4 @@
-package cli
+package demo
 
 import (
 	"context"
@@ -10,13 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
-	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/result"
-	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/worker"
 )
 
@@ -28,46 +24,46 @@ const demoRows = 4000
 // and the deletion receipt.
 func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) error {
 	d.section("Clean room: an airline and a carrier learn where travellers go, and nothing else (sim TEE: INSECURE)")
-	c := &cleanRoom{dir: filepath.Join(dir, "cleanroom"), rows: demoRows, log: log}
-	defer c.close()
-	if err := c.setUp(ctx); err != nil {
+	c, err := NewCleanRoom(ctx, CleanRoomConfig{Dir: filepath.Join(dir, "cleanroom"), Rows: demoRows, Version: d.cfg.Version, Logger: log})
+	if err != nil {
 		return err
 	}
+	defer c.Close()
 	d.say("synthetic data: %d flights (the airline) and %d visits (the carrier), overlapping on part of the population by phone number", demoRows, demoRows)
-	d.say("each owner runs its own key broker (airline %s, carrier %s), seals its data and registers the key, pinned to its own party key", c.servers[storyAirline].URL, c.servers[storyCarrier].URL)
-	m := c.collab.Current()
+	d.say("each owner runs its own key broker (airline %s, carrier %s), seals its data and registers the key, pinned to its own party key", c.Servers[Airline].URL, c.Servers[Carrier].URL)
+	m := c.Collab.Current()
 	d.say("manifest %s version 1, %s: analyses %q (declared) and %q (custom SQL); worker = this executable's sim measurement", m.ID, collab.DisplayHash(m.Hash())[:23]+"…", m.Analyses[0].ID, m.Analyses[1].ID)
 	d.detail("output policy: airline ≥ %d, carrier ≥ %d distinct people behind every output row (the strictest applies to both)", m.Datasets[0].OutputPolicy.MinDistinctIdentities, m.Datasets[1].OutputPolicy.MinDistinctIdentities)
 
-	if err := c.approve(storyAirline); err != nil {
+	if err := c.Approve(Airline); err != nil {
 		return err
 	}
 	const analysisID = "visitors_by_area_age"
-	_, err := c.run(ctx, analysisID)
+	_, err = c.Run(ctx, analysisID)
 	if !errors.Is(err, worker.ErrRefused) {
 		return fmt.Errorf("a run the carrier had not approved was not refused: %v", err)
 	}
 	d.say("only the airline has approved: the worker attests, the airline's broker releases, the carrier's refuses:")
 	d.detail("%s", lastClause(err))
 
-	if err := c.approve(storyCarrier); err != nil {
+	if err := c.Approve(Carrier); err != nil {
 		return err
 	}
-	out, err := c.run(ctx, analysisID)
+	out, err := c.Run(ctx, analysisID)
 	if err != nil {
 		return err
 	}
 	d.say("the carrier approves; the worker runs %q in the sim TEE: %d rows out, %d suppressed, keys and plaintext wiped", analysisID, out.Rows, out.Suppressed)
-	airline := c.servers[storyAirline]
-	if err := publishRun(ctx, http.DefaultClient, airline.URL, out); err != nil {
+	airline := c.Servers[Airline]
+	if err := d.cfg.PublishRun(ctx, http.DefaultClient, airline.URL, out); err != nil {
 		return err
 	}
 	d.say("the result bundle and the receipt go into the airline server's transparency log; their inclusion proofs are embedded")
-	trust, err := c.trustAll(ctx)
+	trust, err := c.Trust(ctx)
 	if err != nil {
 		return err
 	}
-	vkey, err := os.ReadFile(filepath.Join(c.dir, storyAirline+"-kbs", "log-key.pub"))
+	vkey, err := os.ReadFile(filepath.Join(c.Dir, Airline+"-kbs", "log-key.pub"))
 	if err != nil {
 		return err
 	}
@@ -78,7 +74,7 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	plain, err := vb.Open(c.parties[storyCarrier])
+	plain, err := vb.Open(c.Parties[Carrier])
 	if err != nil {
 		return err
 	}
@@ -87,7 +83,7 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 		d.detail("ok  %s", check)
 	}
 	var table strings.Builder
-	if err := printResult(&table, plain); err != nil {
+	if err := d.cfg.PrintResult(&table, plain); err != nil {
 		return err
 	}
 	for _, line := range strings.Split(strings.TrimRight(table.String(), "\n"), "\n") {
@@ -103,40 +99,6 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 	}
 	d.detail("INSECURE: the sim TEE proves nothing; on SEV-SNP or TDX the same checks bind the run to hardware")
 	return nil
-}
-
-// run runs the worker in this process with the sim attester.
-func (c *cleanRoom) run(ctx context.Context, analysisID string) (*worker.Output, error) {
-	file, err := c.collab.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if c.attester == nil {
-		// One attester for the story: its sim measurement (a hash of this
-		// executable) is computed once, as a TEE measures at launch.
-		if c.attester, err = sim.NewAttester(sim.AttesterConfig{}); err != nil {
-			return nil, err
-		}
-	}
-	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: c.attester, Logger: c.log})
-}
-
-// trustAll trusts both owners' verifiers, in dev mode.
-func (c *cleanRoom) trustAll(ctx context.Context) (result.Trust, error) {
-	set := jwk.NewSet()
-	for _, s := range c.servers {
-		ks, err := token.FetchJWKS(ctx, nil, s.JWKSURL())
-		if err != nil {
-			return result.Trust{}, err
-		}
-		for i := range ks.Len() {
-			k, _ := ks.Key(i)
-			if err := set.AddKey(k); err != nil {
-				return result.Trust{}, err
-			}
-		}
-	}
-	return result.Trust{Verifiers: set, DevMode: true}, nil
 }
 
 // lastClause shortens a chain of wrapped errors to its last two parts.
