@@ -25,7 +25,7 @@ import (
 
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/auditlog"
-	"github.com/kura-cc/kura/cmd/kura/internal/cli"
+	"github.com/kura-cc/kura/cmd/kura/internal/bench"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/store"
 )
@@ -163,11 +163,11 @@ func TestBenchServe(t *testing.T) {
 	out := kura(t, dir, "bench", "serve", "--url", url, "--ca", filepath.Join(data, "tls", "dev-cert.pem"),
 		"--admin-key", keyFile, "--clients", "20", "--duration", "2s", "--json",
 		"--mix", "verify=1,release=1,resource=1,audit=1")
-	var rep cli.BenchReport
+	var rep bench.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
-	ops := map[string]cli.BenchRow{}
+	ops := map[string]bench.Row{}
 	for _, r := range rep.Ops {
 		ops[r.Name] = r
 	}

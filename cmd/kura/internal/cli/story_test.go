@@ -295,27 +295,6 @@ func TestCleanRoomRefusals(t *testing.T) {
 	}
 }
 
-// TestBenchCleanroom runs the benchmark small, so it cannot rot;
-// KURA_BENCH_ROWS runs it at a real size and prints the report.
-func TestBenchCleanroom(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two key brokers and runs DuckDB")
-	}
-	rows, runs := 2000, 1
-	if v := os.Getenv("KURA_BENCH_ROWS"); v != "" {
-		fmt.Sscan(v, &rows)
-		runs = 3
-	}
-	var out strings.Builder
-	if err := benchCleanroom(context.Background(), &out, rows, runs, "stay_by_prefecture"); err != nil {
-		t.Fatal(err)
-	}
-	t.Log("\n" + out.String())
-	if !strings.Contains(out.String(), "ratio kura / plain") {
-		t.Errorf("report lacks the ratio:\n%s", out.String())
-	}
-}
-
 // TestCleanRoomCLI drives the story's last steps through the commands a
 // worker operator and a receiver type: kura worker run, kura result open,
 // kura receipt verify, with their exit codes for tampered and unauthorised

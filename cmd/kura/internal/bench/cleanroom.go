@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -13,32 +13,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/worker"
 )
 
-func newBenchCleanroomCmd() *cobra.Command {
-	var rows, runs int
-	var analysisID string
-	cmd := &cobra.Command{
-		Use:   "cleanroom [--rows N] [--runs R]",
-		Short: "Time an end-to-end clean-room run against plain DuckDB on the same plaintext",
-		Long: `Set up the clean-room story with N rows per dataset (two owners' key brokers on loopback, sealed
-and registered data, approved manifest), then time R end-to-end worker runs (attest, key release,
-hash, decrypt into memory, load, query, output policy, encrypt, sign, wipe, receipt) against R runs
-of plain DuckDB executing the same query on the same plaintext Parquet files, alternating, in this
-process. Reports medians, the ratio and each variant's peak resident memory.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return benchCleanroom(cmd.Context(), cmd.OutOrStdout(), rows, runs, analysisID)
-		},
-	}
-	cmd.Flags().IntVar(&rows, "rows", 1000000, "rows per dataset")
-	cmd.Flags().IntVar(&runs, "runs", 3, "timed runs of each variant")
-	cmd.Flags().StringVar(&analysisID, "analysis", "stay_by_prefecture", "analysis to run: stay_by_prefecture or visitors_by_area_age")
-	return cmd
+// CleanRoomConfig is a clean-room benchmark.
+type CleanRoomConfig struct {
+	// Rows is the size of each dataset.
+	Rows int
+	// Runs is the number of timed runs of each variant.
+	Runs int
+	// Analysis is the story's analysis to run: stay_by_prefecture or
+	// visitors_by_area_age.
+	Analysis string
+	// Version is kura's version, named in the story's servers' tokens.
+	Version string
 }
 
 // plainQueries are the story's analyses as a user would write them for
@@ -51,7 +40,13 @@ FROM read_parquet($flights) f JOIN read_parquet($visits) v ON f.phone = v.phone 
 GROUP BY 1, 2`,
 }
 
-func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID string) error {
+// CleanRoom sets up the clean-room story with cfg.Rows rows per dataset, then
+// times cfg.Runs end-to-end worker runs against as many runs of plain DuckDB
+// executing the same query on the same plaintext, alternating, in this
+// process, and reports medians, the ratio and each variant's peak resident
+// memory on w.
+func CleanRoom(ctx context.Context, cfg CleanRoomConfig, w io.Writer) error {
+	rows, runs, analysisID := cfg.Rows, cfg.Runs, cfg.Analysis
 	q, ok := plainQueries[analysisID]
 	if !ok || rows < 1 || runs < 1 {
 		return usagef("want --rows ≥ 1, --runs ≥ 1 and --analysis stay_by_prefecture or visitors_by_area_age")
@@ -62,7 +57,7 @@ func benchCleanroom(ctx context.Context, w io.Writer, rows, runs int, analysisID
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: dir, Rows: rows, Version: Version, Logger: slog.New(slog.DiscardHandler)})
+	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: dir, Rows: rows, Version: cfg.Version, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
