@@ -20,7 +20,11 @@
 package dataset
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
+	"os"
 
 	"github.com/kura-cc/kura/internal/fault"
 )
@@ -76,3 +80,19 @@ const (
 	// MaxHeaderSize bounds the encoded header, schema included.
 	MaxHeaderSize = 1 << 20
 )
+
+// FileSHA256 returns the hex SHA-256 and the size of the file at path: for
+// a sealed dataset, the digest a manifest names it by.
+func FileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/store"
 )
 
@@ -19,6 +20,21 @@ const (
 	MetaSealedSHA256    = "sealed_sha256"
 	MetaOwnerSigningKey = "owner_signing_key" // standard base64 Ed25519 public key
 )
+
+// DatasetKeyMetadata is the metadata an owner stores with a clean-room
+// dataset key (docs/spec/cleanroom.md §3): the dataset, the SHA-256 of its
+// sealed file, the data key's id (hex) and the owner's signing key, which
+// the broker pins and checks every approval against.
+func DatasetKeyMetadata(datasetID, sealedSHA256, keyID string, owner *party.Card) map[string]string {
+	return map[string]string{
+		MetaKind:            KindDatasetKey,
+		"dataset_id":        datasetID,
+		MetaSealedSHA256:    sealedSHA256,
+		"key_id":            keyID,
+		MetaOwnerSigningKey: base64.StdEncoding.EncodeToString(owner.SigningKey),
+		"owner_fingerprint": owner.Fingerprint,
+	}
+}
 
 // AuditSeqHeader names, on every resource answer, the decision's sequence
 // number in the broker's audit trail: its broker_seq in the transparency

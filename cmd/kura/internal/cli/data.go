@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/kura-cc/kura/cmd/kura/internal/datakey"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -424,7 +424,7 @@ approved (docs/spec/cleanroom.md §3).`,
 			if key.ID() != h.KeyID {
 				return fmt.Errorf("%w: %s is not sealed under the key in %s", dataset.ErrWrongKey, args[0], keyFile)
 			}
-			digest, size, err := datakey.FileSHA256(args[0])
+			digest, size, err := dataset.FileSHA256(args[0])
 			if err != nil {
 				return err
 			}
@@ -440,7 +440,7 @@ approved (docs/spec/cleanroom.md §3).`,
 			}
 			admin := &keybroker.AdminClient{BaseURL: url, Key: priv}
 			value := key.Bytes()
-			v, err := admin.Put(ctx, resource, value, datakey.Metadata(h.DatasetID, digest, h.KeyID, id.Card()), "")
+			v, err := admin.Put(ctx, resource, value, keybroker.DatasetKeyMetadata(h.DatasetID, digest, hex.EncodeToString(h.KeyID[:]), id.Card()), "")
 			clear(value)
 			if err != nil {
 				return err

@@ -17,7 +17,6 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
-	"github.com/kura-cc/kura/cmd/kura/internal/datakey"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -243,17 +242,17 @@ func (c *CleanRoom) sealAndRegister(ctx context.Context, id, owner string, sc *t
 	if _, err := dataset.SealFile(ctx, sealed, c.Plaintext[id], key, dataset.Header{DatasetID: id, Format: "parquet", Schema: sc.JSON()}, dataset.Options{}); err != nil {
 		return nil, err
 	}
-	sum, size, err := datakey.FileSHA256(sealed)
+	sum, size, err := dataset.FileSHA256(sealed)
 	if err != nil {
 		return nil, err
 	}
 	resource := owner + "/dataset-key/" + id
 	srv := c.Servers[owner]
-	v, err := srv.Admin.Put(ctx, resource, key.Bytes(), datakey.Metadata(id, sum, key.ID(), c.Parties[owner].Card()), "")
+	kid := key.ID()
+	v, err := srv.Admin.Put(ctx, resource, key.Bytes(), keybroker.DatasetKeyMetadata(id, sum, hex.EncodeToString(kid[:]), c.Parties[owner].Card()), "")
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", id, err)
 	}
-	kid := key.ID()
 	return &collab.Dataset{ID: id, Owner: owner, Location: sealed, Descriptor: collab.Descriptor{
 		Version: 1, DatasetID: id, Owner: owner, Format: "parquet", Schema: sc,
 		KeyID: hex.EncodeToString(kid[:]), SealedSHA256: sum, SealedSize: size,
