@@ -35,6 +35,7 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/blob"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
@@ -43,7 +44,7 @@ import (
 
 // ErrConfig means the configuration is unusable: an unknown role, a file
 // that does not parse, a role without what it needs. The CLI exits 2.
-var ErrConfig = errors.New("server configuration")
+var ErrConfig = fault.New(nil, fault.BadRequest, "server configuration")
 
 // Role is one part of the platform a server can run.
 type Role string

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/server"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation"
@@ -65,6 +66,7 @@ func TestExitCodes(t *testing.T) {
 		{timelock.ErrBadTime, ExitUsage},
 		{timelock.ErrWrongChain, ExitUsage},
 		{timelock.ErrInsecureBeacon, ExitUsage},
+		{server.ErrConfig, ExitUsage},
 		{usagef("--flag: bad"), ExitUsage},
 		{errors.New(`unknown flag: --nope`), ExitUsage},
 

@@ -207,9 +207,6 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command
 	s, err := server.New(ctx, cfg)
 	if err != nil {
 		closeListeners()
-		if errors.Is(err, server.ErrConfig) {
-			return usageError{err}
-		}
 		return err
 	}
 	defer func() {
