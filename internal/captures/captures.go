@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -45,7 +46,9 @@ func TDXVectors() []string { return []string{"spr_e4", "v5"} }
 // directory dir, laid out as tdx.LoadCollateralDir reads it: quote.dat and
 // the Intel PCS collateral, tcb_info.json, qe_identity.json, pck_crl.der,
 // root_ca_crl.der and the three issuer chains. The two captures share all
-// their collateral but tcb_info.json.
+// their collateral but tcb_info.json; the TCB info and QE identity issuer
+// chains are the same chain (Intel's TCB Signing certificate under its
+// root), kept once.
 func WriteTDX(dir, name string) error {
 	if !slices.Contains(TDXVectors(), name) {
 		return fmt.Errorf("captures: no TDX capture %q", name)
@@ -56,6 +59,12 @@ func WriteTDX(dir, name string) error {
 			return err
 		}
 		if err := os.CopyFS(dir, sub); err != nil {
+			return fmt.Errorf("captures: %w", err)
+		}
+	}
+	chain := read("tdx/tcb_signing_chain.pem")
+	for _, n := range []string{"tcb_info_issuer_chain.pem", "qe_identity_issuer_chain.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, n), chain, 0o644); err != nil {
 			return fmt.Errorf("captures: %w", err)
 		}
 	}

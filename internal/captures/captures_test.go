@@ -1,11 +1,13 @@
 package captures
 
 import (
+	"bytes"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +25,11 @@ func TestAccessors(t *testing.T) {
 		"snp/milan/vcek.testcer":           true,
 		"snp/milan/milan.testcer":          true,
 		"snp/genoa/sevsnp-tsm-report.json": true,
+		"tdx/tcb_signing_chain.pem":        true, // written as both issuer chains, checked below
+	}
+	chain, err := files.ReadFile("tdx/tcb_signing_chain.pem")
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := []string{
 		"pck_crl.der", "pck_crl_issuer_chain.pem", "qe_identity.json", "qe_identity_issuer_chain.pem",
@@ -44,6 +51,9 @@ func TestAccessors(t *testing.T) {
 			if err != nil || len(b) == 0 {
 				t.Errorf("%s/%s: %d bytes, %v", name, e.Name(), len(b), err)
 			}
+			if strings.HasSuffix(e.Name(), "_issuer_chain.pem") && e.Name() != "pck_crl_issuer_chain.pem" && !bytes.Equal(b, chain) {
+				t.Errorf("%s/%s is not the TCB signing chain", name, e.Name())
+			}
 			for _, src := range []string{"tdx/" + name, "tdx/shared"} {
 				if _, err := fs.Stat(files, path.Join(src, e.Name())); err == nil {
 					reached[path.Join(src, e.Name())] = true
@@ -57,7 +67,7 @@ func TestAccessors(t *testing.T) {
 	if err := WriteTDX(t.TempDir(), "shared"); err == nil {
 		t.Error("WriteTDX wrote an unknown capture")
 	}
-	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !reached[p] {
 			t.Errorf("%s is embedded but no accessor returns it", p)
 		}
