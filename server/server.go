@@ -150,7 +150,7 @@ type build struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	ready   *web.Readiness
-	onClose func(func(context.Context) error)
+	srv     *Server
 
 	issuer   *token.Issuer
 	verifier *verifier.Service
@@ -175,8 +175,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{ready: &web.Readiness{}, roles: roles}
-	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready,
-		onClose: func(fn func(context.Context) error) { s.closers = append(s.closers, fn) }}
+	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready, srv: s}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))
@@ -235,6 +234,9 @@ func RoleNames() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// onClose registers fn to run when the server closes, in reverse order.
+func (b *build) onClose(fn func(context.Context) error) { b.srv.closers = append(b.srv.closers, fn) }
 
 // path returns p, or name inside the data directory when p is empty.
 func (b *build) path(p, name string) string {

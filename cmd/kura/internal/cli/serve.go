@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if f.platform() {
 		if cfg.Log, err = f.log.config(); err != nil {
 			return server.Config{}, err
+		}
+		if len(f.roleNames) > 0 && !slices.Contains(f.roleNames, string(server.RoleLog)) {
+			return cfg, nil // only the log role keeps blobs
 		}
 		if cfg.Blobs, err = f.blob.open(ctx, log); err != nil {
 			return server.Config{}, err
