@@ -1,10 +1,12 @@
-// Package store defines the state of a kura server: the key broker's sealed
-// resources addressed by KBS resource path, release policies and the audit
-// trail of release decisions; the coordinator's collaboration files; and
-// the short-lived records (nonces, sessions) that replicas must share. It
-// is named for the key broker, its first user. Backends live in subpackages: sqlite (embedded,
-// the default) and postgres (shared by several broker replicas). The
-// conformance suite in storetest runs against both.
+// Package store defines the state of a kura server, one database shared by
+// every role: the key broker's sealed resources addressed by KBS resource
+// path, release policies and the audit trail of release decisions; the
+// coordinator's collaboration files; and the short-lived records (nonces,
+// sessions) that replicas must share. Store is the whole interface; each
+// role declares the few methods it uses where it uses them
+// (coordinator.Collaborations, verifier.NonceStore). Backends live in
+// subpackages: sqlite (embedded, the default) and postgres (shared by
+// several replicas). The conformance suite in storetest runs against both.
 //
 // # Security model
 //
