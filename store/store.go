@@ -177,6 +177,13 @@ type AuditRecord struct {
 	TEE string
 	// Measurement is the attested launch measurement.
 	Measurement string
+	// Collaboration, ManifestHash (hex SHA-256), Analysis and RunID name
+	// the clean-room run a dataset-key request came from, as its attested
+	// run context says; empty for other requests.
+	Collaboration string
+	ManifestHash  string
+	Analysis      string
+	RunID         string
 }
 
 // Store is the state of a kura server. Implementations are safe for

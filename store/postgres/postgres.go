@@ -210,6 +210,13 @@ CREATE TABLE ephemeral (
 );
 CREATE INDEX ephemeral_expires ON ephemeral (expires);
 `,
+	`
+ALTER TABLE audit
+	ADD COLUMN collaboration TEXT NOT NULL DEFAULT '',
+	ADD COLUMN manifest_hash TEXT NOT NULL DEFAULT '',
+	ADD COLUMN analysis      TEXT NOT NULL DEFAULT '',
+	ADD COLUMN run_id        TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -542,10 +549,12 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 		rows := make([][]any, len(recs))
 		for i, a := range recs {
 			seqs[i] = last - int64(len(recs)) + 1 + int64(i)
-			rows[i] = []any{seqs[i], a.Time, a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement}
+			rows[i] = []any{seqs[i], a.Time, a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
+				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID}
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit"},
-			[]string{"seq", "time", "decision", "reason", "resource", "token_digest", "policy_id", "requester", "tee", "measurement"},
+			[]string{"seq", "time", "decision", "reason", "resource", "token_digest", "policy_id", "requester", "tee", "measurement",
+				"collaboration", "manifest_hash", "analysis", "run_id"},
 			pgx.CopyFromRows(rows))
 		return err
 	})
@@ -558,7 +567,8 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 // ListAudit returns up to limit records after seq after.
 func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	rows, err := s.pool.Query(ctx, `
-SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement
+SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
+	collaboration, manifest_hash, analysis, run_id
 FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, record.ListLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store/postgres: list audit: %w", err)
@@ -567,7 +577,8 @@ FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, record.ListLimit(limit)
 	var out []store.AuditRecord
 	for rows.Next() {
 		var a store.AuditRecord
-		if err := rows.Scan(&a.Seq, &a.Time, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement); err != nil {
+		if err := rows.Scan(&a.Seq, &a.Time, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement,
+			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID); err != nil {
 			return nil, fmt.Errorf("store/postgres: list audit: %w", err)
 		}
 		a.Time = a.Time.UTC()

@@ -228,6 +228,12 @@ CREATE TABLE ephemeral (
 );
 CREATE INDEX ephemeral_expires ON ephemeral (expires);
 `,
+	`
+ALTER TABLE audit ADD COLUMN collaboration TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN manifest_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN analysis      TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN run_id        TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate creates or upgrades the schema inside one write transaction.
@@ -390,8 +396,9 @@ SELECT ` + resourceColumns + ` FROM resource_heads h JOIN resources r ON r.path 
 WHERE h.path = ? AND h.deleted = 0`
 
 const insertAuditSQL = `
-INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
+	collaboration, manifest_hash, analysis, run_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 
 // GetResource returns the latest version of path unless it is a tombstone.
 func (s *Store) GetResource(ctx context.Context, path string) (*store.Resource, error) {
@@ -631,7 +638,8 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 		stmt := tx.StmtContext(ctx, s.insertAudit)
 		for _, a := range recs {
 			var seq int64
-			if err := stmt.QueryRowContext(ctx, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement).Scan(&seq); err != nil {
+			if err := stmt.QueryRowContext(ctx, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
+				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID).Scan(&seq); err != nil {
 				return fmt.Errorf("store/sqlite: audit: %w", err)
 			}
 			seqs = append(seqs, seq)
@@ -647,7 +655,8 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 // ListAudit returns up to limit records after seq after.
 func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	rows, err := s.r.QueryContext(ctx, `
-SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement
+SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
+	collaboration, manifest_hash, analysis, run_id
 FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, record.ListLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: list audit: %w", err)
@@ -659,7 +668,8 @@ FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, record.ListLimit(limit))
 			a  store.AuditRecord
 			at int64
 		)
-		if err := rows.Scan(&a.Seq, &at, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement); err != nil {
+		if err := rows.Scan(&a.Seq, &at, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement,
+			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID); err != nil {
 			return nil, fmt.Errorf("store/sqlite: list audit: %w", err)
 		}
 		a.Time = fromMicros(at)

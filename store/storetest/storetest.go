@@ -399,9 +399,11 @@ func testAudit(t *testing.T, open Open) {
 		rec := &store.AuditRecord{
 			Seq: 42, Time: at, Decision: store.DecisionReleased, Reason: "policy allowed", Resource: "r/t/x",
 			TokenDigest: "sha256:abc", PolicyID: "default@1", Requester: "127.0.0.1", TEE: "sim", Measurement: "m",
+			Collaboration: "collab-1", ManifestHash: strings.Repeat("ab", 32), Analysis: "an", RunID: strings.Repeat("0f", 16),
 		}
 		if i%2 == 0 {
 			rec.Decision, rec.Reason, rec.Time = store.DecisionRefused, "bad \xff\x00 input", time.Time{}
+			rec.Collaboration, rec.Analysis = "c\x00\xfe", ""
 		}
 		seq, err := s.AppendAudit(ctx, rec)
 		if err != nil || seq != int64(i) {
@@ -415,11 +417,12 @@ func testAudit(t *testing.T, open Open) {
 	first := got[0]
 	if first.Seq != 1 || !first.Time.Equal(at.Truncate(time.Microsecond)) || first.Decision != "released" || first.Reason != "policy allowed" ||
 		first.Resource != "r/t/x" || first.TokenDigest != "sha256:abc" || first.PolicyID != "default@1" || first.Requester != "127.0.0.1" ||
-		first.TEE != "sim" || first.Measurement != "m" {
+		first.TEE != "sim" || first.Measurement != "m" || first.Collaboration != "collab-1" || first.ManifestHash != strings.Repeat("ab", 32) ||
+		first.Analysis != "an" || first.RunID != strings.Repeat("0f", 16) {
 		t.Errorf("record 1 = %+v", first)
 	}
-	if got[1].Reason != "bad \uFFFD\uFFFD input" || got[1].Time.IsZero() || got[1].Decision != "refused" {
-		t.Errorf("record 2 = %+v; want sanitised reason and a time", got[1])
+	if got[1].Reason != "bad \uFFFD\uFFFD input" || got[1].Collaboration != "c\uFFFD\uFFFD" || got[1].Analysis != "" || got[1].Time.IsZero() || got[1].Decision != "refused" {
+		t.Errorf("record 2 = %+v; want sanitised reason and collaboration, and a time", got[1])
 	}
 	page, err := s.ListAudit(ctx, 2, 2)
 	if err != nil || len(page) != 2 || page[0].Seq != 3 || page[1].Seq != 4 {
@@ -1010,5 +1013,42 @@ func EphemeralBound(t *testing.T, b BoundedEphemeral) {
 	}
 	if err := add(e, "k6", long); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("Add beyond the bound after the purge = %v; want ErrFull", err)
+	}
+}
+
+// OldAudit are the audit records an upgrade test writes into a database
+// created by an earlier schema, before the audit trail named clean-room
+// runs: the backend's test inserts them with that schema's SQL (Seq 1 and
+// 2), opens the store, which migrates it, and calls CheckUpgradedAudit.
+var OldAudit = []store.AuditRecord{
+	{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), Decision: store.DecisionReleased, Reason: "policy allowed",
+		Resource: "owner/key/one", TokenDigest: "aa", PolicyID: "default@1", Requester: "127.0.0.1", TEE: "sim", Measurement: "m"},
+	{Seq: 2, Time: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC), Decision: store.DecisionRefused, Reason: "no session or token",
+		Resource: "owner/key/two", Requester: "127.0.0.1"},
+}
+
+// CheckUpgradedAudit checks a store opened on a database of an earlier
+// schema holding OldAudit: the records are kept, with no run named, and
+// the migrated table records runs.
+func CheckUpgradedAudit(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.ListAudit(ctx, 0, 0)
+	if err != nil {
+		t.Fatalf("ListAudit after the upgrade: %v", err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(OldAudit) {
+		t.Errorf("records after the upgrade:\n got %+v\nwant %+v", got, OldAudit)
+	}
+	rec := &store.AuditRecord{Decision: store.DecisionReleased, Resource: "owner/key/one",
+		Collaboration: "c", ManifestHash: strings.Repeat("ab", 32), Analysis: "a", RunID: strings.Repeat("0f", 16)}
+	seq, err := s.AppendAudit(ctx, rec)
+	if err != nil || seq != int64(len(OldAudit))+1 {
+		t.Fatalf("AppendAudit after the upgrade = %d, %v; want %d", seq, err, len(OldAudit)+1)
+	}
+	page, err := s.ListAudit(ctx, seq-1, 1)
+	if err != nil || len(page) != 1 || page[0].Collaboration != "c" || page[0].ManifestHash != rec.ManifestHash ||
+		page[0].Analysis != "a" || page[0].RunID != rec.RunID {
+		t.Errorf("record appended after the upgrade = %+v, %v", page, err)
 	}
 }

@@ -172,7 +172,8 @@ func Audit(rec *store.AuditRecord, now func() time.Time) (store.AuditRecord, err
 	out := *rec
 	out.Seq = 0
 	out.Time = Time(rec.Time, now)
-	for _, f := range []*string{&out.Reason, &out.Resource, &out.TokenDigest, &out.PolicyID, &out.Requester, &out.TEE, &out.Measurement} {
+	for _, f := range []*string{&out.Reason, &out.Resource, &out.TokenDigest, &out.PolicyID, &out.Requester, &out.TEE, &out.Measurement,
+		&out.Collaboration, &out.ManifestHash, &out.Analysis, &out.RunID} {
 		*f = sanitize(*f)
 	}
 	return out, nil
