@@ -17,6 +17,7 @@ import (
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/store"
 )
 
 // runFixture is a broker holding the airline's dataset key, and a
@@ -137,7 +138,12 @@ func TestRunRelease(t *testing.T) {
 	ctx := context.Background()
 	f := newRunFixture(t)
 	file := approve(t, f.collab, f.airline, f.carrier)
-	s := f.session(t, 0x11, runContext(t, f.collab, "by_area"))
+	rcBytes := runContext(t, f.collab, "by_area")
+	rc, err := collab.ParseRunContext(rcBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.session(t, 0x11, rcBytes)
 	got, err := s.ResourceFor(ctx, flightsKey, file)
 	if err != nil {
 		t.Fatal(err)
@@ -145,22 +151,25 @@ func TestRunRelease(t *testing.T) {
 	if !bytes.Equal(got, flightsKeyValue) {
 		t.Fatal("released key differs from the one put")
 	}
-	if !strings.Contains(lastAudit(t, f.fixture).Decision, "released") {
-		t.Error("release not audited")
+	// The audit record names the run the key went to.
+	a := lastAudit(t, f.fixture)
+	if a.Decision != "released" || a.Collaboration != "airline-carrier" || a.ManifestHash != f.collab.Current().Hash() ||
+		a.Analysis != "by_area" || a.RunID != rc.RunID {
+		t.Errorf("release audited as %+v; want the run %s of by_area on airline-carrier at %s", a, rc.RunID, f.collab.Current().Hash())
+	}
+	if !strings.Contains(f.logs.String(), `"run_id":"`+rc.RunID+`"`) {
+		t.Error("the release decision's log line does not name the run")
 	}
 }
 
-func lastAudit(t *testing.T, f *fixture) *auditView {
+func lastAudit(t *testing.T, f *fixture) store.AuditRecord {
 	t.Helper()
 	recs, err := f.admin.Audit(context.Background(), 0, 1000)
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("audit: %v (%d records)", err, len(recs))
 	}
-	r := recs[len(recs)-1]
-	return &auditView{Decision: r.Decision, Reason: r.Reason}
+	return recs[len(recs)-1]
 }
-
-type auditView struct{ Decision, Reason string }
 
 func TestRunRefusals(t *testing.T) {
 	ctx := context.Background()
@@ -225,8 +234,11 @@ func TestRunRefusals(t *testing.T) {
 				t.Errorf("detail %q does not say %q", re.Detail, tt.reason)
 			}
 			if tt.status == http.StatusForbidden {
-				if a := lastAudit(t, tt.f.fixture); a.Decision != "refused" || !strings.Contains(a.Reason, tt.reason) {
-					t.Errorf("audit %+v does not record the refusal", a)
+				// A refusal names the run the attestation claims.
+				claimed, _ := collab.ParseRunContext(tt.rc)
+				if a := lastAudit(t, tt.f.fixture); a.Decision != "refused" || !strings.Contains(a.Reason, tt.reason) ||
+					a.Collaboration != claimed.Collaboration || a.ManifestHash != claimed.ManifestHash || a.RunID != claimed.RunID {
+					t.Errorf("audit %+v does not record the refusal of run %s", a, claimed.RunID)
 				}
 			}
 		})
@@ -274,6 +286,9 @@ func TestAuditSeqHeader(t *testing.T) {
 	found := map[string]string{}
 	for _, r := range recs {
 		found[fmt.Sprint(r.Seq)] = r.Decision
+		if r.Collaboration != "" || r.RunID != "" {
+			t.Errorf("record %d names a run, but no run asked: %+v", r.Seq, r)
+		}
 	}
 	if found[seq1] != "released" || found[seq2] != "refused" {
 		t.Errorf("audit records %v do not match the answers' sequence numbers %s, %s", found, seq1, seq2)

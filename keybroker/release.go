@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
@@ -25,6 +26,8 @@ type Attested struct {
 	// worker, its run context).
 	Context          []byte
 	IssuedAt, Expiry time.Time
+	// run is Context parsed, when it is a clean-room run context.
+	run *collab.RunContext
 }
 
 // fresh checks a verified token's times against the broker's clock.
@@ -67,6 +70,9 @@ func (b *Broker) authenticate(ctx context.Context, raw []byte) (*Attested, error
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	a := &Attested{View: view, to: to, Digest: hex.EncodeToString(sum[:]), Context: c.RuntimeContext, IssuedAt: c.IssuedAt, Expiry: c.Expiry}
+	if len(a.Context) > 0 {
+		a.run, _ = collab.ParseRunContext(a.Context) // nil unless a run context
+	}
 	if err := b.fresh(a); err != nil {
 		return nil, err
 	}
@@ -136,6 +142,11 @@ func (b *Broker) Release(ctx context.Context, a *Attested, path string, query ma
 	if a != nil {
 		rec.TokenDigest, rec.TEE = a.Digest, a.View.TEE
 		rec.Measurement, _ = a.View.Claims["measurement"].(string)
+		if a.run != nil {
+			// The run that asked, as its attestation says: for a
+			// release, checkRun has matched it to the collaboration.
+			rec.Collaboration, rec.ManifestHash, rec.Analysis, rec.RunID = a.run.Collaboration, a.run.ManifestHash, a.run.Analysis, a.run.RunID
+		}
 	}
 	out, err := b.release(ctx, a, path, query, collaboration, rec)
 	if err != nil {
@@ -235,8 +246,12 @@ func (b *Broker) record(ctx context.Context, rec *store.AuditRecord) error {
 	if rec.Decision != "released" {
 		level = b.log.Warn
 	}
-	level("release decision", "decision", rec.Decision, "resource", rec.Resource, "reason", rec.Reason,
+	attrs := []any{"decision", rec.Decision, "resource", rec.Resource, "reason", rec.Reason,
 		"policy", rec.PolicyID, "tee", rec.TEE, "measurement", rec.Measurement, "requester", rec.Requester,
-		"token_sha256", rec.TokenDigest, "audit_seq", rec.Seq)
+		"token_sha256", rec.TokenDigest, "audit_seq", rec.Seq}
+	if rec.RunID != "" {
+		attrs = append(attrs, "collaboration", rec.Collaboration, "manifest_hash", rec.ManifestHash, "analysis", rec.Analysis, "run_id", rec.RunID)
+	}
+	level("release decision", attrs...)
 	return nil
 }
