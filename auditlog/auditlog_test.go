@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 func newKey(t testing.TB, origin string) *auditlog.SignerKey {
@@ -540,9 +542,11 @@ func TestKeyFiles(t *testing.T) {
 	if err != nil || k2.VerifierKey() != k.VerifierKey() {
 		t.Fatalf("reloaded key differs: %v", err)
 	}
-	os.Chmod(p, 0o644)
-	if _, err := auditlog.LoadSignerKey(p); err == nil {
-		t.Fatal("world-readable key accepted")
+	for _, mode := range []os.FileMode{0o644, 0o666, 0o640} {
+		os.Chmod(p, mode)
+		if _, err := auditlog.LoadSignerKey(p); !errors.Is(err, keyfile.ErrInsecure) || !strings.Contains(err.Error(), "chmod 600 "+p) {
+			t.Fatalf("key of mode %04o: %v, want ErrInsecure naming chmod 600", mode, err)
+		}
 	}
 	if s := fmt.Sprint(k); s != "REDACTED" {
 		t.Fatalf("key prints as %q", s)

@@ -13,6 +13,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // DefaultOrigin is the origin (checkpoint first line and key name) that
@@ -70,20 +72,15 @@ func ParseSignerKey(text string) (*SignerKey, error) {
 	return &SignerKey{text: text, name: s.Name(), signer: s, vkey: vkey}, nil
 }
 
-// LoadSignerKey reads a private key file, refusing one that others can
-// read (its mode must be 0600 or stricter).
+// LoadSignerKey reads a private key file, refusing one that group or others
+// can read or write (its mode must be 0600 or stricter) with an error
+// wrapping keyfile.ErrInsecure that names the chmod to run.
 func LoadSignerKey(path string) (*SignerKey, error) {
-	st, err := os.Stat(path)
+	b, err := keyfile.ReadSecret(path)
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("log key %s has mode %v: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("log key: %w", err)
-	}
+	defer clear(b)
 	k, err := ParseSignerKey(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("log key %s: %w", path, err)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 func testKey(b byte) Key {
@@ -338,10 +340,10 @@ func TestKeyFile(t *testing.T) {
 	if err != nil || !got.Equal(k) {
 		t.Fatalf("ReadKeyFile: %v", err)
 	}
-	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660, 0o644, 0o666} {
 		os.Chmod(p, mode)
-		if _, err := ReadKeyFile(p); !errors.Is(err, ErrInvalidKey) {
-			t.Fatalf("mode %v accepted: %v", mode, err)
+		if _, err := ReadKeyFile(p); !errors.Is(err, ErrInvalidKey) || !errors.Is(err, keyfile.ErrInsecure) || !strings.Contains(err.Error(), "chmod 600 "+p) {
+			t.Fatalf("mode %v: %v, want ErrInvalidKey naming chmod 600", mode, err)
 		}
 	}
 	bad := filepath.Join(dir, "bad")

@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // Key is a 32-byte data key. It prints as REDACTED in every format and log.
@@ -115,28 +118,18 @@ func WriteKeyFile(path string, k Key) (err error) {
 }
 
 // ReadKeyFile reads a key file written by WriteKeyFile. It refuses a file
-// that its group or others may read or write.
+// that its group or others may read or write (ErrInvalidKey, naming the
+// chmod to run).
 func ReadKeyFile(path string) (Key, error) {
 	var k Key
-	f, err := os.Open(path)
+	data, err := keyfile.ReadSecret(path)
+	if errors.Is(err, keyfile.ErrInsecure) {
+		return k, fmt.Errorf("%w: key file %w", ErrInvalidKey, err)
+	}
 	if err != nil {
 		return k, fmt.Errorf("key file: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return k, fmt.Errorf("key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return k, fmt.Errorf("%w: key file %s is not a regular file", ErrInvalidKey, path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return k, fmt.Errorf("%w: key file %s has mode %04o; others may read it (chmod 600 %s)", ErrInvalidKey, path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 256))
-	if err != nil {
-		return k, fmt.Errorf("key file: %w", err)
-	}
+	defer clear(data)
 	line := strings.TrimSpace(string(data))
 	h, ok := strings.CutPrefix(line, keyFilePrefix)
 	if !ok {

@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // File is a KEK kept in a file: 32 random bytes, standard base64 (RFC 4648
@@ -51,22 +53,10 @@ func GenerateFile(path string) (*File, error) {
 // ErrInsecureFile if group or others have any access to the file, and
 // ErrInvalidKey if it does not hold exactly 32 base64-encoded bytes.
 func OpenFile(path string) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("kek: %w", err)
+	data, err := keyfile.ReadSecret(path)
+	if errors.Is(err, keyfile.ErrInsecure) {
+		return nil, fmt.Errorf("%w: %w", ErrInsecureFile, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("kek: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInsecureFile, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o; run chmod 600 %s", ErrInsecureFile, path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
 		return nil, fmt.Errorf("kek: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kura-cc/kura/internal/keyfile"
 	"github.com/kura-cc/kura/kek"
 )
 
@@ -139,8 +140,8 @@ func TestFilePermissionsAndFormat(t *testing.T) {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := kek.OpenFile(path); !errors.Is(err, kek.ErrInsecureFile) {
-			t.Errorf("mode %04o: OpenFile = %v; want ErrInsecureFile", mode, err)
+		if _, err := kek.OpenFile(path); !errors.Is(err, kek.ErrInsecureFile) || !errors.Is(err, keyfile.ErrInsecure) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("mode %04o: OpenFile = %v; want ErrInsecureFile naming chmod 600", mode, err)
 		}
 	}
 	if err := os.Chmod(path, 0o400); err != nil {
@@ -299,6 +300,13 @@ func TestPassphrase(t *testing.T) {
 	os.WriteFile(p, b, 0o600)
 	if _, err := kek.OpenPassphraseFile(p, pass); !errors.Is(err, kek.ErrWrongPassphrase) {
 		t.Errorf("changed params: %v; want ErrWrongPassphrase", err)
+	}
+	// Its check value lets a reader test guesses offline: 0600 only.
+	for _, mode := range []os.FileMode{0o644, 0o666, 0o640} {
+		os.Chmod(path, mode)
+		if _, err := kek.OpenPassphraseFile(path, pass); !errors.Is(err, kek.ErrInsecureFile) || !errors.Is(err, keyfile.ErrInsecure) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("parameters file mode %04o: %v; want ErrInsecureFile naming chmod 600", mode, err)
+		}
 	}
 }
 

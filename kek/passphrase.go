@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // Argon2Params are the Argon2id cost parameters of a Passphrase KEK. They are
@@ -107,14 +109,14 @@ func CreatePassphraseFile(path string, passphrase []byte, params Argon2Params) (
 
 // OpenPassphraseFile reads the parameters file at path and derives the KEK
 // from passphrase. It returns an error wrapping ErrWrongPassphrase when the
-// passphrase does not match, and ErrInvalidKey when the file is malformed.
+// passphrase does not match, ErrInvalidKey when the file is malformed, and
+// ErrInsecureFile when group or others have any access to it: its check
+// value would let them test passphrase guesses offline.
 func OpenPassphraseFile(path string, passphrase []byte) (*Passphrase, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("kek: %w", err)
+	data, err := keyfile.ReadSecret(path)
+	if errors.Is(err, keyfile.ErrInsecure) {
+		return nil, fmt.Errorf("%w: %w", ErrInsecureFile, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("kek: %w", err)
 	}

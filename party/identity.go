@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // IdentityFile is the name of the private identity file in a party directory.
@@ -160,27 +162,16 @@ func (id *Identity) Save(dir string) error {
 func writeAll(w io.Writer, b []byte) error { _, err := w.Write(b); return err }
 
 // Load reads the identity saved in dir by [Identity.Save]. It refuses a file
-// that group or others may read or write (ErrInsecurePermissions).
+// that group or others may read or write (ErrInsecurePermissions, naming the
+// chmod to run).
 func Load(dir string) (*Identity, error) {
 	path := filepath.Join(dir, IdentityFile)
-	f, err := os.Open(path)
+	data, err := keyfile.ReadSecret(path)
+	if errors.Is(err, keyfile.ErrInsecure) {
+		return nil, fmt.Errorf("%w: %w", ErrInsecurePermissions, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("party: load identity: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrMalformedIdentity, path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 %s)", ErrInsecurePermissions, path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxIdentitySize+1))
-	if err != nil {
-		return nil, err
 	}
 	defer clear(data)
 	if len(data) > maxIdentitySize {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 var allKEMs = []KEMChoice{KEMX25519, KEMMLKEM768X25519}
@@ -198,12 +200,12 @@ func TestLoadRefusesOpenPermissions(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("saved with mode %v", st.Mode().Perm())
 	}
-	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660, 0o644, 0o666} {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Load(dir); !errors.Is(err, ErrInsecurePermissions) {
-			t.Errorf("mode %04o: %v, want ErrInsecurePermissions", mode, err)
+		if _, err := Load(dir); !errors.Is(err, ErrInsecurePermissions) || !errors.Is(err, keyfile.ErrInsecure) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("mode %04o: %v, want ErrInsecurePermissions naming chmod 600", mode, err)
 		}
 	}
 }

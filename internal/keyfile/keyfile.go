@@ -6,7 +6,6 @@
 package keyfile
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,12 +22,19 @@ const MaxSize = 1 << 20
 
 // CheckSecret returns an error wrapping ErrInsecure unless path is a
 // regular file that group and others can neither read nor write (nor
-// execute). The error says how to fix it.
-func CheckSecret(path string) error { return check(path, 0o077, "600") }
+// execute). The error names the file and the chmod that fixes it; its text
+// leaves out ErrInsecure's own, so that a package can wrap it in a sentinel
+// of its own ("%w: %w") without saying the same thing twice.
+func CheckSecret(path string) error {
+	return check(path, 0o077, "group or others may read or write it; run chmod 600")
+}
 
 // CheckTrusted returns an error wrapping ErrInsecure unless path is a
-// regular file that group and others cannot write.
-func CheckTrusted(path string) error { return check(path, 0o022, "644") }
+// regular file that group and others cannot write. The error is like
+// CheckSecret's.
+func CheckTrusted(path string) error {
+	return check(path, 0o022, "group or others may write it; run chmod 644")
+}
 
 // ReadSecret checks path with CheckSecret and returns its contents (at most
 // MaxSize bytes).
@@ -38,16 +44,24 @@ func ReadSecret(path string) ([]byte, error) { return read(path, CheckSecret) }
 // most MaxSize bytes).
 func ReadTrusted(path string) ([]byte, error) { return read(path, CheckTrusted) }
 
-func check(path string, forbidden os.FileMode, mode string) error {
+// insecureError is ErrInsecure with the file and its fix.
+type insecureError struct{ msg string }
+
+func (e *insecureError) Error() string { return e.msg }
+
+// Unwrap returns ErrInsecure, which carries the kind.
+func (e *insecureError) Unwrap() error { return ErrInsecure }
+
+func check(path string, forbidden os.FileMode, fix string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrInsecure, path)
+		return &insecureError{path + " is not a regular file"}
 	}
 	if perm := fi.Mode().Perm(); perm&forbidden != 0 {
-		return fmt.Errorf("%w: %s has mode %04o; run chmod %s %s", ErrInsecure, path, perm, mode, path)
+		return &insecureError{fmt.Sprintf("%s has mode %04o: %s %s", path, perm, fix, path)}
 	}
 	return nil
 }
@@ -67,7 +81,7 @@ func read(path string, check func(string) error) ([]byte, error) {
 	}
 	if len(data) > MaxSize {
 		clear(data)
-		return nil, errors.New(path + ": larger than a key file can be")
+		return nil, fmt.Errorf("%w: %s is larger than a key file can be", fault.WrongKey, path)
 	}
 	return data, nil
 }

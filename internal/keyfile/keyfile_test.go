@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kura-cc/kura/internal/fault"
 )
 
 func TestModes(t *testing.T) {
@@ -38,8 +40,8 @@ func TestModes(t *testing.T) {
 			switch {
 			case c.ok && (err != nil || string(data) != "key"):
 				t.Errorf("%s %04o: %q, %v", c.name, tc.mode, data, err)
-			case !c.ok && (!errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), c.fix)):
-				t.Errorf("%s %04o: %v, want ErrInsecure naming %q", c.name, tc.mode, err, c.fix)
+			case !c.ok && (!errors.Is(err, ErrInsecure) || fault.KindOf(err) != fault.WrongKey || !strings.Contains(err.Error(), c.fix)):
+				t.Errorf("%s %04o: %v, want ErrInsecure (wrong key) naming %q", c.name, tc.mode, err, c.fix)
 			}
 		}
 	}
