@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/httpsig"
+	"github.com/kura-cc/kura/party"
 )
 
 // Client talks to a coordinator.
@@ -19,18 +23,24 @@ type Client struct {
 	BaseURL string
 	// HTTP is the client to use (default http.DefaultClient).
 	HTTP *http.Client
+	// Identity signs pushes: a party of the collaboration.
+	Identity *party.Identity
 }
 
 // maxAnswer bounds a coordinator's answer: a collaboration file, or the
 // inclusion proofs of what one push logged.
 const maxAnswer = 2 * collab.MaxCollaborationSize
 
-// Push sends a collaboration file. A refusal (the file does not extend the
-// stored one, or another push won a race) wraps collab.ErrBrokenChain.
+// Push sends a collaboration file, signed by Identity. A refusal (the file
+// does not extend the stored one, or another push won a race) wraps
+// collab.ErrBrokenChain.
 func (c *Client) Push(ctx context.Context, file []byte) (*PutResponse, error) {
 	col, err := collab.ParseCollaboration(file)
 	if err != nil {
 		return nil, err
+	}
+	if c.Identity == nil {
+		return nil, errors.New("coordinator: a push must be signed by a party's identity")
 	}
 	body, err := c.do(ctx, http.MethodPut, col.ID, file)
 	if err != nil {
@@ -55,6 +65,7 @@ func (c *Client) do(ctx context.Context, method, id string, file []byte) ([]byte
 	}
 	if file != nil {
 		req.Header.Set("Content-Type", "application/json")
+		httpsig.Sign(req, file, SigningContext, c.Identity.Card().Fingerprint, c.Identity.Sign, time.Now())
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -16,6 +16,13 @@
 // approval, and a file it serves that the log does not hold is evidence
 // against it.
 //
+// A collaboration id belongs to its parties: every push is signed
+// (internal/httpsig, context "kura-collab-v1") by the signing key of a
+// party of a stored version — for a new id, of the pushed file's first
+// version — so no one else can create, squat or extend it. Whoever
+// creates an id is logged with it; a party that finds its id taken by a
+// collaboration it is not in uses another id.
+//
 // Replicas sharing a PostgreSQL store may race on one collaboration: the
 // store accepts one version n+1 and the loser answers 409 (fetch and push
 // again). The loser's new entries may already be logged: the log holds
@@ -25,18 +32,21 @@ package coordinator
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/fault"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )
@@ -57,6 +67,9 @@ type Collaborations interface {
 	PutCollaboration(ctx context.Context, id string, file []byte, version int64) error
 }
 
+// SigningContext names the coordinator's API in push signatures.
+const SigningContext = "kura-collab-v1"
+
 // Log is the transparency log the coordinator records in (*auditlog.Log
 // implements it).
 type Log interface {
@@ -69,6 +82,12 @@ type Config struct {
 	Store Collaborations
 	// Log records every new manifest version and approval. Required.
 	Log Log
+	// Nonces remembers the nonces of signed pushes, shared by replicas
+	// (store.Ephemeral implements it). Required.
+	Nonces httpsig.Nonces
+	// Uploads bounds the request bodies held in memory at once (default:
+	// a budget of its own of 16 MiB).
+	Uploads *web.BodyBudget
 	// Now is the clock stamped on log entries (default time.Now).
 	Now func() time.Time
 	// Logger receives request failures (default: discard).
@@ -77,22 +96,28 @@ type Config struct {
 
 // Coordinator is the collaboration service. It is safe for concurrent use.
 type Coordinator struct {
-	store Collaborations
-	log   Log
-	now   func() time.Time
-	slog  *slog.Logger
-	mu    sync.Mutex // serialises this process's updates
+	store   Collaborations
+	log     Log
+	sig     *httpsig.Verifier
+	uploads *web.BodyBudget
+	now     func() time.Time
+	slog    *slog.Logger
+	mu      sync.Mutex // serialises this process's updates
 }
 
 // New returns a coordinator.
 func New(cfg Config) (*Coordinator, error) {
-	if cfg.Store == nil || cfg.Log == nil {
-		return nil, errors.New("coordinator: Store and Log are required")
+	if cfg.Store == nil || cfg.Log == nil || cfg.Nonces == nil {
+		return nil, errors.New("coordinator: Store, Log and Nonces are required")
 	}
-	c := &Coordinator{store: cfg.Store, log: cfg.Log, now: cfg.Now, slog: cfg.Logger}
+	c := &Coordinator{store: cfg.Store, log: cfg.Log, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger}
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.uploads == nil {
+		c.uploads = web.NewBodyBudget(4 * collab.MaxCollaborationSize)
+	}
+	c.sig = &httpsig.Verifier{Context: SigningContext, Nonces: cfg.Nonces, Now: c.now}
 	if c.slog == nil {
 		c.slog = slog.New(slog.DiscardHandler)
 	}
@@ -101,7 +126,7 @@ func New(cfg Config) (*Coordinator, error) {
 
 // Register mounts PUT and GET /v1/collaborations/{id} on mux.
 func (c *Coordinator) Register(mux *http.ServeMux) {
-	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, nil, c.put))
+	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, nil, c.uploads.Limit(collab.MaxCollaborationSize, c.put)))
 	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, nil, c.get))
 }
 
@@ -128,16 +153,16 @@ type PutResponse struct {
 }
 
 func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), httpsig.Scheme+" ") {
+		return fmt.Errorf("%w: a push must be signed by a party of the collaboration (kura collab push --identity)", httpsig.ErrUnauthenticated)
+	}
 	body, err := web.ReadBody(w, r, collab.MaxCollaborationSize)
 	if err != nil {
 		return err
 	}
 	next, err := collab.ParseCollaboration(body)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	if err := next.Verify(); err != nil {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+		return err
 	}
 	if next.ID != r.PathValue("id") {
 		return fmt.Errorf("%w: the file is collaboration %q, the URL says %q", ErrRefused, next.ID, r.PathValue("id"))
@@ -154,6 +179,13 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
+	by, err := c.sig.Verify(r, body, partyKeys(prev, next))
+	if err != nil {
+		return err
+	}
+	if err := next.Verify(); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	newVersions, newApprovals, err := extends(prev, next)
 	if err != nil {
 		return err
@@ -162,6 +194,8 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	if len(newVersions) == 0 && len(newApprovals) == 0 {
 		return web.WriteJSON(w, http.StatusOK, resp) // nothing new: stored and logged already
 	}
+	c.slog.InfoContext(r.Context(), "collaboration pushed", "collaboration", next.ID, "by", by,
+		"new_versions", len(newVersions), "new_approvals", len(newApprovals), "created", prev == nil)
 	now := c.now().UTC()
 	for _, n := range newVersions {
 		m := next.Version(n)
@@ -204,6 +238,26 @@ func (c *Coordinator) append(ctx context.Context, e *auditlog.Entry, resp *PutRe
 	}
 	resp.Logged = append(resp.Logged, data)
 	return nil
+}
+
+// partyKeys returns the signing keys that may push: those of the parties
+// of every stored version, or for a new collaboration those of the pushed
+// file's first version, by card fingerprint.
+func partyKeys(prev, next *collab.Collaboration) func(string) (ed25519.PublicKey, bool) {
+	keys := map[string]ed25519.PublicKey{}
+	versions := next.Versions[:1]
+	if prev != nil {
+		versions = prev.Versions
+	}
+	for _, m := range versions {
+		for _, p := range m.Parties {
+			keys[p.Card.Fingerprint] = p.Card.SigningKey
+		}
+	}
+	return func(id string) (ed25519.PublicKey, bool) {
+		k, ok := keys[id]
+		return k, ok
+	}
 }
 
 // extends checks that next keeps everything prev had (its versions first,

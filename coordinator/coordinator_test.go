@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/store/sqlite"
 )
@@ -52,7 +54,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close(context.Background()) })
-	c, err := coordinator.New(coordinator.Config{Store: st, Log: l, Now: func() time.Time { return t0 }})
+	c, err := coordinator.New(coordinator.Config{Store: st, Log: l, Nonces: st.Ephemeral()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, client: &coordinator.Client{BaseURL: srv.URL, HTTP: srv.Client()}, log: l, key: key, col: col, ids: ids}
+	return &fixture{srv: srv, client: &coordinator.Client{BaseURL: srv.URL, HTTP: srv.Client(), Identity: ids["airline"]}, log: l, key: key, col: col, ids: ids}
 }
 
 func (f *fixture) file(t *testing.T) []byte {
@@ -109,11 +111,14 @@ func (f *fixture) approve(t *testing.T, name string) {
 	}
 }
 
-// put sends body to id's URL and returns the status, problem type and
-// detail.
-func (f *fixture) put(t *testing.T, id string, body []byte) (int, string, string) {
+// put sends body to id's URL, signed by signer (nil: unsigned), and returns
+// the status, problem type and detail.
+func (f *fixture) put(t *testing.T, id string, body []byte, signer *party.Identity) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, f.srv.URL+"/v1/collaborations/"+id, bytes.NewReader(body))
+	if signer != nil {
+		httpsig.Sign(req, body, coordinator.SigningContext, signer.Card().Fingerprint, signer.Sign, time.Now())
+	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +163,7 @@ func TestPushAndGet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Kind != auditlog.KindApproval || e.Collaboration != f.col.ID || !e.Time.Equal(t0) {
+		if e.Kind != auditlog.KindApproval || e.Collaboration != f.col.ID {
 			t.Errorf("logged %+v", e)
 		}
 	}
@@ -221,15 +226,15 @@ func TestRefusals(t *testing.T) {
 		kind   string
 		detail string
 	}{
-		{"not JSON", f.col.ID, []byte("{"), http.StatusConflict, "collaboration-refused", "malformed collaboration file"},
-		{"truncated", f.col.ID, stored[:len(stored)/2], http.StatusConflict, "collaboration-refused", "malformed collaboration file"},
+		{"not JSON", f.col.ID, []byte("{"), http.StatusBadRequest, "bad-request", "malformed collaboration file"},
+		{"truncated", f.col.ID, stored[:len(stored)/2], http.StatusBadRequest, "bad-request", "malformed collaboration file"},
 		{"another id in the URL", "other", stored, http.StatusConflict, "collaboration-refused", `the URL says "other"`},
 		{"forged approval", f.col.ID, forged, http.StatusConflict, "collaboration-refused", "signature invalid"},
 		{"approval dropped", f.col.ID, dropped, http.StatusConflict, "collaboration-refused", "drops 1 stored approval"},
 		{"oversized", f.col.ID, bytes.Repeat([]byte(" "), collab.MaxCollaborationSize+1), http.StatusRequestEntityTooLarge, "too-large", "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if status, kind, detail := f.put(t, tc.id, tc.body); status != tc.status || kind != tc.kind || !strings.Contains(detail, tc.detail) {
+			if status, kind, detail := f.put(t, tc.id, tc.body, f.ids["carrier"]); status != tc.status || kind != tc.kind || !strings.Contains(detail, tc.detail) {
 				t.Errorf("got %d %s %q, want %d %s %q", status, kind, detail, tc.status, tc.kind, tc.detail)
 			}
 			got, err := f.client.Get(ctx, f.col.ID)
@@ -237,6 +242,60 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("stored file changed: %v", err)
 			}
 		})
+	}
+}
+
+// TestOnlyPartiesPush: a collaboration id belongs to its parties. An
+// unsigned push, a push signed by someone who is not a party (to create
+// or to extend), a replayed push and a push whose body was swapped are
+// refused with 401, and nothing is stored or logged.
+func TestOnlyPartiesPush(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	outsider, err := party.Generate("outsider", party.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := f.file(t)
+	for name, signer := range map[string]*party.Identity{"unsigned": nil, "not a party creates": outsider} {
+		if status, kind, detail := f.put(t, f.col.ID, file, signer); status != http.StatusUnauthorized || kind != "unauthenticated" {
+			t.Errorf("%s: %d %s %q, want 401 unauthenticated", name, status, kind, detail)
+		}
+	}
+	if _, err := f.client.Get(ctx, f.col.ID); err == nil {
+		t.Fatal("a refused push created the collaboration")
+	}
+	if _, err := f.client.Push(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	f.approve(t, "carrier")
+	next := f.file(t)
+	if status, _, _ := f.put(t, f.col.ID, next, outsider); status != http.StatusUnauthorized {
+		t.Errorf("an outsider extended the collaboration: %d", status)
+	}
+	// The analyst is a party of the first version: it may push.
+	req, _ := http.NewRequest(http.MethodPut, f.srv.URL+"/v1/collaborations/"+f.col.ID, bytes.NewReader(next))
+	httpsig.Sign(req, next, coordinator.SigningContext, f.ids["analyst"].Card().Fingerprint, f.ids["analyst"].Sign, time.Now())
+	for i, want := range []int{http.StatusOK, http.StatusUnauthorized} { // the second is a replay
+		req.Body = io.NopCloser(bytes.NewReader(next))
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("analyst push %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	swapped, _ := http.NewRequest(http.MethodPut, f.srv.URL+"/v1/collaborations/"+f.col.ID, bytes.NewReader(file))
+	httpsig.Sign(swapped, next, coordinator.SigningContext, f.ids["airline"].Card().Fingerprint, f.ids["airline"].Sign, time.Now())
+	resp, err := f.srv.Client().Do(swapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a signature for another body: %d, want 401", resp.StatusCode)
 	}
 }
 
@@ -254,6 +313,7 @@ func TestRewrittenHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// f's airline, a party of the stored collaboration, pushes it.
 	if _, err := f.client.Push(ctx, data); !errors.Is(err, collab.ErrBrokenChain) {
 		t.Fatalf("rewritten history: %v, want ErrBrokenChain", err)
 	}

@@ -7,16 +7,19 @@ import (
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/party"
 )
 
 func newCollabPushCmd(g *globals) *cobra.Command {
-	var base string
+	var base, identity string
 	cmd := &cobra.Command{
-		Use:   "push FILE --url URL",
+		Use:   "push FILE --url URL --identity DIR",
 		Short: "Publish a collaboration file to a kura coordinator, which logs its new versions and approvals",
 		Long: `Send a collaboration file to the coordinator of a kura server. The coordinator accepts it only if it
 verifies and extends the copy it holds (the same versions first, no approval dropped), and records
-every new manifest version and approval in the transparency log; the command prints what was logged.`,
+every new manifest version and approval in the transparency log; the command prints what was logged.
+A push is signed with --identity, the key of a party of the collaboration: a collaboration id
+belongs to its parties, so no one else can create or extend it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput("FILE", args[0])
@@ -27,7 +30,14 @@ every new manifest version and approval in the transparency log; the command pri
 			if err != nil {
 				return err
 			}
-			resp, err := (&coordinator.Client{BaseURL: base}).Push(cmd.Context(), data)
+			if identity == "" {
+				return usagef("--identity DIR is required: a push is signed by a party of the collaboration")
+			}
+			id, err := party.Load(identity)
+			if err != nil {
+				return fmt.Errorf("--identity: %w", err)
+			}
+			resp, err := (&coordinator.Client{BaseURL: base, Identity: id}).Push(cmd.Context(), data)
 			if err != nil {
 				return err
 			}
@@ -36,5 +46,6 @@ every new manifest version and approval in the transparency log; the command pri
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", "http://127.0.0.1:8080"), "the kura server (KURA_URL)")
+	cmd.Flags().StringVar(&identity, "identity", "", "the party directory whose signing key signs the push (kura party init)")
 	return cmd
 }

@@ -347,18 +347,33 @@ func TestCleanRoomCLI(t *testing.T) {
 		t.Fatalf("worker without --dev: exit %d\n%s", code, out)
 	}
 	logURL := c.Servers[demo.Airline].URL
+	// Only a party of the collaboration may push it.
+	airlineID := filepath.Join(dir, demo.Airline)
+	if code, out := run("collab", "push", collabPath, "--url", logURL); code != ExitUsage || !strings.Contains(out, "--identity") {
+		t.Fatalf("collab push without --identity: exit %d\n%s", code, out)
+	}
+	outsider, err := party.Generate("outsider", party.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outsider.Save(filepath.Join(dir, "outsider")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run("collab", "push", collabPath, "--url", logURL, "--identity", filepath.Join(dir, "outsider")); code == 0 || !strings.Contains(out, "may not make this request") {
+		t.Fatalf("collab push by a non-party: exit %d\n%s", code, out)
+	}
 	// The coordinator logs the manifest version and both approvals, once.
-	if code, out := run("collab", "push", collabPath, "--url", logURL); code != 0 || !strings.Contains(out, "3 new log entries") {
+	if code, out := run("collab", "push", collabPath, "--url", logURL, "--identity", airlineID); code != 0 || !strings.Contains(out, "3 new log entries") {
 		t.Fatalf("collab push: exit %d\n%s", code, out)
 	}
-	if code, out := run("collab", "push", collabPath, "--url", logURL); code != 0 || !strings.Contains(out, "0 new log entries") {
+	if code, out := run("collab", "push", collabPath, "--url", logURL, "--identity", filepath.Join(dir, demo.Carrier)); code != 0 || !strings.Contains(out, "0 new log entries") {
 		t.Fatalf("collab push again: exit %d\n%s", code, out)
 	}
 	var dropped map[string]json.RawMessage
 	json.Unmarshal(file, &dropped)
 	dropped["approvals"] = json.RawMessage("[]")
 	droppedFile, _ := json.Marshal(dropped)
-	if code, out := run("collab", "push", write("dropped.collab.json", droppedFile), "--url", logURL); code != ExitBadEvidence || !strings.Contains(out, "drops 2 stored approval") {
+	if code, out := run("collab", "push", write("dropped.collab.json", droppedFile), "--url", logURL, "--identity", airlineID); code != ExitBadEvidence || !strings.Contains(out, "drops 2 stored approval") {
 		t.Errorf("push dropping approvals: exit %d\n%s", code, out)
 	}
 	jwks = append(jwks, "--log-key", filepath.Join(dir, demo.Airline+"-kbs", "log-key.pub"))
