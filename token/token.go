@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type Claims struct {
 	RuntimeContext   []byte
 	IssuedAt         time.Time
 	Expiry           time.Time
+	// KeyID names the trusted key the token verified under: its kid, or
+	// its JWK thumbprint when it has none (KeyIDOf).
+	KeyID string
 	// Result is the decoded EAR, for callers that want every field.
 	Result *ear.AttestationResult
 }
@@ -149,6 +153,10 @@ func algorithm(c elliptic.Curve) (jwa.SignatureAlgorithm, error) {
 // JWKS returns the public key set relying parties verify tokens with, as
 // served at /.well-known/jwks.json.
 func (i *Issuer) JWKS() []byte { return i.jwks }
+
+// KeyID returns the kid of the signing key (its RFC 7638 thumbprint), which
+// every issued token names in its header.
+func (i *Issuer) KeyID() string { return KeyIDOf(i.key) }
 
 // Issue signs a token carrying c. IssuedAt and Expiry are set by the Issuer.
 func (i *Issuer) Issue(c *Claims) ([]byte, error) {
@@ -323,12 +331,13 @@ func (v *Verifier) Verify(ctx context.Context, tok []byte) (*Claims, error) {
 	if len(tok) > maxTokenSize {
 		return nil, fmt.Errorf("%w: token is %d bytes, limit is %d", ErrInvalid, len(tok), maxTokenSize)
 	}
-	payload, err := jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
+	var used jwk.Key
+	payload, err := jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)), jws.WithKeyUsed(&used))
 	if err != nil && v.refreshKeys(ctx) {
-		payload, err = jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)))
+		payload, err = jws.Verify(tok, jws.WithKeySet(*v.keys.Load(), jws.WithRequireKid(false)), jws.WithKeyUsed(&used))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrInvalid, err)
+		return nil, untrusted(tok, *v.keys.Load(), err)
 	}
 	var times struct {
 		IssuedAt *int64 `json:"iat"`
@@ -351,7 +360,7 @@ func (v *Verifier) Verify(ctx context.Context, tok []byte) (*Claims, error) {
 	if err := ar.UnmarshalJSON(payload); err != nil {
 		return nil, fmt.Errorf("%w: not an EAR: %v", ErrInvalid, err)
 	}
-	c := &Claims{Submods: make(map[string]Submod, len(ar.Submods)), IssuedAt: iat, Expiry: exp, Result: &ar}
+	c := &Claims{Submods: make(map[string]Submod, len(ar.Submods)), IssuedAt: iat, Expiry: exp, KeyID: KeyIDOf(used), Result: &ar}
 	if ar.Nonce != nil {
 		if c.Nonce, err = base64.RawURLEncoding.DecodeString(*ar.Nonce); err != nil {
 			return nil, fmt.Errorf("%w: eat_nonce: %v", ErrInvalid, err)
@@ -399,4 +408,109 @@ func (c *Claims) readRuntimeData(evidence map[string]any) error {
 		*dst = b
 	}
 	return nil
+}
+
+// KeyError is Verify's error for a token whose signature verifies under no
+// trusted key. It names the key that signed the token and the verifier the
+// token says issued it — both read from the token before any signature
+// check, so they say who the token claims to be from, not who it is — and
+// the trusted keys tried. It wraps ErrInvalid.
+type KeyError struct {
+	// KeyID is the kid in the token's header; empty when it names none.
+	KeyID string
+	// Issuer is the token's iss claim, when it has one.
+	Issuer string
+	// VerifierID is the token's ear.verifier-id: "build (developer)".
+	VerifierID string
+	// Known is true when a trusted key has the token's kid but the
+	// signature does not verify under it: the token was altered or forged.
+	Known bool
+	// Tried names the trusted keys (KeyIDOf), in the order of the set.
+	Tried []string
+}
+
+// Error names the token's key and claimed issuer and the keys tried.
+func (e *KeyError) Error() string {
+	who := "a key it does not name (no kid)"
+	if e.KeyID != "" {
+		who = fmt.Sprintf("key %q", e.KeyID)
+	}
+	var claimed []string
+	if e.Issuer != "" {
+		claimed = append(claimed, fmt.Sprintf("iss %q", e.Issuer))
+	}
+	if e.VerifierID != "" {
+		claimed = append(claimed, fmt.Sprintf("verifier %q", e.VerifierID))
+	}
+	if len(claimed) > 0 {
+		who += " of " + strings.Join(claimed, ", ") + " (as the token claims)"
+	}
+	if e.Known {
+		return fmt.Sprintf("%v: signed by %s: a trusted key has that kid, but the signature does not verify under it", ErrInvalid, who)
+	}
+	return fmt.Sprintf("%v: signed by %s, which is not a trusted key; trusted keys tried: %s", ErrInvalid, who, strings.Join(e.Tried, ", "))
+}
+
+// Unwrap returns ErrInvalid.
+func (e *KeyError) Unwrap() error { return ErrInvalid }
+
+// KeyIDOf names a key as errors and displays do: its kid, or, when it has
+// none, "thumbprint:" and its RFC 7638 SHA-256 thumbprint (base64url).
+func KeyIDOf(k jwk.Key) string {
+	if k == nil {
+		return ""
+	}
+	if kid, ok := k.KeyID(); ok && kid != "" {
+		return kid
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "(unnamed key)"
+	}
+	return "thumbprint:" + base64.RawURLEncoding.EncodeToString(tp)
+}
+
+// untrusted explains a failed signature check: a *KeyError when the
+// token parses, else ErrInvalid with the parser's complaint.
+func untrusted(tok []byte, keys jwk.Set, verr error) error {
+	msg, err := jws.Parse(tok)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return fmt.Errorf("%w: signature: %v", ErrInvalid, verr)
+	}
+	e := &KeyError{}
+	e.KeyID, _ = msg.Signatures()[0].ProtectedHeaders().KeyID()
+	var claims struct {
+		Issuer     string `json:"iss"`
+		VerifierID struct {
+			Build     string `json:"build"`
+			Developer string `json:"developer"`
+		} `json:"ear.verifier-id"`
+	}
+	if json.Unmarshal(msg.Payload(), &claims) == nil {
+		e.Issuer = clip(claims.Issuer)
+		e.VerifierID = clip(claims.VerifierID.Build)
+		if d := claims.VerifierID.Developer; d != "" {
+			e.VerifierID += " (" + clip(d) + ")"
+		}
+	}
+	e.KeyID = clip(e.KeyID)
+	for i := range keys.Len() {
+		k, _ := keys.Key(i)
+		id := KeyIDOf(k)
+		e.Tried = append(e.Tried, id)
+		if e.KeyID != "" && id == e.KeyID {
+			e.Known = true
+		}
+	}
+	return e
+}
+
+// clip bounds a string read from an unverified token before it goes into
+// an error message.
+func clip(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }

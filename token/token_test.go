@@ -198,3 +198,45 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("after the interval: %v, %d refreshes", err, calls)
 	}
 }
+
+// TestKeyError: a token no trusted key verifies is refused with an error
+// naming its kid and claimed verifier, and the keys tried; a token altered
+// under a trusted kid says so.
+func TestKeyError(t *testing.T) {
+	iss, _ := newIssuer(t, elliptic.P256())
+	other, _ := newIssuer(t, elliptic.P384())
+	tok, err := iss.Issue(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifier(t, other.JWKS(), t0).Verify(context.Background(), tok)
+	var ke *KeyError
+	if !errors.As(err, &ke) || !errors.Is(err, ErrInvalid) || !errors.Is(err, ErrToken) {
+		t.Fatalf("untrusted key: %v, want a *KeyError wrapping ErrInvalid", err)
+	}
+	if ke.KeyID != iss.KeyID() || ke.Known || ke.VerifierID != "kura test (kura)" || len(ke.Tried) != 1 || ke.Tried[0] != other.KeyID() {
+		t.Errorf("KeyError = %+v; want kid %s, verifier \"kura test (kura)\", tried [%s]", ke, iss.KeyID(), other.KeyID())
+	}
+	for _, want := range []string{iss.KeyID(), `verifier "kura test (kura)"`, "not a trusted key", other.KeyID()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+
+	parts := strings.Split(string(tok), ".")
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sig[0] ^= 1
+	badSig := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	_, err = verifier(t, iss.JWKS(), t0).Verify(context.Background(), []byte(badSig))
+	if !errors.As(err, &ke) || !ke.Known || !strings.Contains(err.Error(), "does not verify") {
+		t.Errorf("altered token under a trusted kid: %v", err)
+	}
+
+	got, err := verifier(t, iss.JWKS(), t0).Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.KeyID != iss.KeyID() {
+		t.Errorf("verified token: key id %q, want %s", got.KeyID, iss.KeyID())
+	}
+}
