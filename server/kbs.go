@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/kura-cc/kura/internal/keyfile"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/store"
@@ -37,26 +39,50 @@ func OpenStore(ctx context.Context, spec string, log *slog.Logger) (store.Store,
 // OpenKEK loads the key-encryption key at path, or creates it (0600) when
 // missing. With passphraseFile the KEK is derived with Argon2id from the
 // passphrase in that file and path keeps the parameters.
+//
+// Each file must be one that group and others can neither read nor write:
+// one they can is refused (the error wraps keyfile.ErrInsecure and names the
+// chmod to run), and the refusal is logged.
 func OpenKEK(path, passphraseFile string, log *slog.Logger) (kek.KEK, error) {
 	if passphraseFile != "" {
-		pass, err := os.ReadFile(passphraseFile)
+		data, err := keyfile.ReadSecret(passphraseFile)
+		if errors.Is(err, keyfile.ErrInsecure) {
+			return nil, refuseKeyFile(log, "KEK passphrase file", passphraseFile, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: KEK passphrase file: %w", ErrConfig, err)
 		}
-		pass = []byte(strings.TrimRight(string(pass), "\r\n"))
+		defer clear(data)
+		pass := bytes.TrimRight(data, "\r\n")
 		k, err := kek.OpenPassphraseFile(path, pass)
 		if errors.Is(err, os.ErrNotExist) {
 			log.Info("creating passphrase KEK parameters", "path", path)
 			return kek.CreatePassphraseFile(path, pass, kek.DefaultArgon2Params())
 		}
-		return k, err
+		if err != nil {
+			return nil, refuseKeyFile(log, "KEK parameters file", path, err)
+		}
+		return k, nil
 	}
 	k, err := kek.OpenFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		log.Info("creating key-encryption key", "path", path)
 		return kek.GenerateFile(path)
 	}
-	return k, err
+	if err != nil {
+		return nil, refuseKeyFile(log, "KEK file", path, err)
+	}
+	return k, nil
+}
+
+// refuseKeyFile logs the refusal of a key file that others can reach, with
+// its reason, and returns err with what the file is; other errors are
+// returned as they are.
+func refuseKeyFile(log *slog.Logger, what, path string, err error) error {
+	if errors.Is(err, keyfile.ErrInsecure) {
+		log.Error("key file refused: group or others can reach it", "file", what, "path", path, "reason", err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // brokerHooks connect the key broker to the roles built after it: audit
@@ -121,6 +147,11 @@ func (b *build) buildKBS(ctx context.Context) error {
 	}
 	var admins *keybroker.Admins
 	if cfg.AdminKeysFile != "" {
+		// A list of the keys that may write secrets and policies: refused
+		// when others can write it.
+		if err := keyfile.CheckTrusted(cfg.AdminKeysFile); errors.Is(err, keyfile.ErrInsecure) {
+			return refuseKeyFile(b.log, "admin keys file", cfg.AdminKeysFile, err)
+		}
 		if admins, err = keybroker.LoadAdmins(cfg.AdminKeysFile, nil); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

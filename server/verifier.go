@@ -20,6 +20,7 @@ import (
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collateral"
+	"github.com/kura-cc/kura/internal/keyfile"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
@@ -126,7 +127,7 @@ func (b *build) buildVerifier(ctx context.Context) error {
 // loadOrCreateKey reads the verifier's ECDSA signing key from a PEM file,
 // creating a P-256 key there (mode 0600) when the file does not exist.
 func loadOrCreateKey(path string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := keyfile.ReadSecret(path)
 	if errors.Is(err, os.ErrNotExist) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -150,8 +151,9 @@ func loadOrCreateKey(path string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
 		return key, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, refuseKeyFile(log, "token signing key", path, err)
 	}
+	defer clear(data)
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("%w: signing key %s: no PEM block", ErrConfig, path)
