@@ -191,11 +191,10 @@ WHERE v.arrival_date = f.flight_date GROUP BY ALL`,
 	}
 }
 
-func TestCustomSQLRefused(t *testing.T) {
-	cases := []struct {
-		sql  string
-		want error
-	}{
+// refusedSQL is custom SQL over flights and visits that the checker
+// refuses, and the error it refuses it with.
+func refusedSQL() []refusedCase {
+	return []refusedCase{
 		// Identity and join columns, however asked for.
 		{"SELECT f.phone, count(*) FROM flights f GROUP BY f.phone", ErrIdentityOutput},
 		{"SELECT f.member_id AS m, count(*) AS n FROM flights f GROUP BY m", ErrIdentityOutput},
@@ -236,6 +235,13 @@ func TestCustomSQLRefused(t *testing.T) {
 		{"CREATE TABLE x AS SELECT count(*) FROM flights", ErrUnsupportedSQL},
 		{"EXPORT DATABASE '/tmp/x'", ErrUnsupportedSQL},
 		{"SELECT count(*) FROM flights WHERE current_setting('threads') > 0", ErrUnsupportedSQL},
+		{"SELECT count(*) FROM glob('/etc/*')", ErrUnsupportedSQL},
+		{"SELECT count(*) FROM 'https://x.example/a.csv'", ErrUnsupportedSQL},
+		{"SELECT count(*) FROM flights WHERE getenv('HOME') <> ''", ErrUnsupportedSQL},
+		{"SELECT count(*) FROM flights WHERE nextval('s') > 0", ErrUnsupportedSQL},
+		{"DELETE FROM flights", ErrUnsupportedSQL},
+		{"INSERT INTO flights SELECT * FROM flights", ErrUnsupportedSQL},
+		{"UPDATE visits SET area = 'x'", ErrUnsupportedSQL},
 		// Several statements, other shapes.
 		{"SELECT count(*) FROM flights; SELECT count(*) FROM visits", ErrUnsupportedSQL},
 		{"SELECT count(*) FROM flights; COPY flights TO '/tmp/x.csv'", ErrUnsupportedSQL},
@@ -257,9 +263,17 @@ func TestCustomSQLRefused(t *testing.T) {
 		{"SELEC count(*) FROM flights", ErrUnsupportedSQL},
 		{"", ErrUnsupportedSQL},
 	}
+}
+
+type refusedCase struct {
+	sql  string
+	want error
+}
+
+func TestCustomSQLRefused(t *testing.T) {
 	fx := newFixture(t, 2000)
 	e := fx.engine(t, Config{})
-	for i, tc := range cases {
+	for i, tc := range refusedSQL() {
 		id := "q" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
 		fx.m.Analyses = append(fx.m.Analyses, sqlAnalysis(id, tc.sql))
 		res, err := e.Run(context.Background(), fx.m, id)
@@ -269,10 +283,10 @@ func TestCustomSQLRefused(t *testing.T) {
 	}
 }
 
-func TestCustomSQLAccepted(t *testing.T) {
-	fx := newFixture(t, 2000)
-	e := fx.engine(t, Config{})
-	for i, q := range []string{
+// acceptedSQL is custom SQL over flights and visits that the checker
+// accepts.
+func acceptedSQL() []string {
+	return []string{
 		"SELECT age_band, count(*) FROM flights GROUP BY age_band",
 		"SELECT f.age_band, count(DISTINCT v.subscriber_id) AS n FROM flights AS f INNER JOIN visits AS v ON v.phone = f.phone GROUP BY f.age_band ORDER BY n DESC LIMIT 3",
 		"SELECT f.age_band, count(v.subscriber_id) AS seen FROM flights f LEFT JOIN visits v ON f.phone = v.phone GROUP BY ALL",
@@ -280,7 +294,13 @@ func TestCustomSQLAccepted(t *testing.T) {
 		"SELECT CAST(count(*) AS DOUBLE) / 2 AS half FROM visits WHERE area LIKE 'oki%'",
 		"SELECT area, max(arrival_date) AS last FROM visits GROUP BY ROLLUP (area)",
 		"SELECT AREA, COUNT(*) FROM VISITS GROUP BY AREA",
-	} {
+	}
+}
+
+func TestCustomSQLAccepted(t *testing.T) {
+	fx := newFixture(t, 2000)
+	e := fx.engine(t, Config{})
+	for i, q := range acceptedSQL() {
 		id := "ok" + string(rune('a'+i))
 		fx.m.Analyses = append(fx.m.Analyses, sqlAnalysis(id, q))
 		if _, err := e.Run(context.Background(), fx.m, id); err != nil {

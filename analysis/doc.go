@@ -21,7 +21,9 @@
 // its syntax tree (json_serialize_sql) and accepted only in a restricted
 // shape: one SELECT over the datasets, joined on their join columns, that
 // aggregates, in which identity and join columns appear only in join
-// conditions and as the argument of count. Either way the engine adds
+// conditions and as the argument of count. Check runs these checks without
+// data, so that a manifest is refused before it is signed and before any key
+// is released (docs/spec/manifest.md §2.4). Either way the engine adds
 // hidden count(DISTINCT identity) columns for every dataset in the query
 // and suppresses each output row behind fewer distinct identities of any
 // dataset than the strictest owner's minimum.

@@ -29,6 +29,14 @@ var (
 	// ErrInvalidAnalysis means the analysis is missing or malformed: an
 	// unknown id, dataset or column, a filter value of the wrong type.
 	ErrInvalidAnalysis = fault.New(ErrAnalysis, fault.Invalid, "analysis: invalid analysis")
+	// ErrUnsafeAnalysis means the static check (Check) refused an analysis
+	// of a manifest before anyone signs it or any key moves. It wraps the
+	// error the worker would return for the same analysis
+	// (ErrUnsupportedSQL, ErrIdentityOutput, ErrPolicyViolation,
+	// ErrInvalidAnalysis), whose text names the offending expression, and is
+	// of kind Invalid whatever that error's kind: the manifest is what is
+	// wrong (exit 8, 400 unsafe-analysis).
+	ErrUnsafeAnalysis = fault.NewCode(ErrAnalysis, fault.Invalid, "unsafe-analysis", "analysis: refused by the static check")
 	// ErrNotLoaded means the analysis reads a dataset that was not loaded.
 	ErrNotLoaded = fault.New(ErrAnalysis, fault.Internal, "analysis: dataset not loaded")
 	// ErrLocked means a dataset was loaded after the engine was locked

@@ -63,23 +63,12 @@ func (e *Engine) Run(ctx context.Context, m *collab.Manifest, analysisID string)
 	if e.closed {
 		return nil, ErrClosed
 	}
-	if m == nil {
-		return nil, fmt.Errorf("%w: no manifest", ErrInvalidAnalysis)
-	}
-	a := m.Analysis(analysisID)
-	if a == nil {
-		return nil, fmt.Errorf("%w: manifest %q has no analysis %q", ErrInvalidAnalysis, m.ID, analysisID)
-	}
-	ep, err := m.EffectivePolicy(analysisID)
+	a, ep, err := lookup(m, analysisID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidAnalysis, err)
+		return nil, err
 	}
 	pol := newPolicy(ep)
-	reads := collab.ReadsOf(a)
-	if len(reads) == 0 {
-		return nil, fmt.Errorf("%w: analysis %q reads no dataset", ErrInvalidAnalysis, a.ID)
-	}
-	for _, id := range reads {
+	for _, id := range collab.ReadsOf(a) {
 		if err := e.checkLoaded(m, id); err != nil {
 			return nil, err
 		}
@@ -87,18 +76,7 @@ func (e *Engine) Run(ctx context.Context, m *collab.Manifest, analysisID string)
 	if err := e.lockDown(ctx); err != nil {
 		return nil, err
 	}
-	var (
-		p          *plan
-		thresholds []Threshold
-	)
-	switch a.Kind {
-	case collab.KindAggregate:
-		p, thresholds, err = compileAggregate(m, a, pol)
-	case collab.KindSQL:
-		p, thresholds, err = e.compileSQL(ctx, m, a, pol)
-	default:
-		err = fmt.Errorf("%w: analysis %q: kind %q", ErrInvalidAnalysis, a.ID, a.Kind)
-	}
+	p, thresholds, err := e.compile(ctx, m, a, pol)
 	if err != nil {
 		e.log.WarnContext(ctx, "analysis refused", "analysis", a.ID, "kind", a.Kind, "reason", err)
 		return nil, err
@@ -112,6 +90,39 @@ func (e *Engine) Run(ctx context.Context, m *collab.Manifest, analysisID string)
 	e.log.InfoContext(ctx, "analysis ran", "analysis", a.ID, "kind", a.Kind, "rows", len(res.Rows),
 		"suppressed_rows", res.SuppressedRows, "min_distinct_identities", pol.min, "min_set_by", ep.MinSetBy.String())
 	return res, nil
+}
+
+// lookup returns analysis analysisID of m, which must read at least one
+// dataset, and its combined output policy.
+func lookup(m *collab.Manifest, analysisID string) (*collab.Analysis, *collab.EffectivePolicy, error) {
+	if m == nil {
+		return nil, nil, fmt.Errorf("%w: no manifest", ErrInvalidAnalysis)
+	}
+	a := m.Analysis(analysisID)
+	if a == nil {
+		return nil, nil, fmt.Errorf("%w: manifest %q has no analysis %q", ErrInvalidAnalysis, m.ID, analysisID)
+	}
+	ep, err := m.EffectivePolicy(analysisID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidAnalysis, err)
+	}
+	if len(collab.ReadsOf(a)) == 0 {
+		return nil, nil, fmt.Errorf("%w: analysis %q reads no dataset", ErrInvalidAnalysis, a.ID)
+	}
+	return a, ep, nil
+}
+
+// compile checks analysis a against the datasets' schemas and the combined
+// policy and compiles it to one statement: everything Run does before it
+// touches data.
+func (e *Engine) compile(ctx context.Context, m *collab.Manifest, a *collab.Analysis, pol *policy) (*plan, []Threshold, error) {
+	switch a.Kind {
+	case collab.KindAggregate:
+		return compileAggregate(m, a, pol)
+	case collab.KindSQL:
+		return e.compileSQL(ctx, m, a, pol)
+	}
+	return nil, nil, fmt.Errorf("%w: analysis %q: kind %q", ErrInvalidAnalysis, a.ID, a.Kind)
 }
 
 // checkLoaded checks that dataset id is loaded with the manifest's schema.

@@ -246,7 +246,7 @@ func (c *sqlChecker) check(tree any) (map[string]any, error) {
 	if isErr, _ := root["error"].(bool); isErr {
 		msg, _ := root["error_message"].(string)
 		if strings.Contains(msg, "Only SELECT") {
-			return nil, refuse("only a SELECT statement is accepted")
+			return nil, refuse("%sonly a SELECT statement is accepted", quoteExcerpt(notSelect(c.a.SQL)))
 		}
 		return nil, refuse("%s", msg)
 	}
@@ -276,7 +276,7 @@ func (c *sqlChecker) check(tree any) (map[string]any, error) {
 	}
 	// Every expression anywhere in the tree must be of an accepted class,
 	// and the structured walk below must visit every one of them.
-	total, selects, err := scan(node)
+	total, selects, err := c.scan(node)
 	if err != nil {
 		return nil, err
 	}
@@ -294,12 +294,12 @@ func (c *sqlChecker) check(tree any) (map[string]any, error) {
 
 // scan counts the expressions and SELECT nodes in a tree and refuses
 // expression classes outside acceptedClasses.
-func scan(v any) (exprs, selects int, err error) {
+func (c *sqlChecker) scan(v any) (exprs, selects int, err error) {
 	switch x := v.(type) {
 	case map[string]any:
 		if class, ok := x["class"].(string); ok {
 			if !acceptedClass(class) {
-				return 0, 0, refuse("%s", refusedClass(class))
+				return 0, 0, refuse("%s%s", c.at(x), refusedClass(class))
 			}
 			exprs++
 		}
@@ -311,12 +311,12 @@ func scan(v any) (exprs, selects int, err error) {
 		case "RECURSIVE_CTE_NODE", "CTE_NODE":
 			return 0, 0, refuse("WITH (common table expressions) is not accepted")
 		case "SUBQUERY":
-			return 0, 0, refuse("subqueries are not accepted: join the datasets in the FROM clause")
+			return 0, 0, refuse("%ssubqueries are not accepted: join the datasets in the FROM clause", c.at(x))
 		case "TABLE_FUNCTION":
-			return 0, 0, refuse("table functions (read_csv, read_parquet, ...) are not accepted")
+			return 0, 0, refuse("%stable functions (read_csv, read_parquet, glob, ...) are not accepted", c.at(x))
 		}
 		for _, e := range x {
-			n, s, err := scan(e)
+			n, s, err := c.scan(e)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -324,7 +324,7 @@ func scan(v any) (exprs, selects int, err error) {
 		}
 	case []any:
 		for _, e := range x {
-			n, s, err := scan(e)
+			n, s, err := c.scan(e)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -697,7 +697,7 @@ func (c *sqlChecker) expr(v any, ctx exprCtx) error {
 	case "BETWEEN":
 		return c.exprs(ctx, o["input"], o["lower"], o["upper"])
 	default:
-		return refuse("%s", refusedClass(class))
+		return refuse("%s%s", c.at(o), refusedClass(class))
 	}
 }
 
@@ -732,7 +732,7 @@ func (c *sqlChecker) function(o map[string]any, ctx exprCtx) error {
 		}
 		fn, ok := aggFunc(name)
 		if !ok {
-			return refuse("aggregate %s is not accepted: use count, sum, avg, min or max", name)
+			return refuse("%saggregate %s is not accepted: use count, sum, avg, min or max", c.at(o), name)
 		}
 		if ctx.clause == "select list" {
 			c.selAgg = true
@@ -766,7 +766,7 @@ func (c *sqlChecker) function(o map[string]any, ctx exprCtx) error {
 		return c.exprs(ctx, children...)
 	}
 	if deniedFunc(name) {
-		return refuse("function %s is not accepted", name)
+		return refuse("%sfunction %s is not accepted", c.at(o), name)
 	}
 	return c.exprs(ctx, children...)
 }
@@ -793,4 +793,118 @@ func isEmpty(v any) bool {
 		return len(x) == 0
 	}
 	return false
+}
+
+// maxExcerpt bounds the source text an error message quotes.
+const maxExcerpt = 60
+
+// at returns the source text of syntax-tree node o (quoteExcerpt), from its
+// query_location to the end of its first parenthesised group or word, so
+// that a refusal names the offending expression: read_csv('/etc/passwd'),
+// p.*, getenv('HOME'). It returns "" when o has no position in the SQL.
+func (c *sqlChecker) at(o map[string]any) string {
+	n, ok := o["query_location"].(json.Number)
+	if !ok {
+		return ""
+	}
+	loc, err := n.Int64()
+	if err != nil || loc < 0 || loc >= int64(len(c.a.SQL)) {
+		return ""
+	}
+	s := c.a.SQL[loc:]
+	depth, end := 0, len(s)
+	var quote byte
+scan:
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case quote != 0:
+			if ch == quote {
+				quote = 0
+			}
+		case ch == '\'' || ch == '"':
+			quote = ch
+		case ch == '(':
+			depth++
+		case ch == ')':
+			if depth == 0 {
+				end = i
+				break scan
+			}
+			if depth--; depth == 0 {
+				end = i + 1
+				break scan
+			}
+		case depth == 0 && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'):
+			// A keyword or function name before a group (IN (SELECT
+			// ...), EXISTS (...), f (x)) belongs with the group.
+			rest := strings.TrimLeft(s[i:], " \t\n\r")
+			if rest != "" && rest[0] == '(' && isWord(s[:i]) {
+				i = len(s) - len(rest) - 1
+				continue
+			}
+			end = i
+			break scan
+		case depth == 0 && (ch == ',' || ch == ';'):
+			end = i
+			break scan
+		}
+	}
+	return quoteExcerpt(s[:end])
+}
+
+// isWord reports whether s is a non-empty run of ASCII letters, digits and
+// underscores.
+func isWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// quoteExcerpt returns s, cut to maxExcerpt bytes, as a Go-quoted string
+// followed by ": ", or "" for an empty s. Quoting keeps another party's
+// control characters off the terminal.
+func quoteExcerpt(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if len(s) > maxExcerpt {
+		s = strings.ToValidUTF8(s[:maxExcerpt], "") + "..."
+	}
+	return fmt.Sprintf("%q: ", s)
+}
+
+// notSelect returns the first statement of sql that does not start with
+// SELECT, for the message that refuses it; the split on semicolons skips
+// quoted strings and identifiers but is otherwise rough, as it only names
+// what DuckDB's parser already refused.
+func notSelect(sql string) string {
+	var quote byte
+	start := 0
+	for i := 0; i <= len(sql); i++ {
+		if i < len(sql) {
+			ch := sql[i]
+			switch {
+			case quote != 0:
+				if ch == quote {
+					quote = 0
+				}
+				continue
+			case ch == '\'' || ch == '"':
+				quote = ch
+				continue
+			case ch != ';':
+				continue
+			}
+		}
+		stmt := strings.TrimSpace(sql[start:i])
+		if f := strings.Fields(stmt); len(f) > 0 && !strings.EqualFold(f[0], "SELECT") {
+			return strings.Join(f, " ")
+		}
+		start = i + 1
+	}
+	return ""
 }
