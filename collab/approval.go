@@ -241,12 +241,7 @@ func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID str
 	if a == nil {
 		return fmt.Errorf("%w: analysis %q is not in %s version %d", ErrNotApproved, analysisID, c.ID, n)
 	}
-	var p *Party
-	for i := range m.Parties {
-		if m.Parties[i].Card != nil && bytes.Equal(m.Parties[i].Card.SigningKey, ownerKey) {
-			p = &m.Parties[i]
-		}
-	}
+	p := m.partyWithKey(ownerKey)
 	if p == nil {
 		return fmt.Errorf("%w: no party of %s version %d has the owner's signing key: the owner's card was replaced, or the owner is not a party", ErrNotApproved, c.ID, n)
 	}
@@ -259,8 +254,40 @@ func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID str
 	if !reads {
 		return fmt.Errorf("%w: analysis %q reads no dataset of %q", ErrNotApproved, analysisID, p.Name)
 	}
-	st := c.status(p.Name)
-	e := &NotApprovedError{Party: p.Name, Version: n, Err: ErrNotApproved}
+	return c.approvedBy(p.Name)
+}
+
+// CheckPartyApproved is what a party asks before it relies on the current
+// version — a receiver trusting its verifier list: the party whose card
+// has key is a party of the current version, and a valid approval by it
+// covers that version (its scope, which includes the verifier list, is
+// the one it signed). Errors are CheckApproved's.
+func (c *Collaboration) CheckPartyApproved(key ed25519.PublicKey) error {
+	if err := c.verifyChain(); err != nil {
+		return err
+	}
+	p := c.Current().partyWithKey(key)
+	if p == nil {
+		return fmt.Errorf("%w: no party of %s version %d has this signing key", ErrNotApproved, c.ID, len(c.Versions))
+	}
+	return c.approvedBy(p.Name)
+}
+
+// partyWithKey returns the party whose card has the signing key, or nil.
+func (m *Manifest) partyWithKey(key ed25519.PublicKey) *Party {
+	for i := range m.Parties {
+		if m.Parties[i].Card != nil && bytes.Equal(m.Parties[i].Card.SigningKey, key) {
+			return &m.Parties[i]
+		}
+	}
+	return nil
+}
+
+// approvedBy says why the named party's approvals do not cover the
+// current version, or nil when one does.
+func (c *Collaboration) approvedBy(name string) error {
+	st := c.status(name)
+	e := &NotApprovedError{Party: name, Version: len(c.Versions), Err: ErrNotApproved}
 	switch st.State {
 	case Approved:
 		return nil
@@ -268,7 +295,7 @@ func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID str
 		e.Approved, e.StaleSince, e.Changes = st.Via, st.StaleSince, st.Changes
 	default:
 		if st.Invalid > 0 {
-			e.Err = fmt.Errorf("%w: %d approval(s) by %q do not verify (signature invalid or not for this manifest)", ErrBadApproval, st.Invalid, p.Name)
+			e.Err = fmt.Errorf("%w: %d approval(s) by %q do not verify (signature invalid or not for this manifest)", ErrBadApproval, st.Invalid, name)
 		}
 	}
 	return e
@@ -277,7 +304,8 @@ func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID str
 // scope is what of a manifest touches one party's data: the party's
 // entry, its datasets and every dataset read with them, the analyses that
 // read its datasets (with their effective receivers and reads), the
-// worker reference values and the cards of those analyses' receivers.
+// worker reference values, the cards of those analyses' receivers and the
+// verifier list.
 type scope struct {
 	Format        int                    `json:"kura_scope"`
 	Collaboration string                 `json:"collaboration"`
@@ -286,6 +314,10 @@ type scope struct {
 	Analyses      map[string]Analysis    `json:"analyses"`
 	Worker        Worker                 `json:"worker"`
 	Receivers     map[string]*party.Card `json:"receivers"`
+	// Verifiers is the manifest's verifier list, in every party's scope:
+	// it decides whose attestation every result rests on. Absent in the
+	// legacy format, so those scope digests are unchanged.
+	Verifiers []Verifier `json:"verifiers,omitempty"`
 
 	digest string
 }
@@ -305,7 +337,7 @@ func (m *Manifest) scope(name string) (*scope, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: no party %q", ErrInvalidManifest, name)
 	}
-	s := &scope{Format: 1, Collaboration: m.ID, Party: *p, Datasets: map[string]Dataset{}, Analyses: map[string]Analysis{}, Worker: m.Worker, Receivers: map[string]*party.Card{}}
+	s := &scope{Format: 1, Collaboration: m.ID, Party: *p, Datasets: map[string]Dataset{}, Analyses: map[string]Analysis{}, Worker: m.Worker, Receivers: map[string]*party.Card{}, Verifiers: m.Verifiers}
 	own := map[string]bool{}
 	for _, d := range m.Datasets {
 		if d.Owner == name {
@@ -360,6 +392,9 @@ func diffScopes(a, b *scope) []string {
 		out = append(out, "worker reference values")
 	}
 	out = append(out, diffMap("receiver card", a.Receivers, b.Receivers, same)...)
+	if !same(a.Verifiers, b.Verifiers) {
+		out = append(out, "the verifier list")
+	}
 	return out
 }
 

@@ -171,6 +171,8 @@ func TestReapprovalRule(t *testing.T) {
 			m.Party("analyst").Card = id.Card()
 		}, Stale, Stale, `receiver card "analyst"`},
 		{"co-read dataset", func(m *Manifest) { m.Dataset("subscribers").OutputPolicy.MinDistinctIdentities = 6 }, Stale, Stale, `dataset "subscribers"`},
+		{"verifier list", func(m *Manifest) { m.Verifiers = m.Verifiers[:1] }, Stale, Stale, "the verifier list"},
+		{"verifier url", func(m *Manifest) { m.Verifiers[0].URL = "https://elsewhere.example" }, Stale, Stale, "the verifier list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,5 +306,42 @@ func TestParseCollaborationErrors(t *testing.T) {
 		if _, err := ParseCollaboration(b); !errors.Is(err, ErrMalformedCollaboration) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestCheckPartyApproved: a party relies on the current version only when
+// its own approval covers it; a change to the verifier list needs its
+// approval again, and a key that is no party's is refused.
+func TestCheckPartyApproved(t *testing.T) {
+	c, ids := started(t)
+	if err := c.CheckPartyApproved(key(ids["analyst"])); !errors.Is(err, ErrNotApproved) || !strings.Contains(err.Error(), `party "analyst" never approved`) {
+		t.Fatalf("before approval: %v", err)
+	}
+	if _, err := c.Approve(ids["analyst"], t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckPartyApproved(key(ids["analyst"])); err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, c)
+	m.Description = "unrelated"
+	if err := c.AddVersion(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckPartyApproved(key(ids["analyst"])); err != nil {
+		t.Fatalf("after an unrelated change: %v", err)
+	}
+	m = next(t, c)
+	m.Verifiers = append(m.Verifiers, Verifier{Name: "mallory-verifier", JWKSURL: "https://mallory.example/jwks"})
+	if err := c.AddVersion(m); err != nil {
+		t.Fatal(err)
+	}
+	var nae *NotApprovedError
+	if err := c.CheckPartyApproved(key(ids["analyst"])); !errors.As(err, &nae) || nae.StaleSince != 3 || !strings.Contains(err.Error(), "the verifier list") {
+		t.Errorf("after a verifier was added: %v", err)
+	}
+	stranger, _ := party.Generate("stranger", party.KEMX25519)
+	if err := c.CheckPartyApproved(key(stranger)); !errors.Is(err, ErrNotApproved) || !strings.Contains(err.Error(), "no party") {
+		t.Errorf("a stranger's key: %v", err)
 	}
 }

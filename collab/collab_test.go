@@ -2,15 +2,23 @@ package collab
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kura-cc/kura/party"
@@ -225,7 +233,28 @@ func TestValidateErrors(t *testing.T) {
 		f    func(m *Manifest)
 		want string
 	}{
-		{"format", func(m *Manifest) { m.Format = 2 }, "kura_manifest: format 2"},
+		{"format", func(m *Manifest) { m.Format = 3 }, "kura_manifest: format 3, want 2"},
+		{"no verifiers", func(m *Manifest) { m.Verifiers = nil }, "verifiers: none: list the attestation verifiers"},
+		{"verifiers in format 1", func(m *Manifest) { m.Format = 1 }, "verifiers: a verifier list needs kura_manifest: 2"},
+		{"too many verifiers", func(m *Manifest) {
+			for i := range MaxVerifiers {
+				m.Verifiers = append(m.Verifiers, Verifier{Name: fmt.Sprintf("v%d", i), JWKSURL: fmt.Sprintf("https://v%d.example/jwks", i)})
+			}
+		}, "verifiers: 18 verifiers, at most 16"},
+		{"verifier name", func(m *Manifest) { m.Verifiers[0].Name = "Neutral Verifier" }, `verifiers[0].name: "Neutral Verifier"`},
+		{"verifier dup name", func(m *Manifest) { m.Verifiers[1].Name = m.Verifiers[0].Name }, `verifiers[1].name: "neutral-verifier" appears twice`},
+		{"verifier no keys", func(m *Manifest) { m.Verifiers[0].JWKSURL = "" }, "verifiers[0]: give exactly one of jwks_url, key (PEM) or jwk"},
+		{"verifier two keys", func(m *Manifest) { m.Verifiers[1].JWKSURL = "https://x.example/jwks" }, "verifiers[1]: give exactly one of jwks_url, key (PEM) or jwk"},
+		{"verifier url", func(m *Manifest) { m.Verifiers[0].URL = "verifier.example" }, `verifiers[0].url: "verifier.example": want an http or https URL`},
+		{"verifier jwks url", func(m *Manifest) { m.Verifiers[0].JWKSURL = "file:///etc/jwks" }, `verifiers[0].jwks_url: "file:///etc/jwks"`},
+		{"verifier same url", func(m *Manifest) {
+			m.Verifiers[1] = Verifier{Name: "again", JWKSURL: m.Verifiers[0].JWKSURL}
+		}, `verifiers[1]: same keys as verifier "neutral-verifier"`},
+		{"verifier bad pem", func(m *Manifest) { m.Verifiers[1].Key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" }, "verifiers[1].key:"},
+		{"verifier not pem", func(m *Manifest) { m.Verifiers[1].Key = "ecdsa-p256 AAAA" }, "verifiers[1].key: want one PEM PUBLIC KEY block"},
+		{"verifier rsa", func(m *Manifest) { m.Verifiers[1].Key = rsaPEM(t) }, "verifiers[1].key: a *rsa.PublicKey, want an ECDSA P-256 or P-384 key"},
+		{"verifier private jwk", func(m *Manifest) { m.Verifiers[1] = Verifier{Name: "pinned", JWK: privateJWK(t)} }, "verifiers[1].jwk: not an EC public key"},
+		{"verifier bad jwk", func(m *Manifest) { m.Verifiers[1] = Verifier{Name: "pinned", JWK: []byte(`{"kty":"EC"}`)} }, "verifiers[1].jwk:"},
 		{"id", func(m *Manifest) { m.ID = "Bad Id" }, `id: "Bad Id"`},
 		{"previous", func(m *Manifest) { m.Previous = "abc" }, "previous:"},
 		{"no parties", func(m *Manifest) { m.Parties = nil }, "parties: no parties"},
@@ -473,3 +502,88 @@ func TestHashVector(t *testing.T) {
 }
 
 var _ = ed25519.PublicKeySize
+
+func rsaPEM(t testing.TB) string {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func privateJWK(t testing.TB) []byte {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	j, err := jwk.Import(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(j)
+	return b
+}
+
+// TestVerifierKeys: a pinned PEM key and the same key as a JWK name the
+// same key (its thumbprint, as kura verifiers name their keys); a JWKS URL
+// pins nothing.
+func TestVerifierKeys(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	j, _ := jwk.PublicKeyOf(&k.PublicKey)
+	jb, _ := json.Marshal(j)
+	var kids []string
+	for _, v := range []Verifier{{Name: "a", Key: pemKey}, {Name: "b", JWK: jb}} {
+		set, err := v.PinnedKeys()
+		if err != nil || set.Len() != 1 {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		key, _ := set.Key(0)
+		kid, _ := key.KeyID()
+		kids = append(kids, kid)
+	}
+	if kids[0] != kids[1] || kids[0] == "" {
+		t.Errorf("PEM and JWK of one key have kids %q", kids)
+	}
+	if set, err := (&Verifier{Name: "c", JWKSURL: "https://v.example/jwks"}).PinnedKeys(); set != nil || err != nil {
+		t.Errorf("a JWKS URL pins %v, %v", set, err)
+	}
+}
+
+// TestLegacyFormat: a stored version in format 1 (no verifier list) still
+// parses, verifies and hashes as before; a new manifest, collaboration or
+// version in format 1 is refused with what to write instead.
+func TestLegacyFormat(t *testing.T) {
+	b, err := os.ReadFile("testdata/legacy/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := []byte(`{"kura_collaboration":1,"id":"vector","versions":[` + string(b) + `]}`)
+	c, err := ParseCollaboration(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Current().Hash(); h != "d1fd35c1aa00b448d427c82fcff0ae87b787799ae8f951cca05d72e1d200cc77" {
+		t.Errorf("legacy hash changed: %s", h)
+	}
+	want := "kura_manifest: 1 is read but no longer written: write kura_manifest: 2 and list the verifiers"
+	if _, err := ParseManifest(b); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("ParseManifest of format 1: %v", err)
+	}
+	if _, err := New(clone(t, c.Current())); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("New in format 1: %v", err)
+	}
+	m := next(t, c)
+	m.Description = "v2, still format 1"
+	if err := c.AddVersion(m); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("AddVersion in format 1: %v", err)
+	}
+	// Moving to format 2 adds the verifier list.
+	m.Format = FormatVersion
+	m.Verifiers = []Verifier{{Name: "verifier-a", JWKSURL: "https://verifier.example/.well-known/jwks.json"}}
+	if err := c.AddVersion(m); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,10 +28,13 @@ type Collaboration struct {
 	Approvals []*Approval `json:"approvals,omitempty"`
 }
 
-// New starts a collaboration whose version 1 is m. m must be valid and
-// have no Previous hash.
+// New starts a collaboration whose version 1 is m. m must be valid, in
+// FormatVersion, and have no Previous hash.
 func New(m *Manifest) (*Collaboration, error) {
 	m.complete()
+	if err := m.checkNew(); err != nil {
+		return nil, err
+	}
 	if err := m.validate(true); err != nil {
 		return nil, err
 	}
@@ -52,12 +55,16 @@ func (c *Collaboration) Version(n int) *Manifest {
 	return c.Versions[n-1]
 }
 
-// AddVersion appends m as the next version. m must be valid, have the
+// AddVersion appends m as the next version. m must be valid, in
+// FormatVersion (an old collaboration moves to it here), have the
 // collaboration's id and name the current version's hash as Previous
 // (ErrBrokenChain otherwise), and differ from it. Approvals stay; whether
 // each still counts follows from the parties' scopes (see Status).
 func (c *Collaboration) AddVersion(m *Manifest) error {
 	m.complete()
+	if err := m.checkNew(); err != nil {
+		return err
+	}
 	if err := m.validate(true); err != nil {
 		return err
 	}

@@ -1,13 +1,22 @@
 package collab
 
 import (
+	"encoding/json"
+
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/party"
 )
 
-// FormatVersion is the manifest format this package reads and writes.
-const FormatVersion = 1
+// FormatVersion is the manifest format this package writes: every new
+// manifest (New, AddVersion, ParseManifest) has it. Format 2 added the
+// verifier list.
+const FormatVersion = 2
+
+// LegacyFormatVersion is the format before the verifier list. Stored
+// versions in it are still read and verified; receivers then name the
+// verifiers they trust themselves (docs/spec/manifest.md §2.3).
+const LegacyFormatVersion = 1
 
 // Manifest is one version of a collaboration: who takes part, which sealed
 // datasets they bring, which analyses may run on them under which output
@@ -28,6 +37,29 @@ type Manifest struct {
 	Analyses  []Analysis `json:"analyses,omitempty"`
 	Worker    Worker     `json:"worker"`
 	Receivers []string   `json:"receivers,omitempty"` // default result receivers (party names)
+	// Verifiers are the attestation verifiers the parties accept: a run's
+	// attestation token must come from one of them, and receivers check
+	// results against their keys. Required from format 2 on.
+	Verifiers []Verifier `json:"verifiers,omitempty"`
+}
+
+// Verifier is an attestation verifier the parties accept
+// (docs/spec/manifest.md §2.3). Exactly one of JWKSURL, Key and JWK gives
+// the keys its tokens are signed with.
+type Verifier struct {
+	// Name identifies the verifier in messages: [a-z0-9][a-z0-9._-]{0,62}.
+	Name string `json:"name"`
+	// URL is the verifier's attestation API (POST /v1/attestation/nonce
+	// and /verify), where a worker attests; optional.
+	URL string `json:"url,omitempty"`
+	// JWKSURL is where the verifier publishes its token keys, fetched by
+	// receivers: http(s)://host/.well-known/jwks.json for kura.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Key pins one public key: PEM (PKIX), ECDSA P-256 or P-384.
+	Key string `json:"key,omitempty"`
+	// JWK pins one public key as a JWK object: EC P-256 or P-384, no
+	// private member.
+	JWK json.RawMessage `json:"jwk,omitempty"`
 }
 
 // Role is what a party does in a collaboration.

@@ -26,7 +26,8 @@ const (
 // types are errors. Every party must carry its card inline and every
 // dataset its descriptor (card_file and descriptor_file need LoadManifest).
 // The datasets an aggregate analysis reads are filled in when not given.
-// The manifest is validated; errors wrap ErrInvalidManifest.
+// The manifest must be in FormatVersion (what people write now) and is
+// validated; errors wrap ErrInvalidManifest.
 func ParseManifest(data []byte) (*Manifest, error) {
 	return parseManifest(data, nil)
 }
@@ -146,6 +147,9 @@ func parseManifest(data []byte, resolve resolver) (*Manifest, error) {
 		return nil, errors.Join(errs...)
 	}
 	m.complete()
+	if err := m.checkNew(); err != nil {
+		return nil, err
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}

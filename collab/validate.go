@@ -51,7 +51,8 @@ func (v *validator) err() error {
 // Validate checks the manifest: format version, id syntax, unique names,
 // party cards (fingerprints included), roles, dataset descriptors and
 // output policies, analyses against the schemas and the strictest of their
-// owners' output policies, receivers and worker reference values. An
+// owners' output policies, receivers, worker reference values and the
+// verifier list (required from format 2 on, absent before). An
 // aggregate analysis's Reads may be empty (it is derived); when given it
 // must equal the derived list. All problems are reported, joined, each
 // wrapping ErrInvalidManifest and naming its path.
@@ -60,7 +61,7 @@ func (m *Manifest) Validate() error { return m.validate(false) }
 // validate checks the manifest; stored manifests must also list Reads.
 func (m *Manifest) validate(stored bool) error {
 	v := &validator{}
-	if m.Format != FormatVersion {
+	if m.Format != FormatVersion && m.Format != LegacyFormatVersion {
 		v.errf("kura_manifest", "format %d, want %d", m.Format, FormatVersion)
 	}
 	if !collabIDRE.MatchString(m.ID) {
@@ -90,6 +91,7 @@ func (m *Manifest) validate(stored bool) error {
 		v.analysis(m, path, a, stored)
 	}
 	v.worker(m)
+	v.verifiers(m)
 	if _, err := canonicalOf(m); err != nil {
 		v.errf("manifest", "no canonical JSON encoding: %v", err)
 	}

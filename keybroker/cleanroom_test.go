@@ -90,6 +90,7 @@ func (f *runFixture) newCollab(t *testing.T, airlineCard *party.Card) *collab.Co
 		}}},
 		Worker: collab.Worker{ReferenceValues: appraisal.ReferenceValues{Measurements: []appraisal.Measurement{
 			{TEE: "sim", Name: "worker", Value: strings.Repeat("11", 48)}}}},
+		Verifiers: []collab.Verifier{{Name: "broker", JWKSURL: f.srv.URL + "/.well-known/jwks.json"}},
 	}
 	c, err := collab.New(m)
 	if err != nil {

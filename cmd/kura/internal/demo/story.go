@@ -208,6 +208,9 @@ func (c *CleanRoom) setUp(ctx context.Context, version string) error {
 	}
 	c.worker = hex.EncodeToString(meas)
 	m.Worker.ReferenceValues.Measurements = []appraisal.Measurement{{TEE: string(attestation.Sim), Name: "kura worker (INSECURE sim: this executable)", Value: c.worker}}
+	for _, name := range []string{Airline, Carrier} {
+		m.Verifiers = append(m.Verifiers, collab.Verifier{Name: name + "-kbs", JWKSURL: c.Servers[name].JWKSURL()})
+	}
 	if c.Collab, err = collab.New(m); err != nil {
 		return err
 	}
