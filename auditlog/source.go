@@ -58,7 +58,10 @@ type dirSource struct {
 
 func (d *dirSource) String() string { return d.dir }
 
-func (d *dirSource) get(_ context.Context, p string, limit int64) ([]byte, error) {
+func (d *dirSource) get(ctx context.Context, p string, limit int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	f, err := d.root.Open(p)
 	if err != nil {
 		return nil, err
