@@ -50,8 +50,11 @@ var (
 	// parse is damaged (docs/spec/dataset.md §6).
 	ErrMalformedHeader = fault.New(ErrDataset, fault.Tampered, "malformed sealed-dataset header")
 	// ErrUnsupportedVersion: the header's format version is not one this
-	// implementation reads.
-	ErrUnsupportedVersion = fault.New(ErrDataset, fault.Unsupported, "unsupported sealed-dataset version")
+	// implementation reads. Its kind is Tampered, as ErrMalformedHeader's:
+	// the version is read before anything authenticates it, so a reader
+	// cannot tell a later version from a damaged one, and either way it
+	// can read nothing of the file (docs/spec/dataset.md §6).
+	ErrUnsupportedVersion = fault.New(ErrDataset, fault.Tampered, "unsupported sealed-dataset version")
 	// ErrInvalidKey: a key, or a key file, is malformed or unsafe.
 	ErrInvalidKey = fault.New(ErrDataset, fault.WrongKey, "invalid data key")
 	// ErrSourceChanged: the file being sealed changed size while it was read.

@@ -148,7 +148,7 @@ func TestExitCodesByKind(t *testing.T) {
 		{store.ErrNotFound, ExitFailure},
 		{store.ErrConflict, ExitFailure},
 		{keybroker.ErrUnauthenticated, ExitFailure},
-		{dataset.ErrUnsupportedVersion, ExitFailure},
+		{dataset.ErrUnsupportedVersion, ExitDataAuth},
 		{attestation.ErrNoTEE, ExitFailure},
 		{fmt.Errorf("fetch: %w", fault.Unavailable), ExitCollateral},
 	} {
