@@ -367,10 +367,17 @@ func TestParseErrors(t *testing.T) {
 		{"no descriptor", strings.Replace(string(src), "descriptor_file: descriptors/towers.json", "", 1), "datasets[2]: missing descriptor"},
 		{"binary", strings.Replace(string(src), "description: ", "description: !!binary ", 1), "unsupported YAML type !!binary"},
 		{"wrong type", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: ten", 1), "min_distinct_identities"},
+		{"oversized file", string(src) + "\n# " + strings.Repeat("x", MaxManifestSize), "larger than 1048576 bytes"},
+		{"oversized card file", "", "parties[1].card_file:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Dir(path)
+			if tt.name == "oversized card file" {
+				bad := filepath.Join(dir, "cards/carrier-huge.json")
+				os.WriteFile(bad, bytes.Repeat([]byte(" "), party.MaxCardSize+1), 0o644)
+				tt.yaml = strings.Replace(string(src), "cards/carrier.json", "cards/carrier-huge.json", 1)
+			}
 			if tt.name == "tampered card file" {
 				b, _ := os.ReadFile(filepath.Join(dir, "cards/carrier.json"))
 				bad := filepath.Join(dir, "cards/carrier-bad.json")

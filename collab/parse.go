@@ -39,6 +39,9 @@ func ParseManifest(data []byte) (*Manifest, error) {
 // inlined, so the result is self-contained.
 func LoadManifest(path string) (*Manifest, error) {
 	data, err := readLimited(path, MaxManifestSize)
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidManifest, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +53,10 @@ func LoadManifest(path string) (*Manifest, error) {
 		return readLimited(name, limit)
 	})
 }
+
+// errTooLarge is readLimited's error for a file over its limit; callers
+// wrap it in their sentinel.
+var errTooLarge = errors.New("file too large")
 
 // readLimited reads a file of at most limit bytes.
 func readLimited(path string, limit int64) ([]byte, error) {
@@ -63,7 +70,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, errTooLarge, limit)
 	}
 	return data, nil
 }
