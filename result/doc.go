@@ -6,8 +6,11 @@
 // (docs/spec/cleanroom.md).
 //
 // Security model: a verified bundle proves that a worker whose measurement
-// the collaboration lists, attested by a verifier the receiver trusts, ran
-// the named analysis of the named manifest version, and that every owner of
-// the data read had approved that version. It does not prove the worker's
-// code is correct; that is what approving a measurement means.
+// the collaboration lists, attested by one of the verifiers the manifest
+// lists, ran the named analysis of the named manifest version, and that
+// every owner of the data read had approved that version. The verifier list
+// counts only for a party whose own approval covers it (it signed the
+// list); anyone else names the verifiers it trusts (Trust.Verifiers). It
+// does not prove the worker's code is correct; that is what approving a
+// measurement means.
 package result
