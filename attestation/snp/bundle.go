@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/google/go-sev-guest/abi"
@@ -50,8 +51,9 @@ type tsmReport struct {
 
 // ParseTSMReport reads a configfs-tsm capture: a JSON object whose
 // "provider" is "sev_guest", whose "outblob" is the report and whose
-// "auxblob" is the certificate table, both base64url (padded or not). It
-// returns a bundle with empty RuntimeData; nothing is verified.
+// "auxblob" is the certificate table, both base64url (padded or not), and
+// nothing after it but white space. It returns a bundle with empty
+// RuntimeData; nothing is verified.
 func ParseTSMReport(data []byte) (*attestation.Bundle, error) {
 	if len(data) > attestation.MaxBundleSize {
 		return nil, fmt.Errorf("%w: tsm report is %d bytes, limit is %d", attestation.ErrMalformed, len(data), attestation.MaxBundleSize)
@@ -60,6 +62,9 @@ func ParseTSMReport(data []byte) (*attestation.Bundle, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%w: tsm report: %v", attestation.ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: tsm report: data after the JSON object", attestation.ErrMalformed)
 	}
 	if p := strings.TrimSpace(t.Provider); p != "sev_guest" {
 		return nil, fmt.Errorf("%w: tsm report provider is %q, want \"sev_guest\"", attestation.ErrMalformed, p)

@@ -501,6 +501,11 @@ func TestParseTSMReport(t *testing.T) {
 		{"not json", []byte("{"), attestation.ErrMalformed},
 		{"bad base64", bytes.Replace(good, []byte(`"outblob":"`), []byte(`"outblob":"!`), 1), attestation.ErrMalformed},
 		{"short outblob", []byte(`{"provider":"sev_guest","outblob":"AAAA","auxblob":""}`), attestation.ErrMalformed},
+		{"trailing newline", append(bytes.Clone(good), "\n\t "...), nil},
+		{"trailing junk", append(bytes.Clone(good), "junk"...), attestation.ErrMalformed},
+		{"trailing second object", append(bytes.Clone(good), good...), attestation.ErrMalformed},
+		{"trailing NUL", append(bytes.Clone(good), 0), attestation.ErrMalformed},
+		{"trailing brace", append(bytes.Clone(good), '}'), attestation.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseTSMReport(tc.data)
