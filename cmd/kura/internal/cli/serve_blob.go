@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -78,11 +77,14 @@ func (b *blobFlags) open(ctx context.Context, log *slog.Logger) (blob.Store, err
 	})
 }
 
+// readSecretLine reads the credential in the file flag names, refusing a
+// file that group or others can reach.
 func readSecretLine(flag, path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(flag, path)
 	if err != nil {
-		return "", usagef("%s: %w", flag, err)
+		return "", err
 	}
+	defer clear(data)
 	v := strings.TrimSpace(string(data))
 	if v == "" {
 		return "", usagef("%s %s is empty", flag, path)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/internal/keyfile"
 )
 
 // serverTLS returns the listener's TLS configuration, or nil for plain
@@ -31,9 +33,9 @@ func (f *serveFlags) serverTLS(cmd *cobra.Command, log *slog.Logger) (*tls.Confi
 		return nil, usagef("--tls-cert and --tls-key go together")
 	}
 	if f.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		cert, err := loadTLSFlags(f.tlsCert, f.tlsKey)
 		if err != nil {
-			return nil, usagef("--tls-cert %s / --tls-key %s: %w", f.tlsCert, f.tlsKey, err)
+			return nil, err
 		}
 		if leaf := cert.Leaf; leaf != nil {
 			log.Info("TLS certificate loaded", "path", f.tlsCert, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter, "sha256", certFingerprint(leaf.Raw))
@@ -64,8 +66,24 @@ func (f *serveFlags) serverTLS(cmd *cobra.Command, log *slog.Logger) (*tls.Confi
 	return serverTLSConfig(cert), nil
 }
 
+// serverTLSConfig is the TLS configuration of every kura listener (kura
+// serve, the single-role servers, the witness): TLS 1.2 or 1.3, and on TLS
+// 1.2 only ECDHE with an AEAD (AES-GCM or ChaCha20-Poly1305): no CBC suite
+// (padding oracles, Lucky13), no RSA key exchange (no forward secrecy). TLS
+// 1.3's suites are all AEAD and not configurable.
 func serverTLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
 }
 
 func certFingerprint(der []byte) string {
@@ -75,9 +93,13 @@ func certFingerprint(der []byte) string {
 
 // loadOrCreateSelfSigned reuses the certificate at certPath while it is
 // valid for another day, and otherwise creates one: ECDSA P-256, for
-// 127.0.0.1, ::1 and localhost, valid for a year.
+// 127.0.0.1, ::1 and localhost, valid for a year. A key file that group or
+// others can reach is refused, not replaced: its key may have leaked.
 func loadOrCreateSelfSigned(certPath, keyPath string, now time.Time) (tls.Certificate, bool, error) {
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	cert, err := loadKeyPair(certPath, keyPath)
+	if errors.Is(err, keyfile.ErrInsecure) {
+		return tls.Certificate{}, false, fmt.Errorf("self-signed TLS key: %w", err)
+	}
 	if err == nil && cert.Leaf != nil && now.Add(24*time.Hour).Before(cert.Leaf.NotAfter) {
 		return cert, false, nil
 	}
@@ -120,7 +142,7 @@ func loadOrCreateSelfSigned(certPath, keyPath string, now time.Time) (tls.Certif
 	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("write TLS certificate: %w", err)
 	}
-	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
+	cert, err = loadKeyPair(certPath, keyPath)
 	return cert, true, err
 }
 

@@ -42,7 +42,7 @@ addresses only; elsewhere give --tls-cert and --tls-key.`,
 			}
 			k, err := auditlog.LoadSignerKey(key)
 			if err != nil {
-				return usagef("--key: %w", err)
+				return keyFileError("--key", err)
 			}
 			var vs []note.Verifier
 			for _, l := range logs {
@@ -66,9 +66,9 @@ addresses only; elsewhere give --tls-cert and --tls-key.`,
 			}
 			var tlsCfg *tls.Config
 			if tlsCert != "" || tlsKey != "" {
-				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				cert, err := loadTLSFlags(tlsCert, tlsKey)
 				if err != nil {
-					return usagef("--tls-cert %s / --tls-key %s: %w", tlsCert, tlsKey, err)
+					return err
 				}
 				tlsCfg = serverTLSConfig(cert)
 			}
