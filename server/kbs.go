@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,6 +169,12 @@ func (b *build) buildKBS(ctx context.Context) error {
 		return err
 	}
 	broker.Register(b.mux, admins)
+	if !slices.Contains(b.srv.roles, RoleVerifier) {
+		// Every broker publishes its built-in verifier's keys, so that a
+		// manifest can list that verifier by JWKS URL; with the verifier
+		// role the verifier API serves them already.
+		b.verifier.RegisterJWKS(b.mux, b.log)
+	}
 	b.broker = h
 	return nil
 }

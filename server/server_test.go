@@ -12,7 +12,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/server"
+	"github.com/kura-cc/kura/token"
 )
 
 func newServer(t *testing.T, cfg server.Config) *server.Server {
@@ -97,6 +100,44 @@ func TestVerifierAlone(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "kbs.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a verifier without a store created one: %v", err)
+	}
+}
+
+// TestKBSAloneServesJWKS: a key broker without the verifier role still
+// publishes its built-in verifier's keys at /.well-known/jwks.json, and
+// they verify the tokens its /kbs/v0/attest issues; the verifier API is
+// not served.
+func TestKBSAloneServesJWKS(t *testing.T) {
+	s := newServer(t, server.Config{DataDir: t.TempDir(), DevMode: true, Roles: []server.Role{server.RoleKBS}})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	keys, err := token.FetchJWKS(ctx, srv.Client(), srv.URL+"/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := sim.NewAttester(sim.AttesterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := (&keybroker.Client{BaseURL: srv.URL, HTTP: srv.Client()}).Attest(ctx, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.NewVerifier(token.VerifierConfig{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, []byte(sess.Token)); err != nil {
+		t.Errorf("the broker's token does not verify under its published JWKS: %v", err)
+	}
+	resp, err := srv.Client().Post(srv.URL+"/v1/attestation/nonce", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /v1/attestation/nonce on a KBS-only server: %d, want 404", resp.StatusCode)
 	}
 }
 

@@ -21,6 +21,13 @@ import (
 func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 	mux.Handle("POST /v1/attestation/nonce", web.Handle(log, nil, s.handleNonce))
 	mux.Handle("POST /v1/attestation/verify", web.Handle(log, nil, s.handleVerify))
+	s.RegisterJWKS(mux, log)
+}
+
+// RegisterJWKS mounts only GET /.well-known/jwks.json, the token signing
+// keys: what a key broker serves for its built-in verifier, so relying
+// parties can list that verifier by its JWKS URL.
+func (s *Service) RegisterJWKS(mux *http.ServeMux, log *slog.Logger) {
 	mux.Handle("GET /.well-known/jwks.json", web.Handle(log, nil, s.handleJWKS))
 }
 
