@@ -64,8 +64,14 @@ type Entry struct {
 	Previous string
 	// Version is the manifest version number (manifest_version).
 	Version uint64
-	// Run identifies a clean-room run (run_start, result, receipt).
+	// Run identifies a clean-room run (run_start, result, receipt, and a
+	// key_release to or refused to a run).
 	Run string
+	// Manifest is the digest ("sha256:<hex>") of the manifest version the
+	// run executes (key_release).
+	Manifest string
+	// Analysis is the id of the analysis the run executes (key_release).
+	Analysis string
 	// Decision is DecisionReleased or DecisionRefused (key_release).
 	Decision string
 	// Reason says why, in a few words (key_release).
@@ -99,6 +105,8 @@ type wireEntry struct {
 	Previous      string `json:"previous,omitempty"`
 	Version       uint64 `json:"version,omitempty"`
 	Run           string `json:"run,omitempty"`
+	Manifest      string `json:"manifest,omitempty"`
+	Analysis      string `json:"analysis,omitempty"`
 	Decision      string `json:"decision,omitempty"`
 	Reason        string `json:"reason,omitempty"`
 	Resource      string `json:"resource,omitempty"`
@@ -123,7 +131,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 	case KindApproval:
 		return kindRule{required: []string{"collaboration", "party", "subject"}, allowed: []string{"version"}}, true
 	case KindKeyRelease:
-		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
+		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "run", "manifest", "analysis", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
 	case KindRunStart:
 		return kindRule{required: []string{"collaboration", "run", "subject"}, allowed: []string{"party", "tee", "measurement"}}, true
 	case KindResult:
@@ -151,9 +159,9 @@ func Kinds() []Kind {
 func (e *Entry) wire() wireEntry {
 	w := wireEntry{
 		V: EntryVersion, Kind: e.Kind, Collaboration: e.Collaboration, Party: e.Party, Subject: e.Subject,
-		Previous: e.Previous, Version: e.Version, Run: e.Run, Decision: e.Decision, Reason: e.Reason,
-		Resource: e.Resource, TokenDigest: e.TokenDigest, PolicyID: e.PolicyID, Requester: e.Requester,
-		TEE: e.TEE, Measurement: e.Measurement, BrokerSeq: e.BrokerSeq,
+		Previous: e.Previous, Version: e.Version, Run: e.Run, Manifest: e.Manifest, Analysis: e.Analysis,
+		Decision: e.Decision, Reason: e.Reason, Resource: e.Resource, TokenDigest: e.TokenDigest,
+		PolicyID: e.PolicyID, Requester: e.Requester, TEE: e.TEE, Measurement: e.Measurement, BrokerSeq: e.BrokerSeq,
 	}
 	if !e.Time.IsZero() {
 		w.Time = e.Time.UTC().Format(time.RFC3339Nano)
@@ -169,6 +177,7 @@ func (w *wireEntry) present() map[string]bool {
 	return map[string]bool{
 		"collaboration": w.Collaboration != "", "party": w.Party != "", "subject": w.Subject != "",
 		"previous": w.Previous != "", "version": w.Version != 0, "run": w.Run != "",
+		"manifest": w.Manifest != "", "analysis": w.Analysis != "",
 		"decision": w.Decision != "", "reason": w.Reason != "", "resource": w.Resource != "",
 		"token_digest": w.TokenDigest != "", "policy_id": w.PolicyID != "", "requester": w.Requester != "",
 		"tee": w.TEE != "", "measurement": w.Measurement != "", "broker_seq": w.BrokerSeq != 0,
@@ -202,7 +211,7 @@ func (w *wireEntry) validate() error {
 		}
 	}
 	for name, v := range map[string]string{
-		"collaboration": w.Collaboration, "run": w.Run, "reason": w.Reason, "resource": w.Resource,
+		"collaboration": w.Collaboration, "run": w.Run, "analysis": w.Analysis, "reason": w.Reason, "resource": w.Resource,
 		"token_digest": w.TokenDigest, "policy_id": w.PolicyID, "requester": w.Requester, "tee": w.TEE,
 		"measurement": w.Measurement,
 	} {
@@ -210,7 +219,7 @@ func (w *wireEntry) validate() error {
 			return err
 		}
 	}
-	for name, v := range map[string]string{"subject": w.Subject, "previous": w.Previous} {
+	for name, v := range map[string]string{"subject": w.Subject, "previous": w.Previous, "manifest": w.Manifest} {
 		if v != "" {
 			if err := checkDigest(name, v); err != nil {
 				return err
@@ -376,9 +385,9 @@ func decodeWire(b []byte) (*wireEntry, error) {
 func (w *wireEntry) entry() *Entry {
 	e := &Entry{
 		Kind: w.Kind, Collaboration: w.Collaboration, Party: w.Party, Subject: w.Subject,
-		Previous: w.Previous, Version: w.Version, Run: w.Run, Decision: w.Decision, Reason: w.Reason,
-		Resource: w.Resource, TokenDigest: w.TokenDigest, PolicyID: w.PolicyID, Requester: w.Requester,
-		TEE: w.TEE, Measurement: w.Measurement, BrokerSeq: w.BrokerSeq,
+		Previous: w.Previous, Version: w.Version, Run: w.Run, Manifest: w.Manifest, Analysis: w.Analysis,
+		Decision: w.Decision, Reason: w.Reason, Resource: w.Resource, TokenDigest: w.TokenDigest,
+		PolicyID: w.PolicyID, Requester: w.Requester, TEE: w.TEE, Measurement: w.Measurement, BrokerSeq: w.BrokerSeq,
 	}
 	e.Time, _ = time.Parse(time.RFC3339Nano, w.Time) // validated
 	if w.NotBefore != "" {

@@ -19,6 +19,7 @@ func entrySeeds(t testing.TB) [][]byte {
 		{Kind: auditlog.KindApproval, Time: at, Collaboration: "c1", Party: fp, Subject: d},
 		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "released", Resource: "a/key/1", Reason: "policy <allowed> & ok", TokenDigest: "ab", PolicyID: "p@1", Requester: "127.0.0.1", TEE: "snp", Measurement: "00ff", BrokerSeq: 7},
 		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "refused", Resource: "a/key/1", Reason: "token expired"},
+		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "released", Resource: "a/dataset-key/1", Collaboration: "c1", Run: "0f0f", Manifest: d, Analysis: "by_area", BrokerSeq: 8},
 		{Kind: auditlog.KindRunStart, Time: at, Collaboration: "c1", Run: "r1", Subject: d, TEE: "tdx", Measurement: "aa"},
 		{Kind: auditlog.KindResult, Time: at, Run: "r1", Subject: d},
 		{Kind: auditlog.KindReceipt, Time: at, Run: "r1", Subject: d, Collaboration: "c1"},
@@ -39,7 +40,7 @@ func entrySeeds(t testing.TB) [][]byte {
 
 func TestEntryRules(t *testing.T) {
 	seeds := entrySeeds(t)
-	if len(seeds) != len(auditlog.Kinds())+1 {
+	if len(seeds) != len(auditlog.Kinds())+2 {
 		t.Fatalf("seeds do not cover every kind")
 	}
 	for _, bad := range []string{

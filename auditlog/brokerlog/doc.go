@@ -7,7 +7,10 @@
 // record (a decision is acknowledged once stored) and the follower appends
 // each stored record shortly after, resuming from a cursor file after a
 // restart, so logging never holds up a release. Sink appends synchronously,
-// before the broker answers, for deployments that want that trade.
+// before the broker answers, for deployments that want that trade. A
+// decision on a clean-room run's request names the run (collaboration,
+// run, manifest, analysis), so a collaboration's entries include every
+// key released, or refused, to its runs.
 //
 // # Security model
 //

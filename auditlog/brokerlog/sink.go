@@ -41,6 +41,15 @@ func (s *Sink) append(ctx context.Context, rec *store.AuditRecord) (uint64, erro
 		TokenDigest: clean(rec.TokenDigest), PolicyID: clean(rec.PolicyID), Requester: clean(rec.Requester),
 		TEE: clean(rec.TEE), Measurement: clean(rec.Measurement), BrokerSeq: rec.Seq,
 	}
+	// A decision on a clean-room run's request names the run; its own
+	// collaboration wins over the one stamped on the sink.
+	if rec.Collaboration != "" {
+		e.Collaboration = clean(rec.Collaboration)
+	}
+	e.Run, e.Analysis = clean(rec.RunID), clean(rec.Analysis)
+	if isHexSHA256(rec.ManifestHash) {
+		e.Manifest = "sha256:" + rec.ManifestHash
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
@@ -52,6 +61,20 @@ func (s *Sink) append(ctx context.Context, rec *store.AuditRecord) (uint64, erro
 		return 0, fmt.Errorf("transparency log: %w", err)
 	}
 	return i, nil
+}
+
+// isHexSHA256 reports whether s is a SHA-256 in lowercase hex, the form a
+// run context's manifest hash takes.
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // clean makes s a valid entry text field.
