@@ -348,7 +348,7 @@ func newAuditLsCmd() *cobra.Command {
 	}
 	lf.register(cmd)
 	cmd.Flags().StringVar(&kind, "kind", "", "only entries of this kind")
-	cmd.Flags().StringVar(&collab, "collab", "", "only entries of this collaboration")
+	cmd.Flags().StringVar(&collab, "collab", "", "only entries of this collaboration (its manifest versions, approvals, runs, results, receipts and the key releases to its runs)")
 	cmd.Flags().StringVar(&partyFP, "party", "", "only entries of this party (fingerprint)")
 	cmd.Flags().StringVar(&since, "since", "", "only entries at or after this time (RFC 3339)")
 	cmd.Flags().StringVar(&until, "until", "", "only entries before this time (RFC 3339)")
@@ -379,6 +379,8 @@ func summary(e *auditlog.Entry) string {
 	add("reason", e.Reason)
 	add("collab", e.Collaboration)
 	add("run", e.Run)
+	add("analysis", e.Analysis)
+	add("manifest", e.Manifest)
 	add("party", e.Party)
 	add("subject", e.Subject)
 	add("policy", e.PolicyID)

@@ -57,7 +57,7 @@ func (k *kbsFlags) trust() (jwk.Set, error) {
 
 func newKBSCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "kbs", Short: "Key broker: release secrets only to attested, approved workloads"}
-	cmd.AddCommand(newKBSServeCmd(g), newKBSRotateCmd(g), newKBSAdminKeyCmd(g), newKBSGetResourceCmd(g))
+	cmd.AddCommand(newKBSServeCmd(g), newKBSRotateCmd(g), newKBSAdminKeyCmd(g), newKBSGetResourceCmd(g), newKBSAuditCmd(g))
 	return cmd
 }
 

@@ -42,11 +42,17 @@ type serveFlags struct {
 	kbsRateLimit  float64
 	blob          blobFlags
 	log           logFlags
+	// withLog (`kbs serve --log`) adds the log role: an owner-run broker's
+	// own transparency log.
+	withLog bool
 }
 
 // platform reports whether f is `kura serve`, the command that runs every
 // role by default.
 func (f *serveFlags) platform() bool { return f.roles == nil }
+
+// brokerOnly reports whether f is `kura kbs serve`.
+func (f *serveFlags) brokerOnly() bool { return len(f.roles) == 1 && f.roles[0] == server.RoleKBS }
 
 func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs := cmd.Flags()
@@ -72,6 +78,10 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	if f.platform() {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+server.RoleNames()+" (default all)")
 		f.blob.register(fs)
+		f.log.register(fs)
+	}
+	if f.brokerOnly() {
+		fs.BoolVar(&f.withLog, "log", false, "also run the transparency-log role: the broker's own log in <data>/log, served under /log/, recording every release decision (verifier key <data>/log-key.pub unless --log-key)")
 		f.log.register(fs)
 	}
 }
@@ -106,6 +116,15 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	}
 	for _, n := range f.roleNames {
 		cfg.Roles = append(cfg.Roles, server.Role(n))
+	}
+	if f.brokerOnly() && !f.withLog && f.log.set() {
+		return server.Config{}, usagef("--log-key, --log-origin and --log-witness configure the broker's log: add --log")
+	}
+	if f.withLog {
+		cfg.Roles = append(slices.Clone(f.roles), server.RoleLog)
+		if cfg.Log, err = f.log.config(); err != nil {
+			return server.Config{}, err
+		}
 	}
 	if f.platform() {
 		if cfg.Log, err = f.log.config(); err != nil {

@@ -25,6 +25,11 @@ func (l *logFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&l.witnessThreshold, "log-witness-threshold", 0, "how many --log-witness cosignatures each checkpoint needs (default: all)")
 }
 
+// set reports whether any log flag differs from its default.
+func (l *logFlags) set() bool {
+	return l.key != "" || l.origin != auditlog.DefaultOrigin || len(l.witnesses) > 0 || l.witnessThreshold != 0
+}
+
 // config returns the log role's configuration, with the --log-witness
 // values parsed and their keys read.
 func (l *logFlags) config() (server.Log, error) {
