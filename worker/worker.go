@@ -5,12 +5,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kura-cc/kura/analysis"
@@ -21,6 +23,7 @@ import (
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/verifier"
 )
 
 // ErrWorker is the family of this package's sentinels: every one below wraps
@@ -50,8 +53,15 @@ type Config struct {
 	Analysis string
 	// Attester produces this TEE's evidence.
 	Attester attestation.Attester
-	// HTTP is the client for key brokers; nil means a default client.
+	// HTTP is the client for key brokers and the verifier; nil means a
+	// default client.
 	HTTP *http.Client
+	// Verifier is the attestation API (base URL) of the verifier the run
+	// attests to; empty means the first of the manifest's verifiers that
+	// gives a url. The run then presents that verifier's token to every key
+	// broker. With neither, the run attests to each key broker's built-in
+	// verifier and its result carries the first broker's token.
+	Verifier string
 	// Fetch opens sealed files; nil opens Dataset.Location as a local path.
 	Fetch Fetcher
 	// Engine tunes DuckDB.
@@ -95,7 +105,15 @@ type run struct {
 	rcBytes  []byte
 	sign     ed25519.PrivateKey
 	sessions map[string]*keybroker.Session // by broker URL
-	first    *keybroker.Session
+	// verifier is the attestation API the run attests to, "" for each
+	// broker's own; verifierName is its name in the manifest's list, or its
+	// URL when it is not listed.
+	verifier, verifierName string
+	// teeKey, token and evidence are the run's attestation, which the
+	// bundle and receipt carry; evidence is nil until the run attested.
+	teeKey   *keybroker.TEEKey
+	token    string
+	evidence []byte
 	keys     map[string]*dataset.Key
 	files    []*os.File // in-memory plaintext
 	engine   *analysis.Engine
@@ -105,9 +123,10 @@ type run struct {
 }
 
 // Run performs one clean-room run: it attests with a fresh signing key bound
-// into the evidence, obtains each dataset key from that dataset's own key
-// broker (which checks the attestation, the manifest's worker reference
-// values, the owner's approval and the dataset digest), checks each sealed
+// into the evidence, to one of the manifest's verifiers (Config.Verifier),
+// obtains each dataset key from that dataset's own key broker (which checks
+// the verifier's token, the manifest's worker reference values, the
+// owner's approval and the dataset digest), checks each sealed
 // file's digest, opens the datasets into memory only, runs the analysis
 // under the output policy, encrypts the output to every receiver, signs the
 // result bundle, wipes keys and plaintext, and signs a deletion receipt.
@@ -126,6 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Output, error) {
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
+	r.chooseVerifier(ctx)
 	if cfg.OnStart != nil {
 		start, err := result.SignRunStart(&result.RunStart{Run: r.rcBytes, StartedAt: r.now().UTC()}, r.sign)
 		if err != nil {
@@ -142,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Output, error) {
 	if err != nil {
 		outcome = "failed: " + err.Error()
 	}
-	if r.first != nil {
+	if r.evidence != nil {
 		receipt, rerr := r.receipt(bundle, outcome)
 		if rerr != nil {
 			return nil, errors.Join(err, rerr)
@@ -229,7 +249,7 @@ func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
 	f, err := result.SignBundle(&result.Bundle{
 		Run: r.rcBytes, CreatedAt: r.now().UTC(), Inputs: inputs,
 		OutputSHA256: digest, SuppressedRows: res.SuppressedRows, Outputs: sealed,
-		Evidence: r.first.Evidence, EAR: r.first.Token, Collaboration: r.cfg.Collaboration,
+		Evidence: r.evidence, EAR: r.token, Collaboration: r.cfg.Collaboration,
 	}, r.sign)
 	r.phase("encrypt and sign")
 	return f, err
@@ -296,22 +316,94 @@ func fetchLocal(_ context.Context, ds *collab.Dataset) (io.ReaderAt, int64, io.C
 	return f, st.Size(), f, nil
 }
 
-// key obtains a dataset's key from its owner's key broker, attesting to
-// that broker first if this run has not yet.
+// chooseVerifier picks the verifier the run attests to, and logs why.
+func (r *run) chooseVerifier(ctx context.Context) {
+	given := strings.TrimSuffix(r.cfg.Verifier, "/")
+	for _, v := range r.manifest.Verifiers {
+		if u := strings.TrimSuffix(v.URL, "/"); u != "" && (given == "" || u == given) {
+			r.verifier, r.verifierName = v.URL, v.Name
+			break
+		}
+	}
+	switch {
+	case given != "" && r.verifierName == "":
+		r.verifier, r.verifierName = r.cfg.Verifier, r.cfg.Verifier
+		r.log.WarnContext(ctx, "clean-room run attests to a verifier the manifest does not list with this url: receivers will refuse its result unless they name that verifier themselves",
+			"run_id", r.rc.RunID, "verifier_url", r.verifier)
+	case r.verifier == "":
+		r.log.InfoContext(ctx, "clean-room run attests to each key broker's built-in verifier", "run_id", r.rc.RunID,
+			"reason", "no verifier given, and none of the manifest's verifiers names an attestation url")
+	default:
+		r.log.InfoContext(ctx, "clean-room run attests to a verifier of the manifest's list", "run_id", r.rc.RunID, "verifier", r.verifierName, "verifier_url", r.verifier)
+	}
+}
+
+// attest has the chosen verifier appraise fresh evidence binding the run
+// context and a new TEE key, and keeps its token.
+func (r *run) attest(ctx context.Context) error {
+	key, err := keybroker.NewTEEKey()
+	if err != nil {
+		return err
+	}
+	vc := &verifier.Client{BaseURL: r.verifier, HTTP: r.cfg.HTTP}
+	n, err := vc.Nonce(ctx)
+	if err != nil {
+		return err
+	}
+	rd := attestation.RuntimeData{Nonce: n.Nonce, PublicKey: key.Public(), Context: r.rcBytes}
+	b, err := r.cfg.Attester.Attest(ctx, rd.ReportData())
+	if err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	b.RuntimeData = rd
+	rep, err := vc.Verify(ctx, b)
+	if err != nil {
+		return err
+	}
+	ev, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	r.teeKey, r.token, r.evidence = key, rep.Token, ev
+	r.log.InfoContext(ctx, "clean-room run attested", "run_id", r.rc.RunID, "verifier", r.verifierName, "status", rep.Status, "insecure", rep.Insecure)
+	return nil
+}
+
+// session returns the run's session with a key broker: the verifier's
+// token as a Bearer token, or, without a verifier, a KBS handshake with
+// the broker's built-in verifier.
+func (r *run) session(ctx context.Context, ds *collab.Dataset) (*keybroker.Session, error) {
+	url := ds.Descriptor.KeyBroker.URL
+	kc := &keybroker.Client{BaseURL: url, HTTP: r.cfg.HTTP}
+	if r.verifier == "" {
+		sess, err := kc.Attest(ctx, r.cfg.Attester, r.rcBytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: dataset %q (owner %s): attest to key broker %s: %w", ErrRefused, ds.ID, ds.Owner, url, err)
+		}
+		if r.evidence == nil {
+			r.token, r.evidence = sess.Token, sess.Evidence
+		}
+		return sess, nil
+	}
+	if r.evidence == nil {
+		if err := r.attest(ctx); err != nil {
+			return nil, fmt.Errorf("dataset %q (owner %s): attest to verifier %q at %s: %w", ds.ID, ds.Owner, r.verifierName, r.verifier, err)
+		}
+	}
+	return kc.WithToken(r.teeKey, r.token), nil
+}
+
+// key obtains a dataset's key from its owner's key broker, attesting first
+// if this run has not yet.
 func (r *run) key(ctx context.Context, ds *collab.Dataset) (dataset.Key, error) {
 	ref := ds.Descriptor.KeyBroker
 	sess := r.sessions[ref.URL]
 	if sess == nil {
 		var err error
-		kc := &keybroker.Client{BaseURL: ref.URL, HTTP: r.cfg.HTTP}
-		sess, err = kc.Attest(ctx, r.cfg.Attester, r.rcBytes)
-		if err != nil {
-			return dataset.Key{}, fmt.Errorf("%w: dataset %q (owner %s): attest to key broker %s: %w", ErrRefused, ds.ID, ds.Owner, ref.URL, err)
+		if sess, err = r.session(ctx, ds); err != nil {
+			return dataset.Key{}, err
 		}
 		r.sessions[ref.URL] = sess
-		if r.first == nil {
-			r.first = sess
-		}
 	}
 	raw, err := sess.ResourceFor(ctx, ref.Resource, r.cfg.Collaboration)
 	if err != nil {
@@ -363,7 +455,7 @@ func (r *run) wipe() {
 // receipt signs the deletion receipt.
 func (r *run) receipt(bundle *result.File, outcome string) (*result.File, error) {
 	rec := &result.Receipt{Run: r.rcBytes, Destroyed: r.destroy, DestroyedAt: r.now().UTC(), Outcome: outcome,
-		Evidence: r.first.Evidence, EAR: r.first.Token, Collaboration: r.cfg.Collaboration}
+		Evidence: r.evidence, EAR: r.token, Collaboration: r.cfg.Collaboration}
 	if bundle != nil {
 		rec.ResultDigest = result.DigestHex(bundle.Envelope.Payload)
 	}

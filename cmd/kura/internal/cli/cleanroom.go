@@ -34,13 +34,14 @@ import (
 )
 
 func newWorkerCmd(g *globals) *cobra.Command {
-	var analysisID, tee, out, receiptOut, logURL string
+	var analysisID, tee, out, receiptOut, logURL, verifierURL string
 	var dev bool
 	run := &cobra.Command{
 		Use:   "run COLLABORATION --analysis ID -o RESULT",
 		Short: "Run an approved analysis inside this TEE: the clean-room worker",
 		Long: `Run one analysis of a collaboration as the clean-room worker: attest with a fresh signing key
-bound into the evidence, get each dataset key from its owner's key broker, check and decrypt the
+bound into the evidence to one of the manifest's verifiers (the first with a url, or --verifier),
+get each dataset key from its owner's key broker with that verifier's token, check and decrypt the
 sealed files into memory only, run the analysis in DuckDB under the output policy, encrypt the
 output to every receiver, sign the result bundle, wipe keys and plaintext, and sign a deletion
 receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
@@ -69,7 +70,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if receiptOut == "" {
 				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 			}
-			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Logger: log}
+			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Verifier: verifierURL, Logger: log}
 			if logURL != "" {
 				cfg.OnStart = func(ctx context.Context, start *result.File) error {
 					body, err := start.Marshal()
@@ -116,6 +117,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
 	run.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the result and receipt in the transparency log of the kura server at this URL and embed the inclusion proofs (KURA_LOG_URL)")
 	run.Flags().StringVar(&receiptOut, "receipt", "", "write the signed deletion receipt here (default: RESULT with .receipt.json)")
+	run.Flags().StringVar(&verifierURL, "verifier", "", "attest to the verifier whose attestation API is at this URL (default: the first of the manifest's verifiers with a url); receivers accept only the manifest's verifiers")
 	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
 	cmd.AddCommand(run)
 	return cmd
@@ -129,7 +131,10 @@ func writeEnvelopeFile(path string, f *result.File) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// trustFlags are how an offline verifier names what it trusts.
+// trustFlags are how a receiver or auditor names what it trusts: by
+// default the manifest's verifier list, which counts when its own approval
+// (--identity) covers it; --trust-jwks and --trust-key name verifiers
+// instead.
 type trustFlags struct {
 	jwks   []string
 	keys   []string
@@ -160,8 +165,8 @@ func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.
 }
 
 func (t *trustFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&t.jwks, "trust-jwks", nil, "trust tokens from the verifier whose JWKS is in this file or at this URL (repeatable)")
-	cmd.Flags().StringArrayVar(&t.keys, "trust-key", nil, "trust tokens signed by this PEM public key (repeatable)")
+	cmd.Flags().StringArrayVar(&t.jwks, "trust-jwks", nil, "trust tokens from the verifier whose JWKS is in this file or at this URL, instead of the manifest's verifier list (repeatable)")
+	cmd.Flags().StringArrayVar(&t.keys, "trust-key", nil, "trust tokens signed by this PEM public key, instead of the manifest's verifier list (repeatable)")
 	cmd.Flags().BoolVar(&t.dev, "dev", false, "development mode: accept results from the INSECURE simulated TEE")
 	cmd.Flags().StringVar(&t.logKey, "log-key", "", "require an embedded proof of inclusion in the transparency log with this verifier key (file or key text)")
 }
@@ -184,7 +189,10 @@ func (t *trustFlags) jwksFrom(ctx context.Context, src string) (jwk.Set, error) 
 	return s, nil
 }
 
-func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
+// trust returns what the flags trust. Without --trust-jwks or --trust-key
+// it is the manifest's verifier list, whose JWKS URLs are fetched, for id,
+// the party verifying: the list counts only if id approved it.
+func (t *trustFlags) trust(ctx context.Context, id *party.Identity) (result.Trust, error) {
 	set := jwk.NewSet()
 	for _, src := range t.jwks {
 		s, err := t.jwksFrom(ctx, src)
@@ -208,10 +216,18 @@ func (t *trustFlags) trust(ctx context.Context) (result.Trust, error) {
 			return result.Trust{}, err
 		}
 	}
-	if set.Len() == 0 {
-		return result.Trust{}, usagef("no trusted verifier: give --trust-jwks FILE|URL or --trust-key FILE")
-	}
 	tr := result.Trust{Verifiers: set, DevMode: t.dev}
+	if set.Len() == 0 {
+		if id == nil {
+			return result.Trust{}, usagef("no trusted verifier: give --identity DIR (the manifest's verifier list counts for a party that approved it) or name the verifiers with --trust-jwks FILE|URL or --trust-key FILE")
+		}
+		tr.Verifiers, tr.Party = nil, id.Card().SigningKey
+		tr.FetchJWKS = func(ctx context.Context, url string) (jwk.Set, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return token.FetchJWKS(ctx, nil, url)
+		}
+	}
 	if t.logKey != "" {
 		if tr.Log, err = loadLogKey(t.logKey); err != nil {
 			return result.Trust{}, err
@@ -243,18 +259,24 @@ func newResultCmd(g *globals) *cobra.Command {
 	open := &cobra.Command{
 		Use:   "open RESULT --identity DIR",
 		Short: "Verify a result bundle offline, then decrypt your copy of the output",
-		Long: `Verify a result bundle offline before decrypting anything: the bundle signature with the run's
-attested key, the attestation token against the verifiers you trust and its binding to the run and
-the evidence, the worker measurement against the manifest, the collaboration history and every data
-owner's approval, and the inputs' digests. Then decrypt your copy and check it against the signed
-digest. Any failure is an error naming what failed.`,
+		Long: `Verify a result bundle before decrypting anything: the bundle signature with the run's attested
+key, the attestation token against the manifest's verifier list — which counts because your own
+approval covers it; their JWKS URLs are fetched — or against the verifiers you name with
+--trust-jwks / --trust-key, its binding to the run and the evidence, the worker measurement against
+the manifest, the collaboration history and every data owner's approval, and the inputs' digests.
+Then decrypt your copy and check it against the signed digest. Any failure is an error naming what
+failed; a token from a verifier not trusted names its key and claimed verifier.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if identityDir == "" {
 				return usagef("--identity is required: the directory from 'kura party init'")
 			}
-			t, err := tf.trust(ctx)
+			id, err := party.Load(identityDir)
+			if err != nil {
+				return err
+			}
+			t, err := tf.trust(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -263,10 +285,6 @@ digest. Any failure is an error naming what failed.`,
 				return err
 			}
 			v, err := result.VerifyBundle(ctx, f, t)
-			if err != nil {
-				return err
-			}
-			id, err := party.Load(identityDir)
 			if err != nil {
 				return err
 			}
@@ -291,19 +309,27 @@ digest. Any failure is an error naming what failed.`,
 	return cmd
 }
 
-func newReceiptCmd() *cobra.Command {
-	var resultPath string
+func newReceiptCmd(g *globals) *cobra.Command {
+	var resultPath, identityDir string
 	var tf trustFlags
 	verify := &cobra.Command{
 		Use:   "verify RECEIPT [--result RESULT]",
 		Short: "Verify a deletion receipt offline",
-		Long: `Verify a run's deletion receipt offline: its signature with the run's attested key, the attestation
-token against the verifiers you trust and its binding to the run and the evidence, and the worker
+		Long: `Verify a run's deletion receipt: its signature with the run's attested key, the attestation token
+against the manifest's verifier list (with --identity, whose approval covers it) or the verifiers
+you name with --trust-jwks / --trust-key, its binding to the run and the evidence, and the worker
 measurement against the manifest; with --result, that it is the receipt of that result bundle.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			t, err := tf.trust(ctx)
+			var id *party.Identity
+			if identityDir != "" {
+				var err error
+				if id, err = party.Load(identityDir); err != nil {
+					return err
+				}
+			}
+			t, err := tf.trust(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -336,6 +362,7 @@ measurement against the manifest; with --result, that it is the receipt of that 
 	}
 	tf.register(verify)
 	verify.Flags().StringVar(&resultPath, "result", "", "also check that the receipt is for this result bundle")
+	verify.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory: trust the manifest's verifier list, which you approved (KURA_IDENTITY)")
 	cmd := &cobra.Command{Use: "receipt", Short: "Verify deletion receipts"}
 	cmd.AddCommand(verify)
 	return cmd

@@ -194,7 +194,7 @@ func newRoot(env *Env) *cobra.Command {
 		newAuditCmd(g),
 		newWorkerCmd(g),
 		newResultCmd(g),
-		newReceiptCmd(),
+		newReceiptCmd(g),
 		newScenarioCmd(),
 		newTimelockCmd(g),
 		newBeaconCmd(g),

@@ -21,6 +21,7 @@ import (
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/cmd/kura/internal/demo"
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/worker"
@@ -50,14 +51,18 @@ func runWorker(t *testing.T, c *demo.CleanRoom, analysisID string, a *sim.Attest
 	return worker.Run(context.Background(), worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Logger: slog.New(slog.DiscardHandler)})
 }
 
-// trust is what a receiver trusts: both owners' verifiers, dev mode.
-func trust(t *testing.T, c *demo.CleanRoom) result.Trust {
+// trust is what the airline, a receiver that approved the manifest,
+// trusts: the manifest's verifier list, dev mode.
+func trust(c *demo.CleanRoom) result.Trust { return c.Trust(demo.Airline) }
+
+// jwksOf fetches a server's JWKS.
+func jwksOf(t *testing.T, s *demo.LocalServer) jwk.Set {
 	t.Helper()
-	tr, err := c.Trust(context.Background())
+	set, err := token.FetchJWKS(context.Background(), nil, s.JWKSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tr
+	return set
 }
 
 // TestCleanRoomStory: both owners approve, the worker runs both analyses,
@@ -79,11 +84,11 @@ func TestCleanRoomStory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vb, err := result.VerifyBundle(ctx, out.Result, trust(t, c))
+			vb, err := result.VerifyBundle(ctx, out.Result, trust(c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := result.VerifyReceipt(ctx, out.Receipt, vb, trust(t, c)); err != nil {
+			if _, err := result.VerifyReceipt(ctx, out.Receipt, vb, trust(c)); err != nil {
 				t.Fatal(err)
 			}
 			var got *analysis.Result
@@ -213,7 +218,7 @@ func TestCleanRoomRefusals(t *testing.T) {
 	if out == nil || out.Receipt == nil || out.Result != nil {
 		t.Fatalf("a failed run must still sign a receipt and no result: %+v", out)
 	}
-	if r, err := result.VerifyReceipt(context.Background(), out.Receipt, nil, trust(t, c)); err != nil || !strings.HasPrefix(r.Receipt.Outcome, "failed") {
+	if r, err := result.VerifyReceipt(context.Background(), out.Receipt, nil, trust(c)); err != nil || !strings.HasPrefix(r.Receipt.Outcome, "failed") {
 		t.Errorf("failed run's receipt: %v", err)
 	}
 
@@ -275,23 +280,77 @@ func TestCleanRoomRefusals(t *testing.T) {
 		return &g
 	}
 	ctx := context.Background()
-	if _, err := result.VerifyBundle(ctx, tamper(good.Result), trust(t, c)); !errors.Is(err, result.ErrBadSignature) && !errors.Is(err, result.ErrMalformed) {
+	if _, err := result.VerifyBundle(ctx, tamper(good.Result), trust(c)); !errors.Is(err, result.ErrBadSignature) && !errors.Is(err, result.ErrMalformed) {
 		t.Errorf("tampered bundle: %v", err)
 	}
 	rc := tamper(good.Receipt)
 	rc.Envelope.Payload = []byte(strings.Replace(string(good.Receipt.Envelope.Payload), `"completed"`, `"complete!"`, 1))
-	if _, err := result.VerifyReceipt(ctx, rc, nil, trust(t, c)); !errors.Is(err, result.ErrBadSignature) {
+	if _, err := result.VerifyReceipt(ctx, rc, nil, trust(c)); !errors.Is(err, result.ErrBadSignature) {
 		t.Errorf("tampered receipt: %v", err)
 	}
-	// A receiver that does not trust the verifier refuses the result.
-	if _, err := result.VerifyBundle(ctx, good.Result, result.Trust{Verifiers: jwk.NewSet(), DevMode: true}); !errors.Is(err, result.ErrUntrusted) {
+	// A receiver that names another verifier refuses the result; one that
+	// names the manifest's accepts it.
+	otherKeys := jwksOf(t, c.Verifiers[demo.OtherVerifier])
+	var ke *token.KeyError
+	if _, err := result.VerifyBundle(ctx, good.Result, result.Trust{Verifiers: otherKeys, DevMode: true}); !errors.Is(err, result.ErrUntrusted) || !errors.As(err, &ke) {
 		t.Errorf("untrusted verifier: %v", err)
 	}
+	if _, err := result.VerifyBundle(ctx, good.Result, result.Trust{Verifiers: jwksOf(t, c.Verifiers[demo.ListedVerifier]), DevMode: true}); err != nil {
+		t.Errorf("the listed verifier, named: %v", err)
+	}
+	// A run attested by a verifier the brokers trust but the manifest does
+	// not list gets its keys, and its result is refused, naming the
+	// verifier; a receiver who names that verifier itself accepts it.
+	rogue, err := c.RunAttestedBy(ctx, an, c.Verifiers[demo.OtherVerifier].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = result.VerifyBundle(ctx, rogue.Result, trust(c))
+	if !errors.Is(err, result.ErrUntrusted) || !errors.As(err, &ke) || !strings.Contains(err.Error(), "(verifier-b)") || !strings.Contains(err.Error(), "the manifest's verifiers: verifier-a (keys ") {
+		t.Errorf("a result attested by a verifier not on the list: %v", err)
+	}
+	if _, err := result.VerifyReceipt(ctx, rogue.Receipt, nil, trust(c)); !errors.As(err, &ke) {
+		t.Errorf("its receipt: %v", err)
+	}
+	if _, err := result.VerifyBundle(ctx, rogue.Result, result.Trust{Verifiers: otherKeys, DevMode: true}); err != nil {
+		t.Errorf("the unlisted verifier, named by the receiver: %v", err)
+	}
 	// Outside dev mode, the sim TEE's result is refused.
-	tr := trust(t, c)
+	tr := trust(c)
 	tr.DevMode = false
 	if _, err := result.VerifyBundle(ctx, good.Result, tr); !errors.Is(err, result.ErrUntrusted) || !strings.Contains(err.Error(), "INSECURE") {
 		t.Errorf("sim outside dev mode: %v", err)
+	}
+}
+
+// TestCleanRoomBrokerVerifier: a manifest may list a key broker's built-in
+// verifier by its JWKS URL, with no attestation url: the worker then
+// attests to each broker, and the result carries the first broker's token,
+// which receivers accept as that listed verifier's.
+func TestCleanRoomBrokerVerifier(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two key brokers and runs DuckDB")
+	}
+	c := newStory(t, 1000)
+	next := *c.Collab.Current()
+	next.Previous = next.Hash()
+	next.Verifiers = []collab.Verifier{{Name: "airline-kbs", JWKSURL: c.Servers[demo.Airline].JWKSURL()}}
+	if err := c.Collab.AddVersion(&next); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Run(context.Background(), "stay_by_prefecture")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := result.VerifyBundle(context.Background(), out.Result, trust(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vb.Verifier != "airline-kbs" {
+		t.Errorf("token attributed to %q, want airline-kbs", vb.Verifier)
 	}
 }
 
@@ -317,17 +376,13 @@ func TestCleanRoomCLI(t *testing.T) {
 	}
 	file, _ := c.Collab.Marshal()
 	collabPath := write("story.collab.json", file)
-	var jwks []string
-	for name, s := range c.Servers {
-		set, err := token.FetchJWKS(context.Background(), nil, s.JWKSURL())
+	jwksFile := map[string]string{}
+	for name, s := range c.Verifiers {
+		data, err := json.Marshal(jwksOf(t, s))
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := json.Marshal(set)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jwks = append(jwks, "--trust-jwks", write(name+".jwks.json", data))
+		jwksFile[name] = write(name+".jwks.json", data)
 	}
 	for _, name := range []string{demo.Airline, demo.Carrier} {
 		if err := c.Parties[name].Save(filepath.Join(dir, name)); err != nil {
@@ -376,7 +431,7 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("collab", "push", write("dropped.collab.json", droppedFile), "--url", logURL, "--identity", airlineID); code != ExitBadEvidence || !strings.Contains(out, "drops 2 stored approval") {
 		t.Errorf("push dropping approvals: exit %d\n%s", code, out)
 	}
-	jwks = append(jwks, "--log-key", filepath.Join(dir, demo.Airline+"-kbs", "log-key.pub"))
+	logKey := []string{"--log-key", filepath.Join(dir, demo.Airline+"-kbs", "log-key.pub")}
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
@@ -412,23 +467,36 @@ func TestCleanRoomCLI(t *testing.T) {
 		}
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
-	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier), "--dev"}, jwks...)
-	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "in transparency log") {
+	// The carrier trusts the manifest's verifier list, which it approved.
+	open := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier), "--dev"}, logKey...)
+	if code, out := run(open...); code != 0 || !strings.Contains(out, "home_prefecture") || !strings.Contains(out, "suppressed by the output policy") ||
+		!strings.Contains(out, "in transparency log") || !strings.Contains(out, `signed by verifier "verifier-a" of the manifest's list`) {
 		t.Fatalf("result open: exit %d\n%s", code, out)
 	}
-	verify := append([]string{"receipt", "verify", receiptPath, "--result", resultPath, "--dev"}, jwks...)
+	verify := append([]string{"receipt", "verify", receiptPath, "--result", resultPath, "--dev", "--identity", filepath.Join(dir, demo.Airline)}, logKey...)
 	if code, out := run(verify...); code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "wiped  flights") {
 		t.Fatalf("receipt verify: exit %d\n%s", code, out)
 	}
+	// --trust-jwks overrides the list: the listed verifier named by hand
+	// is accepted, another verifier is refused with its key named.
+	if code, out := run(append(append([]string{}, open...), "--trust-jwks", jwksFile[demo.ListedVerifier])...); code != 0 || !strings.Contains(out, "a verifier you named") {
+		t.Errorf("--trust-jwks of the listed verifier: exit %d\n%s", code, out)
+	}
+	if code, out := run(append(append([]string{}, verify...), "--trust-jwks", jwksFile[demo.OtherVerifier])...); code != ExitBadEvidence || !strings.Contains(out, "not a trusted key") {
+		t.Errorf("--trust-jwks of another verifier: exit %d\n%s", code, out)
+	}
 
-	// Not a receiver; no trust; no dev mode; a flipped byte.
-	if code, out := run(append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, "mallory"), "--dev"}, jwks...)...); code != ExitWrongKey {
+	// Not a receiver; not a party; no trust; no dev mode; a flipped byte.
+	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, "mallory"), "--dev", "--trust-jwks", jwksFile[demo.ListedVerifier]); code != ExitWrongKey {
 		t.Errorf("non-receiver: exit %d\n%s", code, out)
 	}
-	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier), "--dev"); code != ExitUsage {
+	if code, out := run("result", "open", resultPath, "--identity", filepath.Join(dir, "mallory"), "--dev"); code != ExitBadEvidence || !strings.Contains(out, "not one you approved") {
+		t.Errorf("the verifier list for a party that did not approve it: exit %d\n%s", code, out)
+	}
+	if code, out := run("receipt", "verify", receiptPath, "--dev"); code != ExitUsage || !strings.Contains(out, "--identity") {
 		t.Errorf("no trusted verifier: exit %d\n%s", code, out)
 	}
-	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier)}, jwks...)
+	noDev := append([]string{"result", "open", resultPath, "--identity", filepath.Join(dir, demo.Carrier)}, logKey...)
 	if code, out := run(noDev...); code != ExitBadEvidence || !strings.Contains(out, "INSECURE") {
 		t.Errorf("sim result outside dev mode: exit %d\n%s", code, out)
 	}

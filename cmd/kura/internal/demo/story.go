@@ -77,6 +77,12 @@ func serveLocal(ctx context.Context, cfg server.Config) (*LocalServer, error) {
 // in dir and whose admin API accepts one owner's key. Its tokens name the
 // build "kura " + version; log receives its logs.
 func StartServer(ctx context.Context, dir, owner, version string, log *slog.Logger) (*LocalServer, error) {
+	return startServer(ctx, dir, owner, version, log, nil)
+}
+
+// startServer is StartServer whose key broker also trusts the verifiers
+// publishing their keys at trustJWKS.
+func startServer(ctx context.Context, dir, owner, version string, log *slog.Logger, trustJWKS []string) (*LocalServer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -85,6 +91,7 @@ func StartServer(ctx context.Context, dir, owner, version string, log *slog.Logg
 		return nil, err
 	}
 	cfg := devConfig(dir, version, log)
+	cfg.KBS.TrustJWKS = trustJWKS
 	cfg.KBS.AdminKeysFile = filepath.Join(dir, "admins")
 	if err := os.WriteFile(cfg.KBS.AdminKeysFile, []byte(keybroker.AuthorizedKeyLine(pub, owner)+"\n"), 0o600); err != nil {
 		return nil, err
@@ -100,6 +107,17 @@ func StartServer(ctx context.Context, dir, owner, version string, log *slog.Logg
 // JWKSURL is where the server's verifier publishes its token keys.
 func (s *LocalServer) JWKSURL() string { return s.URL + "/.well-known/jwks.json" }
 
+// startVerifier starts a dev-mode server running only the verifier role,
+// its token key in dir; its tokens name the build "kura <version> (name)".
+func startVerifier(ctx context.Context, dir, name, version string, log *slog.Logger) (*LocalServer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cfg := devConfig(dir, version+" ("+name+")", log)
+	cfg.Roles = []server.Role{server.RoleVerifier}
+	return serveLocal(ctx, cfg)
+}
+
 // CleanRoomConfig is the clean-room story's setting.
 type CleanRoomConfig struct {
 	// Dir holds the servers' state and the plaintext and sealed data.
@@ -114,7 +132,8 @@ type CleanRoomConfig struct {
 
 // CleanRoom is the clean-room story on one machine: an airline and a
 // mobile carrier, each with its own key broker, seal and register their
-// data, approve a manifest, and a worker in the (INSECURE) simulated TEE
+// data, approve a manifest that names the attestation verifier they both
+// accept (one neither runs), and a worker in the (INSECURE) simulated TEE
 // runs the analyses.
 type CleanRoom struct {
 	// Dir is the story's directory (CleanRoomConfig.Dir).
@@ -123,6 +142,11 @@ type CleanRoom struct {
 	Parties map[string]*party.Identity
 	// Servers are the owners' servers, by owner.
 	Servers map[string]*LocalServer
+	// Verifiers are two verifier-only servers, by name: ListedVerifier,
+	// the one the manifest lists, and OtherVerifier, which both owners'
+	// brokers trust too (for other collaborations) but the manifest does
+	// not list.
+	Verifiers map[string]*LocalServer
 	// Plaintext maps a dataset id to its plaintext Parquet file.
 	Plaintext map[string]string
 	// Collab is the collaboration, its manifest unapproved until Approve.
@@ -141,6 +165,12 @@ const (
 	Carrier = "carrier"
 )
 
+// The story's verifiers.
+const (
+	ListedVerifier = "verifier-a"
+	OtherVerifier  = "verifier-b"
+)
+
 // NewCleanRoom generates and seals the data, starts each owner's key
 // broker, registers the keys and writes the collaboration (unapproved).
 // Close stops the servers.
@@ -153,9 +183,12 @@ func NewCleanRoom(ctx context.Context, cfg CleanRoomConfig) (*CleanRoom, error) 
 	return c, nil
 }
 
-// Close stops the owners' servers.
+// Close stops the owners' servers and the verifiers.
 func (c *CleanRoom) Close() {
 	for _, s := range c.Servers {
+		s.Stop()
+	}
+	for _, s := range c.Verifiers {
 		s.Stop()
 	}
 }
@@ -164,13 +197,23 @@ func (c *CleanRoom) Close() {
 // registers the keys and writes the collaboration (unapproved).
 func (c *CleanRoom) setUp(ctx context.Context, version string) error {
 	c.Parties, c.Servers, c.Plaintext = map[string]*party.Identity{}, map[string]*LocalServer{}, map[string]string{}
+	c.Verifiers = map[string]*LocalServer{}
+	var trust []string
+	for _, name := range []string{ListedVerifier, OtherVerifier} {
+		s, err := startVerifier(ctx, filepath.Join(c.Dir, name), name, version, c.log)
+		if err != nil {
+			return err
+		}
+		c.Verifiers[name] = s
+		trust = append(trust, s.JWKSURL())
+	}
 	for _, name := range []string{Airline, Carrier} {
 		id, err := party.Generate(name, party.KEMX25519)
 		if err != nil {
 			return err
 		}
 		c.Parties[name] = id
-		s, err := StartServer(ctx, filepath.Join(c.Dir, name+"-kbs"), name, version, c.log)
+		s, err := startServer(ctx, filepath.Join(c.Dir, name+"-kbs"), name, version, c.log, trust)
 		if err != nil {
 			return err
 		}
@@ -208,9 +251,8 @@ func (c *CleanRoom) setUp(ctx context.Context, version string) error {
 	}
 	c.worker = hex.EncodeToString(meas)
 	m.Worker.ReferenceValues.Measurements = []appraisal.Measurement{{TEE: string(attestation.Sim), Name: "kura worker (INSECURE sim: this executable)", Value: c.worker}}
-	for _, name := range []string{Airline, Carrier} {
-		m.Verifiers = append(m.Verifiers, collab.Verifier{Name: name + "-kbs", JWKSURL: c.Servers[name].JWKSURL()})
-	}
+	v := c.Verifiers[ListedVerifier]
+	m.Verifiers = []collab.Verifier{{Name: ListedVerifier, URL: v.URL, JWKSURL: v.JWKSURL()}}
 	if c.Collab, err = collab.New(m); err != nil {
 		return err
 	}
@@ -278,8 +320,15 @@ func (c *CleanRoom) Approve(names ...string) error {
 	return nil
 }
 
-// Run runs the worker in this process with the sim attester.
+// Run runs the worker in this process with the sim attester; it attests to
+// the manifest's verifier.
 func (c *CleanRoom) Run(ctx context.Context, analysisID string) (*worker.Output, error) {
+	return c.RunAttestedBy(ctx, analysisID, "")
+}
+
+// RunAttestedBy is Run attesting to the verifier at verifierURL instead:
+// what a worker operator who does not follow the manifest does.
+func (c *CleanRoom) RunAttestedBy(ctx context.Context, analysisID, verifierURL string) (*worker.Output, error) {
 	file, err := c.Collab.Marshal()
 	if err != nil {
 		return nil, err
@@ -291,23 +340,13 @@ func (c *CleanRoom) Run(ctx context.Context, analysisID string) (*worker.Output,
 			return nil, err
 		}
 	}
-	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: c.attester, Logger: c.log})
+	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: c.attester, Verifier: verifierURL, Logger: c.log})
 }
 
-// Trust is what a receiver trusts: both owners' verifiers, in dev mode.
-func (c *CleanRoom) Trust(ctx context.Context) (result.Trust, error) {
-	set := jwk.NewSet()
-	for _, s := range c.Servers {
-		ks, err := token.FetchJWKS(ctx, nil, s.JWKSURL())
-		if err != nil {
-			return result.Trust{}, err
-		}
-		for i := range ks.Len() {
-			k, _ := ks.Key(i)
-			if err := set.AddKey(k); err != nil {
-				return result.Trust{}, err
-			}
-		}
-	}
-	return result.Trust{Verifiers: set, DevMode: true}, nil
+// Trust is what the named party, having approved the manifest, trusts: the
+// manifest's verifier list, whose keys it fetches over HTTP; dev mode
+// accepts the sim TEE.
+func (c *CleanRoom) Trust(name string) result.Trust {
+	return result.Trust{Party: c.Parties[name].Card().SigningKey, DevMode: true,
+		FetchJWKS: func(ctx context.Context, url string) (jwk.Set, error) { return token.FetchJWKS(ctx, nil, url) }}
 }
