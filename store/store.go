@@ -77,6 +77,11 @@ const (
 	DecisionReleased = "released"
 	// DecisionRefused records that a release was refused.
 	DecisionRefused = "refused"
+	// DecisionAdminRefused records that the owner API refused a key a
+	// request about another tenant's repository (or the operator's): not
+	// a release decision, and never logged as one (docs/spec/keybroker.md
+	// §6).
+	DecisionAdminRefused = "admin-refused"
 )
 
 // DefaultScope is the scope of the policy used when neither the resource nor
@@ -152,7 +157,8 @@ type Policy struct {
 	CreatedBy string
 }
 
-// AuditRecord is one release decision. Text fields are stored with invalid
+// AuditRecord is one release decision, or one owner-API refusal
+// (DecisionAdminRefused). Text fields are stored with invalid
 // UTF-8 and NUL bytes replaced by U+FFFD and truncated to MaxAuditFieldSize
 // bytes: a decision is always recorded, whatever a client sent.
 type AuditRecord struct {
@@ -161,7 +167,8 @@ type AuditRecord struct {
 	Seq int64
 	// Time of the decision (zero on AppendAudit: now).
 	Time time.Time
-	// Decision is DecisionReleased or DecisionRefused.
+	// Decision is DecisionReleased, DecisionRefused or
+	// DecisionAdminRefused.
 	Decision string
 	// Reason says why, in a few words.
 	Reason string

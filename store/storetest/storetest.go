@@ -440,7 +440,15 @@ func testAudit(t *testing.T, open Open) {
 	if len(page) != 1 || len(page[0].Requester) > store.MaxAuditFieldSize || !strings.HasPrefix(long, page[0].Requester) {
 		t.Errorf("long field stored as %d bytes", len(page[0].Requester))
 	}
-	for _, d := range []string{"", "allowed", "Released"} {
+	// An owner-API refusal is kept in the same trail.
+	seq, err = s.AppendAudit(ctx, &store.AuditRecord{Decision: store.DecisionAdminRefused, Resource: "r/t/x", Requester: "admin:other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, _ = s.ListAudit(ctx, seq-1, 1); len(page) != 1 || page[0].Decision != store.DecisionAdminRefused || page[0].Requester != "admin:other" {
+		t.Errorf("admin refusal stored as %+v", page)
+	}
+	for _, d := range []string{"", "allowed", "Released", "Admin-Refused"} {
 		if _, err := s.AppendAudit(ctx, &store.AuditRecord{Decision: d}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("AppendAudit(decision %q) = %v; want ErrInvalid", d, err)
 		}

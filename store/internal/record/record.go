@@ -165,9 +165,11 @@ func Audit(rec *store.AuditRecord, now func() time.Time) (store.AuditRecord, err
 	if rec == nil {
 		return store.AuditRecord{}, fmt.Errorf("%w: nil audit record", store.ErrInvalid)
 	}
-	if rec.Decision != store.DecisionReleased && rec.Decision != store.DecisionRefused {
-		return store.AuditRecord{}, fmt.Errorf("%w: audit decision %q is not %q or %q",
-			store.ErrInvalid, sanitize(rec.Decision), store.DecisionReleased, store.DecisionRefused)
+	switch rec.Decision {
+	case store.DecisionReleased, store.DecisionRefused, store.DecisionAdminRefused:
+	default:
+		return store.AuditRecord{}, fmt.Errorf("%w: audit decision %q is not %q, %q or %q",
+			store.ErrInvalid, sanitize(rec.Decision), store.DecisionReleased, store.DecisionRefused, store.DecisionAdminRefused)
 	}
 	out := *rec
 	out.Seq = 0
