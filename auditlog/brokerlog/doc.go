@@ -17,7 +17,9 @@
 // Entries carry digests and reasons, never secrets: the record's text
 // fields are cleaned (valid UTF-8, no control characters) and cut to
 // auditlog.MaxFieldSize, so whatever a client sent, the decision is logged
-// and cannot forge the shape of another entry. Every stored decision
-// reaches the log at least once; a crash between an append and the cursor
-// write logs one twice, with the same broker_seq, which readers count once.
+// and cannot forge the shape of another entry. Every stored release
+// decision reaches the log at least once (the owner API's refusals, which
+// share the broker's trail, never do); a crash between an append and the
+// cursor write logs one twice, with the same broker_seq, which readers
+// count once.
 package brokerlog

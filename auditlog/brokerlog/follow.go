@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +26,14 @@ type AuditSource interface {
 // Follower copies a key broker's audit trail into the log in the
 // background, so that logging never holds up a release. The broker's store
 // is the durable record — a decision is acknowledged only once stored — and
-// the follower appends each stored record shortly after, as a key_release
-// entry carrying its broker_seq. It keeps the last broker sequence number
-// it logged in a cursor file and resumes from there after a restart or a
-// crash, so every stored decision reaches the log at least once; a crash
-// between an append and the cursor write logs a decision twice, with the
-// same broker_seq, which readers count once.
+// the follower appends each stored release decision shortly after, as a
+// key_release entry carrying its broker_seq; the owner API's refusals,
+// kept in the same trail, are skipped (their broker_seq never appears). It
+// keeps the last broker sequence number it logged in a cursor file and
+// resumes from there after a restart or a crash, so every stored decision
+// reaches the log at least once; a crash between an append and the cursor
+// write logs a decision twice, with the same broker_seq, which readers
+// count once.
 //
 // Record (keybroker.AuditSink) only wakes the follower; Run does the work.
 type Follower struct {
@@ -112,6 +115,8 @@ func (f *Follower) Sync(ctx context.Context) error {
 		if len(recs) == 0 {
 			return nil
 		}
+		last := recs[len(recs)-1].Seq
+		recs = releases(recs)
 		// Appends in one step run concurrently, so Tessera batches them
 		// into few durable writes.
 		errs := make([]error, len(recs))
@@ -127,16 +132,26 @@ func (f *Follower) Sync(ctx context.Context) error {
 			return err
 		}
 		f.remember(recs, idx)
-		after = recs[len(recs)-1].Seq
+		after = last
 		if err := f.writeCursor(after); err != nil {
 			return err
 		}
 	}
 }
 
+// releases keeps the release decisions of recs, in place: the trail also
+// holds the owner API's refusals (store.DecisionAdminRefused), which are
+// no key_release and are not logged.
+func releases(recs []store.AuditRecord) []store.AuditRecord {
+	return slices.DeleteFunc(recs, func(r store.AuditRecord) bool { return r.Decision == store.DecisionAdminRefused })
+}
+
 // remember notes where recs were logged, forgetting the oldest beyond
 // maxIndexed.
 func (f *Follower) remember(recs []store.AuditRecord, idx []uint64) {
+	if len(recs) == 0 {
+		return
+	}
 	f.imu.Lock()
 	defer f.imu.Unlock()
 	if f.indexes == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -133,6 +134,63 @@ func TestSink(t *testing.T) {
 	}
 	if err := s.Record(ctx, &store.AuditRecord{Decision: "maybe"}); !errors.Is(err, auditlog.ErrMalformed) {
 		t.Fatalf("unknown decision: %v", err)
+	}
+	// An owner-API refusal is no key release: not logged.
+	if err := s.Record(ctx, &store.AuditRecord{Seq: 3, Decision: store.DecisionAdminRefused, Resource: "a/key/1"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := l.AppendAndProve(ctx, entry(0)); err != nil || p.Index != 2 {
+		t.Errorf("the next entry went to %+v (%v), want index 2: the refusal was logged", p, err)
+	}
+}
+
+// TestFollowerSkipsOwnerRefusals: the owner API's refusals, kept in the
+// broker's audit trail, never reach the log as key_release entries; the
+// cursor moves past them and the release decisions around them are logged.
+func TestFollowerSkipsOwnerRefusals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "kbs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := openLog(t, filepath.Join(dir, "log"), newKey(t, "kura.test/skip"))
+	for _, d := range []string{store.DecisionReleased, store.DecisionAdminRefused, store.DecisionRefused, store.DecisionAdminRefused} {
+		if _, err := st.AppendAudit(ctx, &store.AuditRecord{Decision: d, Reason: "r", Resource: "airline/key/1", Requester: "admin:carrier"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &brokerlog.Follower{Log: l, Source: st, Cursor: filepath.Join(dir, "cursor")}
+	if err := f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.Logged(); n != 4 {
+		t.Errorf("cursor at %d, want 4 (past the refusals)", n)
+	}
+	// The next entry's index says how many were logged.
+	next, err := l.AppendAndProve(ctx, entry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []int64
+	for i := range next.Index {
+		p, err := l.Prove(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := auditlog.ParseEntry(p.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != auditlog.KindKeyRelease {
+			t.Errorf("entry %d is a %s", i, e.Kind)
+		}
+		logged = append(logged, e.BrokerSeq)
+	}
+	slices.Sort(logged) // one batch's appends run concurrently
+	if fmt.Sprint(logged) != "[1 3]" {
+		t.Errorf("broker_seq logged %v, want [1 3]", logged)
 	}
 }
 

@@ -27,8 +27,12 @@ type Sink struct {
 // Record appends rec as a key_release entry and waits until it is durably
 // sequenced. Text fields longer than auditlog.MaxFieldSize are cut (on a rune
 // boundary) and control characters replaced, so a decision is always
-// logged whatever a client sent.
+// logged whatever a client sent. A record that is no release decision (an
+// owner-API refusal, store.DecisionAdminRefused) is not logged.
 func (s *Sink) Record(ctx context.Context, rec *store.AuditRecord) error {
+	if rec.Decision == store.DecisionAdminRefused {
+		return nil
+	}
 	_, err := s.append(ctx, rec)
 	return err
 }
