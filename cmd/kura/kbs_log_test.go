@@ -32,19 +32,19 @@ func TestKBSServeLog(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "value"), []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kura(t, dir, "secret", "put", "app/key/one", "--value-file", "value", "--url", url, "--admin-key", keyFile)
+	kura(t, dir, "secret", "put", "bench/key/one", "--value-file", "value", "--url", url, "--admin-key", keyFile)
 	// The release's inclusion proof comes with it, checked against the
 	// broker's log key before the value is output.
 	logKey := filepath.Join(data, "log-key.pub")
-	if out := kura(t, dir, "kbs", "get-resource", "app/key/one", "--url", url, "--tee", "sim", "--log-key", logKey); out != "s3cret" {
+	if out := kura(t, dir, "kbs", "get-resource", "bench/key/one", "--url", url, "--tee", "sim", "--log-key", logKey); out != "s3cret" {
 		t.Fatalf("get-resource --log-key: %q", out)
 	}
 	out := kura(t, dir, "audit", "ls", "--log", url+"/log/", "--key", logKey, "--kind", "key_release")
-	if !strings.Contains(out, "key_release\tdecision=released resource=app/key/one reason=policy allowed") {
+	if !strings.Contains(out, "key_release\tdecision=released resource=bench/key/one reason=policy allowed") {
 		t.Errorf("audit ls of the broker's log:\n%s", out)
 	}
 	out = kura(t, dir, "kbs", "audit", "--url", url, "--admin-key", keyFile)
-	if !strings.Contains(out, "1\t") || !strings.Contains(out, "\treleased\tresource=app/key/one tee=sim") {
+	if !strings.Contains(out, "1\t") || !strings.Contains(out, "\treleased\tresource=bench/key/one tee=sim") {
 		t.Errorf("kbs audit:\n%s", out)
 	}
 
