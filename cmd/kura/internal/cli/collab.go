@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/party"
 )
@@ -31,8 +32,10 @@ func newCollabCreateCmd(g *globals) *cobra.Command {
 		Short: "Validate a manifest and start a collaboration file with it as version 1",
 		Long: `Validate a manifest (docs/spec/manifest.md), inline the party cards (card_file) and dataset
 descriptors (descriptor_file) it names, relative to the manifest, and write a collaboration
-file holding it as version 1. Refuses to overwrite FILE. Every data provider then approves
-with kura collab approve.`,
+file holding it as version 1. Refuses to overwrite FILE, and refuses (exit 8) a manifest whose
+analyses the worker would refuse (docs/spec/analysis.md §4): custom SQL that outputs identity
+or join columns, reads files, uses * or is not a single SELECT, naming the offending expression.
+Warns about weak output policies. Every data provider then approves with kura collab approve.`,
 		Example: `  kura collab create airline-carrier.yaml -o airline-carrier.collab.json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,6 +48,9 @@ with kura collab approve.`,
 			}
 			c, err := collab.New(m)
 			if err != nil {
+				return err
+			}
+			if err := checkAnalyses(cmd, g, m, "collaboration refused"); err != nil {
 				return err
 			}
 			if err := writeCollab(out, c, false); err != nil {
@@ -60,6 +66,22 @@ with kura collab approve.`,
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "collaboration file to write (required)")
 	return cmd
+}
+
+// checkAnalyses runs the static check of m's analyses (analysis.Check)
+// before anything is written, logging a refusal with its reason, and
+// prints warnings about weak output policies to stderr.
+func checkAnalyses(cmd *cobra.Command, g *globals, m *collab.Manifest, refused string) error {
+	if err := analysis.Check(cmd.Context(), m); err != nil {
+		if log, lerr := g.logger(); lerr == nil {
+			log.Warn(refused, "collaboration", m.ID, "reason", err)
+		}
+		return err
+	}
+	for _, w := range analysis.PolicyWarnings(m) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+	return nil
 }
 
 func loadManifestArg(path string) (*collab.Manifest, error) {
@@ -79,7 +101,8 @@ func newCollabUpdateCmd(g *globals) *cobra.Command {
 		Short: "Append a new manifest version, chained to the current one",
 		Long: `Validate MANIFEST.yaml and append it to the collaboration as the next version, chained to the
 current one by its hash (previous: may be left out; when given it must be the current hash).
-Prints which parties must approve again: those whose data the change touches.`,
+Prints which parties must approve again: those whose data the change touches. Refuses (exit 8)
+analyses the worker would refuse and warns about weak output policies, as create does.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := readCollab(args[0])
@@ -94,6 +117,9 @@ Prints which parties must approve again: those whose data the change touches.`,
 				m.Previous = c.Current().Hash()
 			}
 			if err := c.AddVersion(m); err != nil {
+				return err
+			}
+			if err := checkAnalyses(cmd, g, m, "manifest version refused"); err != nil {
 				return err
 			}
 			if err := writeCollab(args[0], c, true); err != nil {
@@ -188,7 +214,8 @@ func newCollabApproveCmd(g *globals) *cobra.Command {
 		Short: "Sign your approval of the collaboration's current version",
 		Long: `Sign, with the party identity in DIR (kura party init), an approval of the current manifest
 version: its hash and your scope digest (everything that touches your data). Read the manifest
-first (kura collab show FILE). The approval is written into FILE.`,
+first (kura collab show FILE). The approval is written into FILE. Refuses to sign (exit 8) a
+version whose analyses the worker would refuse, naming the offending expression.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if identity == "" {
@@ -207,6 +234,12 @@ first (kura collab show FILE). The approval is written into FILE.`,
 			}
 			if err := c.Verify(); err != nil {
 				return fmt.Errorf("%s does not verify; not signing: %w", args[0], err)
+			}
+			if err := analysis.Check(cmd.Context(), c.Current()); err != nil {
+				if log, lerr := g.logger(); lerr == nil {
+					log.Warn("approval refused", "collaboration", c.ID, "party", id.Name(), "version", len(c.Versions), "reason", err)
+				}
+				return fmt.Errorf("%s: not signing: %w", args[0], err)
 			}
 			a, err := c.Approve(id, time.Now())
 			if err != nil {
