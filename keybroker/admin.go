@@ -1,8 +1,8 @@
 package keybroker
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -50,113 +49,51 @@ func AdminKeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// Admins is the set of owner keys allowed to use the admin API.
-type Admins struct {
-	keys map[string]admin // by key id
-	now  func() time.Time
-}
-
-type admin struct {
-	name string
-	pub  ed25519.PublicKey
-}
-
-// NewAdmins returns the admin set for keys, named by the map key.
-func NewAdmins(keys map[string]ed25519.PublicKey, now func() time.Time) *Admins {
-	if now == nil {
-		now = time.Now
-	}
-	a := &Admins{keys: map[string]admin{}, now: now}
-	for name, pub := range keys {
-		a.keys[AdminKeyID(pub)] = admin{name: name, pub: pub}
-	}
-	return a
-}
-
-// LoadAdmins reads an authorized-keys file: one "ed25519 <base64 public
-// key> <name>" per line; blank lines and #-comments are ignored.
-func LoadAdmins(path string, now func() time.Time) (*Admins, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("admin keys: %w", err)
-	}
-	defer f.Close()
-	keys := map[string]ed25519.PublicKey{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) != 3 || fields[0] != "ed25519" {
-			return nil, fmt.Errorf("admin keys %s:%d: want \"ed25519 <base64 key> <name>\"", path, n)
-		}
-		pub, err := base64.StdEncoding.DecodeString(fields[1])
-		if err != nil || len(pub) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("admin keys %s:%d: not a base64 Ed25519 public key", path, n)
-		}
-		keys[fields[2]] = pub
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("admin keys: %w", err)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("admin keys %s: no keys", path)
-	}
-	return NewAdmins(keys, now), nil
-}
-
-// AuthorizedKeyLine formats pub for an authorized-keys file.
-func AuthorizedKeyLine(pub ed25519.PublicKey, name string) string {
-	return "ed25519 " + base64.StdEncoding.EncodeToString(pub) + " " + name
-}
-
 // authenticate checks an admin request's signature and returns the admin's
-// name. seen remembers the nonces of accepted requests for twice
+// key. seen remembers the nonces of accepted requests for twice
 // AdminWindow, so that no request is accepted twice.
-func (a *Admins) authenticate(r *http.Request, body []byte, seen store.Ephemeral) (string, error) {
+func (a *Admins) authenticate(r *http.Request, body []byte, seen store.Ephemeral) (*admin, error) {
 	h, ok := strings.CutPrefix(r.Header.Get("Authorization"), adminScheme+" ")
 	if !ok {
-		return "", fmt.Errorf("%w: missing %s authorization", ErrAdminAuth, adminScheme)
+		return nil, fmt.Errorf("%w: missing %s authorization", ErrAdminAuth, adminScheme)
 	}
 	params := map[string]string{}
 	for _, kv := range strings.Split(h, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return "", fmt.Errorf("%w: malformed authorization", ErrAdminAuth)
+			return nil, fmt.Errorf("%w: malformed authorization", ErrAdminAuth)
 		}
 		params[k] = strings.Trim(v, `"`)
 	}
 	ad, ok := a.keys[params["key"]]
 	if !ok {
-		return "", fmt.Errorf("%w: key %q is not an authorized admin key", ErrAdminAuth, params["key"])
+		return nil, fmt.Errorf("%w: key %q is not an authorized admin key", ErrAdminAuth, params["key"])
 	}
 	ts, err := strconv.ParseInt(params["ts"], 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("%w: bad timestamp", ErrAdminAuth)
+		return nil, fmt.Errorf("%w: bad timestamp", ErrAdminAuth)
 	}
 	now := a.now()
 	if d := now.Sub(time.Unix(ts, 0)); d > AdminWindow || d < -AdminWindow {
-		return "", fmt.Errorf("%w: timestamp is %s off the broker's clock (limit %s)", ErrAdminAuth, d.Round(time.Second), AdminWindow)
+		return nil, fmt.Errorf("%w: timestamp is %s off the broker's clock (limit %s)", ErrAdminAuth, d.Round(time.Second), AdminWindow)
 	}
 	nonce := params["nonce"]
 	if len(nonce) < 16 || len(nonce) > 64 {
-		return "", fmt.Errorf("%w: nonce must be 16 to 64 characters", ErrAdminAuth)
+		return nil, fmt.Errorf("%w: nonce must be 16 to 64 characters", ErrAdminAuth)
 	}
 	sig, err := base64.StdEncoding.DecodeString(params["sig"])
-	if err != nil || !ed25519.Verify(ad.pub, AdminSigningString(r.Method, r.URL.RequestURI(), ts, nonce, body), sig) {
-		return "", fmt.Errorf("%w: signature does not verify", ErrAdminAuth)
+	if err != nil || !ed25519.Verify(ad.Public, AdminSigningString(r.Method, r.URL.RequestURI(), ts, nonce, body), sig) {
+		return nil, fmt.Errorf("%w: signature does not verify", ErrAdminAuth)
 	}
 	sum := sha256.Sum256([]byte(params["key"] + "\x00" + nonce))
 	fresh, err := seen.Add(r.Context(), "admin-nonce/"+hex.EncodeToString(sum[:]), nil, now.Add(2*AdminWindow))
 	if err != nil {
-		return "", fmt.Errorf("keybroker: admin replay cache: %w", err)
+		return nil, fmt.Errorf("keybroker: admin replay cache: %w", err)
 	}
 	if !fresh {
-		return "", fmt.Errorf("%w: replayed request (nonce already used)", ErrAdminAuth)
+		return nil, fmt.Errorf("%w: replayed request (nonce already used)", ErrAdminAuth)
 	}
-	return ad.name, nil
+	return ad, nil
 }
 
 // maxAdminBody bounds admin request bodies: a resource, base64, plus metadata.
@@ -191,24 +128,57 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 	if admins == nil {
 		return // never open by default: no admin keys, no admin API
 	}
-	h := func(f func(w http.ResponseWriter, r *http.Request, body []byte, by string) error) http.Handler {
+	h := func(f func(w http.ResponseWriter, r *http.Request, body []byte, ad *admin) error) http.Handler {
 		return web.Handle(b.log, nil, func(w http.ResponseWriter, r *http.Request) error {
 			body, err := web.ReadBody(w, r, maxAdminBody)
 			if err != nil {
 				return err
 			}
-			by, err := admins.authenticate(r, body, b.ephemeral)
+			ad, err := admins.authenticate(r, body, b.ephemeral)
 			if err != nil {
 				b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", clientAddr(r))
 				return err
 			}
-			return f(w, r, body, "admin:"+by)
+			return f(w, r, body, ad)
 		})
 	}
-	res := func(r *http.Request) string {
-		return r.PathValue("repo") + "/" + r.PathValue("type") + "/" + r.PathValue("tag")
+	// resource validates the request's resource path and checks that ad
+	// owns its repository, before anything about the resource is read.
+	resource := func(r *http.Request, ad *admin) (string, error) {
+		path := r.PathValue("repo") + "/" + r.PathValue("type") + "/" + r.PathValue("tag")
+		req, err := ParsePath(path)
+		if err != nil {
+			return "", err
+		}
+		if !ad.owns(req.Repository) {
+			return "", b.refuse(r, ad, path, "", notYours(ad, req.Repository))
+		}
+		return path, nil
 	}
-	mux.Handle("PUT /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, body []byte, by string) error {
+	// scope validates the request's policy scope and checks that ad may
+	// read it (write: store it): a tenant its repositories' scopes and, to
+	// read, the default; the operator the default alone.
+	scope := func(r *http.Request, ad *admin, write bool) (string, error) {
+		s := r.PathValue("scope")
+		if err := PolicyScope(s); err != nil {
+			return "", err
+		}
+		repo, platform := scopeRepo(s)
+		switch {
+		case platform && write && !ad.Operator:
+			return "", b.refuse(r, ad, "", s, fmt.Errorf("%w: the %s release policy is the operator's: key %s is a tenant's", ErrNotYourTenant, s, ad.Name))
+		case !platform && !ad.owns(repo):
+			return "", b.refuse(r, ad, scopeTarget(s), s, notYours(ad, repo))
+		}
+		return s, nil
+	}
+	by := func(ad *admin) string { return "admin:" + ad.Name }
+
+	mux.Handle("PUT /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, body []byte, ad *admin) error {
+		path, err := resource(r, ad)
+		if err != nil {
+			return err
+		}
 		var req PutRequest
 		if err := decodeStrict(body, &req); err != nil {
 			return err
@@ -217,68 +187,153 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 			if err := PolicyScope(req.Policy); err != nil {
 				return err
 			}
+			// A resource may be bound to the default policy or to one of
+			// its owner's, never to another tenant's.
+			if repo, platform := scopeRepo(req.Policy); !platform && !ad.owns(repo) {
+				return b.refuse(r, ad, path, req.Policy, fmt.Errorf("the bound policy %s: %w", req.Policy, notYours(ad, repo)))
+			}
 		}
-		v, err := b.Put(r.Context(), res(r), req.Value, req.Metadata, req.Policy, by)
+		v, err := b.Put(r.Context(), path, req.Value, req.Metadata, req.Policy, by(ad))
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, VersionResponse{Version: v})
 	}))
-	mux.Handle("GET /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, _ string) error {
-		m, err := b.Get(r.Context(), res(r))
+	mux.Handle("GET /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
+		path, err := resource(r, ad)
+		if err != nil {
+			return err
+		}
+		m, err := b.Get(r.Context(), path)
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, m)
 	}))
-	mux.Handle("DELETE /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, by string) error {
-		v, err := b.Delete(r.Context(), res(r), by)
+	mux.Handle("DELETE /kbs/v0/admin/resource/{repo}/{type}/{tag}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
+		path, err := resource(r, ad)
+		if err != nil {
+			return err
+		}
+		v, err := b.Delete(r.Context(), path, by(ad))
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, VersionResponse{Version: v})
 	}))
-	mux.Handle("GET /kbs/v0/admin/resources", h(func(w http.ResponseWriter, r *http.Request, _ []byte, _ string) error {
-		ms, err := b.List(r.Context(), r.URL.Query().Get("prefix"))
+	mux.Handle("GET /kbs/v0/admin/resources", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
+		prefix := r.URL.Query().Get("prefix")
+		if err := listable(ad, prefix); err != nil {
+			return b.refuse(r, ad, prefix, "", err)
+		}
+		ms, err := b.List(r.Context(), prefix)
 		if err != nil {
 			return err
 		}
-		return web.WriteJSON(w, http.StatusOK, ms)
+		mine := make([]Meta, 0, len(ms))
+		for _, m := range ms {
+			if ad.owns(repoOf(m.Path)) {
+				mine = append(mine, m)
+			}
+		}
+		return web.WriteJSON(w, http.StatusOK, mine)
 	}))
-	mux.Handle("PUT /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, body []byte, by string) error {
-		v, proof, err := b.SetPolicy(r.Context(), r.PathValue("scope"), string(body), by)
+	mux.Handle("PUT /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, body []byte, ad *admin) error {
+		s, err := scope(r, ad, true)
+		if err != nil {
+			return err
+		}
+		v, proof, err := b.SetPolicy(r.Context(), s, string(body), by(ad))
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, VersionResponse{Version: v, LogProof: proof})
 	}))
-	mux.Handle("GET /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, _ string) error {
-		scope := r.PathValue("scope")
-		if err := PolicyScope(scope); err != nil {
+	mux.Handle("GET /kbs/v0/admin/policy/{scope...}", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
+		s, err := scope(r, ad, false)
+		if err != nil {
 			return err
 		}
-		p, err := b.store.GetPolicy(r.Context(), scope)
+		p, err := b.store.GetPolicy(r.Context(), s)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: no policy for %s", ErrNotFound, scope)
+			return fmt.Errorf("%w: no policy for %s", ErrNotFound, s)
 		}
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, PolicyResponse{Scope: p.Scope, Version: p.Version, Rego: p.Rego, CreatedAt: p.CreatedAt, CreatedBy: p.CreatedBy})
 	}))
-	mux.Handle("GET /kbs/v0/admin/audit", h(func(w http.ResponseWriter, r *http.Request, _ []byte, _ string) error {
+	mux.Handle("GET /kbs/v0/admin/audit", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
 		q := r.URL.Query()
 		after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
 		limit, _ := strconv.Atoi(q.Get("limit"))
 		if limit <= 0 || limit > 1000 {
 			limit = 100
 		}
-		recs, err := b.store.ListAudit(r.Context(), after, limit)
+		recs, err := b.auditFor(r.Context(), admins, ad, after, limit)
 		if err != nil {
 			return err
 		}
 		return web.WriteJSON(w, http.StatusOK, recs)
 	}))
+	mux.Handle("GET /kbs/v0/admin/tenants", h(func(w http.ResponseWriter, r *http.Request, _ []byte, ad *admin) error {
+		if !ad.Operator {
+			return b.refuse(r, ad, "", "", fmt.Errorf("%w: only an operator key lists the tenants; key %s is a tenant's", ErrNotYourTenant, ad.Name))
+		}
+		return web.WriteJSON(w, http.StatusOK, admins.tenants())
+	}))
+}
+
+// listable checks that a listing under prefix stays within ad's
+// repositories: a prefix with a "/" must name one of them, a prefix
+// without must begin the name of one. The empty prefix lists all of them
+// (for the operator, none).
+func listable(ad *admin, prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if repo, _, ok := strings.Cut(prefix, "/"); ok {
+		if !ad.owns(repo) {
+			return notYours(ad, repo)
+		}
+		return nil
+	}
+	for _, repo := range ad.Repos {
+		if !ad.Operator && strings.HasPrefix(repo, prefix) {
+			return nil
+		}
+	}
+	return notYours(ad, prefix+"*")
+}
+
+// auditScan is how many records auditFor reads from the store at a time.
+const auditScan = 1000
+
+// auditFor returns up to limit audit records after seq after that ad may
+// read (Admins.sees). It reads the trail in order until it has limit of
+// them or the trail ends, so a short answer means the end of the trail, as
+// for an unfiltered one.
+func (b *Broker) auditFor(ctx context.Context, admins *Admins, ad *admin, after int64, limit int) ([]store.AuditRecord, error) {
+	out := []store.AuditRecord{}
+	for len(out) < limit {
+		recs, err := b.store.ListAudit(ctx, after, auditScan)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range recs {
+			if admins.sees(ad, rec.Resource) {
+				out = append(out, rec)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if len(recs) < auditScan {
+			break
+		}
+		after = recs[len(recs)-1].Seq
+	}
+	return out, nil
 }
 
 // marshalCompact is json.Marshal without HTML escaping.

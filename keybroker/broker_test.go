@@ -50,6 +50,8 @@ type fixtureOpts struct {
 	noAdmin bool
 	// shared keeps sessions and nonces in the store, not in memory.
 	shared bool
+	// admins replaces the one owner key of every repository the tests use.
+	admins *Admins
 	// replicaOf makes the fixture a second replica of a shared one: the
 	// same database through its own store handle, the same KEK, verifier
 	// and owner key.
@@ -124,8 +126,12 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	var admins *Admins
-	if !o.noAdmin {
-		admins = NewAdmins(map[string]ed25519.PublicKey{"owner": pub}, nil)
+	if admins = o.admins; admins == nil && !o.noAdmin {
+		// One tenant owning every repository the tests use.
+		var err error
+		if admins, err = NewAdmins([]AdminKey{{Name: "owner", Public: pub, Repos: []string{"owner-a", "owner-b", "owner-c", "airline"}}}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	mux := http.NewServeMux()
 	b.Register(mux, admins)

@@ -72,6 +72,9 @@ func (e *RemoteError) Is(target error) bool {
 	case http.StatusUnauthorized:
 		return target == ErrUnauthenticated || target == ErrAdminAuth && strings.HasSuffix(e.Type, "admin-unauthenticated")
 	case http.StatusForbidden:
+		if strings.HasSuffix(e.Type, "/not-your-tenant") {
+			return target == ErrNotYourTenant
+		}
 		return target == ErrDenied
 	case http.StatusNotFound:
 		return target == ErrNotFound
@@ -364,4 +367,11 @@ func (c *AdminClient) Policy(ctx context.Context, scope string) (*PolicyResponse
 func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	var recs []store.AuditRecord
 	return recs, c.do(ctx, http.MethodGet, "/kbs/v0/admin/audit?after="+strconv.FormatInt(after, 10)+"&limit="+strconv.Itoa(limit), nil, &recs)
+}
+
+// Tenants lists the broker's owner-API keys: their names, key ids and
+// repositories. Only an operator key may.
+func (c *AdminClient) Tenants(ctx context.Context) ([]Tenant, error) {
+	var ts []Tenant
+	return ts, c.do(ctx, http.MethodGet, "/kbs/v0/admin/tenants", nil, &ts)
 }

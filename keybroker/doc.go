@@ -16,4 +16,13 @@
 // admin API returns metadata only. Every release decision, released or
 // refused, is recorded durably with its reason before the response is
 // sent, and logged.
+//
+// A broker may be shared by rival owners: each admin key owns repositories
+// (an authorized-keys line's repos=, by default the one named like the
+// key) and the owner API lets it read, write, list and audit those alone;
+// an operator key manages only the default release policy and the tenant
+// list. Every other request is refused (ErrNotYourTenant) before anything
+// about its target is read, logged, and recorded in the audit trail where
+// the target's owner sees it, never as a release decision
+// (docs/spec/keybroker.md §6.1).
 package keybroker

@@ -160,7 +160,7 @@ func TestVersionsAndDelete(t *testing.T) {
 	if ms, _ := f.admin.List(ctx, ""); len(ms) != 0 {
 		t.Errorf("list after delete = %+v", ms)
 	}
-	if _, err := f.admin.SetPolicy(ctx, "default", "package kura.release\nallow := "); !errors.Is(err, ErrBadRequest) {
+	if _, err := f.admin.SetPolicy(ctx, "repo/owner-a", "package kura.release\nallow := "); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("broken policy accepted: %v", err)
 	}
 }
@@ -183,7 +183,10 @@ func FuzzAttestation(f *testing.F) {
 
 func FuzzAdminAuthorization(f *testing.F) {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	admins := NewAdmins(map[string]ed25519.PublicKey{"o": pub}, nil)
+	admins, err := NewAdmins([]AdminKey{{Name: "o", Public: pub}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(`Kura-Signature key="` + AdminKeyID(pub) + `", ts="1", nonce="aaaaaaaaaaaaaaaa", sig="` + base64.StdEncoding.EncodeToString(make([]byte, 64)) + `"`)
 	f.Add("Kura-Signature ,,,=")
 	f.Fuzz(func(t *testing.T, h string) {

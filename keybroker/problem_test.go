@@ -27,6 +27,7 @@ func TestProblemTypes(t *testing.T) {
 		{errNoSession, 401, "unauthenticated", ""},
 		{fmt.Errorf("%w: signature", ErrAdminAuth), 401, "admin-unauthenticated", ""},
 		{fmt.Errorf("%w: deny", ErrDenied), 403, "policy-denied", ""},
+		{fmt.Errorf("%w: key carrier does not own repository airline", ErrNotYourTenant), 403, "not-your-tenant", ""},
 		{fmt.Errorf("%w: a/b/c", ErrNotFound), 404, "resource-not-found", ""},
 		{fmt.Errorf("%w: tee-evidence: %w", ErrBadRequest, attestation.ErrMalformed), 400, "bad-request", ""},
 		{ErrRateLimited, 429, "rate-limited", "1"},

@@ -103,7 +103,11 @@ func benchmarkRelease(b *testing.B, clients int, mode string) {
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	mux := http.NewServeMux()
-	broker.Register(mux, keybroker.NewAdmins(map[string]ed25519.PublicKey{"owner": pub}, nil))
+	admins, err := keybroker.NewAdmins([]keybroker.AdminKey{{Name: "owner-a", Public: pub}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker.Register(mux, admins)
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
 	admin := &keybroker.AdminClient{BaseURL: srv.URL, Key: priv, HTTP: srv.Client()}

@@ -66,7 +66,7 @@ func TestKeyBrokerCrashSafety(t *testing.T) {
 	data := t.TempDir()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	keys := filepath.Join(data, "admins")
-	if err := os.WriteFile(keys, []byte(keybroker.AuthorizedKeyLine(pub, "owner")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keys, []byte(keybroker.AuthorizedKeyLine(pub, "owner", "crash")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"kbs", "serve", "--addr", "127.0.0.1:0", "--data", data, "--admin-keys", keys, "--offline", "--log-level", "warn"}

@@ -136,10 +136,11 @@ func TestServeDevTLS(t *testing.T) {
 	}
 }
 
-// adminSetup writes an owner key and the authorized-keys file naming it.
+// adminSetup writes an owner key and the authorized-keys file naming it,
+// as the owner of the repositories the tests use.
 func adminSetup(t *testing.T, dir string) (keyFile, authorized string) {
 	t.Helper()
-	line := kura(t, dir, "kbs", "admin-key", "-o", "owner.pem", "--name", "bench")
+	line := kura(t, dir, "kbs", "admin-key", "-o", "owner.pem", "--name", "bench", "--repos", "bench,app,crash")
 	authorized = filepath.Join(dir, "admins")
 	if err := os.WriteFile(authorized, []byte(line), 0o600); err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func (k *kbsFlags) register(cmd *cobra.Command, g *globals) {
 	fs.StringVar(&k.store, "store", g.envDefault("KURA_STORE", ""), "state: a SQLite file path, or a postgres:// URL (KURA_STORE); default <data>/kbs.db")
 	fs.StringVar(&k.kekFile, "kek-file", g.envDefault("KURA_KEK_FILE", ""), "key-encryption key file, created 0600 if missing (KURA_KEK_FILE); default <data>/kek")
 	fs.StringVar(&k.passphraseFile, "kek-passphrase-file", g.envDefault("KURA_KEK_PASSPHRASE_FILE", ""), "derive the KEK with Argon2id from the passphrase in this file instead (parameters kept in --kek-file)")
-	fs.StringVar(&k.adminKeys, "admin-keys", g.envDefault("KURA_ADMIN_KEYS", ""), `authorized owner keys ("ed25519 <base64> <name>" lines); without it the admin API is off (KURA_ADMIN_KEYS)`)
+	fs.StringVar(&k.adminKeys, "admin-keys", g.envDefault("KURA_ADMIN_KEYS", ""), `authorized owner keys ("ed25519 <base64> <name> [repos=<r>,... | operator]" lines; without repos= a key owns the repository named like it); without it the admin API is off (KURA_ADMIN_KEYS)`)
 	fs.StringArrayVar(&k.trustJWKS, "trust-jwks", nil, "also trust tokens from the verifier whose JWKS is at this URL (repeatable)")
 	fs.StringArrayVar(&k.trustKeys, "trust-key", nil, "also trust tokens signed by this PEM public key (repeatable)")
 }
@@ -135,14 +135,28 @@ and keep the old one until the command reports success.`,
 }
 
 func newKBSAdminKeyCmd(g *globals) *cobra.Command {
-	var out, name string
+	var (
+		out, name string
+		repos     []string
+		operator  bool
+	)
 	cmd := &cobra.Command{
 		Use:   "admin-key",
 		Short: "Create an owner (admin) signing key and print its authorized-keys line",
-		Args:  cobra.NoArgs,
+		Long: `Create an owner (admin) signing key and print its authorized-keys line. On a broker shared by
+several owners, each key owns repositories: those of --repos, or the one named like the key
+(--name). An --operator key owns none: it manages the default release policy and lists the
+tenants.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return usagef("-o FILE is required")
+			}
+			if operator && len(repos) > 0 {
+				return usagef("--operator and --repos: an operator key owns no repository")
+			}
+			if _, err := keybroker.NewAdmins([]keybroker.AdminKey{{Name: name, Public: make(ed25519.PublicKey, ed25519.PublicKeySize), Repos: repos, Operator: operator}}, nil); err != nil {
+				return usagef("%v", err)
 			}
 			pub, priv, err := ed25519.GenerateKey(rand.Reader)
 			if err != nil {
@@ -159,12 +173,18 @@ func newKBSAdminKeyCmd(g *globals) *cobra.Command {
 			if err := errors.Join(pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}), f.Close()); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), keybroker.AuthorizedKeyLine(pub, name))
+			line := keybroker.AuthorizedKeyLine(pub, name, repos...)
+			if operator {
+				line = keybroker.OperatorKeyLine(pub, name)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), line)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the private key here (mode 0600)")
 	cmd.Flags().StringVar(&name, "name", "owner", "name recorded with every write this key makes")
+	cmd.Flags().StringSliceVar(&repos, "repos", nil, "repositories the key owns (default: the one named like the key)")
+	cmd.Flags().BoolVar(&operator, "operator", false, "the platform operator's key: owns no repository")
 	return cmd
 }
 

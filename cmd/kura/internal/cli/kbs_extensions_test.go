@@ -73,7 +73,7 @@ func TestPolicyChangeLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	resp, err := srv.Admin.SetPolicy(ctx, "default", keybroker.DefaultReleasePolicy)
+	resp, err := srv.Admin.SetPolicy(ctx, "repo/owner", keybroker.DefaultReleasePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,8 @@ func TestPolicyChangeLogged(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the answer's log proof: %v", err)
 	}
-	if e.Kind != auditlog.KindPolicyChange || e.PolicyID != "default@1" || !strings.HasPrefix(e.Subject, "sha256:") {
-		t.Errorf("logged entry %+v, want the policy_change of default@1", e)
+	if e.Kind != auditlog.KindPolicyChange || e.PolicyID != "repo/owner@1" || !strings.HasPrefix(e.Subject, "sha256:") {
+		t.Errorf("logged entry %+v, want the policy_change of repo/owner@1", e)
 	}
 	other, _, err := auditlog.GenerateKey(auditlog.DefaultOrigin)
 	if err != nil {
