@@ -68,7 +68,7 @@ func (b *build) buildLog(ctx context.Context) error {
 			return fmt.Errorf("blob store: %w", err)
 		}
 	}
-	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: b.metrics, Logger: b.log})
+	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: b.metrics, Uploads: b.uploads, Logger: b.log})
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (b *build) buildCoordinator() error {
 	if b.auditLog == nil {
 		return fmt.Errorf("%w: the coordinator needs the log role (it logs every manifest version and approval)", ErrConfig)
 	}
-	c, err := coordinator.New(coordinator.Config{Store: b.state, Log: b.auditLog, Logger: b.log})
+	c, err := coordinator.New(coordinator.Config{Store: b.state, Log: b.auditLog, Nonces: b.state.Ephemeral(), Uploads: b.uploads, Logger: b.log})
 	if err != nil {
 		return err
 	}

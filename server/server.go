@@ -97,7 +97,21 @@ type Config struct {
 	// SeparateMetrics leaves /metrics off Handler, for a separate listener
 	// serving MetricsHandler.
 	SeparateMetrics bool
+	// RateLimit is the requests per second allowed per client address on
+	// the platform's writes — every POST and PUT under /v1/: nonces,
+	// verifications, log intake, collaboration pushes — with bursts of
+	// twice that (0: DefaultRateLimit). The key broker has its own,
+	// KBS.RateLimit.
+	RateLimit float64
 }
+
+// DefaultRateLimit is Config.RateLimit's default.
+const DefaultRateLimit = 50
+
+// UploadBudget bounds the request bodies the log intake and the
+// coordinator hold in memory at once; an upload beyond it is answered 503
+// busy before a byte of it is read.
+const UploadBudget = 64 << 20
 
 // KBS configures the key broker role.
 type KBS struct {
@@ -151,6 +165,7 @@ type build struct {
 	metrics *metrics
 	ready   *web.Readiness
 	srv     *Server
+	uploads *web.BodyBudget
 
 	issuer   *token.Issuer
 	verifier *verifier.Service
@@ -175,7 +190,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{ready: &web.Readiness{}, roles: roles}
-	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready, srv: s}
+	b := &build{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newMetrics(), ready: s.ready, srv: s,
+		uploads: web.NewBodyBudget(UploadBudget)}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))
@@ -291,7 +307,28 @@ func (b *build) handlers(roles []Role) (main, aux http.Handler) {
 	m.Handle("GET /metrics", b.metrics.Handler())
 	m.Handle("GET /healthz", health)
 	m.Handle("GET /readyz", b.ready.Handler())
-	return web.Instrument(b.log, b.metrics.InFlight(b.mux), observe), web.Instrument(b.log, m, nil)
+	return web.Instrument(b.log, b.metrics.InFlight(b.limitWrites(b.mux)), observe), web.Instrument(b.log, m, nil)
+}
+
+// limitWrites applies the per-client rate limit to every POST and PUT
+// under /v1/.
+func (b *build) limitWrites(next http.Handler) http.Handler {
+	rps := b.cfg.RateLimit
+	if rps <= 0 {
+		rps = DefaultRateLimit
+	}
+	l := web.NewLimiter(rps, nil)
+	limited := web.Handle(b.log, nil, l.Wrap(func(w http.ResponseWriter, r *http.Request) error {
+		next.ServeHTTP(w, r)
+		return nil
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut) && strings.HasPrefix(r.URL.Path, "/v1/") {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler serves the roles' APIs, /healthz, /readyz and, unless

@@ -9,6 +9,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/kura-cc/kura/party"
 )
 
 // RegistrationVersion is the only registration format version.
@@ -32,7 +34,73 @@ type Registration struct {
 	SealedAt     time.Time `json:"sealed_at"`
 	Recipients   []string  `json:"recipients,omitempty"`
 	// Sealer is the fingerprint of the sealer's party card, when given.
+	// A registration that names a sealer carries the card and the sealer's
+	// signature (Sign), so no one can attribute a sealing to another party.
 	Sealer string `json:"sealer,omitempty"`
+	// SealerCard is the sealer's party card (JSON), present with Sealer.
+	SealerCard json.RawMessage `json:"sealer_card,omitempty"`
+	// Signature is the sealer's Ed25519 signature over SigningBytes,
+	// present with Sealer.
+	Signature []byte `json:"signature,omitempty"`
+}
+
+// registrationContext prefixes what a sealer signs.
+const registrationContext = "kura timelock registration v1\n"
+
+// SigningBytes returns what the sealer signs: a context string, then the
+// registration's compact JSON without its signature.
+func (r *Registration) SigningBytes() ([]byte, error) {
+	c := *r
+	c.Signature = nil
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(registrationContext), b...), nil
+}
+
+// Sign names id's party as the sealer and signs the registration with its
+// signing key.
+func (r *Registration) Sign(id *party.Identity) error {
+	card, err := id.Card().Marshal()
+	if err != nil {
+		return err
+	}
+	r.Sealer, r.SealerCard, r.Signature = id.Card().Fingerprint, json.RawMessage(bytes.TrimSpace(card)), nil
+	msg, err := r.SigningBytes()
+	if err != nil {
+		return err
+	}
+	r.Signature = id.Sign(msg)
+	return nil
+}
+
+// checkSealer verifies a named sealer's card and signature.
+func (r *Registration) checkSealer() error {
+	if r.Sealer == "" {
+		if r.SealerCard != nil || r.Signature != nil {
+			return fmt.Errorf("%w: registration: a sealer card or signature without a sealer", ErrMalformed)
+		}
+		return nil
+	}
+	if r.SealerCard == nil || r.Signature == nil {
+		return fmt.Errorf("%w: registration names sealer %.16s… without its card and signature: sign it with the sealer's identity (kura timelock seal --sealer DIR)", ErrMalformed, r.Sealer)
+	}
+	card, err := party.ParseCard(r.SealerCard)
+	if err != nil {
+		return fmt.Errorf("%w: registration: sealer card: %w", ErrMalformed, err)
+	}
+	if card.Fingerprint != r.Sealer {
+		return fmt.Errorf("%w: registration: the sealer card is %.16s…, the registration names %.16s…", ErrTampered, card.Fingerprint, r.Sealer)
+	}
+	msg, err := r.SigningBytes()
+	if err != nil {
+		return err
+	}
+	if err := card.Verify(msg, r.Signature); err != nil {
+		return fmt.Errorf("%w: registration: %w", ErrTampered, err)
+	}
+	return nil
 }
 
 // Marshal returns the registration as indented JSON with a final newline.
@@ -74,6 +142,17 @@ func ParseRegistration(data []byte) (*Registration, error) {
 		if !hex32(f) {
 			return nil, fmt.Errorf("%w: registration: bad recipient fingerprint", ErrMalformed)
 		}
+	}
+	if !r.SealedAt.Before(r.ReleaseTime) {
+		return nil, fmt.Errorf("%w: registration: sealed at %s, not before its release time %s", ErrMalformed, r.SealedAt.UTC().Format(time.RFC3339), r.ReleaseTime.UTC().Format(time.RFC3339))
+	}
+	if ci := knownChain(r.ChainHash); ci != nil {
+		if t, err := ci.TimeOf(r.Round); err == nil && !t.Equal(r.ReleaseTime) {
+			return nil, fmt.Errorf("%w: registration: round %d of this chain is published at %s, the registration says %s", ErrMalformed, r.Round, t.UTC().Format(time.RFC3339), r.ReleaseTime.UTC().Format(time.RFC3339))
+		}
+	}
+	if err := r.checkSealer(); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }

@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
@@ -62,6 +63,9 @@ type Config struct {
 	Archive blob.Store
 	// Runs, if set, counts runs by the outcome of their receipts.
 	Runs RunRecorder
+	// Uploads bounds the request bodies held in memory at once (default:
+	// a budget of its own of result.MaxSize).
+	Uploads *web.BodyBudget
 	// Now is the clock stamped on entries (default time.Now).
 	Now func() time.Time
 	// Logger receives request failures (default: discard).
@@ -73,8 +77,11 @@ type Intake struct {
 	log     Log
 	archive blob.Store
 	runs    RunRecorder
+	uploads *web.BodyBudget
 	now     func() time.Time
 	slog    *slog.Logger
+	// locks serialise the check-append-record of one digest (striped).
+	locks [64]sync.Mutex
 }
 
 // New returns an intake.
@@ -82,7 +89,10 @@ func New(cfg Config) (*Intake, error) {
 	if cfg.Log == nil || cfg.Archive == nil {
 		return nil, errors.New("intake: Log and Archive are required")
 	}
-	in := &Intake{log: cfg.Log, archive: cfg.Archive, runs: cfg.Runs, now: cfg.Now, slog: cfg.Logger}
+	in := &Intake{log: cfg.Log, archive: cfg.Archive, runs: cfg.Runs, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger}
+	if in.uploads == nil {
+		in.uploads = web.NewBodyBudget(result.MaxSize)
+	}
 	if in.now == nil {
 		in.now = time.Now
 	}
@@ -100,15 +110,35 @@ var routes = map[auditlog.Kind]string{
 	auditlog.KindTimelockRegistration: "/v1/timelock/registrations",
 }
 
+// Bodies the intake reads, by kind: what each can legitimately carry
+// (docs/spec/auditlog.md §7). A run start holds a run context; a receipt
+// digests, evidence, a token and the collaboration file (at most
+// collab.MaxCollaborationSize), base64 in an envelope; a result bundle is
+// bounded by result.MaxSize.
+const (
+	MaxRunStartSize = 64 << 10
+	MaxReceiptSize  = 8 << 20
+)
+
+var limits = map[auditlog.Kind]int64{
+	auditlog.KindRunStart:             MaxRunStartSize,
+	auditlog.KindResult:               result.MaxSize,
+	auditlog.KindReceipt:              MaxReceiptSize,
+	auditlog.KindTimelockRegistration: timelock.MaxRegistrationSize,
+}
+
 // Register mounts the intake's routes on mux: POST of each kind, and GET
 // /v1/cleanroom/results/{digest} and /v1/cleanroom/receipts/{digest} for
 // the archive.
 func (in *Intake) Register(mux *http.ServeMux) {
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(in.slog, nil, f) }
-	for _, kind := range []auditlog.Kind{auditlog.KindRunStart, auditlog.KindResult, auditlog.KindReceipt} {
-		mux.Handle("POST "+routes[kind], h(in.envelope(kind)))
+	post := func(kind auditlog.Kind, f web.HandlerFunc) {
+		mux.Handle("POST "+routes[kind], h(in.uploads.Limit(limits[kind], f)))
 	}
-	mux.Handle("POST "+routes[auditlog.KindTimelockRegistration], h(in.timelock))
+	for _, kind := range []auditlog.Kind{auditlog.KindRunStart, auditlog.KindResult, auditlog.KindReceipt} {
+		post(kind, in.envelope(kind))
+	}
+	post(auditlog.KindTimelockRegistration, in.timelock)
 	mux.Handle("GET /v1/cleanroom/results/{digest}", h(in.archived("results")))
 	mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(in.archived("receipts")))
 }
@@ -119,7 +149,7 @@ var errBadDigest = fault.New(nil, fault.BadRequest, "want the SHA-256 of the pay
 func (in *Intake) envelope(kind auditlog.Kind) web.HandlerFunc {
 	want := map[auditlog.Kind]string{auditlog.KindResult: result.BundleType, auditlog.KindReceipt: result.ReceiptType, auditlog.KindRunStart: result.RunStartType}[kind]
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := web.ReadBody(w, r, result.MaxSize)
+		body, err := web.ReadBody(w, r, limits[kind])
 		if err != nil {
 			return err
 		}
@@ -134,29 +164,59 @@ func (in *Intake) envelope(kind auditlog.Kind) web.HandlerFunc {
 		if f.Envelope.PayloadType != want {
 			return fmt.Errorf("%w: payload type %s does not belong here", ErrRefused, f.Envelope.PayloadType)
 		}
-		subject := "sha256:" + result.DigestHex(f.Envelope.Payload)
+		digest := result.DigestHex(f.Envelope.Payload)
+		subject := "sha256:" + digest
 		if kind == auditlog.KindRunStart {
 			subject = "sha256:" + rc.ManifestHash // a run start names the manifest it executes
 		}
-		p, err := in.log.AppendAndProve(r.Context(), &auditlog.Entry{
-			Kind: kind, Time: in.now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID, Subject: subject,
-		})
-		if err != nil {
-			return err
-		}
-		switch kind {
-		case auditlog.KindResult:
-			err = in.keep(r.Context(), "results", f, p)
-		case auditlog.KindReceipt:
-			if err = in.keep(r.Context(), "receipts", f, p); err == nil {
+		return in.logOnce(w, r, kind, digest, func(p *auditlog.Proof) error {
+			switch kind {
+			case auditlog.KindResult:
+				return in.keep(r.Context(), "results", f, p)
+			case auditlog.KindReceipt:
+				if err := in.keep(r.Context(), "receipts", f, p); err != nil {
+					return err
+				}
 				in.countRun(f)
 			}
-		}
-		if err != nil {
-			return err
-		}
-		return web.WriteJSON(w, http.StatusOK, p)
+			return nil
+		}, &auditlog.Entry{Kind: kind, Time: in.now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID, Subject: subject})
 	}
+}
+
+// logOnce appends e unless a submission of kind with the same payload
+// digest was logged before, in which case it answers with that entry's
+// proof: a replayed file adds nothing to the log. kept runs after a fresh
+// append, before the proof is recorded as the digest's.
+func (in *Intake) logOnce(w http.ResponseWriter, r *http.Request, kind auditlog.Kind, digest string, kept func(*auditlog.Proof) error, e *auditlog.Entry) error {
+	mu := &in.locks[digest[0]%byte(len(in.locks))]
+	mu.Lock()
+	defer mu.Unlock()
+	key := "logged/" + string(kind) + "/" + digest + ".json"
+	if rc, err := in.archive.Get(r.Context(), key); err == nil {
+		defer rc.Close()
+		w.Header().Set("Content-Type", "application/json")
+		_, err = io.Copy(w, io.LimitReader(rc, auditlog.MaxProofSize))
+		return err
+	} else if !errors.Is(err, blob.ErrNotFound) {
+		return err
+	}
+	p, err := in.log.AppendAndProve(r.Context(), e)
+	if err != nil {
+		return err
+	}
+	if err := kept(p); err != nil {
+		return err
+	}
+	proof, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := in.archive.Put(r.Context(), key, bytes.NewReader(proof), int64(len(proof))); err != nil {
+		return fmt.Errorf("archive %s: %w", key, err)
+	}
+	in.slog.InfoContext(r.Context(), "logged", "kind", kind, "digest", digest)
+	return web.WriteJSON(w, http.StatusOK, p)
 }
 
 // countRun counts the run a receipt closes by the outcome it states.
@@ -191,11 +251,11 @@ func (in *Intake) timelock(w http.ResponseWriter, r *http.Request) error {
 	if len(reg.Sealer) == 64 {
 		e.Party = reg.Sealer
 	}
-	p, err := in.log.AppendAndProve(r.Context(), e)
+	canonical, err := reg.Marshal()
 	if err != nil {
 		return err
 	}
-	return web.WriteJSON(w, http.StatusOK, p)
+	return in.logOnce(w, r, auditlog.KindTimelockRegistration, result.DigestHex(canonical), func(*auditlog.Proof) error { return nil }, e)
 }
 
 // keep archives a logged file with its inclusion proof embedded, under

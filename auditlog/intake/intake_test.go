@@ -1,14 +1,16 @@
 package intake_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -20,6 +22,8 @@ import (
 	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/blob/local"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/timelock"
 )
@@ -37,7 +41,9 @@ type fixture struct {
 	runs   runs
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureBudget(t, nil) }
+
+func newFixtureBudget(t *testing.T, budget *web.BodyBudget) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -55,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{key: key, runs: runs{}}
-	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: f.runs, Now: func() time.Time { return t0 }})
+	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: f.runs, Uploads: budget, Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,24 +271,144 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// TestTimelockRegistration: a registration is logged with its file's
-// digest, release time and sealer.
-func TestTimelockRegistration(t *testing.T) {
-	f := newFixture(t)
-	sealer := sha256.Sum256([]byte("sealer card"))
-	reg := &timelock.Registration{Version: timelock.RegistrationVersion, Format: timelock.FormatTlock,
+func registration() *timelock.Registration {
+	return &timelock.Registration{Version: timelock.RegistrationVersion, Format: timelock.FormatTlock,
 		SealedSHA256: strings.Repeat("cd", 32), SealedSize: 10, ChainHash: strings.Repeat("ef", 32), Round: 7,
-		ReleaseTime: t0.Add(time.Hour), SealedAt: t0, Sealer: hex.EncodeToString(sealer[:])}
+		ReleaseTime: t0.Add(time.Hour), SealedAt: t0}
+}
+
+// TestTimelockRegistration: a registration signed by its sealer is logged
+// with its file's digest, release time and sealer; one that names a sealer
+// without the sealer's signature, or with another party's, is refused.
+func TestTimelockRegistration(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sealer, err := party.Generate("issuer", party.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := party.Generate("impostor", party.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registration()
+	if err := reg.Sign(sealer); err != nil {
+		t.Fatal(err)
+	}
 	data, err := reg.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.client.Submit(context.Background(), auditlog.KindTimelockRegistration, data)
+	p, err := f.client.Submit(ctx, auditlog.KindTimelockRegistration, data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := f.verified(t, p)
-	if e.Kind != auditlog.KindTimelockRegistration || e.Subject != "sha256:"+reg.SealedSHA256 || !e.NotBefore.Equal(reg.ReleaseTime) || e.Party != reg.Sealer {
+	if e.Kind != auditlog.KindTimelockRegistration || e.Subject != "sha256:"+reg.SealedSHA256 || !e.NotBefore.Equal(reg.ReleaseTime) || e.Party != sealer.Card().Fingerprint {
 		t.Errorf("registration logged as %+v", e)
 	}
+
+	unsigned := registration()
+	unsigned.Sealer = sealer.Card().Fingerprint
+	impersonated := registration()
+	if err := impersonated.Sign(other); err != nil {
+		t.Fatal(err)
+	}
+	card, _ := sealer.Card().Marshal()
+	impersonated.Sealer, impersonated.SealerCard = sealer.Card().Fingerprint, card
+	moved := registration()
+	if err := moved.Sign(sealer); err != nil {
+		t.Fatal(err)
+	}
+	moved.ReleaseTime = moved.ReleaseTime.Add(time.Hour)
+	for name, r := range map[string]*timelock.Registration{"sealer without signature": unsigned, "another party's signature": impersonated, "release time changed after signing": moved} {
+		data, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.client.Submit(ctx, auditlog.KindTimelockRegistration, data); err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("%s: %v, want 400", name, err)
+		}
+	}
+}
+
+// TestLoggedOnce: a replayed submission is answered with the first entry's
+// proof and adds nothing to the log.
+func TestLoggedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	rcBytes, _, key := run(t, "airline-carrier")
+	receiptFile, err := result.SignReceipt(&result.Receipt{Run: rcBytes, DestroyedAt: t0, Outcome: "completed"}, key)
+	receipt := marshal(t, receiptFile, err)
+	reg, err := registration().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		kind auditlog.Kind
+		body []byte
+	}{{auditlog.KindReceipt, receipt}, {auditlog.KindTimelockRegistration, reg}} {
+		first, err := f.client.Submit(ctx, x.kind, x.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := f.client.Submit(ctx, x.kind, bytes.ReplaceAll(x.body, []byte("\n"), []byte("\n  "))) // the same payload, other whitespace
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.proof(t, first).Index != f.proof(t, again).Index {
+			t.Errorf("%s replayed: logged at %d and %d", x.kind, f.proof(t, first).Index, f.proof(t, again).Index)
+		}
+	}
+	if f.runs["completed"] != 1 {
+		t.Errorf("a replayed receipt counted its run again: %v", f.runs)
+	}
+}
+
+// TestUploadBounds: a body declared larger than its route takes is refused
+// before it is read (413), and one the upload budget cannot hold now is
+// answered 503 with Retry-After, also before it is read: the requests
+// below send headers only, and are answered. (Declared sizes are at least
+// 1 MiB: for a smaller body Go's server reads up to 256 KiB into the void
+// to keep the connection, which holds no memory.)
+func TestUploadBounds(t *testing.T) {
+	f := newFixture(t)
+	for route, limit := range map[string]int64{
+		"/v1/cleanroom/runs":         intake.MaxRunStartSize,
+		"/v1/cleanroom/receipts":     intake.MaxReceiptSize,
+		"/v1/cleanroom/results":      result.MaxSize,
+		"/v1/timelock/registrations": timelock.MaxRegistrationSize,
+	} {
+		size := max(limit+1, 1<<20)
+		if status := headersOnly(t, f.srv.URL, route, size); status != "413" {
+			t.Errorf("%s with %d bytes declared: %s, want 413", route, size, status)
+		}
+	}
+	// A budget of 1 MiB cannot hold a 2 MiB receipt.
+	small := newFixtureBudget(t, web.NewBodyBudget(1<<20))
+	if status := headersOnly(t, small.srv.URL, "/v1/cleanroom/receipts", 2<<20); status != "503" {
+		t.Errorf("over the budget: %s, want 503", status)
+	}
+}
+
+// headersOnly sends a POST's headers declaring size bytes, and no body,
+// and returns the status code the server answers with.
+func headersOnly(t *testing.T, base, route string, size int64) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", route, size)
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: no answer without the body: %v", route, err)
+	}
+	fields := strings.Fields(line)
+	if len(fields) < 2 {
+		t.Fatalf("%s: answer %q", route, line)
+	}
+	return fields[1]
 }

@@ -159,7 +159,7 @@ func TestBenchServe(t *testing.T) {
 	keyFile, admins := adminSetup(t, dir)
 	data := filepath.Join(dir, "state")
 	srv, url := startKura(t, "serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", data,
-		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--log-level", "warn")
+		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--rate-limit", "1000000", "--log-level", "warn")
 	defer stop(t, srv)
 	out := kura(t, dir, "bench", "serve", "--url", url, "--ca", filepath.Join(data, "tls", "dev-cert.pem"),
 		"--admin-key", keyFile, "--clients", "20", "--duration", "2s", "--json",
@@ -304,7 +304,7 @@ func TestServeReleaseCrash(t *testing.T) {
 	keyFile, admins := adminSetup(t, dir)
 	data := filepath.Join(dir, "state")
 	args := []string{"serve", "--dev", "--offline", "--addr", "127.0.0.1:0", "--data", data,
-		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--log-level", "warn"}
+		"--admin-keys", admins, "--kbs-rate-limit", "1000000", "--rate-limit", "1000000", "--log-level", "warn"}
 	srv, url := startKura(t, args...)
 	hc := devClient(t, data)
 	key, err := readAdminKey(keyFile)

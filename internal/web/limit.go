@@ -97,6 +97,7 @@ func NewBodyBudget(total int64) *BodyBudget { return &BodyBudget{left: total, to
 func (b *BodyBudget) Limit(limit int64, h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if r.ContentLength > limit {
+			r.Body.Close() // the server then closes the connection instead of draining the body
 			return &http.MaxBytesError{Limit: limit}
 		}
 		n := limit
@@ -104,6 +105,7 @@ func (b *BodyBudget) Limit(limit int64, h HandlerFunc) HandlerFunc {
 			n = r.ContentLength
 		}
 		if !b.reserve(n) {
+			r.Body.Close()
 			return fmt.Errorf("%w: retry shortly", ErrBusy)
 		}
 		defer b.release(n)

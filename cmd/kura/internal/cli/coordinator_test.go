@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,7 +65,7 @@ func TestCoordinatorLostRace(t *testing.T) {
 		defer cancel()
 		l.Close(ctx)
 	}()
-	co, err := coordinator.New(coordinator.Config{Store: winsEveryRace{st}, Log: l})
+	co, err := coordinator.New(coordinator.Config{Store: winsEveryRace{st}, Log: l, Nonces: st.Ephemeral()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +75,8 @@ func TestCoordinatorLostRace(t *testing.T) {
 	defer srv.Close()
 
 	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/collaborations/"+c.Collab.ID, bytes.NewReader(file))
+	airline := c.Parties[demo.Airline]
+	httpsig.Sign(req, file, coordinator.SigningContext, airline.Card().Fingerprint, airline.Sign, time.Now())
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

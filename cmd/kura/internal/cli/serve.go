@@ -40,6 +40,7 @@ type serveFlags struct {
 	metricsAddr   string
 	shutdownDelay time.Duration
 	kbsRateLimit  float64
+	rateLimit     float64
 	blob          blobFlags
 	log           logFlags
 	// withLog (`kbs serve --log`) adds the log role: an owner-run broker's
@@ -69,6 +70,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in <data>/tls (default: on with --dev for 'kura serve'); clients pin it with --ca")
 	fs.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy on a trusted network)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (and /healthz, /readyz) on this separate address instead of the main listener")
+	fs.Float64Var(&f.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second allowed per client address on every POST and PUT under /v1/ (nonces, verifications, log intake, collaboration pushes; burst 2x)")
 	if len(f.roles) == 1 && f.roles[0] == server.RoleVerifier {
 		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a SQLite file path or a postgres:// URL (KURA_STORE); default in memory")
 	} else {
@@ -110,7 +112,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	cfg := server.Config{
 		DataDir: f.data, Roles: f.roles, DevMode: f.dev, Version: "kura " + Version, Logger: log,
 		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
-		SeparateMetrics: f.metricsAddr != "",
+		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit,
 		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
 			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit},
 	}

@@ -118,13 +118,11 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 				}
 				cards = append(cards, c)
 			}
-			var sealerFP string
+			var sealerID *party.Identity
 			if sealer != "" {
-				id, err := party.Load(sealer)
-				if err != nil {
+				if sealerID, err = party.Load(sealer); err != nil {
 					return fmt.Errorf("--sealer: %w", err)
 				}
-				sealerFP = id.Card().Fingerprint
 			}
 			in, err := os.Open(args[0])
 			if err != nil {
@@ -142,7 +140,11 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg.Sealer = sealerFP
+			if sealerID != nil {
+				if err := reg.Sign(sealerID); err != nil {
+					return err
+				}
+			}
 			data, err := reg.Marshal()
 			if err != nil {
 				return err
