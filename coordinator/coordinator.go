@@ -16,6 +16,11 @@
 // approval, and a file it serves that the log does not hold is evidence
 // against it.
 //
+// Every version a push adds passes analysis.Check, the static check of
+// its analyses that kura collab create and approve run: a manifest whose
+// custom SQL could output identities or read files is refused (400
+// unsafe-analysis) before it is stored or logged.
+//
 // A collaboration id belongs to its parties: every push is signed
 // (internal/httpsig, context "kura-collab-v1") by the signing key of a
 // party of a stored version — for a new id, of the pushed file's first
@@ -43,6 +48,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/fault"
@@ -189,6 +195,13 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	newVersions, newApprovals, err := extends(prev, next)
 	if err != nil {
 		return err
+	}
+	for _, n := range newVersions {
+		// The analyses are checked before anyone signs them (kura collab
+		// create/approve); a coordinator refuses a version that skipped it.
+		if err := analysis.Check(r.Context(), next.Version(n)); err != nil {
+			return fmt.Errorf("version %d: %w", n, err)
+		}
 	}
 	resp := PutResponse{Versions: len(next.Versions), Approvals: len(next.Approvals)}
 	if len(newVersions) == 0 && len(newApprovals) == 0 {

@@ -318,3 +318,41 @@ func TestRewrittenHistory(t *testing.T) {
 		t.Fatalf("rewritten history: %v, want ErrBrokenChain", err)
 	}
 }
+
+// TestUnsafeAnalysisRefused: a version whose custom SQL would output an
+// identity column is refused before it is stored or logged, whoever
+// signed the push.
+func TestUnsafeAnalysisRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.client.Push(ctx, f.file(t)); err != nil {
+		t.Fatal(err)
+	}
+	stored := f.file(t)
+	m, err := collab.ParseManifest(mustJSON(t, f.col.Current()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Previous = f.col.Current().Hash()
+	m.Analyses = append(m.Analyses, collab.Analysis{ID: "phones", Kind: collab.KindSQL,
+		SQL: "SELECT phone, count(*) AS n FROM passengers GROUP BY phone", Reads: []string{"passengers"}})
+	if err := f.col.AddVersion(m); err != nil {
+		t.Fatal(err)
+	}
+	status, kind, detail := f.put(t, f.col.ID, f.file(t), f.ids["airline"])
+	if status != http.StatusBadRequest || kind != "unsafe-analysis" || !strings.Contains(detail, "phone") {
+		t.Errorf("unsafe analysis: %d %s %q, want 400 unsafe-analysis naming phone", status, kind, detail)
+	}
+	if got, err := f.client.Get(ctx, f.col.ID); err != nil || !bytes.Equal(got, stored) {
+		t.Errorf("stored file changed: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
