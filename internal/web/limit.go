@@ -92,18 +92,20 @@ func NewBodyBudget(total int64) *BodyBudget { return &BodyBudget{left: total, to
 // Limit wraps h, which reads a request body of at most limit bytes: it
 // refuses at once, before reading a byte, a body whose declared length is
 // over limit (413) or that the budget cannot hold now (ErrBusy: 503), and
-// holds the body's share of the budget until h returns. A body of unknown
-// length reserves limit bytes.
+// holds the body's share of the budget until h returns. A body must
+// declare its length (411 otherwise), so that it is read into one buffer
+// of that size.
 func (b *BodyBudget) Limit(limit int64, h HandlerFunc) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.ContentLength < 0 {
+			r.Body.Close()
+			return NewProblem(http.StatusLengthRequired, "length-required", "send the body with a Content-Length", nil)
+		}
 		if r.ContentLength > limit {
 			r.Body.Close() // the server then closes the connection instead of draining the body
 			return &http.MaxBytesError{Limit: limit}
 		}
-		n := limit
-		if r.ContentLength >= 0 {
-			n = r.ContentLength
-		}
+		n := r.ContentLength
 		if !b.reserve(n) {
 			r.Body.Close()
 			return fmt.Errorf("%w: retry shortly", ErrBusy)
