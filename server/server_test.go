@@ -173,3 +173,37 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWritesRateLimited: past its burst, one client's POSTs under /v1/ are
+// answered 429 with Retry-After, while its reads and another client's
+// writes still pass.
+func TestWritesRateLimited(t *testing.T) {
+	s := newServer(t, server.Config{DataDir: t.TempDir(), Roles: []server.Role{server.RoleVerifier}, RateLimit: 1})
+	post := func(addr string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/v1/attestation/nonce", nil)
+		r.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		return w
+	}
+	codes := []int{}
+	for range 4 {
+		codes = append(codes, post("192.0.2.1:1234").Code)
+	}
+	if !slices.Equal(codes[:3], []int{200, 200, 200}) || codes[3] != http.StatusTooManyRequests {
+		t.Errorf("nonces from one client: %v, want a burst of 3 then 429", codes)
+	}
+	if w := post("192.0.2.1:1234"); w.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if w := post("198.51.100.7:1"); w.Code != http.StatusOK {
+		t.Errorf("another client: %d", w.Code)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
+	r.RemoteAddr = "192.0.2.1:1234"
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("a read by the limited client: %d", w.Code)
+	}
+}
