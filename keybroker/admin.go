@@ -136,7 +136,7 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 			}
 			ad, err := admins.authenticate(r, body, b.ephemeral)
 			if err != nil {
-				b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", clientAddr(r))
+				b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", web.ClientAddr(r))
 				return err
 			}
 			return f(w, r, body, ad)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/internal/web"
 	"log/slog"
 	"strings"
 	"sync"
@@ -116,7 +117,7 @@ type Broker struct {
 	verified    *tokenCache
 	ephemeral   store.Ephemeral
 	sessions    *sessions
-	limiter     *limiter
+	limiter     *web.Limiter
 	now         func() time.Time
 	log         *slog.Logger
 }
@@ -167,7 +168,7 @@ func New(cfg Config) (*Broker, error) {
 	if rl == 0 {
 		rl = 200
 	}
-	b.limiter = newLimiter(rl, b.now)
+	b.limiter = web.NewLimiter(rl, b.now)
 	return b, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,19 +46,11 @@ func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
 // limited applies the per-client rate limit.
 func (b *Broker) limited(f web.HandlerFunc) web.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if !b.limiter.allow(clientAddr(r)) {
+		if !b.limiter.Allow(web.ClientAddr(r)) {
 			return ErrRateLimited
 		}
 		return f(w, r)
 	}
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // kbsRequest is the KBS Request payload.
@@ -197,7 +188,7 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err := b.sessions.attest(r.Context(), id, sess, rep.Token); err != nil {
 		return err
 	}
-	b.log.InfoContext(r.Context(), "kbs session attested", "tee", a.View.TEE, "status", a.View.Status, "requester", clientAddr(r))
+	b.log.InfoContext(r.Context(), "kbs session attested", "tee", a.View.TEE, "status", a.View.Status, "requester", web.ClientAddr(r))
 	return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(rep.Token)})
 }
 
@@ -339,7 +330,7 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 	a, err := b.attestedOf(r)
 	if err != nil {
 		// Unauthenticated requests are decisions too: record them.
-		rec := &store.AuditRecord{Decision: "refused", Reason: err.Error(), Resource: path, Requester: clientAddr(r)}
+		rec := &store.AuditRecord{Decision: "refused", Reason: err.Error(), Resource: path, Requester: web.ClientAddr(r)}
 		if aerr := b.record(r.Context(), rec); aerr != nil {
 			return fmt.Errorf("record decision: %w", aerr)
 		}
@@ -358,7 +349,7 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("%w: POST %s needs the collaboration file as its body", ErrBadRequest, RunResourcePrefix)
 		}
 	}
-	out, seq, err := b.Release(r.Context(), a, path, query, collaboration, clientAddr(r))
+	out, seq, err := b.Release(r.Context(), a, path, query, collaboration, web.ClientAddr(r))
 	// Released or refused, the answer names the decision's audit record,
 	// which is also its broker_seq in the transparency log.
 	if seq > 0 {

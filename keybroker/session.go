@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/internal/fault"
@@ -177,32 +176,4 @@ func (s *sessions) remember(h [sha256.Size]byte, a attestedSession) {
 		}
 	}
 	s.cache[h] = a
-}
-
-// limiter rate-limits requests per client address.
-type limiter struct {
-	rate rate.Limit
-	now  func() time.Time
-
-	mu      sync.Mutex
-	clients map[string]*rate.Limiter
-}
-
-func newLimiter(perSecond float64, now func() time.Time) *limiter {
-	return &limiter{rate: rate.Limit(perSecond), now: now, clients: map[string]*rate.Limiter{}}
-}
-
-// allow reports whether client may make a request now.
-func (l *limiter) allow(client string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.clients[client]
-	if !ok {
-		if len(l.clients) >= 100000 {
-			clear(l.clients) // bounded memory; a reset only forgives
-		}
-		lim = rate.NewLimiter(l.rate, int(2*l.rate)+1)
-		l.clients[client] = lim
-	}
-	return lim.AllowN(l.now(), 1)
 }

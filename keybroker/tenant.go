@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"github.com/kura-cc/kura/internal/web"
 	"net/http"
 	"slices"
 	"strings"
@@ -291,6 +292,6 @@ func (b *Broker) refuse(r *http.Request, ad *admin, target, scope string, err er
 		b.log.ErrorContext(ctx, "owner API refusal not recorded", "by", ad.Name, "err", aerr)
 	}
 	b.log.WarnContext(ctx, "admin request refused", "by", ad.Name, "key", ad.id, "method", r.Method, "path", r.URL.Path,
-		"target", target, "scope", scope, "reason", err, "audit_seq", seq, "client", clientAddr(r))
+		"target", target, "scope", scope, "reason", err, "audit_seq", seq, "client", web.ClientAddr(r))
 	return err
 }
