@@ -188,15 +188,17 @@ tenants.`,
 	return cmd
 }
 
-// loadAdminKey reads an Ed25519 private key in PKCS #8 PEM.
+// loadAdminKey reads an Ed25519 private key in PKCS #8 PEM, from a file
+// that only its owner can read.
 func loadAdminKey(path string) (ed25519.PrivateKey, error) {
 	if path == "" {
 		return nil, usagef("--admin-key FILE is required (create one with 'kura kbs admin-key -o FILE')")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile("--admin-key", path)
 	if err != nil {
-		return nil, usagef("--admin-key: %w", err)
+		return nil, err
 	}
+	defer clear(data)
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, usagef("--admin-key %s: no PEM block", path)

@@ -60,6 +60,18 @@ func TestKeyFileModes(t *testing.T) {
 			return []string{"serve", "--data", dir, "--addr", "127.0.0.1:0", "--blob", "s3://bucket", "--s3-endpoint", "127.0.0.1:1",
 				"--s3-access-key-file", access, "--s3-secret-key-file", secret}, secret
 		}},
+		{"secret put --admin-key", func(t *testing.T, dir string) ([]string, string) {
+			key := filepath.Join(dir, "admin.pem")
+			mustRun(t, "kbs", "admin-key", "-o", key)
+			value := filepath.Join(dir, "value")
+			writeSecret(t, value, "s3cret")
+			return []string{"secret", "put", "owner/key/a", "--url", "http://127.0.0.1:1", "--admin-key", key, "--value-file", value}, key
+		}},
+		{"data register --identity", func(t *testing.T, dir string) ([]string, string) {
+			id := filepath.Join(dir, "airline")
+			mustRun(t, "party", "init", "airline", "-o", id)
+			return []string{"data", "register", filepath.Join(dir, "none.kura"), "--key-file", filepath.Join(dir, "none.key"), "--identity", id}, filepath.Join(id, "identity.key")
+		}},
 		{"audit witness serve --key", func(t *testing.T, dir string) ([]string, string) {
 			key, logKey := filepath.Join(dir, "witness.key"), filepath.Join(dir, "log.key")
 			mustRun(t, "audit", "keygen", "--origin", "witness.test", "-o", key)
