@@ -80,10 +80,15 @@ func OpenKEK(path, passphraseFile string, log *slog.Logger) (kek.KEK, error) {
 // its reason, and returns err with what the file is; other errors are
 // returned as they are.
 func refuseKeyFile(log *slog.Logger, what, path string, err error) error {
+	logRefusal(log, what, path, err)
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// logRefusal logs the refusal of a key file that others can reach.
+func logRefusal(log *slog.Logger, what, path string, err error) {
 	if errors.Is(err, keyfile.ErrInsecure) {
 		log.Error("key file refused: group or others can reach it", "file", what, "path", path, "reason", err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 // brokerHooks connect the key broker to the roles built after it: audit

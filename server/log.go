@@ -37,8 +37,10 @@ func (b *build) buildLog(ctx context.Context) error {
 	if origin == "" {
 		origin = auditlog.DefaultOrigin
 	}
-	key, err := loadOrCreateLogKey(b.path(cfg.KeyFile, "log-key"), origin)
+	keyFile := b.path(cfg.KeyFile, "log-key")
+	key, err := loadOrCreateLogKey(keyFile, origin)
 	if err != nil {
+		logRefusal(b.log, "log key", keyFile, err)
 		return err
 	}
 	l, err := auditlog.Open(ctx, auditlog.Config{Dir: filepath.Join(b.cfg.DataDir, "log"), Key: key, Logger: b.log,

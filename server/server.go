@@ -15,8 +15,10 @@
 // replicas), which holds only ciphertext of secrets (sealed under the KEK,
 // which never enters it), public collaboration files and short-lived
 // records. The verifier's token key, the KEK and the log key are files in
-// the data directory, created 0600 if missing and refused if others can
-// read or write them (packages kek, auditlog). In dev mode the INSECURE
+// the data directory, created 0600 if missing and, like a KEK passphrase
+// file, refused if group or others can read or write them (internal/keyfile;
+// the refusal is logged); the admin keys file is refused if they can write
+// it. In dev mode the INSECURE
 // simulated TEE is accepted and every token and answer involving it says
 // so; never run dev mode in production.
 package server
