@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/internal/fault"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )
@@ -24,13 +24,14 @@ import (
 //
 //	Authorization: Kura-Signature key="<key id>", ts="<unix seconds>", nonce="<base64>", sig="<base64>"
 //
-// where sig is Ed25519 over AdminSigningString. The key id is the first 16
-// bytes of SHA-256 of the public key, in hex.
-const adminScheme = "Kura-Signature"
+// where sig is Ed25519 over AdminSigningString (internal/httpsig with the
+// context "kura-admin-v1"). The key id is the first 16 bytes of SHA-256 of
+// the public key, in hex.
+const adminContext = "kura-admin-v1"
 
 // AdminWindow is how far an admin request's timestamp may be from the
 // broker's clock; nonces are remembered this long on either side.
-const AdminWindow = 5 * time.Minute
+const AdminWindow = httpsig.Window
 
 // ErrAdminAuth means an admin request was not signed by an authorized key,
 // or its signature, timestamp or nonce is wrong or replayed (401
@@ -39,8 +40,7 @@ var ErrAdminAuth = fault.NewCode(ErrKeyBroker, fault.Unauthenticated, "admin-una
 
 // AdminSigningString is the message an admin signs.
 func AdminSigningString(method, pathAndQuery string, ts int64, nonce string, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	return fmt.Appendf(nil, "kura-admin-v1\n%s\n%s\n%d\n%s\n%s", method, pathAndQuery, ts, nonce, hex.EncodeToString(sum[:]))
+	return httpsig.SigningString(adminContext, method, pathAndQuery, ts, nonce, body)
 }
 
 // AdminKeyID names an admin public key.
@@ -53,47 +53,18 @@ func AdminKeyID(pub ed25519.PublicKey) string {
 // key. seen remembers the nonces of accepted requests for twice
 // AdminWindow, so that no request is accepted twice.
 func (a *Admins) authenticate(r *http.Request, body []byte, seen store.Ephemeral) (*admin, error) {
-	h, ok := strings.CutPrefix(r.Header.Get("Authorization"), adminScheme+" ")
-	if !ok {
-		return nil, fmt.Errorf("%w: missing %s authorization", ErrAdminAuth, adminScheme)
-	}
-	params := map[string]string{}
-	for _, kv := range strings.Split(h, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+	v := &httpsig.Verifier{Context: adminContext, Nonces: seen, Now: a.now}
+	id, err := v.Verify(r, body, func(id string) (ed25519.PublicKey, bool) {
+		ad, ok := a.keys[id]
 		if !ok {
-			return nil, fmt.Errorf("%w: malformed authorization", ErrAdminAuth)
+			return nil, false
 		}
-		params[k] = strings.Trim(v, `"`)
-	}
-	ad, ok := a.keys[params["key"]]
-	if !ok {
-		return nil, fmt.Errorf("%w: key %q is not an authorized admin key", ErrAdminAuth, params["key"])
-	}
-	ts, err := strconv.ParseInt(params["ts"], 10, 64)
+		return ad.Public, true
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad timestamp", ErrAdminAuth)
+		return nil, fmt.Errorf("%w: %w", ErrAdminAuth, err)
 	}
-	now := a.now()
-	if d := now.Sub(time.Unix(ts, 0)); d > AdminWindow || d < -AdminWindow {
-		return nil, fmt.Errorf("%w: timestamp is %s off the broker's clock (limit %s)", ErrAdminAuth, d.Round(time.Second), AdminWindow)
-	}
-	nonce := params["nonce"]
-	if len(nonce) < 16 || len(nonce) > 64 {
-		return nil, fmt.Errorf("%w: nonce must be 16 to 64 characters", ErrAdminAuth)
-	}
-	sig, err := base64.StdEncoding.DecodeString(params["sig"])
-	if err != nil || !ed25519.Verify(ad.Public, AdminSigningString(r.Method, r.URL.RequestURI(), ts, nonce, body), sig) {
-		return nil, fmt.Errorf("%w: signature does not verify", ErrAdminAuth)
-	}
-	sum := sha256.Sum256([]byte(params["key"] + "\x00" + nonce))
-	fresh, err := seen.Add(r.Context(), "admin-nonce/"+hex.EncodeToString(sum[:]), nil, now.Add(2*AdminWindow))
-	if err != nil {
-		return nil, fmt.Errorf("keybroker: admin replay cache: %w", err)
-	}
-	if !fresh {
-		return nil, fmt.Errorf("%w: replayed request (nonce already used)", ErrAdminAuth)
-	}
-	return ad, nil
+	return a.keys[id], nil
 }
 
 // maxAdminBody bounds admin request bodies: a resource, base64, plus metadata.

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -289,17 +290,12 @@ func (c *AdminClient) do(ctx context.Context, method, pathAndQuery string, body 
 	if c.Now != nil {
 		now = c.Now
 	}
-	ts := now().Unix()
-	nb := make([]byte, 18)
-	rand.Read(nb)
-	nonce := base64.RawURLEncoding.EncodeToString(nb)
-	sig := ed25519.Sign(c.Key, AdminSigningString(method, pathAndQuery, ts, nonce, body))
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+pathAndQuery, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", fmt.Sprintf(`%s key="%s", ts="%d", nonce="%s", sig="%s"`,
-		adminScheme, AdminKeyID(c.Key.Public().(ed25519.PublicKey)), ts, nonce, base64.StdEncoding.EncodeToString(sig)))
+	httpsig.Sign(req, body, adminContext, AdminKeyID(c.Key.Public().(ed25519.PublicKey)),
+		func(msg []byte) []byte { return ed25519.Sign(c.Key, msg) }, now())
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/store"

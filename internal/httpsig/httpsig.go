@@ -81,6 +81,7 @@ type Verifier struct {
 
 // Verify checks r's signature over body and returns the key id that signed
 // it; key returns the public key of an id the caller accepts, or false.
+// Nonces are 16 to 64 characters, each used once per key.
 func (v *Verifier) Verify(r *http.Request, body []byte, key func(id string) (ed25519.PublicKey, bool)) (string, error) {
 	h := r.Header.Get("Authorization")
 	rest, ok := strings.CutPrefix(h, Scheme+" ")
@@ -98,15 +99,18 @@ func (v *Verifier) Verify(r *http.Request, body []byte, key func(id string) (ed2
 	id, nonce := params["key"], params["nonce"]
 	pub, ok := key(id)
 	if !ok {
-		return "", fmt.Errorf("%w: key %.16q may not make this request", ErrUnauthenticated, id)
+		return "", fmt.Errorf("%w: key %.64q is not an authorized key for this request", ErrUnauthenticated, id)
 	}
 	ts, err := strconv.ParseInt(params["ts"], 10, 64)
 	if err != nil {
 		return "", fmt.Errorf("%w: bad timestamp", ErrUnauthenticated)
 	}
 	sig, err := base64.StdEncoding.DecodeString(params["sig"])
-	if err != nil || len(nonce) == 0 || len(nonce) > 64 {
-		return "", fmt.Errorf("%w: bad signature or nonce encoding", ErrUnauthenticated)
+	if err != nil {
+		return "", fmt.Errorf("%w: bad signature encoding", ErrUnauthenticated)
+	}
+	if len(nonce) < 16 || len(nonce) > 64 {
+		return "", fmt.Errorf("%w: nonce must be 16 to 64 characters", ErrUnauthenticated)
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -119,12 +123,13 @@ func (v *Verifier) Verify(r *http.Request, body []byte, key func(id string) (ed2
 	if !ed25519.Verify(pub, SigningString(v.Context, r.Method, r.URL.RequestURI(), ts, nonce, body), sig) {
 		return "", fmt.Errorf("%w: signature does not verify", ErrUnauthenticated)
 	}
-	fresh, err := v.Nonces.Add(r.Context(), "httpsig/"+v.Context+"/"+nonce, nil, t.Add(2*Window))
+	sum := sha256.Sum256([]byte(v.Context + "\x00" + id + "\x00" + nonce))
+	fresh, err := v.Nonces.Add(r.Context(), "request-nonce/"+hex.EncodeToString(sum[:]), nil, now().Add(2*Window))
 	if err != nil {
 		return "", fmt.Errorf("remember request nonce: %w", err)
 	}
 	if !fresh {
-		return "", fmt.Errorf("%w: replayed request", ErrUnauthenticated)
+		return "", fmt.Errorf("%w: replayed request (nonce already used)", ErrUnauthenticated)
 	}
 	return id, nil
 }

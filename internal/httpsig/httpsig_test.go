@@ -43,7 +43,7 @@ func TestVerify(t *testing.T) {
 		want string
 	}{
 		"unsigned":        {unsigned, body, "sign the request"},
-		"unknown key":     {signed("PUT", "/v1/collaborations/x", "kura-collab-v1", "mallory", priv, t0, body), body, "may not make"},
+		"unknown key":     {signed("PUT", "/v1/collaborations/x", "kura-collab-v1", "mallory", priv, t0, body), body, "not an authorized key"},
 		"another key":     {signed("PUT", "/v1/collaborations/x", "kura-collab-v1", "alice", other, t0, body), body, "does not verify"},
 		"another body":    {signed("PUT", "/v1/collaborations/x", "kura-collab-v1", "alice", priv, t0, body), []byte(`{"v":2}`), "does not verify"},
 		"another path":    {moved, body, "does not verify"},

@@ -122,7 +122,7 @@ func TestRunKeyReleasesLogged(t *testing.T) {
 	}
 	// Another owner's key is not the airline broker's owner.
 	code, out, msg = run("kbs", "audit", "--url", airline.URL, "--admin-key", keyFile(demo.Carrier))
-	if code == 0 || out != "" || !strings.Contains(msg, "not an authorized admin key") {
+	if code == 0 || out != "" || !strings.Contains(msg, "not an authorized key") {
 		t.Errorf("kbs audit with the carrier's key on the airline's broker: exit %d\n%s%s", code, out, msg)
 	}
 	if code, _, msg := run("kbs", "audit", "--url", airline.URL); code != ExitUsage || !strings.Contains(msg, "--admin-key") {

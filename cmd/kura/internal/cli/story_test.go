@@ -414,7 +414,7 @@ func TestCleanRoomCLI(t *testing.T) {
 	if err := outsider.Save(filepath.Join(dir, "outsider")); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := run("collab", "push", collabPath, "--url", logURL, "--identity", filepath.Join(dir, "outsider")); code == 0 || !strings.Contains(out, "may not make this request") {
+	if code, out := run("collab", "push", collabPath, "--url", logURL, "--identity", filepath.Join(dir, "outsider")); code == 0 || !strings.Contains(out, "not an authorized key") {
 		t.Fatalf("collab push by a non-party: exit %d\n%s", code, out)
 	}
 	// The coordinator logs the manifest version and both approvals, once.
