@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func newFixture(t *testing.T) *fixture { return newFixtureBudget(t, nil) }
 func newFixtureBudget(t *testing.T, budget *web.BodyBudget) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := logDir(t)
 	key, _, err := auditlog.GenerateKey(auditlog.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +72,26 @@ func newFixtureBudget(t *testing.T, budget *web.BodyBudget) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.client = &intake.Client{BaseURL: f.srv.URL, HTTP: f.srv.Client()}
 	return f
+}
+
+// logDir returns a directory removed after the test. Tessera's background
+// writers may still be ending just after the log closes, so removal is
+// retried for a moment rather than failing the test as t.TempDir would.
+func logDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "intake-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("remove %s: %v", dir, err)
+	})
+	return dir
 }
 
 // run returns a run context signed for by a fresh key, and that key.
