@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -97,30 +96,11 @@ func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []b
 		copied.Jar = jar
 		hc = &copied
 	}
-	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	tk, err := NewTEEKey()
 	if err != nil {
 		return nil, err
 	}
-	privJWK, err := jwk.Import(priv)
-	if err != nil {
-		return nil, fmt.Errorf("tee key: %w", err)
-	}
-	pubJWK, err := privJWK.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	if err := pubJWK.Set(jwk.AlgorithmKey, jwa.ECDH_ES_A256KW()); err != nil {
-		return nil, err
-	}
-	pubJSON, err := json.Marshal(pubJWK)
-	if err != nil {
-		return nil, err
-	}
-	canon, err := CanonicalJWK(pubJSON)
-	if err != nil {
-		return nil, err
-	}
-	s := &Session{c: c, hc: hc, key: priv, jwk: privJWK}
+	s := &Session{c: c, hc: hc, key: tk.priv, jwk: tk.jwk}
 
 	var ch kbsChallenge
 	tee := string(a.TEE())
@@ -134,7 +114,7 @@ func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []b
 	if err != nil {
 		return nil, fmt.Errorf("key broker sent a bad nonce: %w", err)
 	}
-	rd := attestation.RuntimeData{Nonce: nonce, PublicKey: canon, Context: context}
+	rd := attestation.RuntimeData{Nonce: nonce, PublicKey: tk.public, Context: context}
 	bundle, err := a.Attest(ctx, rd.ReportData())
 	if err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
@@ -147,7 +127,7 @@ func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []b
 	var out struct {
 		Token string `json:"token"`
 	}
-	att := kbsAttestation{RuntimeData: &kbsRuntimeData{Nonce: ch.Nonce, TEEPubKey: pubJSON}, TEEEvidence: ev}
+	att := kbsAttestation{RuntimeData: &kbsRuntimeData{Nonce: ch.Nonce, TEEPubKey: tk.public}, TEEEvidence: ev}
 	if err := s.do(ctx, http.MethodPost, "/kbs/v0/attest", att, &out); err != nil {
 		return nil, err
 	}
