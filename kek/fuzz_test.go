@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/kura-cc/kura/kek"
 	"testing"
+
+	"github.com/kura-cc/kura/kek"
 )
 
 // FuzzUnwrap feeds arbitrary wrapped keys and aad to Unwrap: it never

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/kura-cc/kura/internal/httpsig"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
-	"github.com/kura-cc/kura/internal/web"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/keyfile"
+	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 )
 

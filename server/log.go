@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/auditlog/brokerlog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/auditlog/brokerlog"
 	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/blob/local"
 	"github.com/kura-cc/kura/coordinator"

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/kura-cc/kura/cmd/kura/internal/demo"
-	"github.com/kura-cc/kura/coordinator"
-	"github.com/kura-cc/kura/internal/httpsig"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +11,10 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/store/sqlite"
 )

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/server"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation"
@@ -16,6 +15,7 @@ import (
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/worker"

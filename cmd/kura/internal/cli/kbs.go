@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/server"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/kek"
 	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/timelock"
 )
 

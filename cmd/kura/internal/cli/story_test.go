@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/token"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/worker"
 )
 

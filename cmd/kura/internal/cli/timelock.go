@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/auditlog/intake"
 	"io"
 	"net"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/timelock/beacon"

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"github.com/kura-cc/kura/server"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kura-cc/kura/collateral"
+	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
 )
