@@ -318,6 +318,8 @@ type scope struct {
 	// it decides whose attestation every result rests on. Absent in the
 	// legacy format, so those scope digests are unchanged.
 	Verifiers []Verifier `json:"verifiers,omitempty"`
+	// Expires is the manifest's approval expiry, in every party's scope.
+	Expires string `json:"expires,omitempty"`
 
 	digest string
 }
@@ -337,7 +339,7 @@ func (m *Manifest) scope(name string) (*scope, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: no party %q", ErrInvalidManifest, name)
 	}
-	s := &scope{Format: 1, Collaboration: m.ID, Party: *p, Datasets: map[string]Dataset{}, Analyses: map[string]Analysis{}, Worker: m.Worker, Receivers: map[string]*party.Card{}, Verifiers: m.Verifiers}
+	s := &scope{Format: 1, Collaboration: m.ID, Party: *p, Datasets: map[string]Dataset{}, Analyses: map[string]Analysis{}, Worker: m.Worker, Receivers: map[string]*party.Card{}, Verifiers: m.Verifiers, Expires: m.Expires}
 	own := map[string]bool{}
 	for _, d := range m.Datasets {
 		if d.Owner == name {
@@ -394,6 +396,9 @@ func diffScopes(a, b *scope) []string {
 	out = append(out, diffMap("receiver card", a.Receivers, b.Receivers, same)...)
 	if !same(a.Verifiers, b.Verifiers) {
 		out = append(out, "the verifier list")
+	}
+	if a.Expires != b.Expires {
+		out = append(out, "the approval expiry")
 	}
 	return out
 }

@@ -173,6 +173,8 @@ func TestReapprovalRule(t *testing.T) {
 		{"co-read dataset", func(m *Manifest) { m.Dataset("subscribers").OutputPolicy.MinDistinctIdentities = 6 }, Stale, Stale, `dataset "subscribers"`},
 		{"verifier list", func(m *Manifest) { m.Verifiers = m.Verifiers[:1] }, Stale, Stale, "the verifier list"},
 		{"verifier url", func(m *Manifest) { m.Verifiers[0].URL = "https://elsewhere.example" }, Stale, Stale, "the verifier list"},
+		{"approval expiry", func(m *Manifest) { m.Expires = "2030-01-01T00:00:00Z" }, Stale, Stale, "the approval expiry"},
+		{"max runs of an analysis reading airline", func(m *Manifest) { m.Analysis("visitors_sql").MaxRuns = 3 }, Stale, Stale, `analysis "visitors_sql"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

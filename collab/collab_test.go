@@ -235,6 +235,9 @@ func TestValidateErrors(t *testing.T) {
 	}{
 		{"format", func(m *Manifest) { m.Format = 3 }, "kura_manifest: format 3, want 2"},
 		{"no verifiers", func(m *Manifest) { m.Verifiers = nil }, "verifiers: none: list the attestation verifiers"},
+		{"negative max_runs", func(m *Manifest) { m.Analyses[0].MaxRuns = -1 }, "analyses[0].max_runs: -1"},
+		{"expires not UTC", func(m *Manifest) { m.Expires = "2027-06-30T09:00:00+09:00" }, "expires: \"2027-06-30T09:00:00+09:00\": want an RFC 3339 time in UTC"},
+		{"expires not a time", func(m *Manifest) { m.Expires = "next june" }, "expires: \"next june\""},
 		{"verifiers in format 1", func(m *Manifest) { m.Format = 1 }, "verifiers: a verifier list needs kura_manifest: 2"},
 		{"too many verifiers", func(m *Manifest) {
 			for i := range MaxVerifiers {

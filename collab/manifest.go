@@ -2,6 +2,7 @@ package collab
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/dataset/table"
@@ -41,6 +42,17 @@ type Manifest struct {
 	// attestation token must come from one of them, and receivers check
 	// results against their keys. Required from format 2 on.
 	Verifiers []Verifier `json:"verifiers,omitempty"`
+	// Expires, when set (RFC 3339, UTC, whole seconds), is when the
+	// approvals of this version lapse: key brokers release no key to a run
+	// of it afterwards, so continuing needs a new version, approved again.
+	// It is in every party's scope.
+	Expires string `json:"expires,omitempty"`
+}
+
+// ExpiresAt returns Expires as a time, and whether it is set.
+func (m *Manifest) ExpiresAt() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, m.Expires)
+	return t, err == nil && m.Expires != ""
 }
 
 // Verifier is an attestation verifier the parties accept
@@ -159,6 +171,10 @@ type Analysis struct {
 	Reads []string `json:"reads,omitempty"`
 	// Receivers overrides Manifest.Receivers for this analysis.
 	Receivers []string `json:"receivers,omitempty"`
+	// MaxRuns, when above zero, is how many runs of this analysis may get
+	// keys: each key broker counts the runs it released keys to and
+	// refuses the next one.
+	MaxRuns int `json:"max_runs,omitempty"`
 }
 
 // Aggregate is a structurally declared aggregate analysis: an inner join of

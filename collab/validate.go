@@ -92,6 +92,11 @@ func (m *Manifest) validate(stored bool) error {
 	}
 	v.worker(m)
 	v.verifiers(m)
+	if m.Expires != "" {
+		if t, err := time.Parse(time.RFC3339, m.Expires); err != nil || t.UTC().Format(time.RFC3339) != m.Expires {
+			v.errf("expires", "%q: want an RFC 3339 time in UTC with whole seconds, e.g. 2027-06-30T00:00:00Z", m.Expires)
+		}
+	}
 	if _, err := canonicalOf(m); err != nil {
 		v.errf("manifest", "no canonical JSON encoding: %v", err)
 	}
@@ -292,6 +297,9 @@ func (v *validator) receiver(m *Manifest, path, name string, before []string) {
 }
 
 func (v *validator) analysis(m *Manifest, path string, a *Analysis, stored bool) {
+	if a.MaxRuns < 0 {
+		v.errf(path+".max_runs", "%d: want a positive number of runs, or none for no limit", a.MaxRuns)
+	}
 	for i, r := range a.Receivers {
 		v.receiver(m, fmt.Sprintf("%s.receivers[%d]", path, i), r, a.Receivers[:i])
 	}

@@ -103,6 +103,7 @@ type AuditSink interface {
 // Broker is a key broker. It is safe for concurrent use.
 type Broker struct {
 	store       store.Store
+	runMu       sync.Mutex // serialises run releases (checkRunLimits)
 	keys        *kek.Keyring
 	tokens      *token.Verifier
 	attest      Attester

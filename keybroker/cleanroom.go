@@ -67,6 +67,10 @@ type RunView struct {
 	RunID         string `json:"run_id"`
 	Dataset       string `json:"dataset"`
 	Owner         string `json:"owner"`
+	// MaxRuns is the analysis's run limit (0: none) and Expires the
+	// manifest's approval expiry ("": none); the broker enforces both.
+	MaxRuns int    `json:"max_runs,omitempty"`
+	Expires string `json:"expires,omitempty"`
 }
 
 // checkRun decides whether a dataset key may go to the attested run. Every
@@ -131,5 +135,6 @@ func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*
 	if err := m.CheckWorker(a.View.TEE, a.View.Claims); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
-	return &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner}, nil
+	return &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner,
+		MaxRuns: an.MaxRuns, Expires: m.Expires}, nil
 }

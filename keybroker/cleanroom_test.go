@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -293,5 +294,60 @@ func TestAuditSeqHeader(t *testing.T) {
 	}
 	if found[seq1] != "released" || found[seq2] != "refused" {
 		t.Errorf("audit records %v do not match the answers' sequence numbers %s, %s", found, seq1, seq2)
+	}
+}
+
+// withVersion appends a version of f's collaboration changed by edit, and
+// returns it approved by both owners.
+func (f *runFixture) withVersion(t *testing.T, edit func(*collab.Manifest)) []byte {
+	t.Helper()
+	data, err := json.Marshal(f.collab.Current())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := collab.ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Previous = f.collab.Current().Hash()
+	edit(m)
+	if err := f.collab.AddVersion(m); err != nil {
+		t.Fatal(err)
+	}
+	return approve(t, f.collab, f.airline, f.carrier)
+}
+
+// TestRunLimits: the broker releases a dataset key to at most max_runs
+// runs of an analysis (a run asking again is the same run), and to no run
+// once the manifest's approvals have lapsed; each refusal names why.
+func TestRunLimits(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t)
+	file := f.withVersion(t, func(m *collab.Manifest) {
+		m.Analyses[0].MaxRuns = 2
+		m.Expires = "2099-01-01T00:00:00Z"
+	})
+	fetch := func(rc []byte) error {
+		_, err := f.session(t, 0x11, rc).ResourceFor(ctx, flightsKey, file)
+		return err
+	}
+	first := runContext(t, f.collab, "by_area")
+	for i, rc := range [][]byte{first, first, runContext(t, f.collab, "by_area")} {
+		if err := fetch(rc); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	err := fetch(runContext(t, f.collab, "by_area"))
+	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "may run 2 time(s)") {
+		t.Fatalf("a third run: %v, want refused past max_runs", err)
+	}
+	if a := lastAudit(t, f.fixture); a.Decision != "refused" || !strings.Contains(a.Reason, "may run 2 time(s)") {
+		t.Errorf("refusal audited as %+v", a)
+	}
+
+	lapsed := f.withVersion(t, func(m *collab.Manifest) { m.Expires = "2020-01-01T00:00:00Z" })
+	_, err = f.session(t, 0x11, runContext(t, f.collab, "by_area")).ResourceFor(ctx, flightsKey, lapsed)
+	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "lapsed at 2020-01-01T00:00:00Z") {
+		t.Fatalf("a run after the approvals lapsed: %v", err)
 	}
 }

@@ -148,6 +148,14 @@ func (b *Broker) Release(ctx context.Context, a *Attested, path string, query ma
 			rec.Collaboration, rec.ManifestHash, rec.Analysis, rec.RunID = a.run.Collaboration, a.run.ManifestHash, a.run.Analysis, a.run.RunID
 		}
 	}
+	if collaboration != nil {
+		// A run's release is decided and recorded under one lock, so that
+		// the runs counted against an analysis's max_runs include every
+		// release this broker made (replicas of one broker can still race;
+		// docs/spec/keybroker.md §7).
+		b.runMu.Lock()
+		defer b.runMu.Unlock()
+	}
 	out, err := b.release(ctx, a, path, query, collaboration, rec)
 	if err != nil {
 		rec.Decision, rec.Reason = "refused", err.Error()
@@ -182,6 +190,9 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 		if run, err = checkRun(a, r, path, collaboration); err != nil {
 			return nil, err
 		}
+		if err := b.checkRunLimits(ctx, run); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkTimePolicy(r, query); err != nil {
 		return nil, err
@@ -210,6 +221,28 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 	}
 	defer clear(value)
 	return a.to.encrypt(value)
+}
+
+// checkRunLimits refuses a run whose collaboration's approvals lapsed, or
+// past its analysis's max_runs: counted from this broker's audit trail,
+// runs that already got a key here, the asking run aside (a run fetches
+// one key per dataset, and may retry).
+func (b *Broker) checkRunLimits(ctx context.Context, run *RunView) error {
+	if run.Expires != "" {
+		if t, err := time.Parse(time.RFC3339, run.Expires); err == nil && !b.now().Before(t) {
+			return fmt.Errorf("%w: the approvals of collaboration %s lapsed at %s: its parties must approve a new version", ErrDenied, run.Collaboration, run.Expires)
+		}
+	}
+	if run.MaxRuns > 0 {
+		n, err := b.store.CountRuns(ctx, run.Collaboration, run.Analysis, run.RunID)
+		if err != nil {
+			return err
+		}
+		if n >= run.MaxRuns {
+			return fmt.Errorf("%w: analysis %q of collaboration %s may run %d time(s), and %d run(s) already got keys from this broker", ErrDenied, run.Analysis, run.Collaboration, run.MaxRuns, n)
+		}
+	}
+	return nil
 }
 
 func (b *Broker) policyForResource(ctx context.Context, req RequestView, r *store.Resource) (scope, src string, err error) {

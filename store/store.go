@@ -234,6 +234,10 @@ type Store interface {
 	// ListAudit returns up to limit records with Seq > after, in Seq order.
 	// limit <= 0 means 100; at most 10000 records are returned.
 	ListAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
+	// CountRuns returns how many distinct runs of analysis in
+	// collaboration got a key released (decision "released"), not counting
+	// the run except.
+	CountRuns(ctx context.Context, collaboration, analysis, except string) (int, error)
 	// GetCollaboration returns the latest stored file of collaboration id
 	// and its version (1 for the first one stored), or ErrNotFound.
 	GetCollaboration(ctx context.Context, id string) (file []byte, version int64, err error)

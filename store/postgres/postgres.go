@@ -564,6 +564,19 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 	return seqs, nil
 }
 
+// CountRuns implements store.Store.
+func (s *Store) CountRuns(ctx context.Context, collaboration, analysis, except string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+SELECT COUNT(DISTINCT run_id) FROM audit
+WHERE decision = 'released' AND collaboration = $1 AND analysis = $2 AND run_id <> '' AND run_id <> $3`,
+		collaboration, analysis, except).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count runs: %w", err)
+	}
+	return n, nil
+}
+
 // ListAudit returns up to limit records after seq after.
 func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	rows, err := s.pool.Query(ctx, `

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"Rewrap", testRewrap},
 		{"Policies", testPolicies},
 		{"Audit", testAudit},
+		{"CountRuns", testCountRuns},
 		{"Persistence", testPersistence},
 		{"ConcurrentVersions", testConcurrentVersions},
 		{"ConcurrentAudit", testConcurrentAudit},
@@ -383,6 +384,40 @@ func testPolicies(t *testing.T, open Open) {
 	for _, p := range []*store.Policy{nil, {Scope: "default"}, {Scope: "default", Rego: " \n"}, {Scope: "default", Rego: "package\x00"}} {
 		if _, err := s.PutPolicy(ctx, p); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("PutPolicy(%+v) = %v; want ErrInvalid", p, err)
+		}
+	}
+}
+
+// testCountRuns: runs are counted once each, by collaboration and
+// analysis, only when a key was released to them, and never the run asked
+// about.
+func testCountRuns(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, "db")
+	defer s.Close()
+	run := func(i int) string { return fmt.Sprintf("%032x", i) }
+	for _, rec := range []store.AuditRecord{
+		{Decision: store.DecisionReleased, Collaboration: "c", Analysis: "a", RunID: run(1)},
+		{Decision: store.DecisionReleased, Collaboration: "c", Analysis: "a", RunID: run(1)}, // a second dataset of run 1
+		{Decision: store.DecisionReleased, Collaboration: "c", Analysis: "a", RunID: run(2)},
+		{Decision: store.DecisionRefused, Collaboration: "c", Analysis: "a", RunID: run(3)},
+		{Decision: store.DecisionReleased, Collaboration: "c", Analysis: "b", RunID: run(4)},
+		{Decision: store.DecisionReleased, Collaboration: "d", Analysis: "a", RunID: run(5)},
+		{Decision: store.DecisionReleased, Resource: "r/t/x"}, // not a run
+	} {
+		rec.Reason, rec.Resource = "test", "r/t/x"
+		if _, err := s.AppendAudit(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		collab, analysis, except string
+		want                     int
+	}{
+		{"c", "a", "", 2}, {"c", "a", run(1), 1}, {"c", "a", run(3), 2}, {"c", "b", "", 1}, {"d", "a", "", 1}, {"e", "a", "", 0},
+	} {
+		if n, err := s.CountRuns(ctx, tc.collab, tc.analysis, tc.except); err != nil || n != tc.want {
+			t.Errorf("CountRuns(%s, %s, except %.4s) = %d, %v; want %d", tc.collab, tc.analysis, tc.except, n, err, tc.want)
 		}
 	}
 }
