@@ -27,7 +27,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 'kura audit verify' checks the signed checkpoint, its consistency with the last one seen, inclusion
 of entries or proofs, and with --full re-hashes every entry.`,
 	}
-	cmd.AddCommand(newAuditKeygenCmd(), newAuditVerifyCmd(g), newAuditLsCmd(), newAuditShowCmd(), newAuditAppendCmd(g), newAuditWitnessCmd(g))
+	cmd.AddCommand(newAuditKeygenCmd(), newAuditVerifyCmd(g), newAuditLsCmd(g), newAuditShowCmd(g), newAuditAppendCmd(g), newAuditWitnessCmd(g))
 	return cmd
 }
 
@@ -66,13 +66,15 @@ public: give it to everyone who verifies the log. The verifier key is also print
 
 // auditLogFlags are the flags that name a log and its verifier key.
 type auditLogFlags struct {
-	log, key, ca string
+	log, key string
+	cl       clientFlags
 }
 
-func (f *auditLogFlags) register(cmd *cobra.Command) {
+func (f *auditLogFlags) register(g *globals, cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.log, "log", "", "the log: a directory or the http(s) URL it is served under (e.g. https://host/log/)")
 	cmd.Flags().StringVar(&f.key, "key", "", "the log's verifier key: a file or the key text (name+hash+base64)")
-	cmd.Flags().StringVar(&f.ca, "ca", "", "trust this PEM certificate for an https --log (e.g. a dev server's <data>/tls/dev-cert.pem)")
+	f.cl.g = g
+	f.cl.addCA(cmd, false)
 }
 
 func (f *auditLogFlags) reader() (*auditlog.Reader, string, error) {
@@ -87,7 +89,7 @@ func (f *auditLogFlags) reader() (*auditlog.Reader, string, error) {
 	if err != nil {
 		return nil, "", usagef("--key: %w", err)
 	}
-	hc, err := clientTLS(f.ca, 16)
+	hc, err := f.cl.resolve()
 	if err != nil {
 		return nil, "", err
 	}
@@ -232,7 +234,7 @@ Any failure is an error naming what failed.`,
 			return nil
 		},
 	}
-	lf.register(cmd)
+	lf.register(g, cmd)
 	cmd.Flags().StringVar(&state, "state", "", "file remembering the last verified checkpoint (default under $XDG_STATE_HOME/kura/audit/)")
 	cmd.Flags().BoolVar(&noState, "no-state", false, "do not remember or compare checkpoints")
 	cmd.Flags().BoolVar(&full, "full", false, "re-hash every entry against the signed root")
@@ -273,7 +275,7 @@ type loggedEntry struct {
 	Entry *auditlog.Entry `json:"entry"`
 }
 
-func newAuditLsCmd() *cobra.Command {
+func newAuditLsCmd(g *globals) *cobra.Command {
 	var (
 		lf                    auditLogFlags
 		kind, collab, partyFP string
@@ -346,7 +348,7 @@ func newAuditLsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	lf.register(cmd)
+	lf.register(g, cmd)
 	cmd.Flags().StringVar(&kind, "kind", "", "only entries of this kind")
 	cmd.Flags().StringVar(&collab, "collab", "", "only entries of this collaboration (its manifest versions, approvals, runs, results, receipts and the key releases to its runs)")
 	cmd.Flags().StringVar(&partyFP, "party", "", "only entries of this party (fingerprint)")
@@ -387,7 +389,7 @@ func summary(e *auditlog.Entry) string {
 	return strings.Join(parts, " ")
 }
 
-func newAuditShowCmd() *cobra.Command {
+func newAuditShowCmd(g *globals) *cobra.Command {
 	var (
 		lf       auditLogFlags
 		proofOut string
@@ -415,7 +417,7 @@ func newAuditShowCmd() *cobra.Command {
 			return fmt.Errorf("audit log verification FAILED: %w", err)
 		},
 	}
-	lf.register(cmd)
+	lf.register(g, cmd)
 	cmd.Flags().StringVar(&proofOut, "proof-out", "", "also write the proof JSON to this file (for 'kura audit verify --proof')")
 	return cmd
 }

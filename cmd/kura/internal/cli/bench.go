@@ -14,7 +14,8 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmarks: load on a running server, an end-to-end clean-room run"}
 	var cfg bench.ServeConfig
-	var ca, adminKey string
+	var adminKey string
+	cl := &clientFlags{g: g, url: &cfg.URL, adminKey: &adminKey}
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Mixed load against a running 'kura serve --dev': verify, key release, audit reads",
@@ -34,15 +35,18 @@ It prints throughput and p50/p99 latency per operation and per route, and errors
 --json prints the same as JSON. It exits 1 if any operation failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.NewClient = func(maxConns int) (*http.Client, error) { return clientTLS(ca, maxConns) }
+			if err := cl.fill(); err != nil {
+				return err
+			}
+			cfg.NewClient = func(maxConns int) (*http.Client, error) { return clientTLS(cl.ca, maxConns) }
 			cfg.AdminKey = func() (ed25519.PrivateKey, error) { return loadAdminKey(adminKey) }
 			return benchErr(bench.Serve(cmd.Context(), cfg, cmd.OutOrStdout()))
 		},
 	}
 	fs := serve.Flags()
-	fs.StringVar(&cfg.URL, "url", g.envDefault("KURA_URL", "https://127.0.0.1:8080"), "the server's URL (KURA_URL)")
-	fs.StringVar(&ca, "ca", "", "trust this PEM certificate (the dev server's <data>/tls/dev-cert.pem, or a CA) instead of the system roots")
-	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file, to store the resource the release operation fetches (KURA_ADMIN_KEY)")
+	fs.StringVar(&cfg.URL, "url", g.envDefault("KURA_URL", ""), urlHelp("the server's URL", "KURA_URL"))
+	cl.addCA(serve, false)
+	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file, to store the resource the release operation fetches (KURA_ADMIN_KEY; client.yaml admin_key)")
 	fs.IntVar(&cfg.Clients, "clients", 200, "concurrent clients")
 	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long to run")
 	fs.StringVar(&cfg.Mix, "mix", "verify=1,release=1,audit=1", "operation weights, OP=WEIGHT,...")

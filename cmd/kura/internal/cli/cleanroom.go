@@ -36,6 +36,7 @@ import (
 func newWorkerCmd(g *globals) *cobra.Command {
 	var analysisID, tee, out, receiptOut, logURL, verifierURL string
 	var dev bool
+	cl := &clientFlags{g: g}
 	run := &cobra.Command{
 		Use:   "run COLLABORATION --analysis ID -o RESULT",
 		Short: "Run an approved analysis inside this TEE: the clean-room worker",
@@ -59,6 +60,10 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if err != nil {
 				return err
 			}
+			hc, err := cl.resolve()
+			if err != nil {
+				return err
+			}
 			c, err := readInput("COLLABORATION", args[0])
 			if err != nil {
 				return err
@@ -70,14 +75,14 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if receiptOut == "" {
 				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 			}
-			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Verifier: verifierURL, Logger: log}
+			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Verifier: verifierURL, Logger: log, HTTP: hc}
 			if logURL != "" {
 				cfg.OnStart = func(ctx context.Context, start *result.File) error {
 					body, err := start.Marshal()
 					if err != nil {
 						return err
 					}
-					proof, err := (&intake.Client{BaseURL: logURL}).Submit(ctx, auditlog.KindRunStart, body)
+					proof, err := (&intake.Client{BaseURL: logURL, HTTP: hc}).Submit(ctx, auditlog.KindRunStart, body)
 					if err != nil {
 						return err
 					}
@@ -91,7 +96,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			}
 			o, err := worker.Run(ctx, cfg)
 			if logURL != "" && o != nil {
-				if perr := publishRun(ctx, http.DefaultClient, logURL, o); perr != nil {
+				if perr := publishRun(ctx, hc, logURL, o); perr != nil {
 					err = errors.Join(err, perr)
 				}
 			}
@@ -117,6 +122,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
 	run.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the result and receipt in the transparency log of the kura server at this URL and embed the inclusion proofs (KURA_LOG_URL)")
 	run.Flags().StringVar(&receiptOut, "receipt", "", "write the signed deletion receipt here (default: RESULT with .receipt.json)")
+	cl.addCA(run, false)
 	run.Flags().StringVar(&verifierURL, "verifier", "", "attest to the verifier whose attestation API is at this URL (default: the first of the manifest's verifiers with a url); receivers accept only the manifest's verifiers")
 	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
 	cmd.AddCommand(run)
@@ -140,6 +146,8 @@ type trustFlags struct {
 	keys   []string
 	dev    bool
 	logKey string
+	cl     clientFlags  // --ca; the verifiers' JWKS are fetched with its client
+	hc     *http.Client // set by trust
 }
 
 // publishRun records a run's result bundle and receipt in the
@@ -164,7 +172,9 @@ func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.
 	return nil
 }
 
-func (t *trustFlags) register(cmd *cobra.Command) {
+func (t *trustFlags) register(g *globals, cmd *cobra.Command, identity *string) {
+	t.cl.g, t.cl.identity = g, identity
+	t.cl.addCA(cmd, false)
 	cmd.Flags().StringArrayVar(&t.jwks, "trust-jwks", nil, "trust tokens from the verifier whose JWKS is in this file or at this URL, instead of the manifest's verifier list (repeatable)")
 	cmd.Flags().StringArrayVar(&t.keys, "trust-key", nil, "trust tokens signed by this PEM public key, instead of the manifest's verifier list (repeatable)")
 	cmd.Flags().BoolVar(&t.dev, "dev", false, "development mode: accept results from the INSECURE simulated TEE")
@@ -176,7 +186,7 @@ func (t *trustFlags) jwksFrom(ctx context.Context, src string) (jwk.Set, error) 
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		return token.FetchJWKS(ctx, nil, src)
+		return token.FetchJWKS(ctx, t.hc, src)
 	}
 	data, err := readInput("--trust-jwks", src)
 	if err != nil {
@@ -187,6 +197,15 @@ func (t *trustFlags) jwksFrom(ctx context.Context, src string) (jwk.Set, error) 
 		return nil, usagef("--trust-jwks %s: %w", src, err)
 	}
 	return s, nil
+}
+
+// resolve fills --ca and the identity from the client configuration and
+// builds the client trust fetches JWKS with; call it before reading the
+// identity.
+func (t *trustFlags) resolve() error {
+	hc, err := t.cl.resolve()
+	t.hc = hc
+	return err
 }
 
 // trust returns what the flags trust. Without --trust-jwks or --trust-key
@@ -225,7 +244,7 @@ func (t *trustFlags) trust(ctx context.Context, id *party.Identity) (result.Trus
 		tr.FetchJWKS = func(ctx context.Context, url string) (jwk.Set, error) {
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			return token.FetchJWKS(ctx, nil, url)
+			return token.FetchJWKS(ctx, t.hc, url)
 		}
 	}
 	if t.logKey != "" {
@@ -269,6 +288,9 @@ failed; a token from a verifier not trusted names its key and claimed verifier.`
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := tf.resolve(); err != nil {
+				return err
+			}
 			if identityDir == "" {
 				return usagef("--identity is required: the directory from 'kura party init'")
 			}
@@ -301,8 +323,8 @@ failed; a token from a verifier not trusted names its key and claimed verifier.`
 			return printResult(w, plain)
 		},
 	}
-	tf.register(open)
-	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY)")
+	tf.register(g, open, &identityDir)
+	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY; client.yaml identity)")
 	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output (JSON) to this file instead of printing it")
 	cmd := &cobra.Command{Use: "result", Short: "Verify and open clean-room results"}
 	cmd.AddCommand(open)
@@ -322,6 +344,9 @@ measurement against the manifest; with --result, that it is the receipt of that 
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := tf.resolve(); err != nil {
+				return err
+			}
 			var id *party.Identity
 			if identityDir != "" {
 				var err error
@@ -360,9 +385,9 @@ measurement against the manifest; with --result, that it is the receipt of that 
 			return nil
 		},
 	}
-	tf.register(verify)
+	tf.register(g, verify, &identityDir)
 	verify.Flags().StringVar(&resultPath, "result", "", "also check that the receipt is for this result bundle")
-	verify.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory: trust the manifest's verifier list, which you approved (KURA_IDENTITY)")
+	verify.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory: trust the manifest's verifier list, which you approved (KURA_IDENTITY; client.yaml identity)")
 	cmd := &cobra.Command{Use: "receipt", Short: "Verify deletion receipts"}
 	cmd.AddCommand(verify)
 	return cmd

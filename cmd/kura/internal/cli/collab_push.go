@@ -12,6 +12,7 @@ import (
 
 func newCollabPushCmd(g *globals) *cobra.Command {
 	var base, identity string
+	cf := &clientFlags{g: g, url: &base, identity: &identity}
 	cmd := &cobra.Command{
 		Use:   "push FILE --url URL --identity DIR",
 		Short: "Publish a collaboration file to a kura coordinator, which logs its new versions and approvals",
@@ -30,6 +31,10 @@ belongs to its parties, so no one else can create or extend it.`,
 			if err != nil {
 				return err
 			}
+			hc, err := cf.resolve()
+			if err != nil {
+				return err
+			}
 			if identity == "" {
 				return usagef("--identity DIR is required: a push is signed by a party of the collaboration")
 			}
@@ -37,7 +42,7 @@ belongs to its parties, so no one else can create or extend it.`,
 			if err != nil {
 				return fmt.Errorf("--identity: %w", err)
 			}
-			resp, err := (&coordinator.Client{BaseURL: base, Identity: id}).Push(cmd.Context(), data)
+			resp, err := (&coordinator.Client{BaseURL: base, Identity: id, HTTP: hc}).Push(cmd.Context(), data)
 			if err != nil {
 				return err
 			}
@@ -45,7 +50,8 @@ belongs to its parties, so no one else can create or extend it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", "http://127.0.0.1:8080"), "the kura server (KURA_URL)")
-	cmd.Flags().StringVar(&identity, "identity", "", "the party directory whose signing key signs the push (kura party init)")
+	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server", "KURA_URL"))
+	cmd.Flags().StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the party directory whose signing key signs the push (kura party init; KURA_IDENTITY; client.yaml identity)")
+	cf.addCA(cmd, false)
 	return cmd
 }

@@ -381,6 +381,7 @@ func bytesize(n int64) string {
 
 func newDataRegisterCmd(g *globals) *cobra.Command {
 	var keyFile, identity, resource, url, adminKey, out string
+	cf := &clientFlags{g: g, url: &url, identity: &identity, adminKey: &adminKey}
 	cmd := &cobra.Command{
 		Use:   "register SEALED --key-file FILE --identity DIR",
 		Short: "Put a dataset's key in the owner's key broker and write the dataset descriptor",
@@ -396,6 +397,10 @@ approved (docs/spec/cleanroom.md §3).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			hc, err := cf.resolve()
+			if err != nil {
+				return err
+			}
 			if keyFile == "" || identity == "" {
 				return usagef("--key-file and --identity are required")
 			}
@@ -438,7 +443,7 @@ approved (docs/spec/cleanroom.md §3).`,
 			if err != nil {
 				return err
 			}
-			admin := &keybroker.AdminClient{BaseURL: url, Key: priv}
+			admin := &keybroker.AdminClient{BaseURL: url, Key: priv, HTTP: hc}
 			value := key.Bytes()
 			v, err := admin.Put(ctx, resource, value, keybroker.DatasetKeyMetadata(h.DatasetID, digest, hex.EncodeToString(h.KeyID[:]), id.Card()), "")
 			clear(value)
@@ -467,10 +472,11 @@ approved (docs/spec/cleanroom.md §3).`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&keyFile, "key-file", "", "the dataset's data key file (required)")
-	fs.StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the owning party's identity directory (required; KURA_IDENTITY)")
+	fs.StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the owning party's identity directory (required; KURA_IDENTITY; client.yaml identity)")
 	fs.StringVar(&resource, "resource", "", "key-broker resource path (default OWNER/dataset-key/DATASET-ID)")
-	fs.StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "the owner's key broker (KURA_KBS_URL)")
-	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
+	fs.StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("the owner's key broker", "KURA_KBS_URL"))
+	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY; client.yaml admin_key)")
+	cf.addCA(cmd, false)
 	fs.StringVarP(&out, "output", "o", "", "descriptor file to write (default SEALED.descriptor.json)")
 	return cmd
 }

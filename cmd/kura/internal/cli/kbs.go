@@ -216,6 +216,7 @@ func loadAdminKey(path string) (ed25519.PrivateKey, error) {
 
 func newKBSGetResourceCmd(g *globals) *cobra.Command {
 	var url, tee, out, contextFile, beaconURL, beaconHash, logKey string
+	cf := &clientFlags{g: g, url: &url}
 	cmd := &cobra.Command{
 		Use:   "get-resource REPOSITORY/TYPE/TAG",
 		Short: "Workload side: attest to a key broker, fetch a resource and decrypt it",
@@ -235,6 +236,10 @@ is up to about two checkpoint intervals).`,
 			if logKey != "" && beaconURL != "" {
 				return usagef("--log-key and --beacon-url cannot be used together")
 			}
+			hc, err := cf.resolve()
+			if err != nil {
+				return err
+			}
 			var logVerifier note.Verifier
 			if logKey != "" {
 				v, err := loadLogKey(logKey)
@@ -253,7 +258,7 @@ is up to about two checkpoint intervals).`,
 					return err
 				}
 			}
-			s, err := (&keybroker.Client{BaseURL: url}).Attest(ctx, a, bound)
+			s, err := (&keybroker.Client{BaseURL: url, HTTP: hc}).Attest(ctx, a, bound)
 			if err != nil {
 				return err
 			}
@@ -265,7 +270,7 @@ is up to about two checkpoint intervals).`,
 				if beaconHash == "" {
 					return usagef("--beacon-url needs --beacon-chain-hash")
 				}
-				b, err := timelock.NewHTTPNetwork(timelock.Chain{Hash: beaconHash, URLs: []string{beaconURL}}, nil, nil).Beacon(ctx, 0)
+				b, err := timelock.NewHTTPNetwork(timelock.Chain{Hash: beaconHash, URLs: []string{beaconURL}}, hc, nil).Beacon(ctx, 0)
 				if err != nil {
 					return err
 				}
@@ -295,8 +300,9 @@ is up to about two checkpoint intervals).`,
 			return writeSecretFile(out, value)
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "key broker URL (KURA_KBS_URL)")
+	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("key broker URL", "KURA_KBS_URL"))
 	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	cf.addCA(cmd, false)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the resource to this file (mode 0600) instead of standard output")
 	cmd.Flags().StringVar(&contextFile, "context", "", "file whose bytes are bound into the evidence as context")
 	cmd.Flags().StringVar(&beaconURL, "beacon-url", "", "for a time-released resource: fetch the latest round of the drand chain at this URL and present its signature")
@@ -345,16 +351,22 @@ func writeSecretFile(path string, data []byte) error {
 
 func newSecretCmd(g *globals) *cobra.Command {
 	var url, keyPath string
+	cf := &clientFlags{g: g, url: &url, adminKey: &keyPath}
 	client := func() (*keybroker.AdminClient, error) {
+		hc, err := cf.resolve()
+		if err != nil {
+			return nil, err
+		}
 		key, err := loadAdminKey(keyPath)
 		if err != nil {
 			return nil, err
 		}
-		return &keybroker.AdminClient{BaseURL: url, Key: key}, nil
+		return &keybroker.AdminClient{BaseURL: url, Key: key, HTTP: hc}, nil
 	}
 	cmd := &cobra.Command{Use: "secret", Short: "Manage a key broker's secrets (signed owner requests)"}
-	cmd.PersistentFlags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "key broker URL (KURA_KBS_URL)")
-	cmd.PersistentFlags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
+	cmd.PersistentFlags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("key broker URL", "KURA_KBS_URL"))
+	cmd.PersistentFlags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY; client.yaml admin_key)")
+	cf.addCA(cmd, true)
 
 	var valueFile, policy string
 	var meta []string

@@ -43,6 +43,7 @@ func newKBSAuditCmd(g *globals) *cobra.Command {
 		limit        int
 		asJSON       bool
 	)
+	cf := &clientFlags{g: g, url: &url, adminKey: &keyPath}
 	cmd := &cobra.Command{
 		Use:   "audit --url URL --admin-key FILE",
 		Short: "Print a key broker's audit trail: every release decision, and the clean-room run it was for",
@@ -59,11 +60,15 @@ Records after --after are printed, --limit at most (0: all).`,
 			if limit < 0 || after < 0 {
 				return usagef("--after and --limit must not be negative")
 			}
+			hc, err := cf.resolve()
+			if err != nil {
+				return err
+			}
 			key, err := loadAdminKey(keyPath)
 			if err != nil {
 				return err
 			}
-			c := &keybroker.AdminClient{BaseURL: url, Key: key}
+			c := &keybroker.AdminClient{BaseURL: url, Key: key, HTTP: hc}
 			w := cmd.OutOrStdout()
 			n, last := 0, after
 			for limit == 0 || n < limit {
@@ -100,8 +105,9 @@ Records after --after are printed, --limit at most (0: all).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", "http://127.0.0.1:8080"), "key broker URL (KURA_KBS_URL)")
-	cmd.Flags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY)")
+	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("key broker URL", "KURA_KBS_URL"))
+	cmd.Flags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY; client.yaml admin_key)")
+	cf.addCA(cmd, false)
 	cmd.Flags().Int64Var(&after, "after", 0, "print records after this sequence number")
 	cmd.Flags().IntVar(&limit, "limit", 0, "print at most this many records (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")

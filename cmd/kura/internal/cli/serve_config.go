@@ -55,6 +55,15 @@ func readConfigFile(path string, fs *pflag.FlagSet) (map[string]fileSetting, err
 	if err != nil {
 		return nil, usagef("--config: %w", err)
 	}
+	known := func(name string) bool { return fs.Lookup(name) != nil && !notConfigurable(name) }
+	return parseSettings(path, data, known, "keys are the flag names 'kura serve --help' lists")
+}
+
+// parseSettings parses the YAML mapping of a configuration file, the
+// client's or the server's; known says which keys it may hold, hint how to
+// find them. An unknown or repeated key is an error that names the key and
+// its line.
+func parseSettings(path string, data []byte, known func(string) bool, hint string) (map[string]fileSetting, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, usagef("config %s: %w", path, err)
@@ -70,8 +79,8 @@ func readConfigFile(path string, fs *pflag.FlagSet) (map[string]fileSetting, err
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		name := k.Value
-		if fs.Lookup(name) == nil || notConfigurable(name) {
-			return nil, usagef("config %s line %d: unknown key %q (keys are the flag names 'kura serve --help' lists)", path, k.Line, name)
+		if !known(name) {
+			return nil, usagef("config %s line %d: unknown key %q (%s)", path, k.Line, name, hint)
 		}
 		if prev, dup := out[name]; dup {
 			return nil, usagef("config %s line %d: key %q repeated (first on line %d)", path, k.Line, name, prev.line)

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -161,25 +160,4 @@ func (f *serveFlags) listen(addr, flag string, tlsCfg *tls.Config) (net.Listener
 	}
 	l.Close()
 	return nil, usagef("%s %s is not a loopback address and no TLS is configured: give --tls-cert and --tls-key (or --dev for a self-signed certificate), listen on 127.0.0.1, or pass --insecure-http if a TLS-terminating proxy fronts kura on a trusted network", flag, addr)
-}
-
-// clientTLS returns an HTTP client that trusts the PEM certificates in
-// caFile (a CA, or a self-signed server certificate to pin) instead of the
-// system roots; "" means the system roots.
-func clientTLS(caFile string, maxConns int) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = maxConns
-	tr.MaxIdleConnsPerHost = maxConns
-	if caFile != "" {
-		pemData, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usagef("--ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, usagef("--ca %s: no PEM certificate in it", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }

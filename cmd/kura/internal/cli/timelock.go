@@ -82,6 +82,7 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 		until, out, sealer, logURL string
 		to                         []string
 	)
+	cl := &clientFlags{g: g}
 	cmd := &cobra.Command{
 		Use:   "seal IN -o OUT --until TIME",
 		Short: "Time-lock a file; writes OUT and OUT.registration.json",
@@ -96,6 +97,10 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			}
 			if until == "" {
 				return usagef("--until is required")
+			}
+			hc, err := cl.resolve()
+			if err != nil {
+				return err
 			}
 			now := time.Now()
 			u, err := parseUntil(until, now)
@@ -133,7 +138,8 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			err = writeAtomic(out, 0o644, func(w io.Writer) error {
 				reg, err = timelock.Seal(cmd.Context(), w, in, timelock.SealOptions{
 					Until: u, Chain: chain, Recipients: cards, AllowInsecure: cf.dev, Logger: log,
-					Now: func() time.Time { return now },
+					Network: timelock.NewHTTPNetwork(chain, hc, log),
+					Now:     func() time.Time { return now },
 				})
 				return err
 			})
@@ -155,7 +161,7 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: opens at %s (round %d of chain %s)\nregistration: %s\n",
 				out, reg.ReleaseTime.Format(time.RFC3339), reg.Round, reg.ChainHash, out+".registration.json")
 			if logURL != "" {
-				proof, err := (&intake.Client{BaseURL: logURL}).Submit(cmd.Context(), auditlog.KindTimelockRegistration, data)
+				proof, err := (&intake.Client{BaseURL: logURL, HTTP: hc}).Submit(cmd.Context(), auditlog.KindTimelockRegistration, data)
 				if err != nil {
 					return err
 				}
@@ -173,6 +179,7 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "sealed file to write")
 	cmd.Flags().StringVar(&sealer, "sealer", "", "your party directory, to record your fingerprint in the registration")
 	cmd.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the registration in the transparency log of the kura server at this URL and write its inclusion proof to OUT.registration.proof.json (KURA_LOG_URL)")
+	cl.addCA(cmd, false)
 	return cmd
 }
 
@@ -181,6 +188,7 @@ func newTimelockOpenCmd(g *globals) *cobra.Command {
 		cf            chainFlags
 		out, identity string
 	)
+	cl := &clientFlags{g: g, identity: &identity}
 	cmd := &cobra.Command{
 		Use:   "open IN -o OUT",
 		Short: "Open a time-locked file once its time has come",
@@ -197,6 +205,10 @@ func newTimelockOpenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			hc, err := cl.resolve()
+			if err != nil {
+				return err
+			}
 			var id *party.Identity
 			if identity != "" {
 				if id, err = party.Load(identity); err != nil {
@@ -209,7 +221,7 @@ func newTimelockOpenCmd(g *globals) *cobra.Command {
 			}
 			defer in.Close()
 			err = writeAtomic(out, 0o600, func(w io.Writer) error {
-				_, err := timelock.Open(cmd.Context(), w, in, timelock.OpenOptions{Identity: id, Chain: chain, AllowInsecure: cf.dev, Logger: log})
+				_, err := timelock.Open(cmd.Context(), w, in, timelock.OpenOptions{Identity: id, Chain: chain, AllowInsecure: cf.dev, Logger: log, Network: timelock.NewHTTPNetwork(chain, hc, log)})
 				return err
 			})
 			var early *timelock.TooEarlyError
@@ -229,7 +241,8 @@ func newTimelockOpenCmd(g *globals) *cobra.Command {
 	}
 	cf.register(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "plaintext file to write (mode 0600; written only if the whole file authenticates)")
-	cmd.Flags().StringVar(&identity, "identity", "", "your party directory, for files sealed to recipients")
+	cmd.Flags().StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "your party directory, for files sealed to recipients (KURA_IDENTITY; client.yaml identity)")
+	cl.addCA(cmd, false)
 	return cmd
 }
 

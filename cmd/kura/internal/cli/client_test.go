@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/server"
+)
+
+// privateCA makes a CA and a server certificate it signs for 127.0.0.1,
+// and writes the CA's certificate to dir/name.
+func privateCA(t *testing.T, dir, name string) (caFile string, serverCert tls.Certificate) {
+	t.Helper()
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA " + name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kura test server"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, name)
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// tlsServer is a dev-mode kura server with every role over HTTPS, its
+// certificate signed by a private CA, whose owner API accepts the key
+// kura kbs admin-key wrote to adminKey.
+type tlsServer struct {
+	url, ca, adminKey, logKey, dir string
+}
+
+func startTLSServer(t *testing.T) *tlsServer {
+	t.Helper()
+	dir := t.TempDir()
+	s := &tlsServer{dir: dir, adminKey: filepath.Join(dir, "owner.pem"), logKey: filepath.Join(dir, "data", "log-key.pub")}
+	var out, errOut strings.Builder
+	if code := Run(context.Background(), []string{"kbs", "admin-key", "-o", s.adminKey, "--name", "owner"}, Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+		t.Fatalf("kbs admin-key: exit %d: %s", code, errOut.String())
+	}
+	admins := filepath.Join(dir, "admins")
+	if err := os.WriteFile(admins, []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cert tls.Certificate
+	s.ca, cert = privateCA(t, dir, "ca.pem")
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Config{
+		DataDir: filepath.Join(dir, "data"), DevMode: true, Version: "kura " + Version,
+		Logger: slog.New(slog.DiscardHandler), KBS: server.KBS{AdminKeysFile: admins},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.TLS = serverTLSConfig(cert)
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes the test provokes
+	hs.StartTLS()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close(context.Background())
+	})
+	s.url = hs.URL
+	return s
+}
+
+// TestClientsOverTLS: every client command reaches a server whose
+// certificate a private CA signed, given that CA with --ca or by the client
+// configuration file, and without it fails saying what to pin.
+func TestClientsOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	s := startTLSServer(t)
+	dir := s.dir
+	value := filepath.Join(dir, "value")
+	os.WriteFile(value, []byte("s3cret"), 0o600)
+	runEnv := func(env map[string]string, args ...string) (int, string) {
+		var out, errOut strings.Builder
+		getenv := func(k string) string { return env[k] }
+		code := Run(context.Background(), args, Env{Stdout: &out, Stderr: &errOut, Getenv: getenv})
+		return code, out.String() + errOut.String()
+	}
+	// A party that owns "owner"'s repository, with a sealed dataset to register.
+	if code, out := runEnv(nil, "party", "init", "owner", "-o", filepath.Join(dir, "owner")); code != 0 {
+		t.Fatalf("party init: %d %s", code, out)
+	}
+	csv := filepath.Join(dir, "visits.csv")
+	os.WriteFile(csv, []byte("id,n\n1,2\n3,4\n"), 0o600)
+	sealed := filepath.Join(dir, "visits.kura")
+	if code, out := runEnv(nil, "data", "seal", csv, "-o", sealed); code != 0 {
+		t.Fatalf("data seal: %d %s", code, out)
+	}
+	// commands are the client commands this test runs against the server,
+	// with the flags the client configuration can replace left out.
+	commands := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"secret put", []string{"secret", "put", "owner/key/a", "--value-file", value}, "stored owner/key/a"},
+		{"secret ls", []string{"secret", "ls", "owner/"}, "owner/key/a"},
+		{"kbs get-resource", []string{"kbs", "get-resource", "owner/key/a", "--tee", "sim"}, "s3cret"},
+		{"kbs audit", []string{"kbs", "audit"}, "records after 0"},
+		{"data register", []string{"data", "register", sealed, "--key-file", sealed + ".key", "-o", filepath.Join(dir, "visits.descriptor.json")}, "registered visits"},
+		{"audit ls", []string{"audit", "ls", "--key", s.logKey}, ""},
+	}
+	withURL := func(args []string) []string {
+		switch args[0] {
+		case "audit":
+			return append(args, "--log", s.url+"/log/")
+		}
+		return append(args, "--url", s.url)
+	}
+	withParty := func(args []string) []string {
+		switch args[0] {
+		case "secret", "kbs":
+			if args[1] != "get-resource" {
+				return append(args, "--admin-key", s.adminKey)
+			}
+		case "data":
+			return append(args, "--admin-key", s.adminKey, "--identity", filepath.Join(dir, "owner"))
+		}
+		return args
+	}
+	t.Run("--ca", func(t *testing.T) {
+		for _, c := range commands {
+			args := append(withParty(withURL(append([]string{}, c.args...))), "--ca", s.ca)
+			if code, out := runEnv(nil, args...); code != 0 || !strings.Contains(out, c.want) {
+				t.Errorf("%s --ca: exit %d\n%s", c.name, code, out)
+			}
+		}
+	})
+	t.Run("client.yaml", func(t *testing.T) {
+		// Relative paths are relative to the file; the url is the server's.
+		cfgDir := filepath.Join(dir, "xdg", "kura")
+		os.MkdirAll(cfgDir, 0o700)
+		rel := func(p string) string { r, _ := filepath.Rel(cfgDir, p); return r }
+		yaml := "url: " + s.url + "\nca: " + rel(s.ca) + "\nidentity: " + rel(filepath.Join(dir, "owner")) + "\nadmin_key: " + s.adminKey + "\n"
+		os.WriteFile(filepath.Join(cfgDir, "client.yaml"), []byte(yaml), 0o600)
+		env := map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}
+		for _, c := range commands {
+			args := append([]string{}, c.args...)
+			if args[0] == "audit" {
+				args = append(args, "--log", s.url+"/log/") // a log is named, never defaulted
+			}
+			if args[0] == "data" {
+				args[6] = filepath.Join(dir, "visits2.descriptor.json")
+			}
+			if code, out := runEnv(env, args...); code != 0 || !strings.Contains(out, c.want) {
+				t.Errorf("%s with client.yaml: exit %d\n%s", c.name, code, out)
+			}
+		}
+	})
+	t.Run("no CA", func(t *testing.T) {
+		for _, c := range commands {
+			args := withParty(withURL(append([]string{}, c.args...)))
+			code, out := runEnv(nil, args...)
+			if code == 0 || !strings.Contains(out, "x509: certificate signed by unknown authority: pin the server's certificate with --ca") {
+				t.Errorf("%s without --ca: exit %d, want the hint to pin\n%s", c.name, code, out)
+			}
+		}
+	})
+	t.Run("another CA", func(t *testing.T) {
+		other, _ := privateCA(t, dir, "other.pem")
+		code, out := runEnv(nil, "secret", "ls", "--url", s.url, "--admin-key", s.adminKey, "--ca", other)
+		if code == 0 || !strings.Contains(out, "not signed by --ca "+other) {
+			t.Errorf("another CA: exit %d\n%s", code, out)
+		}
+	})
+	t.Run("plain HTTP URL to a TLS client", func(t *testing.T) {
+		hs := httptest.NewServer(nil)
+		defer hs.Close()
+		code, out := runEnv(nil, "secret", "ls", "--url", strings.Replace(hs.URL, "http:", "https:", 1), "--admin-key", s.adminKey)
+		if code == 0 || !strings.Contains(out, "use an http:// --url") {
+			t.Errorf("https to a plain server: exit %d\n%s", code, out)
+		}
+	})
+}
+
+// TestClientConfig: the client configuration file's keys and refusals, and
+// the precedence flag > environment > file > default.
+func TestClientConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "client.yaml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	load := func(env map[string]string) (*clientConfig, error) {
+		g := &globals{env: &Env{Getenv: func(k string) string { return env[k] }}}
+		return g.loadClientConfig()
+	}
+	p := write("url: https://kura.example:8443\nca: ca.pem\nidentity: ~/party\nadmin_key: /keys/owner.pem\n")
+	c, err := load(map[string]string{"KURA_CLIENT_CONFIG": p, "HOME": "/home/me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.url != "https://kura.example:8443" || c.ca != filepath.Join(dir, "ca.pem") || c.identity != "/home/me/party" || c.adminKey != "/keys/owner.pem" {
+		t.Errorf("loaded %+v", c)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"url: https://a\nserver: https://b\n", `line 2: unknown key "server"`},
+		{"url: https://a\nurl: https://b\n", `line 2: key "url" repeated (first on line 1)`},
+		{"ca: [a, b]\n", `key "ca": want a single value`},
+		{"- url\n", "want a mapping"},
+	} {
+		_, err := load(map[string]string{"KURA_CLIENT_CONFIG": write(tc.text)})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != ExitUsage {
+			t.Errorf("%q: %v, want usage error with %q", tc.text, err, tc.want)
+		}
+	}
+	// A file named by KURA_CLIENT_CONFIG must exist; the default one need not.
+	if _, err := load(map[string]string{"KURA_CLIENT_CONFIG": filepath.Join(dir, "missing.yaml")}); err == nil {
+		t.Error("a missing KURA_CLIENT_CONFIG file is accepted")
+	}
+	if c, err := load(map[string]string{"HOME": dir}); err != nil || *c != (clientConfig{}) {
+		t.Errorf("no default file: %+v, %v", c, err)
+	}
+	// Precedence: the flag (or KURA_* variable, which is the flag's
+	// default) wins over the file, the file over the default.
+	write("url: https://from-file\n")
+	env := map[string]string{"KURA_CLIENT_CONFIG": filepath.Join(dir, "client.yaml")}
+	g := &globals{env: &Env{Getenv: func(k string) string { return env[k] }}}
+	for _, tc := range []struct{ set, want string }{{"https://from-flag", "https://from-flag"}, {"", "https://from-file"}} {
+		url := tc.set
+		if err := (&clientFlags{g: g, url: &url}).fill(); err != nil || url != tc.want {
+			t.Errorf("url %q: got %q, %v; want %q", tc.set, url, err, tc.want)
+		}
+	}
+	delete(env, "KURA_CLIENT_CONFIG")
+	url := ""
+	if err := (&clientFlags{g: g, url: &url}).fill(); err != nil || url != defaultServerURL {
+		t.Errorf("default url: %q, %v", url, err)
+	}
+}
