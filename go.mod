@@ -9,6 +9,7 @@ require (
 	github.com/drand/tlock v1.1.0
 	github.com/duckdb/duckdb-go/v2 v2.10506.0
 	github.com/google/go-configfs-tsm v0.3.3
+	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-sev-guest v0.15.0
 	github.com/google/go-tdx-guest v0.3.2-0.20260305110651-91f9a52f36c7
 	github.com/jackc/pgx/v5 v5.12.0
@@ -136,6 +137,8 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/nikkolasg/hexjson v0.1.0 // indirect
 	github.com/oklog/ulid/v2 v2.1.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.29 // indirect
 	github.com/pkg/browser v0.0.0-20240102092130-5ac0b6a4141c // indirect
