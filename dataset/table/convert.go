@@ -10,7 +10,7 @@ import (
 	"runtime"
 	"strings"
 
-	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
+	"github.com/duckdb/duckdb-go/v2" // also registers the "duckdb" driver
 )
 
 // Format is an input format.
@@ -165,12 +165,31 @@ func (s *session) source(ctx context.Context, path string, format Format, text b
 	return "", fmt.Errorf("%w: %q", ErrUnsupportedFormat, format)
 }
 
+// readError turns DuckDB's refusal of a malformed input into ErrUnreadable
+// with the first line of its message: the rest lists DuckDB's own options
+// and may quote a line of the input. Other errors are wrapped as they are.
+func readError(err error) error {
+	var de *duckdb.Error
+	if !errors.As(err, &de) || de.Type != duckdb.ErrorTypeInvalidInput {
+		return fmt.Errorf("reading the input: %w", err)
+	}
+	msg, _, _ := strings.Cut(de.Msg, "\n")
+	msg = strings.TrimPrefix(msg, "Invalid Input Error: ")
+	if strings.Contains(msg, "sniffing") {
+		return fmt.Errorf("%w: the CSV dialect could not be detected: are its line endings mixed (CRLF and LF), or do rows differ in columns or quoting? Save it with one line ending and try again", ErrUnreadable)
+	}
+	if before, _, ok := strings.Cut(msg, "Original Line"); ok {
+		msg = before
+	}
+	return fmt.Errorf("%w: %s", ErrUnreadable, strings.TrimSpace(msg))
+}
+
 type described struct{ name, typ string }
 
 func (s *session) describe(ctx context.Context, src string) ([]described, error) {
 	rows, err := s.conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+src+")")
 	if err != nil {
-		return nil, fmt.Errorf("reading the input: %w", err)
+		return nil, readError(err)
 	}
 	defer rows.Close()
 	var out []described
@@ -279,6 +298,9 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 	}()
 	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", query, quote(tmp.Name())))
 	if err != nil {
+		if rerr := readError(err); errors.Is(rerr, ErrUnreadable) {
+			return nil, rerr
+		}
 		return nil, fmt.Errorf("writing parquet: %w", err)
 	}
 	rows, _ := res.RowsAffected()
@@ -323,7 +345,7 @@ func (s *session) check(ctx context.Context, src string, sc *Schema) error {
 		dst[i] = &bad[i]
 	}
 	if err := s.conn.QueryRowContext(ctx, q).Scan(dst...); err != nil {
-		return fmt.Errorf("reading the input: %w", err)
+		return readError(err)
 	}
 	var errs []error
 	for i, c := range sc.Columns {

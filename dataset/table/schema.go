@@ -36,6 +36,10 @@ var (
 	ErrTypeMismatch = fmt.Errorf("%w: wrong type", ErrSchemaMismatch)
 	// ErrInvalidValue: a value cannot be normalised (e.g. not a phone number).
 	ErrInvalidValue = fmt.Errorf("%w: invalid value", ErrSchemaMismatch)
+	// ErrUnreadable: the input is not a well-formed file of its format,
+	// e.g. a CSV whose dialect cannot be detected because its lines end
+	// differently.
+	ErrUnreadable = fault.New(ErrTable, fault.Invalid, "input cannot be read")
 	// ErrUnsupportedFormat: the input format is not csv, parquet or jsonl.
 	ErrUnsupportedFormat = fault.New(ErrTable, fault.Unsupported, "unsupported input format")
 )
