@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,11 +72,18 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return ExitOK
 	}
 	fmt.Fprintf(env.Stderr, "kura: %v\n", err)
-	code := exitCode(err)
-	if code == ExitUsage {
+	if isUsage(err) {
 		fmt.Fprintln(env.Stderr, "Run 'kura --help' for usage.")
 	}
-	return code
+	return exitCode(err)
+}
+
+// isUsage reports whether err is about how kura was invoked (a usagef
+// error or one of cobra's own), not a failure while running: only those
+// are followed by the pointer to --help.
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u) || (fault.Sentinel(err) == nil && isCobraUsage(err))
 }
 
 // exitCodes is the one table from kinds of failure (internal/fault) to exit
@@ -200,20 +208,27 @@ func newRoot(env *Env) *cobra.Command {
 		newBeaconCmd(g),
 		newVersionCmd(),
 	)
+	requireSubcommand(root)
 	return root
 }
 
 // Version is kura's version, reported in tokens and by `kura version`.
 const Version = "0.1.0-dev"
 
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print kura's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "kura", Version)
-			return nil
-		},
+// requireSubcommand makes every command group refuse an unknown subcommand
+// as a usage error (cobra would print the group's help and exit 0).
+func requireSubcommand(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		requireSubcommand(sub)
+	}
+	if c.Runnable() || !c.HasSubCommands() || c.Parent() == nil {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return cmd.Help()
 	}
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation"
@@ -155,5 +157,39 @@ func TestExitCodesByKind(t *testing.T) {
 		if got := exitCode(fmt.Errorf("x: %w", c.err)); got != c.code {
 			t.Errorf("exitCode(%q) = %d, want %d", c.err, got, c.code)
 		}
+	}
+}
+
+// TestUsageHint: only errors in how kura was invoked point to --help; a
+// failure while running does not, even one of kind fault.BadRequest (a
+// server refusing a request), which keeps its documented exit code.
+func TestUsageHint(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		hint bool
+		code int
+	}{
+		{[]string{"collab", "status"}, true, ExitUsage},                      // cobra: wrong number of arguments
+		{[]string{"collab", "status", "--nosuchflag", "x"}, true, ExitUsage}, // cobra: unknown flag
+		{[]string{"collab", "nosuchcommand"}, true, ExitUsage},               // a group refuses an unknown subcommand
+		{[]string{"collab", "status", "missing.json"}, true, ExitUsage},      // usagef: the file named does not exist
+	} {
+		var stderr strings.Builder
+		code := Run(t.Context(), c.args, Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr})
+		if code != c.code || strings.Contains(stderr.String(), "kura --help") != c.hint {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d, hint %v", c.args, code, stderr.String(), c.code, c.hint)
+		}
+	}
+	for _, err := range []error{
+		fmt.Errorf("coordinator: %w", keybroker.ErrBadRequest),
+		fmt.Errorf("verify: %w", attestation.ErrBadSignature),
+		errors.New("dial tcp: connection refused"),
+	} {
+		if isUsage(err) {
+			t.Errorf("%v: runtime error taken for a usage error", err)
+		}
+	}
+	if !isUsage(fmt.Errorf("flag: %w", usagef("--x: bad"))) {
+		t.Error("a wrapped usage error is not one")
 	}
 }
