@@ -35,6 +35,10 @@ var (
 	// ErrNotApproved means a party's approval does not cover the current
 	// manifest: it never approved, or its approval is stale.
 	ErrNotApproved = fault.New(ErrCollab, fault.Denied, "collab: not approved")
+	// ErrNotReviewed means a party was asked to approve a manifest other
+	// than the one it reviewed: the current version's hash is not the hash
+	// it gave (kura collab approve --hash).
+	ErrNotReviewed = fault.New(ErrCollab, fault.Denied, "collab: not the manifest reviewed")
 )
 
 // NotApprovedError says why a party's approval does not cover a version.

@@ -21,7 +21,7 @@ import (
 
 func newCollabCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "collab", Short: "Clean-room collaborations: manifests, their history and the parties' approvals"}
-	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g))
+	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g), newCollabPullCmd(g))
 	return cmd
 }
 
@@ -208,14 +208,16 @@ func manifestYAML(m *collab.Manifest) ([]byte, error) {
 }
 
 func newCollabApproveCmd(g *globals) *cobra.Command {
-	var identity string
+	var identity, reviewed string
 	cmd := &cobra.Command{
-		Use:   "approve FILE --identity DIR",
+		Use:   "approve FILE --identity DIR [--hash sha256:HEX]",
 		Short: "Sign your approval of the collaboration's current version",
 		Long: `Sign, with the party identity in DIR (kura party init), an approval of the current manifest
 version: its hash and your scope digest (everything that touches your data). Read the manifest
 first (kura collab show FILE). The approval is written into FILE. Refuses to sign (exit 8) a
-version whose analyses the worker would refuse, naming the offending expression.`,
+version whose analyses the worker would refuse, naming the offending expression. With --hash,
+the hash kura collab show, status or create printed for the version you reviewed, refuses
+(exit 5) unless the current version is that one: a file pulled or changed since is not signed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if identity == "" {
@@ -234,6 +236,12 @@ version whose analyses the worker would refuse, naming the offending expression.
 			}
 			if err := c.Verify(); err != nil {
 				return fmt.Errorf("%s does not verify; not signing: %w", args[0], err)
+			}
+			if err := checkReviewed(c, reviewed); err != nil {
+				if log, lerr := g.logger(); lerr == nil {
+					log.Warn("approval refused", "collaboration", c.ID, "party", id.Name(), "version", len(c.Versions), "reason", err)
+				}
+				return fmt.Errorf("%s: not signing: %w", args[0], err)
 			}
 			if err := analysis.Check(cmd.Context(), c.Current()); err != nil {
 				if log, lerr := g.logger(); lerr == nil {
@@ -256,7 +264,26 @@ version whose analyses the worker would refuse, naming the offending expression.
 		},
 	}
 	cmd.Flags().StringVar(&identity, "identity", "", "party identity directory (kura party init -o DIR)")
+	cmd.Flags().StringVar(&reviewed, "hash", "", "sign only if the current manifest's hash is this one, the one you reviewed (sha256:HEX, as kura collab show prints)")
 	return cmd
+}
+
+// checkReviewed returns collab.ErrNotReviewed unless reviewed is empty or
+// the hash of c's current manifest, with or without its sha256: prefix.
+func checkReviewed(c *collab.Collaboration, reviewed string) error {
+	if reviewed == "" {
+		return nil
+	}
+	cur := c.Current().Hash()
+	if strings.TrimPrefix(strings.ToLower(reviewed), "sha256:") == cur {
+		return nil
+	}
+	for i, m := range c.Versions {
+		if strings.TrimPrefix(strings.ToLower(reviewed), "sha256:") == m.Hash() {
+			return fmt.Errorf("%w: you reviewed version %d; the current version is %d %s: read it (kura collab show) and approve its hash", collab.ErrNotReviewed, i+1, len(c.Versions), collab.DisplayHash(cur))
+		}
+	}
+	return fmt.Errorf("%w: --hash %s is no version of collaboration %s; the current version is %d %s", collab.ErrNotReviewed, reviewed, c.ID, len(c.Versions), collab.DisplayHash(cur))
 }
 
 func newCollabStatusCmd() *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -43,6 +44,9 @@ belongs to its parties, so no one else can create or extend it.`,
 				return fmt.Errorf("--identity: %w", err)
 			}
 			resp, err := (&coordinator.Client{BaseURL: base, Identity: id, HTTP: hc}).Push(cmd.Context(), data)
+			if errors.Is(err, collab.ErrBrokenChain) {
+				return fmt.Errorf("%w\nthe coordinator's copy has moved on: fetch it with kura collab pull %s --url %s -o %s, make your change to it (approve it again, or update it), and push again", err, c.ID, base, args[0])
+			}
 			if err != nil {
 				return err
 			}

@@ -59,6 +59,7 @@ func TestExitCodes(t *testing.T) {
 
 		{worker.ErrRefused, ExitPolicy},
 		{collab.ErrNotApproved, ExitPolicy},
+		{collab.ErrNotReviewed, ExitPolicy},
 		{attestation.ErrPolicyDenied, ExitPolicy},
 		{attestation.ErrNonce, ExitPolicy},
 
