@@ -150,6 +150,12 @@ func ExecutableMeasurement() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: find executable: %w", err)
 	}
+	return FileMeasurement(path)
+}
+
+// FileMeasurement returns SHA-384 of the file at path: the sim measurement
+// of a worker run from that executable.
+func FileMeasurement(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("sim: measure executable: %w", err)

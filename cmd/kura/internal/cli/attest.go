@@ -25,7 +25,7 @@ const maxInputFile = 4 << 20
 
 func newAttestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "attest", Short: "Produce and verify attestation evidence"}
-	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g))
+	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g), newAttestMeasurementCmd())
 	return cmd
 }
 

@@ -81,6 +81,7 @@ func checkAnalyses(cmd *cobra.Command, g *globals, m *collab.Manifest, refused s
 	for _, w := range analysis.PolicyWarnings(m) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 	}
+	warnSimMeasurement(cmd.ErrOrStderr(), m)
 	return nil
 }
 
