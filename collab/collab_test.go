@@ -358,8 +358,8 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want string
 	}{
-		{"unknown key", strings.Replace(string(src), "description:", "colour: red\ndescription:", 1), `unknown field "colour"`},
-		{"unknown nested key", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: 10\n      k_anon: 3", 1), `unknown field "k_anon"`},
+		{"unknown key", strings.Replace(string(src), "description:", "colour: red\ndescription:", 1), `line 8: colour: unknown key "colour"`},
+		{"unknown nested key", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: 10\n      k_anon: 3", 1), `line 26: datasets[0].output_policy.k_anon: unknown key "k_anon"`},
 		{"duplicate key", strings.Replace(string(src), "description:", "id: again\ndescription:", 1), `key "id" appears twice`},
 		{"alias", strings.Replace(string(src), "receivers: [airline, carrier, analyst]", "receivers: &r [airline]\nextra: *r", 1), "aliases"},
 		{"two docs", string(src) + "\n---\nid: x\n", "more than one YAML document"},
@@ -369,7 +369,9 @@ func TestParseErrors(t *testing.T) {
 		{"tampered card file", "", "parties[1].card_file: party: card fingerprint"},
 		{"no descriptor", strings.Replace(string(src), "descriptor_file: descriptors/towers.json", "", 1), "datasets[2]: missing descriptor"},
 		{"binary", strings.Replace(string(src), "description: ", "description: !!binary ", 1), "unsupported YAML type !!binary"},
-		{"wrong type", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: ten", 1), "min_distinct_identities"},
+		{"wrong type", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: ten", 1), "line 25: datasets[0].output_policy.min_distinct_identities: a string where an integer belongs"},
+		{"list for an integer", strings.Replace(string(src), "min_distinct_identities: 10", "min_distinct_identities: [10]", 1), "line 25: datasets[0].output_policy.min_distinct_identities: a list where an integer belongs"},
+		{"number for a string", strings.Replace(string(src), "description: ", "description: 12 #", 1), "line 8: description: a number where a string belongs"},
 		{"oversized file", string(src) + "\n# " + strings.Repeat("x", MaxManifestSize), "larger than 1048576 bytes"},
 		{"oversized card file", "", "parties[1].card_file:"},
 	}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -101,13 +103,13 @@ func parseManifest(data []byte, resolve resolver) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidManifest, len(data), MaxManifestSize)
 	}
-	js, err := yamlToJSON(data)
+	js, idx, err := yamlToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidManifest, err)
 	}
 	var src manifestSource
 	if err := decodeStrict(js, &src); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidManifest, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidManifest, idx.locate(err))
 	}
 	m := src.Manifest
 	m.Parties, m.Datasets = nil, nil
@@ -224,37 +226,137 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// yamlToJSON converts a single YAML document to JSON, keeping key order.
-func yamlToJSON(data []byte) ([]byte, error) {
+// yamlToJSON converts a single YAML document to JSON, keeping key order,
+// and returns where in the YAML each JSON value came from.
+func yamlToJSON(data []byte) ([]byte, *sourceIndex, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty document")
+			return nil, nil, errors.New("empty document")
 		}
-		return nil, fmt.Errorf("yaml: %w", err)
+		return nil, nil, err // "yaml: line N: ..."
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document")
+		return nil, nil, errors.New("more than one YAML document")
 	}
-	var buf bytes.Buffer
-	if err := writeJSONNode(&buf, &doc, 0); err != nil {
-		return nil, err
+	idx := &sourceIndex{}
+	if err := idx.write(&doc, "", 0); err != nil {
+		return nil, nil, err
 	}
-	return buf.Bytes(), nil
+	return idx.buf.Bytes(), idx, nil
 }
 
-func writeJSONNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
+// sourceIndex is a YAML document converted to JSON, with the YAML path and
+// line of every JSON value and key, so that an error decoding the JSON can
+// name where in the YAML it is.
+type sourceIndex struct {
+	buf    bytes.Buffer
+	values []sourceSpan // in order of their start offset
+	keys   []sourceSpan // end is unused
+}
+
+// sourceSpan is the JSON value at buf[start:end], from path at line.
+type sourceSpan struct {
+	start, end int
+	path       string
+	line       int
+	key        string
+}
+
+// locate rewrites a JSON decoding error as one naming the YAML path and
+// line it is about; other errors are returned as they are.
+func (x *sourceIndex) locate(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		// The innermost value that ends where the decoder stopped.
+		var at *sourceSpan
+		for i := range x.values {
+			v := &x.values[i]
+			if v.start < int(te.Offset) && int(te.Offset) <= v.end {
+				at = v
+			}
+		}
+		if at != nil {
+			return fmt.Errorf("line %d: %s: %s where %s belongs", at.line, displayPath(at.path), valueName(te.Value), kindName(te.Type))
+		}
+		return err
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		var where []string
+		for _, k := range x.keys {
+			if k.key == name {
+				where = append(where, fmt.Sprintf("line %d: %s", k.line, displayPath(k.path)))
+			}
+		}
+		if len(where) > 0 {
+			return fmt.Errorf("%s: unknown key %q", strings.Join(where, ", "), name)
+		}
+	}
+	return err
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "the document"
+	}
+	return p
+}
+
+// valueName says in words what a JSON value (json.UnmarshalTypeError's
+// Value) is.
+func valueName(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "a mapping"
+	case v == "bool":
+		return "true or false"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return "a " + v
+}
+
+// kindName says in words what a Go type accepts.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a mapping"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return kindName(t.Elem())
+	}
+	return t.String()
+}
+
+func (x *sourceIndex) write(n *yaml.Node, path string, depth int) error {
 	if depth > maxJSONDepth {
 		return fmt.Errorf("line %d: nested deeper than %d", n.Line, maxJSONDepth)
 	}
-	switch n.Kind {
-	case yaml.DocumentNode:
+	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) != 1 {
 			return errors.New("empty document")
 		}
-		return writeJSONNode(buf, n.Content[0], depth)
+		return x.write(n.Content[0], path, depth)
+	}
+	buf := &x.buf
+	vi := len(x.values)
+	x.values = append(x.values, sourceSpan{start: buf.Len(), path: path, line: n.Line})
+	switch n.Kind {
 	case yaml.MappingNode:
 		buf.WriteByte('{')
 		seen := map[string]bool{}
@@ -270,10 +372,15 @@ func writeJSONNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
+			sub := k.Value
+			if path != "" {
+				sub = path + "." + k.Value
+			}
+			x.keys = append(x.keys, sourceSpan{path: sub, line: k.Line, key: k.Value})
 			kb, _ := json.Marshal(k.Value)
 			buf.Write(kb)
 			buf.WriteByte(':')
-			if err := writeJSONNode(buf, v, depth+1); err != nil {
+			if err := x.write(v, sub, depth+1); err != nil {
 				return err
 			}
 		}
@@ -284,18 +391,21 @@ func writeJSONNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if err := writeJSONNode(buf, c, depth+1); err != nil {
+			if err := x.write(c, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
 				return err
 			}
 		}
 		buf.WriteByte(']')
 	case yaml.ScalarNode:
-		return writeJSONScalar(buf, n)
+		if err := writeJSONScalar(buf, n); err != nil {
+			return err
+		}
 	case yaml.AliasNode:
 		return fmt.Errorf("line %d: YAML aliases are not supported", n.Line)
 	default:
 		return fmt.Errorf("line %d: unsupported YAML node", n.Line)
 	}
+	x.values[vi].end = buf.Len()
 	return nil
 }
 
