@@ -273,10 +273,10 @@ func printChecks(w io.Writer, a *result.Attested) {
 }
 
 func newResultCmd(g *globals) *cobra.Command {
-	var identityDir, out string
+	var identityDir, out, format string
 	var tf trustFlags
 	open := &cobra.Command{
-		Use:   "open RESULT --identity DIR",
+		Use:   "open RESULT --identity DIR [--format table|csv|json|parquet] [-o FILE]",
 		Short: "Verify a result bundle offline, then decrypt your copy of the output",
 		Long: `Verify a result bundle before decrypting anything: the bundle signature with the run's attested
 key, the attestation token against the manifest's verifier list — which counts because your own
@@ -284,10 +284,28 @@ approval covers it; their JWKS URLs are fetched — or against the verifiers you
 --trust-jwks / --trust-key, its binding to the run and the evidence, the worker measurement against
 the manifest, the collaboration history and every data owner's approval, and the inputs' digests.
 Then decrypt your copy and check it against the signed digest. Any failure is an error naming what
-failed; a token from a verifier not trusted names its key and claimed verifier.`,
+failed; a token from a verifier not trusted names its key and claimed verifier. The output is a
+table, CSV (a header row, then the rows), JSON (the signed result exactly as decrypted) or Parquet
+(each column of its DuckDB type; needs -o). With a format other than table on stdout, the
+verification report goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if format == "" {
+				format = formatTable
+				if out != "" {
+					format = formatJSON
+				}
+			}
+			switch format {
+			case formatTable, formatCSV, formatJSON:
+			case formatParquet:
+				if out == "" {
+					return usagef("--format parquet writes a file: give -o FILE")
+				}
+			default:
+				return usagef("--format %q: want table, csv, json or parquet", format)
+			}
 			if err := tf.resolve(); err != nil {
 				return err
 			}
@@ -315,17 +333,28 @@ failed; a token from a verifier not trusted names its key and claimed verifier.`
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if out == "" && format != formatTable {
+				w = cmd.ErrOrStderr() // stdout carries the result itself
+			}
 			fmt.Fprintf(w, "result of %s / %s, run %s\n", v.Run.Collaboration, v.Run.Analysis, v.Run.RunID)
 			printChecks(w, v.Attested)
-			if out != "" {
-				return os.WriteFile(out, plain, 0o600)
+			if out == "" {
+				return writeResult(ctx, cmd.OutOrStdout(), "", format, plain)
 			}
-			return printResult(w, plain)
+			if format == formatParquet {
+				return writeResult(ctx, nil, out, format, plain)
+			}
+			var buf bytes.Buffer
+			if err := writeResult(ctx, &buf, out, format, plain); err != nil {
+				return err
+			}
+			return os.WriteFile(out, buf.Bytes(), 0o600)
 		},
 	}
 	tf.register(g, open, &identityDir)
 	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY; client.yaml identity)")
-	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output (JSON) to this file instead of printing it")
+	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output to this file (mode 0600) instead of printing it")
+	open.Flags().StringVar(&format, "format", "", "table, csv, json (the signed result as decrypted) or parquet (needs -o); default table, or json with -o")
 	cmd := &cobra.Command{Use: "result", Short: "Verify and open clean-room results"}
 	cmd.AddCommand(open)
 	return cmd

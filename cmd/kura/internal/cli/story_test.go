@@ -473,6 +473,7 @@ func TestCleanRoomCLI(t *testing.T) {
 		!strings.Contains(out, "in transparency log") || !strings.Contains(out, `signed by verifier "verifier-a" of the manifest's list`) {
 		t.Fatalf("result open: exit %d\n%s", code, out)
 	}
+	checkResultFormats(t, dir, run, open)
 	verify := append([]string{"receipt", "verify", receiptPath, "--result", resultPath, "--dev", "--identity", filepath.Join(dir, demo.Airline)}, logKey...)
 	if code, out := run(verify...); code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "wiped  flights") {
 		t.Fatalf("receipt verify: exit %d\n%s", code, out)
