@@ -142,9 +142,9 @@ func (s *session) source(ctx context.Context, path string, format Format, text b
 	switch format {
 	case CSV:
 		if text {
-			return fmt.Sprintf("read_csv(%s, header = true, all_varchar = true)", quote(path)), nil
+			return fmt.Sprintf("read_csv(%s, header = true, delim = ',', all_varchar = true)", quote(path)), nil
 		}
-		return fmt.Sprintf("read_csv(%s, header = true)", quote(path)), nil
+		return fmt.Sprintf("read_csv(%s, header = true, delim = ',')", quote(path)), nil
 	case Parquet:
 		return fmt.Sprintf("read_parquet(%s)", quote(path)), nil
 	case JSONL:

@@ -276,3 +276,28 @@ func TestInfer(t *testing.T) {
 		t.Fatal("inferred a schema from an empty file")
 	}
 }
+
+// TestConvertRaggedCSV: a CSV row with more or fewer fields than the
+// header is an error, never a dropped row or a merged column (DuckDB's
+// sniffer used to read such a file as one column, then drop every row).
+func TestConvertRaggedCSV(t *testing.T) {
+	sc := mustSchema(t, schemaYAML)
+	header := "email,phone,name,visits,score,member,since,seen\n"
+	row := "a,+81312345678,n,1,1,true,2024-01-01,2024-01-01\n"
+	for name, data := range map[string]string{
+		"extra field":   header + row + "b,+81312345678,n,1,1,true,2024-01-01,2024-01-01,x\n" + row,
+		"missing field": header + row + "b,+81312345678,n,1,1,true,2024-01-01\n" + row,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, res, err := convert(t, write(t, dir, "in.csv", data), sc)
+			if !errors.Is(err, ErrUnreadable) {
+				t.Fatalf("got %v (result %+v), want ErrUnreadable", err, res)
+			}
+			// Without a schema (inferred from the input) too.
+			if sc, err := Infer(context.Background(), Config{}, write(t, dir, "again.csv", data), ""); !errors.Is(err, ErrUnreadable) {
+				t.Fatalf("inferring: got %v (schema %v), want ErrUnreadable", err, sc)
+			}
+		})
+	}
+}
