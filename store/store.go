@@ -1,12 +1,13 @@
 // Package store defines the state of a kura server, one database shared by
 // every role: the key broker's sealed resources addressed by KBS resource
 // path, release policies and the audit trail of release decisions; the
-// coordinator's collaboration files; and the short-lived records (nonces,
-// sessions) that replicas must share. Store is the whole interface; each
-// role declares the few methods it uses where it uses them
-// (coordinator.Collaborations, verifier.NonceStore). Backends live in
-// subpackages: sqlite (embedded, the default) and postgres (shared by
-// several replicas). The conformance suite in storetest runs against both.
+// coordinator's collaboration files and run queue; and the short-lived
+// records (nonces, sessions) that replicas must share. Store is the whole
+// interface; each role declares the few methods it uses where it uses them
+// (coordinator.Collaborations, coordinator.Runs, verifier.NonceStore).
+// Backends live in subpackages: sqlite (embedded, the default) and postgres
+// (shared by several replicas). The conformance suite in storetest runs
+// against both.
 //
 // # Security model
 //
@@ -112,7 +113,68 @@ const (
 	MaxEphemeralValueSize = 64 << 10
 	// DefaultMaxEphemeral is the default bound on live ephemeral records.
 	DefaultMaxEphemeral = 1_000_000
+	// MaxAnalysisIDSize bounds Run.Analysis.
+	MaxAnalysisIDSize = 128
+	// MaxWorkerNameSize bounds a worker's name (Run.Worker).
+	MaxWorkerNameSize = 256
+	// DefaultMaxAttempts is how many claims ClaimRun allows a run when
+	// its maxAttempts is zero or negative.
+	DefaultMaxAttempts = 3
 )
+
+// Run states.
+const (
+	// RunQueued: submitted, waiting for a worker to claim it.
+	RunQueued = "queued"
+	// RunRunning: claimed by a worker whose lease may lapse.
+	RunRunning = "running"
+	// RunCompleted: finished by its worker with a result.
+	RunCompleted = "completed"
+	// RunFailed: finished by its worker with an error, or given up after
+	// too many claims.
+	RunFailed = "failed"
+)
+
+// Run is a clean-room run the coordinator schedules and a worker executes.
+// Its text fields are validated on PutRun (ErrInvalid), except Error,
+// which FinishRun stores with invalid UTF-8 and NUL bytes replaced by
+// U+FFFD and truncated to MaxAuditFieldSize bytes, like audit text. Times
+// are UTC with microsecond precision.
+type Run struct {
+	// ID is 32 lowercase hex characters: the run id bound into the run
+	// context.
+	ID string
+	// Collaboration is the collaboration id (1..MaxCollaborationIDSize
+	// bytes).
+	Collaboration string
+	// Analysis is the analysis id (1..MaxAnalysisIDSize bytes).
+	Analysis string
+	// SubmittedBy is the card fingerprint (64 lowercase hex) of the party
+	// that submitted the run.
+	SubmittedBy string
+	// SubmittedAt is set by PutRun (now) when zero.
+	SubmittedAt time.Time
+	// State is one of the Run* states.
+	State string
+	// Worker names the worker holding the run, or that last held it (""
+	// while queued).
+	Worker string
+	// LeaseUntil is, while running, when the worker's claim lapses (zero
+	// otherwise).
+	LeaseUntil time.Time
+	// Attempts counts how many times a worker claimed the run.
+	Attempts int
+	// Result is, once completed, the hex SHA-256 of the result bundle's
+	// signed payload.
+	Result string
+	// Receipt is, once completed or failed, the hex SHA-256 of the
+	// receipt's signed payload ("" if none).
+	Receipt string
+	// Error says why the run failed.
+	Error string
+	// UpdatedAt is set by every write.
+	UpdatedAt time.Time
+}
 
 // Resource is one version of a secret held by the key broker, sealed.
 type Resource struct {
@@ -247,6 +309,37 @@ type Store interface {
 	// CheckCollaboration says what is valid (ErrInvalid otherwise; version
 	// starts at 1).
 	PutCollaboration(ctx context.Context, id string, file []byte, version int64) error
+	// PutRun inserts r as queued: its State, Worker, LeaseUntil,
+	// Attempts, Result, Receipt and Error are ignored and reset. It fails
+	// with ErrConflict if a run with r.ID exists, ErrInvalid for a bad
+	// field.
+	PutRun(ctx context.Context, r *Run) error
+	// GetRun returns the run id, or ErrNotFound.
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// ListRuns returns up to limit runs of collaboration ("" for all),
+	// newest SubmittedAt first, then by id, descending. limit <= 0 means
+	// 100; at most 10000 runs are returned.
+	ListRuns(ctx context.Context, collaboration string, limit int) ([]Run, error)
+	// ClaimRun atomically, even against other processes on the same
+	// database, takes the oldest run (by SubmittedAt, then id) that is
+	// queued, or running with a LeaseUntil before now. A candidate
+	// already claimed maxAttempts times (<= 0: DefaultMaxAttempts) is
+	// marked failed with Error "gave up after N attempts" and the next
+	// one considered. The run taken becomes running, held by worker until
+	// now+lease, its Attempts incremented and UpdatedAt now, and is
+	// returned. ErrNotFound means there was none to take.
+	ClaimRun(ctx context.Context, worker string, now time.Time, lease time.Duration, maxAttempts int) (*Run, error)
+	// RenewRun sets the lease of run id to until. It fails with
+	// ErrNotFound if there is no such run and ErrConflict unless the run
+	// is running and held by worker.
+	RenewRun(ctx context.Context, id, worker string, until time.Time) error
+	// FinishRun ends run id in state RunCompleted, with result (64 hex
+	// characters) and receipt (64 hex characters or ""), or RunFailed,
+	// with receipt and errText; the lease is cleared. It fails with
+	// ErrInvalid for a bad argument, ErrNotFound if there is no such run
+	// and ErrConflict unless the run is running and held by worker (a
+	// worker whose lapsed lease another took cannot finish it).
+	FinishRun(ctx context.Context, id, worker, state, result, receipt, errText string) error
 	// Ephemeral returns the store's table of short-lived records.
 	Ephemeral() Ephemeral
 	// Close releases the store's connections. Calling it twice is harmless.

@@ -10,7 +10,9 @@
 //
 // Collaboration files are kept, every version, in the collaborations table;
 // the primary key (id, version) lets exactly one of several replicas racing
-// to store a version win. Ephemeral records (store.Ephemeral) live in the
+// to store a version win. Runs wait in the runs table; replicas claim them
+// with SELECT ... FOR UPDATE SKIP LOCKED, so each claim takes a run no
+// other claim holds. Ephemeral records (store.Ephemeral) live in the
 // ephemeral table and, unlike everything else, are written through a second
 // small pool whose sessions set synchronous_commit=off: their commits do not
 // wait for the WAL to reach disk, so a server crash may lose the last
@@ -216,6 +218,28 @@ ALTER TABLE audit
 	ADD COLUMN manifest_hash TEXT NOT NULL DEFAULT '',
 	ADD COLUMN analysis      TEXT NOT NULL DEFAULT '',
 	ADD COLUMN run_id        TEXT NOT NULL DEFAULT '';
+`,
+	`
+CREATE TABLE runs (
+	id            TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	collaboration TEXT COLLATE "C" NOT NULL,
+	analysis      TEXT        NOT NULL,
+	submitted_by  TEXT        NOT NULL,
+	submitted_at  TIMESTAMPTZ NOT NULL,
+	state         TEXT        NOT NULL,
+	worker        TEXT        NOT NULL DEFAULT '',
+	lease_until   TIMESTAMPTZ, -- while running, else NULL
+	attempts      INTEGER     NOT NULL DEFAULT 0,
+	result        TEXT        NOT NULL DEFAULT '',
+	receipt       TEXT        NOT NULL DEFAULT '',
+	error         TEXT        NOT NULL DEFAULT '',
+	updated_at    TIMESTAMPTZ NOT NULL
+);
+-- ClaimRun scans the unfinished runs, oldest first.
+CREATE INDEX runs_claim ON runs (submitted_at, id) WHERE state IN ('queued', 'running');
+-- ListRuns, newest first: all runs, or one collaboration's.
+CREATE INDEX runs_submitted ON runs (submitted_at, id);
+CREATE INDEX runs_collaboration ON runs (collaboration, submitted_at, id);
 `,
 }
 

@@ -156,37 +156,44 @@ func TestOpen(t *testing.T) {
 }
 
 // TestUpgrade: a database written by schema 2, before the audit trail named
-// clean-room runs, keeps its audit records when this build opens it.
+// clean-room runs, or by schema 3, before the run queue, keeps its audit
+// records when this build opens it, and queues runs.
 func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
 	sc := newSchemas(t)
-	url := sc.urlFor(t, "db")
-	db, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := append([]string{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, `INSERT INTO schema_version (version) VALUES (2)`}, migrations[:2]...)
-	for _, q := range stmts {
-		if _, err := db.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range storetest.OldAudit {
-		if _, err := db.Exec(ctx, `INSERT INTO audit (seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
+	for _, from := range []int{2, 3} {
+		t.Run(fmt.Sprint("schema", from), func(t *testing.T) {
+			url := sc.urlFor(t, "db")
+			db, err := pgxpool.New(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmts := append([]string{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, fmt.Sprintf(`INSERT INTO schema_version (version) VALUES (%d)`, from)},
+				migrations[:from]...)
+			for _, q := range stmts {
+				if _, err := db.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, a := range storetest.OldAudit {
+				if _, err := db.Exec(ctx, `INSERT INTO audit (seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.Seq, a.Time, a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement); err != nil {
-			t.Fatal(err)
-		}
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(ctx, `UPDATE audit_head SET seq = $1`, len(storetest.OldAudit)); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			s := sc.open(t, "db")
+			var v int
+			if err := s.pool.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+				t.Errorf("schema_version after the upgrade = %d, %v; want %d", v, err, len(migrations))
+			}
+			storetest.CheckUpgradedAudit(t, s)
+			storetest.CheckUpgradedRuns(t, s)
+		})
 	}
-	if _, err := db.Exec(ctx, `UPDATE audit_head SET seq = $1`, len(storetest.OldAudit)); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s := sc.open(t, "db")
-	var v int
-	if err := s.pool.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
-		t.Errorf("schema_version after the upgrade = %d, %v; want %d", v, err, len(migrations))
-	}
-	storetest.CheckUpgradedAudit(t, s)
 }
 
 // TestEphemeralBound checks Config.MaxEphemeral, the purge that

@@ -7,7 +7,8 @@
 // committed: concurrent AppendAudit calls share one transaction and one
 // fsync.
 //
-// Collaboration files are kept, every version, in the collaborations table.
+// Collaboration files are kept, every version, in the collaborations table;
+// the run queue in the runs table, claimed under the single writer.
 // Ephemeral records (store.Ephemeral) live in the ephemeral table; their
 // writes are group committed too and, like every write here, durable once
 // acknowledged. A background loop purges expired ones.
@@ -233,6 +234,28 @@ ALTER TABLE audit ADD COLUMN collaboration TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN manifest_hash TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN analysis      TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN run_id        TEXT NOT NULL DEFAULT '';
+`,
+	`
+CREATE TABLE runs (
+	id            TEXT    NOT NULL PRIMARY KEY,
+	collaboration TEXT    NOT NULL,
+	analysis      TEXT    NOT NULL,
+	submitted_by  TEXT    NOT NULL,
+	submitted_at  INTEGER NOT NULL, -- Unix microseconds, UTC
+	state         TEXT    NOT NULL,
+	worker        TEXT    NOT NULL DEFAULT '',
+	lease_until   INTEGER,          -- Unix microseconds while running, else NULL
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	result        TEXT    NOT NULL DEFAULT '',
+	receipt       TEXT    NOT NULL DEFAULT '',
+	error         TEXT    NOT NULL DEFAULT '',
+	updated_at    INTEGER NOT NULL
+);
+-- ClaimRun scans the unfinished runs, oldest first.
+CREATE INDEX runs_claim ON runs (submitted_at, id) WHERE state IN ('queued', 'running');
+-- ListRuns, newest first: all runs, or one collaboration's.
+CREATE INDEX runs_submitted ON runs (submitted_at, id);
+CREATE INDEX runs_collaboration ON runs (collaboration, submitted_at, id);
 `,
 }
 

@@ -81,33 +81,40 @@ func TestOpen(t *testing.T) {
 }
 
 // TestUpgrade: a database written by schema 2, before the audit trail named
-// clean-room runs, keeps its audit records when this build opens it.
+// clean-room runs, or by schema 3, before the run queue, keeps its audit
+// records when this build opens it, and queues runs.
 func TestUpgrade(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "kbs.db")
-	db := rawDB(t, path)
-	stmts := append([]string{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, `INSERT INTO schema_version (version) VALUES (2)`}, migrations[:2]...)
-	for _, q := range stmts {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range storetest.OldAudit {
-		if _, err := db.Exec(`INSERT INTO audit (seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
+	for _, from := range []int{2, 3} {
+		t.Run(fmt.Sprint("schema", from), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kbs.db")
+			db := rawDB(t, path)
+			stmts := append([]string{`CREATE TABLE schema_version (version INTEGER NOT NULL)`, fmt.Sprintf(`INSERT INTO schema_version (version) VALUES (%d)`, from)},
+				migrations[:from]...)
+			for _, q := range stmts {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, a := range storetest.OldAudit {
+				if _, err := db.Exec(`INSERT INTO audit (seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.Seq, a.Time.UnixMicro(), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement); err != nil {
-			t.Fatal(err)
-		}
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			s, err := New(context.Background(), Config{Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var v int
+			if err := s.w.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+				t.Errorf("schema_version after the upgrade = %d, %v; want %d", v, err, len(migrations))
+			}
+			storetest.CheckUpgradedAudit(t, s)
+			storetest.CheckUpgradedRuns(t, s)
+		})
 	}
-	db.Close()
-	s, err := New(context.Background(), Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var v int
-	if err := s.w.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
-		t.Errorf("schema_version after the upgrade = %d, %v; want %d", v, err, len(migrations))
-	}
-	storetest.CheckUpgradedAudit(t, s)
 }
 
 // TestSynchronousFull checks the write connection's durability settings.

@@ -47,6 +47,9 @@ func Run(t *testing.T, open Open) {
 		{"EphemeralExpiry", testEphemeralExpiry},
 		{"ConcurrentEphemeral", testConcurrentEphemeral},
 		{"EphemeralAcrossHandles", testEphemeralAcrossHandles},
+		{"Runs", testRuns},
+		{"RunClaims", testRunClaims},
+		{"ConcurrentClaims", testConcurrentClaims},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

@@ -223,3 +223,106 @@ func Rewrapped(wrapped []byte, kekID string) error {
 	}
 	return text("KEK id", kekID, maxKEKID)
 }
+
+// isHex reports whether s is n lowercase hex characters.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// RunID reports whether id can name a run: 32 lowercase hex characters.
+// Reads, renewals and finishes of any other id find no run.
+func RunID(id string) bool { return isHex(id, 32) }
+
+// Run validates r for PutRun and returns the copy to store: queued,
+// nothing claimed or finished, SubmittedAt and UpdatedAt normalised.
+func Run(r *store.Run, now func() time.Time) (store.Run, error) {
+	if r == nil {
+		return store.Run{}, fmt.Errorf("%w: nil run", store.ErrInvalid)
+	}
+	if !RunID(r.ID) {
+		return store.Run{}, fmt.Errorf("%w: run id is not 32 lowercase hex characters", store.ErrInvalid)
+	}
+	if err := store.CheckCollaborationID(r.Collaboration); err != nil {
+		return store.Run{}, err
+	}
+	if !store.ValidText(r.Analysis, store.MaxAnalysisIDSize) {
+		return store.Run{}, fmt.Errorf("%w: analysis id must be 1..%d bytes of UTF-8 without NUL", store.ErrInvalid, store.MaxAnalysisIDSize)
+	}
+	if !isHex(r.SubmittedBy, 64) {
+		return store.Run{}, fmt.Errorf("%w: submitted by is not a card fingerprint (64 lowercase hex)", store.ErrInvalid)
+	}
+	at := Time(time.Time{}, now)
+	return store.Run{
+		ID:            r.ID,
+		Collaboration: r.Collaboration,
+		Analysis:      r.Analysis,
+		SubmittedBy:   r.SubmittedBy,
+		SubmittedAt:   Time(r.SubmittedAt, func() time.Time { return at }),
+		State:         store.RunQueued,
+		UpdatedAt:     at,
+	}, nil
+}
+
+// Worker validates a worker's name.
+func Worker(name string) error {
+	if !store.ValidText(name, store.MaxWorkerNameSize) {
+		return fmt.Errorf("%w: worker name must be 1..%d bytes of UTF-8 without NUL", store.ErrInvalid, store.MaxWorkerNameSize)
+	}
+	return nil
+}
+
+// Claim validates a ClaimRun call and returns its now (the store's clock
+// when zero), lease expiry and attempt bound, as stored.
+func Claim(worker string, now time.Time, lease time.Duration, maxAttempts int, clock func() time.Time) (time.Time, time.Time, int, error) {
+	if err := Worker(worker); err != nil {
+		return time.Time{}, time.Time{}, 0, err
+	}
+	if lease <= 0 {
+		return time.Time{}, time.Time{}, 0, fmt.Errorf("%w: lease %v is not positive", store.ErrInvalid, lease)
+	}
+	if maxAttempts <= 0 {
+		maxAttempts = store.DefaultMaxAttempts
+	}
+	now = Time(now, clock)
+	return now, now.Add(lease).Truncate(time.Microsecond), maxAttempts, nil
+}
+
+// Finish validates a FinishRun call's outcome and returns errText as
+// stored, sanitised like audit text.
+func Finish(state, result, receipt, errText string) (string, error) {
+	switch state {
+	case store.RunCompleted:
+		if !isHex(result, 64) {
+			return "", fmt.Errorf("%w: a completed run's result is not a SHA-256 (64 lowercase hex)", store.ErrInvalid)
+		}
+		if errText != "" {
+			return "", fmt.Errorf("%w: a completed run has no error", store.ErrInvalid)
+		}
+	case store.RunFailed:
+		if result != "" {
+			return "", fmt.Errorf("%w: a failed run has no result", store.ErrInvalid)
+		}
+	default:
+		return "", fmt.Errorf("%w: run state %q is not %q or %q", store.ErrInvalid, sanitize(truncateRunes(state, 64)), store.RunCompleted, store.RunFailed)
+	}
+	if receipt != "" && !isHex(receipt, 64) {
+		return "", fmt.Errorf("%w: receipt is not a SHA-256 (64 lowercase hex)", store.ErrInvalid)
+	}
+	return sanitize(errText), nil
+}
+
+// truncateRunes cuts s to at most n bytes, for quoting in an error.
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
