@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,4 +90,66 @@ func problemFor(err error, mapErr Mapper) *Problem {
 	p = NewProblem(row.status, code, detail, err)
 	p.RetryAfter = row.retryAfter
 	return p
+}
+
+// RemoteError is a kura server's problem answer, read by a client: it
+// wraps the kind the problems table answers with that type (or, for a
+// type it does not know, with that status), so errors.Is and the CLI's
+// exit codes treat it as the same failure on both sides of the wire.
+type RemoteError struct {
+	Service string // who answered, e.g. "coordinator"
+	Status  int
+	Type    string
+	Detail  string
+}
+
+// ReadProblem turns a non-2xx answer's body into a *RemoteError.
+func ReadProblem(service string, status int, body []byte) *RemoteError {
+	var p Problem
+	json.Unmarshal(body, &p)
+	if p.Detail == "" {
+		p.Detail = strings.TrimSpace(string(body))
+	}
+	return &RemoteError{Service: service, Status: status, Type: p.Type, Detail: p.Detail}
+}
+
+// Error names who answered, the status, the problem code and the detail.
+func (e *RemoteError) Error() string {
+	code := ""
+	if c := strings.TrimPrefix(e.Type, ProblemTypeBase); c != "" && c != e.Type {
+		code = " (" + c + ")"
+	}
+	return fmt.Sprintf("%s: %d %s%s: %s", e.Service, e.Status, http.StatusText(e.Status), code, e.Detail)
+}
+
+// Unwrap returns the fault kind of the answer: the kind whose own problem
+// type it carries, else the usual kind of its status.
+func (e *RemoteError) Unwrap() error {
+	code := strings.TrimPrefix(e.Type, ProblemTypeBase)
+	if code != "bad-request" && code != "internal" {
+		for k, row := range problems {
+			if row.status == e.Status && row.code == code {
+				return fault.Kind(k)
+			}
+		}
+	}
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return fault.BadRequest
+	case http.StatusUnauthorized:
+		return fault.Unauthenticated
+	case http.StatusForbidden:
+		return fault.Denied
+	case http.StatusNotFound:
+		return fault.NotFound
+	case http.StatusConflict:
+		return fault.Conflict
+	case http.StatusUnprocessableEntity:
+		return fault.Invalid
+	case http.StatusTooManyRequests:
+		return fault.RateLimited
+	case http.StatusServiceUnavailable:
+		return fault.Unavailable
+	}
+	return fault.Internal
 }

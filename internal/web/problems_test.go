@@ -121,3 +121,29 @@ func TestMapperOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteErrorKinds: a client reading a problem answer gets back the
+// kind the server answered with, except where kinds share one answer
+// (every 400 "bad-request" reads as BadRequest, every 500 as Internal).
+func TestRemoteErrorKinds(t *testing.T) {
+	for _, k := range fault.Kinds() {
+		rec := httptest.NewRecorder()
+		WriteProblem(rec, problemFor(fmt.Errorf("some %w", k), nil))
+		re := ReadProblem("test", rec.Code, rec.Body.Bytes())
+		want := k
+		switch rec.Code {
+		case http.StatusBadRequest:
+			if !strings.HasSuffix(re.Type, "/stale") {
+				want = fault.BadRequest
+			}
+		case http.StatusInternalServerError:
+			want = fault.Internal
+		}
+		if !errors.Is(re, want) {
+			t.Errorf("%v answered %d %s reads as %v, want %v", k, rec.Code, re.Type, re.Unwrap(), want)
+		}
+	}
+	if re := ReadProblem("test", http.StatusBadGateway, []byte("upstream down")); !errors.Is(re, fault.Internal) || !strings.Contains(re.Error(), "upstream down") {
+		t.Errorf("a plain-text 502: %v", re)
+	}
+}
