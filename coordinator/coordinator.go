@@ -36,6 +36,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -94,6 +95,24 @@ type Config struct {
 	// Uploads bounds the request bodies held in memory at once (default:
 	// a budget of its own of 16 MiB).
 	Uploads *web.BodyBudget
+	// Runs keeps the run queue; nil serves no run API. With it,
+	// Registrations is required.
+	Runs Runs
+	// Registrations keeps registered workers, shared by replicas
+	// (store.Ephemeral implements it).
+	Registrations Registrations
+	// Tokens verifies the attestation tokens workers register with; nil
+	// registers none.
+	Tokens Tokens
+	// DevMode lets workers in the INSECURE simulated TEE register.
+	DevMode bool
+	// Registration is how long a worker's registration lasts (default
+	// DefaultRegistration); Lease how long a claim lasts unless renewed
+	// (default DefaultLease); MaxAttempts how many claims a run gets
+	// before it fails (default DefaultMaxAttempts).
+	Registration time.Duration
+	Lease        time.Duration
+	MaxAttempts  int
 	// Now is the clock stamped on log entries (default time.Now).
 	Now func() time.Time
 	// Logger receives request failures (default: discard).
@@ -102,13 +121,20 @@ type Config struct {
 
 // Coordinator is the collaboration service. It is safe for concurrent use.
 type Coordinator struct {
-	store   Collaborations
-	log     Log
-	sig     *httpsig.Verifier
-	uploads *web.BodyBudget
-	now     func() time.Time
-	slog    *slog.Logger
-	mu      sync.Mutex // serialises this process's updates
+	store        Collaborations
+	log          Log
+	sig          *httpsig.Verifier
+	uploads      *web.BodyBudget
+	runs         Runs
+	ephemeral    Registrations
+	tokens       Tokens
+	dev          bool
+	registration time.Duration
+	lease        time.Duration
+	maxAttempts  int
+	now          func() time.Time
+	slog         *slog.Logger
+	mu           sync.Mutex // serialises this process's updates
 }
 
 // New returns a coordinator.
@@ -116,7 +142,13 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Store == nil || cfg.Log == nil || cfg.Nonces == nil {
 		return nil, errors.New("coordinator: Store, Log and Nonces are required")
 	}
-	c := &Coordinator{store: cfg.Store, log: cfg.Log, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger}
+	if cfg.Runs != nil && cfg.Registrations == nil {
+		return nil, errors.New("coordinator: a run queue needs Registrations")
+	}
+	c := &Coordinator{store: cfg.Store, log: cfg.Log, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger,
+		runs: cfg.Runs, ephemeral: cfg.Registrations, tokens: cfg.Tokens, dev: cfg.DevMode,
+		registration: cmp.Or(cfg.Registration, DefaultRegistration), lease: cmp.Or(cfg.Lease, DefaultLease),
+		maxAttempts: cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -130,10 +162,14 @@ func New(cfg Config) (*Coordinator, error) {
 	return c, nil
 }
 
-// Register mounts PUT and GET /v1/collaborations/{id} on mux.
+// Register mounts PUT and GET /v1/collaborations/{id} on mux, and with
+// Runs the run API: /v1/runs and /v1/workers.
 func (c *Coordinator) Register(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, nil, c.uploads.Limit(collab.MaxCollaborationSize, c.put)))
 	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, nil, c.get))
+	if c.runs != nil {
+		c.registerRuns(mux)
+	}
 }
 
 func (c *Coordinator) get(w http.ResponseWriter, r *http.Request) error {

@@ -36,7 +36,11 @@ type fixture struct {
 	ids    map[string]*party.Identity
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the coordinator's configuration
+// adjusted by adjust.
+func newFixtureWith(t *testing.T, adjust func(*coordinator.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -54,7 +58,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close(context.Background()) })
-	c, err := coordinator.New(coordinator.Config{Store: st, Log: l, Nonces: st.Ephemeral()})
+	cfg := coordinator.Config{Store: st, Log: l, Nonces: st.Ephemeral()}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	c, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

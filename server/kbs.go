@@ -188,7 +188,12 @@ func (b *build) buildKBS(ctx context.Context) error {
 // built-in verifier's, those at the TrustJWKS URLs and the pinned ones.
 // Keys from URLs are fetched again when a token matches no known key, so a
 // remote verifier's key rotation is followed without a restart.
+// The key broker and the coordinator (for workers' registrations) share
+// one set.
 func (b *build) trustedKeys(ctx context.Context) (*token.Verifier, error) {
+	if b.tokens != nil {
+		return b.tokens, nil
+	}
 	set, err := b.keySet(ctx)
 	if err != nil {
 		return nil, err
@@ -201,7 +206,8 @@ func (b *build) trustedKeys(ctx context.Context) (*token.Verifier, error) {
 			return b.keySet(ctx)
 		}
 	}
-	return token.NewVerifier(cfg)
+	b.tokens, err = token.NewVerifier(cfg)
+	return b.tokens, err
 }
 
 func (b *build) keySet(ctx context.Context) (jwk.Set, error) {

@@ -118,11 +118,18 @@ func (b *build) followBroker(ctx context.Context, l *auditlog.Log) error {
 }
 
 // buildCoordinator mounts the coordinator over the store and the log.
-func (b *build) buildCoordinator() error {
+func (b *build) buildCoordinator(ctx context.Context) error {
 	if b.auditLog == nil {
 		return fmt.Errorf("%w: the coordinator needs the log role (it logs every manifest version and approval)", ErrConfig)
 	}
-	c, err := coordinator.New(coordinator.Config{Store: b.state, Log: b.auditLog, Nonces: b.state.Ephemeral(), Uploads: b.uploads, Logger: b.log})
+	// Workers register with a token from a verifier the broker trusts
+	// too: this server's own, those at TrustJWKS and the pinned keys.
+	tokens, err := b.trustedKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: the verifier keys workers register with: %w", ErrConfig, err)
+	}
+	c, err := coordinator.New(coordinator.Config{Store: b.state, Log: b.auditLog, Nonces: b.state.Ephemeral(), Uploads: b.uploads,
+		Runs: b.state, Registrations: b.state.Ephemeral(), Tokens: tokens, DevMode: b.cfg.DevMode, Lease: b.cfg.RunLease, Logger: b.log})
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -99,6 +100,9 @@ type Config struct {
 	// SeparateMetrics leaves /metrics off Handler, for a separate listener
 	// serving MetricsHandler.
 	SeparateMetrics bool
+	// RunLease is how long a worker's claim on a run lasts unless renewed
+	// (default coordinator.DefaultLease).
+	RunLease time.Duration
 	// RateLimit is the requests per second allowed per client address on
 	// the platform's writes — every POST and PUT under /v1/: nonces,
 	// verifications, log intake, collaboration pushes — with bursts of
@@ -171,6 +175,8 @@ type build struct {
 
 	issuer   *token.Issuer
 	verifier *verifier.Service
+	// tokens verifies the tokens of the verifiers this server trusts.
+	tokens *token.Verifier
 	// state is the platform's store, nil only for a verifier without one.
 	state store.Store
 	// broker is set once the key broker is built; the log role follows
@@ -215,7 +221,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		case RoleLog:
 			err = b.buildLog(ctx)
 		case RoleCoordinator:
-			err = b.buildCoordinator()
+			err = b.buildCoordinator(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("role %s: %w", r, err)
