@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -51,6 +52,9 @@ type Config struct {
 	Collaboration []byte
 	// Analysis is the id of the analysis to run.
 	Analysis string
+	// RunID names the run (32 lowercase hex characters): a queued run's
+	// id, the same on every attempt. Empty means a fresh random id.
+	RunID string
 	// Attester produces this TEE's evidence.
 	Attester attestation.Attester
 	// HTTP is the client for key brokers and the verifier; nil means a
@@ -202,7 +206,7 @@ func (r *run) prepare() error {
 	}
 	r.sign = priv
 	r.rc = &collab.RunContext{Version: collab.RunContextVersion, Collaboration: r.manifest.ID, ManifestHash: r.manifest.Hash(),
-		Analysis: r.an.ID, RunID: collab.NewRunID(), SigningKey: pub}
+		Analysis: r.an.ID, RunID: cmp.Or(r.cfg.RunID, collab.NewRunID()), SigningKey: pub}
 	r.rcBytes, err = r.rc.Marshal()
 	return err
 }

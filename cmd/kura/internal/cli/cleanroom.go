@@ -125,7 +125,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	cl.addCA(run, false)
 	run.Flags().StringVar(&verifierURL, "verifier", "", "attest to the verifier whose attestation API is at this URL (default: the first of the manifest's verifiers with a url); receivers accept only the manifest's verifiers")
 	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newWorkerServeCmd(g))
 	return cmd
 }
 
@@ -355,8 +355,8 @@ verification report goes to stderr.`,
 	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY; client.yaml identity)")
 	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output to this file (mode 0600) instead of printing it")
 	open.Flags().StringVar(&format, "format", "", "table, csv, json (the signed result as decrypted) or parquet (needs -o); default table, or json with -o")
-	cmd := &cobra.Command{Use: "result", Short: "Verify and open clean-room results"}
-	cmd.AddCommand(open)
+	cmd := &cobra.Command{Use: "result", Short: "Fetch, verify and open clean-room results"}
+	cmd.AddCommand(open, newResultFetchCmd(g))
 	return cmd
 }
 

@@ -198,6 +198,7 @@ func newRoot(env *Env) *cobra.Command {
 		newDataCmd(g),
 		newPartyCmd(g),
 		newBenchCmd(g),
+		newRunCmd(g),
 		newCollabCmd(g),
 		newAuditCmd(g),
 		newWorkerCmd(g),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/server"
 )
@@ -41,6 +42,7 @@ type serveFlags struct {
 	shutdownDelay time.Duration
 	kbsRateLimit  float64
 	rateLimit     float64
+	runLease      time.Duration
 	blob          blobFlags
 	log           logFlags
 	// withLog (`kbs serve --log`) adds the log role: an owner-run broker's
@@ -79,6 +81,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	}
 	if f.platform() {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+server.RoleNames()+" (default all)")
+		fs.DurationVar(&f.runLease, "run-lease", coordinator.DefaultLease, "how long a worker's claim on a run lasts unless renewed; a run whose worker stops renewing is run again")
 		f.blob.register(fs)
 		f.log.register(fs)
 	}
@@ -112,7 +115,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	cfg := server.Config{
 		DataDir: f.data, Roles: f.roles, DevMode: f.dev, Version: "kura " + Version, Logger: log,
 		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
-		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit,
+		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit, RunLease: f.runLease,
 		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
 			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit},
 	}

@@ -82,7 +82,7 @@ func StartServer(ctx context.Context, dir, owner, version string, log *slog.Logg
 
 // startServer is StartServer whose key broker also trusts the verifiers
 // publishing their keys at trustJWKS.
-func startServer(ctx context.Context, dir, owner, version string, log *slog.Logger, trustJWKS []string) (*LocalServer, error) {
+func startServer(ctx context.Context, dir, owner, version string, log *slog.Logger, trustJWKS []string, adjust ...func(*server.Config)) (*LocalServer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -92,6 +92,9 @@ func startServer(ctx context.Context, dir, owner, version string, log *slog.Logg
 	}
 	cfg := devConfig(dir, version, log)
 	cfg.KBS.TrustJWKS = trustJWKS
+	for _, f := range adjust {
+		f(&cfg)
+	}
 	cfg.KBS.AdminKeysFile = filepath.Join(dir, "admins")
 	if err := os.WriteFile(cfg.KBS.AdminKeysFile, []byte(keybroker.AuthorizedKeyLine(pub, owner)+"\n"), 0o600); err != nil {
 		return nil, err
@@ -128,6 +131,9 @@ type CleanRoomConfig struct {
 	Version string
 	// Logger receives the servers' and the worker's logs; required.
 	Logger *slog.Logger
+	// Server, when set, adjusts each owner's server configuration (worker
+	// keys and run lease for a run queue, say).
+	Server func(*server.Config)
 }
 
 // CleanRoom is the clean-room story on one machine: an airline and a
@@ -154,6 +160,8 @@ type CleanRoom struct {
 
 	rows int
 	log  *slog.Logger
+	// server adjusts each owner's server configuration (CleanRoomConfig.Server).
+	server func(*server.Config)
 	// worker is the measurement the manifest approves.
 	worker   string
 	attester *sim.Attester
@@ -175,7 +183,7 @@ const (
 // broker, registers the keys and writes the collaboration (unapproved).
 // Close stops the servers.
 func NewCleanRoom(ctx context.Context, cfg CleanRoomConfig) (*CleanRoom, error) {
-	c := &CleanRoom{Dir: cfg.Dir, rows: cfg.Rows, log: cfg.Logger}
+	c := &CleanRoom{Dir: cfg.Dir, rows: cfg.Rows, log: cfg.Logger, server: cfg.Server}
 	if err := c.setUp(ctx, cfg.Version); err != nil {
 		c.Close()
 		return nil, err
@@ -213,7 +221,11 @@ func (c *CleanRoom) setUp(ctx context.Context, version string) error {
 			return err
 		}
 		c.Parties[name] = id
-		s, err := startServer(ctx, filepath.Join(c.Dir, name+"-kbs"), name, version, c.log, trust)
+		var adjust []func(*server.Config)
+		if c.server != nil {
+			adjust = append(adjust, c.server)
+		}
+		s, err := startServer(ctx, filepath.Join(c.Dir, name+"-kbs"), name, version, c.log, trust, adjust...)
 		if err != nil {
 			return err
 		}

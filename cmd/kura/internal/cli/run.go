@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
+	"github.com/kura-cc/kura/store"
+)
+
+// newRunCmd is `kura run`: submit runs to a coordinator's queue and follow
+// them.
+func newRunCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "run", Short: "Queue clean-room runs on a kura coordinator and follow them"}
+	cmd.AddCommand(newRunSubmitCmd(g), newRunStatusCmd(g), newRunLsCmd(g), newRunWaitCmd(g))
+	return cmd
+}
+
+// runClient holds the connection flags of the run commands.
+type runClient struct {
+	url, identity string
+	json          bool
+	cf            *clientFlags
+}
+
+func newRunClient(g *globals, cmd *cobra.Command, identity bool) *runClient {
+	rc := &runClient{}
+	rc.cf = &clientFlags{g: g, url: &rc.url}
+	cmd.Flags().StringVar(&rc.url, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server", "KURA_URL"))
+	if identity {
+		rc.cf.identity = &rc.identity
+		cmd.Flags().StringVar(&rc.identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the party directory whose signing key signs the request (KURA_IDENTITY; client.yaml identity)")
+	}
+	cmd.Flags().BoolVar(&rc.json, "json", false, "print JSON")
+	rc.cf.addCA(cmd, false)
+	return rc
+}
+
+func (rc *runClient) client() (*coordinator.Client, error) {
+	hc, err := rc.cf.resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := &coordinator.Client{BaseURL: rc.url, HTTP: hc}
+	if rc.cf.identity != nil {
+		if rc.identity == "" {
+			return nil, usagef("--identity DIR is required: the request is signed by a party of the collaboration")
+		}
+		if c.Identity, err = party.Load(rc.identity); err != nil {
+			return nil, fmt.Errorf("--identity: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func (rc *runClient) print(w io.Writer, runs ...*coordinator.RunStatus) error {
+	if rc.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if len(runs) == 1 {
+			return enc.Encode(runs[0])
+		}
+		return enc.Encode(runs)
+	}
+	for _, r := range runs {
+		fmt.Fprintf(w, "%s  %-9s  %s/%s  attempts %d  submitted %s", r.ID, r.State, r.Collaboration, r.Analysis, r.Attempts, r.SubmittedAt.UTC().Format(time.RFC3339))
+		if r.Error != "" {
+			fmt.Fprintf(w, "  error: %s", r.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func newRunSubmitCmd(g *globals) *cobra.Command {
+	var analysisID string
+	cmd := &cobra.Command{
+		Use:   "submit COLLABORATION_ID --analysis ID --identity DIR",
+		Short: "Queue a run of an approved analysis; a worker (kura worker serve) claims it",
+		Long: `Queue a run of an analysis of a collaboration the coordinator holds. The request is signed by a
+party the manifest lets run it (an analyst, or an owner of data it reads), and every owner whose data
+it reads must have approved the current version. A worker then claims it; its key brokers check
+everything again before any key moves. Prints the run id; follow it with kura run wait.`,
+		Args: cobra.ExactArgs(1),
+	}
+	rc := newRunClient(g, cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if analysisID == "" {
+			return usagef("--analysis is required")
+		}
+		c, err := rc.client()
+		if err != nil {
+			return err
+		}
+		r, err := c.SubmitRun(cmd.Context(), args[0], analysisID)
+		if err != nil {
+			return err
+		}
+		return rc.print(cmd.OutOrStdout(), r)
+	}
+	cmd.Flags().StringVar(&analysisID, "analysis", "", "analysis id")
+	return cmd
+}
+
+func newRunStatusCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "status RUN", Short: "Show a run", Args: cobra.ExactArgs(1)}
+	rc := newRunClient(g, cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := rc.client()
+		if err != nil {
+			return err
+		}
+		r, err := c.GetRun(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return rc.print(cmd.OutOrStdout(), r)
+	}
+	return cmd
+}
+
+func newRunLsCmd(g *globals) *cobra.Command {
+	var collabID string
+	cmd := &cobra.Command{Use: "ls --collab ID", Short: "List a collaboration's runs, newest first", Args: cobra.NoArgs}
+	rc := newRunClient(g, cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if collabID == "" {
+			return usagef("--collab ID is required")
+		}
+		c, err := rc.client()
+		if err != nil {
+			return err
+		}
+		runs, err := c.ListRuns(cmd.Context(), collabID)
+		if err != nil {
+			return err
+		}
+		return rc.print(cmd.OutOrStdout(), runs...)
+	}
+	cmd.Flags().StringVar(&collabID, "collab", "", "the collaboration whose runs to list")
+	return cmd
+}
+
+// errRunFailed means a waited-for run failed.
+var errRunFailed = errors.New("run failed")
+
+func newRunWaitCmd(g *globals) *cobra.Command {
+	var timeout, every time.Duration
+	cmd := &cobra.Command{Use: "wait RUN", Short: "Wait until a run completes (exit 0) or fails", Args: cobra.ExactArgs(1)}
+	rc := newRunClient(g, cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := rc.client()
+		if err != nil {
+			return err
+		}
+		r, err := waitRun(cmd.Context(), c, args[0], timeout, every)
+		if err != nil {
+			return err
+		}
+		if perr := rc.print(cmd.OutOrStdout(), r); perr != nil {
+			return perr
+		}
+		if r.State == store.RunFailed {
+			return fmt.Errorf("%w: %s", errRunFailed, r.Error)
+		}
+		return nil
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	cmd.Flags().DurationVar(&every, "every", time.Second, "how often to ask")
+	return cmd
+}
+
+// waitRun polls a run until it completes or fails.
+func waitRun(ctx context.Context, c *coordinator.Client, id string, timeout, every time.Duration) (*coordinator.RunStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r, err := c.GetRun(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.State == store.RunCompleted || r.State == store.RunFailed {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("run %s still %s after %s", id, r.State, timeout)
+		case <-t.C:
+		}
+	}
+}
+
+// newResultFetchCmd is `kura result fetch`: a completed run's result
+// bundle and receipt, as the log role kept them (proofs embedded).
+func newResultFetchCmd(g *globals) *cobra.Command {
+	var out, receiptOut string
+	cmd := &cobra.Command{
+		Use:   "fetch RUN -o RESULT",
+		Short: "Fetch a completed run's result bundle and deletion receipt; check them with kura result open",
+		Args:  cobra.ExactArgs(1),
+	}
+	rc := newRunClient(g, cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if out == "" {
+			return usagef("-o RESULT is required")
+		}
+		c, err := rc.client()
+		if err != nil {
+			return err
+		}
+		r, err := c.GetRun(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if r.State != store.RunCompleted {
+			return fmt.Errorf("run %s is %s, not completed%s", r.ID, r.State, map[bool]string{true: ": " + r.Error}[r.Error != ""])
+		}
+		if receiptOut == "" {
+			receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
+		}
+		for _, x := range []struct{ kind, digest, path string }{{"results", r.Result, out}, {"receipts", r.Receipt, receiptOut}} {
+			f, err := fetchKept(cmd.Context(), c.HTTP, rc.url, x.kind, x.digest, r.ID)
+			if err != nil {
+				return err
+			}
+			if err := writeEnvelopeFile(x.path, f); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", strings.TrimSuffix(x.kind, "s"), x.path)
+		}
+		return nil
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the result bundle here")
+	cmd.Flags().StringVar(&receiptOut, "receipt", "", "write the deletion receipt here (default: RESULT with .receipt.json)")
+	return cmd
+}
+
+// fetchKept GETs a bundle or receipt the log kept, by its payload digest,
+// and checks that it is that file, signed by the key of run runID.
+func fetchKept(ctx context.Context, hc *http.Client, base, kind, digest, runID string) (*result.File, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/cleanroom/"+kind+"/"+digest, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, result.MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, web.ReadProblem("log", res.StatusCode, data)
+	}
+	f, err := result.ParseFile(data)
+	if err != nil {
+		return nil, err
+	}
+	if got := result.DigestHex(f.Envelope.Payload); got != digest {
+		return nil, fmt.Errorf("%w: the server answered %s %s with a file whose payload digest is %s", result.ErrTampered, kind, digest, got)
+	}
+	rc, err := result.CheckSigned(f)
+	if err != nil {
+		return nil, err
+	}
+	if rc.RunID != runID {
+		return nil, fmt.Errorf("%w: the coordinator names %s %s for run %s, but it was signed for run %s", result.ErrTampered, kind, digest, runID, rc.RunID)
+	}
+	return f, nil
+}
