@@ -10,17 +10,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/token"
-	"github.com/veraison/ear"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/veraison/ear"
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/token"
 )
 
 // The run queue (docs/spec/cleanroom.md §9). A party that may run an
@@ -292,6 +293,9 @@ func (c *Coordinator) submit(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
+	if err := c.checkLimits(r.Context(), m, an); err != nil {
+		return err
+	}
 	run := &store.Run{ID: collab.NewRunID(), Collaboration: col.ID, Analysis: an.ID, SubmittedBy: by}
 	if err := c.runs.PutRun(r.Context(), run); err != nil {
 		return err
@@ -307,6 +311,38 @@ func (c *Coordinator) submit(w http.ResponseWriter, r *http.Request) error {
 // ErrNotAllowed means a party may not submit a run of that analysis
 // (403 "not-allowed").
 var ErrNotAllowed = fault.NewCode(nil, fault.Denied, "not-allowed", "not allowed to run this analysis")
+
+// ErrLimit means the manifest's approvals lapsed or the analysis's run
+// limit is reached (403 "run-limit").
+var ErrLimit = fault.NewCode(nil, fault.Denied, "run-limit", "run refused by the manifest's limits")
+
+// checkLimits refuses a run the key brokers would refuse for the
+// manifest's expiry or the analysis's max_runs, so that it fails at
+// submission rather than after a worker attested. The brokers' check is
+// the one that counts: they count runs that received keys; this one
+// counts the queue's runs of the analysis that did not fail.
+func (c *Coordinator) checkLimits(ctx context.Context, m *collab.Manifest, an *collab.Analysis) error {
+	if t, ok := m.ExpiresAt(); ok && !c.now().Before(t) {
+		return fmt.Errorf("%w: the approvals of collaboration %s lapsed at %s: its parties must approve a new version", ErrLimit, m.ID, m.Expires)
+	}
+	if an.MaxRuns <= 0 {
+		return nil
+	}
+	runs, err := c.runs.ListRuns(ctx, m.ID, maxListed)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range runs {
+		if r.Analysis == an.ID && r.State != store.RunFailed {
+			n++
+		}
+	}
+	if n >= an.MaxRuns {
+		return fmt.Errorf("%w: analysis %q allows %d runs and %d are queued, running or completed", ErrLimit, an.ID, an.MaxRuns, n)
+	}
+	return nil
+}
 
 func (c *Coordinator) getRun(w http.ResponseWriter, r *http.Request) error {
 	run, err := c.runs.GetRun(r.Context(), r.PathValue("id"))

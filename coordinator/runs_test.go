@@ -7,21 +7,24 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
-	"github.com/kura-cc/kura/internal/fault"
-	"github.com/kura-cc/kura/token"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/veraison/ear"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/veraison/ear"
+
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/token"
 )
 
 // runFixture is a coordinator with a run queue, trusting one verifier's
@@ -306,5 +309,58 @@ func TestWorkerRegistration(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if _, err := sim.Claim(ctx); !errors.Is(err, fault.Unauthenticated) || !strings.Contains(err.Error(), "unregistered-worker") {
 		t.Errorf("a lapsed registration claims: %v", err)
+	}
+}
+
+// TestRunLimits: the coordinator refuses a run past the analysis's
+// max_runs (failed runs do not count) or after the manifest's approvals
+// lapsed, as the key brokers would, naming the limit.
+func TestRunLimits(t *testing.T) {
+	ctx := context.Background()
+	f := newRunFixture(t, "airline", "carrier")
+	var next collab.Manifest
+	data, err := json.Marshal(f.col.Current())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &next); err != nil {
+		t.Fatal(err)
+	}
+	next.Previous = f.col.Current().Hash()
+	next.Analysis("visitors_by_age").MaxRuns = 2
+	next.Expires = f.now.Add(3 * time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339)
+	if err := f.col.AddVersion(&next); err != nil {
+		t.Fatal(err)
+	}
+	f.approve(t, "airline")
+	f.approve(t, "carrier")
+	if _, err := f.client.Push(ctx, f.file(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.client.Identity = f.ids["analyst"]
+	first, err := f.client.SubmitRun(ctx, f.col.ID, "visitors_by_age")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first run fails: it does not count.
+	if got, err := f.w1.Claim(ctx); err != nil || got.ID != first.ID {
+		t.Fatalf("claim: %+v, %v", got, err)
+	}
+	if err := f.w1.Finish(ctx, first.ID, coordinator.FinishRequest{State: store.RunFailed, Error: "no key"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := f.client.SubmitRun(ctx, f.col.ID, "visitors_by_age"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.client.SubmitRun(ctx, f.col.ID, "visitors_by_age")
+	if !errors.Is(err, fault.Denied) || !strings.Contains(err.Error(), "run-limit") || !strings.Contains(err.Error(), "allows 2 runs") {
+		t.Errorf("a third run: %v", err)
+	}
+	f.now = f.now.Add(4 * time.Minute)
+	_, err = f.client.SubmitRun(ctx, f.col.ID, "visitors_sql")
+	if !errors.Is(err, fault.Denied) || !strings.Contains(err.Error(), "lapsed at "+next.Expires) {
+		t.Errorf("a run after the approvals lapsed: %v", err)
 	}
 }

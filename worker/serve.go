@@ -7,14 +7,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/internal/fault"
-	"github.com/kura-cc/kura/verifier"
 	"log/slog"
 	"time"
 
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/verifier"
 )
 
 // ServeConfig configures a serving worker (`kura worker serve`).
