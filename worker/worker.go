@@ -66,7 +66,8 @@ type Config struct {
 	// broker. With neither, the run attests to each key broker's built-in
 	// verifier and its result carries the first broker's token.
 	Verifier string
-	// Fetch opens sealed files; nil opens Dataset.Location as a local path.
+	// Fetch opens sealed files; nil opens Dataset.Location: an http(s) URL
+	// (downloaded into memory) or a local path.
 	Fetch Fetcher
 	// Engine tunes DuckDB.
 	Engine analysis.Config
@@ -264,7 +265,7 @@ func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
 func (r *run) load(ctx context.Context, ds *collab.Dataset, d *result.Destroyed) error {
 	fetch := r.cfg.Fetch
 	if fetch == nil {
-		fetch = fetchLocal
+		fetch = r.fetch
 	}
 	src, size, closer, err := fetch(ctx, ds)
 	if err != nil {
@@ -304,9 +305,14 @@ func (r *run) load(ctx context.Context, ds *collab.Dataset, d *result.Destroyed)
 	return nil
 }
 
-func fetchLocal(_ context.Context, ds *collab.Dataset) (io.ReaderAt, int64, io.Closer, error) {
+// fetch opens a dataset's sealed file at its location: an http(s) URL
+// (a presigned object-store URL, say), read into memory, or a local path.
+func (r *run) fetch(ctx context.Context, ds *collab.Dataset) (io.ReaderAt, int64, io.Closer, error) {
 	if ds.Location == "" {
 		return nil, 0, nil, errors.New("the manifest gives no location for the sealed file")
+	}
+	if strings.HasPrefix(ds.Location, "https://") || strings.HasPrefix(ds.Location, "http://") {
+		return fetchURL(ctx, r.cfg.HTTP, ds)
 	}
 	f, err := os.Open(ds.Location)
 	if err != nil {
@@ -466,4 +472,52 @@ func (r *run) receipt(bundle *result.File, outcome string) (*result.File, error)
 	f, err := result.SignReceipt(rec, r.sign)
 	clear(r.sign)
 	return f, err
+}
+
+// fetchURL downloads a sealed file into an in-memory file, refusing more
+// bytes than the manifest's sealed size. The source is untrusted: the
+// caller checks the digest of what was downloaded, which cannot change
+// afterwards.
+func fetchURL(ctx context.Context, hc *http.Client, ds *collab.Dataset) (io.ReaderAt, int64, io.Closer, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	where := redactQuery(ds.Location)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ds.Location, nil)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("location %s: %w", where, err)
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("GET %s: %w", where, errors.Unwrap(err))
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, 0, nil, fmt.Errorf("GET %s: %s", where, res.Status)
+	}
+	mem, err := analysis.MemFile(ds.ID + "-sealed")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	n, err := io.Copy(mem, io.LimitReader(res.Body, ds.Descriptor.SealedSize+1))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("GET %s: %w", where, err)
+	case n > ds.Descriptor.SealedSize:
+		err = fmt.Errorf("%w: GET %s: more than the manifest's %d bytes", ErrInputMismatch, where, ds.Descriptor.SealedSize)
+	}
+	if err != nil {
+		mem.Close()
+		return nil, 0, nil, err
+	}
+	return mem, n, mem, nil
+}
+
+// redactQuery drops a URL's query, which may hold a presigned URL's
+// credentials, from what is logged or shown.
+func redactQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
 }
