@@ -498,3 +498,14 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
+
+// ReportMeasurement returns the launch measurement of a raw (or hex) SNP
+// report, as a manifest's reference values list it, without verifying
+// anything: for writing a manifest, never for trusting a report.
+func ReportMeasurement(evidence []byte) ([]byte, error) {
+	_, report, _, err := parseReport(evidence)
+	if err != nil {
+		return nil, err
+	}
+	return report.GetMeasurement(), nil
+}

@@ -173,3 +173,14 @@ func verifyQuoteSignature(q *quote) error {
 	}
 	return nil
 }
+
+// QuoteMeasurement returns the MRTD of a raw TDX quote, as a manifest's
+// reference values list it, without verifying anything: for writing a
+// manifest, never for trusting a quote.
+func QuoteMeasurement(raw []byte) ([]byte, error) {
+	q, err := parseQuote(raw)
+	if err != nil {
+		return nil, err
+	}
+	return q.body.mrTd, nil
+}

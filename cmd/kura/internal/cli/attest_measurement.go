@@ -14,6 +14,8 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
+	"github.com/kura-cc/kura/attestation/snp"
+	"github.com/kura-cc/kura/attestation/tdx"
 	"github.com/kura-cc/kura/collab"
 )
 
@@ -21,48 +23,113 @@ import (
 const simWorkerName = "kura-worker (simulated, INSECURE)"
 
 func newAttestMeasurementCmd() *cobra.Command {
-	var tee, binary string
+	var tee, binary, digest, report, quote, name string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "measurement --tee sim [--binary FILE] [--json]",
+		Use:   "measurement --tee sim|snp|tdx [--binary FILE | --launch-digest HEX | --report FILE | --quote FILE] [--json]",
 		Short: "Print the measurement to list in a manifest's worker reference values",
-		Long: `Print the launch measurement a worker built from this kura binary reports, the value to list
-under worker.reference_values.measurements in a manifest (docs/spec/manifest.md). For the
-simulated TEE it is the SHA-384 of the kura executable (docs/spec/attestation.md §4.3): this
-binary's, or that of --binary FILE, the binary the worker will run. Prints the hex value; the
-manifest entry goes to stderr. With --json, prints the entry as JSON.`,
-		Example: `  kura attest measurement --tee sim`,
-		Args:    cobra.NoArgs,
+		Long: `Print the launch measurement of a worker, the value to list under
+worker.reference_values.measurements in a manifest (docs/spec/manifest.md), and the manifest entry.
+
+  --tee sim   the SHA-384 of the kura executable (docs/spec/attestation.md §4.3): this binary's, or
+              that of --binary FILE, the binary the worker will run. INSECURE: proves nothing.
+  --tee snp   the 48-byte launch digest of the worker's VM image: --launch-digest HEX as your
+              measuring tool computed it (e.g. sev-snp-measure), or read from --report FILE, a raw or
+              hex SNP report of a worker booted from that image.
+  --tee tdx   the 48-byte MRTD: --launch-digest HEX, or read from --quote FILE, a raw TDX quote.
+
+A value read from a report or quote is not verified here (kura attest verify does that): use
+evidence you produced yourself from the image you mean to approve. Prints the hex value; the
+manifest entry goes to stderr. With --json, prints the entry {tee, name, value} as JSON.`,
+		Example: `  kura attest measurement --tee sim
+  kura attest measurement --tee snp --launch-digest 5f1c...(96 hex digits)
+  kura attest measurement --tee tdx --quote quote.dat --name kura-worker-tdx`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tee != string(attestation.Sim) {
-				return usagef("--tee %q: only sim is supported; an SNP or TDX measurement is the launch digest of the worker's VM image", tee)
-			}
-			var m []byte
-			var err error
-			if binary == "" {
-				m, err = sim.ExecutableMeasurement()
-			} else if _, err = os.Stat(binary); err != nil {
-				return usagef("--binary: %w", err)
-			} else {
-				m, err = sim.FileMeasurement(binary)
-			}
+			m, err := measurement(tee, binary, digest, report, quote)
 			if err != nil {
 				return err
 			}
-			entry := appraisal.Measurement{TEE: tee, Name: simWorkerName, Value: hex.EncodeToString(m)}
+			if name == "" {
+				name = "kura-worker"
+				if tee == string(attestation.Sim) {
+					name = simWorkerName
+				}
+			}
+			entry := appraisal.Measurement{TEE: tee, Name: name, Value: hex.EncodeToString(m)}
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(entry)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), entry.Value)
-			fmt.Fprintf(cmd.ErrOrStderr(), "INSECURE: a simulated TEE proves nothing. In the manifest:\nworker:\n  reference_values:\n    measurements:\n      - tee: sim\n        name: %s\n        value: %s\n", entry.Name, entry.Value)
+			if tee == string(attestation.Sim) {
+				fmt.Fprint(cmd.ErrOrStderr(), "INSECURE: a simulated TEE proves nothing. ")
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "In the manifest:\nworker:\n  reference_values:\n    measurements:\n      - tee: %s\n        name: %s\n        value: %s\n", entry.TEE, entry.Name, entry.Value)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&tee, "tee", "", "the TEE: sim (required)")
-	cmd.Flags().StringVar(&binary, "binary", "", "measure this kura executable instead of the running one")
+	cmd.Flags().StringVar(&tee, "tee", "", "the TEE: sim, snp or tdx (required)")
+	cmd.Flags().StringVar(&binary, "binary", "", "sim: measure this kura executable instead of the running one")
+	cmd.Flags().StringVar(&digest, "launch-digest", "", "snp, tdx: the launch digest (MRTD for TDX), 96 hex digits")
+	cmd.Flags().StringVar(&report, "report", "", "snp: read the measurement from this SNP report (raw or hex), unverified")
+	cmd.Flags().StringVar(&quote, "quote", "", "tdx: read the MRTD from this TDX quote (raw), unverified")
+	cmd.Flags().StringVar(&name, "name", "", `the entry's name (default "kura-worker")`)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest entry {tee, name, value} as JSON")
 	cmd.MarkFlagRequired("tee")
 	return cmd
+}
+
+// measurement finds the measurement the flags name for tee.
+func measurement(tee, binary, digest, report, quote string) ([]byte, error) {
+	given := 0
+	for _, f := range []string{binary, digest, report, quote} {
+		if f != "" {
+			given++
+		}
+	}
+	if given > 1 {
+		return nil, usagef("give one of --binary, --launch-digest, --report, --quote")
+	}
+	readFile := func(flag, path string) ([]byte, error) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, usagef("%s: %w", flag, err)
+		}
+		return data, nil
+	}
+	switch {
+	case tee == string(attestation.Sim) && digest == "" && report == "" && quote == "":
+		if binary == "" {
+			return sim.ExecutableMeasurement()
+		}
+		if _, err := os.Stat(binary); err != nil {
+			return nil, usagef("--binary: %w", err)
+		}
+		return sim.FileMeasurement(binary)
+	case tee != string(attestation.SNP) && tee != string(attestation.TDX) && tee != string(attestation.Sim):
+		return nil, usagef("--tee %q: want sim, snp or tdx", tee)
+	case tee == string(attestation.Sim) || binary != "":
+		return nil, usagef("--binary is for --tee sim, and --tee sim takes only --binary")
+	case digest != "":
+		m, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(digest), "0x"))
+		if err != nil || len(m) != 48 {
+			return nil, usagef("--launch-digest: want 48 bytes as 96 hex digits")
+		}
+		return m, nil
+	case report != "" && tee == string(attestation.SNP):
+		data, err := readFile("--report", report)
+		if err != nil {
+			return nil, err
+		}
+		return snp.ReportMeasurement(data)
+	case quote != "" && tee == string(attestation.TDX):
+		data, err := readFile("--quote", quote)
+		if err != nil {
+			return nil, err
+		}
+		return tdx.QuoteMeasurement(data)
+	}
+	return nil, usagef("--tee %s needs --launch-digest HEX or %s", tee, map[string]string{"snp": "--report FILE", "tdx": "--quote FILE"}[tee])
 }
 
 // warnSimMeasurement warns on w when m lists sim measurements and none is
