@@ -317,3 +317,15 @@ func marshalCompact(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// Authenticate checks a request signed with the owner API's signature by
+// one of these keys — over body, which is nil for a request whose URL
+// names the digest of what it sends — and returns the key's name. seen
+// remembers nonces, as for the owner API.
+func (a *Admins) Authenticate(r *http.Request, body []byte, seen store.Ephemeral) (string, error) {
+	ad, err := a.authenticate(r, body, seen)
+	if err != nil {
+		return "", err
+	}
+	return ad.Name, nil
+}

@@ -265,6 +265,14 @@ type AdminClient struct {
 	Now     func() time.Time
 }
 
+// SignBody signs req with the owner API's signature over body: the
+// request's own body, or nil for a request whose URL names the digest of
+// a body too large to sign in memory (a sealed dataset's upload).
+func (c *AdminClient) SignBody(req *http.Request, body []byte, now time.Time) {
+	httpsig.Sign(req, body, adminContext, AdminKeyID(c.Key.Public().(ed25519.PublicKey)),
+		func(msg []byte) []byte { return ed25519.Sign(c.Key, msg) }, now)
+}
+
 func (c *AdminClient) do(ctx context.Context, method, pathAndQuery string, body []byte, out any) error {
 	now := time.Now
 	if c.Now != nil {
@@ -274,8 +282,7 @@ func (c *AdminClient) do(ctx context.Context, method, pathAndQuery string, body 
 	if err != nil {
 		return err
 	}
-	httpsig.Sign(req, body, adminContext, AdminKeyID(c.Key.Public().(ed25519.PublicKey)),
-		func(msg []byte) []byte { return ed25519.Sign(c.Key, msg) }, now())
+	c.SignBody(req, body, now())
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -174,6 +174,7 @@ func (b *build) buildKBS(ctx context.Context) error {
 		return err
 	}
 	broker.Register(b.mux, admins)
+	b.admins = admins
 	if !slices.Contains(b.srv.roles, RoleVerifier) {
 		// Every broker publishes its built-in verifier's keys, so that a
 		// manifest can list that verifier by JWKS URL; with the verifier

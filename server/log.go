@@ -70,7 +70,13 @@ func (b *build) buildLog(ctx context.Context) error {
 			return fmt.Errorf("blob store: %w", err)
 		}
 	}
-	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: b.metrics, Uploads: b.uploads, Logger: b.log})
+	icfg := intake.Config{Log: l, Archive: archive, Runs: b.metrics, Uploads: b.uploads, MaxDataset: b.cfg.MaxDataset, Logger: b.log}
+	if b.admins != nil {
+		icfg.Uploader = func(r *http.Request) (string, error) {
+			return b.admins.Authenticate(r, nil, b.state.Ephemeral())
+		}
+	}
+	in, err := intake.New(icfg)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/kura-cc/kura/blob"
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
@@ -100,6 +101,9 @@ type Config struct {
 	// SeparateMetrics leaves /metrics off Handler, for a separate listener
 	// serving MetricsHandler.
 	SeparateMetrics bool
+	// MaxDataset bounds one sealed dataset uploaded to the log role's blob
+	// store by a key broker tenant (default intake.DefaultMaxDataset).
+	MaxDataset int64
 	// RunLease is how long a worker's claim on a run lasts unless renewed
 	// (default coordinator.DefaultLease).
 	RunLease time.Duration
@@ -177,6 +181,9 @@ type build struct {
 	verifier *verifier.Service
 	// tokens verifies the tokens of the verifiers this server trusts.
 	tokens *token.Verifier
+	// admins are the key broker's tenants (nil: no owner API); they
+	// alone may upload sealed datasets.
+	admins *keybroker.Admins
 	// state is the platform's store, nil only for a verifier without one.
 	state store.Store
 	// broker is set once the key broker is built; the log role follows

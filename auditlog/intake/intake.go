@@ -17,6 +17,7 @@
 package intake
 
 import (
+	"cmp"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -66,6 +67,12 @@ type Config struct {
 	// Uploads bounds the request bodies held in memory at once (default:
 	// a budget of its own of result.MaxSize).
 	Uploads *web.BodyBudget
+	// Uploader authenticates a sealed dataset's upload and names who
+	// sent it; nil takes no uploads (datasets are still served).
+	Uploader func(r *http.Request) (string, error)
+	// MaxDataset bounds one uploaded sealed file (default
+	// DefaultMaxDataset).
+	MaxDataset int64
 	// Now is the clock stamped on entries (default time.Now).
 	Now func() time.Time
 	// Logger receives request failures (default: discard).
@@ -78,8 +85,11 @@ type Intake struct {
 	archive blob.Store
 	runs    RunRecorder
 	uploads *web.BodyBudget
-	now     func() time.Time
-	slog    *slog.Logger
+	// uploader and maxDataset govern sealed dataset uploads.
+	uploader   func(r *http.Request) (string, error)
+	maxDataset int64
+	now        func() time.Time
+	slog       *slog.Logger
 	// locks serialise the check-append-record of one digest (striped).
 	locks [64]sync.Mutex
 }
@@ -89,7 +99,8 @@ func New(cfg Config) (*Intake, error) {
 	if cfg.Log == nil || cfg.Archive == nil {
 		return nil, errors.New("intake: Log and Archive are required")
 	}
-	in := &Intake{log: cfg.Log, archive: cfg.Archive, runs: cfg.Runs, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger}
+	in := &Intake{log: cfg.Log, archive: cfg.Archive, runs: cfg.Runs, uploads: cfg.Uploads, now: cfg.Now, slog: cfg.Logger,
+		uploader: cfg.Uploader, maxDataset: cmp.Or(cfg.MaxDataset, DefaultMaxDataset)}
 	if in.uploads == nil {
 		in.uploads = web.NewBodyBudget(result.MaxSize)
 	}
@@ -127,9 +138,10 @@ var limits = map[auditlog.Kind]int64{
 	auditlog.KindTimelockRegistration: timelock.MaxRegistrationSize,
 }
 
-// Register mounts the intake's routes on mux: POST of each kind, and GET
+// Register mounts the intake's routes on mux: POST of each kind, GET
 // /v1/cleanroom/results/{digest} and /v1/cleanroom/receipts/{digest} for
-// the archive.
+// the archive, and GET (with an Uploader, PUT) /v1/datasets/{digest} for
+// sealed datasets.
 func (in *Intake) Register(mux *http.ServeMux) {
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(in.slog, nil, f) }
 	post := func(kind auditlog.Kind, f web.HandlerFunc) {
@@ -141,6 +153,10 @@ func (in *Intake) Register(mux *http.ServeMux) {
 	post(auditlog.KindTimelockRegistration, in.timelock)
 	mux.Handle("GET /v1/cleanroom/results/{digest}", h(in.archived("results")))
 	mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(in.archived("receipts")))
+	mux.Handle("GET /v1/datasets/{digest}", h(in.getDataset))
+	if in.uploader != nil {
+		mux.Handle("PUT /v1/datasets/{digest}", h(in.putDataset))
+	}
 }
 
 var errBadDigest = fault.New(nil, fault.BadRequest, "want the SHA-256 of the payload as 64 lower-case hex digits")

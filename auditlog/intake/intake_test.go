@@ -45,6 +45,10 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture { return newFixtureBudget(t, nil) }
 
 func newFixtureBudget(t *testing.T, budget *web.BodyBudget) *fixture {
+	return newFixtureWith(t, func(cfg *intake.Config) { cfg.Uploads = budget })
+}
+
+func newFixtureWith(t *testing.T, adjust func(*intake.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := logDir(t)
@@ -62,7 +66,9 @@ func newFixtureBudget(t *testing.T, budget *web.BodyBudget) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{key: key, runs: runs{}}
-	in, err := intake.New(intake.Config{Log: l, Archive: archive, Runs: f.runs, Uploads: budget, Now: func() time.Time { return t0 }})
+	cfg := intake.Config{Log: l, Archive: archive, Runs: f.runs, Now: func() time.Time { return t0 }}
+	adjust(&cfg)
+	in, err := intake.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 
 func newDataCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "data", Short: "Seal, open and inspect datasets"}
-	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g), newDataRegisterCmd(g))
+	cmd.AddCommand(newDataSealCmd(g), newDataOpenCmd(g), newDataInspectCmd(g), newDataRegisterCmd(g), newDataUploadCmd(g))
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/server"
@@ -43,6 +44,7 @@ type serveFlags struct {
 	kbsRateLimit  float64
 	rateLimit     float64
 	runLease      time.Duration
+	maxDataset    int64
 	blob          blobFlags
 	log           logFlags
 	// withLog (`kbs serve --log`) adds the log role: an owner-run broker's
@@ -81,6 +83,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	}
 	if f.platform() {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+server.RoleNames()+" (default all)")
+		fs.Int64Var(&f.maxDataset, "max-dataset-size", intake.DefaultMaxDataset, "the largest sealed dataset a key broker tenant may upload (kura data upload), in bytes")
 		fs.DurationVar(&f.runLease, "run-lease", coordinator.DefaultLease, "how long a worker's claim on a run lasts unless renewed; a run whose worker stops renewing is run again")
 		f.blob.register(fs)
 		f.log.register(fs)
@@ -115,7 +118,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	cfg := server.Config{
 		DataDir: f.data, Roles: f.roles, DevMode: f.dev, Version: "kura " + Version, Logger: log,
 		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
-		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit, RunLease: f.runLease,
+		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit, RunLease: f.runLease, MaxDataset: f.maxDataset,
 		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
 			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit},
 	}
