@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"net/http"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
