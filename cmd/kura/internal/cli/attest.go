@@ -85,6 +85,17 @@ func readInput(flag, path string) ([]byte, error) {
 	return data, nil
 }
 
+// printJSON writes v as one indented JSON document: what a command's
+// --json prints on stdout instead of its text.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jsonFlagHelp is the help of --json on commands that print one document.
+const jsonFlagHelp = "print one JSON document on stdout (fields in the command's help)"
+
 // bundle builds the evidence bundle the flags describe.
 func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 	switch {

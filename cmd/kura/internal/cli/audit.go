@@ -33,12 +33,14 @@ of entries or proofs, and with --full re-hashes every entry.`,
 
 func newAuditKeygenCmd() *cobra.Command {
 	var out, origin string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "keygen -o FILE",
 		Short: "Create a log (or witness) signing key (FILE, 0600) and its verifier key (FILE.pub)",
 		Long: `Create an Ed25519 signed-note key named after the log's origin. FILE holds the private key
 (mode 0600; the log server signs checkpoints with it); FILE.pub holds the verifier key, which is
-public: give it to everyone who verifies the log. The verifier key is also printed.`,
+public: give it to everyone who verifies the log. The verifier key is also printed; --json prints
+{private_key_file, verifier_key_file, verifier_key}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -55,13 +57,24 @@ public: give it to everyone who verifies the log. The verifier key is also print
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (secret) and %s (share it)\n", out, out+".pub")
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), logKeyFiles{PrivateKeyFile: out, VerifierKeyFile: out + ".pub", VerifierKey: vkey})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), vkey)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "private key file to create")
 	cmd.Flags().StringVar(&origin, "origin", auditlog.DefaultOrigin, "the log's origin: the key name and the checkpoints' first line (no spaces or '+')")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// logKeyFiles is what `kura audit keygen --json` prints.
+type logKeyFiles struct {
+	PrivateKeyFile  string `json:"private_key_file"`
+	VerifierKeyFile string `json:"verifier_key_file"`
+	VerifierKey     string `json:"verifier_key"`
 }
 
 // auditLogFlags are the flags that name a log and its verifier key.
@@ -137,6 +150,7 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		proofs      []string
 		witnessKeys []string
 		threshold   int
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --log DIR|URL --key KEY",
@@ -151,7 +165,12 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
     bundle or receipt verifies and its checkpoint is consistent with the log's;
   - --full: every entry is fetched and re-hashed to the signed root, so a modified or removed
     entry is detected.
-Any failure is an error naming what failed.`,
+Any failure is an error naming what failed (exit 9 when the log does not verify).
+
+--json prints one document: {ok, error (when not ok), log, origin, size, root (hex),
+signature_verified, witnesses: {checked, valid, required, keys}, consistency ("extends",
+"first_use" or "not_checked"), previous_size, state (the file remembering the checkpoint),
+included: [N...], proofs_verified, full_audit}; a failure still prints it, with ok false.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, vkey, err := lf.reader()
@@ -199,6 +218,15 @@ Any failure is an error naming what failed.`,
 			}
 			rep, err := r.Verify(cmd.Context(), opts)
 			w := cmd.OutOrStdout()
+			if asJSON {
+				if perr := printJSON(w, auditVerificationOf(rep, opts, err)); perr != nil {
+					return perr
+				}
+				if err != nil {
+					return fmt.Errorf("audit log verification FAILED: %w", err)
+				}
+				return nil
+			}
 			if rep != nil {
 				fmt.Fprintf(w, "log:          %s\norigin:       %s\nsize:         %d\nroot:         %x\nsignature:    ok\n", rep.Source, rep.Origin, rep.Size, rep.Root)
 			}
@@ -242,7 +270,64 @@ Any failure is an error naming what failed.`,
 	cmd.Flags().StringArrayVar(&proofs, "proof", nil, "verify a proof JSON file (repeatable)")
 	cmd.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "a witness's verifier key, file or text (repeatable)")
 	cmd.Flags().IntVar(&threshold, "witness-threshold", 0, "witness cosignatures required (default: all --witness-key)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// auditVerification is what `kura audit verify --json` prints.
+type auditVerification struct {
+	OK                bool             `json:"ok"`
+	Error             string           `json:"error,omitempty"`
+	Log               string           `json:"log,omitempty"`
+	Origin            string           `json:"origin,omitempty"`
+	Size              uint64           `json:"size"`
+	Root              string           `json:"root,omitempty"`
+	SignatureVerified bool             `json:"signature_verified"`
+	Witnesses         witnessesChecked `json:"witnesses"`
+	Consistency       string           `json:"consistency,omitempty"`
+	PreviousSize      uint64           `json:"previous_size,omitempty"`
+	State             string           `json:"state,omitempty"`
+	Included          []uint64         `json:"included"`
+	ProofsVerified    int              `json:"proofs_verified"`
+	FullAudit         bool             `json:"full_audit"`
+}
+
+// witnessesChecked is the witness part of auditVerification.
+type witnessesChecked struct {
+	Checked  bool `json:"checked"`
+	Valid    int  `json:"valid"`
+	Required int  `json:"required"`
+	Keys     int  `json:"keys"`
+}
+
+// auditVerificationOf describes a verification: rep is nil when the
+// checkpoint could not be verified at all; err is why it failed.
+func auditVerificationOf(rep *auditlog.Report, opts auditlog.VerifyOptions, err error) auditVerification {
+	v := auditVerification{OK: err == nil, Included: []uint64{}}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	if rep == nil {
+		return v
+	}
+	v.Log, v.Origin, v.Size, v.Root, v.SignatureVerified = rep.Source, rep.Origin, rep.Size, hex.EncodeToString(rep.Root), true
+	if err != nil {
+		return v // what follows the signature is unknown
+	}
+	v.Witnesses = witnessesChecked{Checked: len(opts.Witnesses) > 0, Valid: rep.Witnessed, Required: opts.WitnessThreshold, Keys: len(opts.Witnesses)}
+	switch {
+	case opts.StatePath == "":
+		v.Consistency = "not_checked"
+	case rep.FirstUse:
+		v.Consistency, v.State = "first_use", opts.StatePath
+	default:
+		v.Consistency, v.State, v.PreviousSize = "extends", opts.StatePath, rep.PreviousSize
+	}
+	if rep.Included != nil {
+		v.Included = rep.Included
+	}
+	v.ProofsVerified, v.FullAudit = rep.ProofsVerified, rep.FullAudit
+	return v
 }
 
 func joinUints(xs []uint64) string {
@@ -393,11 +478,17 @@ func newAuditShowCmd(g *globals) *cobra.Command {
 	var (
 		lf       auditLogFlags
 		proofOut string
+		asJSON   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "show --log DIR|URL --key KEY INDEX",
 		Short: "Show one entry with its verified inclusion proof",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show entry INDEX of the log, after checking the signed checkpoint and the entry's inclusion
+proof against it (exit 9 when they do not verify).
+
+--json prints {index, log_size, proof_hashes, entry (the entry as logged, docs/spec/auditlog.md §2),
+proof_file (with --proof-out)}.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			i, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil {
@@ -411,7 +502,7 @@ func newAuditShowCmd(g *globals) *cobra.Command {
 			if err == nil {
 				var p *auditlog.Proof
 				if p, err = r.Prove(cmd.Context(), i, raw, cp); err == nil {
-					return showProof(cmd, p, cp.Size, proofOut)
+					return showProof(cmd, p, cp.Size, proofOut, asJSON)
 				}
 			}
 			return fmt.Errorf("audit log verification FAILED: %w", err)
@@ -419,12 +510,21 @@ func newAuditShowCmd(g *globals) *cobra.Command {
 	}
 	lf.register(g, cmd)
 	cmd.Flags().StringVar(&proofOut, "proof-out", "", "also write the proof JSON to this file (for 'kura audit verify --proof')")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
 }
 
-func showProof(cmd *cobra.Command, p *auditlog.Proof, size uint64, out string) error {
+// shownEntry is what `kura audit show --json` prints.
+type shownEntry struct {
+	Index       uint64          `json:"index"`
+	LogSize     uint64          `json:"log_size"`
+	ProofHashes int             `json:"proof_hashes"`
+	Entry       json.RawMessage `json:"entry"`
+	ProofFile   string          `json:"proof_file,omitempty"`
+}
+
+func showProof(cmd *cobra.Command, p *auditlog.Proof, size uint64, out string, asJSON bool) error {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "index:     %d\nincluded:  yes, in the signed checkpoint of size %d (%d proof hashes)\nentry:     %s\n", p.Index, size, len(p.Inclusion), p.Entry)
 	if out != "" {
 		b, err := p.MarshalJSON()
 		if err != nil {
@@ -434,12 +534,17 @@ func showProof(cmd *cobra.Command, p *auditlog.Proof, size uint64, out string) e
 			return err
 		}
 	}
+	if asJSON {
+		return printJSON(w, shownEntry{Index: p.Index, LogSize: size, ProofHashes: len(p.Inclusion), Entry: p.Entry, ProofFile: out})
+	}
+	fmt.Fprintf(w, "index:     %d\nincluded:  yes, in the signed checkpoint of size %d (%d proof hashes)\nentry:     %s\n", p.Index, size, len(p.Inclusion), p.Entry)
 	return nil
 }
 
 func newAuditAppendCmd(g *globals) *cobra.Command {
 	var (
 		dir, keyFile, proofOut string
+		asJSON                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "append --log DIR --signer KEYFILE ENTRY.json",
@@ -447,7 +552,7 @@ func newAuditAppendCmd(g *globals) *cobra.Command {
 		Long: `Append one entry (JSON, docs/spec/auditlog.md §2; "-" reads stdin) to the log in DIR, signing
 checkpoints with the private key in KEYFILE (mode 0600), wait until a checkpoint covers it and print
 its index. For events recorded by hand, e.g. a reference_values_change. Do not run it while a
-server writes the same directory.`,
+server writes the same directory. --json prints {log, index, proof_file (with --proof-out)}.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" || keyFile == "" {
@@ -499,6 +604,9 @@ server writes the same directory.`,
 					return err
 				}
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), appendedEntry{Log: dir, Index: p.Index, ProofFile: proofOut})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), p.Index)
 			return nil
 		},
@@ -506,5 +614,13 @@ server writes the same directory.`,
 	cmd.Flags().StringVar(&dir, "log", "", "log directory (created if missing)")
 	cmd.Flags().StringVar(&keyFile, "signer", "", "the log's private key file (from 'kura audit keygen')")
 	cmd.Flags().StringVar(&proofOut, "proof-out", "", "also write the entry's proof JSON to this file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// appendedEntry is what `kura audit append --json` prints.
+type appendedEntry struct {
+	Log       string `json:"log"`
+	Index     uint64 `json:"index"`
+	ProofFile string `json:"proof_file,omitempty"`
 }

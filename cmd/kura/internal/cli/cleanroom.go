@@ -363,13 +363,20 @@ verification report goes to stderr.`,
 func newReceiptCmd(g *globals) *cobra.Command {
 	var resultPath, identityDir string
 	var tf trustFlags
+	var asJSON bool
 	verify := &cobra.Command{
 		Use:   "verify RECEIPT [--result RESULT]",
 		Short: "Verify a deletion receipt offline",
 		Long: `Verify a run's deletion receipt: its signature with the run's attested key, the attestation token
 against the manifest's verifier list (with --identity, whose approval covers it) or the verifiers
 you name with --trust-jwks / --trust-key, its binding to the run and the evidence, and the worker
-measurement against the manifest; with --result, that it is the receipt of that result bundle.`,
+measurement against the manifest; with --result, that it is the receipt of that result bundle.
+
+--json prints {ok, error (when not ok), receipt, result, collaboration, manifest_hash, analysis,
+run_id, outcome, destroyed_at, result_digest, tee, measurement, status, verifier, insecure,
+checks: [...], destroyed: [{dataset, sealed_sha256, key_resource, key_released, plaintext_bytes}]};
+a receipt or result that does not verify still prints it, with ok false, and exits with its code
+(3 for a bad signature, binding or untrusted verifier).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -391,6 +398,15 @@ measurement against the manifest; with --result, that it is the receipt of that 
 			if err != nil {
 				return err
 			}
+			w := cmd.OutOrStdout()
+			fail := func(err error) error {
+				if asJSON {
+					if perr := printJSON(w, receiptVerification{Error: err.Error(), Receipt: args[0], Result: resultPath, Checks: []string{}, Destroyed: []result.Destroyed{}}); perr != nil {
+						return perr
+					}
+				}
+				return err
+			}
 			var vb *result.VerifiedBundle
 			if resultPath != "" {
 				bf, err := readEnvelopeFile("--result", resultPath)
@@ -398,14 +414,16 @@ measurement against the manifest; with --result, that it is the receipt of that 
 					return err
 				}
 				if vb, err = result.VerifyBundle(ctx, bf, t); err != nil {
-					return err
+					return fail(err)
 				}
 			}
 			v, err := result.VerifyReceipt(ctx, f, vb, t)
 			if err != nil {
-				return err
+				return fail(err)
 			}
-			w := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(w, receiptVerificationOf(v, args[0], resultPath))
+			}
 			fmt.Fprintf(w, "deletion receipt for %s / %s, run %s: %s at %s\n", v.Run.Collaboration, v.Run.Analysis, v.Run.RunID, v.Receipt.Outcome, v.Receipt.DestroyedAt.Format("2006-01-02 15:04:05Z07:00"))
 			printChecks(w, v.Attested)
 			for _, d := range v.Receipt.Destroyed {
@@ -417,9 +435,48 @@ measurement against the manifest; with --result, that it is the receipt of that 
 	tf.register(g, verify, &identityDir)
 	verify.Flags().StringVar(&resultPath, "result", "", "also check that the receipt is for this result bundle")
 	verify.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory: trust the manifest's verifier list, which you approved (KURA_IDENTITY; client.yaml identity)")
+	verify.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	cmd := &cobra.Command{Use: "receipt", Short: "Verify deletion receipts"}
 	cmd.AddCommand(verify)
 	return cmd
+}
+
+// receiptVerification is what `kura receipt verify --json` prints.
+type receiptVerification struct {
+	OK            bool               `json:"ok"`
+	Error         string             `json:"error,omitempty"`
+	Receipt       string             `json:"receipt"`
+	Result        string             `json:"result,omitempty"`
+	Collaboration string             `json:"collaboration,omitempty"`
+	ManifestHash  string             `json:"manifest_hash,omitempty"`
+	Analysis      string             `json:"analysis,omitempty"`
+	RunID         string             `json:"run_id,omitempty"`
+	Outcome       string             `json:"outcome,omitempty"`
+	DestroyedAt   *time.Time         `json:"destroyed_at,omitempty"`
+	ResultDigest  string             `json:"result_digest,omitempty"`
+	TEE           string             `json:"tee,omitempty"`
+	Measurement   string             `json:"measurement,omitempty"`
+	Status        string             `json:"status,omitempty"`
+	Verifier      string             `json:"verifier,omitempty"`
+	Insecure      bool               `json:"insecure"`
+	Checks        []string           `json:"checks"`
+	Destroyed     []result.Destroyed `json:"destroyed"`
+}
+
+// receiptVerificationOf describes a receipt that verified.
+func receiptVerificationOf(v *result.VerifiedReceipt, receiptPath, resultPath string) receiptVerification {
+	r := receiptVerification{OK: true, Receipt: receiptPath, Result: resultPath,
+		Collaboration: v.Run.Collaboration, ManifestHash: v.Run.ManifestHash, Analysis: v.Run.Analysis, RunID: v.Run.RunID,
+		Outcome: v.Receipt.Outcome, DestroyedAt: &v.Receipt.DestroyedAt, ResultDigest: v.Receipt.ResultDigest,
+		TEE: v.TEE, Measurement: v.Measurement, Status: v.Status, Verifier: v.Verifier, Insecure: v.Insecure,
+		Checks: v.Checks, Destroyed: v.Receipt.Destroyed}
+	if r.Checks == nil {
+		r.Checks = []string{}
+	}
+	if r.Destroyed == nil {
+		r.Destroyed = []result.Destroyed{}
+	}
+	return r
 }
 
 // pemKeySet reads PEM public keys into a key set.

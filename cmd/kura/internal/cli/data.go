@@ -32,6 +32,7 @@ func newDataCmd(g *globals) *cobra.Command {
 type dataSealFlags struct {
 	out, schema, keyFile, datasetID, format string
 	chunkSize                               int
+	json                                    bool
 }
 
 func newDataSealCmd(g *globals) *cobra.Command {
@@ -44,7 +45,10 @@ identity columns, convert it to Parquet with DuckDB and seal it under a data key
 (docs/spec/dataset.md). Without --schema the schema is inferred from IN and embedded.
 When --key-file (default OUT.key) does not exist, a fresh data key is written to it
 with mode 0600; keep it secret and register it with your key broker.
-Exits 8 when IN does not match the schema.`,
+Exits 8 when IN does not match the schema.
+
+--json prints {dataset_id, input, output, key_file, key_created, key_id, rows, plaintext_size,
+sealed_size, sealed_sha256, chunk_size, format, schema}.`,
 		Example: `  kura data seal customers.csv --schema customers.yaml -o customers.kura
   kura data seal visits.jsonl --key-file owner.key --dataset-id visits-2025 -o visits.kura`,
 		Args: cobra.ExactArgs(1),
@@ -59,7 +63,25 @@ Exits 8 when IN does not match the schema.`,
 	fs.StringVar(&f.datasetID, "dataset-id", "", "dataset id recorded in the header (default: IN's name without extension)")
 	fs.StringVar(&f.format, "format", "", "input format: csv, parquet or jsonl (default: from IN's extension)")
 	fs.IntVar(&f.chunkSize, "chunk-size", dataset.DefaultChunkSize, "plaintext bytes per chunk")
+	fs.BoolVar(&f.json, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// sealedDataset is what `kura data seal --json` prints.
+type sealedDataset struct {
+	DatasetID     string          `json:"dataset_id"`
+	Input         string          `json:"input"`
+	Output        string          `json:"output"`
+	KeyFile       string          `json:"key_file"`
+	KeyCreated    bool            `json:"key_created"`
+	KeyID         string          `json:"key_id"`
+	Rows          int64           `json:"rows"`
+	PlaintextSize int64           `json:"plaintext_size"`
+	SealedSize    int64           `json:"sealed_size"`
+	SealedSHA256  string          `json:"sealed_sha256"`
+	ChunkSize     int             `json:"chunk_size"`
+	Format        string          `json:"format"`
+	Schema        json.RawMessage `json:"schema"`
 }
 
 func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, out io.Writer) error {
@@ -149,6 +171,15 @@ func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, o
 		return err
 	}
 	log.Info("sealed dataset", "dataset", id, "rows", res.Rows, "key_id", h.KeyID.String(), "out", f.out)
+	if f.json {
+		digest, size, err := dataset.FileSHA256(f.out)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, sealedDataset{DatasetID: id, Input: in, Output: f.out, KeyFile: keyFile, KeyCreated: !haveKey,
+			KeyID: h.KeyID.String(), Rows: res.Rows, PlaintextSize: h.Size, SealedSize: size, SealedSHA256: digest,
+			ChunkSize: h.ChunkSize, Format: h.Format, Schema: h.Schema})
+	}
 	fmt.Fprintf(out, "sealed %s: %d rows, %d bytes of Parquet -> %s (%d bytes)\nkey id: %s\n", id, res.Rows, h.Size, f.out, h.SealedSize(), h.KeyID)
 	return nil
 }
@@ -165,7 +196,10 @@ func loadKey(path string) (k dataset.Key, have bool, err error) {
 	return k, false, err
 }
 
-type dataOpenFlags struct{ out, keyFile string }
+type dataOpenFlags struct {
+	out, keyFile string
+	json         bool
+}
 
 func newDataOpenCmd(g *globals) *cobra.Command {
 	f := &dataOpenFlags{}
@@ -174,7 +208,7 @@ func newDataOpenCmd(g *globals) *cobra.Command {
 		Short: "Decrypt a sealed dataset you own into its Parquet file",
 		Long: `Decrypt a sealed dataset with its data key. OUT (mode 0600) appears only after every chunk
 authenticated; on any failure nothing is written. Exits 6 when the file was tampered with or
-truncated, 7 for a wrong key.`,
+truncated, 7 for a wrong key. --json prints {dataset_id, input, output, format, plaintext_size, key_id}.`,
 		Example: `  kura data open customers.kura --key-file customers.kura.key -o customers.parquet`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -183,7 +217,18 @@ truncated, 7 for a wrong key.`,
 	}
 	cmd.Flags().StringVarP(&f.out, "output", "o", "", "Parquet file to write (required)")
 	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "data key file (required)")
+	cmd.Flags().BoolVar(&f.json, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// openedDataset is what `kura data open --json` prints.
+type openedDataset struct {
+	DatasetID     string `json:"dataset_id"`
+	Input         string `json:"input"`
+	Output        string `json:"output"`
+	Format        string `json:"format"`
+	PlaintextSize int64  `json:"plaintext_size"`
+	KeyID         string `json:"key_id"`
 }
 
 func runDataOpen(ctx context.Context, g *globals, f *dataOpenFlags, in string, out io.Writer) error {
@@ -212,6 +257,9 @@ func runDataOpen(ctx context.Context, g *globals, f *dataOpenFlags, in string, o
 		return fmt.Errorf("%s: %w (nothing written)", in, err)
 	}
 	log.Info("opened dataset", "dataset", h.DatasetID, "key_id", h.KeyID.String(), "out", f.out)
+	if f.json {
+		return printJSON(out, openedDataset{DatasetID: h.DatasetID, Input: in, Output: f.out, Format: h.Format, PlaintextSize: h.Size, KeyID: h.KeyID.String()})
+	}
 	fmt.Fprintf(out, "opened %s: %d bytes of %s -> %s\n", h.DatasetID, h.Size, h.Format, f.out)
 	return nil
 }
@@ -381,6 +429,7 @@ func bytesize(n int64) string {
 
 func newDataRegisterCmd(g *globals) *cobra.Command {
 	var keyFile, identity, resource, url, adminKey, out string
+	var asJSON bool
 	cf := &clientFlags{g: g, url: &url, identity: &identity, adminKey: &adminKey}
 	cmd := &cobra.Command{
 		Use:   "register SEALED --key-file FILE --identity DIR",
@@ -391,7 +440,10 @@ id, owner, schema, SHA-256 of the sealed file and the key-broker resource. The k
 the key broker; the descriptor holds no secret and is what a collaboration manifest references.
 The owner is the party of --identity (from 'kura party init'): its signing key is pinned in the
 key's metadata, and the broker releases the key only to clean-room runs of analyses that party
-approved (docs/spec/cleanroom.md §3).`,
+approved (docs/spec/cleanroom.md §3).
+
+--json prints {dataset_id, owner, descriptor (the file written), sealed_sha256, sealed_size, key_id,
+key_broker: {url, resource, version}}.`,
 		Example: `  kura data register customers.kura --key-file customers.kura.key --identity airline \
     --url https://kbs.airline.example --admin-key owner.pem`,
 		Args: cobra.ExactArgs(1),
@@ -466,6 +518,10 @@ approved (docs/spec/cleanroom.md §3).`,
 			if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), registeredDataset{DatasetID: d.DatasetID, Owner: d.Owner, Descriptor: out,
+					SealedSHA256: d.SealedSHA256, SealedSize: d.SealedSize, KeyID: d.KeyID, KeyBroker: d.KeyBroker})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "registered %s: key stored at %s version %d; descriptor %s (sealed sha256 %s)\n", h.DatasetID, resource, v, out, digest)
 			return nil
 		},
@@ -478,7 +534,19 @@ approved (docs/spec/cleanroom.md §3).`,
 	fs.StringVar(&adminKey, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY; client.yaml admin_key)")
 	cf.addCA(cmd, false)
 	fs.StringVarP(&out, "output", "o", "", "descriptor file to write (default SEALED.descriptor.json)")
+	fs.BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// registeredDataset is what `kura data register --json` prints.
+type registeredDataset struct {
+	DatasetID    string              `json:"dataset_id"`
+	Owner        string              `json:"owner"`
+	Descriptor   string              `json:"descriptor"`
+	SealedSHA256 string              `json:"sealed_sha256"`
+	SealedSize   int64               `json:"sealed_size"`
+	KeyID        string              `json:"key_id"`
+	KeyBroker    collab.KeyBrokerRef `json:"key_broker"`
 }
 
 // safeTag maps a dataset id to a key-broker path segment.

@@ -76,12 +76,13 @@ func newKBSServeCmd(g *globals) *cobra.Command {
 func newKBSRotateCmd(g *globals) *cobra.Command {
 	var k kbsFlags
 	var newKEK, newPass, data string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "rotate-kek",
 		Short: "Re-wrap every stored DEK under a new key-encryption key",
 		Long: `Re-wrap every resource's data-encryption key under a new KEK. The sealed values are not
 touched. Run it against the broker's store, then restart brokers with --kek-file set to the new KEK
-and keep the old one until the command reports success.`,
+and keep the old one until the command reports success. --json prints {rewrapped, from_kek, to_kek}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -123,6 +124,9 @@ and keep the old one until the command reports success.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), kekRotation{Rewrapped: n, FromKEK: old.ID(), ToKEK: next.ID()})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "re-wrapped %d keys from %s to %s\n", n, old.ID(), next.ID())
 			return nil
 		},
@@ -131,7 +135,15 @@ and keep the old one until the command reports success.`,
 	cmd.Flags().StringVar(&newKEK, "new-kek-file", "", "the new KEK file (created if missing)")
 	cmd.Flags().StringVar(&newPass, "new-kek-passphrase-file", "", "derive the new KEK from this passphrase file")
 	cmd.Flags().StringVar(&data, "data", g.envDefault("KURA_DATA", defaultDataDir(g)), "data directory (KURA_DATA)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// kekRotation is what `kura kbs rotate-kek --json` prints.
+type kekRotation struct {
+	Rewrapped int    `json:"rewrapped"`
+	FromKEK   string `json:"from_kek"`
+	ToKEK     string `json:"to_kek"`
 }
 
 func newKBSAdminKeyCmd(g *globals) *cobra.Command {
@@ -139,6 +151,7 @@ func newKBSAdminKeyCmd(g *globals) *cobra.Command {
 		out, name string
 		repos     []string
 		operator  bool
+		asJSON    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "admin-key",
@@ -146,7 +159,7 @@ func newKBSAdminKeyCmd(g *globals) *cobra.Command {
 		Long: `Create an owner (admin) signing key and print its authorized-keys line. On a broker shared by
 several owners, each key owns repositories: those of --repos, or the one named like the key
 (--name). An --operator key owns none: it manages the default release policy and lists the
-tenants.`,
+tenants. --json prints {private_key_file, authorized_key_line}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -177,6 +190,9 @@ tenants.`,
 			if operator {
 				line = keybroker.OperatorKeyLine(pub, name)
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), adminKeyFile{PrivateKeyFile: out, AuthorizedKeyLine: line})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), line)
 			return nil
 		},
@@ -185,7 +201,14 @@ tenants.`,
 	cmd.Flags().StringVar(&name, "name", "owner", "name recorded with every write this key makes")
 	cmd.Flags().StringSliceVar(&repos, "repos", nil, "repositories the key owns (default: the one named like the key)")
 	cmd.Flags().BoolVar(&operator, "operator", false, "the platform operator's key: owns no repository")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// adminKeyFile is what `kura kbs admin-key --json` prints.
+type adminKeyFile struct {
+	PrivateKeyFile    string `json:"private_key_file"`
+	AuthorizedKeyLine string `json:"authorized_key_line"`
 }
 
 // loadAdminKey reads an Ed25519 private key in PKCS #8 PEM, from a file
@@ -363,7 +386,19 @@ func newSecretCmd(g *globals) *cobra.Command {
 		}
 		return &keybroker.AdminClient{BaseURL: url, Key: key, HTTP: hc}, nil
 	}
-	cmd := &cobra.Command{Use: "secret", Short: "Manage a key broker's secrets (signed owner requests)"}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "secret",
+		Short: "Manage a key broker's secrets (signed owner requests)",
+		Long: `Manage a key broker's secrets through its owner API (requests signed with --admin-key). No
+command prints a secret's value. With --json each prints one JSON document:
+  put, rm       {path, version}: the version stored (for rm, the tombstone's)
+  ls            [{path, version, created_at, created_by, policy, metadata, kek_id, sealed_sha256}]
+  policy SCOPE  {scope, version, rego, created_at, created_by}
+  policy SCOPE FILE
+                {scope, version, log_index (when the change was logged)}`,
+	}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	cmd.PersistentFlags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("key broker URL", "KURA_KBS_URL"))
 	cmd.PersistentFlags().StringVar(&keyPath, "admin-key", g.envDefault("KURA_ADMIN_KEY", ""), "owner signing key file (KURA_ADMIN_KEY; client.yaml admin_key)")
 	cf.addCA(cmd, true)
@@ -401,6 +436,9 @@ func newSecretCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), secretVersion{Path: args[0], Version: v})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stored %s version %d\n", args[0], v)
 			return nil
 		},
@@ -426,6 +464,12 @@ func newSecretCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				if ms == nil {
+					ms = []keybroker.Meta{}
+				}
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
 			for _, m := range ms {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\tv%d\t%s\t%s\n", m.Path, m.Version, m.CreatedAt.Format(time.RFC3339), m.CreatedBy)
 			}
@@ -445,6 +489,9 @@ func newSecretCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), secretVersion{Path: args[0], Version: v})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (version %d)\n", args[0], v)
 			return nil
 		},
@@ -463,6 +510,9 @@ func newSecretCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), p)
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "# %s version %d by %s at %s\n%s", p.Scope, p.Version, p.CreatedBy, p.CreatedAt.Format(time.RFC3339), p.Rego)
 				return nil
 			}
@@ -474,9 +524,16 @@ func newSecretCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored policy %s version %d\n", args[0], v.Version)
+			stored := storedPolicy{Scope: args[0], Version: v.Version}
 			if p, err := auditlog.ParseProof(v.LogProof); err == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "policy change logged at index %d\n", p.Index)
+				stored.LogIndex = &p.Index
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), stored)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stored policy %s version %d\n", args[0], v.Version)
+			if stored.LogIndex != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "policy change logged at index %d\n", *stored.LogIndex)
 			}
 			return nil
 		},
@@ -485,16 +542,31 @@ func newSecretCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// secretVersion is what `kura secret put|rm --json` print.
+type secretVersion struct {
+	Path    string `json:"path"`
+	Version int64  `json:"version"`
+}
+
+// storedPolicy is what `kura secret policy SCOPE FILE --json` prints.
+type storedPolicy struct {
+	Scope    string  `json:"scope"`
+	Version  int64   `json:"version"`
+	LogIndex *uint64 `json:"log_index,omitempty"`
+}
+
 func newPolicyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with release policies"}
 	var policyFile, inputFile string
-	var explain bool
+	var explain, asJSON bool
 	eval := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate a release policy on an input, to debug a denial",
 		Long: `Evaluate a release policy (Rego; default: kura's built-in policy) on an input document as the
 key broker builds it (docs/spec/keybroker.md §5: token, request, resource, dev_mode). Prints the
-decision and every deny reason; --explain adds OPA's evaluation trace. Exits 5 when denied.`,
+decision and every deny reason; --explain adds OPA's evaluation trace. Exits 5 when denied.
+--json prints the decision as {policy_id, allow, deny: [reason...]}, denied or not (the trace, with
+--explain, then goes to stderr).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if inputFile == "" {
@@ -519,15 +591,27 @@ decision and every deny reason; --explain adds OPA's evaluation trace. Exits 5 w
 			var trace io.Writer
 			if explain {
 				trace = cmd.OutOrStdout()
+				if asJSON {
+					trace = cmd.ErrOrStderr()
+				}
 			}
 			d, err := keybroker.EvaluatePolicy(cmd.Context(), src, &in, trace)
 			if err != nil {
 				return usageError{err}
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "policy:  %s\nallow:   %v\n", d.PolicyID, d.Allow)
-			for _, r := range d.Deny {
-				fmt.Fprintf(out, "deny:    %s\n", r)
+			if asJSON {
+				if d.Deny == nil {
+					d.Deny = []string{}
+				}
+				if err := printJSON(out, d); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "policy:  %s\nallow:   %v\n", d.PolicyID, d.Allow)
+				for _, r := range d.Deny {
+					fmt.Fprintf(out, "deny:    %s\n", r)
+				}
 			}
 			if !d.Allow {
 				return fmt.Errorf("%w: %s", errPolicy, strings.Join(d.Deny, "; "))
@@ -538,6 +622,7 @@ decision and every deny reason; --explain adds OPA's evaluation trace. Exits 5 w
 	eval.Flags().StringVar(&policyFile, "policy", "", "release policy file (Rego)")
 	eval.Flags().StringVar(&inputFile, "input", "", "input document (JSON)")
 	eval.Flags().BoolVar(&explain, "explain", false, "print OPA's evaluation trace")
+	eval.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	cmd.AddCommand(eval)
 	return cmd
 }

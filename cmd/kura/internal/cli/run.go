@@ -210,7 +210,14 @@ func newResultFetchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fetch RUN -o RESULT",
 		Short: "Fetch a completed run's result bundle and deletion receipt; check them with kura result open",
-		Args:  cobra.ExactArgs(1),
+		Long: `Fetch a completed run's result bundle and deletion receipt from the log role that kept them (with
+their inclusion proofs), check that each is the file the coordinator names for the run, signed by
+the run's key, and write them. Check them with kura result open and kura receipt verify.
+
+--json prints {run_id, collaboration, analysis, result: {path, payload_sha256}, receipt: {path,
+payload_sha256}}: the files written and the SHA-256 of their signed payloads, by which the
+transparency log and the coordinator name them.`,
+		Args: cobra.ExactArgs(1),
 	}
 	rc := newRunClient(g, cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -231,21 +238,46 @@ func newResultFetchCmd(g *globals) *cobra.Command {
 		if receiptOut == "" {
 			receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 		}
-		for _, x := range []struct{ kind, digest, path string }{{"results", r.Result, out}, {"receipts", r.Receipt, receiptOut}} {
-			f, err := fetchKept(cmd.Context(), c.HTTP, rc.url, x.kind, x.digest, r.ID)
+		fetched := fetchedResult{RunID: r.ID, Collaboration: r.Collaboration, Analysis: r.Analysis,
+			Result: fetchedFile{Path: out, PayloadSHA256: r.Result}, Receipt: fetchedFile{Path: receiptOut, PayloadSHA256: r.Receipt}}
+		for _, x := range []struct {
+			kind string
+			file fetchedFile
+		}{{"results", fetched.Result}, {"receipts", fetched.Receipt}} {
+			f, err := fetchKept(cmd.Context(), c.HTTP, rc.url, x.kind, x.file.PayloadSHA256, r.ID)
 			if err != nil {
 				return err
 			}
-			if err := writeEnvelopeFile(x.path, f); err != nil {
+			if err := writeEnvelopeFile(x.file.Path, f); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", strings.TrimSuffix(x.kind, "s"), x.path)
+			if !rc.json {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", strings.TrimSuffix(x.kind, "s"), x.file.Path)
+			}
+		}
+		if rc.json {
+			return printJSON(cmd.OutOrStdout(), fetched)
 		}
 		return nil
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the result bundle here")
 	cmd.Flags().StringVar(&receiptOut, "receipt", "", "write the deletion receipt here (default: RESULT with .receipt.json)")
 	return cmd
+}
+
+// fetchedResult is what `kura result fetch --json` prints.
+type fetchedResult struct {
+	RunID         string      `json:"run_id"`
+	Collaboration string      `json:"collaboration"`
+	Analysis      string      `json:"analysis"`
+	Result        fetchedFile `json:"result"`
+	Receipt       fetchedFile `json:"receipt"`
+}
+
+// fetchedFile is a file `kura result fetch` wrote.
+type fetchedFile struct {
+	Path          string `json:"path"`
+	PayloadSHA256 string `json:"payload_sha256"`
 }
 
 // fetchKept GETs a bundle or receipt the log kept, by its payload digest,

@@ -81,12 +81,17 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 		cf                         chainFlags
 		until, out, sealer, logURL string
 		to                         []string
+		asJSON                     bool
 	)
 	cl := &clientFlags{g: g}
 	cmd := &cobra.Command{
 		Use:   "seal IN -o OUT --until TIME",
 		Short: "Time-lock a file; writes OUT and OUT.registration.json",
-		Args:  cobra.ExactArgs(1),
+		Long: `Time-lock IN to the first round of the drand chain published at or after --until, and write
+OUT and its registration OUT.registration.json (the sealed file's SHA-256, round and release time;
+signed by --sealer). --json prints {output, registration, proof (with --log), format,
+sealed_sha256, sealed_size, chain_hash, round, release_time, recipients: [fingerprint...], sealer}.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
 			if err != nil {
@@ -158,8 +163,16 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 			if err := writeAtomic(out+".registration.json", 0o644, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: opens at %s (round %d of chain %s)\nregistration: %s\n",
-				out, reg.ReleaseTime.Format(time.RFC3339), reg.Round, reg.ChainHash, out+".registration.json")
+			sealed := sealedTimelock{Output: out, Registration: out + ".registration.json", Format: reg.Format,
+				SealedSHA256: reg.SealedSHA256, SealedSize: reg.SealedSize, ChainHash: reg.ChainHash, Round: reg.Round,
+				ReleaseTime: reg.ReleaseTime, Recipients: reg.Recipients, Sealer: reg.Sealer}
+			if sealed.Recipients == nil {
+				sealed.Recipients = []string{}
+			}
+			if !asJSON {
+				fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: opens at %s (round %d of chain %s)\nregistration: %s\n",
+					out, reg.ReleaseTime.Format(time.RFC3339), reg.Round, reg.ChainHash, out+".registration.json")
+			}
 			if logURL != "" {
 				proof, err := (&intake.Client{BaseURL: logURL, HTTP: hc}).Submit(cmd.Context(), auditlog.KindTimelockRegistration, data)
 				if err != nil {
@@ -168,7 +181,13 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 				if err := writeAtomic(out+".registration.proof.json", 0o644, func(w io.Writer) error { _, err := w.Write(proof); return err }); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "logged: inclusion proof %s\n", out+".registration.proof.json")
+				sealed.Proof = out + ".registration.proof.json"
+				if !asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "logged: inclusion proof %s\n", sealed.Proof)
+				}
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), sealed)
 			}
 			return nil
 		},
@@ -179,8 +198,24 @@ func newTimelockSealCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "sealed file to write")
 	cmd.Flags().StringVar(&sealer, "sealer", "", "your party directory, to record your fingerprint in the registration")
 	cmd.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the registration in the transparency log of the kura server at this URL and write its inclusion proof to OUT.registration.proof.json (KURA_LOG_URL)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	cl.addCA(cmd, false)
 	return cmd
+}
+
+// sealedTimelock is what `kura timelock seal --json` prints.
+type sealedTimelock struct {
+	Output       string    `json:"output"`
+	Registration string    `json:"registration"`
+	Proof        string    `json:"proof,omitempty"`
+	Format       string    `json:"format"`
+	SealedSHA256 string    `json:"sealed_sha256"`
+	SealedSize   int64     `json:"sealed_size"`
+	ChainHash    string    `json:"chain_hash"`
+	Round        uint64    `json:"round"`
+	ReleaseTime  time.Time `json:"release_time"`
+	Recipients   []string  `json:"recipients"`
+	Sealer       string    `json:"sealer,omitempty"`
 }
 
 func newTimelockOpenCmd(g *globals) *cobra.Command {
@@ -247,10 +282,15 @@ func newTimelockOpenCmd(g *globals) *cobra.Command {
 }
 
 func newTimelockInspectCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "inspect IN",
 		Short: "Show what a time-locked file is locked to, without opening it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Read a time-locked file's header, without opening it or any network: its format, chain, round,
+release time and recipients. --json prints {file, format, chain_hash, round, release_time (null
+when the chain's schedule is not known offline), recipients: [fingerprint...] (empty: anyone),
+header_size}.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -262,6 +302,17 @@ func newTimelockInspectCmd() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if asJSON {
+				v := inspectedTimelock{File: args[0], Format: in.Format, ChainHash: in.ChainHash, Round: in.Round,
+					Recipients: in.Recipients, HeaderSize: in.HeaderSize}
+				if !in.ReleaseTime.IsZero() {
+					v.ReleaseTime = &in.ReleaseTime
+				}
+				if v.Recipients == nil {
+					v.Recipients = []string{}
+				}
+				return printJSON(w, v)
+			}
 			fmt.Fprintf(w, "format:       %s\n", in.Format)
 			fmt.Fprintf(w, "chain:        %s\n", in.ChainHash)
 			fmt.Fprintf(w, "round:        %d\n", in.Round)
@@ -279,14 +330,35 @@ func newTimelockInspectCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
+	return cmd
+}
+
+// inspectedTimelock is what `kura timelock inspect --json` prints.
+type inspectedTimelock struct {
+	File        string     `json:"file"`
+	Format      string     `json:"format"`
+	ChainHash   string     `json:"chain_hash"`
+	Round       uint64     `json:"round"`
+	ReleaseTime *time.Time `json:"release_time"`
+	Recipients  []string   `json:"recipients"`
+	HeaderSize  int        `json:"header_size"`
 }
 
 func newTimelockVerifyCmd() *cobra.Command {
 	var regPath, logKey, proofPath string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify IN --registration REG.json",
 		Short: "Check a time-locked file against the registration made when it was sealed",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check that IN is the file the registration describes (its SHA-256 and header), and with
+--log-key that the registration is in the transparency log, and whether the log recorded it before
+the release time.
+
+--json prints {ok, error (when not ok), file, registration, file_verified, sealed_sha256,
+chain_hash, round, release_time, logged (with --log-key: {origin, index, logged_at,
+before_release, proof})}; a failed check still prints it, with ok false, and exits with its code.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if regPath == "" {
 				regPath = args[0] + ".registration.json"
@@ -295,38 +367,89 @@ func newTimelockVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg, err := timelock.ParseRegistration(data)
-			if err != nil {
+			rep := timelockVerification{File: args[0], Registration: regPath}
+			fail := func(err error) error {
+				if asJSON {
+					rep.Error = err.Error()
+					if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+						return perr
+					}
+				}
 				return err
 			}
+			reg, err := timelock.ParseRegistration(data)
+			if err != nil {
+				return fail(err)
+			}
+			rep.SealedSHA256, rep.ChainHash, rep.Round, rep.ReleaseTime = reg.SealedSHA256, reg.ChainHash, reg.Round, &reg.ReleaseTime
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
 			if err := reg.Verify(f); err != nil {
-				return err
+				return fail(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: %s is the file registered (sha256 %s), round %d of chain %s, release %s\n",
-				args[0], reg.SealedSHA256, reg.Round, reg.ChainHash, reg.ReleaseTime.Format(time.RFC3339))
-			if logKey == "" {
-				return nil
+			rep.FileVerified = true
+			if !asJSON {
+				fmt.Fprintf(cmd.OutOrStdout(), "OK: %s is the file registered (sha256 %s), round %d of chain %s, release %s\n",
+					args[0], reg.SealedSHA256, reg.Round, reg.ChainHash, reg.ReleaseTime.Format(time.RFC3339))
 			}
-			if proofPath == "" {
-				proofPath = regPath[:len(regPath)-len(".json")] + ".proof.json"
+			if logKey != "" {
+				if proofPath == "" {
+					proofPath = regPath[:len(regPath)-len(".json")] + ".proof.json"
+				}
+				if rep.Logged, err = registrationLogged(proofPath, logKey, reg); err != nil {
+					return fail(err)
+				}
+				if !asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "OK: %s\n", rep.Logged)
+				}
 			}
-			logged, err := verifyRegistrationProof(proofPath, logKey, reg)
-			if err != nil {
-				return err
+			rep.OK = true
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rep)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: %s\n", logged)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&regPath, "registration", "", "registration file (default IN.registration.json)")
 	cmd.Flags().StringVar(&logKey, "log-key", "", "also check the registration's transparency-log inclusion proof against this log verifier key (file or key text)")
 	cmd.Flags().StringVar(&proofPath, "proof", "", "the inclusion proof (default REG.proof.json, as seal --log writes it)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	return cmd
+}
+
+// timelockVerification is what `kura timelock verify --json` prints.
+type timelockVerification struct {
+	OK           bool                `json:"ok"`
+	Error        string              `json:"error,omitempty"`
+	File         string              `json:"file"`
+	Registration string              `json:"registration"`
+	FileVerified bool                `json:"file_verified"`
+	SealedSHA256 string              `json:"sealed_sha256,omitempty"`
+	ChainHash    string              `json:"chain_hash,omitempty"`
+	Round        uint64              `json:"round,omitempty"`
+	ReleaseTime  *time.Time          `json:"release_time,omitempty"`
+	Logged       *loggedRegistration `json:"logged,omitempty"`
+}
+
+// loggedRegistration is where and when the transparency log recorded a
+// time-lock registration.
+type loggedRegistration struct {
+	Origin        string    `json:"origin"`
+	Index         uint64    `json:"index"`
+	LoggedAt      time.Time `json:"logged_at"`
+	BeforeRelease bool      `json:"before_release"`
+	Proof         string    `json:"proof"`
+}
+
+func (l *loggedRegistration) String() string {
+	when := "before"
+	if !l.BeforeRelease {
+		when = "AFTER"
+	}
+	return fmt.Sprintf("registered in transparency log %s at index %d on %s, %s its release time", l.Origin, l.Index, l.LoggedAt.Format(time.RFC3339), when)
 }
 
 // writeAtomic writes path through a temporary file in its directory,
@@ -402,26 +525,31 @@ func newBeaconCmd(g *globals) *cobra.Command {
 // file digest and release time are in the transparency log, and says when
 // the log recorded them.
 func verifyRegistrationProof(proofPath, logKey string, reg *timelock.Registration) (string, error) {
-	data, err := readInput("--proof", proofPath)
+	l, err := registrationLogged(proofPath, logKey, reg)
 	if err != nil {
 		return "", err
+	}
+	return l.String(), nil
+}
+
+// registrationLogged is verifyRegistrationProof's finding, as data.
+func registrationLogged(proofPath, logKey string, reg *timelock.Registration) (*loggedRegistration, error) {
+	data, err := readInput("--proof", proofPath)
+	if err != nil {
+		return nil, err
 	}
 	v, err := loadLogKey(logKey)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	p, cp, e, err := verifyLoggedEntry(v, data)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if e.Kind != auditlog.KindTimelockRegistration || e.Subject != "sha256:"+reg.SealedSHA256 || !e.NotBefore.Equal(reg.ReleaseTime) {
-		return "", fmt.Errorf("%w: the logged entry (%s, %s, not before %s) is not this registration", auditlog.ErrNotIncluded, e.Kind, e.Subject, e.NotBefore.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: the logged entry (%s, %s, not before %s) is not this registration", auditlog.ErrNotIncluded, e.Kind, e.Subject, e.NotBefore.Format(time.RFC3339))
 	}
-	when := "before"
-	if !e.Time.Before(reg.ReleaseTime) {
-		when = "AFTER"
-	}
-	return fmt.Sprintf("registered in transparency log %s at index %d on %s, %s its release time", cp.Origin, p.Index, e.Time.Format(time.RFC3339), when), nil
+	return &loggedRegistration{Origin: cp.Origin, Index: p.Index, LoggedAt: e.Time, BeforeRelease: e.Time.Before(reg.ReleaseTime), Proof: proofPath}, nil
 }
 
 // loadLogKey reads a log's verifier key from a file or the key text.
