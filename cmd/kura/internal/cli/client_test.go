@@ -69,6 +69,9 @@ func privateCA(t *testing.T, dir, name string) (caFile string, serverCert tls.Ce
 // kura kbs admin-key wrote to adminKey.
 type tlsServer struct {
 	url, ca, adminKey, logKey, dir string
+	// cert is the server's certificate, for other test servers on
+	// 127.0.0.1 that the same CA vouches for.
+	cert tls.Certificate
 }
 
 func startTLSServer(t *testing.T) *tlsServer {
@@ -83,8 +86,7 @@ func startTLSServer(t *testing.T) *tlsServer {
 	if err := os.WriteFile(admins, []byte(out.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var cert tls.Certificate
-	s.ca, cert = privateCA(t, dir, "ca.pem")
+	s.ca, s.cert = privateCA(t, dir, "ca.pem")
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Config{
 		DataDir: filepath.Join(dir, "data"), DevMode: true, Version: "kura " + Version,
@@ -94,7 +96,7 @@ func startTLSServer(t *testing.T) *tlsServer {
 		t.Fatal(err)
 	}
 	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.TLS = serverTLSConfig(cert)
+	hs.TLS = serverTLSConfig(s.cert)
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes the test provokes
 	hs.StartTLS()
 	t.Cleanup(func() {
@@ -103,120 +105,6 @@ func startTLSServer(t *testing.T) *tlsServer {
 	})
 	s.url = hs.URL
 	return s
-}
-
-// TestClientsOverTLS: every client command reaches a server whose
-// certificate a private CA signed, given that CA with --ca or by the client
-// configuration file, and without it fails saying what to pin.
-func TestClientsOverTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a server")
-	}
-	s := startTLSServer(t)
-	dir := s.dir
-	value := filepath.Join(dir, "value")
-	os.WriteFile(value, []byte("s3cret"), 0o600)
-	runEnv := func(env map[string]string, args ...string) (int, string) {
-		var out, errOut strings.Builder
-		getenv := func(k string) string { return env[k] }
-		code := Run(context.Background(), args, Env{Stdout: &out, Stderr: &errOut, Getenv: getenv})
-		return code, out.String() + errOut.String()
-	}
-	// A party that owns "owner"'s repository, with a sealed dataset to register.
-	if code, out := runEnv(nil, "party", "init", "owner", "-o", filepath.Join(dir, "owner")); code != 0 {
-		t.Fatalf("party init: %d %s", code, out)
-	}
-	csv := filepath.Join(dir, "visits.csv")
-	os.WriteFile(csv, []byte("id,n\n1,2\n3,4\n"), 0o600)
-	sealed := filepath.Join(dir, "visits.kura")
-	if code, out := runEnv(nil, "data", "seal", csv, "-o", sealed); code != 0 {
-		t.Fatalf("data seal: %d %s", code, out)
-	}
-	// commands are the client commands this test runs against the server,
-	// with the flags the client configuration can replace left out.
-	commands := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"secret put", []string{"secret", "put", "owner/key/a", "--value-file", value}, "stored owner/key/a"},
-		{"secret ls", []string{"secret", "ls", "owner/"}, "owner/key/a"},
-		{"kbs get-resource", []string{"kbs", "get-resource", "owner/key/a", "--tee", "sim"}, "s3cret"},
-		{"kbs audit", []string{"kbs", "audit"}, "records after 0"},
-		{"data register", []string{"data", "register", sealed, "--key-file", sealed + ".key", "-o", filepath.Join(dir, "visits.descriptor.json")}, "registered visits"},
-		{"audit ls", []string{"audit", "ls", "--key", s.logKey}, ""},
-	}
-	withURL := func(args []string) []string {
-		switch args[0] {
-		case "audit":
-			return append(args, "--log", s.url+"/log/")
-		}
-		return append(args, "--url", s.url)
-	}
-	withParty := func(args []string) []string {
-		switch args[0] {
-		case "secret", "kbs":
-			if args[1] != "get-resource" {
-				return append(args, "--admin-key", s.adminKey)
-			}
-		case "data":
-			return append(args, "--admin-key", s.adminKey, "--identity", filepath.Join(dir, "owner"))
-		}
-		return args
-	}
-	t.Run("--ca", func(t *testing.T) {
-		for _, c := range commands {
-			args := append(withParty(withURL(append([]string{}, c.args...))), "--ca", s.ca)
-			if code, out := runEnv(nil, args...); code != 0 || !strings.Contains(out, c.want) {
-				t.Errorf("%s --ca: exit %d\n%s", c.name, code, out)
-			}
-		}
-	})
-	t.Run("client.yaml", func(t *testing.T) {
-		// Relative paths are relative to the file; the url is the server's.
-		cfgDir := filepath.Join(dir, "xdg", "kura")
-		os.MkdirAll(cfgDir, 0o700)
-		rel := func(p string) string { r, _ := filepath.Rel(cfgDir, p); return r }
-		yaml := "url: " + s.url + "\nca: " + rel(s.ca) + "\nidentity: " + rel(filepath.Join(dir, "owner")) + "\nadmin_key: " + s.adminKey + "\n"
-		os.WriteFile(filepath.Join(cfgDir, "client.yaml"), []byte(yaml), 0o600)
-		env := map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}
-		for _, c := range commands {
-			args := append([]string{}, c.args...)
-			if args[0] == "audit" {
-				args = append(args, "--log", s.url+"/log/") // a log is named, never defaulted
-			}
-			if args[0] == "data" {
-				args[6] = filepath.Join(dir, "visits2.descriptor.json")
-			}
-			if code, out := runEnv(env, args...); code != 0 || !strings.Contains(out, c.want) {
-				t.Errorf("%s with client.yaml: exit %d\n%s", c.name, code, out)
-			}
-		}
-	})
-	t.Run("no CA", func(t *testing.T) {
-		for _, c := range commands {
-			args := withParty(withURL(append([]string{}, c.args...)))
-			code, out := runEnv(nil, args...)
-			if code == 0 || !strings.Contains(out, "x509: certificate signed by unknown authority: pin the server's certificate with --ca") {
-				t.Errorf("%s without --ca: exit %d, want the hint to pin\n%s", c.name, code, out)
-			}
-		}
-	})
-	t.Run("another CA", func(t *testing.T) {
-		other, _ := privateCA(t, dir, "other.pem")
-		code, out := runEnv(nil, "secret", "ls", "--url", s.url, "--admin-key", s.adminKey, "--ca", other)
-		if code == 0 || !strings.Contains(out, "not signed by --ca "+other) {
-			t.Errorf("another CA: exit %d\n%s", code, out)
-		}
-	})
-	t.Run("plain HTTP URL to a TLS client", func(t *testing.T) {
-		hs := httptest.NewServer(nil)
-		defer hs.Close()
-		code, out := runEnv(nil, "secret", "ls", "--url", strings.Replace(hs.URL, "http:", "https:", 1), "--admin-key", s.adminKey)
-		if code == 0 || !strings.Contains(out, "use an http:// --url") {
-			t.Errorf("https to a plain server: exit %d\n%s", code, out)
-		}
-	})
 }
 
 // TestClientConfig: the client configuration file's keys and refusals, and
