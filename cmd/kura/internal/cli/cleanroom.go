@@ -291,6 +291,9 @@ verification report goes to stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if out == "-" {
+				out = "" // stdout
+			}
 			if format == "" {
 				format = formatTable
 				if out != "" {
@@ -353,7 +356,7 @@ verification report goes to stderr.`,
 	}
 	tf.register(g, open, &identityDir)
 	open.Flags().StringVar(&identityDir, "identity", g.envDefault("KURA_IDENTITY", ""), "your party identity directory (KURA_IDENTITY; client.yaml identity)")
-	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output to this file (mode 0600) instead of printing it")
+	open.Flags().StringVarP(&out, "output", "o", "", "write the decrypted output to this file (mode 0600) instead of printing it; - is stdout")
 	open.Flags().StringVar(&format, "format", "", "table, csv, json (the signed result as decrypted) or parquet (needs -o); default table, or json with -o")
 	cmd := &cobra.Command{Use: "result", Short: "Fetch, verify and open clean-room results"}
 	cmd.AddCommand(open, newResultFetchCmd(g))

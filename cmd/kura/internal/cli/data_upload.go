@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,7 +21,7 @@ func newDataUploadCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cf := &clientFlags{g: g, url: &url, adminKey: &adminKey}
 	cmd := &cobra.Command{
-		Use:   "upload SEALED --url URL --admin-key FILE",
+		Use:   "upload SEALED [--url URL --admin-key FILE]",
 		Short: "Upload a sealed dataset to a kura server's blob store; prints the location to name in a manifest",
 		Long: `Upload a sealed file to the blob store of a kura server (its log role), under the file's SHA-256,
 signed with your key broker tenant key (--admin-key): only owners the operator admitted may upload.
@@ -64,7 +63,7 @@ already changes nothing.`,
 			}
 			location := strings.TrimSuffix(url, "/") + res.Location
 			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
+				return printJSON(cmd.OutOrStdout(), struct {
 					SHA256   string `json:"sha256"`
 					Size     int64  `json:"size"`
 					Location string `json:"location"`

@@ -47,6 +47,11 @@ func checkResultFormats(t *testing.T, dir string, run func(...string) (int, stri
 	if code != 0 || err != nil || len(recs) != len(r.Rows)+1 || recs[0][0] != r.Columns[0].Name {
 		t.Errorf("--format csv: exit %d, %v, %d records for %d rows\n%s", code, err, len(recs), len(r.Rows), stdout.String())
 	}
+	var dash strings.Builder
+	stderr.Reset()
+	if code := Run(context.Background(), with("--format", "csv", "-o", "-"), Env{Stdout: &dash, Stderr: &stderr}); code != 0 || dash.String() != stdout.String() {
+		t.Errorf("--format csv -o -: exit %d, wrote %q to stdout, want what --format csv prints\n%s", code, dash.String(), stderr.String())
+	}
 	csvPath := filepath.Join(dir, "result.csv")
 	if code, out := run(with("--format", "csv", "-o", csvPath)...); code != 0 {
 		t.Errorf("--format csv -o: exit %d\n%s", code, out)

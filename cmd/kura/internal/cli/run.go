@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +41,7 @@ func newRunClient(g *globals, cmd *cobra.Command, identity bool) *runClient {
 		rc.cf.identity = &rc.identity
 		cmd.Flags().StringVar(&rc.identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the party directory whose signing key signs the request (KURA_IDENTITY; client.yaml identity)")
 	}
-	cmd.Flags().BoolVar(&rc.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&rc.json, "json", false, runJSONHelp)
 	rc.cf.addCA(cmd, false)
 	return rc
 }
@@ -64,17 +63,27 @@ func (rc *runClient) client() (*coordinator.Client, error) {
 	return c, nil
 }
 
-func (rc *runClient) print(w io.Writer, runs ...*coordinator.RunStatus) error {
+// print shows one run, or with --json prints it as one JSON object.
+func (rc *runClient) print(w io.Writer, r *coordinator.RunStatus) error {
 	if rc.json {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if len(runs) == 1 {
-			return enc.Encode(runs[0])
+		return printJSON(w, r)
+	}
+	return rc.list(w, []*coordinator.RunStatus{r})
+}
+
+// list shows runs one a line, or with --json prints them as a JSON array.
+func (rc *runClient) list(w io.Writer, runs []*coordinator.RunStatus) error {
+	if rc.json {
+		if runs == nil {
+			runs = []*coordinator.RunStatus{}
 		}
-		return enc.Encode(runs)
+		return printJSON(w, runs)
 	}
 	for _, r := range runs {
 		fmt.Fprintf(w, "%s  %-9s  %s/%s  attempts %d  submitted %s", r.ID, r.State, r.Collaboration, r.Analysis, r.Attempts, r.SubmittedAt.UTC().Format(time.RFC3339))
+		if r.Worker != "" {
+			fmt.Fprintf(w, "  worker %s", r.Worker)
+		}
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s", r.Error)
 		}
@@ -82,6 +91,9 @@ func (rc *runClient) print(w io.Writer, runs ...*coordinator.RunStatus) error {
 	}
 	return nil
 }
+
+// runJSONHelp documents what the run commands print with --json.
+const runJSONHelp = `print JSON: a run is {id, collaboration, analysis, submitted_by, submitted_at, state, worker, attempts, result, receipt, error, updated_at}; run ls prints an array of them`
 
 func newRunSubmitCmd(g *globals) *cobra.Command {
 	var analysisID string
@@ -91,7 +103,7 @@ func newRunSubmitCmd(g *globals) *cobra.Command {
 		Long: `Queue a run of an analysis of a collaboration the coordinator holds. The request is signed by a
 party the manifest lets run it (an analyst, or an owner of data it reads), and every owner whose data
 it reads must have approved the current version. A worker then claims it; its key brokers check
-everything again before any key moves. Prints the run id; follow it with kura run wait.`,
+everything again before any key moves. Prints the run, its id first; follow it with kura run wait.`,
 		Args: cobra.ExactArgs(1),
 	}
 	rc := newRunClient(g, cmd, true)
@@ -146,7 +158,7 @@ func newRunLsCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return rc.print(cmd.OutOrStdout(), runs...)
+		return rc.list(cmd.OutOrStdout(), runs)
 	}
 	cmd.Flags().StringVar(&collabID, "collab", "", "the collaboration whose runs to list")
 	return cmd
@@ -220,6 +232,7 @@ transparency log and the coordinator name them.`,
 		Args: cobra.ExactArgs(1),
 	}
 	rc := newRunClient(g, cmd, false)
+	cmd.Flags().Lookup("json").Usage = jsonFlagHelp
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if out == "" {
 			return usagef("-o RESULT is required")
