@@ -29,6 +29,7 @@ type Kind string
 const (
 	KindManifestVersion       Kind = "manifest_version"
 	KindApproval              Kind = "approval"
+	KindRevocation            Kind = "revocation"
 	KindKeyRelease            Kind = "key_release"
 	KindRunStart              Kind = "run_start"
 	KindResult                Kind = "result"
@@ -58,11 +59,13 @@ type Entry struct {
 	// Party is the fingerprint of the party that acted (64 hex digits).
 	Party string
 	// Subject is the kind-specific digest ("sha256:<hex>"): the manifest,
-	// approval, result bundle, receipt, policy or document hashed.
+	// approval, revocation, result bundle, receipt, policy or document
+	// hashed.
 	Subject string
 	// Previous is the previous manifest version's digest (manifest_version).
 	Previous string
-	// Version is the manifest version number (manifest_version).
+	// Version is the manifest version number (manifest_version; the
+	// version approved or, for a revocation, named).
 	Version uint64
 	// Run identifies a clean-room run (run_start, result, receipt, and a
 	// key_release to or refused to a run).
@@ -130,6 +133,8 @@ func ruleFor(k Kind) (kindRule, bool) {
 		return kindRule{required: []string{"collaboration", "subject"}, allowed: []string{"party", "previous", "version"}}, true
 	case KindApproval:
 		return kindRule{required: []string{"collaboration", "party", "subject"}, allowed: []string{"version"}}, true
+	case KindRevocation:
+		return kindRule{required: []string{"collaboration", "party", "subject"}, allowed: []string{"version"}}, true
 	case KindKeyRelease:
 		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "run", "manifest", "analysis", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
 	case KindRunStart:
@@ -150,7 +155,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 
 // Kinds returns every entry kind, sorted.
 func Kinds() []Kind {
-	ks := []Kind{KindManifestVersion, KindApproval, KindKeyRelease, KindRunStart, KindResult,
+	ks := []Kind{KindManifestVersion, KindApproval, KindRevocation, KindKeyRelease, KindRunStart, KindResult,
 		KindReceipt, KindPolicyChange, KindReferenceValuesChange, KindTimelockRegistration}
 	slices.Sort(ks)
 	return ks

@@ -17,6 +17,7 @@ func entrySeeds(t testing.TB) [][]byte {
 	es := []*auditlog.Entry{
 		{Kind: auditlog.KindManifestVersion, Time: at, Collaboration: "c1", Subject: d, Previous: d, Version: 2, Party: fp},
 		{Kind: auditlog.KindApproval, Time: at, Collaboration: "c1", Party: fp, Subject: d},
+		{Kind: auditlog.KindRevocation, Time: at, Collaboration: "c1", Party: fp, Subject: d, Version: 1},
 		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "released", Resource: "a/key/1", Reason: "policy <allowed> & ok", TokenDigest: "ab", PolicyID: "p@1", Requester: "127.0.0.1", TEE: "snp", Measurement: "00ff", BrokerSeq: 7},
 		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "refused", Resource: "a/key/1", Reason: "token expired"},
 		{Kind: auditlog.KindKeyRelease, Time: at, Decision: "released", Resource: "a/dataset-key/1", Collaboration: "c1", Run: "0f0f", Manifest: d, Analysis: "by_area", BrokerSeq: 8},

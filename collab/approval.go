@@ -64,7 +64,10 @@ func (a *Approval) Message(collabID string) ([]byte, error) {
 // Approve has the identity's party approve the current version as of at
 // (truncated to the second), records the approval (replacing an earlier
 // one by the party of the same version) and returns it. The identity's
-// card must be the party's card in the manifest.
+// card must be the party's card in the manifest. An approval in the very
+// second of a revocation by the party that the file holds is signed a
+// second later: a revocation revokes approvals signed at or before it,
+// and approving right after revoking restores.
 func (c *Collaboration) Approve(id *party.Identity, at time.Time) (*Approval, error) {
 	n := len(c.Versions)
 	m := c.Current()
@@ -79,7 +82,11 @@ func (c *Collaboration) Approve(id *party.Identity, at time.Time) (*Approval, er
 	if err != nil {
 		return nil, err
 	}
-	a := &Approval{Party: p.Name, Version: n, ManifestHash: m.Hash(), ScopeDigest: scope, SignedAt: at.UTC().Truncate(time.Second)}
+	at = at.UTC().Truncate(time.Second)
+	if r := c.revokedUntil(nil, nil)[string(p.Card.SigningKey)]; r != nil && at.Equal(r.RevokedAt) {
+		at = at.Add(time.Second)
+	}
+	a := &Approval{Party: p.Name, Version: n, ManifestHash: m.Hash(), ScopeDigest: scope, SignedAt: at}
 	msg, err := a.Message(c.ID)
 	if err != nil {
 		return nil, err
@@ -147,6 +154,7 @@ type State string
 const (
 	Approved State = "approved" // a valid approval covers the current version
 	Stale    State = "stale"    // the party approved, but its scope changed since
+	Revoked  State = "revoked"  // an approval would cover it, but the party revoked it
 	Missing  State = "missing"  // the party never validly approved
 )
 
@@ -158,29 +166,40 @@ type PartyStatus struct {
 	Required bool  `json:"required"`
 	State    State `json:"state"`
 	// Via is the version whose approval covers the current one (Approved),
-	// or the latest version the party validly approved (Stale).
+	// the latest version the party validly approved (Stale), or the
+	// latest version whose approval would cover it but was revoked
+	// (Revoked).
 	Via int `json:"via,omitempty"`
 	// StaleSince and Changes say which version changed the party's scope
 	// and what changed (Stale).
 	StaleSince int      `json:"stale_since,omitempty"`
 	Changes    []string `json:"changes,omitempty"`
+	// RevokedAt and Reason are the party's latest revocation's time and
+	// reason (Revoked).
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
 	// Invalid counts the party's approvals that do not verify.
 	Invalid int `json:"invalid,omitempty"`
 }
 
 // Status reports, for each party of the current version, whether a valid
 // approval covers it: P's approval of version j counts for version n iff
-// P's scope digest is the same in both.
+// P's scope digest is the same in both, and P did not revoke it (a valid
+// revocation in the file, by the same signing key, dated at or after the
+// approval's signed_at).
 func (c *Collaboration) Status() []PartyStatus {
 	m := c.Current()
+	revoked := c.revokedUntil(nil, nil)
 	out := make([]PartyStatus, 0, len(m.Parties))
 	for _, p := range m.Parties {
-		out = append(out, c.status(p.Name))
+		out = append(out, c.status(p.Name, revoked))
 	}
 	return out
 }
 
-func (c *Collaboration) status(name string) PartyStatus {
+// status is where the named party stands; revoked holds, by signing key,
+// the latest revocation that counts.
+func (c *Collaboration) status(name string, revoked map[string]*Revocation) PartyStatus {
 	n := len(c.Versions)
 	m := c.Current()
 	st := PartyStatus{Party: name, State: Missing}
@@ -193,6 +212,10 @@ func (c *Collaboration) status(name string) PartyStatus {
 	if err != nil {
 		return st
 	}
+	var (
+		revokedVia int
+		revocation *Revocation
+	)
 	for _, a := range c.Approvals {
 		if a.Party != name {
 			continue
@@ -202,6 +225,11 @@ func (c *Collaboration) status(name string) PartyStatus {
 			continue
 		}
 		if a.ScopeDigest == cur.digest {
+			key := c.Version(a.Version).Party(name).Card.SigningKey
+			if r := revoked[string(key)]; r != nil && !a.SignedAt.After(r.RevokedAt) {
+				revokedVia, revocation = max(revokedVia, a.Version), r
+				continue
+			}
 			if st.State != Approved || a.Version > st.Via {
 				st.State, st.Via, st.StaleSince, st.Changes = Approved, a.Version, 0, nil
 			}
@@ -220,6 +248,11 @@ func (c *Collaboration) status(name string) PartyStatus {
 			}
 		}
 	}
+	if st.State != Approved && revokedVia > 0 {
+		at := revocation.RevokedAt
+		st.State, st.Via, st.StaleSince, st.Changes = Revoked, revokedVia, 0, nil
+		st.RevokedAt, st.Reason = &at, revocation.Reason
+	}
 	return st
 }
 
@@ -231,7 +264,12 @@ func (c *Collaboration) status(name string) PartyStatus {
 // substitutes another card for the owner fails. Errors wrap
 // ErrNotApproved (a *NotApprovedError when the party is known),
 // ErrBadApproval or ErrBrokenChain, and name the owner.
-func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID string) error {
+//
+// An approval the owner revoked does not count (ErrRevoked): the file's
+// valid revocations count, and so do those in revoked that name this
+// collaboration and verify under ownerKey — what a key broker was given
+// and stored itself, whatever file a run presents.
+func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID string, revoked ...*Revocation) error {
 	if err := c.verifyChain(); err != nil {
 		return err
 	}
@@ -254,7 +292,7 @@ func (c *Collaboration) CheckApproved(ownerKey ed25519.PublicKey, analysisID str
 	if !reads {
 		return fmt.Errorf("%w: analysis %q reads no dataset of %q", ErrNotApproved, analysisID, p.Name)
 	}
-	return c.approvedBy(p.Name)
+	return c.approvedBy(p.Name, c.revokedUntil(ownerKey, revoked))
 }
 
 // CheckPartyApproved is what a party asks before it relies on the current
@@ -270,7 +308,7 @@ func (c *Collaboration) CheckPartyApproved(key ed25519.PublicKey) error {
 	if p == nil {
 		return fmt.Errorf("%w: no party of %s version %d has this signing key", ErrNotApproved, c.ID, len(c.Versions))
 	}
-	return c.approvedBy(p.Name)
+	return c.approvedBy(p.Name, c.revokedUntil(nil, nil))
 }
 
 // partyWithKey returns the party whose card has the signing key, or nil.
@@ -285,12 +323,15 @@ func (m *Manifest) partyWithKey(key ed25519.PublicKey) *Party {
 
 // approvedBy says why the named party's approvals do not cover the
 // current version, or nil when one does.
-func (c *Collaboration) approvedBy(name string) error {
-	st := c.status(name)
+func (c *Collaboration) approvedBy(name string, revoked map[string]*Revocation) error {
+	st := c.status(name, revoked)
 	e := &NotApprovedError{Party: name, Version: len(c.Versions), Err: ErrNotApproved}
 	switch st.State {
 	case Approved:
 		return nil
+	case Revoked:
+		e.Approved, e.RevokedAt = st.Via, *st.RevokedAt
+		e.Err = fmt.Errorf("%w: %w", ErrRevoked, ErrNotApproved)
 	case Stale:
 		e.Approved, e.StaleSince, e.Changes = st.Via, st.StaleSince, st.Changes
 	default:

@@ -19,13 +19,15 @@ const (
 )
 
 // Collaboration is a collaboration's history: every manifest version, each
-// chained to the one before by its Previous hash, and the parties'
-// approvals. It is stored as one JSON file (docs/spec/manifest.md §6).
+// chained to the one before by its Previous hash, the parties' approvals
+// and their revocations. It is stored as one JSON file
+// (docs/spec/manifest.md §6).
 type Collaboration struct {
-	Format    int         `json:"kura_collaboration"` // CollaborationFormat
-	ID        string      `json:"id"`                 // the manifests' id
-	Versions  []*Manifest `json:"versions"`           // version n is Versions[n-1]
-	Approvals []*Approval `json:"approvals,omitempty"`
+	Format      int           `json:"kura_collaboration"` // CollaborationFormat
+	ID          string        `json:"id"`                 // the manifests' id
+	Versions    []*Manifest   `json:"versions"`           // version n is Versions[n-1]
+	Approvals   []*Approval   `json:"approvals,omitempty"`
+	Revocations []*Revocation `json:"revocations,omitempty"`
 }
 
 // New starts a collaboration whose version 1 is m. m must be valid, in
@@ -99,10 +101,11 @@ func (c *Collaboration) Marshal() ([]byte, error) {
 // collabFile is a collaboration file with its manifests still raw, so
 // that their normal form can be checked.
 type collabFile struct {
-	Format    int               `json:"kura_collaboration"`
-	ID        string            `json:"id"`
-	Versions  []json.RawMessage `json:"versions"`
-	Approvals []*Approval       `json:"approvals"`
+	Format      int               `json:"kura_collaboration"`
+	ID          string            `json:"id"`
+	Versions    []json.RawMessage `json:"versions"`
+	Approvals   []*Approval       `json:"approvals"`
+	Revocations []*Revocation     `json:"revocations"`
 }
 
 // ParseCollaboration parses a collaboration file strictly and checks that
@@ -126,6 +129,8 @@ func ParseCollaboration(data []byte) (*Collaboration, error) {
 		return nil, fmt.Errorf("%w: %d versions, limit %d", ErrMalformedCollaboration, len(f.Versions), MaxVersions)
 	case len(f.Approvals) > MaxApprovals:
 		return nil, fmt.Errorf("%w: %d approvals, limit %d", ErrMalformedCollaboration, len(f.Approvals), MaxApprovals)
+	case len(f.Revocations) > MaxRevocations:
+		return nil, fmt.Errorf("%w: %d revocations, limit %d", ErrMalformedCollaboration, len(f.Revocations), MaxRevocations)
 	}
 	c := &Collaboration{Format: f.Format, ID: f.ID}
 	for i, raw := range f.Versions {
@@ -152,6 +157,16 @@ func ParseCollaboration(data []byte) (*Collaboration, error) {
 		}
 	}
 	c.Approvals = f.Approvals
+	for i, r := range f.Revocations {
+		if r == nil {
+			return nil, fmt.Errorf("%w: revocations[%d]: null", ErrMalformedCollaboration, i)
+		}
+		if _, err := r.Message(); err != nil {
+			return nil, fmt.Errorf("%w: revocations[%d]: %w", ErrMalformedCollaboration, i, err)
+		}
+		r.RevokedAt = r.RevokedAt.UTC()
+	}
+	c.Revocations = f.Revocations
 	return c, nil
 }
 
@@ -160,8 +175,10 @@ func ParseCollaboration(data []byte) (*Collaboration, error) {
 // one before (ErrBrokenChain), and every approval: its version exists, it
 // names that version's hash and the party's scope digest, and its
 // signature verifies under the party's card in that version
-// (ErrBadApproval). It does not say who approved what: see Status and
-// CheckApproved.
+// (ErrBadApproval), and every revocation: it names a version of this
+// collaboration and a party of it, whose card its signature verifies
+// under, and appears once (ErrBadRevocation). It does not say who approved
+// what: see Status and CheckApproved.
 func (c *Collaboration) Verify() error {
 	if err := c.verifyChain(); err != nil {
 		return err
@@ -178,6 +195,17 @@ func (c *Collaboration) Verify() error {
 			errs = append(errs, fmt.Errorf("%w: approvals[%d]: a second approval by %q of version %d", ErrBadApproval, i, a.Party, a.Version))
 		}
 		seen[k] = true
+	}
+	sigs := map[string]bool{}
+	for i, r := range c.Revocations {
+		if _, err := c.VerifyRevocation(r); err != nil {
+			errs = append(errs, fmt.Errorf("revocations[%d]: %w", i, err))
+			continue
+		}
+		if sigs[string(r.Signature)] {
+			errs = append(errs, fmt.Errorf("%w: revocations[%d]: a second copy of the same revocation", ErrBadRevocation, i))
+		}
+		sigs[string(r.Signature)] = true
 	}
 	return errors.Join(errs...)
 }

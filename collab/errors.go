@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kura-cc/kura/internal/fault"
 )
@@ -56,7 +57,12 @@ type NotApprovedError struct {
 	// Changes lists what changed in StaleSince, like `dataset "passengers"`
 	// or "worker reference values".
 	Changes []string
-	// Err is ErrNotApproved or an ErrBadApproval error.
+	// RevokedAt is when the party revoked the approval of version
+	// Approved that would cover Version (zero unless Err wraps
+	// ErrRevoked).
+	RevokedAt time.Time
+	// Err is ErrNotApproved, an ErrBadApproval error, or an error wrapping
+	// both ErrRevoked and ErrNotApproved.
 	Err error
 }
 
@@ -65,6 +71,8 @@ func (e *NotApprovedError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrBadApproval):
 		return fmt.Sprintf("party %q has no valid approval of version %d: %v", e.Party, e.Version, e.Err)
+	case errors.Is(e.Err, ErrRevoked):
+		return fmt.Sprintf("%v: party %q revoked its approval (of version %d) at %s: it must approve again", ErrRevoked, e.Party, e.Approved, e.RevokedAt.UTC().Format(time.RFC3339))
 	case e.Approved == 0:
 		return fmt.Sprintf("%v: party %q never approved (current version %d)", e.Err, e.Party, e.Version)
 	default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+	"time"
 )
 
 func FuzzParseManifest(f *testing.F) {
@@ -51,6 +52,7 @@ func FuzzParseManifest(f *testing.F) {
 func FuzzParseCollaboration(f *testing.F) {
 	c, ids := started(f)
 	c.Approve(ids["airline"], t0)
+	c.Revoke(ids["airline"], t0.Add(time.Minute), "audit pending")
 	m := next(f, c)
 	m.Description = "v2"
 	if err := c.AddVersion(m); err != nil {

@@ -92,6 +92,20 @@ func (c *Client) do(ctx context.Context, method, id string, file []byte) ([]byte
 	return body, nil
 }
 
+// Revoke delivers a party's signed revocation of its approval
+// (collab.Revocation, as Marshal encodes it) to the coordinator, which
+// adds it to the stored collaboration file and logs it. It needs no
+// Identity: the revocation is signed.
+func (c *Client) Revoke(ctx context.Context, revocation []byte) (*PutResponse, error) {
+	r, err := collab.ParseRevocation(revocation)
+	if err != nil {
+		return nil, err
+	}
+	var out PutResponse
+	err = c.call(ctx, http.MethodPost, "/v1/collaborations/"+url.PathEscape(r.Collaboration)+"/revocations", revocation, nil, &out)
+	return &out, err
+}
+
 // SubmitRun queues a run of analysis in collaboration, signed by Identity.
 func (c *Client) SubmitRun(ctx context.Context, collaboration, analysis string) (*RunStatus, error) {
 	if c.Identity == nil {

@@ -1,8 +1,10 @@
 // Package coordinator keeps clean-room collaborations: it serves
 // PUT and GET /v1/collaborations/{id} (docs/spec/manifest.md §6), storing
 // every version of each collaboration file in the platform's store and
-// recording every new manifest version and approval in the transparency
-// log before storing it.
+// recording every new manifest version, approval and revocation in the
+// transparency log before storing it. POST
+// /v1/collaborations/{id}/revocations adds a party's signed revocation of
+// its approval (docs/spec/manifest.md §5.4) to the stored file.
 //
 // # Security model
 //
@@ -10,11 +12,15 @@
 // brokers and receivers check manifests and approvals themselves. What it
 // guarantees is publicity and order: a file is accepted only if it verifies
 // (every signature, every hash link) and extends the stored one (the same
-// versions first, no approval dropped), so the history it serves is
-// append-only and every step of it is in the log. A compromised
+// versions first, no approval or revocation dropped), so the history it
+// serves is append-only and every step of it is in the log. A compromised
 // coordinator can refuse service or serve a stale file; it cannot forge an
 // approval, and a file it serves that the log does not hold is evidence
-// against it.
+// against it. Nor can it undo a revocation: the key brokers holding the
+// revoking party's keys keep their own copy and enforce it; the run queue
+// refusing the party's runs (409 approval-revoked) only saves a worker
+// the attestation. A revocation needs no push signature: it is signed by
+// its party, and is accepted only if it verifies under that party's card.
 //
 // Every version a push adds passes analysis.Check, the static check of
 // its analyses that kura collab create and approve run: a manifest whose
@@ -45,6 +51,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +174,7 @@ func New(cfg Config) (*Coordinator, error) {
 func (c *Coordinator) Register(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/collaborations/{id}", web.Handle(c.slog, nil, c.uploads.Limit(collab.MaxCollaborationSize, c.put)))
 	mux.Handle("GET /v1/collaborations/{id}", web.Handle(c.slog, nil, c.get))
+	mux.Handle("POST /v1/collaborations/{id}/revocations", web.Handle(c.slog, nil, c.uploads.Limit(collab.MaxRevocationSize, c.revoke)))
 	if c.runs != nil {
 		c.registerRuns(mux)
 	}
@@ -187,9 +195,11 @@ func (c *Coordinator) get(w http.ResponseWriter, r *http.Request) error {
 
 // PutResponse says what a collaboration update added to the log.
 type PutResponse struct {
-	// Versions and Approvals count what the stored file now holds.
-	Versions  int `json:"versions"`
-	Approvals int `json:"approvals"`
+	// Versions, Approvals and Revocations count what the stored file now
+	// holds.
+	Versions    int `json:"versions"`
+	Approvals   int `json:"approvals"`
+	Revocations int `json:"revocations,omitempty"`
 	// Logged are the inclusion proofs of the new log entries, in order.
 	Logged []json.RawMessage `json:"logged"`
 }
@@ -228,7 +238,7 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 	if err := next.Verify(); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	newVersions, newApprovals, err := extends(prev, next)
+	newVersions, newApprovals, newRevocations, err := extends(prev, next)
 	if err != nil {
 		return err
 	}
@@ -239,12 +249,15 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("version %d: %w", n, err)
 		}
 	}
-	resp := PutResponse{Versions: len(next.Versions), Approvals: len(next.Approvals)}
-	if len(newVersions) == 0 && len(newApprovals) == 0 {
+	if err := checkTimes(newRevocations, c.now()); err != nil {
+		return err
+	}
+	resp := PutResponse{Versions: len(next.Versions), Approvals: len(next.Approvals), Revocations: len(next.Revocations)}
+	if len(newVersions) == 0 && len(newApprovals) == 0 && len(newRevocations) == 0 {
 		return web.WriteJSON(w, http.StatusOK, resp) // nothing new: stored and logged already
 	}
 	c.slog.InfoContext(r.Context(), "collaboration pushed", "collaboration", next.ID, "by", by,
-		"new_versions", len(newVersions), "new_approvals", len(newApprovals), "created", prev == nil)
+		"new_versions", len(newVersions), "new_approvals", len(newApprovals), "new_revocations", len(newRevocations), "created", prev == nil)
 	now := c.now().UTC()
 	for _, n := range newVersions {
 		m := next.Version(n)
@@ -263,6 +276,11 @@ func (c *Coordinator) put(w http.ResponseWriter, r *http.Request) error {
 		e := &auditlog.Entry{Kind: auditlog.KindApproval, Time: now, Collaboration: next.ID, Party: p.Card.Fingerprint,
 			Subject: auditlog.Digest(sum), Version: uint64(a.Version)}
 		if err := c.append(r.Context(), e, &resp); err != nil {
+			return err
+		}
+	}
+	for _, rev := range newRevocations {
+		if err := c.logRevocation(r.Context(), next, rev, now, &resp); err != nil {
 			return err
 		}
 	}
@@ -310,21 +328,28 @@ func partyKeys(prev, next *collab.Collaboration) func(string) (ed25519.PublicKey
 }
 
 // extends checks that next keeps everything prev had (its versions first,
-// every approval) and returns what is new: version numbers and approvals.
-func extends(prev, next *collab.Collaboration) ([]int, []*collab.Approval, error) {
-	have := map[string]bool{}
+// every approval, every revocation) and returns what is new: version
+// numbers, approvals and revocations. A stored approval may give way to
+// a later one by the same party of the same version (a party approving
+// again after revoking): both are in the log.
+func extends(prev, next *collab.Collaboration) ([]int, []*collab.Approval, []*collab.Revocation, error) {
+	have := map[string]*collab.Approval{}
+	revoked := map[string]bool{}
 	from := 1
 	if prev != nil {
 		if len(next.Versions) < len(prev.Versions) {
-			return nil, nil, fmt.Errorf("%w: it has %d versions, the stored one %d: history only grows", ErrRefused, len(next.Versions), len(prev.Versions))
+			return nil, nil, nil, fmt.Errorf("%w: it has %d versions, the stored one %d: history only grows", ErrRefused, len(next.Versions), len(prev.Versions))
 		}
 		for i, v := range prev.Versions {
 			if next.Versions[i].Hash() != v.Hash() {
-				return nil, nil, fmt.Errorf("%w: version %d differs from the stored one: history is append-only", ErrRefused, i+1)
+				return nil, nil, nil, fmt.Errorf("%w: version %d differs from the stored one: history is append-only", ErrRefused, i+1)
 			}
 		}
 		for _, a := range prev.Approvals {
-			have[string(a.Signature)] = true
+			have[string(a.Signature)] = a
+		}
+		for _, r := range prev.Revocations {
+			revoked[string(r.Signature)] = true
 		}
 		from = len(prev.Versions) + 1
 	}
@@ -333,16 +358,35 @@ func extends(prev, next *collab.Collaboration) ([]int, []*collab.Approval, error
 		versions = append(versions, n)
 	}
 	var approvals []*collab.Approval
-	kept := 0
 	for _, a := range next.Approvals {
-		if have[string(a.Signature)] {
-			kept++
+		if have[string(a.Signature)] != nil {
+			delete(have, string(a.Signature))
 			continue
 		}
 		approvals = append(approvals, a)
 	}
-	if kept < len(have) {
-		return nil, nil, fmt.Errorf("%w: it drops %d stored approval(s)", ErrRefused, len(have)-kept)
+	dropped := 0
+	for _, old := range have {
+		if !slices.ContainsFunc(approvals, func(a *collab.Approval) bool {
+			return a.Party == old.Party && a.Version == old.Version && a.SignedAt.After(old.SignedAt)
+		}) {
+			dropped++
+		}
 	}
-	return versions, approvals, nil
+	if dropped > 0 {
+		return nil, nil, nil, fmt.Errorf("%w: it drops %d stored approval(s)", ErrRefused, dropped)
+	}
+	var revocations []*collab.Revocation
+	kept := 0
+	for _, r := range next.Revocations {
+		if revoked[string(r.Signature)] {
+			kept++
+			continue
+		}
+		revocations = append(revocations, r)
+	}
+	if kept < len(revoked) {
+		return nil, nil, nil, fmt.Errorf("%w: it drops %d stored revocation(s): a revocation stands until its party approves again", ErrRefused, len(revoked)-kept)
+	}
+	return versions, approvals, revocations, nil
 }

@@ -153,7 +153,7 @@ func (c *Coordinator) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := WorkerKeyID(pub)
 	reg := Registration{Name: cmp.Or(tee, "tee") + "-" + id[:8], PublicKey: pub, TEE: tee, Status: cpu.Status.String(),
-		Expires: c.now().Add(c.registration).UTC().Truncate(time.Second)}
+		Expires: c.now().Add(c.registration).UTC()}
 	reg.Measurement, _ = cpu.Evidence["measurement"].(string)
 	rec, err := json.Marshal(reg)
 	if err != nil {
@@ -164,11 +164,14 @@ func (c *Coordinator) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !added { // registered already: the live registration stands
-		if rec, _, err = c.ephemeral.Get(r.Context(), workerRecordKey(id)); err != nil {
+		live, ok, err := c.ephemeral.Get(r.Context(), workerRecordKey(id))
+		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(rec, &reg); err != nil {
-			return err
+		if ok {
+			if err := json.Unmarshal(live, &reg); err != nil {
+				return err
+			}
 		}
 	}
 	c.slog.InfoContext(r.Context(), "worker registered", "worker", reg.Name, "tee", tee, "measurement", reg.Measurement,
@@ -235,7 +238,9 @@ func decode(data []byte, v any) error {
 
 // submit queues a run of an analysis, for a party the manifest lets run
 // it: an analyst, or an owner of a dataset it reads. Every owner whose
-// data it reads must have approved the current version.
+// data it reads must have approved the current version, and not revoked
+// that approval (409 approval-revoked, naming the owner): the key brokers
+// would refuse such a run after it attested.
 func (c *Coordinator) submit(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(r.Header.Get("Authorization"), httpsig.Scheme+" ") {
 		return fmt.Errorf("%w: a run is submitted signed by a party (kura run submit --identity)", httpsig.ErrUnauthenticated)
@@ -290,6 +295,10 @@ func (c *Coordinator) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	for owner := range owners {
 		if err := col.CheckApproved(ed25519.PublicKey(m.Party(owner).Card.SigningKey), an.ID); err != nil {
+			if errors.Is(err, collab.ErrRevoked) {
+				c.slog.WarnContext(r.Context(), "run refused: approval revoked", "collaboration", col.ID, "analysis", an.ID, "owner", owner, "by", p.Name)
+				return fmt.Errorf("%w: %w", ErrRevoked, err)
+			}
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}

@@ -2,8 +2,10 @@ package keybroker
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -79,12 +81,14 @@ type RunView struct {
 //   - the token binds a run context naming the collaboration's current
 //     manifest and an analysis in it;
 //   - the owner approved that analysis of that manifest (or an earlier
-//     version whose changes do not touch the owner's data);
+//     version whose changes do not touch the owner's data), and did not
+//     revoke that approval: no revocation this broker keeps, or the file
+//     holds, signed by the owner key at or after it (ErrApprovalRevoked);
 //   - the analysis reads the dataset this key opens, with the sealed
 //     file's digest the key was registered for;
 //   - the attested worker meets the manifest's worker reference values
 //     (measurement, and minimum TCB where set).
-func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*RunView, error) {
+func (b *Broker) checkRun(ctx context.Context, a *Attested, r *store.Resource, path string, collabFile []byte) (*RunView, error) {
 	if len(collabFile) == 0 {
 		return nil, fmt.Errorf("%w: %s is a dataset key, released only to a clean-room run: present the collaboration (POST the collaboration file to the resource URL)", ErrDenied, path)
 	}
@@ -129,7 +133,14 @@ func checkRun(a *Attested, r *store.Resource, path string, collabFile []byte) (*
 	if p := m.Party(ds.Owner); p == nil || p.Card == nil || !bytes.Equal(p.Card.SigningKey, ownerKey) {
 		return nil, fmt.Errorf("%w: the manifest says dataset %q belongs to %s, whose card does not carry the owner key pinned on %s", ErrDenied, ds.ID, ds.Owner, path)
 	}
-	if err := c.CheckApproved(ed25519.PublicKey(ownerKey), an.ID); err != nil {
+	revoked, err := b.revocations(ctx, m.ID, ownerKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckApproved(ed25519.PublicKey(ownerKey), an.ID, revoked...); err != nil {
+		if errors.Is(err, collab.ErrRevoked) {
+			return nil, fmt.Errorf("%w: %w", ErrApprovalRevoked, err)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	if err := m.CheckWorker(a.View.TEE, a.View.Claims); err != nil {

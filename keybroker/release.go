@@ -187,7 +187,7 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 	}
 	var run *RunView
 	if r.Metadata[MetaKind] == KindDatasetKey || collaboration != nil {
-		if run, err = checkRun(a, r, path, collaboration); err != nil {
+		if run, err = b.checkRun(ctx, a, r, path, collaboration); err != nil {
 			return nil, err
 		}
 		if err := b.checkRunLimits(ctx, run); err != nil {

@@ -60,7 +60,7 @@ func newMetrics() *metrics {
 		}, []string{"source", "outcome"}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kura_key_releases_total",
-			Help: `Key-release decisions recorded in the audit trail, by decision ("released", "refused") and reason class ("allowed", "policy", "unauthenticated", "not-found", "bad-request", "error").`,
+			Help: `Key-release decisions recorded in the audit trail, by decision ("released", "refused") and reason class ("allowed", "policy", "revoked", "unauthenticated", "not-found", "bad-request", "error").`,
 		}, []string{"decision", "reason"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kura_runs_total",
@@ -169,6 +169,7 @@ func releaseReason(rec *store.AuditRecord) string {
 		err  error
 		name string
 	}{
+		{keybroker.ErrApprovalRevoked, "revoked"},
 		{keybroker.ErrDenied, "policy"},
 		{keybroker.ErrUnauthenticated, "unauthenticated"},
 		{keybroker.ErrNotFound, "not-found"},

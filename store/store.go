@@ -1,7 +1,8 @@
 // Package store defines the state of a kura server, one database shared by
 // every role: the key broker's sealed resources addressed by KBS resource
-// path, release policies and the audit trail of release decisions; the
-// coordinator's collaboration files and run queue; and the short-lived
+// path, release policies, the audit trail of release decisions and the
+// revocations of approvals it was given; the coordinator's collaboration
+// files and run queue; and the short-lived
 // records (nonces, sessions) that replicas must share. Store is the whole
 // interface; each role declares the few methods it uses where it uses them
 // (coordinator.Collaborations, coordinator.Runs, verifier.NonceStore).
@@ -120,6 +121,8 @@ const (
 	// DefaultMaxAttempts is how many claims ClaimRun allows a run when
 	// its maxAttempts is zero or negative.
 	DefaultMaxAttempts = 3
+	// MaxRevocationSize bounds Revocation.Statement.
+	MaxRevocationSize = 8 << 10
 )
 
 // Run states.
@@ -174,6 +177,34 @@ type Run struct {
 	Error string
 	// UpdatedAt is set by every write.
 	UpdatedAt time.Time
+}
+
+// Revocation is a party's signed withdrawal of its approvals of a
+// collaboration (docs/spec/manifest.md §5.4), as a key broker keeps it
+// once it verified the signature. The store checks the fields' form, not
+// the signature: a reader verifies Statement itself against the key it
+// trusts. Times are UTC with microsecond precision.
+type Revocation struct {
+	// Collaboration is the collaboration id (1..MaxCollaborationIDSize
+	// bytes).
+	Collaboration string
+	// Signer is the Ed25519 public key that signed Statement, 64
+	// lowercase hex: what a key broker pins as a dataset's owner key.
+	Signer string
+	// Party is the card fingerprint the statement names (64 lowercase
+	// hex).
+	Party string
+	// RevokedAt is the statement's revocation time: it revokes approvals
+	// signed at or before it.
+	RevokedAt time.Time
+	// Statement is the signed revocation, as its signer's format encodes
+	// it (1..MaxRevocationSize bytes).
+	Statement []byte
+	// Digest is the hex SHA-256 of Statement, set by the store: a
+	// revocation is stored once.
+	Digest string
+	// StoredAt is when it was first stored (set by PutRevocation).
+	StoredAt time.Time
 }
 
 // Resource is one version of a secret held by the key broker, sealed.
@@ -340,6 +371,14 @@ type Store interface {
 	// and ErrConflict unless the run is running and held by worker (a
 	// worker whose lapsed lease another took cannot finish it).
 	FinishRun(ctx context.Context, id, worker, state, result, receipt, errText string) error
+	// PutRevocation stores r unless a revocation with the same Statement
+	// is stored, and reports whether it was new. Its Digest and StoredAt
+	// are set by the store; a field of the wrong form is ErrInvalid.
+	PutRevocation(ctx context.Context, r *Revocation) (created bool, err error)
+	// ListRevocations returns up to limit revocations of collaboration
+	// signed by signer (64 lowercase hex), latest RevokedAt first, then by
+	// digest. limit <= 0 means 100; at most 10000 are returned.
+	ListRevocations(ctx context.Context, collaboration, signer string, limit int) ([]Revocation, error)
 	// Ephemeral returns the store's table of short-lived records.
 	Ephemeral() Ephemeral
 	// Close releases the store's connections. Calling it twice is harmless.

@@ -12,11 +12,13 @@
 // the primary key (id, version) lets exactly one of several replicas racing
 // to store a version win. Runs wait in the runs table; replicas claim them
 // with SELECT ... FOR UPDATE SKIP LOCKED, so each claim takes a run no
-// other claim holds. Ephemeral records (store.Ephemeral) live in the
-// ephemeral table and, unlike everything else, are written through a second
-// small pool whose sessions set synchronous_commit=off: their commits do not
-// wait for the WAL to reach disk, so a server crash may lose the last
-// moments' records. A background loop in each replica purges expired ones.
+// other claim holds. The revocations a key broker was given are kept in
+// the revocations table, once each (keyed by the statement's digest).
+// Ephemeral records (store.Ephemeral) live in the ephemeral table and,
+// unlike everything else, are written through a second small pool whose
+// sessions set synchronous_commit=off: their commits do not wait for the
+// WAL to reach disk, so a server crash may lose the last moments' records.
+// A background loop in each replica purges expired ones.
 //
 // The schema is created or migrated on open under an advisory lock, so
 // replicas may start together. Tables are created in the connection's
@@ -240,6 +242,19 @@ CREATE INDEX runs_claim ON runs (submitted_at, id) WHERE state IN ('queued', 'ru
 -- ListRuns, newest first: all runs, or one collaboration's.
 CREATE INDEX runs_submitted ON runs (submitted_at, id);
 CREATE INDEX runs_collaboration ON runs (collaboration, submitted_at, id);
+`,
+	`
+CREATE TABLE revocations (
+	digest        TEXT COLLATE "C" NOT NULL PRIMARY KEY, -- hex SHA-256 of the statement
+	collaboration TEXT COLLATE "C" NOT NULL,
+	signer        TEXT COLLATE "C" NOT NULL,
+	party         TEXT        NOT NULL,
+	revoked_at    TIMESTAMPTZ NOT NULL,
+	statement     BYTEA       NOT NULL,
+	stored_at     TIMESTAMPTZ NOT NULL
+);
+-- ListRevocations: one signer's revocations of a collaboration, latest first.
+CREATE INDEX revocations_signer ON revocations (collaboration, signer, revoked_at);
 `,
 }
 

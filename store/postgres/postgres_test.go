@@ -156,12 +156,13 @@ func TestOpen(t *testing.T) {
 }
 
 // TestUpgrade: a database written by schema 2, before the audit trail named
-// clean-room runs, or by schema 3, before the run queue, keeps its audit
-// records when this build opens it, and queues runs.
+// clean-room runs, by schema 3, before the run queue, or by schema 4,
+// before revocations, keeps its audit records when this build opens it,
+// queues runs and stores revocations.
 func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
 	sc := newSchemas(t)
-	for _, from := range []int{2, 3} {
+	for _, from := range []int{2, 3, 4} {
 		t.Run(fmt.Sprint("schema", from), func(t *testing.T) {
 			url := sc.urlFor(t, "db")
 			db, err := pgxpool.New(ctx, url)
@@ -192,6 +193,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.Seq, a.Time, a.Decision, a.
 			}
 			storetest.CheckUpgradedAudit(t, s)
 			storetest.CheckUpgradedRuns(t, s)
+			storetest.CheckUpgradedRevocations(t, s)
 		})
 	}
 }

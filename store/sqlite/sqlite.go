@@ -8,7 +8,8 @@
 // fsync.
 //
 // Collaboration files are kept, every version, in the collaborations table;
-// the run queue in the runs table, claimed under the single writer.
+// the run queue in the runs table, claimed under the single writer; the
+// revocations a key broker was given in the revocations table.
 // Ephemeral records (store.Ephemeral) live in the ephemeral table; their
 // writes are group committed too and, like every write here, durable once
 // acknowledged. A background loop purges expired ones.
@@ -256,6 +257,19 @@ CREATE INDEX runs_claim ON runs (submitted_at, id) WHERE state IN ('queued', 'ru
 -- ListRuns, newest first: all runs, or one collaboration's.
 CREATE INDEX runs_submitted ON runs (submitted_at, id);
 CREATE INDEX runs_collaboration ON runs (collaboration, submitted_at, id);
+`,
+	`
+CREATE TABLE revocations (
+	digest        TEXT    NOT NULL PRIMARY KEY, -- hex SHA-256 of the statement
+	collaboration TEXT    NOT NULL,
+	signer        TEXT    NOT NULL,
+	party         TEXT    NOT NULL,
+	revoked_at    INTEGER NOT NULL, -- Unix microseconds, UTC
+	statement     BLOB    NOT NULL,
+	stored_at     INTEGER NOT NULL
+);
+-- ListRevocations: one signer's revocations of a collaboration, latest first.
+CREATE INDEX revocations_signer ON revocations (collaboration, signer, revoked_at);
 `,
 }
 

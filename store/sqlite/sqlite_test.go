@@ -81,10 +81,11 @@ func TestOpen(t *testing.T) {
 }
 
 // TestUpgrade: a database written by schema 2, before the audit trail named
-// clean-room runs, or by schema 3, before the run queue, keeps its audit
-// records when this build opens it, and queues runs.
+// clean-room runs, by schema 3, before the run queue, or by schema 4,
+// before revocations, keeps its audit records when this build opens it,
+// queues runs and stores revocations.
 func TestUpgrade(t *testing.T) {
-	for _, from := range []int{2, 3} {
+	for _, from := range []int{2, 3, 4} {
 		t.Run(fmt.Sprint("schema", from), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "kbs.db")
 			db := rawDB(t, path)
@@ -113,6 +114,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.Seq, a.Time.UnixMicro(), a.Decision, a
 			}
 			storetest.CheckUpgradedAudit(t, s)
 			storetest.CheckUpgradedRuns(t, s)
+			storetest.CheckUpgradedRevocations(t, s)
 		})
 	}
 }

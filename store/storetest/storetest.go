@@ -50,6 +50,8 @@ func Run(t *testing.T, open Open) {
 		{"Runs", testRuns},
 		{"RunClaims", testRunClaims},
 		{"ConcurrentClaims", testConcurrentClaims},
+		{"Revocations", testRevocations},
+		{"ConcurrentRevocations", testConcurrentRevocations},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

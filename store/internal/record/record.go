@@ -3,6 +3,9 @@
 package record
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -317,6 +320,45 @@ func Finish(state, result, receipt, errText string) (string, error) {
 		return "", fmt.Errorf("%w: receipt is not a SHA-256 (64 lowercase hex)", store.ErrInvalid)
 	}
 	return sanitize(errText), nil
+}
+
+// Revocation validates r for PutRevocation and returns the copy to store,
+// its digest computed and its times normalised.
+func Revocation(r *store.Revocation, now func() time.Time) (store.Revocation, error) {
+	if r == nil {
+		return store.Revocation{}, fmt.Errorf("%w: nil revocation", store.ErrInvalid)
+	}
+	if err := store.CheckCollaborationID(r.Collaboration); err != nil {
+		return store.Revocation{}, err
+	}
+	switch {
+	case !isHex(r.Signer, 64):
+		return store.Revocation{}, fmt.Errorf("%w: revocation signer is not an Ed25519 public key (64 lowercase hex)", store.ErrInvalid)
+	case !isHex(r.Party, 64):
+		return store.Revocation{}, fmt.Errorf("%w: revocation party is not a card fingerprint (64 lowercase hex)", store.ErrInvalid)
+	case r.RevokedAt.IsZero():
+		return store.Revocation{}, fmt.Errorf("%w: revocation without a time", store.ErrInvalid)
+	case len(r.Statement) == 0 || len(r.Statement) > store.MaxRevocationSize:
+		return store.Revocation{}, fmt.Errorf("%w: revocation statement is %d bytes, want 1..%d", store.ErrInvalid, len(r.Statement), store.MaxRevocationSize)
+	}
+	sum := sha256.Sum256(r.Statement)
+	return store.Revocation{
+		Collaboration: r.Collaboration,
+		Signer:        r.Signer,
+		Party:         r.Party,
+		RevokedAt:     Time(r.RevokedAt, now),
+		Statement:     bytes.Clone(r.Statement),
+		Digest:        hex.EncodeToString(sum[:]),
+		StoredAt:      Time(time.Time{}, now),
+	}, nil
+}
+
+// Signer validates a ListRevocations signer.
+func Signer(signer string) error {
+	if !isHex(signer, 64) {
+		return fmt.Errorf("%w: signer is not an Ed25519 public key (64 lowercase hex)", store.ErrInvalid)
+	}
+	return nil
 }
 
 // truncateRunes cuts s to at most n bytes, for quoting in an error.

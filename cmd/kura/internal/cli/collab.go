@@ -21,7 +21,7 @@ import (
 
 func newCollabCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "collab", Short: "Clean-room collaborations: manifests, their history and the parties' approvals"}
-	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g), newCollabPullCmd(g))
+	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g), newCollabPullCmd(g), newCollabRevokeCmd(g))
 	return cmd
 }
 
@@ -294,8 +294,9 @@ func newCollabStatusCmd() *cobra.Command {
 		Short: "Show which parties approved the current version",
 		Long: `Verify the collaboration (hash chain and every approval's signature) and print, per party,
 whether its approval covers the current version: approved (via which version), stale (since
-which version, because what changed) or missing. Data providers' approvals are required for
-any key release. With --require-all, exits 5 unless every data provider approved.`,
+which version, because what changed), revoked (the party withdrew it, kura collab revoke, and
+has not approved since) or missing. Data providers' approvals are required for any key
+release. With --require-all, exits 5 unless every data provider approved.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := readCollab(args[0])
@@ -331,6 +332,12 @@ func printStatus(w io.Writer, c *collab.Collaboration) []string {
 			fmt.Fprintf(w, "  %-12s approved, via version %d%s\n", s.Party, s.Via, req)
 		case collab.Stale:
 			fmt.Fprintf(w, "  %-12s stale: approved version %d; version %d changed %s — must approve again%s\n", s.Party, s.Via, s.StaleSince, strings.Join(s.Changes, ", "), req)
+		case collab.Revoked:
+			why := ""
+			if s.Reason != "" {
+				why = fmt.Sprintf(" (%q)", s.Reason)
+			}
+			fmt.Fprintf(w, "  %-12s revoked at %s%s: approved version %d, then withdrew it — must approve again%s\n", s.Party, s.RevokedAt.Format(time.RFC3339), why, s.Via, req)
 		default:
 			fmt.Fprintf(w, "  %-12s missing%s\n", s.Party, req)
 		}
