@@ -63,8 +63,12 @@ type Config struct {
 	// MaxTokenAge refuses tokens issued longer ago than this, even if not
 	// expired. Zero means 10 minutes.
 	MaxTokenAge time.Duration
-	// DevMode lets the default policy release to the INSECURE sim TEE.
+	// DevMode lets the default policy release to the INSECURE sim TEE, and
+	// /kbs/v0/attest accept Trustee's unsigned sample evidence.
 	DevMode bool
+	// Compat is how the KBS protocol endpoints answer: CompatKura (the
+	// default, also for "") or CompatTrustee.
+	Compat Compat
 	// Audit receives every decision after it is stored, e.g. the
 	// transparency log. Nil means none.
 	Audit AuditSink
@@ -109,6 +113,7 @@ type Broker struct {
 	attest      Attester
 	maxTokenAge time.Duration
 	devMode     bool
+	compat      Compat
 	audit       AuditSink
 	onPolicy    func(ctx context.Context, c *PolicyChange) ([]byte, error)
 	prove       func(ctx context.Context, seq int64) ([]byte, error)
@@ -131,9 +136,13 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("keybroker: no trusted verifier keys: configure at least one verifier")
 	}
+	compat, err := ParseCompat(string(cfg.Compat))
+	if err != nil {
+		return nil, fmt.Errorf("keybroker: %w", err)
+	}
 	b := &Broker{
 		store: cfg.Store, keys: cfg.Keys, tokens: cfg.Tokens, attest: cfg.Attest,
-		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, audit: cfg.Audit, onPolicy: cfg.OnPolicyChange, prove: cfg.ProveDecision,
+		maxTokenAge: cfg.MaxTokenAge, devMode: cfg.DevMode, compat: compat, audit: cfg.Audit, onPolicy: cfg.OnPolicyChange, prove: cfg.ProveDecision,
 		policies: newPolicies(), now: cfg.Now, log: cfg.Logger,
 		verified: &tokenCache{m: map[[32]byte]*Attested{}},
 	}

@@ -56,6 +56,8 @@ type fixtureOpts struct {
 	// same database through its own store handle, the same KEK, verifier
 	// and owner key.
 	replicaOf *fixture
+	// compat is the KBS compatibility mode ("": kura's).
+	compat Compat
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -121,7 +123,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if _, bench := t.(*testing.B); bench {
 		w = io.Discard
 	}
-	b, err := New(Config{Store: st, Ephemeral: shared, Keys: ring, Tokens: tv, Attest: svc, DevMode: o.dev, RateLimit: 1e6, Logger: newTestLogger(w)})
+	b, err := New(Config{Store: st, Ephemeral: shared, Keys: ring, Tokens: tv, Attest: svc, DevMode: o.dev, Compat: o.compat, RateLimit: 1e6, Logger: newTestLogger(w)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,9 @@ func (e *RemoteError) Is(target error) bool {
 		if strings.HasSuffix(e.Type, "/not-your-tenant") {
 			return target == ErrNotYourTenant
 		}
+		if strings.HasSuffix(e.Type, "/approval-revoked") && target == ErrApprovalRevoked {
+			return true
+		}
 		return target == ErrDenied
 	case http.StatusNotFound:
 		return target == ErrNotFound
@@ -127,7 +130,12 @@ func (c *Client) Attest(ctx context.Context, a attestation.Attester, context []b
 	var out struct {
 		Token string `json:"token"`
 	}
-	att := kbsAttestation{RuntimeData: &kbsRuntimeData{Nonce: ch.Nonce, TEEPubKey: tk.public}, TEEEvidence: ev}
+	// Protocol 0.4: the evidence is the primary evidence of a composite.
+	composite, err := json.Marshal(kbsCompositeEvidence{PrimaryEvidence: ev, AdditionalEvidence: new(string)})
+	if err != nil {
+		return nil, err
+	}
+	att := kbsAttestation{RuntimeData: &kbsRuntimeData{Nonce: ch.Nonce, TEEPubKey: tk.public}, TEEEvidence: composite}
 	if err := s.do(ctx, http.MethodPost, "/kbs/v0/attest", att, &out); err != nil {
 		return nil, err
 	}
@@ -357,4 +365,42 @@ func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) ([]stor
 func (c *AdminClient) Tenants(ctx context.Context) ([]Tenant, error) {
 	var ts []Tenant
 	return ts, c.do(ctx, http.MethodGet, "/kbs/v0/admin/tenants", nil, &ts)
+}
+
+// Revoke delivers a party's signed revocation of its approval, with the
+// collaboration file whose history holds the version and card it names,
+// to the broker (POST RevocationPath; docs/spec/cleanroom.md §3.1). A
+// refusal is a *web.RemoteError, which carries the broker's kind of
+// failure.
+func (c *Client) Revoke(ctx context.Context, revocation, collaboration []byte) (*RevocationResponse, error) {
+	body, err := json.Marshal(RevocationRequest{Revocation: revocation, Collaboration: collaboration})
+	if err != nil {
+		return nil, fmt.Errorf("key broker: revocation request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+RevocationPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("key broker: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxClientResponse))
+	if err != nil {
+		return nil, fmt.Errorf("key broker: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, web.ReadProblem("key broker", resp.StatusCode, data)
+	}
+	var out RevocationResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("key broker: decode the revocation answer: %w", err)
+	}
+	return &out, nil
 }

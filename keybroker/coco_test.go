@@ -193,8 +193,8 @@ func TestCoCoEndToEnd(t *testing.T) {
 		{"tdx evidence in a sample session", "sample", 400, func(g *cocoGuest) int {
 			return g.attest(g.nonce, g.jwkJSON, json.RawMessage(`{"cc_eventlog":null,"quote":"AAEC","aa_eventlog":null}`))
 		}},
-		{"Trustee sample evidence", "sample", 400, func(g *cocoGuest) int {
-			rd := g.reportData(g.version, g.nonce, g.jwkJSON)
+		{"Trustee sample evidence binding another nonce", "sample", 401, func(g *cocoGuest) int {
+			rd := g.reportData(g.version, otherNonce, g.jwkJSON)
 			return g.attest(g.nonce, g.jwkJSON, json.RawMessage(`{"svn":"1","report_data":"`+base64.StdEncoding.EncodeToString(rd[:48])+`"}`))
 		}},
 	}
@@ -215,8 +215,10 @@ func TestCoCoEndToEnd(t *testing.T) {
 
 func TestCoCoProtocolRefusals(t *testing.T) {
 	f := newFixture(t, fixtureOpts{dev: true})
-	if _, st := newCoCoGuest(t, f, "0.3.0", "sample"); st != 400 {
-		t.Errorf("protocol 0.3.0: %d, want 400", st)
+	for _, v := range []string{"0.3.0", "0.4", "0.4.x", "0.4.0.1", "00.4.0", "v0.4.0", "1.0.0", ""} {
+		if _, st := newCoCoGuest(t, f, v, "sample"); st != 400 {
+			t.Errorf("protocol %q: %d, want 400", v, st)
+		}
 	}
 	g, _ := newCoCoGuest(t, f, "0.4.0", "sample")
 	ev := g.evidence(g.reportData("0.4.0", g.nonce, g.jwkJSON))
@@ -260,6 +262,10 @@ func FuzzCoCoAttestation(f *testing.F) {
 	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":` + string(simDoc.Evidence) + `}`))
 	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":{"primary_evidence":` + string(simDoc.Evidence) + `,"additional_evidence":""}}`))
 	f.Add([]byte(`{"tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AA"},"tee-evidence":"{\"svn\":\"1\"}"}`))
+	// Trustee sample evidence, and primary evidence as a JSON string.
+	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":{"primary_evidence":{"svn":"1","report_data":"AAAA"},"additional_evidence":""}}`))
+	quoted, _ := json.Marshal(string(simDoc.Evidence))
+	f.Add([]byte(`{"runtime-data":{"nonce":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","tee-pubkey":{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"tee-evidence":{"primary_evidence":` + string(quoted) + `,"additional_evidence":""}}`))
 	sess := &session{TEE: attestation.Sim, Nonce: bytes.Repeat([]byte{1}, 32)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var att kbsAttestation

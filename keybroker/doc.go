@@ -6,7 +6,9 @@
 // It speaks the Confidential Containers KBS attestation protocol
 // (POST /kbs/v0/auth, POST /kbs/v0/attest, GET /kbs/v0/resource/<repo>/<type>/<tag>)
 // and adds an authenticated owner API under /kbs/v0/admin/. The wire
-// format and kura's extensions are in docs/spec/keybroker.md.
+// format and kura's extensions are in docs/spec/keybroker.md; with
+// Config.Compat set to CompatTrustee the KBS endpoints answer exactly as
+// Trustee's KBS 0.4.0 does (§2.2).
 //
 // Security model: the broker trusts its KEK, the verifier keys it is
 // configured with, its release policies, and the owners' admin keys. The
@@ -25,4 +27,11 @@
 // about its target is read, logged, and recorded in the audit trail where
 // the target's owner sees it, never as a release decision
 // (docs/spec/keybroker.md §6.1).
+//
+// A broker is where an owner's revocation of its approval is enforced
+// (docs/spec/cleanroom.md §3.1): it keeps the signed revocation only when
+// it holds a dataset key pinned to the signer, and at each release reads
+// the revocations by the pinned key, verifying each again, so neither the
+// coordinator nor the file a run presents can undo one, and no party's
+// revocation touches another party's keys.
 package keybroker

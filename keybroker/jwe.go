@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwe"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
@@ -22,7 +20,7 @@ import (
 // EC and X25519 keys for ECDH-ES+A256KW, RSA keys for RSA-OAEP-256.
 type recipient struct {
 	ecdh *ecdh.PublicKey
-	rsa  jwk.Key
+	rsa  *rsa.PublicKey
 }
 
 // parseRecipient parses the tee-pubkey JWK and checks it is a key kura can
@@ -52,11 +50,7 @@ func parseRecipient(data []byte) (*recipient, error) {
 		if pub.Size() < 256 {
 			return nil, errors.New("tee-pubkey RSA key is shorter than 2048 bits")
 		}
-		pk, err := k.PublicKey()
-		if err != nil {
-			return nil, err
-		}
-		return &recipient{rsa: pk}, nil
+		return &recipient{rsa: pub}, nil
 	}
 	return nil, fmt.Errorf("tee-pubkey key type %s: want EC, OKP (X25519) or RSA", k.KeyType())
 }
@@ -65,34 +59,49 @@ var b64 = base64.RawURLEncoding
 
 // encrypt returns value as a flattened JSON JWE (RFC 7516 §7.2.2) to the
 // recipient: ECDH-ES+A256KW with A256GCM (RFC 7518 §4.6, §5.3) for EC and
-// X25519 keys, RSA-OAEP-256 for RSA keys.
+// X25519 keys, RSA-OAEP-256 with A256GCM (RFC 7518 §4.3) for RSA keys.
+// Every header parameter is in the protected header, which the content
+// encryption authenticates; there is no shared or per-recipient unprotected
+// header, so the headers are disjoint as RFC 7516 §7.2.1 requires.
 func (r *recipient) encrypt(value []byte) ([]byte, error) {
-	if r.rsa != nil {
-		return jwe.Encrypt(value, jwe.WithKey(jwa.RSA_OAEP_256(), r.rsa), jwe.WithContentEncryption(jwa.A256GCM()), jwe.WithJSON())
-	}
-	eph, err := r.ecdh.Curve().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	z, err := eph.ECDH(r.ecdh)
-	if err != nil {
-		return nil, fmt.Errorf("ecdh: %w", err)
-	}
-	const alg = "ECDH-ES+A256KW"
-	kek := concatKDF(z, alg, 256)
-	clear(z)
 	cek := make([]byte, 32)
 	rand.Read(cek)
 	defer clear(cek)
-	wrapped, err := aesKeyWrap(kek, cek)
-	if err != nil {
-		return nil, err
+	var (
+		header  []byte
+		wrapped []byte
+	)
+	if r.rsa != nil {
+		const alg = "RSA-OAEP-256"
+		var err error
+		if wrapped, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, r.rsa, cek, nil); err != nil {
+			return nil, fmt.Errorf("rsa-oaep: %w", err)
+		}
+		header = fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM"}`, alg)
+	} else {
+		eph, err := r.ecdh.Curve().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		z, err := eph.ECDH(r.ecdh)
+		if err != nil {
+			return nil, fmt.Errorf("ecdh: %w", err)
+		}
+		const alg = "ECDH-ES+A256KW"
+		kek := concatKDF(z, alg, 256)
+		clear(z)
+		wrapped, err = aesKeyWrap(kek, cek)
+		clear(kek)
+		if err != nil {
+			return nil, err
+		}
+		epk, err := epkJSON(eph.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		header = fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM","epk":%s}`, alg, epk)
 	}
-	epk, err := epkJSON(eph.PublicKey())
-	if err != nil {
-		return nil, err
-	}
-	protected := b64.EncodeToString(fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM","epk":%s}`, alg, epk))
+	protected := b64.EncodeToString(header)
 	block, err := aes.NewCipher(cek)
 	if err != nil {
 		return nil, err
@@ -103,6 +112,7 @@ func (r *recipient) encrypt(value []byte) ([]byte, error) {
 	}
 	iv := make([]byte, gcm.NonceSize())
 	rand.Read(iv)
+	// The additional data is ASCII(BASE64URL(protected header)): no aad member.
 	sealed := gcm.Seal(nil, iv, value, []byte(protected))
 	ct, tag := sealed[:len(value)], sealed[len(value):]
 	return fmt.Appendf(nil, `{"protected":%q,"encrypted_key":%q,"iv":%q,"ciphertext":%q,"tag":%q}`,

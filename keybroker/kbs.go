@@ -12,18 +12,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/coco"
+	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/verifier"
 )
 
-// ProtocolVersion is the KBS protocol version kura's client speaks. The
-// broker also accepts clients speaking 0.1.x and 0.4.x, the version of
-// current Confidential Containers guests (docs/spec/keybroker.md §2).
-const ProtocolVersion = "0.1.1"
+// ProtocolVersion is the KBS protocol version kura's client speaks: 0.4.0,
+// the version of Trustee and of current Confidential Containers guests. The
+// broker also accepts clients speaking 0.1.x and other 0.4.x versions,
+// unless it answers as Trustee does (CompatTrustee: 0.4.0 only)
+// (docs/spec/keybroker.md §2).
+const ProtocolVersion = "0.4.0"
 
 // maxKBSBody bounds KBS request bodies.
 const maxKBSBody = attestation.MaxBundleSize + 64<<10
@@ -33,14 +37,18 @@ type Attester interface {
 	Verify(ctx context.Context, b *attestation.Bundle, opts verifier.Options) (*verifier.Report, error)
 }
 
-// Register mounts the KBS protocol and the admin API on mux.
+// Register mounts the KBS protocol and the admin API on mux, and answers
+// every other request under /kbs/ with a problem (404, or 405 for a path
+// that has routes for other methods).
 func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
 	h := func(f web.HandlerFunc) http.Handler { return web.Handle(b.log, nil, b.limited(f)) }
-	mux.Handle("POST /kbs/v0/auth", h(b.handleAuth))
-	mux.Handle("POST /kbs/v0/attest", h(b.handleAttest))
-	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.handleResource))
+	mux.Handle("POST /kbs/v0/auth", h(b.compatible(endpointAuth, b.handleAuth)))
+	mux.Handle("POST /kbs/v0/attest", h(b.compatible(endpointAttest, b.handleAttest)))
+	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.compatible(endpointResource, b.handleResource)))
 	mux.Handle("POST "+RunResourcePrefix+"{repo}/{type}/{tag}", h(b.handleResource))
+	mux.Handle("POST "+RevocationPath, h(b.handleRevocation))
 	b.registerAdmin(mux, admins)
+	mux.Handle(kbsCatchAll, h(b.unrouted(mux)))
 }
 
 // limited applies the per-client rate limit.
@@ -73,7 +81,8 @@ type kbsRuntimeData struct {
 }
 
 // kbsAttestation is the KBS Attestation payload. Protocol 0.1.0 put
-// tee-pubkey at the top level; 0.1.1 puts it in runtime-data.
+// tee-pubkey at the top level; 0.1.1 puts it in runtime-data; 0.4 adds
+// init-data (initdata.go).
 type kbsAttestation struct {
 	RuntimeData *kbsRuntimeData `json:"runtime-data,omitempty"`
 	TEEPubKey   json.RawMessage `json:"tee-pubkey,omitempty"`
@@ -111,8 +120,8 @@ func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(req.Version, "0.1.") && !strings.HasPrefix(req.Version, "0.4.") {
-		return fmt.Errorf("%w: KBS protocol version %q; this broker speaks 0.1.x and 0.4.x", ErrBadRequest, req.Version)
+	if err := b.checkVersion(req.Version); err != nil {
+		return err
 	}
 	tee, err := teeFor(req.TEE)
 	if err != nil {
@@ -124,8 +133,15 @@ func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/kbs", Expires: sess.Expires, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	setSessionCookie(w, id, sess.Expires)
 	return web.WriteJSON(w, http.StatusOK, kbsChallenge{Nonce: base64.StdEncoding.EncodeToString(nonce), ExtraParams: ""})
+}
+
+// setSessionCookie sets the session cookie. /auth sets it and /attest sets
+// it again, as Trustee does, so a client that keeps the cookies of the
+// last answer keeps the session.
+func setSessionCookie(w http.ResponseWriter, id string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/kbs", Expires: expires, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
 // sessionID returns the request's session cookie.
@@ -147,10 +163,11 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if tok, ok, err := b.sessions.token(r.Context(), id); err != nil {
+	if a, ok, err := b.sessions.attested(r.Context(), id); err != nil {
 		return err
 	} else if ok {
-		return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(tok)})
+		setSessionCookie(w, id, a.Expires)
+		return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(a.Token)})
 	}
 	sess, ok, err := b.sessions.pending(r.Context(), id)
 	if err != nil {
@@ -171,6 +188,10 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	initData, err := parseInitData(att.InitData)
+	if err != nil {
+		return err
+	}
 	// Claim the session: its nonce is spent by this attempt, pass or fail.
 	if _, ok, err := b.sessions.take(r.Context(), id); err != nil {
 		return err
@@ -181,6 +202,12 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("%w: attestation failed (the session's nonce is spent: start again with POST /kbs/v0/auth): %w", ErrUnauthenticated, err)
 	}
+	if initData != nil {
+		if err := initData.check(bundle.TEE, rep.Claims); err != nil {
+			b.log.WarnContext(r.Context(), "kbs attestation refused: init-data does not match the evidence", "tee", bundle.TEE, "reason", err, "requester", web.ClientAddr(r))
+			return fmt.Errorf("%w: attestation failed (the session's nonce is spent: start again with POST /kbs/v0/auth): %w", ErrUnauthenticated, err)
+		}
+	}
 	a, err := b.authenticate(r.Context(), rep.Token)
 	if err != nil {
 		return err
@@ -188,7 +215,13 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 	if err := b.sessions.attest(r.Context(), id, sess, rep.Token); err != nil {
 		return err
 	}
-	b.log.InfoContext(r.Context(), "kbs session attested", "tee", a.View.TEE, "status", a.View.Status, "requester", web.ClientAddr(r))
+	attrs := []any{"tee", a.View.TEE, "status", a.View.Status, "insecure", a.View.Insecure, "init_data", initData != nil, "requester", web.ClientAddr(r)}
+	if bundle.TEE == attestation.Sim && sim.IsSample(bundle.Evidence) {
+		b.log.WarnContext(r.Context(), "kbs session attested with Trustee sample evidence: "+sim.SampleWarning, attrs...)
+	} else {
+		b.log.InfoContext(r.Context(), "kbs session attested", attrs...)
+	}
+	setSessionCookie(w, id, sess.Expires)
 	return web.WriteJSON(w, http.StatusOK, map[string]string{"token": string(rep.Token)})
 }
 
@@ -199,6 +232,9 @@ func (b *Broker) handleAttest(w http.ResponseWriter, r *http.Request) error {
 // composite (protocol 0.4); native evidence is bound under the CoCo rule of
 // its protocol (docs/spec/keybroker.md §2.1).
 func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bundle, error) {
+	if b.compat == CompatTrustee && (att.RuntimeData == nil || att.TEEPubKey != nil) {
+		return nil, fmt.Errorf("%w: protocol 0.4.0 puts tee-pubkey in runtime-data", ErrBadRequest)
+	}
 	teePubKey := att.TEEPubKey // protocol 0.1.0
 	if rd := att.RuntimeData; rd != nil {
 		if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(base64.StdEncoding.EncodeToString(sess.Nonce))) != 1 {
@@ -215,10 +251,16 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 	if err != nil {
 		return nil, err
 	}
+	if b.compat == CompatTrustee && rule != attestation.BindingCoCoKBS04 {
+		return nil, fmt.Errorf(`%w: protocol 0.4.0 tee-evidence is {"primary_evidence": ..., "additional_evidence": ""}`, ErrBadRequest)
+	}
 	if !isKuraBundle(ev) {
 		bundle, err := coco.ParseEvidence(sess.TEE, ev)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tee-evidence is neither a kura evidence bundle nor %s evidence from a CoCo attester: %w", ErrBadRequest, sess.TEE, err)
+		}
+		if err := b.checkSample(bundle); err != nil {
+			return nil, err
 		}
 		bundle.RuntimeData = attestation.RuntimeData{Nonce: bytes.Clone(sess.Nonce), PublicKey: pub}
 		bundle.Binding = rule
@@ -234,10 +276,22 @@ func (b *Broker) bundleFor(sess *session, att *kbsAttestation) (*attestation.Bun
 	if bundle.TEE != sess.TEE {
 		return nil, fmt.Errorf("%w: evidence is %s but the session was opened for %s", ErrBadRequest, bundle.TEE, sess.TEE)
 	}
+	if err := b.checkSample(bundle); err != nil {
+		return nil, err
+	}
 	if !bytes.Equal(bundle.RuntimeData.Nonce, sess.Nonce) || !bytes.Equal(bundle.RuntimeData.PublicKey, pub) {
 		return nil, fmt.Errorf("%w: the evidence's runtime data must carry the session nonce and the canonical tee-pubkey (docs/spec/keybroker.md §3)", ErrUnauthenticated)
 	}
 	return bundle, nil
+}
+
+// checkSample refuses Trustee's sample evidence outside dev mode: it is
+// unsigned, so anyone can make it (docs/spec/keybroker.md §2.1).
+func (b *Broker) checkSample(bundle *attestation.Bundle) error {
+	if bundle.TEE == attestation.Sim && sim.IsSample(bundle.Evidence) && !b.devMode {
+		return fmt.Errorf("%w: Trustee sample evidence is refused: %s, so this broker accepts it only in dev mode (kura kbs serve --dev)", ErrUnauthenticated, sim.SampleWarning)
+	}
+	return nil
 }
 
 // attachProof puts the decision's log inclusion proof in the answer's
@@ -267,8 +321,10 @@ type kbsCompositeEvidence struct {
 }
 
 // primaryEvidence unwraps tee-evidence: a JSON string holding the evidence
-// (protocol 0.1.0), a protocol 0.4 composite, or the evidence itself. It
-// returns the evidence and the CoCo binding rule its protocol implies.
+// (protocol 0.1.0), a protocol 0.4 composite (whose primary_evidence may
+// again be the evidence or a JSON string holding it), or the evidence
+// itself. It returns the evidence and the CoCo binding rule its protocol
+// implies.
 // Additional (device) evidence is refused: kura cannot verify it, and the
 // binding rule would then cover evidence nobody checked.
 func primaryEvidence(ev json.RawMessage) (json.RawMessage, attestation.Binding, error) {
@@ -295,7 +351,11 @@ func primaryEvidence(ev json.RawMessage) (json.RawMessage, attestation.Binding, 
 	case *c.AdditionalEvidence != "":
 		return nil, "", fmt.Errorf("%w: tee-evidence carries additional (device) evidence, which this broker does not verify: attest without device attesters", ErrBadRequest)
 	}
-	return c.PrimaryEvidence, attestation.BindingCoCoKBS04, nil
+	ev = c.PrimaryEvidence
+	if json.Unmarshal(ev, &s) == nil { // the primary evidence as a JSON string holding it
+		ev = []byte(s)
+	}
+	return ev, attestation.BindingCoCoKBS04, nil
 }
 
 // isKuraBundle reports whether evidence is shaped like a kura evidence
@@ -372,13 +432,13 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return nil, fmt.Errorf("%w: Authorization must be a Bearer attestation token", ErrUnauthenticated)
+			return nil, errNoToken{fmt.Errorf("%w: Authorization must be a Bearer attestation token", ErrUnauthenticated)}
 		}
 		return b.authenticate(r.Context(), []byte(strings.TrimSpace(tok)))
 	}
 	id, err := sessionID(r)
 	if err != nil {
-		return nil, err
+		return nil, errNoToken{err}
 	}
 	tok, ok, err := b.sessions.token(r.Context(), id)
 	if err != nil {
@@ -388,9 +448,9 @@ func (b *Broker) attestedOf(r *http.Request) (*Attested, error) {
 		if _, pending, err := b.sessions.pending(r.Context(), id); err != nil {
 			return nil, err
 		} else if pending {
-			return nil, fmt.Errorf("%w: session not attested: POST /kbs/v0/attest first", ErrUnauthenticated)
+			return nil, errNoToken{fmt.Errorf("%w: session not attested: POST /kbs/v0/attest first", ErrUnauthenticated)}
 		}
-		return nil, errNoSession
+		return nil, errNoToken{errNoSession}
 	}
 	return b.authenticate(r.Context(), tok)
 }

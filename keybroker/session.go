@@ -137,6 +137,15 @@ func (s *sessions) attest(ctx context.Context, id string, sess *session, tok []b
 
 // token returns the token of an attested, live session.
 func (s *sessions) token(ctx context.Context, id string) ([]byte, bool, error) {
+	a, ok, err := s.attested(ctx, id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return a.Token, true, nil
+}
+
+// attested returns an attested, live session: its token and expiry.
+func (s *sessions) attested(ctx context.Context, id string) (*attestedSession, bool, error) {
 	h := sessionHash(id)
 	now := s.now()
 	s.mu.Lock()
@@ -144,7 +153,7 @@ func (s *sessions) token(ctx context.Context, id string) ([]byte, bool, error) {
 	s.mu.Unlock()
 	if ok {
 		if now.Before(c.Expires) {
-			return c.Token, true, nil
+			return &c, true, nil
 		}
 		return nil, false, nil
 	}
@@ -157,7 +166,7 @@ func (s *sessions) token(ctx context.Context, id string) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("keybroker: stored attested session: %w", err)
 	}
 	s.remember(h, a)
-	return a.Token, true, nil
+	return &a, true, nil
 }
 
 func (s *sessions) remember(h [sha256.Size]byte, a attestedSession) {

@@ -168,7 +168,7 @@ func (b *build) buildKBS(ctx context.Context) error {
 	broker, err := keybroker.New(keybroker.Config{
 		Store: b.state, Ephemeral: b.state.Ephemeral(), Keys: ring, Tokens: tokens, Attest: b.metrics.Attester(b.verifier),
 		DevMode: b.cfg.DevMode, Audit: b.metrics.AuditSink(h), ProveDecision: h.prove, OnPolicyChange: h.policyChanged,
-		RateLimit: cfg.RateLimit, Logger: b.log,
+		RateLimit: cfg.RateLimit, Compat: cfg.Compat, Logger: b.log,
 	})
 	if err != nil {
 		return err

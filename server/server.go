@@ -142,6 +142,9 @@ type KBS struct {
 	// RateLimit is the key broker requests per second allowed per client
 	// address, burst twice that (0: keybroker's default).
 	RateLimit float64
+	// Compat is how the KBS protocol endpoints answer: keybroker.CompatKura
+	// (the default, also for "") or keybroker.CompatTrustee.
+	Compat keybroker.Compat
 }
 
 // Log configures the transparency-log role.

@@ -18,8 +18,7 @@ import (
 const MaxEvidenceSize = attestation.MaxBundleSize
 
 // ErrUnsupported means the evidence is well formed but of a kind kura does
-// not accept (Trustee's sample evidence, a sev crate serialisation older than
-// version 5). It is in attestation's family, of kind fault.Unsupported;
+// not accept (a sev crate serialisation older than version 5). It is in attestation's family, of kind fault.Unsupported;
 // errors wrapping it also wrap attestation.ErrMalformed, first.
 var ErrUnsupported = fault.New(attestation.ErrAttestation, fault.Unsupported, "unsupported evidence")
 
@@ -41,8 +40,7 @@ func ParseEvidence(tee attestation.TEE, data []byte) (*attestation.Bundle, error
 	if err != nil {
 		return nil, err
 	}
-	// Trustee's sample TEE maps to kura's sim; parseSim says why its
-	// evidence is refused.
+	// Trustee's sample TEE maps to kura's sim (parseSim).
 	if got := guess(members); got != "" && got != string(tee) && (got != "sample" || tee != attestation.Sim) {
 		return nil, fmt.Errorf("%w: the evidence looks like %s evidence, but %s evidence was expected", attestation.ErrMalformed, got, tee)
 	}
@@ -100,12 +98,21 @@ func guess(m map[string]json.RawMessage) string {
 	return ""
 }
 
-// parseSim accepts kura's sim evidence document as the sim TEE's native
-// evidence. Trustee's sample evidence is refused.
+// parseSim accepts kura's sim evidence document, or Trustee's sample
+// evidence ({"svn", "report_data", "init_data"}: unsigned, which the sim
+// verifier accepts as INSECURE as the rest of the sim TEE), as the sim
+// TEE's native evidence.
 func parseSim(data []byte, m map[string]json.RawMessage) (*attestation.Bundle, error) {
 	if _, ok := m["svn"]; ok {
-		return nil, fmt.Errorf("%w: %w: Trustee's sample evidence carries no measurement, key or signature, so kura's sim TEE cannot check it; "+
-			"a dev-mode guest must send kura sim evidence (docs/spec/keybroker.md §2.1)", attestation.ErrMalformed, ErrUnsupported)
+		if err := fields(m, "Trustee sample evidence", []string{"svn"}, []string{"report_data", "init_data"}); err != nil {
+			return nil, err
+		}
+		for _, k := range []string{"svn", "report_data", "init_data"} {
+			if _, err := stringField(m, k, k == "svn"); err != nil {
+				return nil, err
+			}
+		}
+		return &attestation.Bundle{Version: attestation.BundleVersion, TEE: attestation.Sim, Evidence: bytes.Clone(data)}, nil
 	}
 	format, err := stringField(m, "format", true)
 	if err != nil {

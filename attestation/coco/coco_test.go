@@ -1,7 +1,10 @@
 package coco
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -36,13 +39,57 @@ func TestParseSim(t *testing.T) {
 	}
 }
 
-// TestSampleRefused: Trustee's sample evidence cannot be checked by the sim
-// TEE, so it is refused as unsupported, with the reason.
-func TestSampleRefused(t *testing.T) {
-	sample := `{"svn":"1","report_data":"` + strings.Repeat("A", 64) + `"}`
-	_, err := ParseEvidence(attestation.Sim, []byte(sample))
-	if !errors.Is(err, ErrUnsupported) || !errors.Is(err, attestation.ErrMalformed) || !strings.Contains(err.Error(), "sample") {
-		t.Errorf("sample evidence: %v, want ErrUnsupported naming sample", err)
+// TestSample: Trustee's sample evidence becomes a sim bundle, which the sim
+// verifier accepts, INSECURE, with its report_data zero-padded and no
+// measurement; malformed sample evidence is refused here, and the verifier
+// refuses it where sim keys are pinned.
+func TestSample(t *testing.T) {
+	rd := bytes.Repeat([]byte{7}, 48)
+	sample := `{"svn":"1","report_data":"` + base64.StdEncoding.EncodeToString(rd) + `","init_data":"` + base64.StdEncoding.EncodeToString([]byte{1, 2}) + `"}`
+	b, err := ParseEvidence(attestation.Sim, []byte(sample))
+	if err != nil || b.TEE != attestation.Sim || !sim.IsSample(b.Evidence) {
+		t.Fatalf("sample evidence: %v, %+v", err, b)
+	}
+	v, _ := sim.NewVerifier(sim.Config{})
+	res, err := v.Verify(context.Background(), b)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	want := make([]byte, 64)
+	copy(want, rd)
+	if !bytes.Equal(res.ReportData, want) || res.Claims["insecure"] != true || res.Claims["measurement"] != "" || !sim.IsSampleClaims(res.Claims) ||
+		res.Claims["sim"].(map[string]any)["init_data"] != "0102" || !strings.Contains(res.Claims["warning"].(string), "INSECURE") {
+		t.Errorf("sample claims %v, report data %x", res.Claims, res.ReportData)
+	}
+	a, _ := sim.NewAttester(sim.AttesterConfig{Measurement: make([]byte, sim.MeasurementSize)})
+	pinned, _ := sim.NewVerifier(sim.Config{TrustedKeys: []crypto.PublicKey{a.PublicKey()}})
+	if _, err := pinned.Verify(context.Background(), b); !errors.Is(err, attestation.ErrUntrustedRoot) {
+		t.Errorf("sample evidence with pinned sim keys: %v, want ErrUntrustedRoot", err)
+	}
+	for name, bad := range map[string]string{
+		"svn not a string":   `{"svn":1}`,
+		"svn null":           `{"svn":null}`,
+		"unknown member":     `{"svn":"1","extra":""}`,
+		"report_data number": `{"svn":"1","report_data":5}`,
+		"duplicate member":   `{"svn":"1","svn":"2"}`,
+		"trailing data":      `{"svn":"1"} {}`,
+	} {
+		if _, err := ParseEvidence(attestation.Sim, []byte(bad)); !errors.Is(err, attestation.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	for name, bad := range map[string]string{
+		"report_data not base64": `{"svn":"1","report_data":"!!"}`,
+		"report_data too long":   `{"svn":"1","report_data":"` + base64.StdEncoding.EncodeToString(make([]byte, 65)) + `"}`,
+		"init_data too long":     `{"svn":"1","init_data":"` + base64.StdEncoding.EncodeToString(make([]byte, 65)) + `"}`,
+	} {
+		b, err := ParseEvidence(attestation.Sim, []byte(bad))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := v.Verify(context.Background(), b); !errors.Is(err, attestation.ErrMalformed) {
+			t.Errorf("%s: verify %v, want ErrMalformed", name, err)
+		}
 	}
 }
 

@@ -9,9 +9,10 @@
 // 1184-byte report the signature covers, following the AMD SEV-SNP ABI
 // table ATTESTATION_REPORT, and turns the certificate chain into a GUID
 // certificate table. TDX evidence is TdxEvidence, a base64 quote. Sim
-// evidence is kura's own sim document. Trustee's "sample" evidence is
-// refused: it has no measurement, key or signature that kura's INSECURE
-// sim TEE could check.
+// evidence is kura's own sim document, or Trustee's "sample" evidence,
+// which has no measurement, key or signature: the sim verifier accepts it,
+// INSECURE, only where no sim keys are pinned, and the key broker only in
+// dev mode.
 //
 // Security model: everything here is untrusted input, and this package
 // verifies nothing. It only reshapes bytes; the TEE verifiers (packages

@@ -10,8 +10,10 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -194,9 +196,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 }
 
 // Verify checks the signature on sim evidence and returns its claims, all
-// marked insecure.
+// marked insecure. Trustee's sample evidence (IsSample) has no signature
+// to check and is accepted only when no sim keys are pinned.
 func (v *Verifier) Verify(_ context.Context, b *attestation.Bundle) (*attestation.Result, error) {
 	res := &attestation.Result{TEE: attestation.Sim}
+	if b.TEE == attestation.Sim && IsSample(b.Evidence) {
+		return v.verifySample(b, res)
+	}
 	ev, m, rd, err := parse(b)
 	if err != nil {
 		return res, res.Fail("evidence parse", err)
@@ -281,6 +287,100 @@ func decodeHex(name, s string, size int) ([]byte, error) {
 	}
 	if len(b) != size {
 		return nil, fmt.Errorf("%w: sim evidence %s is %d bytes, want %d", attestation.ErrMalformed, name, len(b), size)
+	}
+	return b, nil
+}
+
+// SampleWarning is the text every artefact of Trustee's sample evidence
+// carries, with Warning.
+const SampleWarning = "INSECURE: Trustee sample evidence is unsigned: anyone can make it, and it proves nothing"
+
+// sampleFormat names Trustee's sample evidence in claims.
+const sampleFormat = "trustee-sample"
+
+// sampleEvidence is the evidence of Trustee's "sample" TEE, as its
+// attestation service's sample verifier reads it: a security version and
+// base64 report_data and init_data, with no measurement, key or signature
+// (docs/spec/attestation.md §4.3).
+type sampleEvidence struct {
+	SVN        *string `json:"svn"`
+	ReportData string  `json:"report_data"`
+	InitData   string  `json:"init_data"`
+}
+
+// IsSample reports whether sim evidence is Trustee's sample evidence (a
+// JSON object with "svn" and no "format") rather than kura's signed sim
+// document.
+func IsSample(evidence []byte) bool {
+	var m map[string]json.RawMessage
+	if len(evidence) > maxEvidenceSize || json.Unmarshal(evidence, &m) != nil {
+		return false
+	}
+	_, svn := m["svn"]
+	_, format := m["format"]
+	return svn && !format
+}
+
+// IsSampleClaims reports whether claims are those of Trustee's sample
+// evidence.
+func IsSampleClaims(claims map[string]any) bool {
+	s, _ := claims["sim"].(map[string]any)
+	return s["format"] == sampleFormat
+}
+
+// verifySample checks the shape of Trustee's sample evidence: there is
+// nothing else to check. Its report_data (at most 64 bytes) is
+// zero-padded to 64 bytes, as Trustee's hardware verifiers regularise it,
+// for the binding check; its measurement claim is empty (it has none).
+func (v *Verifier) verifySample(b *attestation.Bundle, res *attestation.Result) (*attestation.Result, error) {
+	dec := json.NewDecoder(bytes.NewReader(b.Evidence))
+	dec.DisallowUnknownFields()
+	var ev sampleEvidence
+	if err := dec.Decode(&ev); err != nil || dec.More() {
+		if err == nil {
+			err = errors.New("trailing data")
+		}
+		return res, res.Fail("evidence parse", fmt.Errorf("%w: Trustee sample evidence: %v", attestation.ErrMalformed, err))
+	}
+	if ev.SVN == nil {
+		return res, res.Fail("evidence parse", fmt.Errorf("%w: Trustee sample evidence has no svn", attestation.ErrMalformed))
+	}
+	rd, err := sampleBytes("report_data", ev.ReportData)
+	if err != nil {
+		return res, res.Fail("evidence parse", err)
+	}
+	initData, err := sampleBytes("init_data", ev.InitData)
+	if err != nil {
+		return res, res.Fail("evidence parse", err)
+	}
+	res.Pass("evidence parse", Warning+"; "+SampleWarning)
+	if len(v.trusted) > 0 {
+		return res, res.Fail("sim key trusted", fmt.Errorf("%w: Trustee sample evidence has no key, and this verifier pins sim keys", attestation.ErrUntrustedRoot))
+	}
+	res.Skip("evidence signature", SampleWarning)
+	res.ReportData = make([]byte, attestation.ReportDataSize)
+	copy(res.ReportData, rd)
+	res.Claims = map[string]any{
+		"tee":         string(attestation.Sim),
+		"measurement": "",
+		"debug":       false,
+		"report_data": hex.EncodeToString(res.ReportData),
+		"insecure":    true,
+		"warning":     Warning + "; " + SampleWarning,
+		"sim":         map[string]any{"format": sampleFormat, "svn": *ev.SVN, "init_data": hex.EncodeToString(initData)},
+	}
+	return res, nil
+}
+
+// sampleBytes decodes a base64 (standard, padded) member of sample
+// evidence, at most 64 bytes; empty is allowed, as Trustee defaults it.
+func sampleBytes(name, s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Trustee sample evidence %s: %v", attestation.ErrMalformed, name, err)
+	}
+	if len(b) > attestation.ReportDataSize {
+		return nil, fmt.Errorf("%w: Trustee sample evidence %s is %d bytes, at most %d", attestation.ErrMalformed, name, len(b), attestation.ReportDataSize)
 	}
 	return b, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -153,6 +154,9 @@ func FuzzVerify(f *testing.F) {
 	_, b, _ := attest(f, AttesterConfig{})
 	f.Add(b.Evidence)
 	f.Add([]byte(`{"format":"kura-sim-evidence/v1"}`))
+	// Trustee's sample evidence, as guest-components' sample attester sends it.
+	f.Add([]byte(`{"svn":"1","report_data":"` + base64.StdEncoding.EncodeToString(make([]byte, 48)) + `"}`))
+	f.Add([]byte(`{"svn":"1","report_data":"","init_data":"AQI="}`))
 	v, err := NewVerifier(Config{})
 	if err != nil {
 		f.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/server"
 )
 
@@ -42,6 +43,7 @@ type serveFlags struct {
 	metricsAddr   string
 	shutdownDelay time.Duration
 	kbsRateLimit  float64
+	kbsCompat     string
 	rateLimit     float64
 	runLease      time.Duration
 	maxDataset    int64
@@ -80,6 +82,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	} else {
 		f.kbs.register(cmd, g)
 		fs.Float64Var(&f.kbsRateLimit, "kbs-rate-limit", 200, "key broker requests per second allowed per client address (burst 2x)")
+		fs.StringVar(&f.kbsCompat, "kbs-compat", string(keybroker.CompatKura), "how the KBS protocol endpoints answer: kura (KBS 0.1.x and 0.4.x, malformed requests 400) or trustee (exactly Trustee's KBS 0.4.0: version 0.4.0 only, failures 401 with Trustee's error types)")
 	}
 	if f.platform() {
 		fs.StringSliceVar(&f.roleNames, "roles", nil, "roles to run, comma-separated: "+server.RoleNames()+" (default all)")
@@ -115,12 +118,16 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if err != nil {
 		return server.Config{}, err
 	}
+	compat, err := keybroker.ParseCompat(f.kbsCompat)
+	if err != nil {
+		return server.Config{}, usagef("--kbs-compat: %v", err)
+	}
 	cfg := server.Config{
 		DataDir: f.data, Roles: f.roles, DevMode: f.dev, Version: "kura " + Version, Logger: log,
 		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
 		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit, RunLease: f.runLease, MaxDataset: f.maxDataset,
 		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
-			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit},
+			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit, Compat: compat},
 	}
 	for _, n := range f.roleNames {
 		cfg.Roles = append(cfg.Roles, server.Role(n))
