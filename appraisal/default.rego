@@ -12,6 +12,10 @@ ref := object.get(input, "reference", {})
 
 tee := claims.tee
 
+# family is the hardware whose claims the evidence carries: Azure's vTPM
+# TEEs carry SNP or TDX claims and are judged by the same rules.
+family := "snp" if tee == "az-snp-vtpm" else := "tdx" if tee == "az-tdx-vtpm" else := tee
+
 # ---------------------------------------------------------------- helpers
 
 # list_check judges value against an optional allow-list of hex strings.
@@ -40,11 +44,50 @@ measurement_check := {"name": "measurement", "status": "skipped", "detail": spri
 
 exec_checks contains measurement_check
 
-exec_checks contains list_check("tdx mr_seam", object.get(ref, ["tdx", "mr_seam"], []), claims.tdx.mr_seam) if tee == "tdx"
+exec_checks contains list_check("tdx mr_seam", object.get(ref, ["tdx", "mr_seam"], []), claims.tdx.mr_seam) if family == "tdx"
 
 exec_checks contains list_check(sprintf("tdx rtmr%d", [i]), object.get(ref, ["tdx", sprintf("rtmr%d", [i])], []), claims.tdx[sprintf("rtmr%d", [i])]) if {
-	tee == "tdx"
+	family == "tdx"
 	some i in numbers.range(0, 3)
+}
+
+exec_checks contains list_check(sprintf("cca rem%d", [i]), object.get(ref, ["cca", sprintf("rem%d", [i])], []), claims.cca[sprintf("rem%d", [i])]) if {
+	tee == "cca"
+	some i in numbers.range(0, 3)
+}
+
+exec_checks contains cca_sw_check if tee == "cca"
+
+# A measured platform component is known when a reference component has its
+# measurement value and, where the reference gives them, its type, signer id
+# and version.
+cca_sw_refs := object.get(ref, ["cca", "sw_components"], [])
+
+cca_sw_known(c) if {
+	some r in cca_sw_refs
+	lower(r.value) == c.measurement_value
+	object.get(r, "measurement_type", "") in {"", c.measurement_type}
+	lower(object.get(r, "signer_id", "")) in {"", c.signer_id}
+	object.get(r, "version", "") in {"", c.version}
+}
+
+cca_sw_unknown contains sprintf("%s %s", [c.measurement_type, c.measurement_value]) if {
+	some c in claims.cca.sw_components
+	not cca_sw_known(c)
+}
+
+cca_sw_check := {"name": "cca platform software", "status": "skipped", "detail": "no reference software components configured"} if {
+	count(cca_sw_refs) == 0
+} else := {"name": "cca platform software", "status": "failed", "detail": sprintf("not in the reference values: %s", [concat(", ", sort(cca_sw_unknown))])} if {
+	count(cca_sw_unknown) > 0
+} else := {"name": "cca platform software", "status": "passed", "detail": sprintf("all %d measured components are reference components", [count(claims.cca.sw_components)])}
+
+# Azure vTPM TEEs: the SNP or TDX measurement is the paravisor's; the guest
+# OS's boot chain is in the PCRs, judged against vtpm.pcrs.
+exec_checks contains list_check(sprintf("vtpm pcr %s:%s", [bank, idx]), allowed, object.get(claims.vtpm.pcrs, [bank, idx], "not quoted")) if {
+	tee in {"az-snp-vtpm", "az-tdx-vtpm"}
+	some bank, pcrs in object.get(ref, ["vtpm", "pcrs"], {})
+	some idx, allowed in pcrs
 }
 
 executables := 0 if {
@@ -59,10 +102,10 @@ debug_check := {"name": "debug disabled", "status": "failed", "detail": "debug i
 
 config_checks contains debug_check
 
-config_checks contains list_check("snp host_data", object.get(ref, ["snp", "host_data"], []), claims.snp.host_data) if tee == "snp"
+config_checks contains list_check("snp host_data", object.get(ref, ["snp", "host_data"], []), claims.snp.host_data) if family == "snp"
 
 config_checks contains c if {
-	tee == "snp"
+	family == "snp"
 	allowed := object.get(ref, ["snp", "vmpl"], [])
 	c := vmpl_check(allowed, claims.snp.vmpl)
 }
@@ -74,9 +117,13 @@ vmpl_check(allowed, v) := {"name": "snp vmpl", "status": "skipped", "detail": sp
 } else := {"name": "snp vmpl", "status": "failed", "detail": sprintf("VMPL %d is not in %v", [v, allowed])}
 
 config_checks contains list_check(sprintf("tdx %s", [k]), object.get(ref, ["tdx", k], []), claims.tdx[k]) if {
-	tee == "tdx"
+	family == "tdx"
 	some k in ["xfam", "td_attributes", "mr_config_id", "mr_owner"]
 }
+
+config_checks contains list_check("cca platform config", object.get(ref, ["cca", "platform_config"], []), claims.cca.platform_config) if tee == "cca"
+
+config_checks contains list_check("cca personalization value", object.get(ref, ["cca", "personalization_value"], []), claims.cca.personalization_value) if tee == "cca"
 
 configuration := worst(config_checks, 96, 2)
 
@@ -110,12 +157,12 @@ hw_checks contains {"name": "simulated tee", "status": "failed", "detail": "INSE
 }
 
 hw_checks contains {"name": "snp minimum tcb", "status": "failed", "detail": concat(", ", sort(snp_low))} if {
-	tee == "snp"
+	family == "snp"
 	count(snp_low) > 0
 }
 
 hw_checks contains {"name": "snp minimum tcb", "status": min_tcb_status, "detail": detail} if {
-	tee == "snp"
+	family == "snp"
 	count(snp_low) == 0
 	t := claims.snp.reported_tcb
 	detail := sprintf("reported TCB bootloader %d tee %d snp %d microcode %d fmc %d", [t.bootloader, t.tee, t.snp, t.microcode, t.fmc])
@@ -125,13 +172,25 @@ min_tcb_status := "skipped" if {
 	count(object.get(ref, ["snp", "min_tcb"], {})) == 0
 } else := "passed"
 
-hw_checks contains list_check("platform chip id", object.get(ref, ["snp", "chip_ids"], []), claims.platform_id) if tee == "snp"
+hw_checks contains list_check("platform chip id", object.get(ref, ["snp", "chip_ids"], []), claims.platform_id) if family == "snp"
 
-hw_checks contains {"name": "tdx tcb status", "status": tdx_status_check, "detail": sprintf("Intel reports TCB status %q for this platform: %s", [claims.tcb_status, tdx_verdict])} if tee == "tdx"
+hw_checks contains {"name": "tdx tcb status", "status": tdx_status_check, "detail": sprintf("Intel reports TCB status %q for this platform: %s", [claims.tcb_status, tdx_verdict])} if family == "tdx"
 
 tdx_verdict := object.get(tdx_status_map, claims.tcb_status, "contraindicated")
 
 tdx_status_check := "failed" if tdx_verdict == "contraindicated" else := "passed"
+
+hw_checks contains {"name": "cca lifecycle", "status": "passed", "detail": sprintf("platform lifecycle %d is secured", [claims.cca.lifecycle])} if {
+	tee == "cca"
+	claims.cca.lifecycle_state == "secured"
+}
+
+hw_checks contains {"name": "cca lifecycle", "status": "failed", "detail": sprintf("platform lifecycle %d is %s, not secured: the platform root of trust does not protect realms", [claims.cca.lifecycle, claims.cca.lifecycle_state])} if {
+	tee == "cca"
+	claims.cca.lifecycle_state != "secured"
+}
+
+hw_checks contains list_check("cca implementation id", object.get(ref, ["cca", "implementation_ids"], []), claims.cca.implementation_id) if tee == "cca"
 
 hardware := 32 if {
 	tee == "sim"
@@ -142,7 +201,7 @@ hardware := 32 if {
 	some c in hw_checks
 	c.status == "failed"
 } else := 32 if {
-	tee == "tdx"
+	family == "tdx"
 	tdx_verdict == "warning"
 } else := 2
 
@@ -174,6 +233,6 @@ result := {
 	},
 }
 
-identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "evidence signature chains to the vendor root"
+identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "platform token signed by a configured CPAK, realm token by the realm key it vouches for" if tee == "cca" else := "evidence signature chains to the vendor root"
 
-opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "guest memory is encrypted by the CPU"
+opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "guest memory is encrypted by the CPU"

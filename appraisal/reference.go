@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -19,6 +21,8 @@ type ReferenceValues struct {
 	Measurements []Measurement `json:"measurements,omitempty" yaml:"measurements"`
 	SNP          *SNPValues    `json:"snp,omitempty" yaml:"snp"`
 	TDX          *TDXValues    `json:"tdx,omitempty" yaml:"tdx"`
+	CCA          *CCAValues    `json:"cca,omitempty" yaml:"cca"`
+	VTPM         *VTPMValues   `json:"vtpm,omitempty" yaml:"vtpm"`
 }
 
 // Measurement names one approved launch measurement.
@@ -53,6 +57,47 @@ type TDXValues struct {
 	MRConfigID  []string          `json:"mr_config_id,omitempty" yaml:"mr_config_id"`
 	MROwner     []string          `json:"mr_owner,omitempty" yaml:"mr_owner"`
 }
+
+// CCAValues are Arm CCA reference values; the realm initial measurement
+// (RIM) is a Measurement with tee cca. Empty lists are not checked.
+type CCAValues struct {
+	// SWComponents are the approved platform software components. When
+	// any are listed, every component the platform token measures must
+	// match one of them.
+	SWComponents []CCASoftwareComponent `json:"sw_components,omitempty" yaml:"sw_components"`
+	// PlatformConfig lists the allowed platform configurations (hex).
+	PlatformConfig []string `json:"platform_config,omitempty" yaml:"platform_config"`
+	// ImplementationIDs lists the allowed platform implementation ids.
+	ImplementationIDs []string `json:"implementation_ids,omitempty" yaml:"implementation_ids"`
+	// REM0 to REM3 list the allowed realm extensible measurements.
+	REM0 []string `json:"rem0,omitempty" yaml:"rem0"`
+	REM1 []string `json:"rem1,omitempty" yaml:"rem1"`
+	REM2 []string `json:"rem2,omitempty" yaml:"rem2"`
+	REM3 []string `json:"rem3,omitempty" yaml:"rem3"`
+	// PersonalizationValue lists the allowed realm personalization values.
+	PersonalizationValue []string `json:"personalization_value,omitempty" yaml:"personalization_value"`
+}
+
+// CCASoftwareComponent is an approved platform software component. A
+// measured component matches it when the measurement values are equal and
+// so are the fields given here (type, signer id, version).
+type CCASoftwareComponent struct {
+	MeasurementType string `json:"measurement_type,omitempty" yaml:"measurement_type"`
+	Value           string `json:"value" yaml:"value"` // hex
+	SignerID        string `json:"signer_id,omitempty" yaml:"signer_id"`
+	Version         string `json:"version,omitempty" yaml:"version"`
+}
+
+// VTPMValues are reference values for the PCRs an Azure vTPM quote covers
+// (az-snp-vtpm, az-tdx-vtpm): bank ("sha1", "sha256", "sha384", "sha512")
+// → PCR index ("0" to "23") → allowed values (hex). A PCR listed must be
+// quoted and hold one of its values.
+type VTPMValues struct {
+	PCRs map[string]map[string][]string `json:"pcrs,omitempty" yaml:"pcrs"`
+}
+
+// vtpmBanks are the PCR banks' digest sizes.
+var vtpmBanks = map[string]int{"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
 
 // maxReferenceSize bounds a reference values file.
 const maxReferenceSize = 4 << 20
@@ -95,15 +140,36 @@ func ParseReferenceValues(data []byte) (*ReferenceValues, error) {
 
 func (rv *ReferenceValues) check() error {
 	for i, m := range rv.Measurements {
+		sizes := []int{48}
 		switch m.TEE {
-		case "snp", "tdx", "sim":
+		case "snp", "tdx", "sim", "az-snp-vtpm", "az-tdx-vtpm":
+		case "cca":
+			sizes = ccaHashSizes // the RIM: SHA-256, SHA-384 or SHA-512
 		default:
-			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx or sim", i, m.TEE)
+			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx, sim, cca, az-snp-vtpm or az-tdx-vtpm", i, m.TEE)
 		}
-		if err := checkHex(fmt.Sprintf("measurements[%d].value", i), m.Value, 48); err != nil {
+		if err := checkHex(fmt.Sprintf("measurements[%d].value", i), m.Value, sizes...); err != nil {
 			return err
 		}
 		rv.Measurements[i].Value = strings.ToLower(m.Value)
+	}
+	if rv.CCA != nil {
+		for i, c := range rv.CCA.SWComponents {
+			where := fmt.Sprintf("cca.sw_components[%d]", i)
+			if err := checkHex(where+".value", c.Value, ccaHashSizes...); err != nil {
+				return err
+			}
+			rv.CCA.SWComponents[i].Value = strings.ToLower(c.Value)
+			if c.SignerID != "" {
+				if err := checkHex(where+".signer_id", c.SignerID, ccaHashSizes...); err != nil {
+					return err
+				}
+				rv.CCA.SWComponents[i].SignerID = strings.ToLower(c.SignerID)
+			}
+		}
+	}
+	if err := rv.VTPM.check(); err != nil {
+		return err
 	}
 	if rv.TDX != nil {
 		for status, verdict := range rv.TDX.TCBStatus {
@@ -117,9 +183,16 @@ func (rv *ReferenceValues) check() error {
 	return nil
 }
 
-func checkHex(name, s string, size int) error {
-	if len(s) != 2*size {
-		return fmt.Errorf("%s: %d hex digits, want %d", name, len(s), 2*size)
+// ccaHashSizes are the sizes of CCA measurements: SHA-256, SHA-384, SHA-512.
+var ccaHashSizes = []int{32, 48, 64}
+
+func checkHex(name, s string, sizes ...int) error {
+	if !slices.Contains(sizes, len(s)/2) || len(s)%2 != 0 {
+		want := make([]string, len(sizes))
+		for i, n := range sizes {
+			want[i] = strconv.Itoa(2 * n)
+		}
+		return fmt.Errorf("%s: %d hex digits, want %s", name, len(s), strings.Join(want, " or "))
 	}
 	for _, c := range s {
 		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
@@ -140,4 +213,30 @@ func (rv *ReferenceValues) asMap() (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(data, &m)
+}
+
+// check validates bank names, PCR indices and value sizes, and lower-cases
+// the values.
+func (v *VTPMValues) check() error {
+	if v == nil {
+		return nil
+	}
+	for bank, pcrs := range v.PCRs {
+		size, ok := vtpmBanks[bank]
+		if !ok {
+			return fmt.Errorf("vtpm.pcrs.%s: unknown bank, want sha1, sha256, sha384 or sha512", bank)
+		}
+		for idx, values := range pcrs {
+			if n, err := strconv.Atoi(idx); err != nil || n < 0 || n > 23 || strconv.Itoa(n) != idx {
+				return fmt.Errorf("vtpm.pcrs.%s.%s: want a PCR index from 0 to 23", bank, idx)
+			}
+			for i, val := range values {
+				if err := checkHex(fmt.Sprintf("vtpm.pcrs.%s.%s[%d]", bank, idx, i), val, size); err != nil {
+					return err
+				}
+				values[i] = strings.ToLower(val)
+			}
+		}
+	}
+	return nil
 }

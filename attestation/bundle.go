@@ -15,6 +15,12 @@ const (
 	SNP TEE = "snp" // AMD SEV-SNP
 	TDX TEE = "tdx" // Intel TDX
 	Sim TEE = "sim" // simulated, INSECURE, for development only
+	CCA TEE = "cca" // Arm CCA realm (platform and realm tokens)
+	// Azure confidential VMs attested through their virtual TPM: an HCL
+	// report (a hardware report binding the vTPM's attestation key) and a
+	// TPM quote (VTPM). The names are those Trustee and CoCo use.
+	AzSNPvTPM TEE = "az-snp-vtpm" // on AMD SEV-SNP
+	AzTDXvTPM TEE = "az-tdx-vtpm" // on Intel TDX
 )
 
 // BundleVersion is the only evidence bundle version this package accepts.
@@ -32,7 +38,9 @@ type Bundle struct {
 	Version int `json:"version"`
 	TEE     TEE `json:"tee"`
 	// Evidence is the raw hardware evidence: the 1184-byte SNP report, the
-	// TDX quote (v4 or v5), or the sim evidence document.
+	// TDX quote (v4 or v5), the sim evidence document, the CCA token, or
+	// for the Azure vTPM TEEs the HCL report read from the vTPM's NV index
+	// 0x01400001.
 	Evidence []byte `json:"evidence"`
 	// Certs carries certificates that came with the evidence. For SNP it is
 	// the GUID-keyed certificate table of an extended report or of the
@@ -47,6 +55,9 @@ type Bundle struct {
 	// empty for kura's rule, or a Confidential Containers rule for
 	// evidence from CoCo attesters (docs/spec/attestation.md §3).
 	Binding Binding `json:"binding,omitempty"`
+	// VTPM carries the TPM quote (and for az-tdx-vtpm the TD quote) of the
+	// Azure vTPM TEEs; it is present for them and absent for every other.
+	VTPM *VTPM `json:"vtpm,omitempty"`
 }
 
 // Collateral is Intel PCS collateral for a TDX quote: response bodies as
@@ -88,12 +99,15 @@ func (b *Bundle) Check() error {
 		return fmt.Errorf("%w: bundle version %d, want %d", ErrMalformed, b.Version, BundleVersion)
 	}
 	switch b.TEE {
-	case SNP, TDX, Sim:
+	case SNP, TDX, Sim, CCA, AzSNPvTPM, AzTDXvTPM:
 	default:
-		return fmt.Errorf("%w: unknown tee %q (want snp, tdx or sim)", ErrMalformed, b.TEE)
+		return fmt.Errorf("%w: unknown tee %q (want snp, tdx, sim, cca, az-snp-vtpm or az-tdx-vtpm)", ErrMalformed, b.TEE)
 	}
 	if len(b.Evidence) == 0 {
 		return fmt.Errorf("%w: bundle has no evidence", ErrMalformed)
+	}
+	if err := b.checkVTPM(); err != nil {
+		return err
 	}
 	if err := b.Binding.Check(); err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/azure"
+	"github.com/kura-cc/kura/attestation/cca"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
@@ -42,10 +44,14 @@ type Verification struct {
 	CheckRevocations bool
 	// Now is the verification clock (default time.Now).
 	Now func() time.Time
+	// CCACPAKFiles name files of trusted Arm CCA platform attestation keys
+	// (PEM, JWK or CoMID: cca.LoadCPAKs); with none, CCA evidence fails
+	// as untrusted.
+	CCACPAKFiles []string
 }
 
-// Service builds a verification service for SNP, TDX and the simulated
-// TEE. issuer may be nil (no tokens); nonces nil keeps issued nonces in
+// Service builds a verification service for SNP, TDX, Azure's vTPM
+// evidence on either (az-snp-vtpm, az-tdx-vtpm) and the simulated TEE. issuer may be nil (no tokens); nonces nil keeps issued nonces in
 // memory.
 func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	var ref *appraisal.ReferenceValues
@@ -91,8 +97,29 @@ func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *tok
 	if err != nil {
 		return nil, err
 	}
+	// Azure vTPM evidence reuses the SNP and TDX verifiers (and so their
+	// caches) for its hardware report.
+	azureV, err := azure.NewVerifier(azure.Config{SNP: snpV, TDX: tdxV, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	var cpaks []cca.CPAK
+	for _, f := range v.CCACPAKFiles {
+		keys, err := cca.LoadCPAKs(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		cpaks = append(cpaks, keys...)
+	}
+	ccaV, err := cca.NewVerifier(cca.Config{CPAKs: cpaks, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	return verifier.New(verifier.Config{
-		TEEs:      map[attestation.TEE]attestation.Verifier{attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV},
+		TEEs: map[attestation.TEE]attestation.Verifier{
+			attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV, attestation.CCA: ccaV,
+			attestation.AzSNPvTPM: azureV, attestation.AzTDXvTPM: azureV,
+		},
 		Appraiser: ap,
 		Issuer:    issuer,
 		Nonces:    nonces,

@@ -41,7 +41,8 @@ func TestScripts(t *testing.T) {
 
 // writeVectors writes the captured evidence the scripts verify into dir:
 // the Milan report, its VCEK and cert_chain, the Genoa configfs-tsm report,
-// and the TDX quote with its collateral in tdx-spr/.
+// the TDX quote with its collateral in tdx-spr/, the Azure vTPM
+// captures (azureVectors) and the Arm CCA token (ccaVectors).
 func writeVectors(dir string) error {
 	report, vcek, askArk := captures.SNPMilan()
 	files := map[string][]byte{
@@ -49,6 +50,16 @@ func writeVectors(dir string) error {
 		"vcek.testcer":           vcek,
 		"milan.testcer":          askArk,
 		"sevsnp-tsm-report.json": captures.SNPGenoaTSM(),
+	}
+	for name, data := range azureVectors() {
+		files[name] = data
+	}
+	cca, err := ccaVectors()
+	if err != nil {
+		return err
+	}
+	for name, data := range cca {
+		files[name] = data
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "tdx-spr"), 0o755); err != nil {
 		return err

@@ -31,7 +31,9 @@ func newAttestCmd(g *globals) *cobra.Command {
 
 type attestVerifyFlags struct {
 	verifyFlags
+	ccaFlags
 	evidence, tee, report, vcek, certs, tsm, quote, collateral, nonce string
+	hclReport, pcrs, tdQuote                                          string // Azure vTPM TEEs
 	json, explain                                                     bool
 }
 
@@ -41,13 +43,17 @@ func newAttestVerifyCmd(g *globals) *cobra.Command {
 		Use:   "verify",
 		Short: "Verify attestation evidence and print the appraisal",
 		Long: `Verify attestation evidence: a kura evidence bundle (--evidence) or raw vendor artifacts
-(--tee snp --report, --tee snp --tsm, --tee tdx --quote). Prints every check as passed, failed or
+(--tee snp --report, --tee snp --tsm, --tee tdx --quote, --tee cca --token,
+--tee az-snp-vtpm|az-tdx-vtpm --hcl-report).
+Prints every check as passed, failed or
 skipped, the trust vector and the status. Exits 0 only when no performed check failed; otherwise
 3 (bad signature, chain or evidence), 4 (collateral unavailable or expired), 5 (policy or nonce)
 or 2 (usage).`,
 		Example: `  kura attest verify --evidence bundle.json --nonce 5f1c...
   kura attest verify --tee snp --report report.bin --certs chain.pem --at 2024-01-01T00:00:00Z
-  kura attest verify --tee tdx --quote quote.dat --collateral collateral/ --offline`,
+  kura attest verify --tee tdx --quote quote.dat --collateral collateral/ --offline
+  kura attest verify --tee cca --token token.cbor --cpak cpak.pem
+  kura attest verify --tee az-snp-vtpm --hcl-report hcl.bin --quote quote.bin --pcrs pcrs.bin --certs vcek.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAttestVerify(cmd.Context(), g, f, cmd.OutOrStdout())
@@ -55,13 +61,17 @@ or 2 (usage).`,
 	}
 	fs := cmd.Flags()
 	f.register(fs, g)
+	f.registerCCA(fs)
 	fs.StringVar(&f.evidence, "evidence", "", "kura evidence bundle (JSON)")
-	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp or tdx")
+	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp, tdx, cca, az-snp-vtpm or az-tdx-vtpm")
 	fs.StringVar(&f.report, "report", "", "SNP: raw 1184-byte attestation report, or its hex")
 	fs.StringVar(&f.vcek, "vcek", "", "SNP: VCEK or VLEK certificate, DER or PEM")
 	fs.StringVar(&f.certs, "certs", "", "SNP: ASK/ARK (or ASVK/ARK) chain, PEM")
 	fs.StringVar(&f.tsm, "tsm", "", "SNP: configfs-tsm capture (JSON with outblob and auxblob)")
-	fs.StringVar(&f.quote, "quote", "", "TDX: quote (v4 or v5), raw or hex")
+	fs.StringVar(&f.quote, "quote", "", "TDX: quote (v4 or v5), raw or hex; az-*: the TPM quote, TPMS_ATTEST then TPMT_SIGNATURE")
+	fs.StringVar(&f.hclReport, "hcl-report", "", "az-*: the HCL report, as read from vTPM NV index 0x01400001")
+	fs.StringVar(&f.pcrs, "pcrs", "", "az-*: the quoted PCR values, concatenated in selection order (tpm2_pcrread -o)")
+	fs.StringVar(&f.tdQuote, "td-quote", "", "az-tdx-vtpm: the TD quote over the HCL report's TD report")
 	fs.StringVar(&f.collateral, "collateral", "", "TDX: directory with tcb_info.json, qe_identity.json, issuer chains and CRLs")
 	fs.StringVar(&f.nonce, "nonce", "", "expected nonce, hex: the bundle's nonce, or the report_data of raw evidence")
 	fs.BoolVar(&f.json, "json", false, "print the full report as JSON")
@@ -100,7 +110,7 @@ const jsonFlagHelp = "print one JSON document on stdout (fields in the command's
 func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 	switch {
 	case f.evidence != "":
-		if f.tee != "" || f.report != "" || f.quote != "" || f.tsm != "" {
+		if f.tee != "" || f.report != "" || f.quote != "" || f.tsm != "" || f.hclReport != "" || f.token != "" {
 			return nil, usagef("--evidence takes a bundle; do not combine it with --tee, --report, --tsm or --quote")
 		}
 		data, err := readInput("--evidence", f.evidence)
@@ -134,6 +144,8 @@ func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 			certs = append(certs, data...)
 		}
 		return snp.NewBundle(report, certs)
+	case f.tee == string(attestation.AzSNPvTPM) || f.tee == string(attestation.AzTDXvTPM):
+		return f.azureBundle()
 	case f.tee == "tdx":
 		if f.quote == "" {
 			return nil, usagef("--tee tdx needs --quote FILE")
@@ -149,10 +161,12 @@ func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 			}
 		}
 		return tdx.NewBundle(quote, col)
+	case f.tee == string(attestation.CCA):
+		return f.ccaBundle()
 	case f.tee == "":
-		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx")
+		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx|cca|az-snp-vtpm|az-tdx-vtpm")
 	}
-	return nil, usagef("--tee %q: raw artifacts are snp or tdx (sim evidence comes as a bundle)", f.tee)
+	return nil, usagef("--tee %q: raw artifacts are snp, tdx, cca, az-snp-vtpm or az-tdx-vtpm (sim evidence comes as a bundle)", f.tee)
 }
 
 func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out io.Writer) error {
@@ -172,6 +186,7 @@ func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out 
 	if err != nil {
 		return err
 	}
+	f.ccaCPAKs = append(f.ccaCPAKs, f.cpaks...) // --cpak adds to --cca-cpak
 	svc, err := f.service(ctx, log, nil, nil)
 	if err != nil {
 		return err
@@ -219,6 +234,9 @@ func printReport(w io.Writer, rep *verifier.Report, explain bool) {
 	}
 	if s, ok := rep.Claims["snp"].(map[string]any); ok {
 		fmt.Fprintf(w, "platform:     AMD %v, signed by %v, reported TCB %v\n", s["product"], s["signer"], tcbString(s["reported_tcb"]))
+	}
+	if c, ok := rep.Claims["cca"].(map[string]any); ok {
+		fmt.Fprintf(w, "platform:     Arm CCA, lifecycle %v, implementation %v, instance %v\n", c["lifecycle_state"], c["implementation_id"], c["instance_id"])
 	}
 	fmt.Fprintln(w, "checks:")
 	for _, c := range rep.Checks {

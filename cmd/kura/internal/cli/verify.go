@@ -25,6 +25,7 @@ type verifyFlags struct {
 	cacheDir        string
 	bundleDirs      []string
 	checkRevocation bool
+	ccaCPAKs        []string
 }
 
 func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
@@ -36,6 +37,7 @@ func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
 	fs.StringVar(&v.cacheDir, "collateral-cache", g.envDefault("KURA_COLLATERAL_CACHE", defaultCacheDir(g)), "collateral cache directory; empty disables it (KURA_COLLATERAL_CACHE)")
 	fs.StringArrayVar(&v.bundleDirs, "collateral-bundle", nil, "offline collateral bundle directory, read-only (repeatable)")
 	fs.BoolVar(&v.checkRevocation, "check-revocation", false, "require CRLs and refuse revoked certificates")
+	fs.StringArrayVar(&v.ccaCPAKs, "cca-cpak", nil, "Arm CCA: file of trusted platform attestation keys (CPAK): PEM, JWK or CoMID JSON (repeatable)")
 }
 
 func defaultCacheDir(g *globals) string {
@@ -67,7 +69,7 @@ func (v *verifyFlags) verification() (server.Verification, error) {
 		return server.Verification{}, err
 	}
 	return server.Verification{
-		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation,
+		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs,
 		Collateral: collateral.Config{CacheDir: v.cacheDir, OfflineDirs: v.bundleDirs, Online: !v.offline},
 	}, nil
 }
