@@ -31,6 +31,9 @@ type ServeConfig struct {
 	// transparency log, which keeps them for kura result fetch) before the
 	// run is reported finished. Required.
 	Publish func(ctx context.Context, o *Output) error
+	// Registered, when set, is told each registration the worker makes
+	// (at start, and again when one lapses).
+	Registered func(*coordinator.Registration)
 	// Poll is how long to wait when the queue is empty (default 2 s).
 	Poll time.Duration
 	// Renew is how often the claim on a running run is renewed (default
@@ -115,6 +118,9 @@ func (s *server) register(ctx context.Context) error {
 	}
 	s.log.InfoContext(ctx, "worker registered; claiming runs", "worker", reg.Name, "tee", reg.TEE, "measurement", reg.Measurement,
 		"status", reg.Status, "expires", reg.Expires)
+	if s.cfg.Registered != nil {
+		s.cfg.Registered(reg)
+	}
 	return nil
 }
 

@@ -42,6 +42,7 @@ func runDemo(ctx context.Context, g *globals, out io.Writer) error {
 			return runDataSeal(ctx, quiet, &dataSealFlags{out: sealed, schema: schema, keyFile: keyFile, datasetID: datasetID, chunkSize: dataset.DefaultChunkSize}, in, out)
 		},
 		PublishRun:         publishRun,
+		FetchKept:          fetchKept,
 		PrintResult:        printResult,
 		VerifyRegistration: verifyRegistrationProof,
 	}, out)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/worker"
@@ -21,8 +22,8 @@ import (
 const demoRows = 4000
 
 // cleanRoom runs the clean-room story: two owners, their own key brokers,
-// approvals, a refused run, an approved run, the receiver's offline checks
-// and the deletion receipt.
+// approvals, a refused run, an approved run through the airline server's
+// run queue, the receiver's offline checks and the deletion receipt.
 func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) error {
 	d.section("Clean room: an airline and a carrier learn where travellers go, and nothing else (sim TEE: INSECURE)")
 	c, err := NewCleanRoom(ctx, CleanRoomConfig{Dir: filepath.Join(dir, "cleanroom"), Rows: demoRows, Version: d.cfg.Version, Logger: log})
@@ -51,16 +52,10 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 	if err := c.Approve(Carrier); err != nil {
 		return err
 	}
-	out, err := c.Run(ctx, analysisID)
+	res, receipt, err := d.queuedRun(ctx, c, analysisID, log)
 	if err != nil {
 		return err
 	}
-	d.say("the carrier approves; the worker attests to %s, the manifest's verifier, shows its token to both brokers and runs %q in the sim TEE: %d rows out, %d suppressed, keys and plaintext wiped", ListedVerifier, analysisID, out.Rows, out.Suppressed)
-	airline := c.Servers[Airline]
-	if err := d.cfg.PublishRun(ctx, http.DefaultClient, airline.URL, out); err != nil {
-		return err
-	}
-	d.say("the result bundle and the receipt go into the airline server's transparency log; their inclusion proofs are embedded")
 	trust := c.Trust(Carrier)
 	vkey, err := os.ReadFile(filepath.Join(c.Dir, Airline+"-kbs", "log-key.pub"))
 	if err != nil {
@@ -69,7 +64,7 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 	if trust.Log, err = auditlog.ParseVerifierKey(strings.TrimSpace(string(vkey))); err != nil {
 		return err
 	}
-	vb, err := result.VerifyBundle(ctx, out.Result, trust)
+	vb, err := result.VerifyBundle(ctx, res, trust)
 	if err != nil {
 		return err
 	}
@@ -88,7 +83,7 @@ func (d *demo) cleanRoom(ctx context.Context, dir string, log *slog.Logger) erro
 	for _, line := range strings.Split(strings.TrimRight(table.String(), "\n"), "\n") {
 		d.detail("%s", line)
 	}
-	r, err := result.VerifyReceipt(ctx, out.Receipt, vb, trust)
+	r, err := result.VerifyReceipt(ctx, receipt, vb, trust)
 	if err != nil {
 		return err
 	}
@@ -127,4 +122,57 @@ func lastClause(err error) string {
 		parts = parts[len(parts)-3:]
 	}
 	return strings.Join(parts, ": ")
+}
+
+// queuedRun runs an approved analysis as a service does: the airline
+// pushes the collaboration to its server's coordinator, a worker serving
+// that queue registers by attestation, the analyst submits the run, and
+// the carrier fetches the result bundle and receipt the log kept.
+func (d *demo) queuedRun(ctx context.Context, c *CleanRoom, analysisID string, log *slog.Logger) (res, receipt *result.File, err error) {
+	base := c.Servers[Airline].URL
+	file, err := c.Collab.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The airline signs the push and the run: the analyst is the
+	// airline's, and an owner of data an analysis reads may run it.
+	airline := &coordinator.Client{BaseURL: base, Identity: c.Parties[Airline]}
+	pushed, err := airline.Push(ctx, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.say("the carrier approves; the airline pushes the approved collaboration to its server's coordinator: version %d, %d approvals", pushed.Versions, pushed.Approvals)
+
+	w, err := d.serveQueue(ctx, c, base, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer w.stop()
+	d.say("a worker serves that queue, as `kura worker serve --tee sim --dev` does on a TEE machine: it makes a queue key in memory, attests to the server's verifier with the key bound, and registers with the token")
+	d.detail("worker registered as %s (INSECURE simulated TEE, appraised %s; the server is in dev mode)", w.reg.Name, w.reg.Status)
+
+	run, err := airline.SubmitRun(ctx, c.Collab.ID, analysisID)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.say("the airline's analyst submits run %s of %q to the queue, signed with the airline's party key: %s", run.ID, analysisID, run.State)
+	if run, err = w.await(ctx, airline, run.ID); err != nil {
+		return nil, nil, err
+	}
+	sum, err := w.summary(ctx, run.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.say("%s claims it, attests to %s, the manifest's verifier, shows its token to both brokers and runs %q in the sim TEE: %d rows out, %d suppressed, keys and plaintext wiped", run.Worker, ListedVerifier, analysisID, sum.rows, sum.suppressed)
+	d.detail("it records the run's start, the result bundle and the receipt in the airline server's transparency log, and only then reports the run finished")
+	d.say("run %s completed by %s on attempt %d, naming its result bundle and receipt by their SHA-256", run.ID[:8], run.Worker, run.Attempts)
+
+	if res, err = d.cfg.FetchKept(ctx, http.DefaultClient, base, "results", run.Result, run.ID); err != nil {
+		return nil, nil, err
+	}
+	if receipt, err = d.cfg.FetchKept(ctx, http.DefaultClient, base, "receipts", run.Receipt, run.ID); err != nil {
+		return nil, nil, err
+	}
+	d.say("the carrier fetches result %.16s… and receipt %.16s… from the airline server's log: each is the file its digest names, signed for run %s, its inclusion proof embedded", run.Result, run.Receipt, run.ID[:8])
+	return res, receipt, nil
 }

@@ -1,8 +1,9 @@
 // Package demo is kura's story on one machine, with no network and no TEE
 // hardware: an attestation round trip with the INSECURE simulated TEE, a
 // sealed dataset released by a key broker only to an attested workload, a
-// clean room between two owners, a time-locked document, and real SEV-SNP
-// and TDX evidence verified offline. Run runs it for `kura demo`; the story's
+// clean room between two owners whose approved run goes through a run queue
+// and a serving worker, a time-locked document, and real SEV-SNP and TDX
+// evidence verified offline. Run runs it for `kura demo`; the story's
 // local servers (StartServer) and clean room (NewCleanRoom) also serve the
 // command line's tests and `kura bench cleanroom`.
 //
@@ -30,6 +31,7 @@ import (
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/internal/captures"
 	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/token"
@@ -53,6 +55,11 @@ type Config struct {
 	// transparency log at baseURL and embeds the inclusion proofs it
 	// returns (`kura worker run --log`).
 	PublishRun func(ctx context.Context, hc *http.Client, baseURL string, o *worker.Output) error
+	// FetchKept fetches the result bundle or receipt (kind "results" or
+	// "receipts") that the log at baseURL kept, by the SHA-256 of its
+	// payload, and checks that it is that file, signed by the key of run
+	// runID (`kura result fetch`).
+	FetchKept func(ctx context.Context, hc *http.Client, baseURL, kind, digest, runID string) (*result.File, error)
 	// PrintResult prints a decrypted analysis output as a table (`kura
 	// result open`).
 	PrintResult func(w io.Writer, plain []byte) error

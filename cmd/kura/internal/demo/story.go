@@ -345,14 +345,24 @@ func (c *CleanRoom) RunAttestedBy(ctx context.Context, analysisID, verifierURL s
 	if err != nil {
 		return nil, err
 	}
+	a, err := c.simAttester()
+	if err != nil {
+		return nil, err
+	}
+	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: a, Verifier: verifierURL, Logger: c.log})
+}
+
+// simAttester is the story's one attester: its sim measurement (a hash of
+// this executable) is computed once, as a TEE measures at launch.
+func (c *CleanRoom) simAttester() (*sim.Attester, error) {
 	if c.attester == nil {
-		// One attester for the story: its sim measurement (a hash of this
-		// executable) is computed once, as a TEE measures at launch.
-		if c.attester, err = sim.NewAttester(sim.AttesterConfig{}); err != nil {
+		a, err := sim.NewAttester(sim.AttesterConfig{})
+		if err != nil {
 			return nil, err
 		}
+		c.attester = a
 	}
-	return worker.Run(ctx, worker.Config{Collaboration: file, Analysis: analysisID, Attester: c.attester, Verifier: verifierURL, Logger: c.log})
+	return c.attester, nil
 }
 
 // Trust is what the named party, having approved the manifest, trusts: the
