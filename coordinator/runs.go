@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"slices"
+	"maps"
 	"bytes"
 	"cmp"
 	"context"
@@ -293,7 +295,7 @@ func (c *Coordinator) submit(w http.ResponseWriter, r *http.Request) error {
 	if !p.HasRole(collab.RoleAnalyst) && !owners[p.Name] {
 		return fmt.Errorf("%w: %s is neither an analyst nor an owner of the data analysis %q reads", ErrNotAllowed, p.Name, an.ID)
 	}
-	for owner := range owners {
+	for _, owner := range slices.Sorted(maps.Keys(owners)) { // the same refusal every time
 		if err := col.CheckApproved(ed25519.PublicKey(m.Party(owner).Card.SigningKey), an.ID); err != nil {
 			if errors.Is(err, collab.ErrRevoked) {
 				c.slog.WarnContext(r.Context(), "run refused: approval revoked", "collaboration", col.ID, "analysis", an.ID, "owner", owner, "by", p.Name)

@@ -346,7 +346,7 @@ hash=$(grep -Eo 'sha256:[0-9a-f]{64}' "$W/analyst/create.out")
 # Every party approves, the analyst too: a receiver trusts a result's
 # attestation because the manifest's verifier list is one it signed
 # (docs/spec/cleanroom.md §8).
-as analyst kura collab approve walkthrough.collab.json --identity id --hash "$hash"
+as analyst kura collab approve walkthrough.collab.json --hash "$hash"
 # Publish it: the coordinator takes pushes from the collaboration's parties
 # only, and logs every version and approval.
 as analyst kura collab push walkthrough.collab.json
@@ -356,7 +356,7 @@ if as analyst kura run submit walkthrough --analysis stay_by_prefecture 2>"$W/an
 	exit 1
 fi
 cat "$W/analyst/refused.err"
-expect "$W/analyst/refused.err" 'not approved: party "(airline|carrier)" never approved'
+expect "$W/analyst/refused.err" 'not approved: party "airline" never approved'
 
 # --- 6. The owners review and approve ------------------------------------------
 
@@ -369,8 +369,7 @@ for p in airline carrier; do
 	as "$p" kura collab show walkthrough.collab.json >"$W/$p/review.yaml"
 	expect "$W/$p/review.yaml" "^# $hash\$"
 	expect "$W/$p/review.yaml" 'id: stay_by_prefecture'
-	# collab approve does not read client.yaml's identity: name it.
-	as "$p" kura collab approve walkthrough.collab.json --identity id --hash "$hash"
+	as "$p" kura collab approve walkthrough.collab.json --hash "$hash"
 	as "$p" kura collab push walkthrough.collab.json
 done
 as analyst kura collab pull walkthrough -o walkthrough.collab.json

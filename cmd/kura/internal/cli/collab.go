@@ -221,6 +221,9 @@ the hash kura collab show, status or create printed for the version you reviewed
 (exit 5) unless the current version is that one: a file pulled or changed since is not signed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := (&clientFlags{g: g, identity: &identity}).fill(); err != nil {
+				return err
+			}
 			if identity == "" {
 				return usagef("--identity DIR is required (the directory of kura party init)")
 			}
@@ -264,7 +267,7 @@ the hash kura collab show, status or create printed for the version you reviewed
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&identity, "identity", "", "party identity directory (kura party init -o DIR)")
+	cmd.Flags().StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "party identity directory (kura party init -o DIR; KURA_IDENTITY; client.yaml identity)")
 	cmd.Flags().StringVar(&reviewed, "hash", "", "sign only if the current manifest's hash is this one, the one you reviewed (sha256:HEX, as kura collab show prints)")
 	return cmd
 }

@@ -64,10 +64,15 @@ func TestCollabPullApprovePush(t *testing.T) {
 	if code, out := run("collab", "push", carrierFile, "--url", url, "--identity", carrier); code != 0 || !strings.Contains(out, "1 new log entries") {
 		t.Fatalf("push the approval: exit %d\n%s", code, out)
 	}
-	// The airline approves its stale copy: its push would drop the
-	// carrier's approval, and says to pull first.
-	if code, out := run("collab", "approve", airlineFile, "--identity", airline); code != 0 {
-		t.Fatalf("approve: exit %d\n%s", code, out)
+	// The airline approves its stale copy, its identity named by its
+	// client.yaml: its push would drop the carrier's approval, and says
+	// to pull first.
+	clientYAML := filepath.Join(dir, "airline-client.yaml")
+	os.WriteFile(clientYAML, []byte("identity: "+airline+"\n"), 0o600)
+	var approveOut strings.Builder
+	getenv := func(k string) string { return map[string]string{"KURA_CLIENT_CONFIG": clientYAML}[k] }
+	if code := Run(context.Background(), []string{"collab", "approve", airlineFile}, Env{Stdout: &approveOut, Stderr: &approveOut, Getenv: getenv}); code != 0 {
+		t.Fatalf("approve with client.yaml's identity: exit %d\n%s", code, approveOut.String())
 	}
 	code, out := run("collab", "push", airlineFile, "--url", url, "--identity", airline)
 	if code != ExitBadEvidence || !strings.Contains(out, "drops 1 stored approval") || !strings.Contains(out, "kura collab pull "+id+" --url "+url+" -o "+airlineFile) || strings.Contains(out, "kura --help") {
