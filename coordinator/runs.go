@@ -1,8 +1,6 @@
 package coordinator
 
 import (
-	"slices"
-	"maps"
 	"bytes"
 	"cmp"
 	"context"
@@ -12,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
