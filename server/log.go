@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -24,14 +25,18 @@ import (
 	"github.com/kura-cc/kura/keybroker"
 )
 
+// klogOnce sets klog's logger once per process: klog is global, and
+// setting it while another server's log writes through it would race.
+var klogOnce sync.Once
+
 // buildLog opens the transparency log in <DataDir>/log and serves it
 // read-only under /log/; follows the key broker's audit trail into it;
 // records the verifier's appraisal inputs when they change; and mounts the
 // intake for clean-room and time-lock entries.
 func (b *build) buildLog(ctx context.Context) error {
 	// Tessera logs through klog, a process-wide logger: send it to the
-	// server's structured log instead of raw stderr.
-	klog.SetSlogLogger(b.log)
+	// structured log of the process's first server instead of raw stderr.
+	klogOnce.Do(func() { klog.SetSlogLogger(b.log) })
 	cfg := b.cfg.Log
 	origin := cfg.Origin
 	if origin == "" {
