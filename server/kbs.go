@@ -231,7 +231,7 @@ func (b *build) keySet(ctx context.Context) (jwk.Set, error) {
 	}
 	for _, u := range b.cfg.KBS.TrustJWKS {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		s, err := token.FetchJWKS(ctx, nil, u)
+		s, err := token.FetchJWKS(ctx, b.cfg.KBS.HTTP, u)
 		cancel()
 		if err != nil {
 			return nil, err

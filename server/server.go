@@ -137,6 +137,9 @@ type KBS struct {
 	// TrustJWKS are URLs of remote verifiers' JWKS whose tokens the broker
 	// also accepts; they are fetched again when a token matches no key.
 	TrustJWKS []string
+	// HTTP fetches TrustJWKS (default http.DefaultClient): give one that
+	// trusts the private CA of verifiers behind one.
+	HTTP *http.Client
 	// TrustKeys are pinned verifier public keys the broker also accepts.
 	TrustKeys jwk.Set
 	// RateLimit is the key broker requests per second allowed per client

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation/sim"
@@ -206,4 +207,23 @@ func TestWritesRateLimited(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Errorf("a read by the limited client: %d", w.Code)
 	}
+}
+
+// TestTrustJWKSPrivateCA: a broker trusting a remote verifier's JWKS
+// behind a private CA fetches it, and starts, only with a client that
+// trusts that CA.
+func TestTrustJWKSPrivateCA(t *testing.T) {
+	remote := newServer(t, server.Config{DataDir: t.TempDir(), Roles: []server.Role{server.RoleVerifier}})
+	tlsSrv := httptest.NewTLSServer(remote.Handler())
+	defer tlsSrv.Close()
+	jwks := tlsSrv.URL + "/.well-known/jwks.json"
+	cfg := server.Config{DataDir: t.TempDir(), Roles: []server.Role{server.RoleKBS}, KBS: server.KBS{TrustJWKS: []string{jwks}}}
+	if s, err := server.New(context.Background(), cfg); err == nil {
+		s.Close(context.Background())
+		t.Fatal("a broker fetched a JWKS behind an unknown CA")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("the refusal does not name the certificate: %v", err)
+	}
+	cfg.KBS.HTTP = tlsSrv.Client()
+	newServer(t, cfg)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,7 @@ type kbsFlags struct {
 	passphraseFile string
 	adminKeys      string
 	trustJWKS      []string
+	trustCA        string
 	trustKeys      []string
 }
 
@@ -44,7 +46,20 @@ func (k *kbsFlags) register(cmd *cobra.Command, g *globals) {
 	fs.StringVar(&k.passphraseFile, "kek-passphrase-file", g.envDefault("KURA_KEK_PASSPHRASE_FILE", ""), "derive the KEK with Argon2id from the passphrase in this file instead (parameters kept in --kek-file)")
 	fs.StringVar(&k.adminKeys, "admin-keys", g.envDefault("KURA_ADMIN_KEYS", ""), `authorized owner keys ("ed25519 <base64> <name> [repos=<r>,... | operator]" lines; without repos= a key owns the repository named like it); without it the admin API is off (KURA_ADMIN_KEYS)`)
 	fs.StringArrayVar(&k.trustJWKS, "trust-jwks", nil, "also trust tokens from the verifier whose JWKS is at this URL (repeatable)")
+	fs.StringVar(&k.trustCA, "trust-ca", "", "fetch --trust-jwks URLs trusting this PEM CA (a verifier behind a private CA) besides the system roots")
 	fs.StringArrayVar(&k.trustKeys, "trust-key", nil, "also trust tokens signed by this PEM public key (repeatable)")
+}
+
+// jwksClient is the client that fetches --trust-jwks URLs.
+func (k *kbsFlags) jwksClient() (*http.Client, error) {
+	if k.trustCA == "" {
+		return nil, nil
+	}
+	hc, err := clientTLS(k.trustCA, 4)
+	if err != nil {
+		return nil, fmt.Errorf("--trust-ca: %w", err)
+	}
+	return hc, nil
 }
 
 // trust reads the pinned verifier keys (--trust-key); nil when none.

@@ -118,6 +118,10 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if err != nil {
 		return server.Config{}, err
 	}
+	jwksHTTP, err := f.kbs.jwksClient()
+	if err != nil {
+		return server.Config{}, err
+	}
 	compat, err := keybroker.ParseCompat(f.kbsCompat)
 	if err != nil {
 		return server.Config{}, usagef("--kbs-compat: %v", err)
@@ -127,7 +131,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		TokenKeyFile: f.key, Store: f.kbs.store, Verification: verify,
 		SeparateMetrics: f.metricsAddr != "", RateLimit: f.rateLimit, RunLease: f.runLease, MaxDataset: f.maxDataset,
 		KBS: server.KBS{KEKFile: f.kbs.kekFile, KEKPassphraseFile: f.kbs.passphraseFile, AdminKeysFile: f.kbs.adminKeys,
-			TrustJWKS: f.kbs.trustJWKS, TrustKeys: trust, RateLimit: f.kbsRateLimit, Compat: compat},
+			TrustJWKS: f.kbs.trustJWKS, HTTP: jwksHTTP, TrustKeys: trust, RateLimit: f.kbsRateLimit, Compat: compat},
 	}
 	for _, n := range f.roleNames {
 		cfg.Roles = append(cfg.Roles, server.Role(n))
