@@ -27,6 +27,7 @@ func newCollabCmd(g *globals) *cobra.Command {
 
 func newCollabCreateCmd(g *globals) *cobra.Command {
 	var out string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "create MANIFEST.yaml -o FILE",
 		Short: "Validate a manifest and start a collaboration file with it as version 1",
@@ -59,12 +60,18 @@ Warns about weak output policies. Every data provider then approves with kura co
 			if log, err := g.logger(); err == nil {
 				log.Info("collaboration created", "collaboration", c.ID, "manifest", m.Hash(), "file", out)
 			}
+			if asJSON {
+				st := collabStateOf(c, out)
+				st.Parties = c.Status()
+				return printJSON(cmd.OutOrStdout(), st)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s: collaboration %s version 1 %s\n", out, c.ID, collab.DisplayHash(m.Hash()))
 			printStatus(cmd.OutOrStdout(), c)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "collaboration file to write (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, collabJSONHelp+", and each party's state (parties, as collab status --json)")
 	return cmd
 }
 
@@ -97,7 +104,8 @@ func loadManifestArg(path string) (*collab.Manifest, error) {
 }
 
 func newCollabUpdateCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "update FILE MANIFEST.yaml",
 		Short: "Append a new manifest version, chained to the current one",
 		Long: `Validate MANIFEST.yaml and append it to the collaboration as the next version, chained to the
@@ -129,11 +137,18 @@ analyses the worker would refuse and warns about weak output policies, as create
 			if log, err := g.logger(); err == nil {
 				log.Info("collaboration updated", "collaboration", c.ID, "version", len(c.Versions), "manifest", m.Hash())
 			}
+			if asJSON {
+				st := collabStateOf(c, args[0])
+				st.Parties = c.Status()
+				return printJSON(cmd.OutOrStdout(), st)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "updated %s: collaboration %s version %d %s\n", args[0], c.ID, len(c.Versions), collab.DisplayHash(m.Hash()))
 			printStatus(cmd.OutOrStdout(), c)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, collabJSONHelp+", and each party's state (parties, as collab status --json)")
+	return cmd
 }
 
 func newCollabShowCmd() *cobra.Command {
@@ -210,6 +225,7 @@ func manifestYAML(m *collab.Manifest) ([]byte, error) {
 
 func newCollabApproveCmd(g *globals) *cobra.Command {
 	var identity, reviewed string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "approve FILE --identity DIR [--hash sha256:HEX]",
 		Short: "Sign your approval of the collaboration's current version",
@@ -263,11 +279,17 @@ the hash kura collab show, status or create printed for the version you reviewed
 			if log, err := g.logger(); err == nil {
 				log.Info("approval signed", "collaboration", c.ID, "party", a.Party, "version", a.Version, "manifest", a.ManifestHash, "scope", a.ScopeDigest)
 			}
+			if asJSON {
+				st := collabStateOf(c, args[0])
+				st.Approval = a
+				return printJSON(cmd.OutOrStdout(), st)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s approved %s version %d %s (scope sha256:%s)\n", a.Party, c.ID, a.Version, collab.DisplayHash(a.ManifestHash), a.ScopeDigest)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "party identity directory (kura party init -o DIR; KURA_IDENTITY; client.yaml identity)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, collabJSONHelp+", and the approval signed (approval)")
 	cmd.Flags().StringVar(&reviewed, "hash", "", "sign only if the current manifest's hash is this one, the one you reviewed (sha256:HEX, as kura collab show prints)")
 	return cmd
 }
@@ -291,7 +313,7 @@ func checkReviewed(c *collab.Collaboration, reviewed string) error {
 }
 
 func newCollabStatusCmd() *cobra.Command {
-	var requireAll bool
+	var requireAll, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status FILE [--require-all]",
 		Short: "Show which parties approved the current version",
@@ -309,8 +331,23 @@ release. With --require-all, exits 5 unless every data provider approved.`,
 			if err := c.Verify(); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "collaboration %s version %d %s\n", c.ID, len(c.Versions), collab.DisplayHash(c.Current().Hash()))
-			missing := printStatus(cmd.OutOrStdout(), c)
+			var missing []string
+			if asJSON {
+				st := c.Status()
+				for _, s := range st {
+					if s.Required && s.State != collab.Approved {
+						missing = append(missing, s.Party)
+					}
+				}
+				out := collabStateOf(c, "")
+				out.Parties, out.Missing = st, append([]string{}, missing...)
+				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "collaboration %s version %d %s\n", c.ID, len(c.Versions), collab.DisplayHash(c.Current().Hash()))
+				missing = printStatus(cmd.OutOrStdout(), c)
+			}
 			if requireAll && len(missing) > 0 {
 				return fmt.Errorf("%w: %w: %s", errPolicy, collab.ErrNotApproved, strings.Join(missing, ", "))
 			}
@@ -318,8 +355,30 @@ release. With --require-all, exits 5 unless every data provider approved.`,
 		},
 	}
 	cmd.Flags().BoolVar(&requireAll, "require-all", false, "exit 5 unless every data provider approved the current version")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {file, collaboration, version, manifest_hash, parties: [{party, required, state, via, stale_since, changes, revoked_at, reason, invalid}], missing: [data providers not approved, absent when none]}`)
 	return cmd
 }
+
+// collabState is what the collab commands print with --json: the
+// collaboration a file holds after the command, and the command's own
+// fields.
+type collabState struct {
+	File          string               `json:"file,omitempty"`
+	Collaboration string               `json:"collaboration"`
+	Version       int                  `json:"version"`
+	ManifestHash  string               `json:"manifest_hash"`
+	Parties       []collab.PartyStatus `json:"parties,omitempty"`
+	Missing       []string             `json:"missing,omitempty"`
+	Approval      *collab.Approval     `json:"approval,omitempty"`
+}
+
+func collabStateOf(c *collab.Collaboration, file string) *collabState {
+	return &collabState{File: file, Collaboration: c.ID, Version: len(c.Versions), ManifestHash: collab.DisplayHash(c.Current().Hash())}
+}
+
+// collabJSONHelp documents --json on the commands that write a
+// collaboration file.
+const collabJSONHelp = "print {file, collaboration, version, manifest_hash} of the file written"
 
 // printStatus prints each party's approval state and returns the data
 // providers whose approval does not cover the current version.

@@ -14,6 +14,7 @@ import (
 
 func newCollabPullCmd(g *globals) *cobra.Command {
 	var base, out string
+	var asJSON bool
 	cf := &clientFlags{g: g, url: &base}
 	cmd := &cobra.Command{
 		Use:   "pull ID --url URL -o FILE",
@@ -66,12 +67,20 @@ of another collaboration is not replaced. Nothing is written when the fetched fi
 			if log, err := g.logger(); err == nil {
 				log.Info("collaboration pulled", "collaboration", c.ID, "versions", len(c.Versions), "approvals", len(c.Approvals), "manifest", c.Current().Hash(), "url", base)
 			}
-			if bytes.Equal(local, data) {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s is up to date: collaboration %s version %d %s\n", out, c.ID, len(c.Versions), collab.DisplayHash(c.Current().Hash()))
-			} else {
+			same := bytes.Equal(local, data)
+			if !same {
 				if err := writeCollab(out, c, true); err != nil {
 					return err
 				}
+			}
+			if asJSON {
+				st := collabStateOf(c, out)
+				st.Parties = c.Status()
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			if same {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is up to date: collaboration %s version %d %s\n", out, c.ID, len(c.Versions), collab.DisplayHash(c.Current().Hash()))
+			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "pulled %s: collaboration %s version %d %s\n", out, c.ID, len(c.Versions), collab.DisplayHash(c.Current().Hash()))
 			}
 			printStatus(cmd.OutOrStdout(), c)
@@ -80,6 +89,7 @@ of another collaboration is not replaced. Nothing is written when the fetched fi
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server", "KURA_URL"))
 	cmd.Flags().StringVarP(&out, "output", "o", "", "collaboration file to write (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, collabJSONHelp+", and each party's state (parties, as collab status --json)")
 	cf.addCA(cmd, false)
 	return cmd
 }

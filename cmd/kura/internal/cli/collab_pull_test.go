@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -105,6 +106,42 @@ func TestCollabPullApprovePush(t *testing.T) {
 	}
 	if code, out := run("collab", "push", airlineFile, "--url", url, "--identity", airline); code != 0 || !strings.Contains(out, "2 approvals") {
 		t.Fatalf("push after pull: exit %d\n%s", code, out)
+	}
+	// --json: the state of the pulled file, as scripts read it.
+	type state struct {
+		File          string               `json:"file"`
+		Collaboration string               `json:"collaboration"`
+		Version       int                  `json:"version"`
+		ManifestHash  string               `json:"manifest_hash"`
+		Parties       []collab.PartyStatus `json:"parties"`
+		Missing       []string             `json:"missing"`
+	}
+	var st state
+	jsonOf := func(v any, args ...string) {
+		t.Helper()
+		var out, errOut strings.Builder
+		if code := Run(context.Background(), append(args, "--json"), Env{Stdout: &out, Stderr: &errOut}); code != 0 {
+			t.Fatalf("%v --json: exit %d\n%s", args, code, errOut.String())
+		}
+		dec := json.NewDecoder(strings.NewReader(out.String()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			t.Fatalf("%v --json: %v\n%s", args, err, out.String())
+		}
+	}
+	jsonOf(&st, "collab", "pull", id, "--url", url, "-o", carrierFile)
+	if st.Version != 1 || len(st.Parties) == 0 {
+		t.Errorf("pull --json: %+v", st)
+	}
+	var status state
+	jsonOf(&status, "collab", "status", carrierFile)
+	if status.Collaboration != id || status.ManifestHash != hash || len(status.Missing) != 0 {
+		t.Errorf("status --json: %+v", status)
+	}
+	for _, p := range status.Parties {
+		if p.Required && p.State != collab.Approved {
+			t.Errorf("status --json: %s is %s", p.Party, p.State)
+		}
 	}
 	// A file of another collaboration at -o is not replaced.
 	other := *c.Collab.Current()

@@ -13,6 +13,7 @@ import (
 
 func newCollabPushCmd(g *globals) *cobra.Command {
 	var base, identity string
+	var asJSON bool
 	cf := &clientFlags{g: g, url: &base, identity: &identity}
 	cmd := &cobra.Command{
 		Use:   "push FILE --url URL --identity DIR",
@@ -50,11 +51,18 @@ belongs to its parties, so no one else can create or extend it.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Collaboration string `json:"collaboration"`
+					*coordinator.PutResponse
+				}{c.ID, resp})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %d versions, %d approvals; %d new log entries\n", c.ID, resp.Versions, resp.Approvals, len(resp.Logged))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server", "KURA_URL"))
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {collaboration, versions, approvals, revocations, logged: [inclusion proofs of the new log entries]}")
 	cmd.Flags().StringVar(&identity, "identity", g.envDefault("KURA_IDENTITY", ""), "the party directory whose signing key signs the push (kura party init; KURA_IDENTITY; client.yaml identity)")
 	cf.addCA(cmd, false)
 	return cmd
