@@ -121,9 +121,14 @@ func TestRefusals(t *testing.T) {
 		{"flipped report data", tamper(t, b, flip("report_data")), nil, attestation.ErrBadSignature},
 		{"debug flag set", tamper(t, b, func(ev map[string]any) { ev["debug"] = true }), nil, attestation.ErrBadSignature},
 		{"flipped signature", tamper(t, b, func(ev map[string]any) {
-			sig := []byte(ev["signature"].(string))
+			// Flip a bit of the signature itself, not of its base64,
+			// where a flipped '+' or '/' is no base64 at all.
+			sig, err := base64.StdEncoding.DecodeString(ev["signature"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
 			sig[10] ^= 1
-			ev["signature"] = string(sig)
+			ev["signature"] = base64.StdEncoding.EncodeToString(sig)
 		}), nil, attestation.ErrBadSignature},
 		{"unpinned key", b, []crypto.PublicKey{&other.PublicKey}, attestation.ErrUntrustedRoot},
 		{"short measurement", tamper(t, b, func(ev map[string]any) { ev["measurement"] = "abcd" }), nil, attestation.ErrMalformed},
