@@ -35,7 +35,7 @@ import (
 
 func newWorkerCmd(g *globals) *cobra.Command {
 	var analysisID, tee, out, receiptOut, logURL, verifierURL string
-	var dev bool
+	var dev, asJSON bool
 	cl := &clientFlags{g: g}
 	run := &cobra.Command{
 		Use:   "run COLLABORATION --analysis ID -o RESULT",
@@ -75,6 +75,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if receiptOut == "" {
 				receiptOut = strings.TrimSuffix(out, ".json") + ".receipt.json"
 			}
+			var report workerRunReport
 			cfg := worker.Config{Collaboration: c, Analysis: analysisID, Attester: a, Verifier: verifierURL, Logger: log, HTTP: hc}
 			if logURL != "" {
 				cfg.OnStart = func(ctx context.Context, start *result.File) error {
@@ -90,7 +91,10 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "run start logged at index %d\n", p.Index)
+					report.RunStartIndex = &p.Index
+					if !asJSON {
+						fmt.Fprintf(cmd.OutOrStdout(), "run start logged at index %d\n", p.Index)
+					}
 					return nil
 				}
 			}
@@ -104,7 +108,10 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 				if werr := writeEnvelopeFile(receiptOut, o.Receipt); werr != nil {
 					return werr
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deletion receipt: %s\n", receiptOut)
+				report.Receipt = receiptOut
+				if !asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "deletion receipt: %s\n", receiptOut)
+				}
 			}
 			if err != nil {
 				return err
@@ -112,11 +119,16 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if err := writeEnvelopeFile(out, o.Result); err != nil {
 				return err
 			}
+			if asJSON {
+				report.RunID, report.Rows, report.Suppressed, report.Result = o.RunID, o.Rows, o.Suppressed, out
+				return printJSON(cmd.OutOrStdout(), report)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %s: %d rows, %d suppressed by the output policy\nresult bundle: %s\n", o.RunID, o.Rows, o.Suppressed, out)
 			return nil
 		},
 	}
 	run.Flags().StringVar(&analysisID, "analysis", "", "analysis id")
+	run.Flags().BoolVar(&asJSON, "json", false, "print {run_id, rows, suppressed, result, receipt, run_start_index (with --log)} once the run succeeded")
 	run.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
 	run.Flags().BoolVar(&dev, "dev", false, "development mode: allow the INSECURE simulated TEE")
 	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
@@ -127,6 +139,16 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	cmd := &cobra.Command{Use: "worker", Short: "The clean-room worker (runs inside a TEE)"}
 	cmd.AddCommand(run, newWorkerServeCmd(g))
 	return cmd
+}
+
+// workerRunReport is what `kura worker run --json` prints.
+type workerRunReport struct {
+	RunID         string  `json:"run_id"`
+	Rows          int     `json:"rows"`
+	Suppressed    int     `json:"suppressed"`
+	Result        string  `json:"result"`
+	Receipt       string  `json:"receipt"`
+	RunStartIndex *uint64 `json:"run_start_index,omitempty"`
 }
 
 func writeEnvelopeFile(path string, f *result.File) error {

@@ -435,6 +435,18 @@ func TestCleanRoomCLI(t *testing.T) {
 	if code, out := run("worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", resultPath, "--log", logURL); code != 0 || !strings.Contains(out, "suppressed by the output policy") || !strings.Contains(out, "run start logged at index") {
 		t.Fatalf("worker run: exit %d\n%s", code, out)
 	}
+	// --json: one document on stdout, the run's own numbers.
+	var jsonOut, jsonErr strings.Builder
+	jsonResult := filepath.Join(dir, "result-json.json")
+	if code := Run(context.Background(), []string{"worker", "run", collabPath, "--analysis", "stay_by_prefecture", "--tee", "sim", "--dev", "-o", jsonResult, "--log", logURL, "--json"}, Env{Stdout: &jsonOut, Stderr: &jsonErr}); code != 0 {
+		t.Fatalf("worker run --json: exit %d\n%s", code, jsonErr.String())
+	}
+	var report workerRunReport
+	dec := json.NewDecoder(strings.NewReader(jsonOut.String()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&report); err != nil || len(report.RunID) != 32 || report.Rows == 0 || report.Result != jsonResult || report.RunStartIndex == nil || !strings.HasSuffix(report.Receipt, ".receipt.json") {
+		t.Errorf("worker run --json: %+v, %v\n%s", report, err, jsonOut.String())
+	}
 	// The log role keeps what it logged: the result bundle and the receipt,
 	// proofs embedded, by the SHA-256 of their payloads.
 	for _, kept := range []struct{ path, route string }{{resultPath, "results"}, {filepath.Join(dir, "result.receipt.json"), "receipts"}} {
@@ -462,8 +474,8 @@ func TestCleanRoomCLI(t *testing.T) {
 	} else {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(body), `kura_runs_total{outcome="completed"} 1`) {
-			t.Errorf("/metrics does not count the completed run")
+		if !strings.Contains(string(body), `kura_runs_total{outcome="completed"} 2`) {
+			t.Errorf("/metrics does not count the two completed runs")
 		}
 	}
 	receiptPath := filepath.Join(dir, "result.receipt.json")
