@@ -85,9 +85,94 @@ cca_sw_check := {"name": "cca platform software", "status": "skipped", "detail":
 # Azure vTPM TEEs: the SNP or TDX measurement is the paravisor's; the guest
 # OS's boot chain is in the PCRs, judged against vtpm.pcrs.
 exec_checks contains list_check(sprintf("vtpm pcr %s:%s", [bank, idx]), allowed, object.get(claims.vtpm.pcrs, [bank, idx], "not quoted")) if {
-	tee in {"az-snp-vtpm", "az-tdx-vtpm"}
+	tee in {"az-snp-vtpm", "az-tdx-vtpm", "tpm"}
 	some bank, pcrs in object.get(ref, ["vtpm", "pcrs"], {})
 	some idx, allowed in pcrs
+}
+
+# tpm: the events of the replayed event logs (boot log and IMA list). A
+# reference event matches an event when its name (the event's description:
+# an IMA file name, an EV_EFI_ACTION's text), digest (of any bank, or an IMA
+# file hash) and PCR, those it gives, are the event's. A name matches only
+# a description the replay binds (data_verified): other event data is
+# whatever the log says.
+tpm_events := object.get(claims, ["vtpm", "events"], [])
+
+event_name_ok(r, _) if object.get(r, "name", "") == ""
+
+event_name_ok(r, e) if {
+	r.name == e.description
+	object.get(e, "data_verified", false)
+}
+
+event_digest_ok(r, _) if object.get(r, "digest", "") == ""
+
+event_digest_ok(r, e) if {
+	some v in e.digests
+	v == lower(r.digest)
+}
+
+event_matches(r, e) if {
+	event_name_ok(r, e)
+	object.get(r, "pcr", e.pcr) == e.pcr
+	event_digest_ok(r, e)
+}
+
+event_seen(r) if {
+	some e in tpm_events
+	event_matches(r, e)
+}
+
+event_label(r) := sprintf("%s (%s)", [r.name, r.digest]) if {
+	object.get(r, "name", "") != ""
+	object.get(r, "digest", "") != ""
+} else := r.name if object.get(r, "name", "") != "" else := r.digest
+
+required_events := object.get(ref, ["events", "required"], [])
+
+forbidden_events := object.get(ref, ["events", "forbidden"], [])
+
+events_missing contains event_label(r) if {
+	some r in required_events
+	not event_seen(r)
+}
+
+events_found contains sprintf("%s: PCR %d %s %s", [event_label(r), e.pcr, e.type, e.description]) if {
+	some r in forbidden_events
+	some e in tpm_events
+	event_matches(r, e)
+}
+
+exec_checks contains {"name": "required events", "status": "skipped", "detail": "no required events configured"} if {
+	tee == "tpm"
+	count(required_events) == 0
+}
+
+exec_checks contains {"name": "required events", "status": "failed", "detail": sprintf("not in the replayed event logs: %s", [concat(", ", sort(events_missing))])} if {
+	tee == "tpm"
+	count(events_missing) > 0
+}
+
+exec_checks contains {"name": "required events", "status": "passed", "detail": sprintf("all %d required events are in the replayed event logs", [count(required_events)])} if {
+	tee == "tpm"
+	count(required_events) > 0
+	count(events_missing) == 0
+}
+
+exec_checks contains {"name": "forbidden events", "status": "skipped", "detail": "no forbidden events configured"} if {
+	tee == "tpm"
+	count(forbidden_events) == 0
+}
+
+exec_checks contains {"name": "forbidden events", "status": "failed", "detail": sprintf("measured: %s", [concat(", ", sort(events_found))])} if {
+	tee == "tpm"
+	count(events_found) > 0
+}
+
+exec_checks contains {"name": "forbidden events", "status": "passed", "detail": sprintf("none of %d forbidden events in %d replayed events", [count(forbidden_events), count(tpm_events)])} if {
+	tee == "tpm"
+	count(forbidden_events) > 0
+	count(events_found) == 0
 }
 
 executables := 0 if {
@@ -190,6 +275,8 @@ hw_checks contains {"name": "cca lifecycle", "status": "failed", "detail": sprin
 	claims.cca.lifecycle_state != "secured"
 }
 
+hw_checks contains {"name": "tpm attestation key", "status": "passed", "detail": "the quote is signed by an attestation key pinned in the verifier's configuration; nothing proves it is a hardware TPM's"} if tee == "tpm"
+
 hw_checks contains list_check("cca implementation id", object.get(ref, ["cca", "implementation_ids"], []), claims.cca.implementation_id) if tee == "cca"
 
 hardware := 32 if {
@@ -209,7 +296,7 @@ hardware := 32 if {
 
 instance_identity := 0 if tee == "sim" else := 2
 
-runtime_opaque := 0 if tee == "sim" else := 2
+runtime_opaque := 0 if tee in {"sim", "tpm"} else := 2
 
 why(checks, none) := none if {
 	count(checks) == 0
@@ -233,6 +320,6 @@ result := {
 	},
 }
 
-identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "platform token signed by a configured CPAK, realm token by the realm key it vouches for" if tee == "cca" else := "evidence signature chains to the vendor root"
+identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "platform token signed by a configured CPAK, realm token by the realm key it vouches for" if tee == "cca" else := "TPM quote signed by a pinned attestation key" if tee == "tpm" else := "evidence signature chains to the vendor root"
 
-opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "guest memory is encrypted by the CPU"
+opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "a TPM attests boot and runtime integrity; it does not isolate memory from the host" if tee == "tpm" else := "guest memory is encrypted by the CPU"

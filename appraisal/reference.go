@@ -23,6 +23,7 @@ type ReferenceValues struct {
 	TDX          *TDXValues    `json:"tdx,omitempty" yaml:"tdx"`
 	CCA          *CCAValues    `json:"cca,omitempty" yaml:"cca"`
 	VTPM         *VTPMValues   `json:"vtpm,omitempty" yaml:"vtpm"`
+	Events       *EventValues  `json:"events,omitempty" yaml:"events"`
 }
 
 // Measurement names one approved launch measurement.
@@ -89,11 +90,59 @@ type CCASoftwareComponent struct {
 }
 
 // VTPMValues are reference values for the PCRs an Azure vTPM quote covers
-// (az-snp-vtpm, az-tdx-vtpm): bank ("sha1", "sha256", "sha384", "sha512")
+// (az-snp-vtpm, az-tdx-vtpm) or a TPM quote covers (tpm): bank ("sha1", "sha256", "sha384", "sha512")
 // → PCR index ("0" to "23") → allowed values (hex). A PCR listed must be
 // quoted and hold one of its values.
 type VTPMValues struct {
 	PCRs map[string]map[string][]string `json:"pcrs,omitempty" yaml:"pcrs"`
+}
+
+// EventValues are reference values for the events of a tpm bundle's
+// replayed event logs (the TCG boot log and the IMA list): every Required
+// event must be among them and no Forbidden one may be.
+type EventValues struct {
+	Required  []EventMatch `json:"required,omitempty" yaml:"required"`
+	Forbidden []EventMatch `json:"forbidden,omitempty" yaml:"forbidden"`
+}
+
+// EventMatch describes events by what they must have: a name (the
+// event's description: an IMA file name such as /usr/local/bin/kura-worker,
+// an EV_EFI_ACTION's text), a digest (hex: of any PCR bank, or an IMA file
+// hash), a PCR, or several of these. It names at least a name or a digest.
+type EventMatch struct {
+	Name   string `json:"name,omitempty" yaml:"name"`
+	Digest string `json:"digest,omitempty" yaml:"digest"`
+	PCR    *int   `json:"pcr,omitempty" yaml:"pcr"`
+}
+
+// eventDigestSizes are the sizes of event digests: SHA-1, SHA-224,
+// SHA-256 (and SM3), SHA-384, SHA-512.
+var eventDigestSizes = []int{20, 28, 32, 48, 64}
+
+// check validates each match and lower-cases its digest.
+func (v *EventValues) check() error {
+	if v == nil {
+		return nil
+	}
+	for list, ms := range map[string][]EventMatch{"required": v.Required, "forbidden": v.Forbidden} {
+		for i := range ms {
+			m := &ms[i]
+			where := fmt.Sprintf("events.%s[%d]", list, i)
+			if m.Name == "" && m.Digest == "" {
+				return fmt.Errorf("%s: give a name, a digest or both", where)
+			}
+			if m.Digest != "" {
+				if err := checkHex(where+".digest", m.Digest, eventDigestSizes...); err != nil {
+					return err
+				}
+				m.Digest = strings.ToLower(m.Digest)
+			}
+			if m.PCR != nil && (*m.PCR < 0 || *m.PCR > 23) {
+				return fmt.Errorf("%s.pcr: %d, want 0 to 23", where, *m.PCR)
+			}
+		}
+	}
+	return nil
 }
 
 // vtpmBanks are the PCR banks' digest sizes.
@@ -145,8 +194,10 @@ func (rv *ReferenceValues) check() error {
 		case "snp", "tdx", "sim", "az-snp-vtpm", "az-tdx-vtpm":
 		case "cca":
 			sizes = ccaHashSizes // the RIM: SHA-256, SHA-384 or SHA-512
+		case "tpm":
+			sizes = ccaHashSizes // the quote's pcrDigest: SHA-256, SHA-384 or SHA-512
 		default:
-			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx, sim, cca, az-snp-vtpm or az-tdx-vtpm", i, m.TEE)
+			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm or tpm", i, m.TEE)
 		}
 		if err := checkHex(fmt.Sprintf("measurements[%d].value", i), m.Value, sizes...); err != nil {
 			return err
@@ -169,6 +220,9 @@ func (rv *ReferenceValues) check() error {
 		}
 	}
 	if err := rv.VTPM.check(); err != nil {
+		return err
+	}
+	if err := rv.Events.check(); err != nil {
 		return err
 	}
 	if rv.TDX != nil {

@@ -21,6 +21,10 @@ const (
 	// TPM quote (VTPM). The names are those Trustee and CoCo use.
 	AzSNPvTPM TEE = "az-snp-vtpm" // on AMD SEV-SNP
 	AzTDXvTPM TEE = "az-tdx-vtpm" // on Intel TDX
+	// TPM is a plain TPM 2.0 quote by an attestation key the verifier is
+	// configured with (docs/spec/attestation.md §4.6). It attests measured
+	// boot and runtime integrity, not memory isolation.
+	TPM TEE = "tpm"
 )
 
 // BundleVersion is the only evidence bundle version this package accepts.
@@ -40,7 +44,7 @@ type Bundle struct {
 	// Evidence is the raw hardware evidence: the 1184-byte SNP report, the
 	// TDX quote (v4 or v5), the sim evidence document, the CCA token, or
 	// for the Azure vTPM TEEs the HCL report read from the vTPM's NV index
-	// 0x01400001.
+	// 0x01400001, for tpm the attestation key's public area.
 	Evidence []byte `json:"evidence"`
 	// Certs carries certificates that came with the evidence. For SNP it is
 	// the GUID-keyed certificate table of an extended report or of the
@@ -56,7 +60,8 @@ type Bundle struct {
 	// evidence from CoCo attesters (docs/spec/attestation.md §3).
 	Binding Binding `json:"binding,omitempty"`
 	// VTPM carries the TPM quote (and for az-tdx-vtpm the TD quote) of the
-	// Azure vTPM TEEs; it is present for them and absent for every other.
+	// Azure vTPM TEEs and of tpm (with, for tpm, its event logs); it is
+	// present for them and absent for every other.
 	VTPM *VTPM `json:"vtpm,omitempty"`
 }
 
@@ -99,9 +104,9 @@ func (b *Bundle) Check() error {
 		return fmt.Errorf("%w: bundle version %d, want %d", ErrMalformed, b.Version, BundleVersion)
 	}
 	switch b.TEE {
-	case SNP, TDX, Sim, CCA, AzSNPvTPM, AzTDXvTPM:
+	case SNP, TDX, Sim, CCA, AzSNPvTPM, AzTDXvTPM, TPM:
 	default:
-		return fmt.Errorf("%w: unknown tee %q (want snp, tdx, sim, cca, az-snp-vtpm or az-tdx-vtpm)", ErrMalformed, b.TEE)
+		return fmt.Errorf("%w: unknown tee %q (want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm or tpm)", ErrMalformed, b.TEE)
 	}
 	if len(b.Evidence) == 0 {
 		return fmt.Errorf("%w: bundle has no evidence", ErrMalformed)

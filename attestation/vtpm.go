@@ -11,12 +11,18 @@ const (
 	MaxPCRValues        = 128
 	MaxPCRValueSize     = 64 // SHA-512
 	MaxTDQuoteSize      = 64 << 10
+	// MaxEventLogSize bounds each event log of a tpm bundle: a PC Client
+	// boot log is tens of KiB, an IMA list of a few thousand files a few
+	// hundred KiB; base64 in a 1 MiB bundle must hold both.
+	MaxEventLogSize = 384 << 10
 )
 
 // VTPM is the virtual TPM evidence of an Azure confidential VM
 // (docs/spec/attestation.md §2.1): a TPM2_Quote by the vTPM's attestation
 // key, which the HCL report in Bundle.Evidence binds, over PCR values the
-// attester read. []byte fields are standard base64 in JSON.
+// attester read; or, for tee tpm (§4.6), a plain TPM's quote by a pinned
+// attestation key with its event logs. []byte fields are standard base64
+// in JSON.
 type VTPM struct {
 	// Quote is the TPMS_ATTEST structure the TPM signed (the contents of
 	// the TPM2B_ATTEST that TPM2_Quote returns). Its extraData carries the
@@ -32,16 +38,22 @@ type VTPM struct {
 	// instance metadata service). Without it nothing vouches for the TD
 	// report, and verification fails.
 	TDQuote []byte `json:"td_quote,omitempty"`
+	// EventLog is, for tpm only, the TCG PC Client crypto-agile event log
+	// (binary_bios_measurements) whose replay must give the quoted PCRs.
+	EventLog []byte `json:"event_log,omitempty"`
+	// IMALog is, for tpm only, the IMA runtime measurement list in its
+	// ASCII form (ascii_runtime_measurements), replayed likewise.
+	IMALog []byte `json:"ima_log,omitempty"`
 }
 
 // checkVTPM reports whether the bundle's VTPM is present exactly for the
-// Azure vTPM TEEs and within its limits.
+// Azure vTPM TEEs and tpm, and within its limits.
 func (b *Bundle) checkVTPM() error {
-	azure := b.TEE == AzSNPvTPM || b.TEE == AzTDXvTPM
+	quoted := b.TEE == AzSNPvTPM || b.TEE == AzTDXvTPM || b.TEE == TPM
 	switch {
-	case !azure && b.VTPM != nil:
+	case !quoted && b.VTPM != nil:
 		return fmt.Errorf("%w: a %s bundle has no vtpm member", ErrMalformed, b.TEE)
-	case !azure:
+	case !quoted:
 		return nil
 	case b.VTPM == nil:
 		return fmt.Errorf("%w: a %s bundle needs its vtpm member (the TPM quote)", ErrMalformed, b.TEE)
@@ -58,6 +70,10 @@ func (b *Bundle) checkVTPM() error {
 		return fmt.Errorf("%w: vtpm.td_quote is %d bytes, limit is %d", ErrMalformed, len(v.TDQuote), MaxTDQuoteSize)
 	case len(v.TDQuote) > 0 && b.TEE != AzTDXvTPM:
 		return fmt.Errorf("%w: vtpm.td_quote belongs to %s bundles only", ErrMalformed, AzTDXvTPM)
+	case (len(v.EventLog) > 0 || len(v.IMALog) > 0) && b.TEE != TPM:
+		return fmt.Errorf("%w: vtpm.event_log and vtpm.ima_log belong to %s bundles only", ErrMalformed, TPM)
+	case len(v.EventLog) > MaxEventLogSize || len(v.IMALog) > MaxEventLogSize:
+		return fmt.Errorf("%w: vtpm event logs are %d and %d bytes, limit is %d each", ErrMalformed, len(v.EventLog), len(v.IMALog), MaxEventLogSize)
 	}
 	for i, p := range v.PCRs {
 		if len(p) == 0 || len(p) > MaxPCRValueSize {

@@ -99,8 +99,14 @@ func teeFor(name string) (attestation.TEE, error) {
 		return attestation.TDX, nil
 	case "sample", "sim":
 		return attestation.Sim, nil
+	case "az-snp-vtpm":
+		return attestation.AzSNPvTPM, nil
+	case "az-tdx-vtpm":
+		return attestation.AzTDXvTPM, nil
+	case "cca":
+		return attestation.CCA, nil
 	}
-	return "", fmt.Errorf("%w: tee %q is not supported (snp, tdx, or sample/sim in dev mode)", ErrBadRequest, name)
+	return "", fmt.Errorf("%w: tee %q is not supported (snp, tdx, az-snp-vtpm, az-tdx-vtpm, cca, or sample/sim in dev mode)", ErrBadRequest, name)
 }
 
 func decodeStrict(data []byte, v any) error {

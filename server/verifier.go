@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/attestation/tpm"
 	"github.com/kura-cc/kura/collateral"
 	"github.com/kura-cc/kura/internal/keyfile"
 	"github.com/kura-cc/kura/token"
@@ -48,11 +50,16 @@ type Verification struct {
 	// (PEM, JWK or CoMID: cca.LoadCPAKs); with none, CCA evidence fails
 	// as untrusted.
 	CCACPAKFiles []string
+	// TPMAKFiles name PEM files of pinned TPM attestation keys
+	// (tpm.LoadAKs) for plain TPM 2.0 quotes; with none, tpm evidence
+	// fails as untrusted.
+	TPMAKFiles []string
 }
 
 // Service builds a verification service for SNP, TDX, Azure's vTPM
-// evidence on either (az-snp-vtpm, az-tdx-vtpm) and the simulated TEE. issuer may be nil (no tokens); nonces nil keeps issued nonces in
-// memory.
+// evidence on either (az-snp-vtpm, az-tdx-vtpm), Arm CCA, plain TPM 2.0
+// quotes and the simulated TEE. issuer may be nil (no tokens); nonces nil
+// keeps issued nonces in memory.
 func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	var ref *appraisal.ReferenceValues
 	if v.ReferenceFile != "" {
@@ -115,10 +122,22 @@ func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *tok
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	var aks []*rsa.PublicKey
+	for _, f := range v.TPMAKFiles {
+		keys, err := tpm.LoadAKs(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		aks = append(aks, keys...)
+	}
+	tpmV, err := tpm.NewVerifier(tpm.Config{AKs: aks, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	return verifier.New(verifier.Config{
 		TEEs: map[attestation.TEE]attestation.Verifier{
 			attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV, attestation.CCA: ccaV,
-			attestation.AzSNPvTPM: azureV, attestation.AzTDXvTPM: azureV,
+			attestation.AzSNPvTPM: azureV, attestation.AzTDXvTPM: azureV, attestation.TPM: tpmV,
 		},
 		Appraiser: ap,
 		Issuer:    issuer,

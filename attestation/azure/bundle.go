@@ -51,31 +51,9 @@ func NewBundle(tee attestation.TEE, a Artifacts) (*attestation.Bundle, error) {
 	if hcl.tee != tee {
 		return nil, fmt.Errorf("%w: the HCL report carries %s: it is %s evidence, not %s", attestation.ErrMalformed, hcl.aHardware(), hcl.tee, tee)
 	}
-	if len(a.Quote) > attestation.MaxTPMQuoteSize+attestation.MaxTPMSignatureSize {
-		return nil, fmt.Errorf("%w: tpm quote file is %d bytes, limit is %d", attestation.ErrMalformed, len(a.Quote), attestation.MaxTPMQuoteSize+attestation.MaxTPMSignatureSize)
-	}
-	n, err := quoteLen(a.Quote)
+	attest, sig, pcrs, err := SplitTPMQuote(a.Quote, a.PCRs)
 	if err != nil {
 		return nil, err
-	}
-	attest, sig := a.Quote[:n], a.Quote[n:]
-	q, err := parseTPMQuote(attest, sig)
-	if err != nil {
-		return nil, err
-	}
-	var pcrs [][]byte
-	rest := a.PCRs
-	for _, bank := range q.selection {
-		for range bank.indices {
-			if len(rest) < bank.size {
-				return nil, fmt.Errorf("%w: the PCR file holds %d bytes, fewer than the quote's selection needs", attestation.ErrMalformed, len(a.PCRs))
-			}
-			pcrs = append(pcrs, bytes.Clone(rest[:bank.size]))
-			rest = rest[bank.size:]
-		}
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: the PCR file holds %d bytes more than the quote's selection", attestation.ErrMalformed, len(rest))
 	}
 	b := &attestation.Bundle{
 		Version:  attestation.BundleVersion,

@@ -18,7 +18,8 @@ import (
 const MaxEvidenceSize = attestation.MaxBundleSize
 
 // ErrUnsupported means the evidence is well formed but of a kind kura does
-// not accept (a sev crate serialisation older than version 5). It is in attestation's family, of kind fault.Unsupported;
+// not accept (a sev crate serialisation older than version 5, an Azure
+// vTPM evidence version other than 1 and 2). It is in attestation's family, of kind fault.Unsupported;
 // errors wrapping it also wrap attestation.ErrMalformed, first.
 var ErrUnsupported = fault.New(attestation.ErrAttestation, fault.Unsupported, "unsupported evidence")
 
@@ -51,6 +52,10 @@ func ParseEvidence(tee attestation.TEE, data []byte) (*attestation.Bundle, error
 		return parseTDX(members)
 	case attestation.Sim:
 		return parseSim(data, members)
+	case attestation.AzSNPvTPM, attestation.AzTDXvTPM:
+		return parseAzure(tee, members)
+	case attestation.CCA:
+		return parseCCA(members)
 	}
 	return nil, fmt.Errorf("%w: no CoCo evidence format for tee %q", attestation.ErrMalformed, tee)
 }
@@ -58,6 +63,23 @@ func ParseEvidence(tee attestation.TEE, data []byte) (*attestation.Bundle, error
 // ParseSNP converts guest-components' SnpEvidence JSON into an SNP bundle.
 func ParseSNP(data []byte) (*attestation.Bundle, error) {
 	return ParseEvidence(attestation.SNP, data)
+}
+
+// ParseAzSNPvTPM converts guest-components' az-snp-vtpm evidence JSON into
+// an az-snp-vtpm bundle.
+func ParseAzSNPvTPM(data []byte) (*attestation.Bundle, error) {
+	return ParseEvidence(attestation.AzSNPvTPM, data)
+}
+
+// ParseAzTDXvTPM converts guest-components' az-tdx-vtpm evidence JSON into
+// an az-tdx-vtpm bundle.
+func ParseAzTDXvTPM(data []byte) (*attestation.Bundle, error) {
+	return ParseEvidence(attestation.AzTDXvTPM, data)
+}
+
+// ParseCCA converts guest-components' CcaEvidence JSON into a cca bundle.
+func ParseCCA(data []byte) (*attestation.Bundle, error) {
+	return ParseEvidence(attestation.CCA, data)
 }
 
 // ParseTDX converts guest-components' TdxEvidence JSON into a TDX bundle.
@@ -82,10 +104,17 @@ func unwrap(data []byte) ([]byte, error) {
 }
 
 // guess names the TEE whose CoCo evidence has members like these: "snp",
-// "tdx", "sim", "sample" (Trustee's sample), or "" when it cannot tell.
+// "tdx", "az-snp-vtpm", "az-tdx-vtpm", "cca", "sim", "sample" (Trustee's
+// sample), or "" when it cannot tell.
 func guess(m map[string]json.RawMessage) string {
 	has := func(k string) bool { _, ok := m[k]; return ok }
 	switch {
+	case has("tpm_quote") && has("td_quote"):
+		return string(attestation.AzTDXvTPM)
+	case has("tpm_quote") || has("quote") && has("vcek"):
+		return string(attestation.AzSNPvTPM)
+	case has("token"):
+		return string(attestation.CCA)
 	case has("attestation_report"):
 		return "snp"
 	case has("quote"):

@@ -108,6 +108,10 @@ func TestEvidenceForAnotherTEE(t *testing.T) {
 		{attestation.Sim, tdxEvidenceJSON(quote), "looks like tdx"},
 		{attestation.SNP, []byte(`{"svn":"1","report_data":""}`), "looks like sample"},
 		{"sgx", []byte(`{}`), "no CoCo evidence format"},
+		{attestation.CCA, azVectors(t)[1].json(1), "looks like az-tdx-vtpm"},
+		{attestation.AzTDXvTPM, azVectors(t)[0].json(0), "looks like az-snp-vtpm"},
+		{attestation.AzSNPvTPM, ccaEvidenceJSON([]byte{1}), "looks like cca"},
+		{attestation.TDX, azVectors(t)[0].json(0), "looks like az-snp-vtpm"},
 	}
 	for _, tt := range tests {
 		_, err := ParseEvidence(tt.tee, tt.ev)

@@ -8,7 +8,11 @@
 // crate's (versions 5 to 7) serialisation; the parser rebuilds the exact
 // 1184-byte report the signature covers, following the AMD SEV-SNP ABI
 // table ATTESTATION_REPORT, and turns the certificate chain into a GUID
-// certificate table. TDX evidence is TdxEvidence, a base64 quote. Sim
+// certificate table. TDX evidence is TdxEvidence, a base64 quote. Azure
+// vTPM evidence (az-snp-vtpm, az-tdx-vtpm; versions 1 and 2, and the older
+// form without a version) becomes the azure package's bundle: the HCL
+// report as evidence, the TPM quote as the vtpm member, the VCEK as certs or
+// the TD quote in vtpm. CCA evidence is CcaEvidence, the token. Sim
 // evidence is kura's own sim document, or Trustee's "sample" evidence,
 // which has no measurement, key or signature: the sim verifier accepts it,
 // INSECURE, only where no sim keys are pinned, and the key broker only in

@@ -2,10 +2,12 @@ package coco
 
 import (
 	"bytes"
+	"encoding/pem"
 	"errors"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // seedSNP adds the real SNP vectors, in every serialisation, to f.
@@ -74,8 +76,11 @@ func FuzzParseEvidence(f *testing.F) {
 	f.Add(tdxEvidenceJSON(quote))
 	f.Add([]byte(`{"svn":"1","report_data":""}`))
 	f.Add([]byte(`{"format":"kura-sim-evidence/v1","signature":"AA=="}`))
+	seedAzure(f)
+	token, _ := captures.CCAToken()
+	f.Add(ccaEvidenceJSON(token))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, tee := range []attestation.TEE{attestation.SNP, attestation.TDX, attestation.Sim} {
+		for _, tee := range []attestation.TEE{attestation.SNP, attestation.TDX, attestation.Sim, attestation.AzSNPvTPM, attestation.AzTDXvTPM, attestation.CCA} {
 			b, err := ParseEvidence(tee, data)
 			if err != nil {
 				if !errors.Is(err, attestation.ErrMalformed) {
@@ -86,6 +91,79 @@ func FuzzParseEvidence(f *testing.F) {
 			if b.TEE != tee || len(b.Evidence) == 0 {
 				t.Fatalf("ParseEvidence(%s) = %+v", tee, b)
 			}
+		}
+	})
+}
+
+// seedAzure adds the Azure vTPM captures, in every shape of CoCo evidence,
+// to f; it fails when there are none.
+func seedAzure(f *testing.F) {
+	vs := azVectors(f)
+	if len(vs) == 0 {
+		f.Fatal("no Azure vectors to seed from")
+	}
+	for _, v := range vs {
+		for _, version := range []int{0, 1, 2} {
+			f.Add(v.json(version))
+		}
+	}
+}
+
+// FuzzParseAzure: nothing panics; what parses as either Azure vTPM TEE
+// re-serialises (version 1) to evidence that parses to the same bundle.
+func FuzzParseAzure(f *testing.F) {
+	seedAzure(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, tee := range []attestation.TEE{attestation.AzSNPvTPM, attestation.AzTDXvTPM} {
+			b, err := ParseEvidence(tee, data)
+			if err != nil {
+				if !errors.Is(err, attestation.ErrMalformed) {
+					t.Fatalf("error %v does not wrap ErrMalformed", err)
+				}
+				continue
+			}
+			if b.VTPM == nil || len(b.VTPM.Signature) < 6 {
+				t.Fatalf("bundle without a TPM signature: %+v", b)
+			}
+			v := azVector{tee: tee, hcl: b.Evidence, message: b.VTPM.Quote, sig: b.VTPM.Signature[6:], pcrs: b.VTPM.PCRs, tdQuote: b.VTPM.TDQuote}
+			if tee == attestation.AzSNPvTPM {
+				block, _ := pem.Decode(b.Certs)
+				if block == nil {
+					t.Fatalf("az-snp-vtpm bundle without a VCEK")
+				}
+				v.vcek = block.Bytes
+			}
+			again, err := ParseEvidence(tee, v.json(1))
+			if err != nil {
+				t.Fatalf("re-serialised evidence: %v", err)
+			}
+			if !bytes.Equal(mustJSON(t, again), mustJSON(t, b)) {
+				t.Fatal("re-serialised evidence parses to another bundle")
+			}
+		}
+	})
+}
+
+// FuzzParseCCA: nothing panics; what parses re-serialises to the same
+// token.
+func FuzzParseCCA(f *testing.F) {
+	token, _ := captures.CCAToken()
+	if len(token) == 0 {
+		f.Fatal("no CCA token to seed from")
+	}
+	f.Add(ccaEvidenceJSON(token))
+	f.Add([]byte(`{"token":[210,1,2]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseCCA(data)
+		if err != nil {
+			if !errors.Is(err, attestation.ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		again, err := ParseCCA(ccaEvidenceJSON(b.Evidence))
+		if err != nil || !bytes.Equal(again.Evidence, b.Evidence) {
+			t.Fatalf("re-serialised token: %v", err)
 		}
 	})
 }

@@ -69,7 +69,13 @@ func writeVectors(dir string) error {
 			return err
 		}
 	}
-	return captures.WriteTDX(filepath.Join(dir, "tdx-spr"), "spr_e4")
+	if err := captures.WriteTDX(filepath.Join(dir, "tdx-spr"), "spr_e4"); err != nil {
+		return err
+	}
+	if err := writeTDXCollateralJSON(dir, filepath.Join(dir, "tdx-spr")); err != nil {
+		return err
+	}
+	return writeCoCoEvidence(dir)
 }
 
 // exits CODE PROG ARGS... runs PROG and fails unless it exits with CODE.

@@ -32,8 +32,10 @@ func newAttestCmd(g *globals) *cobra.Command {
 type attestVerifyFlags struct {
 	verifyFlags
 	ccaFlags
+	tpmFlags
 	evidence, tee, report, vcek, certs, tsm, quote, collateral, nonce string
 	hclReport, pcrs, tdQuote                                          string // Azure vTPM TEEs
+	cocoEvidence                                                      string // a Confidential Containers attester's evidence
 	json, explain                                                     bool
 }
 
@@ -44,7 +46,8 @@ func newAttestVerifyCmd(g *globals) *cobra.Command {
 		Short: "Verify attestation evidence and print the appraisal",
 		Long: `Verify attestation evidence: a kura evidence bundle (--evidence) or raw vendor artifacts
 (--tee snp --report, --tee snp --tsm, --tee tdx --quote, --tee cca --token,
---tee az-snp-vtpm|az-tdx-vtpm --hcl-report).
+--tee az-snp-vtpm|az-tdx-vtpm --hcl-report, --tee tpm --quote --ak), or a Confidential Containers attester's
+tee-evidence (--tee TYPE --coco-evidence).
 Prints every check as passed, failed or
 skipped, the trust vector and the status. Exits 0 only when no performed check failed; otherwise
 3 (bad signature, chain or evidence), 4 (collateral unavailable or expired), 5 (policy or nonce)
@@ -52,8 +55,11 @@ or 2 (usage).`,
 		Example: `  kura attest verify --evidence bundle.json --nonce 5f1c...
   kura attest verify --tee snp --report report.bin --certs chain.pem --at 2024-01-01T00:00:00Z
   kura attest verify --tee tdx --quote quote.dat --collateral collateral/ --offline
+  kura attest verify --tee tdx --quote quote.dat --collateral collateral.json --offline
   kura attest verify --tee cca --token token.cbor --cpak cpak.pem
-  kura attest verify --tee az-snp-vtpm --hcl-report hcl.bin --quote quote.bin --pcrs pcrs.bin --certs vcek.pem`,
+  kura attest verify --tee tpm --quote quote.bin --pcrs pcrs.bin --ak ak.pem --event-log binary_bios_measurements --ima-log ascii_runtime_measurements
+  kura attest verify --tee az-snp-vtpm --hcl-report hcl.bin --quote quote.bin --pcrs pcrs.bin --certs vcek.pem
+  kura attest verify --tee az-tdx-vtpm --coco-evidence tee-evidence.json --collateral collateral.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAttestVerify(cmd.Context(), g, f, cmd.OutOrStdout())
@@ -62,17 +68,19 @@ or 2 (usage).`,
 	fs := cmd.Flags()
 	f.register(fs, g)
 	f.registerCCA(fs)
+	f.registerTPM(fs)
 	fs.StringVar(&f.evidence, "evidence", "", "kura evidence bundle (JSON)")
-	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp, tdx, cca, az-snp-vtpm or az-tdx-vtpm")
+	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm or tpm")
 	fs.StringVar(&f.report, "report", "", "SNP: raw 1184-byte attestation report, or its hex")
 	fs.StringVar(&f.vcek, "vcek", "", "SNP: VCEK or VLEK certificate, DER or PEM")
 	fs.StringVar(&f.certs, "certs", "", "SNP: ASK/ARK (or ASVK/ARK) chain, PEM")
 	fs.StringVar(&f.tsm, "tsm", "", "SNP: configfs-tsm capture (JSON with outblob and auxblob)")
-	fs.StringVar(&f.quote, "quote", "", "TDX: quote (v4 or v5), raw or hex; az-*: the TPM quote, TPMS_ATTEST then TPMT_SIGNATURE")
+	fs.StringVar(&f.quote, "quote", "", "TDX: quote (v4 or v5), raw or hex; az-*, tpm: the TPM quote, TPMS_ATTEST then TPMT_SIGNATURE")
 	fs.StringVar(&f.hclReport, "hcl-report", "", "az-*: the HCL report, as read from vTPM NV index 0x01400001")
-	fs.StringVar(&f.pcrs, "pcrs", "", "az-*: the quoted PCR values, concatenated in selection order (tpm2_pcrread -o)")
+	fs.StringVar(&f.pcrs, "pcrs", "", "az-*, tpm: the quoted PCR values, concatenated in selection order (tpm2_pcrread -o)")
 	fs.StringVar(&f.tdQuote, "td-quote", "", "az-tdx-vtpm: the TD quote over the HCL report's TD report")
-	fs.StringVar(&f.collateral, "collateral", "", "TDX: directory with tcb_info.json, qe_identity.json, issuer chains and CRLs")
+	fs.StringVar(&f.cocoEvidence, "coco-evidence", "", "a Confidential Containers attester's tee-evidence (JSON) for --tee snp, tdx, sample, az-snp-vtpm, az-tdx-vtpm or cca")
+	fs.StringVar(&f.collateral, "collateral", "", "TDX: directory with tcb_info.json, qe_identity.json, issuer chains and CRLs, or one JSON file as dcap-qvl and dstack ship it")
 	fs.StringVar(&f.nonce, "nonce", "", "expected nonce, hex: the bundle's nonce, or the report_data of raw evidence")
 	fs.BoolVar(&f.json, "json", false, "print the full report as JSON")
 	fs.BoolVar(&f.explain, "explain", false, "explain why each trust-vector claim got its value")
@@ -110,14 +118,16 @@ const jsonFlagHelp = "print one JSON document on stdout (fields in the command's
 func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 	switch {
 	case f.evidence != "":
-		if f.tee != "" || f.report != "" || f.quote != "" || f.tsm != "" || f.hclReport != "" || f.token != "" {
-			return nil, usagef("--evidence takes a bundle; do not combine it with --tee, --report, --tsm or --quote")
+		if f.tee != "" || f.report != "" || f.quote != "" || f.tsm != "" || f.hclReport != "" || f.token != "" || f.cocoEvidence != "" {
+			return nil, usagef("--evidence takes a bundle; do not combine it with --tee, --report, --tsm, --quote or --coco-evidence")
 		}
 		data, err := readInput("--evidence", f.evidence)
 		if err != nil {
 			return nil, err
 		}
 		return attestation.ParseBundle(data)
+	case f.cocoEvidence != "":
+		return f.cocoBundle()
 	case f.tee == "snp" && f.tsm != "":
 		data, err := readInput("--tsm", f.tsm)
 		if err != nil {
@@ -154,19 +164,48 @@ func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
-		var col *attestation.Collateral
-		if f.collateral != "" {
-			if col, err = tdx.LoadCollateralDir(f.collateral); err != nil {
-				return nil, usageError{err}
-			}
+		col, err := loadTDXCollateral(f.collateral)
+		if err != nil {
+			return nil, err
 		}
 		return tdx.NewBundle(quote, col)
 	case f.tee == string(attestation.CCA):
 		return f.ccaBundle()
+	case f.tee == string(attestation.TPM):
+		return f.tpmBundle()
 	case f.tee == "":
-		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx|cca|az-snp-vtpm|az-tdx-vtpm")
+		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx|cca|az-snp-vtpm|az-tdx-vtpm|tpm")
 	}
-	return nil, usagef("--tee %q: raw artifacts are snp, tdx, cca, az-snp-vtpm or az-tdx-vtpm (sim evidence comes as a bundle)", f.tee)
+	return nil, usagef("--tee %q: raw artifacts are snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm or tpm (sim evidence comes as a bundle)", f.tee)
+}
+
+// loadTDXCollateral reads --collateral: a directory as tdx.LoadCollateralDir
+// reads it, or a file holding the one-object JSON of dcap-qvl, dstack and
+// Automata (tdx.ParseCollateralJSON). "" is no collateral.
+func loadTDXCollateral(path string) (*attestation.Collateral, error) {
+	if path == "" {
+		return nil, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, usagef("--collateral: %w", err)
+	}
+	if fi.IsDir() {
+		col, err := tdx.LoadCollateralDir(path)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return col, nil
+	}
+	data, err := readInput("--collateral", path)
+	if err != nil {
+		return nil, err
+	}
+	col, err := tdx.ParseCollateralJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("--collateral %s: %w", path, err)
+	}
+	return col, nil
 }
 
 func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out io.Writer) error {
@@ -187,6 +226,7 @@ func runAttestVerify(ctx context.Context, g *globals, f *attestVerifyFlags, out 
 		return err
 	}
 	f.ccaCPAKs = append(f.ccaCPAKs, f.cpaks...) // --cpak adds to --cca-cpak
+	f.tpmAKs = append(f.tpmAKs, f.aks...)       // --ak adds to --tpm-ak
 	svc, err := f.service(ctx, log, nil, nil)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package cli
 import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
-	"github.com/kura-cc/kura/attestation/tdx"
 )
 
 // azureBundle builds an az-snp-vtpm or az-tdx-vtpm bundle from raw
@@ -38,12 +37,10 @@ func (f *attestVerifyFlags) azureBundle() (*attestation.Bundle, error) {
 		}
 		*in.dst = append(*in.dst, data...)
 	}
-	if f.collateral != "" {
-		col, err := tdx.LoadCollateralDir(f.collateral)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		a.Collateral = col
+	col, err := loadTDXCollateral(f.collateral)
+	if err != nil {
+		return nil, err
 	}
+	a.Collateral = col
 	return azure.NewBundle(tee, a)
 }

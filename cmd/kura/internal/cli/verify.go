@@ -26,6 +26,7 @@ type verifyFlags struct {
 	bundleDirs      []string
 	checkRevocation bool
 	ccaCPAKs        []string
+	tpmAKs          []string
 }
 
 func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
@@ -38,6 +39,7 @@ func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
 	fs.StringArrayVar(&v.bundleDirs, "collateral-bundle", nil, "offline collateral bundle directory, read-only (repeatable)")
 	fs.BoolVar(&v.checkRevocation, "check-revocation", false, "require CRLs and refuse revoked certificates")
 	fs.StringArrayVar(&v.ccaCPAKs, "cca-cpak", nil, "Arm CCA: file of trusted platform attestation keys (CPAK): PEM, JWK or CoMID JSON (repeatable)")
+	fs.StringArrayVar(&v.tpmAKs, "tpm-ak", nil, "TPM 2.0: PEM file of pinned attestation keys (RSA PUBLIC KEY blocks) whose quotes are trusted (repeatable)")
 }
 
 func defaultCacheDir(g *globals) string {
@@ -69,7 +71,7 @@ func (v *verifyFlags) verification() (server.Verification, error) {
 		return server.Verification{}, err
 	}
 	return server.Verification{
-		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs,
+		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs, TPMAKFiles: v.tpmAKs,
 		Collateral: collateral.Config{CacheDir: v.cacheDir, OfflineDirs: v.bundleDirs, Online: !v.offline},
 	}, nil
 }

@@ -1,0 +1,29 @@
+// Package tpm verifies plain TPM 2.0 evidence (tee "tpm",
+// docs/spec/attestation.md §4.6): a TPM2_Quote by an attestation key (AK)
+// pinned in the verifier's configuration, over PCR values, with kura's
+// runtime-data binding as the quote's qualifying data; and, when the bundle
+// carries them, the TCG PC Client event log and the IMA runtime measurement
+// list, replayed and compared with the quoted PCRs.
+//
+// The quote parser and its signature and PCR-digest checks are those of
+// attestation/azure, which verifies the quotes of Azure's vTPMs.
+//
+// # Security model
+//
+// The AK is trusted because the operator pinned it (LoadAKs, --tpm-ak):
+// nothing here proves that it lives in a hardware TPM rather than in a
+// software TPM or a file. Endorsement key certificate chains are not
+// verified. When the bundle gives the AK as a TPMT_PUBLIC, its attributes
+// must make it a restricted signing key that the TPM generated (fixedTPM,
+// fixedParent, sensitiveDataOrigin, restricted, sign), which only a TPM
+// can vouch for, and only if the AK was pinned after checking that.
+//
+// A TPM attests measured boot and runtime integrity, not confidentiality:
+// it isolates no memory. Event logs are unauthenticated input until
+// replayed: only events whose PCR the quote covers and whose replay gives
+// the quoted value are reported; an IMA entry's file name and digest are
+// reported only after its template hash is recomputed from them. Event data
+// is bound only where its digest is defined as its hash (EV_SEPARATOR,
+// EV_ACTION, EV_EFI_ACTION, checked) and for IMA entries; claims mark those
+// descriptions data_verified, and the appraisal matches names only there.
+package tpm

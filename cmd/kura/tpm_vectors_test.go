@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// tpmCaptures is where attestation/tpm keeps its swtpm captures (rewritten
+// by its TestSWTPMService -update).
+const tpmCaptures = "../../attestation/tpm/testdata/swtpm"
+
+// TestTPMScripts runs the scripts of testdata/tpm against the swtpm
+// captures, copied into vectors/tpm.
+func TestTPMScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/tpm",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, "cache"))
+			dir := filepath.Join(env.WorkDir, "vectors", "tpm")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			entries, err := os.ReadDir(tpmCaptures)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				data, err := os.ReadFile(filepath.Join(tpmCaptures, e.Name()))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":   exits,
+			"flipbit": flipbit,
+		},
+	})
+}
