@@ -384,8 +384,13 @@ func (c *Coordinator) listRuns(w http.ResponseWriter, r *http.Request) error {
 	return web.WriteJSON(w, http.StatusOK, out)
 }
 
-// worker authenticates a registered worker's request and returns its name.
-func (c *Coordinator) worker(r *http.Request, body []byte) (string, error) {
+// worker reads a registered worker's request body, authenticates it and
+// returns the body and the worker's name.
+func (c *Coordinator) worker(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	body, err := web.ReadBody(w, r, maxRunRequest)
+	if err != nil {
+		return nil, "", err
+	}
 	var reg Registration
 	if _, err := (&httpsig.Verifier{Context: WorkerSigningContext, Nonces: c.sig.Nonces, Now: c.now}).Verify(r, body, func(id string) (ed25519.PublicKey, bool) {
 		rec, ok, err := c.ephemeral.Get(r.Context(), workerRecordKey(id))
@@ -395,19 +400,15 @@ func (c *Coordinator) worker(r *http.Request, body []byte) (string, error) {
 		return reg.PublicKey, true
 	}); err != nil {
 		if reg.Name == "" {
-			return "", fmt.Errorf("%w: register with POST /v1/workers (kura worker serve does): %w", ErrUnregistered, err)
+			return nil, "", fmt.Errorf("%w: register with POST /v1/workers (kura worker serve does): %w", ErrUnregistered, err)
 		}
-		return "", err
+		return nil, "", err
 	}
-	return reg.Name, nil
+	return body, reg.Name, nil
 }
 
 func (c *Coordinator) claim(w http.ResponseWriter, r *http.Request) error {
-	body, err := web.ReadBody(w, r, maxRunRequest)
-	if err != nil {
-		return err
-	}
-	name, err := c.worker(r, body)
+	_, name, err := c.worker(w, r)
 	if err != nil {
 		return err
 	}
@@ -424,11 +425,7 @@ func (c *Coordinator) claim(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (c *Coordinator) renew(w http.ResponseWriter, r *http.Request) error {
-	body, err := web.ReadBody(w, r, maxRunRequest)
-	if err != nil {
-		return err
-	}
-	name, err := c.worker(r, body)
+	_, name, err := c.worker(w, r)
 	if err != nil {
 		return err
 	}
@@ -440,11 +437,7 @@ func (c *Coordinator) renew(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (c *Coordinator) finish(w http.ResponseWriter, r *http.Request) error {
-	body, err := web.ReadBody(w, r, maxRunRequest)
-	if err != nil {
-		return err
-	}
-	name, err := c.worker(r, body)
+	body, name, err := c.worker(w, r)
 	if err != nil {
 		return err
 	}
