@@ -90,13 +90,14 @@ exec_checks contains list_check(sprintf("vtpm pcr %s:%s", [bank, idx]), allowed,
 	some idx, allowed in pcrs
 }
 
-# tpm: the events of the replayed event logs (boot log and IMA list). A
+# tpm and tdx: the events of the replayed event logs (tpm: boot log and IMA
+# list; tdx: the CCEL log, whose pcr is the MR index as logged). A
 # reference event matches an event when its name (the event's description:
 # an IMA file name, an EV_EFI_ACTION's text), digest (of any bank, or an IMA
 # file hash) and PCR, those it gives, are the event's. A name matches only
 # a description the replay binds (data_verified): other event data is
 # whatever the log says.
-tpm_events := object.get(claims, ["vtpm", "events"], [])
+tpm_events := object.get(claims, ["tdx", "events"], []) if tee == "tdx" else := object.get(claims, ["vtpm", "events"], [])
 
 event_name_ok(r, _) if object.get(r, "name", "") == ""
 
@@ -137,40 +138,42 @@ events_missing contains event_label(r) if {
 	not event_seen(r)
 }
 
-events_found contains sprintf("%s: PCR %d %s %s", [event_label(r), e.pcr, e.type, e.description]) if {
+event_register(e) := sprintf("RTMR%d", [e.rtmr]) if e.rtmr != null else := sprintf("PCR %d", [e.pcr])
+
+events_found contains sprintf("%s: %s %s %s", [event_label(r), event_register(e), e.type, e.description]) if {
 	some r in forbidden_events
 	some e in tpm_events
 	event_matches(r, e)
 }
 
 exec_checks contains {"name": "required events", "status": "skipped", "detail": "no required events configured"} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(required_events) == 0
 }
 
 exec_checks contains {"name": "required events", "status": "failed", "detail": sprintf("not in the replayed event logs: %s", [concat(", ", sort(events_missing))])} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(events_missing) > 0
 }
 
 exec_checks contains {"name": "required events", "status": "passed", "detail": sprintf("all %d required events are in the replayed event logs", [count(required_events)])} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(required_events) > 0
 	count(events_missing) == 0
 }
 
 exec_checks contains {"name": "forbidden events", "status": "skipped", "detail": "no forbidden events configured"} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(forbidden_events) == 0
 }
 
 exec_checks contains {"name": "forbidden events", "status": "failed", "detail": sprintf("measured: %s", [concat(", ", sort(events_found))])} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(events_found) > 0
 }
 
 exec_checks contains {"name": "forbidden events", "status": "passed", "detail": sprintf("none of %d forbidden events in %d replayed events", [count(forbidden_events), count(tpm_events)])} if {
-	tee == "tpm"
+	tee in {"tpm", "tdx"}
 	count(forbidden_events) > 0
 	count(events_found) == 0
 }

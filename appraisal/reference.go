@@ -98,8 +98,9 @@ type VTPMValues struct {
 }
 
 // EventValues are reference values for the events of a tpm bundle's
-// replayed event logs (the TCG boot log and the IMA list): every Required
-// event must be among them and no Forbidden one may be.
+// replayed event logs (the TCG boot log and the IMA list) and of a tdx
+// bundle's replayed CCEL log: every Required event must be among them and
+// no Forbidden one may be.
 type EventValues struct {
 	Required  []EventMatch `json:"required,omitempty" yaml:"required"`
 	Forbidden []EventMatch `json:"forbidden,omitempty" yaml:"forbidden"`
@@ -108,7 +109,8 @@ type EventValues struct {
 // EventMatch describes events by what they must have: a name (the
 // event's description: an IMA file name such as /usr/local/bin/kura-worker,
 // an EV_EFI_ACTION's text), a digest (hex: of any PCR bank, or an IMA file
-// hash), a PCR, or several of these. It names at least a name or a digest.
+// hash), a PCR (for tdx, the CCEL's MR index as logged: 1 is RTMR0), or
+// several of these. It names at least a name or a digest.
 type EventMatch struct {
 	Name   string `json:"name,omitempty" yaml:"name"`
 	Digest string `json:"digest,omitempty" yaml:"digest"`

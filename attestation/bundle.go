@@ -63,6 +63,11 @@ type Bundle struct {
 	// Azure vTPM TEEs and of tpm (with, for tpm, its event logs); it is
 	// present for them and absent for every other.
 	VTPM *VTPM `json:"vtpm,omitempty"`
+	// EventLog is, for tdx only, the TD's CCEL event log (the log area of
+	// the ACPI CCEL table, /sys/firmware/acpi/tables/data/CCEL), whose
+	// replay must give the quote's RTMRs (docs/spec/attestation.md §4.2).
+	// Absent, the RTMRs are reported as quoted and not explained.
+	EventLog []byte `json:"event_log,omitempty"`
 }
 
 // Collateral is Intel PCS collateral for a TDX quote: response bodies as
@@ -113,6 +118,12 @@ func (b *Bundle) Check() error {
 	}
 	if err := b.checkVTPM(); err != nil {
 		return err
+	}
+	switch {
+	case len(b.EventLog) > 0 && b.TEE != TDX:
+		return fmt.Errorf("%w: event_log belongs to %s bundles only (a %s bundle's boot log goes in vtpm.event_log)", ErrMalformed, TDX, TPM)
+	case len(b.EventLog) > MaxEventLogSize:
+		return fmt.Errorf("%w: event_log is %d bytes, limit is %d", ErrMalformed, len(b.EventLog), MaxEventLogSize)
 	}
 	if err := b.Binding.Check(); err != nil {
 		return err

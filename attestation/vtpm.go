@@ -11,8 +11,9 @@ const (
 	MaxPCRValues        = 128
 	MaxPCRValueSize     = 64 // SHA-512
 	MaxTDQuoteSize      = 64 << 10
-	// MaxEventLogSize bounds each event log of a tpm bundle: a PC Client
-	// boot log is tens of KiB, an IMA list of a few thousand files a few
+	// MaxEventLogSize bounds each event log of a tpm bundle, and a tdx
+	// bundle's CCEL log: a PC Client boot log is tens of KiB (a CCEL log
+	// area is usually 64 KiB), an IMA list of a few thousand files a few
 	// hundred KiB; base64 in a 1 MiB bundle must hold both.
 	MaxEventLogSize = 384 << 10
 )

@@ -99,33 +99,12 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 	if admins == nil {
 		return // never open by default: no admin keys, no admin API
 	}
-	h := func(f func(w http.ResponseWriter, r *http.Request, body []byte, ad *admin) error) http.Handler {
-		return web.Handle(b.log, nil, func(w http.ResponseWriter, r *http.Request) error {
-			body, err := web.ReadBody(w, r, maxAdminBody)
-			if err != nil {
-				return err
-			}
-			ad, err := admins.authenticate(r, body, b.ephemeral)
-			if err != nil {
-				b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", web.ClientAddr(r))
-				return err
-			}
-			return f(w, r, body, ad)
-		})
+	h := func(f adminFunc) http.Handler {
+		return b.adminHandler(func(r *http.Request, body []byte) (*admin, error) {
+			return admins.authenticate(r, body, b.ephemeral)
+		}, f)
 	}
-	// resource validates the request's resource path and checks that ad
-	// owns its repository, before anything about the resource is read.
-	resource := func(r *http.Request, ad *admin) (string, error) {
-		path := r.PathValue("repo") + "/" + r.PathValue("type") + "/" + r.PathValue("tag")
-		req, err := ParsePath(path)
-		if err != nil {
-			return "", err
-		}
-		if !ad.owns(req.Repository) {
-			return "", b.refuse(r, ad, path, "", notYours(ad, req.Repository))
-		}
-		return path, nil
-	}
+	resource := b.adminResource
 	// scope validates the request's policy scope and checks that ad may
 	// read it (write: store it): a tenant its repositories' scopes and, to
 	// read, the default; the operator the default alone.
@@ -253,6 +232,44 @@ func (b *Broker) registerAdmin(mux *http.ServeMux, admins *Admins) {
 		}
 		return web.WriteJSON(w, http.StatusOK, admins.tenants())
 	}))
+	b.registerTrusteeAdmin(mux, admins)
+}
+
+// adminFunc handles an owner-API request whose body has been read and
+// whose signer, ad, authenticated.
+type adminFunc func(w http.ResponseWriter, r *http.Request, body []byte, ad *admin) error
+
+// adminHandler reads an owner-API request's body (at most maxAdminBody),
+// authenticates it with auth, and hands it to f. A request that does not
+// authenticate is logged and refused.
+func (b *Broker) adminHandler(auth func(r *http.Request, body []byte) (*admin, error), f adminFunc) http.Handler {
+	return web.Handle(b.log, nil, func(w http.ResponseWriter, r *http.Request) error {
+		body, err := web.ReadBody(w, r, maxAdminBody)
+		if err != nil {
+			return err
+		}
+		ad, err := auth(r, body)
+		if err != nil {
+			b.log.WarnContext(r.Context(), "admin request refused", "method", r.Method, "path", r.URL.Path, "reason", err, "client", web.ClientAddr(r))
+			return err
+		}
+		return f(w, r, body, ad)
+	})
+}
+
+// adminResource validates the request's resource path
+// ({repo}/{type}/{tag}) and checks that ad owns its repository, before
+// anything about the resource is read.
+func (b *Broker) adminResource(r *http.Request, ad *admin) (string, error) {
+	path := r.PathValue("repo") + "/" + r.PathValue("type") + "/" + r.PathValue("tag")
+	req, err := ParsePath(path)
+	if err != nil {
+		return "", err
+	}
+	if !ad.owns(req.Repository) {
+		return "", b.refuse(r, ad, path, "", notYours(ad, req.Repository))
+	}
+	return path, nil
 }
 
 // listable checks that a listing under prefix stays within ad's

@@ -5,7 +5,10 @@
 //
 // It speaks the Confidential Containers KBS attestation protocol
 // (POST /kbs/v0/auth, POST /kbs/v0/attest, GET /kbs/v0/resource/<repo>/<type>/<tag>)
-// and adds an authenticated owner API under /kbs/v0/admin/. The wire
+// and adds an authenticated owner API under /kbs/v0/admin/. Trustee's own
+// admin endpoints (POST /kbs/v0/resource/..., POST /kbs/v0/resource-policy)
+// are accepted too, authenticated by the same owner keys, with the owner
+// API's signature or Trustee's EdDSA admin JWT (§6.2). The wire
 // format and kura's extensions are in docs/spec/keybroker.md; with
 // Config.Compat set to CompatTrustee the KBS endpoints answer exactly as
 // Trustee's KBS 0.4.0 does (§2.2).

@@ -31,6 +31,12 @@ const airlinePolicy = "package kura.release\nallow := false\ndeny contains \"the
 
 func newTenants(t *testing.T) *tenants {
 	t.Helper()
+	return newTenantsCompat(t, CompatKura)
+}
+
+// newTenantsCompat is newTenants with the KBS compatibility mode compat.
+func newTenantsCompat(t *testing.T, compat Compat) *tenants {
+	t.Helper()
 	keys := map[string]ed25519.PrivateKey{}
 	for _, name := range []string{"airline", "carrier", "ops"} {
 		_, keys[name], _ = ed25519.GenerateKey(rand.Reader)
@@ -48,7 +54,7 @@ func newTenants(t *testing.T) *tenants {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, fixtureOpts{dev: true, admins: admins})
+	f := newFixture(t, fixtureOpts{dev: true, admins: admins, compat: compat})
 	c := func(name string) *AdminClient {
 		return &AdminClient{BaseURL: f.srv.URL, Key: keys[name], HTTP: f.srv.Client()}
 	}

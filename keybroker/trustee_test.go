@@ -275,7 +275,8 @@ func TestUnroutedProblems(t *testing.T) {
 	}{
 		{CompatKura, "GET", "/kbs/v0/auth", 405, web.ProblemTypeBase + "method-not-allowed", "POST", "", false},
 		{CompatKura, "PUT", "/kbs/v0/attest", 405, web.ProblemTypeBase + "method-not-allowed", "POST", "", false},
-		{CompatKura, "DELETE", "/kbs/v0/resource/a/b/c", 405, web.ProblemTypeBase + "method-not-allowed", "GET, HEAD", "", false},
+		{CompatKura, "DELETE", "/kbs/v0/resource/a/b/c", 405, web.ProblemTypeBase + "method-not-allowed", "GET, HEAD, POST", "", false},
+		{CompatKura, "GET", "/kbs/v0/resource-policy", 405, web.ProblemTypeBase + "method-not-allowed", "POST", "", false},
 		{CompatKura, "POST", "/kbs/v0/admin/resource/a/b/c", 405, web.ProblemTypeBase + "method-not-allowed", "DELETE, GET, HEAD, PUT", "", false},
 		{CompatKura, "GET", "/kbs/v0/nothing", 404, web.ProblemTypeBase + "not-found", "", "no KBS endpoint", false},
 		{CompatKura, "GET", "/kbs/v0/resource/a/b", 404, web.ProblemTypeBase + "not-found", "", "no KBS endpoint", false},

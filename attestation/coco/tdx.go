@@ -11,8 +11,11 @@ import (
 
 // parseTDX reads guest-components' TdxEvidence:
 // {"quote": base64, "cc_eventlog": base64 | null, "aa_eventlog": string | null}.
-// The event logs are checked for type only and dropped: kura's claims come
-// from the signed quote alone, and kura does not replay event logs.
+// The event logs are checked for type only and dropped: a CoCo guest's
+// attestation agent extends RTMR3 with the events of aa_eventlog, which
+// the CCEL log does not record, so kura's CCEL replay (which compares all
+// four RTMRs, docs/spec/attestation.md §4.2) would refuse it; kura's
+// claims for such evidence come from the signed quote alone.
 func parseTDX(m map[string]json.RawMessage) (*attestation.Bundle, error) {
 	if err := fields(m, "tdx evidence", []string{"quote"}, []string{"cc_eventlog", "aa_eventlog"}); err != nil {
 		return nil, err

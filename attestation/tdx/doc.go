@@ -7,7 +7,9 @@
 // into this package ("pck chain"); the QE report signature under the PCK key
 // and the binding of the attestation key into the QE report ("qe report");
 // the quote signature over the header and TD quote body under the
-// attestation key ("quote signature"); the Intel PCS collateral: TCB info
+// attestation key ("quote signature"); with a CCEL event log in the bundle,
+// that it parses ("event log parse") and replays to the quote's RTMR0–3
+// ("event log replay"); the Intel PCS collateral: TCB info
 // and QE identity signatures under issuer chains that end at the same root,
 // their validity at the verification time, and their agreement with the
 // quote and the PCK certificate ("tcb info", "qe identity"); when asked, the
@@ -27,7 +29,10 @@
 // as the tcb_status claim and leaves the decision to the policy. A Revoked
 // TCB level, or a platform no TCB level matches, fails verification. The
 // Verifier does not check report_data against a nonce; the caller binds it
-// (attestation.RuntimeData). Claim keys are listed on Verifier.Verify and in
+// (attestation.RuntimeData). An event log is untrusted too: only its
+// replay to the signed RTMRs makes its digests meaningful, and its event
+// data only where the digest hashes it (EV_SEPARATOR, EV_ACTION,
+// EV_EFI_ACTION). Claim keys are listed on Verifier.Verify and in
 // docs/spec/attestation.md §5.
 //
 // An Attester obtains quotes through configfs-tsm and falls back to the

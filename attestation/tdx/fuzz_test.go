@@ -1,11 +1,14 @@
 package tdx
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-tdx-guest/verify"
 
+	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/internal/captures"
 )
 
@@ -31,6 +34,32 @@ func FuzzVerify(f *testing.F) {
 		}
 		if err := verify.RawTdxQuote(q, libraryOptions(&memGetter{}, timeV4, false)); err != nil {
 			t.Fatalf("Verify accepted a quote go-tdx-guest refuses: %v", err)
+		}
+	})
+}
+
+// FuzzParseCCEL checks that parsing a CCEL log either fails or gives the
+// input back byte for byte, and that replaying what parses never panics.
+func FuzzParseCCEL(f *testing.F) {
+	seeds := [][]byte{
+		sampleCCEL(),
+		testCCEL(),
+		append(sampleCCEL(), bytes.Repeat([]byte{0xff}, 64)...),
+		append(testCCEL(ccelEvent(4, evEFIAction, []byte("app"))), make([]byte, 16)...),
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := parseCCEL(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(l.Marshal(), data) {
+			t.Fatalf("marshal does not give the input back")
+		}
+		if _, err := replayRTMRs(l); err != nil && !errors.Is(err, attestation.ErrBinding) {
+			t.Fatalf("replayRTMRs = %v, want nil or %v", err, attestation.ErrBinding)
 		}
 	})
 }

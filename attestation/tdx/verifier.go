@@ -91,6 +91,8 @@ const (
 	checkPCK       = "pck chain"
 	checkQEReport  = "qe report"
 	checkSignature = "quote signature"
+	checkEventLog  = "event log parse"
+	checkReplay    = "event log replay"
 	checkTCBInfo   = "tcb info"
 	checkQEID      = "qe identity"
 	checkRevoke    = "revocation"
@@ -112,9 +114,13 @@ const (
 //	             tcb_status, qe_tcb_status, tcb_date (strings);
 //	             advisory_ids ([]string); fmspc (hex); and for v5 quotes
 //	             mr_service_td and tee_tcb_svn2 (hex, empty for TDX 1.0
-//	             bodies).
+//	             bodies); with a CCEL event log (b.EventLog), events
+//	             (the replayed events, as tpm's vtpm.events, with rtmr
+//	             0..3), replayed_rtmrs and unverified_events.
 //
-// Verify does not check report_data against runtime data.
+// With b.EventLog, Verify replays it to RTMR0–3 once the quote signature
+// has authenticated them (before the collateral checks) and fails as attestation.ErrBinding, naming the RTMR, when one differs
+// from the quote's. Verify does not check report_data against runtime data.
 func (v *Verifier) Verify(ctx context.Context, b *attestation.Bundle) (*attestation.Result, error) {
 	res := &attestation.Result{TEE: attestation.TDX}
 	fail := func(check string, err error) (*attestation.Result, error) {
@@ -148,6 +154,22 @@ func (v *Verifier) Verify(ctx context.Context, b *attestation.Bundle) (*attestat
 	}
 	res.Pass(checkSignature, "header and TD quote body signed by the attestation key")
 
+	var rr *rtmrReplay
+	if len(b.EventLog) > 0 {
+		l, err := parseCCEL(b.EventLog)
+		if err != nil {
+			return fail(checkEventLog, err)
+		}
+		res.Pass(checkEventLog, fmt.Sprintf("CCEL crypto-agile event log, %d events", len(l.Events)))
+		if rr, err = replayRTMRs(l); err == nil {
+			err = rr.checkRTMRs(q.body.rtmrs)
+		}
+		if err != nil {
+			return fail(checkReplay, err)
+		}
+		res.Pass(checkReplay, fmt.Sprintf("RTMR0-3 replayed from %d events (%d, %d, %d, %d) equal the quote's", len(rr.events), rr.counts[0], rr.counts[1], rr.counts[2], rr.counts[3]))
+	}
+
 	ev, check, err := v.checkCollateral(ctx, res, b, q, pck, now)
 	if err != nil {
 		return fail(check, err)
@@ -155,6 +177,12 @@ func (v *Verifier) Verify(ctx context.Context, b *attestation.Bundle) (*attestat
 
 	res.ReportData = append([]byte(nil), q.body.reportData...)
 	res.Claims = claims(q, pck, ev)
+	if rr != nil {
+		tdx := res.Claims["tdx"].(map[string]any)
+		tdx["events"] = rr.events
+		tdx["replayed_rtmrs"] = []string{"rtmr0", "rtmr1", "rtmr2", "rtmr3"}
+		tdx["unverified_events"] = rr.unverified
+	}
 	v.log.InfoContext(ctx, "tdx quote verified", "mr_td", hex.EncodeToString(q.body.mrTd), "tcb_status", res.Claims["tcb_status"], "fmspc", pck.exts.FMSPC)
 	return res, nil
 }

@@ -52,7 +52,7 @@ func TestReplayRealLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(log.marshal(), data) {
+	if !bytes.Equal(log.Marshal(), data) {
 		t.Fatal("marshal does not give the log back")
 	}
 	rr, err := replay(ubuntuPCRs(), log, nil)

@@ -22,7 +22,7 @@ func FuzzParseEventLog(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(l.marshal(), data) {
+		if !bytes.Equal(l.Marshal(), data) {
 			t.Fatalf("marshal does not give the input back")
 		}
 	})

@@ -83,7 +83,7 @@ func parseIMAList(data []byte) (*imaList, error) {
 		}
 		var bank uint16
 		for alg, b := range banks {
-			if b.hash.Size() == len(th) {
+			if b.Hash.Size() == len(th) {
 				bank = alg
 			}
 		}
@@ -93,10 +93,10 @@ func parseIMAList(data []byte) (*imaList, error) {
 		if l.bank == 0 {
 			l.bank = bank
 		} else if l.bank != bank {
-			return nil, bad(n, "template hash of %d bytes where earlier lines had %d", len(th), banks[l.bank].hash.Size())
+			return nil, bad(n, "template hash of %d bytes where earlier lines had %d", len(th), banks[l.bank].Hash.Size())
 		}
 		e := imaEntry{pcr: pcr, templateHash: th, template: f[2]}
-		if err := e.parseFields(f[3], f[4], banks[bank].hash); err != nil {
+		if err := e.parseFields(f[3], f[4], banks[bank].Hash); err != nil {
 			return nil, bad(n, "%v", err)
 		}
 		l.entries = append(l.entries, e)

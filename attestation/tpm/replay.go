@@ -35,12 +35,12 @@ type pcrKey struct {
 func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, error) {
 	algOf := map[string]uint16{}
 	for alg, b := range banks {
-		algOf[b.name] = alg
+		algOf[b.Name] = alg
 	}
 	imaPCRs := map[int]bool{}
 	imaBank := ""
 	if ima != nil {
-		imaBank = banks[ima.bank].name
+		imaBank = banks[ima.bank].Name
 		for _, e := range ima.entries {
 			imaPCRs[e.pcr] = true
 		}
@@ -58,19 +58,19 @@ func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, 
 		if v, ok := state[k]; ok {
 			return v
 		}
-		v := make([]byte, banks[algOf[k.bank]].hash.Size())
+		v := make([]byte, banks[algOf[k.bank]].Hash.Size())
 		switch {
 		case k.idx >= 17 && k.idx <= 22:
 			for i := range v {
 				v[i] = 0xff
 			}
 		case k.idx == 0 && log != nil:
-			v[len(v)-1] = log.locality
+			v[len(v)-1] = log.Locality
 		}
 		return v
 	}
 	extend := func(k pcrKey, d []byte) {
-		h := banks[algOf[k.bank]].hash.New()
+		h := banks[algOf[k.bank]].Hash.New()
 		h.Write(get(k))
 		h.Write(d)
 		state[k] = h.Sum(nil)
@@ -88,25 +88,25 @@ func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, 
 	res := &replayResult{}
 	var claims []map[string]any
 	if log != nil {
-		for i, e := range log.events {
-			if e.typ == evNoAction {
+		for i, e := range log.Events {
+			if e.Type == evNoAction {
 				continue
 			}
-			if err := e.checkDataDigests(); err != nil {
-				return nil, fmt.Errorf("%w: event %d (%s on PCR %d): %v", attestation.ErrBinding, i+1, typeName(e.typ), e.pcr, err)
+			if err := e.CheckDataDigests(); err != nil {
+				return nil, fmt.Errorf("%w: event %d (%s on PCR %d): %v", attestation.ErrBinding, i+1, typeName(e.Type), e.PCR, err)
 			}
 			verified := false
-			for _, d := range e.digests {
-				b, ok := banks[d.alg]
+			for _, d := range e.Digests {
+				b, ok := banks[d.Alg]
 				if !ok {
 					continue
 				}
-				k := pcrKey{b.name, e.pcr}
-				extend(k, d.value)
+				k := pcrKey{b.Name, e.PCR}
+				extend(k, d.Value)
 				verified = verified || (isQuoted(k) && covered(k))
 			}
 			if verified {
-				claims = append(claims, e.claim("tcg"))
+				claims = append(claims, e.Claim("tcg"))
 			} else {
 				res.unverified++
 			}
@@ -152,29 +152,4 @@ func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, 
 		res.events = append(res.events, c)
 	}
 	return res, nil
-}
-
-// dataHashedTypes are the event types whose digests are, by the PC Client
-// Platform Firmware Profile, the hashes of their event data: for them the
-// data is bound by the replay too.
-var dataHashedTypes = map[uint32]bool{0x4: true, 0x5: true, 0x80000007: true} // EV_SEPARATOR, EV_ACTION, EV_EFI_ACTION
-
-// checkDataDigests checks, for the event types whose digests hash their
-// data, that every replayed bank's digest does.
-func (e *event) checkDataDigests() error {
-	if !dataHashedTypes[e.typ] {
-		return nil
-	}
-	for _, d := range e.digests {
-		b, ok := banks[d.alg]
-		if !ok {
-			continue
-		}
-		h := b.hash.New()
-		h.Write(e.data)
-		if !bytes.Equal(h.Sum(nil), d.value) {
-			return fmt.Errorf("its %s digest %x is not the hash of its event data %q", b.name, d.value, describe(e.data))
-		}
-	}
-	return nil
 }

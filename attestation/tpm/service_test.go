@@ -121,7 +121,7 @@ func writeCaptures(t *testing.T, qualifying []byte) {
 	files := map[string][]byte{
 		"ak.pem":                     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
 		"ak.tpmt":                    tt.akPub,
-		"binary_bios_measurements":   tt.log.marshal(),
+		"binary_bios_measurements":   tt.log.Marshal(),
 		"ascii_runtime_measurements": tt.ima.marshal(),
 		"qualifying_data.hex":        []byte(hex.EncodeToString(qualifying) + "\n"),
 	}

@@ -104,7 +104,7 @@ func newTestTPM(t *testing.T) *testTPM {
 		t.Fatal(err)
 	}
 	tt.akKey = ak.key
-	tt.log = &eventLog{header: specIDHeader(0x0004, 0x000B), algs: []algSize{{0x0004, 20}, {0x000B, 32}}}
+	tt.log = &eventLog{Header: specIDHeader(0x0004, 0x000B), Algs: []algSize{{Alg: 0x0004, Size: 20}, {Alg: 0x000B, Size: 32}}}
 	return tt
 }
 
@@ -112,7 +112,7 @@ func newTestTPM(t *testing.T) *testTPM {
 func (tt *testTPM) extend(pcr int, typ uint32, data []byte, record bool) {
 	tt.t.Helper()
 	s1, s256 := sha1.Sum(data), sha256.Sum256(data)
-	e := event{pcr: pcr, typ: typ, data: data, digests: []digest{{0x0004, s1[:]}, {0x000B, s256[:]}}}
+	e := event{PCR: pcr, Type: typ, Data: data, Digests: []digest{{Alg: 0x0004, Value: s1[:]}, {Alg: 0x000B, Value: s256[:]}}}
 	_, err := tpm2.PCRExtend{
 		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},
 		Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA1, Digest: s1[:]}, {HashAlg: tpm2.TPMAlgSHA256, Digest: s256[:]}}},
@@ -121,7 +121,7 @@ func (tt *testTPM) extend(pcr int, typ uint32, data []byte, record bool) {
 		tt.t.Fatalf("extend PCR %d: %v", pcr, err)
 	}
 	if record {
-		tt.log.events = append(tt.log.events, e)
+		tt.log.Events = append(tt.log.Events, e)
 	}
 }
 
@@ -177,7 +177,7 @@ func (tt *testTPM) quote(qualifying []byte) *attestation.Bundle {
 	if tt.ima != nil {
 		imaLog = tt.ima.marshal()
 	}
-	b, err := NewBundle(tt.akPub, rsp.Quoted.Bytes(), tpm2.Marshal(rsp.Signature), pcrs, tt.log.marshal(), imaLog)
+	b, err := NewBundle(tt.akPub, rsp.Quoted.Bytes(), tpm2.Marshal(rsp.Signature), pcrs, tt.log.Marshal(), imaLog)
 	if err != nil {
 		tt.t.Fatal(err)
 	}
@@ -253,13 +253,13 @@ func TestSWTPMQuote(t *testing.T) {
 		{"pcr value", func(b *attestation.Bundle) { b.VTPM.PCRs[3][0] ^= 1 }, attestation.ErrBadSignature, "signed the digest"},
 		{"event dropped from the log", func(b *attestation.Bundle) {
 			l, _ := parseEventLog(b.VTPM.EventLog)
-			l.events = append(l.events[:3:3], l.events[4:]...)
-			b.VTPM.EventLog = l.marshal()
+			l.Events = append(l.Events[:3:3], l.Events[4:]...)
+			b.VTPM.EventLog = l.Marshal()
 		}, attestation.ErrBinding, "PCR sha1:2"},
 		{"separator data altered", func(b *attestation.Bundle) {
 			l, _ := parseEventLog(b.VTPM.EventLog)
-			l.events[1].data = []byte{0, 0, 0, 1}
-			b.VTPM.EventLog = l.marshal()
+			l.Events[1].Data = []byte{0, 0, 0, 1}
+			b.VTPM.EventLog = l.Marshal()
 		}, attestation.ErrBinding, "event 2 (EV_SEPARATOR on PCR 0)"},
 		{"file renamed in the ima list", func(b *attestation.Bundle) {
 			b.VTPM.IMALog = bytes.Replace(b.VTPM.IMALog, []byte("kura-worker"), []byte("kura-workex"), 1)

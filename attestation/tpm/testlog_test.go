@@ -3,25 +3,12 @@ package tpm
 import (
 	"crypto"
 	"encoding/binary"
+
+	"github.com/kura-cc/kura/attestation/internal/tcglog"
 )
 
 // specIDHeader returns the Spec ID event of a log with algs' banks.
-func specIDHeader(algs ...uint16) []byte {
-	spec := []byte(specIDSignature)
-	spec = binary.LittleEndian.AppendUint32(spec, 0) // platformClass: client
-	spec = append(spec, 0, 2, 0, 2)                  // spec 2.0, errata 0, uintnSize 2 (UINT64)
-	spec = binary.LittleEndian.AppendUint32(spec, uint32(len(algs)))
-	for _, a := range algs {
-		spec = binary.LittleEndian.AppendUint16(spec, a)
-		spec = binary.LittleEndian.AppendUint16(spec, uint16(banks[a].hash.Size()))
-	}
-	spec = append(spec, 0) // no vendor info
-	h := binary.LittleEndian.AppendUint32(nil, 0)
-	h = binary.LittleEndian.AppendUint32(h, evNoAction)
-	h = append(h, make([]byte, 20)...)
-	h = binary.LittleEndian.AppendUint32(h, uint32(len(spec)))
-	return append(h, spec...)
-}
+func specIDHeader(algs ...uint16) []byte { return tcglog.SpecIDHeader(algs...) }
 
 // imaNGEntry returns the ima-ng entry the kernel writes for a file, with
 // its template hash under h.

@@ -131,14 +131,14 @@ func (v *Verifier) verify(b *attestation.Bundle, res *attestation.Result) (map[s
 		if log, err = parseEventLog(b.VTPM.EventLog); err != nil {
 			return nil, res.Fail(checkEventLog, err)
 		}
-		res.Pass(checkEventLog, fmt.Sprintf("crypto-agile event log, %d events", len(log.events)))
+		res.Pass(checkEventLog, fmt.Sprintf("crypto-agile event log, %d events", len(log.Events)))
 	}
 	var ima *imaList
 	if len(b.VTPM.IMALog) > 0 {
 		if ima, err = parseIMAList(b.VTPM.IMALog); err != nil {
 			return nil, res.Fail(checkIMALog, err)
 		}
-		res.Pass(checkIMALog, fmt.Sprintf("%d entries, %s template hashes recomputed from file hashes and names", len(ima.entries), banks[ima.bank].name))
+		res.Pass(checkIMALog, fmt.Sprintf("%d entries, %s template hashes recomputed from file hashes and names", len(ima.entries), banks[ima.bank].Name))
 	}
 	events := []any{}
 	var replayed []string

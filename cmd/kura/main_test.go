@@ -54,6 +54,9 @@ func writeVectors(dir string) error {
 	for name, data := range azureVectors() {
 		files[name] = data
 	}
+	for name, data := range ccelVectors() {
+		files[name] = data
+	}
 	cca, err := ccaVectors()
 	if err != nil {
 		return err

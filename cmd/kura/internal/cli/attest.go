@@ -56,6 +56,7 @@ or 2 (usage).`,
   kura attest verify --tee snp --report report.bin --certs chain.pem --at 2024-01-01T00:00:00Z
   kura attest verify --tee tdx --quote quote.dat --collateral collateral/ --offline
   kura attest verify --tee tdx --quote quote.dat --collateral collateral.json --offline
+  kura attest verify --tee tdx --quote quote.dat --collateral collateral.json --event-log /sys/firmware/acpi/tables/data/CCEL
   kura attest verify --tee cca --token token.cbor --cpak cpak.pem
   kura attest verify --tee tpm --quote quote.bin --pcrs pcrs.bin --ak ak.pem --event-log binary_bios_measurements --ima-log ascii_runtime_measurements
   kura attest verify --tee az-snp-vtpm --hcl-report hcl.bin --quote quote.bin --pcrs pcrs.bin --certs vcek.pem
@@ -164,11 +165,21 @@ func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
+		if f.imaLog != "" {
+			return nil, usagef("--tee tdx takes --event-log FILE (the CCEL log, /sys/firmware/acpi/tables/data/CCEL), not --ima-log")
+		}
 		col, err := loadTDXCollateral(f.collateral)
 		if err != nil {
 			return nil, err
 		}
-		return tdx.NewBundle(quote, col)
+		b, err := tdx.NewBundle(quote, col)
+		if err != nil || f.eventLog == "" {
+			return b, err
+		}
+		if b.EventLog, err = readInput("--event-log", f.eventLog); err != nil {
+			return nil, err
+		}
+		return b, b.Check()
 	case f.tee == string(attestation.CCA):
 		return f.ccaBundle()
 	case f.tee == string(attestation.TPM):

@@ -22,7 +22,7 @@ type tpmFlags struct {
 func (f *tpmFlags) registerTPM(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.aks, "ak", nil, "tpm: PEM file of pinned attestation keys (repeatable; as --tpm-ak)")
 	fs.StringVar(&f.akPublic, "ak-public", "", "tpm: the quoting key's public area, TPM2B_PUBLIC (tpm2_readpublic -o) or TPMT_PUBLIC; default: the one key --ak pins")
-	fs.StringVar(&f.eventLog, "event-log", "", "tpm: TCG PC Client event log to replay (/sys/kernel/security/tpm0/binary_bios_measurements)")
+	fs.StringVar(&f.eventLog, "event-log", "", "tpm: TCG PC Client event log to replay (/sys/kernel/security/tpm0/binary_bios_measurements); tdx: the CCEL event log to replay to RTMR0-3 (/sys/firmware/acpi/tables/data/CCEL)")
 	fs.StringVar(&f.imaLog, "ima-log", "", "tpm: IMA measurement list to replay (/sys/kernel/security/ima/ascii_runtime_measurements)")
 }
 
