@@ -278,7 +278,15 @@ hw_checks contains {"name": "cca lifecycle", "status": "failed", "detail": sprin
 	claims.cca.lifecycle_state != "secured"
 }
 
-hw_checks contains {"name": "tpm attestation key", "status": "passed", "detail": "the quote is signed by an attestation key pinned in the verifier's configuration; nothing proves it is a hardware TPM's"} if tee == "tpm"
+hw_checks contains {"name": "tpm attestation key", "status": "passed", "detail": "the quote is signed by an attestation key pinned in the verifier's configuration; nothing proves it is a hardware TPM's"} if {
+	tee == "tpm"
+	claims.vtpm.ak_trust == "pinned"
+}
+
+hw_checks contains {"name": "tpm attestation key", "status": "passed", "detail": sprintf("the quote is signed by an attestation key certified by %s under the configured root %s", [claims.vtpm.ak_certificate.issuer, claims.vtpm.ak_certificate.root])} if {
+	tee == "tpm"
+	claims.vtpm.ak_trust == "certificate"
+}
 
 hw_checks contains list_check("cca implementation id", object.get(ref, ["cca", "implementation_ids"], []), claims.cca.implementation_id) if tee == "cca"
 
@@ -323,6 +331,9 @@ result := {
 	},
 }
 
-identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "platform token signed by a configured CPAK, realm token by the realm key it vouches for" if tee == "cca" else := "TPM quote signed by a pinned attestation key" if tee == "tpm" else := "evidence signature chains to the vendor root"
+identity_why := "INSECURE: sim evidence is signed by a software key; no instance identity" if tee == "sim" else := "platform token signed by a configured CPAK, realm token by the realm key it vouches for" if tee == "cca" else := "TPM quote signed by a pinned attestation key" if {
+	tee == "tpm"
+	claims.vtpm.ak_trust == "pinned"
+} else := "TPM quote signed by an attestation key with a certificate from a configured authority" if tee == "tpm" else := "evidence signature chains to the vendor root"
 
 opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "a TPM attests boot and runtime integrity; it does not isolate memory from the host" if tee == "tpm" else := "guest memory is encrypted by the CPU"

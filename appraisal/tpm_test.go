@@ -18,6 +18,7 @@ func tpmClaims(digest string) map[string]any {
 	return map[string]any{
 		"tee": "tpm", "measurement": strings.Repeat("11", 32), "debug": false, "insecure": false,
 		"vtpm": map[string]any{
+			"ak_trust": "pinned",
 			"pcrs": map[string]any{"sha256": map[string]any{"10": strings.Repeat("0a", 32)}},
 			"events": []any{
 				map[string]any{"source": "tcg", "pcr": 4, "type": "EV_EFI_ACTION", "digests": map[string]any{"sha256": strings.Repeat("04", 32)}, "description": "Calling EFI Application from Boot Option", "data_verified": true},
@@ -83,6 +84,41 @@ func TestAppraiseTPM(t *testing.T) {
 				t.Errorf("runtime-opaque = %d, want no claim: a TPM isolates no memory", tv.RuntimeOpaque)
 			}
 		})
+	}
+}
+
+// TestAppraiseTPMAKTrust checks that the appraisal says how the quoting
+// key came to be trusted: pinned, or certified by a configured authority.
+func TestAppraiseTPMAKTrust(t *testing.T) {
+	ctx := context.Background()
+	a, err := New(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certified := tpmClaims(workerDigest)
+	vt := certified["vtpm"].(map[string]any)
+	vt["ak_trust"] = "certificate"
+	vt["ak_certificate"] = map[string]any{"issuer": "CN=vendor AK CA", "root": "CN=vendor root"}
+	for name, c := range map[string]struct {
+		claims         map[string]any
+		detail, reason string
+	}{
+		"pinned":      {tpmClaims(workerDigest), "pinned in the verifier's configuration", "pinned attestation key"},
+		"certificate": {certified, "certified by CN=vendor AK CA under the configured root CN=vendor root", "certificate from a configured authority"},
+	} {
+		got, err := a.Appraise(ctx, c.claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var detail string
+		for _, ch := range got.Checks {
+			if ch.Name == "tpm attestation key" {
+				detail = ch.Detail
+			}
+		}
+		if !strings.Contains(detail, c.detail) || !strings.Contains(got.Explain["instance-identity"], c.reason) {
+			t.Errorf("%s: check %q, instance-identity %q", name, detail, got.Explain["instance-identity"])
+		}
 	}
 }
 

@@ -54,6 +54,9 @@ type Verification struct {
 	// (tpm.LoadAKs) for plain TPM 2.0 quotes; with none, tpm evidence
 	// fails as untrusted.
 	TPMAKFiles []string
+	// TPMAKCAFiles name files of certificate authorities (tpm.LoadAKCAs)
+	// whose AK certificates make a tpm quote's key trusted.
+	TPMAKCAFiles []string
 }
 
 // Service builds a verification service for SNP, TDX, Azure's vTPM
@@ -130,7 +133,15 @@ func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *tok
 		}
 		aks = append(aks, keys...)
 	}
-	tpmV, err := tpm.NewVerifier(tpm.Config{AKs: aks, Logger: log})
+	var akCAs []*x509.Certificate
+	for _, f := range v.TPMAKCAFiles {
+		certs, err := tpm.LoadAKCAs(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		akCAs = append(akCAs, certs...)
+	}
+	tpmV, err := tpm.NewVerifier(tpm.Config{AKs: aks, AKCAs: akCAs, Now: now, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}

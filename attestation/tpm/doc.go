@@ -10,10 +10,13 @@
 //
 // # Security model
 //
-// The AK is trusted because the operator pinned it (LoadAKs, --tpm-ak):
-// nothing here proves that it lives in a hardware TPM rather than in a
-// software TPM or a file. Endorsement key certificate chains are not
-// verified. When the bundle gives the AK as a TPMT_PUBLIC, its attributes
+// The AK is trusted because the operator pinned it (LoadAKs, --tpm-ak), or
+// because the bundle carries a certificate for it that chains to a
+// certificate authority the operator configured (LoadAKCAs, --tpm-ak-ca):
+// Google's for Compute Engine vTPMs, whose certificates also name the VM
+// instance, or a privacy CA that certified the AK after credential
+// activation. Nothing here proves more than the pinning operator or the CA
+// did; kura runs no credential activation against EK certificates itself. When the bundle gives the AK as a TPMT_PUBLIC, its attributes
 // must make it a restricted signing key that the TPM generated (fixedTPM,
 // fixedParent, sensitiveDataOrigin, restricted, sign), which only a TPM
 // can vouch for, and only if the AK was pinned after checking that.

@@ -14,6 +14,8 @@ type (
 const (
 	numPCRs    = 24
 	evNoAction = tcglog.EvNoAction
+	// evNonHostInfo is EV_NONHOST_INFO, which Compute Engine uses (gce.go).
+	evNonHostInfo = 0x11
 )
 
 // banks maps the TPM algorithm ids of the PCR banks kura replays to their

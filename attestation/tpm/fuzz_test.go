@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"os"
 	"testing"
+
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 func FuzzParseEventLog(f *testing.F) {
@@ -66,6 +68,24 @@ func FuzzParseAK(f *testing.F) {
 		ak, err := parseAK(data)
 		if err == nil && ak.public != nil {
 			_ = ak.checkAttributes()
+		}
+	})
+}
+
+// FuzzAKCert feeds the AK certificate parsers: certificates as PEM or DER,
+// the TCG subject alternative name and Google's instance extension.
+func FuzzAKCert(f *testing.F) {
+	g := captures.GCEvTPM()
+	f.Add(g.AKCert)
+	f.Add(g.CAs)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := parseCerts(data)
+		if err != nil {
+			return
+		}
+		for _, c := range certs {
+			_, _ = tcgSubjectAltName(c)
+			_, _ = gceInstance(c)
 		}
 	})
 }

@@ -20,6 +20,9 @@ type replayResult struct {
 }
 
 // pcrKey names a PCR of a bank.
+// imaPCR is the PCR Linux IMA extends.
+const imaPCR = 10
+
 type pcrKey struct {
 	bank string
 	idx  int
@@ -31,7 +34,9 @@ type pcrKey struct {
 // quoted PCR is compared (a PCR without events must hold its reset value),
 // except, in banks other than the IMA list's, the PCRs the IMA list
 // extends: the ASCII list carries one template hash per entry. An IMA list
-// alone covers its PCRs in its bank.
+// alone covers its PCRs in its bank. Without an IMA list, PCR 10 (IMA's,
+// by Linux convention) is covered only if the TCG log records events for
+// it: its value is then reported, not explained.
 func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, error) {
 	algOf := map[string]uint16{}
 	for alg, b := range banks {
@@ -45,9 +50,18 @@ func replay(quoted map[string]any, log *eventLog, ima *imaList) (*replayResult, 
 			imaPCRs[e.pcr] = true
 		}
 	}
+	logPCRs := map[int]bool{}
+	if log != nil {
+		for _, e := range log.Events {
+			logPCRs[e.PCR] = true
+		}
+	}
 	covered := func(k pcrKey) bool {
-		if imaPCRs[k.idx] {
+		switch {
+		case imaPCRs[k.idx]:
 			return k.bank == imaBank
+		case k.idx == imaPCR && ima == nil:
+			return logPCRs[k.idx]
 		}
 		return log != nil
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
@@ -19,6 +20,7 @@ import (
 const (
 	checkAKParse     = "attestation key parse"
 	checkAKPinned    = "attestation key pinned"
+	checkAKCert      = "attestation key certificate"
 	checkAKAttrs     = "attestation key attributes"
 	checkQuoteParse  = "tpm quote parse"
 	checkQuoteSig    = "tpm quote signature"
@@ -33,6 +35,13 @@ type Config struct {
 	// AKs are the pinned attestation keys (LoadAKs). With none, every
 	// quote fails as untrusted.
 	AKs []*rsa.PublicKey
+	// AKCAs are the certificate authorities whose AK certificates are
+	// trusted (LoadAKCAs): self-signed ones are roots, the others
+	// intermediates. A quote by an AK that is not pinned is trusted when
+	// the bundle's certs hold a certificate for it chaining to a root.
+	AKCAs []*x509.Certificate
+	// Now is the time AK certificates are checked at (default time.Now).
+	Now func() time.Time
 	// Logger receives one record per verification with its outcome. Nil
 	// discards.
 	Logger *slog.Logger
@@ -42,6 +51,8 @@ type Config struct {
 // safe for concurrent use.
 type Verifier struct {
 	aks map[string]bool // PKIX DER of each pinned AK
+	cas *akCAs
+	now func() time.Time
 	log *slog.Logger
 }
 
@@ -49,7 +60,10 @@ var _ attestation.Verifier = (*Verifier)(nil)
 
 // NewVerifier returns a Verifier for cfg.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{aks: map[string]bool{}, log: cfg.Logger}
+	v := &Verifier{aks: map[string]bool{}, cas: newAKCAs(cfg.AKCAs), now: cfg.Now, log: cfg.Logger}
+	if v.now == nil {
+		v.now = time.Now
+	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -99,10 +113,19 @@ func (v *Verifier) verify(b *attestation.Bundle, res *attestation.Result) (map[s
 		form = "TPMT_PUBLIC"
 	}
 	res.Pass(checkAKParse, fmt.Sprintf("RSA-%d key from a %s (SPKI SHA-256 %x)", ak.key.N.BitLen(), form, akSum))
-	if !v.aks[string(akDER)] {
-		return nil, res.Fail(checkAKPinned, fmt.Errorf("%w: the attestation key (SPKI SHA-256 %x) is not one of the %d pinned keys (--tpm-ak)", attestation.ErrUntrustedRoot, akSum, len(v.aks)))
+	var akCert map[string]any
+	switch {
+	case v.aks[string(akDER)]:
+		res.Pass(checkAKPinned, "the attestation key is pinned in the verifier's configuration; nothing proves it is a hardware TPM's")
+	case len(b.Certs) > 0:
+		if akCert, err = v.cas.verifyAKCert(b.Certs, ak.key, v.now()); err != nil {
+			return nil, res.Fail(checkAKCert, err)
+		}
+		res.Pass(checkAKCert, fmt.Sprintf("certified by %q (serial %s), which chains to the configured root %q", akCert["issuer"], akCert["serial"], akCert["root"]))
+	default:
+		return nil, res.Fail(checkAKPinned, fmt.Errorf("%w: the attestation key (SPKI SHA-256 %x) is not one of the %d pinned keys (--tpm-ak), and the bundle has no AK certificate (certs) for a configured authority (--tpm-ak-ca)",
+			attestation.ErrUntrustedRoot, akSum, len(v.aks)))
 	}
-	res.Pass(checkAKPinned, "the attestation key is pinned in the verifier's configuration; nothing proves it is a hardware TPM's")
 	if ak.public == nil {
 		res.Skip(checkAKAttrs, "the evidence gives the key as PKIX, without TPM object attributes")
 	} else if err := ak.checkAttributes(); err != nil {
@@ -143,6 +166,7 @@ func (v *Verifier) verify(b *attestation.Bundle, res *attestation.Result) (map[s
 	events := []any{}
 	var replayed []string
 	unverified := 0
+	var gceTech string
 	if log == nil && ima == nil {
 		res.Skip(checkEventReplay, "no event log: the PCR values are reported, not explained")
 	} else {
@@ -151,6 +175,9 @@ func (v *Verifier) verify(b *attestation.Bundle, res *attestation.Result) (map[s
 			return nil, res.Fail(checkEventReplay, err)
 		}
 		events, replayed, unverified = rr.events, rr.replayed, rr.unverified
+		if gceTech, err = gceTechnology(log, replayed); err != nil {
+			return nil, res.Fail(checkEventReplay, err)
+		}
 		res.Pass(checkEventReplay, fmt.Sprintf("%d events replay to the quoted PCRs %s; %d events are for PCRs the quote does not cover and are not reported",
 			len(events), strings.Join(replayed, " "), unverified))
 	}
@@ -160,24 +187,36 @@ func (v *Verifier) verify(b *attestation.Bundle, res *attestation.Result) (map[s
 
 	res.ReportData = make([]byte, attestation.ReportDataSize)
 	copy(res.ReportData, q.ExtraData())
+	trust := "pinned"
+	if akCert != nil {
+		trust = "certificate"
+	}
+	vt := map[string]any{
+		"ak_pub":            hex.EncodeToString(akDER),
+		"ak_sha256":         hex.EncodeToString(akSum[:]),
+		"ak_trust":          trust,
+		"qualified_signer":  hex.EncodeToString(q.QualifiedSigner()),
+		"extra_data":        hex.EncodeToString(q.ExtraData()),
+		"firmware_version":  hex.EncodeToString(binary.BigEndian.AppendUint64(nil, q.FirmwareVersion())),
+		"signature":         q.SchemeName(),
+		"pcrs":              pcrs,
+		"events":            events,
+		"replayed_pcrs":     replayed,
+		"unverified_events": unverified,
+	}
+	if akCert != nil {
+		vt["ak_certificate"] = akCert
+	}
+	if gceTech != "" {
+		vt["gce_confidential_technology"] = gceTech
+	}
 	return map[string]any{
 		"tee":         string(attestation.TPM),
 		"measurement": hex.EncodeToString(q.PCRDigest()),
 		"debug":       false,
 		"insecure":    false,
 		"report_data": hex.EncodeToString(res.ReportData),
-		"vtpm": map[string]any{
-			"ak_pub":            hex.EncodeToString(akDER),
-			"ak_sha256":         hex.EncodeToString(akSum[:]),
-			"qualified_signer":  hex.EncodeToString(q.QualifiedSigner()),
-			"extra_data":        hex.EncodeToString(q.ExtraData()),
-			"firmware_version":  hex.EncodeToString(binary.BigEndian.AppendUint64(nil, q.FirmwareVersion())),
-			"signature":         q.SchemeName(),
-			"pcrs":              pcrs,
-			"events":            events,
-			"replayed_pcrs":     replayed,
-			"unverified_events": unverified,
-		},
+		"vtpm":        vt,
 	}, nil
 }
 

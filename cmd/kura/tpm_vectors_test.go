@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // tpmCaptures is where attestation/tpm keeps its swtpm captures (rewritten
@@ -13,7 +15,8 @@ import (
 const tpmCaptures = "../../attestation/tpm/testdata/swtpm"
 
 // TestTPMScripts runs the scripts of testdata/tpm against the swtpm
-// captures, copied into vectors/tpm.
+// captures, copied into vectors/tpm, and the Compute Engine vTPM capture,
+// in vectors/gce.
 func TestTPMScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/tpm",
@@ -36,11 +39,28 @@ func TestTPMScripts(t *testing.T) {
 					return err
 				}
 			}
-			return nil
+			gce := captures.GCEvTPM()
+			return writeFiles(filepath.Join(env.WorkDir, "vectors", "gce"), map[string][]byte{
+				"ak.tpmt": gce.AKPublic, "ak-cert.der": gce.AKCert, "gce-ak-ca.pem": gce.CAs,
+				"quote.bin": gce.Quote, "pcrs.bin": gce.PCRs, "binary_bios_measurements": gce.EventLog,
+			})
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":   exits,
 			"flipbit": flipbit,
 		},
 	})
+}
+
+// writeFiles writes files (name → content) into dir, creating it.
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

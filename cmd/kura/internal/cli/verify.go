@@ -27,6 +27,7 @@ type verifyFlags struct {
 	checkRevocation bool
 	ccaCPAKs        []string
 	tpmAKs          []string
+	tpmAKCAs        []string
 }
 
 func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
@@ -40,6 +41,7 @@ func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
 	fs.BoolVar(&v.checkRevocation, "check-revocation", false, "require CRLs and refuse revoked certificates")
 	fs.StringArrayVar(&v.ccaCPAKs, "cca-cpak", nil, "Arm CCA: file of trusted platform attestation keys (CPAK): PEM, JWK or CoMID JSON (repeatable)")
 	fs.StringArrayVar(&v.tpmAKs, "tpm-ak", nil, "TPM 2.0: PEM file of pinned attestation keys (RSA PUBLIC KEY blocks) whose quotes are trusted (repeatable)")
+	fs.StringArrayVar(&v.tpmAKCAs, "tpm-ak-ca", nil, "TPM 2.0: PEM or DER file of certificate authorities whose AK certificates are trusted, roots and intermediates (repeatable; e.g. Google's vTPM AK CA)")
 }
 
 func defaultCacheDir(g *globals) string {
@@ -71,7 +73,7 @@ func (v *verifyFlags) verification() (server.Verification, error) {
 		return server.Verification{}, err
 	}
 	return server.Verification{
-		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs, TPMAKFiles: v.tpmAKs,
+		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs, TPMAKFiles: v.tpmAKs, TPMAKCAFiles: v.tpmAKCAs,
 		Collateral: collateral.Config{CacheDir: v.cacheDir, OfflineDirs: v.bundleDirs, Online: !v.offline},
 	}, nil
 }
