@@ -19,7 +19,7 @@ func tpmClaims(digest string) map[string]any {
 		"tee": "tpm", "measurement": strings.Repeat("11", 32), "debug": false, "insecure": false,
 		"vtpm": map[string]any{
 			"ak_trust": "pinned",
-			"pcrs": map[string]any{"sha256": map[string]any{"10": strings.Repeat("0a", 32)}},
+			"pcrs":     map[string]any{"sha256": map[string]any{"10": strings.Repeat("0a", 32)}},
 			"events": []any{
 				map[string]any{"source": "tcg", "pcr": 4, "type": "EV_EFI_ACTION", "digests": map[string]any{"sha256": strings.Repeat("04", 32)}, "description": "Calling EFI Application from Boot Option", "data_verified": true},
 				map[string]any{"source": "tcg", "pcr": 4, "type": "EV_EFI_BOOT_SERVICES_APPLICATION", "digests": map[string]any{"sha256": strings.Repeat("05", 32)}, "description": "/usr/local/bin/kura-worker", "data_verified": false},
