@@ -58,6 +58,30 @@ exec_checks contains list_check(sprintf("cca rem%d", [i]), object.get(ref, ["cca
 
 exec_checks contains cca_sw_check if tee == "cca"
 
+# nvidia: each listed measurement index must hold one of its values.
+nvidia_ref := object.get(ref, ["nvidia", "measurements"], {})
+
+nvidia_mismatches := [sprintf("index %s is %s", [i, object.get(claims.measurements, i, "absent")]) |
+	some i, allowed in nvidia_ref
+	not lower(object.get(claims.measurements, i, "")) in {lower(x) | some x in allowed}
+]
+
+exec_checks contains {"name": "nvidia measurements", "status": "skipped", "detail": "no reference values for the GPU's measurement indexes"} if {
+	tee == "nvidia"
+	count(nvidia_ref) == 0
+}
+
+exec_checks contains {"name": "nvidia measurements", "status": "passed", "detail": sprintf("the %d listed measurement indexes hold reference values", [count(nvidia_ref)])} if {
+	tee == "nvidia"
+	count(nvidia_ref) > 0
+	count(nvidia_mismatches) == 0
+}
+
+exec_checks contains {"name": "nvidia measurements", "status": "failed", "detail": sprintf("not reference values: %s", [concat("; ", sort(nvidia_mismatches))])} if {
+	tee == "nvidia"
+	count(nvidia_mismatches) > 0
+}
+
 # A measured platform component is known when a reference component has its
 # measurement value and, where the reference gives them, its type, signer id
 # and version.
@@ -184,7 +208,9 @@ executables := 0 if {
 
 # ---------------------------------------------------------------- configuration
 
-debug_check := {"name": "debug disabled", "status": "failed", "detail": "debug is enabled: the host can read and change guest memory"} if {
+debug_check := {"name": "debug disabled", "status": "skipped", "detail": "an NVIDIA GPU report carries no debug, devtools or CC mode state: only reference measurements judge the firmware and driver"} if {
+	tee == "nvidia"
+} else := {"name": "debug disabled", "status": "failed", "detail": "debug is enabled: the host can read and change guest memory"} if {
 	claims.debug
 } else := {"name": "debug disabled", "status": "passed", "detail": "debug is off"}
 
@@ -213,7 +239,9 @@ config_checks contains list_check("cca platform config", object.get(ref, ["cca",
 
 config_checks contains list_check("cca personalization value", object.get(ref, ["cca", "personalization_value"], []), claims.cca.personalization_value) if tee == "cca"
 
-configuration := worst(config_checks, 96, 2)
+configuration := 0 if {
+	every c in config_checks { c.status == "skipped" }
+} else := worst(config_checks, 96, 2)
 
 # ---------------------------------------------------------------- hardware
 
@@ -290,7 +318,52 @@ hw_checks contains {"name": "tpm attestation key", "status": "passed", "detail":
 
 hw_checks contains list_check("cca implementation id", object.get(ref, ["cca", "implementation_ids"], []), claims.cca.implementation_id) if tee == "cca"
 
-hardware := 32 if {
+# ---------------------------------------------------------------- devices
+
+# devices summarises a composite bundle's other devices (gpu0, tpm0), each
+# appraised by this policy on its own claims: {name: {tee, status,
+# failed_checks}}.
+devices := object.get(claims, "devices", {})
+
+device_checks contains {"name": sprintf("device %s", [name]), "status": "passed", "detail": sprintf("%s evidence verified and appraised affirming", [d.tee])} if {
+	some name, d in devices
+	d.status == "affirming"
+}
+
+device_checks contains {"name": sprintf("device %s", [name]), "status": "failed", "detail": sprintf("%s evidence appraised %s: %s", [d.tee, d.status, concat("; ", d.failed_checks)])} if {
+	some name, d in devices
+	d.status != "affirming"
+}
+
+required_devices := object.get(ref, ["devices", "required"], [])
+
+missing_devices := [sprintf("%s (%s)", [r.name, r.tee]) | some r in required_devices; object.get(devices, [r.name, "tee"], "") != r.tee]
+
+device_checks contains {"name": "required devices", "status": "passed", "detail": sprintf("the bundle has every required device: %s", [concat(", ", [sprintf("%s (%s)", [r.name, r.tee]) | some r in required_devices])])} if {
+	count(required_devices) > 0
+	count(missing_devices) == 0
+}
+
+device_checks contains {"name": "required devices", "status": "failed", "detail": sprintf("no verified evidence of %s in the bundle", [concat(", ", missing_devices)])} if {
+	count(missing_devices) > 0
+}
+
+# device_tier is what the devices make of the hardware claim: a device
+# appraised warning warns; anything worse, or a required device missing,
+# contraindicates the whole bundle.
+device_tier := 96 if {
+	some d in devices
+	not d.status in {"affirming", "warning"}
+} else := 96 if {
+	count(missing_devices) > 0
+} else := 32 if {
+	some d in devices
+	d.status == "warning"
+} else := 2
+
+hardware := 96 if {
+	device_tier == 96
+} else := 32 if {
 	tee == "sim"
 	input.dev_mode
 } else := 97 if {
@@ -301,13 +374,15 @@ hardware := 32 if {
 } else := 32 if {
 	family == "tdx"
 	tdx_verdict == "warning"
+} else := 32 if {
+	device_tier == 32
 } else := 2
 
 # ---------------------------------------------------------------- result
 
 instance_identity := 0 if tee == "sim" else := 2
 
-runtime_opaque := 0 if tee in {"sim", "tpm"} else := 2
+runtime_opaque := 0 if tee in {"sim", "tpm", "nvidia"} else := 2
 
 why(checks, none) := none if {
 	count(checks) == 0
@@ -321,12 +396,12 @@ result := {
 		"hardware": hardware,
 		"runtime-opaque": runtime_opaque,
 	},
-	"checks": array.concat(array.concat([c | some c in exec_checks], [c | some c in config_checks]), [c | some c in hw_checks]),
+	"checks": array.concat(array.concat(array.concat([c | some c in exec_checks], [c | some c in config_checks]), [c | some c in hw_checks]), [c | some c in device_checks]),
 	"explain": {
 		"instance-identity": identity_why,
 		"configuration": why(config_checks, ""),
 		"executables": why(exec_checks, ""),
-		"hardware": why(hw_checks, "genuine TEE hardware: the evidence chains to the vendor root"),
+		"hardware": why(hw_checks | device_checks, "genuine TEE hardware: the evidence chains to the vendor root"),
 		"runtime-opaque": opaque_why,
 	},
 }
@@ -336,4 +411,4 @@ identity_why := "INSECURE: sim evidence is signed by a software key; no instance
 	claims.vtpm.ak_trust == "pinned"
 } else := "TPM quote signed by an attestation key with a certificate from a configured authority" if tee == "tpm" else := "evidence signature chains to the vendor root"
 
-opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "a TPM attests boot and runtime integrity; it does not isolate memory from the host" if tee == "tpm" else := "guest memory is encrypted by the CPU"
+opaque_why := "INSECURE: simulated TEE memory is visible to the host" if tee == "sim" else := "realm memory is isolated from the host by the CCA platform" if tee == "cca" else := "a TPM attests boot and runtime integrity; it does not isolate memory from the host" if tee == "tpm" else := "the report does not say whether the GPU runs in confidential-computing mode: no claim of protected GPU memory" if tee == "nvidia" else := "guest memory is encrypted by the CPU"

@@ -24,6 +24,66 @@ type ReferenceValues struct {
 	CCA          *CCAValues    `json:"cca,omitempty" yaml:"cca"`
 	VTPM         *VTPMValues   `json:"vtpm,omitempty" yaml:"vtpm"`
 	Events       *EventValues  `json:"events,omitempty" yaml:"events"`
+	Devices      *DeviceValues `json:"devices,omitempty" yaml:"devices"`
+	NVIDIA       *NVIDIAValues `json:"nvidia,omitempty" yaml:"nvidia"`
+}
+
+// NVIDIAValues are reference values for NVIDIA GPU evidence: measurement
+// index ("1" to "254") → allowed values (hex). Every listed index must be
+// in the report with one of its values; indexes not listed are not judged
+// (NVIDIA's RIMs mark some indexes inactive). The whole set of blocks can
+// instead be pinned by a measurement with tee nvidia.
+type NVIDIAValues struct {
+	Measurements map[string][]string `json:"measurements,omitempty" yaml:"measurements"`
+}
+
+// check validates the indexes and values and lower-cases the values.
+func (v *NVIDIAValues) check() error {
+	if v == nil {
+		return nil
+	}
+	for idx, values := range v.Measurements {
+		if n, err := strconv.Atoi(idx); err != nil || n < 1 || n > 254 || strconv.Itoa(n) != idx {
+			return fmt.Errorf("nvidia.measurements: index %q, want a decimal 1 to 254", idx)
+		}
+		if len(values) == 0 {
+			return fmt.Errorf("nvidia.measurements[%s]: no values", idx)
+		}
+		for i, val := range values {
+			if err := checkHex(fmt.Sprintf("nvidia.measurements[%s][%d]", idx, i), val, 32, 48, 64); err != nil {
+				return err
+			}
+			values[i] = strings.ToLower(val)
+		}
+	}
+	return nil
+}
+
+// DeviceValues are reference values for a composite bundle's devices
+// (docs/spec/attestation.md §2.2): every Required device must be in the
+// bundle with evidence of its TEE type, or the bundle is contraindicated.
+type DeviceValues struct {
+	Required []DeviceRequirement `json:"required,omitempty" yaml:"required"`
+}
+
+// DeviceRequirement names a device a bundle must carry: gpu0 with nvidia
+// evidence, tpm0 with tpm evidence.
+type DeviceRequirement struct {
+	Name string `json:"name" yaml:"name"`
+	TEE  string `json:"tee" yaml:"tee"`
+}
+
+// check validates each requirement.
+func (v *DeviceValues) check() error {
+	if v == nil {
+		return nil
+	}
+	for i, r := range v.Required {
+		if r.Name == "" || r.TEE == "" {
+			return fmt.Errorf("devices.required[%d]: give the device's name (gpu0) and tee (nvidia)", i)
+		}
+	}
+	return nil
 }
 
 // Measurement names one approved launch measurement.
@@ -193,13 +253,13 @@ func (rv *ReferenceValues) check() error {
 	for i, m := range rv.Measurements {
 		sizes := []int{48}
 		switch m.TEE {
-		case "snp", "tdx", "sim", "az-snp-vtpm", "az-tdx-vtpm":
+		case "snp", "tdx", "sim", "az-snp-vtpm", "az-tdx-vtpm", "nvidia": // nvidia: SHA-384 over every measurement block
 		case "cca":
 			sizes = ccaHashSizes // the RIM: SHA-256, SHA-384 or SHA-512
 		case "tpm":
 			sizes = ccaHashSizes // the quote's pcrDigest: SHA-256, SHA-384 or SHA-512
 		default:
-			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm or tpm", i, m.TEE)
+			return fmt.Errorf("measurements[%d]: tee %q, want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm, tpm or nvidia", i, m.TEE)
 		}
 		if err := checkHex(fmt.Sprintf("measurements[%d].value", i), m.Value, sizes...); err != nil {
 			return err
@@ -225,6 +285,12 @@ func (rv *ReferenceValues) check() error {
 		return err
 	}
 	if err := rv.Events.check(); err != nil {
+		return err
+	}
+	if err := rv.Devices.check(); err != nil {
+		return err
+	}
+	if err := rv.NVIDIA.check(); err != nil {
 		return err
 	}
 	if rv.TDX != nil {

@@ -34,6 +34,9 @@ type RuntimeData struct {
 	Nonce     []byte `json:"nonce"`
 	PublicKey []byte `json:"public_key,omitempty"`
 	Context   []byte `json:"context,omitempty"`
+	// Devices are the other devices' evidence a composite bundle carries
+	// (§2.2), bound by their digests.
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // Empty reports whether no runtime data was bound: evidence captured outside
@@ -53,16 +56,21 @@ func (r *RuntimeData) Check() error {
 	case len(r.Context) > MaxContextSize:
 		return fmt.Errorf("%w: context is %d bytes, limit is %d", ErrMalformed, len(r.Context), MaxContextSize)
 	}
-	return nil
+	return r.checkDevices()
 }
 
 // Hash returns SHA-512 over the tag and the length-prefixed public key and
-// context (docs/spec/attestation.md §3).
+// context, and, for a composite bundle, the devices' digest
+// (docs/spec/attestation.md §3).
 func (r *RuntimeData) Hash() [sha512.Size]byte {
 	h := sha512.New()
 	h.Write([]byte(runtimeDataTag))
 	var n [4]byte
-	for _, field := range [][]byte{r.PublicKey, r.Context} {
+	fields := [][]byte{r.PublicKey, r.Context}
+	if len(r.Devices) > 0 {
+		fields = append(fields, r.devicesDigest())
+	}
+	for _, field := range fields {
 		binary.BigEndian.PutUint32(n[:], uint32(len(field)))
 		h.Write(n[:])
 		h.Write(field)
@@ -152,6 +160,8 @@ func (r *RuntimeData) checkFor(b Binding) error {
 		return fmt.Errorf("%w: binding %s needs a public key (the tee-pubkey JWK)", ErrMalformed, b)
 	case len(r.Context) != 0:
 		return fmt.Errorf("%w: binding %s has no place for a context", ErrMalformed, b)
+	case len(r.Devices) != 0:
+		return fmt.Errorf("%w: binding %s has no place for kura's devices (a composite bundle binds them under kura's rule)", ErrMalformed, b)
 	}
 	canon, err := canonicalJSONObject(r.PublicKey)
 	if err != nil {

@@ -25,7 +25,21 @@ const (
 	// configured with (docs/spec/attestation.md §4.6). It attests measured
 	// boot and runtime integrity, not memory isolation.
 	TPM TEE = "tpm"
+	// NVIDIA is an NVIDIA GPU's SPDM attestation report (Hopper), signed
+	// by the GPU's device key under NVIDIA's device root; usually a
+	// device (gpu0) of a composite bundle.
+	NVIDIA TEE = "nvidia"
 )
+
+// ReportDataSize returns how many bytes of report data t's evidence signs:
+// 32 for nvidia (the SPDM requester nonce), ReportDataSize for the rest.
+// Kura's binding puts the first that many bytes of its report_data there.
+func (t TEE) ReportDataSize() int {
+	if t == NVIDIA {
+		return 32
+	}
+	return ReportDataSize
+}
 
 // BundleVersion is the only evidence bundle version this package accepts.
 const BundleVersion = 1
@@ -109,9 +123,9 @@ func (b *Bundle) Check() error {
 		return fmt.Errorf("%w: bundle version %d, want %d", ErrMalformed, b.Version, BundleVersion)
 	}
 	switch b.TEE {
-	case SNP, TDX, Sim, CCA, AzSNPvTPM, AzTDXvTPM, TPM:
+	case SNP, TDX, Sim, CCA, AzSNPvTPM, AzTDXvTPM, TPM, NVIDIA:
 	default:
-		return fmt.Errorf("%w: unknown tee %q (want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm or tpm)", ErrMalformed, b.TEE)
+		return fmt.Errorf("%w: unknown tee %q (want snp, tdx, sim, cca, az-snp-vtpm, az-tdx-vtpm, tpm or nvidia)", ErrMalformed, b.TEE)
 	}
 	if len(b.Evidence) == 0 {
 		return fmt.Errorf("%w: bundle has no evidence", ErrMalformed)

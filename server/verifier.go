@@ -19,6 +19,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
 	"github.com/kura-cc/kura/attestation/cca"
+	"github.com/kura-cc/kura/attestation/nvidia"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
@@ -61,7 +62,8 @@ type Verification struct {
 
 // Service builds a verification service for SNP, TDX, Azure's vTPM
 // evidence on either (az-snp-vtpm, az-tdx-vtpm), Arm CCA, plain TPM 2.0
-// quotes and the simulated TEE. issuer may be nil (no tokens); nonces nil
+// quotes, NVIDIA GPU reports (under NVIDIA's embedded device root) and the
+// simulated TEE. issuer may be nil (no tokens); nonces nil
 // keeps issued nonces in memory.
 func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	var ref *appraisal.ReferenceValues
@@ -145,10 +147,15 @@ func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *tok
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	nvidiaV, err := nvidia.NewVerifier(nvidia.Config{Now: now, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	return verifier.New(verifier.Config{
 		TEEs: map[attestation.TEE]attestation.Verifier{
 			attestation.SNP: snpV, attestation.TDX: tdxV, attestation.Sim: simV, attestation.CCA: ccaV,
 			attestation.AzSNPvTPM: azureV, attestation.AzTDXvTPM: azureV, attestation.TPM: tpmV,
+			attestation.NVIDIA: nvidiaV,
 		},
 		Appraiser: ap,
 		Issuer:    issuer,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/kura-cc/kura/appraisal"
@@ -123,8 +124,21 @@ type Report struct {
 	Appraisal *appraisal.Appraisal `json:"appraisal,omitempty"`
 	// Token is the signed EAR, when the service has an Issuer.
 	Token []byte `json:"-"`
-	// Insecure is true for sim evidence.
+	// Insecure is true for sim evidence, the bundle's or a device's.
 	Insecure bool `json:"insecure"`
+	// Devices are the reports on a composite bundle's other devices
+	// (docs/spec/attestation.md §2.2), in the bundle's order.
+	Devices []DeviceReport `json:"devices,omitempty"`
+}
+
+// DeviceReport is what verification established about one device of a
+// composite bundle: its EAR submod.
+type DeviceReport struct {
+	Name      string               `json:"name"`
+	TEE       attestation.TEE      `json:"tee"`
+	Checks    []attestation.Check  `json:"checks"`
+	Claims    map[string]any       `json:"claims,omitempty"`
+	Appraisal *appraisal.Appraisal `json:"appraisal,omitempty"`
 }
 
 // Failed reports whether any performed check failed.
@@ -188,7 +202,13 @@ func (s *Service) verify(ctx context.Context, b *attestation.Bundle, opts Option
 	if err := s.checkBinding(b, res, opts, rep); err != nil {
 		return err
 	}
-	a, err := s.appraiser.Appraise(ctx, res.Claims)
+	if len(b.RuntimeData.Devices) > 0 {
+		// The binding just checked covers the devices' bundles.
+		if err := s.verifyDevices(ctx, b, rep); err != nil {
+			return err
+		}
+	}
+	a, err := s.appraiser.Appraise(ctx, rep.Claims)
 	if err != nil {
 		return err
 	}
@@ -199,12 +219,19 @@ func (s *Service) verify(ctx context.Context, b *attestation.Bundle, opts Option
 		if rep.Insecure {
 			policy["warning"] = "INSECURE: simulated TEE, evidence proves nothing"
 		}
+		submods := map[string]token.Submod{attestation.PrimaryDevice: {
+			Status: a.Status, TrustVector: a.TrustVector, PolicyID: a.PolicyID,
+			Evidence: rep.Claims, Policy: policy,
+		}}
+		for _, d := range rep.Devices {
+			submods[d.Name] = token.Submod{
+				Status: d.Appraisal.Status, TrustVector: d.Appraisal.TrustVector, PolicyID: d.Appraisal.PolicyID,
+				Evidence: d.Claims, Policy: map[string]any{"checks": d.Appraisal.Checks, "explain": d.Appraisal.Explain},
+			}
+		}
 		rep.Token, err = s.issuer.Issue(&token.Claims{
-			Nonce: b.RuntimeData.Nonce,
-			Submods: map[string]token.Submod{"cpu0": {
-				Status: a.Status, TrustVector: a.TrustVector, PolicyID: a.PolicyID,
-				Evidence: res.Claims, Policy: policy,
-			}},
+			Nonce:            b.RuntimeData.Nonce,
+			Submods:          submods,
 			RuntimePublicKey: b.RuntimeData.PublicKey,
 			RuntimeContext:   b.RuntimeData.Context,
 		})
@@ -245,11 +272,87 @@ func (s *Service) checkBinding(b *attestation.Bundle, res *attestation.Result, o
 	if err != nil {
 		return rep.fail("binding", err)
 	}
-	if subtle.ConstantTimeCompare(res.ReportData, want[:]) != 1 {
+	if !holds(b.TEE, res.ReportData, want) {
 		return rep.fail("binding", fmt.Errorf("%w: report_data is %x, want %x under the rule %s", attestation.ErrBinding, res.ReportData, want, b.Binding.Rule()))
 	}
 	rep.pass("binding", b.Binding.Rule())
 	return nil
+}
+
+// verifyDevices verifies and appraises each device of a composite bundle
+// (docs/spec/attestation.md §2.2) after the primary evidence's binding,
+// which covers the devices' bundles, was checked. Each device's evidence
+// must bind the bundle's nonce; a device whose evidence fails to verify
+// fails the whole bundle. The primary claims gain "devices", each
+// device's TEE, appraisal status and failed checks, for the policy to
+// judge the bundle as a whole.
+func (s *Service) verifyDevices(ctx context.Context, b *attestation.Bundle, rep *Report) error {
+	summary := map[string]any{}
+	for _, d := range b.RuntimeData.Devices {
+		db, err := d.ParseDevice(&b.RuntimeData)
+		if err != nil {
+			return rep.fail(d.Name, err)
+		}
+		tv, ok := s.tees[db.TEE]
+		if !ok {
+			return rep.fail(d.Name, fmt.Errorf("%w: device %s: this verifier does not accept %s evidence", attestation.ErrMalformed, d.Name, db.TEE))
+		}
+		dr := DeviceReport{Name: d.Name, TEE: db.TEE}
+		res, err := tv.Verify(ctx, db)
+		if res != nil {
+			for _, c := range res.Checks {
+				c.Name = d.Name + ": " + c.Name
+				rep.Checks = append(rep.Checks, c)
+				dr.Checks = append(dr.Checks, c)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d.Name, err)
+		}
+		want, err := db.RuntimeData.ReportDataFor(attestation.BindingKura)
+		if err != nil {
+			return rep.fail(d.Name+": binding", err)
+		}
+		if !holds(db.TEE, res.ReportData, want) {
+			return rep.fail(d.Name+": binding", fmt.Errorf("%w: device %s: report data %x does not bind the bundle's nonce (want the first %d bytes of %x)", attestation.ErrBinding, d.Name, res.ReportData, db.TEE.ReportDataSize(), want))
+		}
+		detail := fmt.Sprintf("the device's evidence binds the bundle's nonce; %s's report_data binds the device's bundle (SHA-256)", attestation.PrimaryDevice)
+		rep.pass(d.Name+": binding", detail)
+		dr.Checks = append(dr.Checks, attestation.Check{Name: d.Name + ": binding", Status: attestation.Passed, Detail: detail})
+		if dr.Appraisal, err = s.appraiser.Appraise(ctx, res.Claims); err != nil {
+			return err
+		}
+		dr.Claims = res.Claims
+		rep.Insecure = rep.Insecure || db.TEE == attestation.Sim
+		var failed []any
+		for _, c := range dr.Appraisal.Checks {
+			if c.Status == attestation.Failed {
+				failed = append(failed, c.Name+": "+c.Detail)
+			}
+		}
+		summary[d.Name] = map[string]any{"tee": string(db.TEE), "status": dr.Appraisal.Status.String(), "failed_checks": append([]any{}, failed...)}
+		rep.Devices = append(rep.Devices, dr)
+	}
+	claims := maps.Clone(rep.Claims)
+	claims["devices"] = summary
+	rep.Claims = claims
+	return nil
+}
+
+// holds reports whether reportData, as a verifier of tee returns it, holds
+// want: the first tee.ReportDataSize() bytes of it (all 64 for CPU TEEs),
+// then zeros.
+func holds(tee attestation.TEE, reportData []byte, want [attestation.ReportDataSize]byte) bool {
+	n := tee.ReportDataSize()
+	if len(reportData) != attestation.ReportDataSize || subtle.ConstantTimeCompare(reportData[:n], want[:n]) != 1 {
+		return false
+	}
+	for _, c := range reportData[n:] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Report) pass(name, detail string) {
