@@ -3,6 +3,7 @@ package attestation
 import (
 	"bytes"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -74,6 +75,8 @@ func TestParseBundle(t *testing.T) {
 func FuzzParseBundle(f *testing.F) {
 	f.Add([]byte(validBundle()))
 	f.Add([]byte(`{"version":1,"tee":"tdx","evidence":"AAEC","collateral":{"tcb_info":"AA=="},"runtime_data":{}}`))
+	device := base64.StdEncoding.EncodeToString([]byte(`{"version":1,"tee":"nvidia","evidence":"AAEC","certs":"AA==","runtime_data":{"nonce":"AAAAAAAAAAAAAAAAAAAAAA=="}}`))
+	f.Add([]byte(`{"version":1,"tee":"sim","evidence":"AAEC","runtime_data":{"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","devices":[{"name":"gpu0","bundle":"` + device + `"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := ParseBundle(data)
 		if err != nil {
@@ -81,6 +84,11 @@ func FuzzParseBundle(f *testing.F) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
+		}
+		for _, d := range b.RuntimeData.Devices {
+			if _, err := d.ParseDevice(&b.RuntimeData); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBinding) {
+				t.Fatalf("device %s: error %v is neither malformed nor a binding mismatch", d.Name, err)
+			}
 		}
 		out, err := b.Marshal()
 		if err != nil {
