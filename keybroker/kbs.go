@@ -105,8 +105,10 @@ func teeFor(name string) (attestation.TEE, error) {
 		return attestation.AzTDXvTPM, nil
 	case "cca":
 		return attestation.CCA, nil
+	case "tpm":
+		return attestation.TPM, nil
 	}
-	return "", fmt.Errorf("%w: tee %q is not supported (snp, tdx, az-snp-vtpm, az-tdx-vtpm, cca, or sample/sim in dev mode)", ErrBadRequest, name)
+	return "", fmt.Errorf("%w: tee %q is not supported (snp, tdx, az-snp-vtpm, az-tdx-vtpm, cca, tpm, or sample/sim in dev mode)", ErrBadRequest, name)
 }
 
 func decodeStrict(data []byte, v any) error {

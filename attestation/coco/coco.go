@@ -56,6 +56,8 @@ func ParseEvidence(tee attestation.TEE, data []byte) (*attestation.Bundle, error
 		return parseAzure(tee, members)
 	case attestation.CCA:
 		return parseCCA(members)
+	case attestation.TPM:
+		return parseTPM(members)
 	}
 	return nil, fmt.Errorf("%w: no CoCo evidence format for tee %q", attestation.ErrMalformed, tee)
 }
@@ -104,11 +106,13 @@ func unwrap(data []byte) ([]byte, error) {
 }
 
 // guess names the TEE whose CoCo evidence has members like these: "snp",
-// "tdx", "az-snp-vtpm", "az-tdx-vtpm", "cca", "sim", "sample" (Trustee's
+// "tdx", "az-snp-vtpm", "az-tdx-vtpm", "cca", "tpm", "sim", "sample" (Trustee's
 // sample), or "" when it cannot tell.
 func guess(m map[string]json.RawMessage) string {
 	has := func(k string) bool { _, ok := m[k]; return ok }
 	switch {
+	case has("tpm_quote") && has("ak_public"):
+		return string(attestation.TPM)
 	case has("tpm_quote") && has("td_quote"):
 		return string(attestation.AzTDXvTPM)
 	case has("tpm_quote") || has("quote") && has("vcek"):

@@ -2,6 +2,7 @@ package coco
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"testing"
@@ -164,6 +165,25 @@ func FuzzParseCCA(f *testing.F) {
 		again, err := ParseCCA(ccaEvidenceJSON(b.Evidence))
 		if err != nil || !bytes.Equal(again.Evidence, b.Evidence) {
 			t.Fatalf("re-serialised token: %v", err)
+		}
+	})
+}
+
+// FuzzParseTPM: nothing panics; what parses is a checked tpm bundle.
+func FuzzParseTPM(f *testing.F) {
+	ev, _ := swtpmEvidence(f)
+	data, _ := json.Marshal(ev)
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseEvidence(attestation.TPM, data)
+		if err != nil {
+			if !errors.Is(err, attestation.ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if err := b.Check(); err != nil || b.TEE != attestation.TPM {
+			t.Fatalf("bundle %s does not check: %v", b.TEE, err)
 		}
 	})
 }

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/kura-cc/kura/attestation/azure"
 	"github.com/kura-cc/kura/internal/captures"
 )
 
@@ -39,6 +44,9 @@ func TestTPMScripts(t *testing.T) {
 					return err
 				}
 			}
+			if err := writeCoCoTPM(dir); err != nil {
+				return err
+			}
 			gce := captures.GCEvTPM()
 			return writeFiles(filepath.Join(env.WorkDir, "vectors", "gce"), map[string][]byte{
 				"ak.tpmt": gce.AKPublic, "ak-cert.der": gce.AKCert, "gce-ak-ca.pem": gce.CAs,
@@ -63,4 +71,34 @@ func writeFiles(dir string, files map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// writeCoCoTPM writes dir/coco-evidence.json: the swtpm capture in dir as
+// guest-components' TPM attester sends it.
+func writeCoCoTPM(dir string) error {
+	read := func(name string) []byte {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		return data
+	}
+	attest, sig, pcrs, err := azure.SplitTPMQuote(read("quote.bin"), read("pcrs.bin"))
+	if err != nil {
+		return err
+	}
+	rd, err := hex.DecodeString(strings.TrimSpace(string(read("qualifying_data.hex"))))
+	if err != nil {
+		return err
+	}
+	hexPCRs := make([]string, len(pcrs))
+	for i, p := range pcrs {
+		hexPCRs[i] = hex.EncodeToString(p)
+	}
+	std := base64.StdEncoding.EncodeToString
+	data, err := json.Marshal(map[string]any{
+		"report_data": std(rd), "ak_public": std(read("ak.tpmt")),
+		"tpm_quote": map[string]any{"message": std(attest), "signature": std(sig), "pcrs": hexPCRs},
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "coco-evidence.json"), data, 0o644)
 }

@@ -11,7 +11,7 @@ import (
 // cocoTEEs are the --tee values --coco-evidence takes: the names a
 // Confidential Containers attester's KBS client sends (sample is Trustee's
 // sim).
-var cocoTEEs = []string{"snp", "tdx", "sample", "sim", "az-snp-vtpm", "az-tdx-vtpm", "cca"}
+var cocoTEEs = []string{"snp", "tdx", "sample", "sim", "az-snp-vtpm", "az-tdx-vtpm", "cca", "tpm"}
 
 // cocoBundle builds the bundle of `--tee TYPE --coco-evidence FILE`: the
 // evidence a CoCo attester puts in the KBS tee-evidence (or its
@@ -24,7 +24,7 @@ func (f *attestVerifyFlags) cocoBundle() (*attestation.Bundle, error) {
 		return nil, usagef("--coco-evidence holds the whole evidence; do not combine it with --report, --tsm, --quote, --hcl-report, --pcrs, --td-quote, --token, --vcek or --certs")
 	}
 	if !slices.Contains(cocoTEEs, f.tee) {
-		return nil, usagef("--coco-evidence needs --tee snp, tdx, sample, az-snp-vtpm, az-tdx-vtpm or cca, the tee the attester named")
+		return nil, usagef("--coco-evidence needs --tee snp, tdx, sample, az-snp-vtpm, az-tdx-vtpm, cca or tpm, the tee the attester named")
 	}
 	tee := attestation.TEE(f.tee)
 	if f.tee == "sample" {
