@@ -174,6 +174,7 @@ func FuzzParseTPM(f *testing.F) {
 	ev, _ := swtpmEvidence(f)
 	data, _ := json.Marshal(ev)
 	f.Add(data)
+	f.Add(captures.TrusteeTPMEvidence())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := ParseEvidence(attestation.TPM, data)
 		if err != nil {

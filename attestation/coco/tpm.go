@@ -14,24 +14,27 @@ import (
 
 // parseTPM reads guest-components' TPM attester evidence:
 //
-//	{"report_data": base64, "ak_public": base64 TPMT_PUBLIC,
+//	{"report_data": base64, "ak_public": base64 TPMT_PUBLIC or PKIX DER,
 //	 "tpm_quote": {"message": base64 TPMS_ATTEST, "signature": base64 TPMT_SIGNATURE,
 //	               "pcrs": [hex, ...]}}
 //
 // The attester quotes with the 64-byte report data as qualifying data and
 // sends the PCR values of its selection (SHA-256 PCRs 0 to 23) in order.
-// report_data must be the quote's qualifying data: a mismatch is
-// malformed evidence rather than left for the binding check, which reads
-// the quote. The AK is trusted only as a tpm bundle's always is: pinned or
+// report_data, which earlier attesters (and Trustee's test evidence) do
+// not send, must be the quote's qualifying data: a mismatch is malformed
+// evidence rather than left for the binding check, which reads the quote. The AK is trusted only as a tpm bundle's always is: pinned or
 // certified (docs/spec/attestation.md §4.6); this evidence carries no
 // certificate.
 func parseTPM(m map[string]json.RawMessage) (*attestation.Bundle, error) {
-	if err := fields(m, "tpm evidence", []string{"report_data", "ak_public", "tpm_quote"}, nil); err != nil {
+	if err := fields(m, "tpm evidence", []string{"ak_public", "tpm_quote"}, []string{"report_data"}); err != nil {
 		return nil, err
 	}
-	rd, err := stdBase64(m["report_data"], "report_data", attestation.ReportDataSize)
-	if err != nil {
-		return nil, err
+	var rd []byte
+	if raw, ok := m["report_data"]; ok {
+		var err error
+		if rd, err = stdBase64(raw, "report_data", attestation.ReportDataSize); err != nil {
+			return nil, err
+		}
 	}
 	ak, err := stdBase64(m["ak_public"], "ak_public", 4096)
 	if err != nil {
@@ -67,7 +70,7 @@ func parseTPM(m map[string]json.RawMessage) (*attestation.Bundle, error) {
 	}
 	padded := make([]byte, attestation.ReportDataSize)
 	copy(padded, quote.ExtraData())
-	if want := append(bytes.Clone(rd), make([]byte, attestation.ReportDataSize-len(rd))...); !bytes.Equal(padded, want) {
+	if want := append(bytes.Clone(rd), make([]byte, attestation.ReportDataSize-len(rd))...); rd != nil && !bytes.Equal(padded, want) {
 		return nil, fmt.Errorf("%w: tpm evidence: report_data %s is not the quote's qualifying data %s", attestation.ErrMalformed, hex.EncodeToString(rd), hex.EncodeToString(quote.ExtraData()))
 	}
 	b := &attestation.Bundle{

@@ -2,6 +2,8 @@ package coco
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
 	"github.com/kura-cc/kura/attestation/tpm"
+	"github.com/kura-cc/kura/internal/captures"
 )
 
 // swtpmEvidence returns the swtpm capture of attestation/tpm as
@@ -94,5 +97,34 @@ func TestTPMEvidence(t *testing.T) {
 		if _, err := ParseEvidence(attestation.TPM, data); !errors.Is(err, attestation.ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+// TestTrusteeTPMEvidence converts Trustee's TPM test evidence, whose AK is
+// given as PKIX and which has no report_data member, and verifies its
+// quote with that AK pinned.
+func TestTrusteeTPMEvidence(t *testing.T) {
+	b, err := ParseEvidence(attestation.TPM, captures.TrusteeTPMEvidence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := x509.ParsePKIXPublicKey(b.Evidence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tpm.NewVerifier(tpm.Config{AKs: []*rsa.PublicKey{ak.(*rsa.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(context.Background(), b)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if len(res.Claims["vtpm"].(map[string]any)["pcrs"].(map[string]any)["sha256"].(map[string]any)) != 24 {
+		t.Errorf("claims %v, want 24 SHA-256 PCRs", res.Claims["vtpm"])
+	}
+	b.VTPM.PCRs[7][0] ^= 1
+	if _, err := v.Verify(context.Background(), b); !errors.Is(err, attestation.ErrBadSignature) {
+		t.Errorf("altered PCR 7: %v, want bad signature", err)
 	}
 }
