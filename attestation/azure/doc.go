@@ -28,6 +28,12 @@
 // verifier service compares with the bundle's runtime data or nonce like
 // any TEE's report_data.
 //
+// Attester produces such evidence on an Azure confidential VM: it asks the
+// paravisor for a fresh HCL report (writing report_data to NV index
+// 0x01400002), quotes with the attestation key at 0x81000003, and fetches
+// the TD quote (TDX) or the VCEK (SNP) from Azure's instance metadata
+// service.
+//
 // Security model: the bundle is untrusted; trust flows from AMD's or
 // Intel's roots (through the snp and tdx verifiers) to the hardware report,
 // through its report_data to the runtime data and the AK, and through the

@@ -8,6 +8,11 @@
 // The quote parser and its signature and PCR-digest checks are those of
 // attestation/azure, which verifies the quotes of Azure's vTPMs.
 //
+// Attester produces such evidence on Linux (kura attest evidence --tee
+// tpm): a quote by an endorsement-hierarchy or persistent attestation key
+// over the PCRs of measured boot, with binary_bios_measurements and the IMA
+// list read after the quote and trimmed to what it covers.
+//
 // # Security model
 //
 // The AK is trusted because the operator pinned it (LoadAKs, --tpm-ak), or

@@ -10,58 +10,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/internal/swtpm"
 )
-
-// startSWTPM starts Debian's swtpm on a Unix socket in a temporary
-// directory and returns a transport to it; the TPM is stopped when the test
-// ends. Without swtpm the test is skipped, unless CI is set: CI installs it.
-func startSWTPM(t *testing.T) transport.TPM {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("swtpm is not installed (apt-get install swtpm), and CI is set: %v", err)
-		}
-		t.Skip("swtpm is not installed (apt-get install swtpm); skipping the real-TPM test")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tpm.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"),
-		"--flags", "not-need-init,startup-clear")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start swtpm: %v", err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	var conn net.Conn
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if conn, err = net.Dial("unix", sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %v; stderr: %s", sock, err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return transport.FromReadWriter(conn)
-}
 
 // testTPM is a swtpm with an attestation key and the logs of what the test
 // extended.
@@ -78,7 +35,7 @@ type testTPM struct {
 }
 
 func newTestTPM(t *testing.T) *testTPM {
-	tt := &testTPM{t: t, tpm: startSWTPM(t), banks: []tpm2.TPMAlgID{tpm2.TPMAlgSHA1, tpm2.TPMAlgSHA256}}
+	tt := &testTPM{t: t, tpm: swtpm.Start(t), banks: []tpm2.TPMAlgID{tpm2.TPMAlgSHA1, tpm2.TPMAlgSHA256}}
 	rsp, err := tpm2.CreatePrimary{
 		PrimaryHandle: tpm2.TPMRHOwner,
 		InPublic: tpm2.New2B(tpm2.TPMTPublic{

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +13,15 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/azure"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
+	"github.com/kura-cc/kura/attestation/tpm"
 	"github.com/kura-cc/kura/verifier"
 )
 
@@ -326,6 +331,16 @@ func tcbString(v any) string {
 
 type attestEvidenceFlags struct {
 	tee, nonce, data, publicKey, out string
+	dev                              teeDevice
+	akOut                            string // --tpm-ak-out
+}
+
+// teeDevice holds the TPM options of --tee tpm, az-snp-vtpm and
+// az-tdx-vtpm; the zero value is the machine's TPM and, for tpm, its
+// endorsement-hierarchy attestation key.
+type teeDevice struct {
+	tpm      string // --tpm-device
+	akHandle uint32 // --tpm-ak-handle
 }
 
 func newAttestEvidenceCmd(g *globals) *cobra.Command {
@@ -335,26 +350,34 @@ func newAttestEvidenceCmd(g *globals) *cobra.Command {
 		Short: "Produce an evidence bundle inside a TEE (or the INSECURE sim)",
 		Long: `Produce an evidence bundle binding a verifier's nonce, an optional public key and optional
 context data into the hardware report_data, as docs/spec/attestation.md §3 defines. With --tee auto
-(the default) kura uses SEV-SNP or TDX through configfs-tsm or the guest device, and fails when
-neither is present; --tee sim gives INSECURE simulated evidence for development.`,
+(the default) kura uses SEV-SNP or TDX through configfs-tsm or the guest device, else an Azure
+confidential VM's vTPM (az-snp-vtpm, az-tdx-vtpm), and fails when none is present. --tee tpm
+quotes a plain TPM 2.0 with its event logs: it attests measured boot, not a TEE, so auto never
+picks it, and verifiers must pin its attestation key (--tpm-ak-out writes it). --tee sim gives
+INSECURE simulated evidence for development.`,
 		Example: `  nonce=$(curl -s -X POST localhost:8080/v1/attestation/nonce | jq -r .nonce | base64 -d | xxd -p -c64)
-  kura attest evidence --nonce "$nonce" --data manifest.sha256 -o bundle.json`,
+  kura attest evidence --nonce "$nonce" --data manifest.sha256 -o bundle.json
+  kura attest evidence --tee tpm --nonce "$nonce" --tpm-ak-out ak.pem -o bundle.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAttestEvidence(cmd.Context(), g, f, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.tee, "tee", "auto", "auto, snp, tdx or sim")
+	fs.StringVar(&f.tee, "tee", "auto", "auto, snp, tdx, az-snp-vtpm, az-tdx-vtpm, tpm or sim")
 	fs.StringVar(&f.nonce, "nonce", "", "verifier nonce, hex (required)")
+	fs.StringVar(&f.dev.tpm, "tpm-device", "", "tpm, az-*: the TPM, a device or a TPM emulator's Unix socket (default /dev/tpmrm0)")
+	fs.Uint32Var(&f.dev.akHandle, "tpm-ak-handle", 0, "tpm: persistent handle of the attestation key, e.g. 0x81010001 (default: an endorsement-hierarchy key, the same every time)")
+	fs.StringVar(&f.akOut, "tpm-ak-out", "", "tpm: write the attestation key here (PEM), for verifiers to pin with --tpm-ak")
 	fs.StringVar(&f.data, "data", "", "file whose bytes are bound as the runtime-data context")
 	fs.StringVar(&f.publicKey, "public-key", "", "file whose bytes are bound as the runtime-data public key (e.g. a JWK)")
 	fs.StringVarP(&f.out, "output", "o", "", "write the bundle here instead of standard output")
 	return cmd
 }
 
-// attester returns the attester for --tee.
-func attester(ctx context.Context, tee string) (attestation.Attester, error) {
+// attester returns the attester for --tee; dev says which TPM the TPM-based
+// ones use.
+func attester(ctx context.Context, tee string, dev teeDevice) (attestation.Attester, error) {
 	switch tee {
 	case "sim":
 		return sim.NewAttester(sim.AttesterConfig{})
@@ -362,10 +385,21 @@ func attester(ctx context.Context, tee string) (attestation.Attester, error) {
 		return snp.NewAttester(snp.AttesterConfig{})
 	case "tdx":
 		return tdx.NewAttester(tdx.AttesterConfig{})
+	case string(attestation.AzSNPvTPM), string(attestation.AzTDXvTPM):
+		return azureAttester(dev, attestation.TEE(tee))
+	case string(attestation.TPM):
+		return tpm.NewAttester(tpm.AttesterConfig{Device: dev.tpm, AKHandle: tpm2.TPMHandle(dev.akHandle)})
 	case "auto":
+		// An Azure confidential VM has no SEV-SNP or TDX guest device: its
+		// hardware report comes through the vTPM. A plain TPM is no TEE, so
+		// auto never picks tpm.
 		var errs []error
-		for _, t := range []string{"snp", "tdx"} {
-			a, err := attester(ctx, t)
+		for _, try := range []func() (attestation.Attester, error){
+			func() (attestation.Attester, error) { return attester(ctx, "snp", dev) },
+			func() (attestation.Attester, error) { return attester(ctx, "tdx", dev) },
+			func() (attestation.Attester, error) { return azureAttester(dev, "") },
+		} {
+			a, err := try()
 			if err == nil {
 				return a, nil
 			}
@@ -373,7 +407,21 @@ func attester(ctx context.Context, tee string) (attestation.Attester, error) {
 		}
 		return nil, fmt.Errorf("%w: %w (use --tee sim for INSECURE simulated evidence in development)", attestation.ErrNoTEE, errors.Join(errs...))
 	}
-	return nil, usagef("--tee %q: want auto, snp, tdx or sim", tee)
+	return nil, usagef("--tee %q: want auto, snp, tdx, az-snp-vtpm, az-tdx-vtpm, tpm or sim", tee)
+}
+
+// azureAttester returns the attester of an Azure confidential VM's vTPM,
+// which must be of TEE want unless want is empty.
+func azureAttester(dev teeDevice, want attestation.TEE) (attestation.Attester, error) {
+	a, err := azure.NewAttester(azure.AttesterConfig{Device: dev.tpm})
+	switch {
+	case err != nil:
+		return nil, err
+	case want == "" || a.TEE() == want:
+		return a, nil
+	}
+	a.Close()
+	return nil, fmt.Errorf("%w: --tee %s: this Azure confidential VM's HCL report makes it %s; use --tee %s or auto", attestation.ErrNoTEE, want, a.TEE(), a.TEE())
 }
 
 func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, out io.Writer) error {
@@ -398,9 +446,20 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	if err := rd.Check(); err != nil {
 		return usageError{err}
 	}
-	a, err := attester(ctx, f.tee)
+	if f.akOut != "" && f.tee != string(attestation.TPM) {
+		return usagef("--tpm-ak-out: only --tee tpm has an attestation key to pin")
+	}
+	a, err := attester(ctx, f.tee, f.dev)
 	if err != nil {
 		return err
+	}
+	if c, ok := a.(io.Closer); ok {
+		defer c.Close()
+	}
+	if f.akOut != "" {
+		if err := writeAK(a, f.akOut); err != nil {
+			return err
+		}
 	}
 	if a.TEE() == attestation.Sim {
 		fmt.Fprintln(g.env.Stderr, "kura: INSECURE: producing simulated evidence; it proves nothing and is refused outside dev mode")
@@ -420,4 +479,21 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 		return err
 	}
 	return os.WriteFile(f.out, data, 0o644)
+}
+
+// writeAK writes the attestation key of a tpm attester to path as PEM.
+func writeAK(a attestation.Attester, path string) error {
+	ta, ok := a.(*tpm.Attester)
+	if !ok {
+		return fmt.Errorf("--tpm-ak-out: a %s attester has no attestation key to pin", a.TEE())
+	}
+	k, err := ta.AttestationKey()
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
 }

@@ -68,7 +68,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			if err != nil {
 				return err
 			}
-			a, err := attester(ctx, tee)
+			a, err := attester(ctx, tee, teeDevice{})
 			if err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 	}
 	run.Flags().StringVar(&analysisID, "analysis", "", "analysis id")
 	run.Flags().BoolVar(&asJSON, "json", false, "print {run_id, rows, suppressed, result, receipt, run_start_index (with --log)} once the run succeeded")
-	run.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	run.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx, az-snp-vtpm, az-tdx-vtpm, tpm or sim")
 	run.Flags().BoolVar(&dev, "dev", false, "development mode: allow the INSECURE simulated TEE")
 	run.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here")
 	run.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the result and receipt in the transparency log of the kura server at this URL and embed the inclusion proofs (KURA_LOG_URL)")

@@ -286,7 +286,7 @@ is up to about two checkpoint intervals).`,
 				}
 				logVerifier = v
 			}
-			a, err := attester(ctx, tee)
+			a, err := attester(ctx, tee, teeDevice{})
 			if err != nil {
 				return err
 			}
@@ -339,7 +339,7 @@ is up to about two checkpoint intervals).`,
 		},
 	}
 	cmd.Flags().StringVar(&url, "url", g.envDefault("KURA_KBS_URL", ""), urlHelp("key broker URL", "KURA_KBS_URL"))
-	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx, az-snp-vtpm, az-tdx-vtpm, tpm or sim")
 	cf.addCA(cmd, false)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the resource to this file (mode 0600) instead of standard output")
 	cmd.Flags().StringVar(&contextFile, "context", "", "file whose bytes are bound into the evidence as context")

@@ -49,7 +49,7 @@ claims anything.`,
 			if err != nil {
 				return err
 			}
-			a, err := attester(ctx, tee)
+			a, err := attester(ctx, tee, teeDevice{})
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ claims anything.`,
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server whose coordinator queues the runs", "KURA_URL"))
-	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx or sim")
+	cmd.Flags().StringVar(&tee, "tee", "auto", "auto, snp, tdx, az-snp-vtpm, az-tdx-vtpm, tpm or sim")
 	cmd.Flags().BoolVar(&dev, "dev", false, "development mode: allow the INSECURE simulated TEE")
 	cmd.Flags().StringVar(&verifierURL, "verifier", "", "attest to the verifier whose attestation API is at this URL, to register and for every run (default: register with --url's verifier; runs attest to the first of the manifest's verifiers with a url)")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "how long to wait when no run is queued")
