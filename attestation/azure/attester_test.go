@@ -25,8 +25,8 @@ import (
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
-	"github.com/kura-cc/kura/attestation/internal/swtpm"
 	"github.com/kura-cc/kura/internal/captures"
+	"github.com/kura-cc/kura/internal/swtpm"
 	"github.com/kura-cc/kura/verifier"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/kura-cc/kura/attestation"
-	"github.com/kura-cc/kura/attestation/internal/swtpm"
+	"github.com/kura-cc/kura/internal/swtpm"
 )
 
 // testTPM is a swtpm with an attestation key and the logs of what the test

@@ -1,50 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// startSWTPMSocket starts swtpm serving a Unix socket, as --tpm-device
-// takes it, and returns the socket's path. Without swtpm the test is
-// skipped, unless CI is set: CI installs it.
-func startSWTPMSocket(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("swtpm is not installed (apt-get install swtpm), and CI is set: %v", err)
-		}
-		t.Skip("swtpm is not installed (apt-get install swtpm)")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tpm.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"),
-		"--flags", "not-need-init,startup-clear")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start swtpm: %v", err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s; stderr: %s", sock, stderr.String())
-		}
-	}
-}
+	"github.com/kura-cc/kura/internal/swtpm"
+)
 
 // TestAttestEvidenceTPM: kura attest evidence --tee tpm quotes swtpm
 // through its socket and writes the attestation key, with which kura
@@ -57,7 +21,7 @@ func TestAttestEvidenceTPM(t *testing.T) {
 			t.Skipf("%s is readable: kura would send this machine's log with swtpm's quote", p)
 		}
 	}
-	sock := startSWTPMSocket(t)
+	sock := swtpm.Socket(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	ak, bundle := filepath.Join(dir, "ak.pem"), filepath.Join(dir, "bundle.json")

@@ -1,7 +1,7 @@
 // Package swtpm starts Debian's software TPM 2.0, swtpm, for tests that
 // need a real TPM: attestation/tpm's quote, verifier and attester tests,
-// and attestation/azure's attester tests, which emulate an Azure vTPM on
-// it.
+// attestation/azure's attester tests, which emulate an Azure vTPM on it,
+// and the CLI's, which reach it through its socket.
 //
 // # Security model
 //
@@ -22,10 +22,11 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-// Start starts swtpm on a Unix socket in a temporary directory and returns
-// a transport to it; the TPM stops when the test ends. Without swtpm the
-// test is skipped, unless CI is set: CI installs it.
-func Start(t testing.TB) transport.TPM {
+// Socket starts swtpm serving a Unix socket in a temporary directory and
+// returns the socket's path, once it exists; the TPM stops when the test
+// ends. Without swtpm the test is skipped, unless CI is set: CI installs
+// it.
+func Socket(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("swtpm")
 	if err != nil {
@@ -47,15 +48,29 @@ func Start(t testing.TB) transport.TPM {
 		t.Fatalf("start swtpm: %v", err)
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swtpm did not listen on %s; stderr: %s", sock, stderr.String())
+		}
+	}
+}
+
+// Start starts swtpm (as Socket) and returns a transport to it.
+func Start(t testing.TB) transport.TPM {
+	t.Helper()
+	sock := Socket(t)
 	var conn net.Conn
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if conn, err = net.Dial("unix", sock); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %v; stderr: %s", sock, err, stderr.String())
+			t.Fatalf("dial swtpm at %s: %v", sock, err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return transport.FromReadWriter(conn)
