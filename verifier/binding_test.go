@@ -67,3 +67,41 @@ func TestCoCoBinding(t *testing.T) {
 		t.Error("the verifier's log does not name the binding rule")
 	}
 }
+
+// TestHoldsTPMPrefix checks the tpm rule: a prefix of report_data of at
+// least 32 bytes, then zeros, holds it; a shorter one, or one followed by
+// anything but zeros, does not. Other TEEs need all 64 bytes, nvidia 32.
+func TestHoldsTPMPrefix(t *testing.T) {
+	var want [attestation.ReportDataSize]byte
+	for i := range want {
+		want[i] = byte(i + 1)
+	}
+	prefix := func(n int, tail byte) []byte {
+		b := make([]byte, attestation.ReportDataSize)
+		copy(b, want[:n])
+		for i := n; i < len(b); i++ {
+			b[i] = tail
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		tee  attestation.TEE
+		got  []byte
+		want bool
+	}{
+		{attestation.TPM, want[:], true},
+		{attestation.TPM, prefix(48, 0), true},
+		{attestation.TPM, prefix(32, 0), true},
+		{attestation.TPM, prefix(31, 0), false},
+		{attestation.TPM, prefix(32, 7), false},
+		{attestation.TPM, prefix(0, 0), false},
+		{attestation.SNP, prefix(48, 0), false},
+		{attestation.NVIDIA, prefix(32, 0), true},
+		{attestation.NVIDIA, want[:], false},
+		{attestation.TPM, want[:63], false},
+	} {
+		if got := holds(tc.tee, tc.got, want); got != tc.want {
+			t.Errorf("holds(%s, %x) = %v, want %v", tc.tee, tc.got, got, tc.want)
+		}
+	}
+}

@@ -126,6 +126,9 @@ func verifyChain(chainPEM []byte, roots []*x509.Certificate, now time.Time) (*x5
 	if len(roots) == 0 {
 		return nil, nil, fmt.Errorf("%w: no NVIDIA device root is configured", attestation.ErrUntrustedRoot)
 	}
+	if certs[0].IsCA {
+		return nil, nil, fmt.Errorf("%w: the chain's first certificate, %q, is a CA's, not the GPU attestation key's: the leaf is missing", attestation.ErrUntrustedRoot, certs[0].Subject.CommonName)
+	}
 	opts := x509.VerifyOptions{
 		Roots:         x509.NewCertPool(),
 		Intermediates: x509.NewCertPool(),

@@ -160,3 +160,25 @@ func (v *Verifier) verify(report, chainPEM, nonce []byte, res *attestation.Resul
 	}
 	return r, leaf, fwid, nil
 }
+
+// NewBundle builds an nvidia bundle from the artifacts as NVIDIA's tools
+// write them: report, the attestation report raw or as hex text (as
+// nvtrust's samples hold it); chainPEM, the device certificate chain, leaf
+// first. The runtime data is empty: raw artifacts bind no kura runtime
+// data, and the caller compares the report's nonce with the one it chose.
+// It checks shape only; nothing is verified.
+func NewBundle(report, chainPEM []byte) (*attestation.Bundle, error) {
+	if text := bytes.TrimSpace(report); len(text)%2 == 0 && len(text) > 0 {
+		if raw, err := hex.DecodeString(string(text)); err == nil {
+			report = raw
+		}
+	}
+	if _, err := ParseReport(report); err != nil {
+		return nil, err
+	}
+	if _, err := parsePEMCerts(chainPEM); err != nil {
+		return nil, fmt.Errorf("%w: nvidia certificate chain: %v", attestation.ErrMalformed, err)
+	}
+	b := &attestation.Bundle{Version: attestation.BundleVersion, TEE: attestation.NVIDIA, Evidence: report, Certs: chainPEM}
+	return b, b.Check()
+}

@@ -289,36 +289,61 @@ func (s sizeLimited) Send(cmd []byte) ([]byte, error) {
 	return s.TPM.Send(cmd)
 }
 
-// TestAttesterQualifyingDataSize checks report_data on a TPM that takes 50
-// bytes of qualifying data (its largest digest SHA-384): a CoCo binding's
-// report_data, 48 bytes and 16 zeros, goes without its zeros and verifies;
-// kura's, 64 bytes of SHA-512, cannot be carried.
+// TestAttesterQualifyingDataSize checks report_data on TPMs that take 50
+// bytes of qualifying data (largest digest SHA-384) and 34 (SHA-256
+// alone): the attester passes the first 48 or 32 bytes of kura's or a CoCo
+// binding's report_data, and the verifier accepts that prefix; a TPM that
+// takes fewer than 32 bytes cannot carry the binding.
 func TestAttesterQualifyingDataSize(t *testing.T) {
 	ctx := context.Background()
-	tt := newTestTPM(t)
-	tt.tpm = sizeLimited{tt.tpm, 50}
-	empty := writeTemp(t, t.TempDir(), "empty", nil) // no logs
-	a := newAttesterFor(t, tt, AttesterConfig{EventLogPath: empty, IMAPath: empty})
-
 	rd := attestation.RuntimeData{Nonce: bytes.Repeat([]byte{1}, 32), PublicKey: []byte(`{"crv":"P-256","kty":"EC","x":"AA","y":"AA"}`)}
-	if _, err := a.Attest(ctx, rd.ReportData()); !errors.Is(err, attestation.ErrNoTEE) || !strings.Contains(err.Error(), "SHA-512") {
-		t.Fatalf("kura's binding on a SHA-384 TPM: %v, want ErrNoTEE naming SHA-512", err)
-	}
 	coco, err := rd.ReportDataFor(attestation.BindingCoCoKBS01)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := a.Attest(ctx, coco)
-	if err != nil {
-		t.Fatalf("CoCo binding on a SHA-384 TPM: %v", err)
+	for _, tc := range []struct {
+		max     int
+		binding attestation.Binding
+		want    int // bytes of extraData
+	}{
+		{50, attestation.BindingKura, 48},
+		{34, attestation.BindingKura, 32},
+		{50, attestation.BindingCoCoKBS01, 48},
+		{34, attestation.BindingCoCoKBS01, 32},
+	} {
+		tt := newTestTPM(t)
+		tt.tpm = sizeLimited{tt.tpm, tc.max}
+		empty := writeTemp(t, t.TempDir(), "empty", nil) // no logs
+		a := newAttesterFor(t, tt, AttesterConfig{EventLogPath: empty, IMAPath: empty})
+		reportData := rd.ReportData()
+		if tc.binding != attestation.BindingKura {
+			reportData = coco
+		}
+		b, err := a.Attest(ctx, reportData)
+		if err != nil {
+			t.Fatalf("%d-byte TPM, binding %q: %v", tc.max, tc.binding, err)
+		}
+		b.RuntimeData, b.Binding = rd, tc.binding
+		svc := newService(t, a.ak.RSA)
+		rep, err := svc.Verify(ctx, b, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: rd.Nonce})
+		if err != nil || checkStatus(rep, "binding") != attestation.Passed {
+			t.Fatalf("%d-byte TPM, binding %q: Verify: %v; checks %+v", tc.max, tc.binding, err, rep.Checks)
+		}
+		if x := rep.Claims["vtpm"].(map[string]any)["extra_data"].(string); len(x) != 2*tc.want {
+			t.Errorf("%d-byte TPM: extraData %s, want %d bytes", tc.max, x, tc.want)
+		}
+		// The same quote does not bind other runtime data.
+		b.RuntimeData.Context = []byte("other")
+		if _, err := svc.Verify(ctx, b, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: rd.Nonce}); err == nil {
+			t.Errorf("%d-byte TPM, binding %q: a prefix bound other runtime data", tc.max, tc.binding)
+		}
 	}
-	b.RuntimeData, b.Binding = rd, attestation.BindingCoCoKBS01
-	rep, err := newService(t, a.ak.RSA).Verify(ctx, b, verifier.Options{Freshness: verifier.ExpectedNonce, Nonce: rd.Nonce})
-	if err != nil || checkStatus(rep, "binding") != attestation.Passed {
-		t.Fatalf("Verify: %v; checks %+v", err, rep.Checks)
-	}
-	if x := rep.Claims["vtpm"].(map[string]any)["extra_data"].(string); len(x) != 2*48 {
-		t.Errorf("extraData %s, want the 48-byte digest", x)
+	tt := newTestTPM(t)
+	tt.tpm = sizeLimited{tt.tpm, 20}
+	empty := writeTemp(t, t.TempDir(), "empty", nil)
+	a := newAttesterFor(t, tt, AttesterConfig{EventLogPath: empty, IMAPath: empty})
+	if _, err := a.Attest(ctx, rd.ReportData()); !errors.Is(err, attestation.ErrNoTEE) || !strings.Contains(err.Error(), "first 32 bytes") {
+		t.Fatalf("a 20-byte TPM: %v, want ErrNoTEE", err)
 	}
 }
 

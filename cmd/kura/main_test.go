@@ -42,7 +42,8 @@ func TestScripts(t *testing.T) {
 // writeVectors writes the captured evidence the scripts verify into dir:
 // the Milan report, its VCEK and cert_chain, the Genoa configfs-tsm report,
 // the TDX quote with its collateral in tdx-spr/, the Azure vTPM
-// captures (azureVectors) and the Arm CCA token (ccaVectors).
+// captures (azureVectors), the Arm CCA token (ccaVectors) and the NVIDIA
+// Hopper report with its device chain.
 func writeVectors(dir string) error {
 	report, vcek, askArk := captures.SNPMilan()
 	files := map[string][]byte{
@@ -51,6 +52,8 @@ func writeVectors(dir string) error {
 		"milan.testcer":          askArk,
 		"sevsnp-tsm-report.json": captures.SNPGenoaTSM(),
 	}
+	gpuReport, gpuChain, _, _ := captures.NVIDIAHopper()
+	files["hopper-report.bin"], files["hopper-chain.pem"] = gpuReport, gpuChain
 	for name, data := range azureVectors() {
 		files[name] = data
 	}

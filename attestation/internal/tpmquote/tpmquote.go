@@ -170,15 +170,14 @@ func (q *Quote) Value(bank tpm2.TPMAlgID, pcr int) []byte { return q.values[pcrK
 // between (their hash is not the quote's pcrDigest) it quotes again, at
 // most three times.
 //
-// The verifiers compare the quote's extraData, zero-padded to 64 bytes,
-// with report_data (docs/spec/attestation.md §3), so Take passes all 64
-// bytes. A TPM takes no more qualifying data than a TPMT_HA holds (2 bytes
-// and its largest digest: 66 bytes with SHA-512, 50 with SHA-384 only);
-// when it refuses 64 bytes, Take passes report_data without its trailing
-// zero bytes, which the verifier's padding restores (a CoCo binding's
-// report_data is a 48-byte SHA-384 digest and 16 zeros), and, when that is
-// still too long, fails with an error wrapping attestation.ErrNoTEE: this
-// TPM cannot carry the binding.
+// Take passes all 64 bytes of report_data when the TPM takes them. A TPM
+// takes no more qualifying data than a TPMT_HA holds (2 bytes and its
+// largest digest: 66 bytes with SHA-512, 50 with SHA-384, 34 with SHA-256
+// alone); when it refuses 64 bytes, Take passes the first 48, then the
+// first 32. The tpm verifier accepts any prefix of report_data of at least
+// 32 bytes, zero-padded (docs/spec/attestation.md §3); the Azure vTPM
+// takes all 64. A TPM that refuses 32 bytes fails with an error wrapping
+// attestation.ErrNoTEE.
 func Take(ctx context.Context, t transport.TPM, key *Key, reportData [attestation.ReportDataSize]byte, sel tpm2.TPMLPCRSelection) (*Quote, error) {
 	extra := reportData[:]
 	for attempt := 1; ; attempt++ {
@@ -191,15 +190,13 @@ func Take(ctx context.Context, t transport.TPM, key *Key, reportData [attestatio
 			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
 			PCRSelect:      sel,
 		}.Execute(t)
-		if errors.Is(err, tpm2.TPMRCSize) && len(extra) == attestation.ReportDataSize {
-			trimmed := bytes.TrimRight(extra, "\x00")
-			if len(trimmed) == len(extra) {
-				return nil, fmt.Errorf("%w: the TPM refused the 64-byte report_data as the quote's qualifying data (%v): a TPM takes no more than its largest digest and 2 bytes, so it needs SHA-512, "+
-					"and this report_data has no zero tail to leave out (docs/spec/attestation.md §3): this TPM cannot carry kura's binding", attestation.ErrNoTEE, err)
-			}
-			extra = trimmed
+		if errors.Is(err, tpm2.TPMRCSize) && len(extra) > minQualifyingData {
+			extra = extra[:max(len(extra)-16, minQualifyingData)] // 64, then 48, then 32 bytes
 			attempt--
 			continue
+		}
+		if errors.Is(err, tpm2.TPMRCSize) {
+			return nil, fmt.Errorf("%w: the TPM refused even the first %d bytes of report_data as the quote's qualifying data (%v): it cannot carry the binding", attestation.ErrNoTEE, minQualifyingData, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("TPM2_Quote by the key at %#08x: %w", uint32(key.Handle), err)
@@ -216,6 +213,10 @@ func Take(ctx context.Context, t transport.TPM, key *Key, reportData [attestatio
 		}
 	}
 }
+
+// minQualifyingData is the shortest prefix of report_data the verifier
+// accepts as a quote's qualifying data.
+const minQualifyingData = 32
 
 // errPCRsChanged means a PCR changed between the quote and reading it.
 var errPCRsChanged = errors.New("the quoted PCRs changed")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
+	"github.com/kura-cc/kura/attestation/nvidia"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
@@ -41,6 +42,7 @@ type attestVerifyFlags struct {
 	evidence, tee, report, vcek, certs, tsm, quote, collateral, nonce string
 	hclReport, pcrs, tdQuote                                          string // Azure vTPM TEEs
 	cocoEvidence                                                      string // a Confidential Containers attester's evidence
+	gpuReport, gpuCerts                                               string // nvidia
 	json, explain                                                     bool
 }
 
@@ -65,7 +67,8 @@ or 2 (usage).`,
   kura attest verify --tee cca --token token.cbor --cpak cpak.pem
   kura attest verify --tee tpm --quote quote.bin --pcrs pcrs.bin --ak ak.pem --event-log binary_bios_measurements --ima-log ascii_runtime_measurements
   kura attest verify --tee az-snp-vtpm --hcl-report hcl.bin --quote quote.bin --pcrs pcrs.bin --certs vcek.pem
-  kura attest verify --tee az-tdx-vtpm --coco-evidence tee-evidence.json --collateral collateral.json`,
+  kura attest verify --tee az-tdx-vtpm --coco-evidence tee-evidence.json --collateral collateral.json
+  kura attest verify --tee nvidia --gpu-report report.hex --gpu-certs chain.pem --nonce 931d...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAttestVerify(cmd.Context(), g, f, cmd.OutOrStdout())
@@ -76,7 +79,9 @@ or 2 (usage).`,
 	f.registerCCA(fs)
 	f.registerTPM(fs)
 	fs.StringVar(&f.evidence, "evidence", "", "kura evidence bundle (JSON)")
-	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm or tpm")
+	fs.StringVar(&f.tee, "tee", "", "TEE of raw artifacts: snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm, tpm or nvidia")
+	fs.StringVar(&f.gpuReport, "gpu-report", "", "nvidia: the GPU's attestation report (SPDM GET_MEASUREMENTS request and response), raw or hex")
+	fs.StringVar(&f.gpuCerts, "gpu-certs", "", "nvidia: the GPU's device certificate chain, PEM, leaf first")
 	fs.StringVar(&f.report, "report", "", "SNP: raw 1184-byte attestation report, or its hex")
 	fs.StringVar(&f.vcek, "vcek", "", "SNP: VCEK or VLEK certificate, DER or PEM")
 	fs.StringVar(&f.certs, "certs", "", "SNP: ASK/ARK (or ASVK/ARK) chain, PEM")
@@ -189,10 +194,23 @@ func (f *attestVerifyFlags) bundle() (*attestation.Bundle, error) {
 		return f.ccaBundle()
 	case f.tee == string(attestation.TPM):
 		return f.tpmBundle()
+	case f.tee == string(attestation.NVIDIA):
+		if f.gpuReport == "" || f.gpuCerts == "" {
+			return nil, usagef("--tee nvidia needs --gpu-report FILE and --gpu-certs FILE")
+		}
+		report, err := readInput("--gpu-report", f.gpuReport)
+		if err != nil {
+			return nil, err
+		}
+		certs, err := readInput("--gpu-certs", f.gpuCerts)
+		if err != nil {
+			return nil, err
+		}
+		return nvidia.NewBundle(report, certs)
 	case f.tee == "":
-		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx|cca|az-snp-vtpm|az-tdx-vtpm|tpm")
+		return nil, usagef("give --evidence FILE, or raw artifacts with --tee snp|tdx|cca|az-snp-vtpm|az-tdx-vtpm|tpm|nvidia")
 	}
-	return nil, usagef("--tee %q: raw artifacts are snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm or tpm (sim evidence comes as a bundle)", f.tee)
+	return nil, usagef("--tee %q: raw artifacts are snp, tdx, cca, az-snp-vtpm, az-tdx-vtpm, tpm or nvidia (sim evidence comes as a bundle)", f.tee)
 }
 
 // loadTDXCollateral reads --collateral: a directory as tdx.LoadCollateralDir
@@ -319,6 +337,12 @@ func printReport(w io.Writer, rep *verifier.Report, explain bool) {
 		}
 	}
 	fmt.Fprintf(w, "status:       %s (policy %s)\n", rep.Appraisal.Status, rep.Appraisal.PolicyID)
+	for i, d := range rep.Devices {
+		if i == 0 {
+			fmt.Fprintln(w, "devices:      (each appraised on its own; the status above weighs them)")
+		}
+		fmt.Fprintf(w, "  %-8s %-8s %s\n", d.Name, d.TEE, d.Appraisal.Status)
+	}
 }
 
 func tcbString(v any) string {
@@ -332,7 +356,8 @@ func tcbString(v any) string {
 type attestEvidenceFlags struct {
 	tee, nonce, data, publicKey, out string
 	dev                              teeDevice
-	akOut                            string // --tpm-ak-out
+	akOut                            string   // --tpm-ak-out
+	devices                          []string // --device NAME=TEE
 }
 
 // teeDevice holds the TPM options of --tee tpm, az-snp-vtpm and
@@ -369,6 +394,7 @@ INSECURE simulated evidence for development.`,
 	fs.StringVar(&f.dev.tpm, "tpm-device", "", "tpm, az-*: the TPM, a device or a TPM emulator's Unix socket (default /dev/tpmrm0)")
 	fs.Uint32Var(&f.dev.akHandle, "tpm-ak-handle", 0, "tpm: persistent handle of the attestation key, e.g. 0x81010001 (default: an endorsement-hierarchy key, the same every time)")
 	fs.StringVar(&f.akOut, "tpm-ak-out", "", "tpm: write the attestation key here (PEM), for verifiers to pin with --tpm-ak")
+	fs.StringArrayVar(&f.devices, "device", nil, "NAME=TEE: attest this device too, into a composite bundle (docs/spec/attestation.md §2.2), e.g. tpm0=tpm (repeatable)")
 	fs.StringVar(&f.data, "data", "", "file whose bytes are bound as the runtime-data context")
 	fs.StringVar(&f.publicKey, "public-key", "", "file whose bytes are bound as the runtime-data public key (e.g. a JWK)")
 	fs.StringVarP(&f.out, "output", "o", "", "write the bundle here instead of standard output")
@@ -446,9 +472,6 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	if err := rd.Check(); err != nil {
 		return usageError{err}
 	}
-	if f.akOut != "" && f.tee != string(attestation.TPM) {
-		return usagef("--tpm-ak-out: only --tee tpm has an attestation key to pin")
-	}
 	a, err := attester(ctx, f.tee, f.dev)
 	if err != nil {
 		return err
@@ -456,19 +479,43 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	if c, ok := a.(io.Closer); ok {
 		defer c.Close()
 	}
+	all := []attestation.Attester{a}
+	var devices []attestation.DeviceAttester
+	for _, spec := range f.devices {
+		name, tee, ok := strings.Cut(spec, "=")
+		if !ok || (tee != string(attestation.TPM) && tee != string(attestation.Sim)) {
+			return usagef("--device %q: want NAME=TEE, TEE tpm or sim (e.g. tpm0=tpm)", spec)
+		}
+		da, err := attester(ctx, tee, f.dev)
+		if err != nil {
+			return fmt.Errorf("--device %s: %w", spec, err)
+		}
+		if c, ok := da.(io.Closer); ok {
+			defer c.Close()
+		}
+		devices = append(devices, attestation.DeviceAttester{Name: name, Attester: da})
+		all = append(all, da)
+	}
 	if f.akOut != "" {
-		if err := writeAK(a, f.akOut); err != nil {
+		if err := writeAK(all, f.akOut); err != nil {
 			return err
 		}
 	}
-	if a.TEE() == attestation.Sim {
-		fmt.Fprintln(g.env.Stderr, "kura: INSECURE: producing simulated evidence; it proves nothing and is refused outside dev mode")
+	for _, a := range all {
+		if a.TEE() == attestation.Sim {
+			fmt.Fprintln(g.env.Stderr, "kura: INSECURE: producing simulated evidence; it proves nothing and is refused outside dev mode")
+			break
+		}
 	}
-	b, err := a.Attest(ctx, rd.ReportData())
+	var b *attestation.Bundle
+	if len(devices) > 0 {
+		b, err = attestation.AttestComposite(ctx, a, devices, rd)
+	} else if b, err = a.Attest(ctx, rd.ReportData()); err == nil {
+		b.RuntimeData = rd
+	}
 	if err != nil {
 		return err
 	}
-	b.RuntimeData = rd
 	data, err := b.Marshal()
 	if err != nil {
 		return err
@@ -481,11 +528,17 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	return os.WriteFile(f.out, data, 0o644)
 }
 
-// writeAK writes the attestation key of a tpm attester to path as PEM.
-func writeAK(a attestation.Attester, path string) error {
-	ta, ok := a.(*tpm.Attester)
-	if !ok {
-		return fmt.Errorf("--tpm-ak-out: a %s attester has no attestation key to pin", a.TEE())
+// writeAK writes the attestation key of the tpm attester among as to path
+// as PEM.
+func writeAK(as []attestation.Attester, path string) error {
+	var ta *tpm.Attester
+	for _, a := range as {
+		if t, ok := a.(*tpm.Attester); ok {
+			ta = t
+		}
+	}
+	if ta == nil {
+		return usagef("--tpm-ak-out: only --tee tpm or a --device NAME=tpm has an attestation key to pin")
 	}
 	k, err := ta.AttestationKey()
 	if err != nil {

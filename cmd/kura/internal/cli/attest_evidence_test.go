@@ -54,3 +54,40 @@ func TestAttestEvidenceTPM(t *testing.T) {
 		t.Errorf("no TPM: exit %d\n%s", code, out)
 	}
 }
+
+// TestAttestEvidenceComposite: kura attest evidence --device tpm0=tpm
+// makes a composite bundle of the INSECURE sim and swtpm; kura attest
+// verify verifies both, binding the TPM's quote to the nonce and the
+// sim's report to the TPM's bundle, and reports the device.
+func TestAttestEvidenceComposite(t *testing.T) {
+	for _, p := range []string{"/sys/kernel/security/tpm0/binary_bios_measurements", "/sys/kernel/security/ima/ascii_runtime_measurements"} {
+		if f, err := os.Open(p); err == nil {
+			f.Close()
+			t.Skipf("%s is readable: kura would send this machine's log with swtpm's quote", p)
+		}
+	}
+	sock := swtpm.Socket(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ak, bundle := filepath.Join(dir, "ak.pem"), filepath.Join(dir, "bundle.json")
+	nonce := "00112233445566778899aabbccddeeff"
+	if code, out := run(ctx, "attest", "evidence", "--tee", "sim", "--device", "tpm0=tpm", "--tpm-device", sock, "--tpm-ak-out", ak, "--nonce", nonce, "-o", bundle); code != ExitOK {
+		t.Fatalf("attest evidence: exit %d\n%s", code, out)
+	}
+	code, out := run(ctx, "attest", "verify", "--evidence", bundle, "--dev", "--tpm-ak", ak, "--nonce", nonce)
+	for _, want := range []string{"tee:          sim", "passed   binding", "passed   tpm0: tpm quote signature", "passed   tpm0: binding", "passed   device tpm0", "tpm0     tpm      affirming"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("attest verify output lacks %q", want)
+		}
+	}
+	if code != ExitOK {
+		t.Errorf("attest verify: exit %d\n%s", code, out)
+	}
+	// Without the TPM's AK pinned the device is untrusted, and so the bundle.
+	if code, out := run(ctx, "attest", "verify", "--evidence", bundle, "--dev", "--nonce", nonce); code != ExitBadEvidence || !strings.Contains(out, "tpm0: attestation key pinned") {
+		t.Errorf("unpinned device AK: exit %d\n%s", code, out)
+	}
+	if code, out := run(ctx, "attest", "evidence", "--tee", "sim", "--device", "gpu0=nvidia", "--nonce", nonce); code != ExitUsage {
+		t.Errorf("--device gpu0=nvidia: exit %d\n%s", code, out)
+	}
+}
