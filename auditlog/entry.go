@@ -37,6 +37,7 @@ const (
 	KindPolicyChange          Kind = "policy_change"
 	KindReferenceValuesChange Kind = "reference_values_change"
 	KindTimelockRegistration  Kind = "timelock_registration"
+	KindInferenceBuild        Kind = "inference_build"
 )
 
 // Key release decisions, as the key broker records them.
@@ -149,6 +150,8 @@ func ruleFor(k Kind) (kindRule, bool) {
 		return kindRule{required: []string{"subject"}, allowed: []string{"collaboration", "party", "tee"}}, true
 	case KindTimelockRegistration:
 		return kindRule{required: []string{"subject", "not_before"}, allowed: []string{"collaboration", "party"}}, true
+	case KindInferenceBuild:
+		return kindRule{required: []string{"subject", "party", "tee", "measurement"}}, true
 	}
 	return kindRule{}, false
 }
@@ -156,7 +159,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 // Kinds returns every entry kind, sorted.
 func Kinds() []Kind {
 	ks := []Kind{KindManifestVersion, KindApproval, KindRevocation, KindKeyRelease, KindRunStart, KindResult,
-		KindReceipt, KindPolicyChange, KindReferenceValuesChange, KindTimelockRegistration}
+		KindReceipt, KindPolicyChange, KindReferenceValuesChange, KindTimelockRegistration, KindInferenceBuild}
 	slices.Sort(ks)
 	return ks
 }

@@ -27,6 +27,7 @@ func entrySeeds(t testing.TB) [][]byte {
 		{Kind: auditlog.KindPolicyChange, Time: at, PolicyID: "p@2", Subject: d, Resource: "a/key/1"},
 		{Kind: auditlog.KindReferenceValuesChange, Time: at, Subject: d, TEE: "snp"},
 		{Kind: auditlog.KindTimelockRegistration, Time: at, Subject: d, NotBefore: at.Add(time.Hour)},
+		{Kind: auditlog.KindInferenceBuild, Time: at, Subject: d, Party: fp, TEE: "snp", Measurement: "aa"},
 	}
 	var out [][]byte
 	for _, e := range es {

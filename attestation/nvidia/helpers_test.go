@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/binary"
 	"encoding/pem"
 	"math/big"
 	"testing"
@@ -49,41 +48,11 @@ func newVerifier(t testing.TB, cfg Config) *Verifier {
 	return v
 }
 
-// marshal encodes r as the driver would: the inverse of ParseReport, so
-// that marshal(ParseReport(b)) == b shows the parser drops nothing.
-func marshal(r *Report) []byte {
-	var b []byte
-	b = append(b, r.Version, codeGetMeasurements, r.RequestAttributes, r.MeasurementOperation)
-	b = append(b, r.Nonce[:]...)
-	b = append(b, r.SlotID)
-	var record []byte
-	for _, blk := range r.Blocks {
-		record = append(record, blk.Index, blk.Specification)
-		record = binary.LittleEndian.AppendUint16(record, uint16(dmtfHeaderSize+len(blk.Value)))
-		record = append(record, blk.ValueType)
-		record = binary.LittleEndian.AppendUint16(record, uint16(len(blk.Value)))
-		record = append(record, blk.Value...)
-	}
-	b = append(b, r.Version, codeMeasurements, r.ResponseParam1, r.ResponseParam2, byte(len(r.Blocks)))
-	b = append(b, byte(len(record)), byte(len(record)>>8), byte(len(record)>>16))
-	b = append(b, record...)
-	b = append(b, r.ResponderNonce[:]...)
-	var opaque []byte
-	for _, f := range r.Opaque {
-		opaque = binary.LittleEndian.AppendUint16(opaque, f.ID)
-		opaque = binary.LittleEndian.AppendUint16(opaque, uint16(len(f.Value)))
-		opaque = append(opaque, f.Value...)
-	}
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(opaque)))
-	b = append(b, opaque...)
-	return append(b, r.Signature[:]...)
-}
-
 // sign sets r's signature by key over its transcript and returns the
 // encoded report.
 func sign(t testing.TB, r *Report, key *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	b := marshal(r)
+	b := r.Marshal()
 	digest := sha512.Sum384(b[:len(b)-SignatureSize])
 	sr, ss, err := ecdsa.Sign(rand.Reader, key, digest[:])
 	if err != nil {
@@ -91,7 +60,7 @@ func sign(t testing.TB, r *Report, key *ecdsa.PrivateKey) []byte {
 	}
 	sr.FillBytes(r.Signature[:SignatureSize/2])
 	ss.FillBytes(r.Signature[SignatureSize/2:])
-	return marshal(r)
+	return r.Marshal()
 }
 
 // testReport returns a well-formed report, unsigned, answering nonce:

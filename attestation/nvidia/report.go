@@ -273,3 +273,35 @@ func parseRecord(record []byte, base, n int, op byte) ([]MeasurementBlock, error
 	}
 	return blocks, nil
 }
+
+// Marshal encodes r as the driver does, signature included: the inverse of
+// ParseReport (ParseReport(b).Marshal() == b). Tools that build reports,
+// such as package nvidiatest's test GPU, sign SHA-384 of all but its last
+// SignatureSize bytes.
+func (r *Report) Marshal() []byte {
+	var b []byte
+	b = append(b, r.Version, codeGetMeasurements, r.RequestAttributes, r.MeasurementOperation)
+	b = append(b, r.Nonce[:]...)
+	b = append(b, r.SlotID)
+	var record []byte
+	for _, blk := range r.Blocks {
+		record = append(record, blk.Index, blk.Specification)
+		record = binary.LittleEndian.AppendUint16(record, uint16(dmtfHeaderSize+len(blk.Value)))
+		record = append(record, blk.ValueType)
+		record = binary.LittleEndian.AppendUint16(record, uint16(len(blk.Value)))
+		record = append(record, blk.Value...)
+	}
+	b = append(b, r.Version, codeMeasurements, r.ResponseParam1, r.ResponseParam2, byte(len(r.Blocks)))
+	b = append(b, byte(len(record)), byte(len(record)>>8), byte(len(record)>>16))
+	b = append(b, record...)
+	b = append(b, r.ResponderNonce[:]...)
+	var opaque []byte
+	for _, f := range r.Opaque {
+		opaque = binary.LittleEndian.AppendUint16(opaque, f.ID)
+		opaque = binary.LittleEndian.AppendUint16(opaque, uint16(len(f.Value)))
+		opaque = append(opaque, f.Value...)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(opaque)))
+	b = append(b, opaque...)
+	return append(b, r.Signature[:]...)
+}

@@ -29,7 +29,7 @@ func TestParseVector(t *testing.T) {
 			t.Errorf("block %d: index %d, specification %d, value type %d, %d bytes", i, b.Index, b.Specification, b.ValueType, len(b.Value))
 		}
 	}
-	if got := marshal(r); !bytes.Equal(got, report) {
+	if got := r.Marshal(); !bytes.Equal(got, report) {
 		t.Error("the parsed report does not encode back to the capture")
 	}
 	if !bytes.Equal(r.signed, report[:len(report)-SignatureSize]) {
@@ -75,7 +75,7 @@ func opaqueOffset(r *Report, b []byte) int {
 // each must fail as malformed, naming the field.
 func TestParseMalformed(t *testing.T) {
 	nonce := bytes.Repeat([]byte{1}, NonceSize)
-	if _, err := ParseReport(marshal(testReport(nonce, nil))); err != nil {
+	if _, err := ParseReport(testReport(nonce, nil).Marshal()); err != nil {
 		t.Fatalf("the test report does not parse: %v", err)
 	}
 	withOpaque := func(fields ...OpaqueField) func(*Report) {
@@ -149,7 +149,7 @@ func TestParseMalformed(t *testing.T) {
 			if tc.change != nil {
 				tc.change(r)
 			}
-			b := marshal(r)
+			b := r.Marshal()
 			if tc.raw != nil {
 				b = tc.raw(r, b)
 			}
