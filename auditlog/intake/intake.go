@@ -28,11 +28,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/blob"
+	"github.com/kura-cc/kura/inference/trust"
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/result"
@@ -42,7 +44,7 @@ import (
 // ErrRefused means a posted file is not a signed result bundle, receipt,
 // run start or time-lock registration of the kind its route takes. The
 // HTTP API answers 400 bad-request.
-var ErrRefused = fault.New(nil, fault.BadRequest, "not a signed result bundle, receipt or time-lock registration")
+var ErrRefused = fault.New(nil, fault.BadRequest, "not a signed result bundle, receipt, time-lock registration or inference build approval")
 
 // Log is the transparency log the intake appends to (*auditlog.Log
 // implements it).
@@ -119,6 +121,7 @@ var routes = map[auditlog.Kind]string{
 	auditlog.KindResult:               "/v1/cleanroom/results",
 	auditlog.KindReceipt:              "/v1/cleanroom/receipts",
 	auditlog.KindTimelockRegistration: "/v1/timelock/registrations",
+	auditlog.KindInferenceBuild:       "/v1/inference/builds",
 }
 
 // Bodies the intake reads, by kind: what each can legitimately carry
@@ -136,6 +139,7 @@ var limits = map[auditlog.Kind]int64{
 	auditlog.KindResult:               result.MaxSize,
 	auditlog.KindReceipt:              MaxReceiptSize,
 	auditlog.KindTimelockRegistration: timelock.MaxRegistrationSize,
+	auditlog.KindInferenceBuild:       trust.MaxBuildSize,
 }
 
 // Register mounts the intake's routes on mux: POST of each kind, GET
@@ -151,6 +155,7 @@ func (in *Intake) Register(mux *http.ServeMux) {
 		post(kind, in.envelope(kind))
 	}
 	post(auditlog.KindTimelockRegistration, in.timelock)
+	post(auditlog.KindInferenceBuild, in.inferenceBuild)
 	mux.Handle("GET /v1/cleanroom/results/{digest}", h(in.archived("results")))
 	mux.Handle("GET /v1/cleanroom/receipts/{digest}", h(in.archived("receipts")))
 	mux.Handle("GET /v1/datasets/{digest}", h(in.getDataset))
@@ -272,6 +277,26 @@ func (in *Intake) timelock(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return in.logOnce(w, r, auditlog.KindTimelockRegistration, result.DigestHex(canonical), func(*auditlog.Proof) error { return nil }, e)
+}
+
+// inferenceBuild logs a party's signed approval of an inference gateway
+// build (docs/spec/inference.md §7): the approver, the TEE and the launch
+// measurement, with the SHA-256 of the approval as subject.
+func (in *Intake) inferenceBuild(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, trust.MaxBuildSize)
+	if err != nil {
+		return err
+	}
+	b, err := trust.ParseBuild(body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	digest, err := b.Digest()
+	if err != nil {
+		return err
+	}
+	e := &auditlog.Entry{Kind: auditlog.KindInferenceBuild, Time: in.now().UTC(), Subject: digest, Party: b.Approver, TEE: b.TEE, Measurement: b.Measurement}
+	return in.logOnce(w, r, auditlog.KindInferenceBuild, strings.TrimPrefix(digest, "sha256:"), func(*auditlog.Proof) error { return nil }, e)
 }
 
 // keep archives a logged file with its inclusion proof embedded, under
