@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	filippo.io/age v1.1.1
 	github.com/BurntSushi/toml v1.6.0
+	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/drand/drand v1.5.9
 	github.com/drand/kyber v1.2.0
 	github.com/drand/tlock v1.1.0

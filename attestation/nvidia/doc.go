@@ -37,6 +37,8 @@
 // signed SWID tags of golden measurements for each driver and VBIOS) are
 // not read yet: their values must be copied into reference values by hand.
 //
+// Package attestation/nvidia/live collects reports live, through NVML.
+//
 // # Security model
 //
 // Everything in a report is untrusted until verified; the only trust

@@ -19,6 +19,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/azure"
 	"github.com/kura-cc/kura/attestation/nvidia"
+	nvidialive "github.com/kura-cc/kura/attestation/nvidia/live"
 	"github.com/kura-cc/kura/attestation/sim"
 	"github.com/kura-cc/kura/attestation/snp"
 	"github.com/kura-cc/kura/attestation/tdx"
@@ -31,7 +32,7 @@ const maxInputFile = 4 << 20
 
 func newAttestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "attest", Short: "Produce and verify attestation evidence"}
-	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g), newAttestMeasurementCmd())
+	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g), newAttestMeasurementCmd(), newAttestGPUStatusCmd(g))
 	return cmd
 }
 
@@ -357,6 +358,7 @@ type attestEvidenceFlags struct {
 	tee, nonce, data, publicKey, out string
 	dev                              teeDevice
 	akOut                            string   // --tpm-ak-out
+	akCert                           string   // --tpm-ak-cert
 	devices                          []string // --device NAME=TEE
 }
 
@@ -378,11 +380,13 @@ context data into the hardware report_data, as docs/spec/attestation.md §3 defi
 (the default) kura uses SEV-SNP or TDX through configfs-tsm or the guest device, else an Azure
 confidential VM's vTPM (az-snp-vtpm, az-tdx-vtpm), and fails when none is present. --tee tpm
 quotes a plain TPM 2.0 with its event logs: it attests measured boot, not a TEE, so auto never
-picks it, and verifiers must pin its attestation key (--tpm-ak-out writes it). --tee sim gives
-INSECURE simulated evidence for development.`,
+picks it, and verifiers must pin its attestation key (--tpm-ak-out writes it) or trust the
+authority that certified it (--tpm-ak-cert ships the certificate kura attest tpm-enroll got).
+--tee sim gives INSECURE simulated evidence for development.`,
 		Example: `  nonce=$(curl -s -X POST localhost:8080/v1/attestation/nonce | jq -r .nonce | base64 -d | xxd -p -c64)
   kura attest evidence --nonce "$nonce" --data manifest.sha256 -o bundle.json
-  kura attest evidence --tee tpm --nonce "$nonce" --tpm-ak-out ak.pem -o bundle.json`,
+  kura attest evidence --tee tpm --nonce "$nonce" --tpm-ak-out ak.pem -o bundle.json
+  kura attest evidence --nonce "$nonce" --device gpu0=nvidia -o bundle.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAttestEvidence(cmd.Context(), g, f, cmd.OutOrStdout())
@@ -394,7 +398,8 @@ INSECURE simulated evidence for development.`,
 	fs.StringVar(&f.dev.tpm, "tpm-device", "", "tpm, az-*: the TPM, a device or a TPM emulator's Unix socket (default /dev/tpmrm0)")
 	fs.Uint32Var(&f.dev.akHandle, "tpm-ak-handle", 0, "tpm: persistent handle of the attestation key, e.g. 0x81010001 (default: an endorsement-hierarchy key, the same every time)")
 	fs.StringVar(&f.akOut, "tpm-ak-out", "", "tpm: write the attestation key here (PEM), for verifiers to pin with --tpm-ak")
-	fs.StringArrayVar(&f.devices, "device", nil, "NAME=TEE: attest this device too, into a composite bundle (docs/spec/attestation.md §2.2), e.g. tpm0=tpm (repeatable)")
+	fs.StringVar(&f.akCert, "tpm-ak-cert", "", "tpm: ship this certificate of the attestation key (PEM or DER, then any intermediates; kura attest tpm-enroll writes one) in the bundle's certs, for verifiers that trust its authority (--tpm-ak-ca)")
+	fs.StringArrayVar(&f.devices, "device", nil, "NAME=TEE: attest this device too, into a composite bundle (docs/spec/attestation.md §2.2), e.g. tpm0=tpm or gpu0=nvidia (the first GPU, through NVML) (repeatable)")
 	fs.StringVar(&f.data, "data", "", "file whose bytes are bound as the runtime-data context")
 	fs.StringVar(&f.publicKey, "public-key", "", "file whose bytes are bound as the runtime-data public key (e.g. a JWK)")
 	fs.StringVarP(&f.out, "output", "o", "", "write the bundle here instead of standard output")
@@ -415,6 +420,8 @@ func attester(ctx context.Context, tee string, dev teeDevice) (attestation.Attes
 		return azureAttester(dev, attestation.TEE(tee))
 	case string(attestation.TPM):
 		return tpm.NewAttester(tpm.AttesterConfig{Device: dev.tpm, AKHandle: tpm2.TPMHandle(dev.akHandle)})
+	case string(attestation.NVIDIA):
+		return nvidialive.NewAttester(nvidialive.AttesterConfig{})
 	case "auto":
 		// An Azure confidential VM has no SEV-SNP or TDX guest device: its
 		// hardware report comes through the vTPM. A plain TPM is no TEE, so
@@ -483,8 +490,8 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	var devices []attestation.DeviceAttester
 	for _, spec := range f.devices {
 		name, tee, ok := strings.Cut(spec, "=")
-		if !ok || (tee != string(attestation.TPM) && tee != string(attestation.Sim)) {
-			return usagef("--device %q: want NAME=TEE, TEE tpm or sim (e.g. tpm0=tpm)", spec)
+		if !ok || (tee != string(attestation.TPM) && tee != string(attestation.Sim) && tee != string(attestation.NVIDIA)) {
+			return usagef("--device %q: want NAME=TEE, TEE tpm, nvidia or sim (e.g. tpm0=tpm, gpu0=nvidia)", spec)
 		}
 		da, err := attester(ctx, tee, f.dev)
 		if err != nil {
@@ -498,6 +505,11 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	}
 	if f.akOut != "" {
 		if err := writeAK(all, f.akOut); err != nil {
+			return err
+		}
+	}
+	if f.akCert != "" {
+		if a, devices, err = withAKCert(f.akCert, a, devices); err != nil {
 			return err
 		}
 	}

@@ -87,7 +87,7 @@ func TestAttestEvidenceComposite(t *testing.T) {
 	if code, out := run(ctx, "attest", "verify", "--evidence", bundle, "--dev", "--nonce", nonce); code != ExitBadEvidence || !strings.Contains(out, "tpm0: attestation key pinned") {
 		t.Errorf("unpinned device AK: exit %d\n%s", code, out)
 	}
-	if code, out := run(ctx, "attest", "evidence", "--tee", "sim", "--device", "gpu0=nvidia", "--nonce", nonce); code != ExitUsage {
-		t.Errorf("--device gpu0=nvidia: exit %d\n%s", code, out)
+	if code, out := run(ctx, "attest", "evidence", "--tee", "sim", "--device", "cpu0=snp", "--nonce", nonce); code != ExitUsage {
+		t.Errorf("--device cpu0=snp: exit %d\n%s", code, out)
 	}
 }
