@@ -15,7 +15,9 @@
 // replicas), which holds only ciphertext of secrets (sealed under the KEK,
 // which never enters it), public collaboration files and short-lived
 // records. The verifier's token key, the KEK and the log key are files in
-// the data directory, created 0600 if missing and, like a KEK passphrase
+// the data directory, as is the key of the verifier's TPM privacy CA when
+// TPM manufacturers are configured (tpm-ak-ca-key.pem, beside its
+// certificate tpm-ak-ca.pem), created 0600 if missing and, like a KEK passphrase
 // file, refused if group or others can read or write them (internal/keyfile;
 // the refusal is logged); the admin keys file is refused if they can write
 // it. In dev mode the INSECURE

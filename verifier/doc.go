@@ -3,10 +3,13 @@
 // their type, checks that the hardware report_data binds the nonce and the
 // runtime data, appraises the claims with a prepared Rego policy, and signs
 // the outcome as an EAR token. Handler serves it over HTTP
-// (docs/spec/attestation.md §8).
+// (docs/spec/attestation.md §8). With an AKEnroller it also enrols TPM
+// attestation keys by credential activation (§4.6), keeping each challenge
+// in the nonce store, single use, for five minutes.
 //
 // Security model: the service trusts only the vendor roots its TEE
 // verifiers embed, its own nonces, and its policy and reference values.
 // Every verification is logged with its outcome and reason; evidence and
-// keys are not logged.
+// keys are not logged. An enrolment challenge's state holds the hash of
+// the credential's secret, not the secret, which no log records.
 package verifier

@@ -18,9 +18,17 @@ import (
 //	POST /v1/attestation/nonce   -> {"nonce", "expires_at"}
 //	POST /v1/attestation/verify  bundle -> {"token", "status", ...}
 //	GET  /.well-known/jwks.json  -> the token signing keys
+//	POST /v1/attestation/tpm/ak-challenge    {"ek_certificate", "ak_public", ...} -> {"challenge_id", "credential_blob", "encrypted_secret", ...}
+//	POST /v1/attestation/tpm/ak-certificate  {"challenge_id", "secret"} -> the AK certificate, PEM
+//	GET  /v1/attestation/tpm/ak-ca           -> the AK certificates' CA, PEM
+//
+// The tpm endpoints answer 404 when the Service has no AKEnroller.
 func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 	mux.Handle("POST /v1/attestation/nonce", web.Handle(log, nil, s.handleNonce))
 	mux.Handle("POST /v1/attestation/verify", web.Handle(log, nil, s.handleVerify))
+	mux.Handle("POST /v1/attestation/tpm/ak-challenge", web.Handle(log, nil, s.handleAKChallenge))
+	mux.Handle("POST /v1/attestation/tpm/ak-certificate", web.Handle(log, nil, s.handleAKCertificate))
+	mux.Handle("GET /v1/attestation/tpm/ak-ca", web.Handle(log, nil, s.handleAKCA))
 	s.RegisterJWKS(mux, log)
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 	// Nonces keeps issued nonces. Nil keeps them in this process's memory;
 	// replicas that share a store's Ephemeral accept each other's nonces.
 	Nonces NonceStore
+	// AKEnroller, when set, certifies TPM attestation keys after credential
+	// activation: the Service serves /v1/attestation/tpm/ak-challenge,
+	// /ak-certificate and /ak-ca, and keeps the challenges in Nonces.
+	AKEnroller AKEnroller
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -49,11 +53,12 @@ type NonceStore interface {
 // Service verifies evidence and issues attestation results. It is safe for
 // concurrent use.
 type Service struct {
-	tees      map[attestation.TEE]attestation.Verifier
-	appraiser *appraisal.Appraiser
-	issuer    *token.Issuer
-	nonces    *nonces
-	log       *slog.Logger
+	tees       map[attestation.TEE]attestation.Verifier
+	appraiser  *appraisal.Appraiser
+	issuer     *token.Issuer
+	nonces     *nonces
+	akEnroller AKEnroller
+	log        *slog.Logger
 }
 
 // New returns a Service.
@@ -64,7 +69,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Appraiser == nil {
 		return nil, errors.New("verifier: no appraiser configured")
 	}
-	s := &Service{tees: cfg.TEEs, appraiser: cfg.Appraiser, issuer: cfg.Issuer, log: cfg.Logger}
+	s := &Service{tees: cfg.TEEs, appraiser: cfg.Appraiser, issuer: cfg.Issuer, akEnroller: cfg.AKEnroller, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

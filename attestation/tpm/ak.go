@@ -112,8 +112,12 @@ func parseAK(data []byte) (ak *akPublic, err error) {
 
 // checkAttributes reports whether the AK is a restricted signing key that
 // the TPM generated and cannot export: only such a key signs nothing but
-// TPM-generated structures, so a quote by it is the TPM's.
-func (a *akPublic) checkAttributes() error {
+// TPM-generated structures, so a quote by it is the TPM's. Its error wraps
+// attestation.ErrUntrustedRoot.
+func (a *akPublic) checkAttributes() error { return a.checkAttributesAs(attestation.ErrUntrustedRoot) }
+
+// checkAttributesAs is checkAttributes with an error wrapping sentinel.
+func (a *akPublic) checkAttributesAs(sentinel error) error {
 	at := a.public.ObjectAttributes
 	var missing []string
 	for _, f := range []struct {
@@ -126,7 +130,7 @@ func (a *akPublic) checkAttributes() error {
 	}
 	if len(missing) > 0 || at.Decrypt {
 		return fmt.Errorf("%w: the attestation key's attributes lack %v or have decrypt: it is not a restricted signing key the TPM generated and holds, so what it signs need not come from the TPM",
-			attestation.ErrUntrustedRoot, missing)
+			sentinel, missing)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/kura-cc/kura/attestation"
 )
 
-// maxCertFile bounds a file of AK certificate authorities.
+// maxCertFile bounds a file of AK or EK certificate authorities.
 const maxCertFile = 1 << 20
 
 // LoadAKCAs reads the certificate authorities that may certify attestation
@@ -26,16 +26,22 @@ const maxCertFile = 1 << 20
 // certificate may chain through, for vendors whose attesters do not send
 // them (Google's vTPM AK certificates name their issuer only by URL).
 func LoadAKCAs(path string) ([]*x509.Certificate, error) {
+	return loadCerts(path, "tpm AK certificate authorities")
+}
+
+// loadCerts reads a file of certificates for LoadAKCAs and LoadEKCAs; what
+// names it in errors.
+func loadCerts(path, what string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tpm AK certificate authorities: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if len(data) > maxCertFile {
-		return nil, fmt.Errorf("tpm AK certificate authorities %s: %d bytes, limit is %d", path, len(data), maxCertFile)
+		return nil, fmt.Errorf("%s %s: %d bytes, limit is %d", what, path, len(data), maxCertFile)
 	}
 	certs, err := parseCerts(data)
 	if err != nil {
-		return nil, fmt.Errorf("tpm AK certificate authorities %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return certs, nil
 }
@@ -85,7 +91,7 @@ type akCAs struct {
 func newAKCAs(certs []*x509.Certificate) *akCAs {
 	c := &akCAs{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), n: len(certs)}
 	for _, cert := range certs {
-		if bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil {
+		if isSelfSigned(cert) {
 			c.roots.AddCert(cert)
 		} else {
 			c.intermediates.AddCert(cert)
@@ -150,6 +156,10 @@ func (c *akCAs) verifyAKCert(data []byte, key *rsa.PublicKey, now time.Time) (cl
 	if tpmInfo != nil {
 		claims["tpm"] = tpmInfo
 	}
+	if len(leaf.SubjectKeyId) > 0 {
+		// kura's privacy CA puts the SHA-256 of the EK certificate here.
+		claims["subject_key_id"] = hex.EncodeToString(leaf.SubjectKeyId)
+	}
 	gce, err := gceInstance(leaf)
 	if err != nil {
 		return nil, err
@@ -178,33 +188,46 @@ func tcgSubjectAltName(cert *x509.Certificate) (map[string]any, error) {
 	if !slices.ContainsFunc(cert.UnhandledCriticalExtensions, oidSubjectAltName.Equal) {
 		return nil, nil
 	}
+	info, _, err := tpmSubjectAltName(cert, "the AK certificate's critical subject alternative name")
+	return info, err
+}
+
+// tpmSubjectAltName reads the TCG subject alternative name of cert,
+// critical or not: its TPM attributes and the extension's value, which
+// holds them and nothing else. It marks the extension handled. A
+// certificate without a subject alternative name gives nil; what names
+// the extension in errors.
+func tpmSubjectAltName(cert *x509.Certificate, what string) (info map[string]any, raw []byte, err error) {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: the AK certificate's critical subject alternative name %s", attestation.ErrMalformed, why)
+		return fmt.Errorf("%w: %s %s", attestation.ErrMalformed, what, why)
 	}
-	var raw []byte
+	found := false
 	for _, ext := range cert.Extensions {
 		if ext.Id.Equal(oidSubjectAltName) {
-			raw = ext.Value
+			raw, found = ext.Value, true
 		}
+	}
+	if !found {
+		return nil, nil, nil
 	}
 	var names []asn1.RawValue
 	if rest, err := asn1.Unmarshal(raw, &names); err != nil || len(rest) > 0 {
-		return nil, bad("is not a sequence of general names")
+		return nil, nil, bad("is not a sequence of general names")
 	}
-	info := map[string]any{}
+	info = map[string]any{}
 	for _, n := range names {
 		if n.Class != asn1.ClassContextSpecific || n.Tag != 4 { // directoryName [4] Name
-			return nil, bad(fmt.Sprintf("has a general name of tag %d, not the directoryName of TPM attributes", n.Tag))
+			return nil, nil, bad(fmt.Sprintf("has a general name of tag %d, not the directoryName of TPM attributes", n.Tag))
 		}
 		var rdns pkix.RDNSequence
 		if rest, err := asn1.Unmarshal(n.Bytes, &rdns); err != nil || len(rest) > 0 {
-			return nil, bad("has a malformed directoryName")
+			return nil, nil, bad("has a malformed directoryName")
 		}
 		for _, rdn := range rdns {
 			for _, atv := range rdn {
 				v, ok := atv.Value.(string)
 				if !ok {
-					return nil, bad(fmt.Sprintf("has a non-string attribute %v", atv.Type))
+					return nil, nil, bad(fmt.Sprintf("has a non-string attribute %v", atv.Type))
 				}
 				switch {
 				case atv.Type.Equal(oidTPMManufacturer):
@@ -214,14 +237,14 @@ func tcgSubjectAltName(cert *x509.Certificate) (map[string]any, error) {
 				case atv.Type.Equal(oidTPMVersion):
 					info["version"] = v
 				default:
-					return nil, bad(fmt.Sprintf("has attribute %v, not a TPM manufacturer, model or version", atv.Type))
+					return nil, nil, bad(fmt.Sprintf("has attribute %v, not a TPM manufacturer, model or version", atv.Type))
 				}
 			}
 		}
 	}
 	if info["manufacturer"] == nil {
-		return nil, bad("names no TPM manufacturer")
+		return nil, nil, bad("names no TPM manufacturer")
 	}
 	cert.UnhandledCriticalExtensions = slices.DeleteFunc(cert.UnhandledCriticalExtensions, oidSubjectAltName.Equal)
-	return info, nil
+	return info, raw, nil
 }

@@ -13,6 +13,12 @@
 // over the PCRs of measured boot, with binary_bios_measurements and the IMA
 // list read after the quote and trimmed to what it covers.
 //
+// PrivacyCA enrols attestation keys (docs/spec/attestation.md §4.6): it
+// checks an EK certificate against TPM manufacturers' authorities and an
+// AK's attributes, makes a TPM2 credential for the EK bound to the AK's
+// name, and certifies the AK when the secret comes back; the Attester's
+// ActivateCredential recovers that secret with the TPM.
+//
 // # Security model
 //
 // The AK is trusted because the operator pinned it (LoadAKs, --tpm-ak), or
@@ -20,11 +26,20 @@
 // certificate authority the operator configured (LoadAKCAs, --tpm-ak-ca):
 // Google's for Compute Engine vTPMs, whose certificates also name the VM
 // instance, or a privacy CA that certified the AK after credential
-// activation. Nothing here proves more than the pinning operator or the CA
-// did; kura runs no credential activation against EK certificates itself. When the bundle gives the AK as a TPMT_PUBLIC, its attributes
-// must make it a restricted signing key that the TPM generated (fixedTPM,
-// fixedParent, sensitiveDataOrigin, restricted, sign), which only a TPM
-// can vouch for, and only if the AK was pinned after checking that.
+// activation — kura's own PrivacyCA among them. Nothing here proves more
+// than the pinning operator or the CA did. When the bundle gives the AK as
+// a TPMT_PUBLIC, its attributes must make it a restricted signing key that
+// the TPM generated (fixedTPM, fixedParent, sensitiveDataOrigin,
+// restricted, sign), which only a TPM can vouch for, and only if the AK
+// was pinned after checking that.
+//
+// PrivacyCA trusts the TPM manufacturers configured and TPM2 credential
+// activation: the secret it makes is encrypted to the certified EK and
+// bound to the AK's name, so only the TPM holding both recovers it. It
+// keeps the secret's hash, never the secret, and compares in constant
+// time; the caller keeps its state, single use, for minutes. It does not
+// check EK certificate revocation, nor which machine the TPM is in; the AK
+// certificates it issues cannot be revoked before they expire.
 //
 // A TPM attests measured boot and runtime integrity, not confidentiality:
 // it isolates no memory. Event logs are unauthenticated input until

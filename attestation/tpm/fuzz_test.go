@@ -2,12 +2,18 @@ package tpm
 
 import (
 	"bytes"
+	"context"
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/pem"
+	"errors"
 	"os"
 	"testing"
 
+	"github.com/kura-cc/kura/attestation"
+	"github.com/kura-cc/kura/attestation/tpm/tpmtest"
 	"github.com/kura-cc/kura/internal/captures"
 )
 
@@ -86,6 +92,45 @@ func FuzzAKCert(f *testing.F) {
 		for _, c := range certs {
 			_, _ = tcgSubjectAltName(c)
 			_, _ = gceInstance(c)
+		}
+	})
+}
+
+// FuzzMakeCredential feeds a privacy CA's request checks the EK
+// certificate and AK of an enrolment request, seeded with a test
+// manufacturer's EK certificate and swtpm's AK: whatever it refuses, it
+// refuses with an attestation error, and what it accepts gives a
+// credential.
+func FuzzMakeCredential(f *testing.F) {
+	m, err := tpmtest.NewManufacturer("Fuzz TPM Co")
+	if err != nil {
+		f.Fatal(err)
+	}
+	ek, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ekCert, err := m.Certify(&ek.PublicKey, tpmtest.EKCert{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ak, err := os.ReadFile("testdata/swtpm/ak.tpmt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ekCert, ak)
+	f.Add(m.Intermediate.Raw, ak)
+	ca := newTestPrivacyCA(f, nil, m.Root, m.Intermediate)
+	f.Fuzz(func(t *testing.T, ekCert, ak []byte) {
+		blob, secret, state, err := ca.MakeCredential(context.Background(), ekCert, nil, ak)
+		if err != nil {
+			if !errors.Is(err, attestation.ErrAttestation) {
+				t.Fatalf("refused without an attestation error: %v", err)
+			}
+			return
+		}
+		if len(blob) == 0 || len(secret) == 0 || len(state) == 0 {
+			t.Fatal("accepted without a credential")
 		}
 	})
 }

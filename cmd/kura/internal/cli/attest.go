@@ -32,7 +32,7 @@ const maxInputFile = 4 << 20
 
 func newAttestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "attest", Short: "Produce and verify attestation evidence"}
-	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g), newAttestMeasurementCmd(), newAttestGPUStatusCmd(g))
+	cmd.AddCommand(newAttestVerifyCmd(g), newAttestEvidenceCmd(g), newAttestMeasurementCmd(), newAttestGPUStatusCmd(g), newAttestTPMEnrollCmd(g))
 	return cmd
 }
 
@@ -386,6 +386,7 @@ authority that certified it (--tpm-ak-cert ships the certificate kura attest tpm
 		Example: `  nonce=$(curl -s -X POST localhost:8080/v1/attestation/nonce | jq -r .nonce | base64 -d | xxd -p -c64)
   kura attest evidence --nonce "$nonce" --data manifest.sha256 -o bundle.json
   kura attest evidence --tee tpm --nonce "$nonce" --tpm-ak-out ak.pem -o bundle.json
+  kura attest evidence --tee tpm --nonce "$nonce" --tpm-ak-cert ak-cert.pem -o bundle.json
   kura attest evidence --nonce "$nonce" --device gpu0=nvidia -o bundle.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

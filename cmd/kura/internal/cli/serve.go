@@ -64,6 +64,9 @@ func (f *serveFlags) brokerOnly() bool { return len(f.roles) == 1 && f.roles[0] 
 func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs := cmd.Flags()
 	f.verifyFlags.register(fs, g)
+	if !f.brokerOnly() {
+		f.verifyFlags.registerPrivacyCA(fs)
+	}
 	fs.StringVar(&f.addr, "addr", g.envDefault("KURA_ADDR", "127.0.0.1:8080"), "listen address HOST:PORT (KURA_ADDR)")
 	fs.StringVar(&f.data, "data", g.envDefault("KURA_DATA", defaultDataDir(g)), "data directory for state and keys (KURA_DATA)")
 	fs.StringVar(&f.key, "key", g.envDefault("KURA_VERIFIER_KEY", ""), "token signing key, PEM ECDSA P-256/P-384, created if missing (KURA_VERIFIER_KEY); default <data>/verifier-key.pem")
@@ -164,7 +167,7 @@ func newVerifierCmd(g *globals) *cobra.Command {
 	f := &serveFlags{roles: []server.Role{server.RoleVerifier}}
 	serve := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the verifier API: nonce, verify (bundle -> EAR token), JWKS",
+		Short: "Serve the verifier API: nonce, verify (bundle -> EAR token), JWKS; TPM AK enrolment with --tpm-ek-ca",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), g, f, cmd) },
 	}

@@ -28,6 +28,8 @@ type verifyFlags struct {
 	ccaCPAKs        []string
 	tpmAKs          []string
 	tpmAKCAs        []string
+	tpmEKCAs        []string      // serve commands with the verifier role only
+	tpmAKValidity   time.Duration // likewise
 }
 
 func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
@@ -42,6 +44,14 @@ func (v *verifyFlags) register(fs *pflag.FlagSet, g *globals) {
 	fs.StringArrayVar(&v.ccaCPAKs, "cca-cpak", nil, "Arm CCA: file of trusted platform attestation keys (CPAK): PEM, JWK or CoMID JSON (repeatable)")
 	fs.StringArrayVar(&v.tpmAKs, "tpm-ak", nil, "TPM 2.0: PEM file of pinned attestation keys (RSA PUBLIC KEY blocks) whose quotes are trusted (repeatable)")
 	fs.StringArrayVar(&v.tpmAKCAs, "tpm-ak-ca", nil, "TPM 2.0: PEM or DER file of certificate authorities whose AK certificates are trusted, roots and intermediates (repeatable; e.g. Google's vTPM AK CA)")
+}
+
+// registerPrivacyCA registers the flags of the verifier's TPM privacy CA,
+// which only a server with the verifier role runs.
+func (v *verifyFlags) registerPrivacyCA(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&v.tpmEKCAs, "tpm-ek-ca", nil, "TPM 2.0: PEM or DER file of TPM manufacturers' EK certificate authorities, roots and intermediates (repeatable): "+
+		"the verifier then certifies attestation keys proven by credential activation to live in a TPM they certified (kura attest tpm-enroll), with a CA kept in <data>/tpm-ak-ca*.pem, and trusts those certificates")
+	fs.DurationVar(&v.tpmAKValidity, "tpm-ak-validity", 0, "TPM 2.0: how long the attestation-key certificates of --tpm-ek-ca enrolment are valid (default 8760h, a year)")
 }
 
 func defaultCacheDir(g *globals) string {
@@ -74,6 +84,7 @@ func (v *verifyFlags) verification() (server.Verification, error) {
 	}
 	return server.Verification{
 		ReferenceFile: v.reference, PolicyFile: v.policy, DevMode: v.dev, Now: now, CheckRevocations: v.checkRevocation, CCACPAKFiles: v.ccaCPAKs, TPMAKFiles: v.tpmAKs, TPMAKCAFiles: v.tpmAKCAs,
+		TPMEKCAFiles: v.tpmEKCAs, TPMAKValidity: v.tpmAKValidity,
 		Collateral: collateral.Config{CacheDir: v.cacheDir, OfflineDirs: v.bundleDirs, Online: !v.offline},
 	}, nil
 }
