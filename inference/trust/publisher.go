@@ -139,6 +139,17 @@ func (p *Publisher) refreshIfNeeded(ctx context.Context) error {
 	return p.Refresh(ctx)
 }
 
+// Keys returns the key configurations the current document binds, or nil
+// before the first: what the gateway should serve, so that clients fetch
+// keys its attestation vouches for (after a rotation the previous
+// generation, which the gateway still accepts, until it has attested the
+// new one).
+func (p *Publisher) Keys() []byte {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.keys
+}
+
 // ServeHTTP serves the current document (GET), or 503 before the first.
 func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.RLock()

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	nvidialive "github.com/kura-cc/kura/attestation/nvidia/live"
 	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/nvidia"
+	nvidialive "github.com/kura-cc/kura/attestation/nvidia/live"
 )
 
 func newAttestGPUStatusCmd(g *globals) *cobra.Command {

@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
-	nvidialive "github.com/kura-cc/kura/attestation/nvidia/live"
 	"strings"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation"
+	nvidialive "github.com/kura-cc/kura/attestation/nvidia/live"
 )
 
 // TestAttestGPUStatusNoDriver: on a machine without an NVIDIA driver (CI),

@@ -206,6 +206,7 @@ func newRoot(env *Env) *cobra.Command {
 		newReceiptCmd(g),
 		newScenarioCmd(),
 		newTimelockCmd(g),
+		newAICmd(g),
 		newBeaconCmd(g),
 		newVersionCmd(),
 	)
