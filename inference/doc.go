@@ -13,7 +13,8 @@
 // framing are visible. The gateway opens the request, forwards it to the
 // model server, and seals the answer under keys derived from the same
 // context (as RFC 9458 §4.4 does), one frame per read from the model
-// server, flushed at once, so a server-sent-event stream reaches the
+// server (reads that arrive while a frame is sealed share the next),
+// flushed at once, so a server-sent-event stream reaches the
 // client token by token; the Transport's response Body opens the frames as
 // they arrive.
 //

@@ -269,7 +269,8 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request) error {
 
 // sealResponse writes the sealed answer to req: the response nonce, the
 // inner status and headers, then one frame per read from the upstream
-// body, each flushed, then the final frame. It returns the bytes written.
+// body (coalescing reads that arrive while a frame is sealed), each
+// flushed, then the final frame. It returns the bytes written.
 func sealResponse(ctx context.Context, w http.ResponseWriter, req *openedRequest, resp *http.Response, nonce []byte) (int64, error) {
 	rc, err := newResponseCipher(req.recipient, req.enc, nonce, req.hdr.suite.AEAD)
 	if err != nil {
@@ -303,18 +304,45 @@ func sealResponse(ctx context.Context, w http.ResponseWriter, req *openedRequest
 	if err := send(frame); err != nil {
 		return written, err
 	}
-	buf := make([]byte, MaxFrameSize)
-	defer clear(buf)
+	// A reader goroutine takes the model server's answer as it comes; the
+	// loop below seals what has arrived since its last frame into one
+	// frame. An answer that trickles (a token stream at a model's pace)
+	// goes out one read per frame, at once; one that comes faster than
+	// frames can be sealed and flushed is coalesced, so the gateway keeps
+	// up with the model server instead of paying a frame and a flush per
+	// token.
+	reads := make(chan upstreamRead, 8)
+	done := make(chan struct{})
+	defer close(done)
+	go readUpstream(resp.Body, reads, done)
+	pending := make([]byte, 0, MaxFrameSize)
+	defer func() { clear(pending[:cap(pending)]) }()
 	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if frame, err = appendFrame(frame[:0], rc, buf[:n], false); err != nil {
+		r, ok := <-reads
+		var rerr error
+		for ok {
+			pending = append(pending, r.b...)
+			clear(r.b)
+			if rerr = r.err; rerr != nil || len(pending) >= MaxFrameSize {
+				break
+			}
+			select {
+			case r, ok = <-reads:
+				continue
+			default:
+			}
+			break
+		}
+		for len(pending) > 0 {
+			n := min(len(pending), MaxFrameSize)
+			if frame, err = appendFrame(frame[:0], rc, pending[:n], false); err != nil {
 				return written, err
 			}
-			clear(buf[:n])
 			if err := send(frame); err != nil {
 				return written, err
 			}
+			clear(pending[:n])
+			pending = append(pending[:0], pending[n:]...)
 		}
 		if rerr == io.EOF {
 			break
@@ -330,6 +358,32 @@ func sealResponse(ctx context.Context, w http.ResponseWriter, req *openedRequest
 		return written, err
 	}
 	return written, send(frame)
+}
+
+// upstreamRead is one read from the model server's answer.
+type upstreamRead struct {
+	b   []byte
+	err error
+}
+
+// readUpstream reads body into reads until an error (io.EOF at the end),
+// or until done is closed (the handler returned; its caller closes body,
+// which ends a blocked Read).
+func readUpstream(body io.Reader, reads chan<- upstreamRead, done <-chan struct{}) {
+	defer close(reads)
+	for {
+		buf := make([]byte, 16<<10)
+		n, err := body.Read(buf)
+		select {
+		case reads <- upstreamRead{buf[:n], err}:
+		case <-done:
+			clear(buf[:n])
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // encodeInnerResponse is the first frame of a response.

@@ -85,10 +85,20 @@ func vectorKeySet(t testing.TB, v vector) (*KeySet, *gatewayKey) {
 	return &KeySet{now: time.Now, maxSeen: defaultMaxSeen, current: []*gatewayKey{gk}}, gk
 }
 
-// oneReadPerChunk returns each chunk from its own Read.
-type oneReadPerChunk struct{ chunks []string }
+// oneReadPerChunk returns each chunk from its own Read, the next only
+// once the gateway has flushed a frame for the previous one (flushed
+// counts the gateway's flushes, the inner header frame's first), so that
+// the gateway, which coalesces what arrives while it seals, makes one
+// frame per chunk and the vectors do not depend on scheduling.
+type oneReadPerChunk struct {
+	chunks  []string
+	flushed chan struct{}
+}
 
 func (r *oneReadPerChunk) Read(p []byte) (int, error) {
+	if r.flushed != nil && len(r.chunks) > 0 {
+		<-r.flushed // the header frame, then the previous chunk's frame
+	}
 	if len(r.chunks) == 0 {
 		return 0, io.EOF
 	}
@@ -102,6 +112,20 @@ func (r *oneReadPerChunk) Read(p []byte) (int, error) {
 }
 
 func (r *oneReadPerChunk) Close() error { return nil }
+
+// flushRecorder records a response and signals each flush.
+type flushRecorder struct {
+	*httptest.ResponseRecorder
+	flushed chan<- struct{}
+}
+
+func (f *flushRecorder) Flush() {
+	f.ResponseRecorder.Flush()
+	select {
+	case f.flushed <- struct{}{}:
+	default:
+	}
+}
 
 // compute fills in v's derived fields from its inputs, sealing the request
 // with crypto/rand seeded by seed.
@@ -163,9 +187,10 @@ func (v vector) compute(t *testing.T, seed uint64) vector {
 		t.Fatal(err)
 	}
 	v.ResponseSecret, v.ResponseKey, v.ResponseBaseNonce = hex.EncodeToString(secret), hex.EncodeToString(key), hex.EncodeToString(base)
+	flushed := make(chan struct{}, len(v.UpstreamReads)+2)
 	up := &http.Response{StatusCode: v.UpstreamStatus, Header: http.Header{"Content-Type": {v.UpstreamType}},
-		Body: &oneReadPerChunk{chunks: append([]string(nil), v.UpstreamReads...)}}
-	rec := httptest.NewRecorder()
+		Body: &oneReadPerChunk{chunks: append([]string(nil), v.UpstreamReads...), flushed: flushed}}
+	rec := &flushRecorder{httptest.NewRecorder(), flushed}
 	if _, err := sealResponse(context.Background(), rec, req, up, rnonce); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ It prints throughput and p50/p99 latency per operation and per route, and errors
 	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long to run")
 	fs.StringVar(&cfg.Mix, "mix", "verify=1,release=1,audit=1", "operation weights, OP=WEIGHT,...")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
-	cmd.AddCommand(serve, newBenchCleanroomCmd())
+	cmd.AddCommand(serve, newBenchCleanroomCmd(), newBenchAICmd())
 	return cmd
 }
 
@@ -84,4 +84,29 @@ func benchErr(err error) error {
 		return usageError{err}
 	}
 	return err
+}
+
+func newBenchAICmd() *cobra.Command {
+	var cfg bench.AIConfig
+	cmd := &cobra.Command{
+		Use:   "ai",
+		Short: "Measure what confidential inference adds: a local model server direct and through proxy and gateway",
+		Long: `Start, in this process on loopback, an OpenAI-compatible model server, a verifier (dev mode), a
+kura ai gateway in front of the model (INSECURE sim TEE) and a kura ai proxy that verified it, then
+send the same requests to the model directly and through the proxy, alternating: --requests small
+chat completions (p50 and p99 latency each way, and the difference) and --streams streamed answers
+of --tokens server-sent events (tokens/s each way, and the ratio). --rate paces the model's stream
+as a real model would; 0 streams as fast as it can, measuring the pipeline's capacity. The machines
+these run on are shared: compare the two columns of one run, not runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchErr(bench.AI(cmd.Context(), cfg, cmd.OutOrStdout()))
+		},
+	}
+	cmd.Flags().IntVar(&cfg.Requests, "requests", 2000, "small chat completions timed each way")
+	cmd.Flags().IntVar(&cfg.Tokens, "tokens", 4096, "tokens per streamed answer")
+	cmd.Flags().IntVar(&cfg.Streams, "streams", 10, "streamed answers timed each way")
+	cmd.Flags().Float64Var(&cfg.Rate, "rate", 0, "pace the model's stream at this many tokens/s (0: unpaced)")
+	cmd.Flags().BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
+	return cmd
 }
