@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &demo{cfg: cfg, out: out}
-	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room, a time lock. Everything runs locally; nothing leaves this machine.")
+	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room, a time lock, confidential inference. Everything runs locally; nothing leaves this machine.")
 	dir, err := os.MkdirTemp("", "kura-demo-")
 	if err != nil {
 		return err
@@ -113,6 +113,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if err := d.timeLock(ctx, dir, log); err != nil {
+		return err
+	}
+	if err := d.confidentialInference(ctx, dir, log); err != nil {
 		return err
 	}
 	return d.realEvidence(ctx)
