@@ -31,6 +31,7 @@ type aiGatewayFlags struct {
 	insecureHTTP, dev                bool
 	rotate                           time.Duration
 	maxRequest                       int64
+	metricsAddr                      string
 }
 
 func newAIGatewayCmd(g *globals) *cobra.Command {
@@ -72,6 +73,7 @@ request or response content; its log lines carry method, path, status, sizes and
 	fs.BoolVar(&f.dev, "dev", false, "development: allow --tee sim, whose evidence proves nothing (INSECURE)")
 	fs.DurationVar(&f.rotate, "rotate", time.Hour, "rotate the HPKE keys this often (each is accepted for up to twice as long)")
 	fs.Int64Var(&f.maxRequest, "max-request-bytes", inference.DefaultMaxRequestBytes, "largest sealed request body accepted")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (request counts and durations by route and status class, nothing of any content) at http://ADDR/metrics")
 	cl.addCA(cmd, false)
 	return cmd
 }
@@ -183,8 +185,20 @@ func runAIGateway(cmd *cobra.Command, g *globals, f *aiGatewayFlags, cl *clientF
 	if a.TEE() == attestation.Sim {
 		fmt.Fprintln(g.env.Stderr, "kura: INSECURE: the gateway attests with the simulated TEE; only proxies whose policy allows it (development) will use it")
 	}
+	m := newGatewayMetrics()
+	if f.metricsAddr != "" {
+		ml, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("listen on --metrics-addr %s: %w", f.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.handler())
+		go web.Serve(ctx, ml, mux, log, time.Second)
+		fmt.Fprintf(cmd.OutOrStdout(), "kura metrics on http://%s/metrics\n", ml.Addr())
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "kura listening on %s://%s\n", scheme, l.Addr())
-	return web.Serve(ctx, l, gw, log, 5*time.Second)
+	return web.Serve(ctx, l, m.wrap(log, gw), log, 5*time.Second)
 }
 
 // bearer adds the model server's API key to the gateway's requests to it.

@@ -142,7 +142,7 @@ func runInBackground(t *testing.T, args ...string) string {
 // with the INSECURE sim TEE.
 type aiWorld struct {
 	server, gateway, measurement, logKey, approver, jwks string
-	dir                                                  string
+	dir, metrics                                         string
 }
 
 func newAIWorld(t *testing.T) *aiWorld {
@@ -178,9 +178,21 @@ func newAIWorld(t *testing.T) *aiWorld {
 		t.Fatalf("ai approve-build: exit %d\n%s", code, out)
 	}
 	model := fakeModel(t)
+	w.metrics = freeAddr(t)
 	w.gateway = runInBackground(t, "ai", "gateway", "--upstream", model.URL, "--verifier", srv.URL, "--tee", "sim", "--dev",
-		"--build", build, "--addr", "127.0.0.1:0")
+		"--build", build, "--addr", "127.0.0.1:0", "--metrics-addr", w.metrics)
 	return w
+}
+
+// freeAddr returns a loopback address nothing listens on (for a flag
+// that takes an address and does not announce it).
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // policy writes a proxy policy; extra is appended YAML.
@@ -246,6 +258,23 @@ func TestAIProxyGateway(t *testing.T) {
 	sresp.Body.Close()
 	if !st.Verified || st.Status.TEE != "sim" || !st.Status.Insecure || st.Status.Build.Version != "1.0.0" {
 		t.Errorf("status = %+v", st)
+	}
+
+	// The gateway's metrics count and time requests by route and status
+	// class, and hold nothing of any request.
+	mresp, err := http.Get("http://" + w.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !bytes.Contains(metrics, []byte(`kura_ai_gateway_requests_total{code="2xx",route="/"} 3`)) || !bytes.Contains(metrics, []byte(`kura_ai_gateway_request_duration_seconds_count{route="/"} 3`)) {
+		t.Errorf("metrics do not count the three sealed requests:\n%s", metrics)
+	}
+	for _, leak := range []string{"chat/completions", "embeddings", "PROMPT", "ANSWER"} {
+		if bytes.Contains(metrics, []byte(leak)) {
+			t.Errorf("the metrics name %q", leak)
+		}
 	}
 
 	wire := rec.bytes()
