@@ -166,6 +166,13 @@ func (p *Proxy) get(ctx context.Context, path string, limit int64) ([]byte, erro
 	return data, nil
 }
 
+// RoundTrip sends r to the gateway sealed, after the same verification as
+// ServeHTTP, and returns the opened answer: an http.Client whose Transport
+// is the Proxy gets confidential inference in process, without the local
+// endpoint. r's URL names only the path (and query); its host is
+// ignored.
+func (p *Proxy) RoundTrip(r *http.Request) (*http.Response, error) { return p.rt.RoundTrip(r) }
+
 // ServeHTTP answers /v1/kura/status and forwards every other request to
 // the gateway, sealed, copying the answer as it streams.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
