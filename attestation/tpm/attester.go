@@ -283,7 +283,7 @@ func (a *Attester) TEE() attestation.TEE { return attestation.TPM }
 
 // Attest returns a tpm bundle: a quote by the attestation key over the
 // configured PCRs with reportData as qualifying data (tpmquote.Take: all 64
-// bytes, or without their zero tail on a TPM that takes fewer), the PCR
+// bytes, or the first 48 or 32 on a TPM that takes fewer), the PCR
 // values, and the event logs, read after the quote. Logs the verifier
 // would refuse (over its size limit, or that kura cannot parse) are left
 // out with a warning. The caller fills RuntimeData.

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kura-cc/kura/attestation/sim"
@@ -65,52 +64,6 @@ func fakeModel(t *testing.T) *httptest.Server {
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s
-}
-
-// relay forwards TCP to addr and records every byte both ways.
-type relay struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *relay) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
-
-func (r *relay) bytes() []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return bytes.Clone(r.buf.Bytes())
-}
-
-func startRelay(t *testing.T, addr string) (string, *relay) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	rec := &relay{}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go io.Copy(io.MultiWriter(u, rec), c)
-				io.Copy(io.MultiWriter(c, rec), u)
-			}()
-		}
-	}()
-	return l.Addr().String(), rec
 }
 
 // runInBackground runs a kura command that serves, until the test ends,
@@ -213,7 +166,12 @@ func (w *aiWorld) policy(t *testing.T, name, extra string) string {
 // prompt nor the answer; streams stay streams.
 func TestAIProxyGateway(t *testing.T) {
 	w := newAIWorld(t)
-	relayAddr, rec := startRelay(t, strings.TrimPrefix(w.gateway, "http://"))
+	relay, err := demo.StartRelay(context.Background(), strings.TrimPrefix(w.gateway, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	relayAddr := relay.Addr()
 	proxy := runInBackground(t, "ai", "proxy", "--to", "http://"+relayAddr, "--policy", w.policy(t, "policy.yaml", ""), "--addr", "127.0.0.1:0")
 
 	post := func(path, body string) (*http.Response, string) {
@@ -277,7 +235,7 @@ func TestAIProxyGateway(t *testing.T) {
 		}
 	}
 
-	wire := rec.bytes()
+	wire := relay.Bytes()
 	if len(wire) < 1000 {
 		t.Fatalf("the relay saw only %d bytes", len(wire))
 	}

@@ -130,8 +130,7 @@ func (d *demo) confidentialInference(ctx context.Context, dir string, log *slog.
 	}
 	d.say("the gateway attests its HPKE keys (X25519 and ML-KEM-768+X25519) with the simulated TEE and publishes the verifier's token with its build's approval")
 
-	rec := &wireRecorder{}
-	relay, err := startRelay(ctx, strings.TrimPrefix(gwURL, "http://"), rec)
+	relay, err := StartRelay(ctx, strings.TrimPrefix(gwURL, "http://"))
 	if err != nil {
 		return err
 	}
@@ -141,7 +140,7 @@ func (d *demo) confidentialInference(ctx context.Context, dir string, log *slog.
 	if err != nil {
 		return err
 	}
-	relayURL, _ := url.Parse("http://" + relay.Addr().String())
+	relayURL, _ := url.Parse("http://" + relay.Addr())
 	px, err := proxy.New(ctx, proxy.Config{Gateway: relayURL, Policy: policy, Logger: log})
 	if err != nil {
 		return err
@@ -189,7 +188,7 @@ func (d *demo) confidentialInference(ctx context.Context, dir string, log *slog.
 	}
 	d.say("an OpenAI client asks through the proxy %q and gets, streamed token by token (the first after %d ms, the last after %d ms): %q",
 		inferencePrompt, first.Milliseconds(), time.Since(start).Milliseconds(), strings.Join(got, " "))
-	wire := rec.bytes()
+	wire := relay.Bytes()
 	if bytes.Contains(wire, []byte("4411")) || bytes.Contains(wire, []byte("March")) {
 		return errors.New("demo: the prompt or the answer crossed the wire in clear")
 	}
@@ -209,30 +208,22 @@ func (d *demo) confidentialInference(ctx context.Context, dir string, log *slog.
 	return nil
 }
 
-// wireRecorder keeps every byte a relay forwards.
-type wireRecorder struct {
+// Relay forwards TCP connections to an address and keeps every byte it
+// forwards, both ways: what a network observer between two parties sees.
+type Relay struct {
+	l   net.Listener
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (w *wireRecorder) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *wireRecorder) bytes() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return bytes.Clone(w.buf.Bytes())
-}
-
-// startRelay forwards TCP connections to addr, recording both directions.
-func startRelay(ctx context.Context, addr string, rec io.Writer) (net.Listener, error) {
+// StartRelay listens on a loopback port and forwards each connection to
+// addr until Close.
+func StartRelay(ctx context.Context, addr string) (*Relay, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	r := &Relay{l: l}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -247,10 +238,30 @@ func startRelay(ctx context.Context, addr string, rec io.Writer) (net.Listener, 
 					return
 				}
 				defer u.Close()
-				go io.Copy(io.MultiWriter(u, rec), c)
-				io.Copy(io.MultiWriter(c, rec), u)
+				go io.Copy(io.MultiWriter(u, r), c)
+				io.Copy(io.MultiWriter(c, r), u)
 			}()
 		}
 	}()
-	return l, nil
+	return r, nil
+}
+
+// Addr is the relay's address.
+func (r *Relay) Addr() string { return r.l.Addr().String() }
+
+// Close stops accepting connections.
+func (r *Relay) Close() error { return r.l.Close() }
+
+// Write records p.
+func (r *Relay) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(p)
+}
+
+// Bytes returns every byte forwarded so far.
+func (r *Relay) Bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.buf.Bytes())
 }
