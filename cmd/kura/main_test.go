@@ -52,6 +52,7 @@ func writeVectors(dir string) error {
 		"milan.testcer":          askArk,
 		"sevsnp-tsm-report.json": captures.SNPGenoaTSM(),
 	}
+	files["trustee-az-snp-v2.json"] = captures.TrusteeAzSNPEvidence()
 	gpuReport, gpuChain, _, _ := captures.NVIDIAHopper()
 	files["hopper-report.bin"], files["hopper-chain.pem"] = gpuReport, gpuChain
 	for name, data := range azureVectors() {
