@@ -1,0 +1,219 @@
+package psi
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	typeRequest  = 1
+	typeResponse = 2
+
+	// version, type, mode, session id
+	commonHeaderSize   = 3 + len(SessionID{})
+	requestHeaderSize  = commonHeaderSize + 4
+	responseHeaderSize = commonHeaderSize + 4
+)
+
+// Request is round 1, from A to B: H(a)^α for each distinct identifier of
+// A, shuffled.
+type Request struct {
+	Session  SessionID
+	Mode     Mode
+	Elements []Element
+}
+
+// Response is round 2, from B to A.
+type Response struct {
+	Session SessionID
+	Mode    Mode
+	// Reblinded holds (H(a)^α)^β for each Request element: in the
+	// request's order in ModeRows, shuffled in ModeCardinality.
+	Reblinded []Element
+	// Elements holds H(b)^β for each distinct identifier of B, shuffled.
+	Elements []Element
+}
+
+func appendHeader(b []byte, typ byte, mode Mode, sid SessionID) []byte {
+	b = append(b, Version, typ, byte(mode))
+	return append(b, sid[:]...)
+}
+
+func parseHeader(data []byte, typ byte) (Mode, SessionID, []byte, error) {
+	if len(data) < commonHeaderSize {
+		return 0, SessionID{}, nil, fmt.Errorf("%w: %d-byte message", ErrMalformed, len(data))
+	}
+	if data[0] != Version {
+		return 0, SessionID{}, nil, fmt.Errorf("%w: %d", ErrVersion, data[0])
+	}
+	if data[1] != typ {
+		return 0, SessionID{}, nil, fmt.Errorf("%w: message type %d, want %d", ErrMalformed, data[1], typ)
+	}
+	mode := Mode(data[2])
+	if mode != ModeRows && mode != ModeCardinality {
+		return 0, SessionID{}, nil, fmt.Errorf("%w: unknown mode %d", ErrMalformed, data[2])
+	}
+	var sid SessionID
+	copy(sid[:], data[3:commonHeaderSize])
+	return mode, sid, data[commonHeaderSize:], nil
+}
+
+// readCount reads a u32 element count bounded by MaxElements.
+func readCount(data []byte, what string) (int, []byte, error) {
+	if len(data) < 4 {
+		return 0, nil, fmt.Errorf("%w: truncated %s count", ErrMalformed, what)
+	}
+	n := binary.BigEndian.Uint32(data)
+	if n > MaxElements {
+		return 0, nil, fmt.Errorf("%w: %d %s", ErrTooLarge, n, what)
+	}
+	return int(n), data[4:], nil
+}
+
+func checkList(list []Element, what string) error {
+	if len(list) > MaxElements {
+		return fmt.Errorf("%w: %d %s", ErrTooLarge, len(list), what)
+	}
+	if err := distinct(list); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// MarshalBinary encodes r as described in the package documentation. It
+// refuses a Request that UnmarshalBinary would refuse, except for element
+// validity, which it does not check.
+func (r *Request) MarshalBinary() ([]byte, error) {
+	if r.Mode != ModeRows && r.Mode != ModeCardinality {
+		return nil, fmt.Errorf("%w: unknown mode %d", ErrMalformed, r.Mode)
+	}
+	if len(r.Elements) == 0 {
+		return nil, fmt.Errorf("%w: empty request", ErrMalformed)
+	}
+	if err := checkList(r.Elements, "request elements"); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, requestHeaderSize+len(r.Elements)*ElementSize)
+	b = appendHeader(b, typeRequest, r.Mode, r.Session)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Elements)))
+	for i := range r.Elements {
+		b = append(b, r.Elements[i][:]...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a Request, refusing anything but the exact
+// encoding MarshalBinary produces of a valid Request: unknown version or
+// mode, a count of zero or above MaxElements, a length that disagrees with
+// the count, non-canonical or identity elements, repeated elements.
+func (r *Request) UnmarshalBinary(data []byte) error {
+	mode, sid, rest, err := parseHeader(data, typeRequest)
+	if err != nil {
+		return err
+	}
+	n, rest, err := readCount(rest, "request elements")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: empty request", ErrMalformed)
+	}
+	if len(rest) != n*ElementSize {
+		return fmt.Errorf("%w: %d bytes for %d elements", ErrMalformed, len(rest), n)
+	}
+	elems := make([]Element, n)
+	for i := range elems {
+		copy(elems[i][:], rest[i*ElementSize:])
+	}
+	if err := checkList(elems, "request elements"); err != nil {
+		return err
+	}
+	if err := validate(0, elems); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	*r = Request{Session: sid, Mode: mode, Elements: elems}
+	return nil
+}
+
+func (r *Response) check() error {
+	if r.Mode != ModeRows && r.Mode != ModeCardinality {
+		return fmt.Errorf("%w: unknown mode %d", ErrMalformed, r.Mode)
+	}
+	if len(r.Reblinded) == 0 {
+		return fmt.Errorf("%w: empty response", ErrMalformed)
+	}
+	if err := checkList(r.Reblinded, "reblinded elements"); err != nil {
+		return err
+	}
+	return checkList(r.Elements, "response elements")
+}
+
+// MarshalBinary encodes r as described in the package documentation. It
+// refuses a Response that UnmarshalBinary would refuse, except for element
+// validity, which it does not check.
+func (r *Response) MarshalBinary() ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	size := responseHeaderSize + len(r.Reblinded)*ElementSize + 4 + len(r.Elements)*ElementSize
+	b := make([]byte, 0, size)
+	b = appendHeader(b, typeResponse, r.Mode, r.Session)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Reblinded)))
+	for i := range r.Reblinded {
+		b = append(b, r.Reblinded[i][:]...)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Elements)))
+	for i := range r.Elements {
+		b = append(b, r.Elements[i][:]...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a Response, refusing anything but the exact
+// encoding MarshalBinary produces of a valid Response: unknown version or
+// mode, a first count of zero, counts above MaxElements, a length that
+// disagrees with the counts, non-canonical or identity elements, repeated
+// elements within a list.
+func (r *Response) UnmarshalBinary(data []byte) error {
+	mode, sid, rest, err := parseHeader(data, typeResponse)
+	if err != nil {
+		return err
+	}
+	n, rest, err := readCount(rest, "reblinded elements")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: empty response", ErrMalformed)
+	}
+	if len(rest) < n*ElementSize {
+		return fmt.Errorf("%w: truncated reblinded elements", ErrMalformed)
+	}
+	reblinded := make([]Element, n)
+	for i := range reblinded {
+		copy(reblinded[i][:], rest[i*ElementSize:])
+	}
+	rest = rest[n*ElementSize:]
+	m, rest, err := readCount(rest, "response elements")
+	if err != nil {
+		return err
+	}
+	if len(rest) != m*ElementSize {
+		return fmt.Errorf("%w: %d bytes for %d elements", ErrMalformed, len(rest), m)
+	}
+	out := Response{Session: sid, Mode: mode, Reblinded: reblinded, Elements: make([]Element, m)}
+	for i := range out.Elements {
+		copy(out.Elements[i][:], rest[i*ElementSize:])
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	if err := validate(0, out.Reblinded); err != nil {
+		return fmt.Errorf("reblinded: %w", err)
+	}
+	if err := validate(0, out.Elements); err != nil {
+		return fmt.Errorf("response: %w", err)
+	}
+	*r = out
+	return nil
+}

@@ -1,0 +1,98 @@
+package psi
+
+import (
+	"fmt"
+
+	"github.com/cloudflare/circl/group"
+)
+
+// Receiver is party B: it answers one Request and learns nothing but the
+// number of A's distinct identifiers. A Receiver serves one session and is
+// not safe for concurrent use.
+type Receiver struct {
+	cfg  Config
+	ids  [][]byte
+	key  group.Scalar
+	done bool
+}
+
+// NewReceiver returns party B for a session over ids. Repeated identifiers
+// are sent once. ids may hold at most cfg.MaxElements distinct identifiers.
+func NewReceiver(cfg Config, ids [][]byte) (*Receiver, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{cfg: cfg}
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[string(id)]; dup {
+			continue
+		}
+		seen[string(id)] = struct{}{}
+		r.ids = append(r.ids, id)
+	}
+	if len(r.ids) > cfg.MaxElements {
+		return nil, fmt.Errorf("%w: %d distinct identifiers, limit %d", ErrConfig, len(r.ids), cfg.MaxElements)
+	}
+	if err := shuffle(len(r.ids), func(i, j int) {
+		r.ids[i], r.ids[j] = r.ids[j], r.ids[i]
+	}); err != nil {
+		return nil, err
+	}
+	if r.key, err = newKey(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Respond checks req and returns round 2. It may be called once; the
+// secret scalar is zeroised whether it succeeds or not.
+func (r *Receiver) Respond(req *Request) (*Response, error) {
+	if r.done {
+		return nil, fmt.Errorf("%w: request already answered", ErrReplay)
+	}
+	r.done = true
+	defer r.Close()
+	if req.Session != r.cfg.Session {
+		return nil, ErrSession
+	}
+	if req.Mode != r.cfg.Mode {
+		return nil, fmt.Errorf("%w: request for %v, session is %v", ErrMode, req.Mode, r.cfg.Mode)
+	}
+	if len(req.Elements) == 0 {
+		return nil, fmt.Errorf("%w: empty request", ErrMalformed)
+	}
+	if len(req.Elements) > r.cfg.MaxElements {
+		return nil, fmt.Errorf("%w: %d request elements, limit %d", ErrTooLarge, len(req.Elements), r.cfg.MaxElements)
+	}
+	if err := distinct(req.Elements); err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	resp := &Response{
+		Session:   r.cfg.Session,
+		Mode:      r.cfg.Mode,
+		Reblinded: make([]Element, len(req.Elements)),
+		Elements:  make([]Element, len(r.ids)),
+	}
+	if err := exp(r.cfg.Workers, req.Elements, r.key, resp.Reblinded); err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	hashBlind(r.cfg.Workers, r.cfg.dst(), r.ids, r.key, resp.Elements)
+	zeroise(r.key)
+	if r.cfg.Mode == ModeCardinality {
+		if err := shuffle(len(resp.Reblinded), func(i, j int) {
+			resp.Reblinded[i], resp.Reblinded[j] = resp.Reblinded[j], resp.Reblinded[i]
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// Close zeroises the secret scalar, best effort; the Receiver cannot be
+// used afterwards.
+func (r *Receiver) Close() {
+	zeroise(r.key)
+	r.done = true
+}
