@@ -160,3 +160,41 @@ func FuzzCanonicalJSONObject(f *testing.F) {
 		}
 	})
 }
+
+// TestHoldsTPMPrefix checks the tpm rule: a prefix of report_data of at
+// least 32 bytes, then zeros, holds it; a shorter one, or one followed by
+// anything but zeros, does not. Other TEEs need all 64 bytes, nvidia 32.
+func TestHoldsTPMPrefix(t *testing.T) {
+	var want [ReportDataSize]byte
+	for i := range want {
+		want[i] = byte(i + 1)
+	}
+	prefix := func(n int, tail byte) []byte {
+		b := make([]byte, ReportDataSize)
+		copy(b, want[:n])
+		for i := n; i < len(b); i++ {
+			b[i] = tail
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		tee  TEE
+		got  []byte
+		want bool
+	}{
+		{TPM, want[:], true},
+		{TPM, prefix(48, 0), true},
+		{TPM, prefix(32, 0), true},
+		{TPM, prefix(31, 0), false},
+		{TPM, prefix(32, 7), false},
+		{TPM, prefix(0, 0), false},
+		{SNP, prefix(48, 0), false},
+		{NVIDIA, prefix(32, 0), true},
+		{NVIDIA, want[:], false},
+		{TPM, want[:63], false},
+	} {
+		if got := tc.tee.Holds(tc.got, want); got != tc.want {
+			t.Errorf("%s.Holds(%x) = %v, want %v", tc.tee, tc.got, got, tc.want)
+		}
+	}
+}

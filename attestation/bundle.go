@@ -2,6 +2,7 @@ package attestation
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,40 @@ func (t TEE) ReportDataSize() int {
 		return 32
 	}
 	return ReportDataSize
+}
+
+// MinQuoteReportData is the shortest prefix of report_data a tpm quote's
+// qualifying data may hold: what a TPM with SHA-256 alone takes (a TPM
+// takes at most 2 bytes beyond its largest digest).
+const MinQuoteReportData = 32
+
+// Holds reports whether reportData, as a verifier of t returns it
+// (zero-padded to ReportDataSize), holds want (docs/spec/attestation.md
+// §3): the first t.ReportDataSize() bytes of it, then zeros; for tpm, any
+// prefix of want of at least MinQuoteReportData bytes, then zeros. Finding
+// other runtime data whose value shares a 32-byte prefix is as hard as
+// breaking SHA-512/256. The comparison is constant time over the bytes
+// compared.
+func (t TEE) Holds(reportData []byte, want [ReportDataSize]byte) bool {
+	n := t.ReportDataSize()
+	if len(reportData) != ReportDataSize {
+		return false
+	}
+	if t == TPM {
+		n = MinQuoteReportData
+		for n < ReportDataSize && reportData[n] == want[n] {
+			n++
+		}
+	}
+	if subtle.ConstantTimeCompare(reportData[:n], want[:n]) != 1 {
+		return false
+	}
+	for _, c := range reportData[n:] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // BundleVersion is the only evidence bundle version this package accepts.

@@ -109,6 +109,7 @@ type DeviceAttester struct {
 // AttestComposite produces a composite bundle (docs/spec/attestation.md
 // §2.2): each device attests rd's nonce alone under kura's rule, then the
 // primary attester attests rd with the devices' bundles bound into it.
+// Without devices it is the primary's ordinary bundle for rd.
 func AttestComposite(ctx context.Context, primary Attester, devices []DeviceAttester, rd RuntimeData) (*Bundle, error) {
 	rd.Devices = nil
 	nonceOnly := RuntimeData{Nonce: rd.Nonce}

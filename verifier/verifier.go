@@ -277,7 +277,7 @@ func (s *Service) checkBinding(b *attestation.Bundle, res *attestation.Result, o
 	if err != nil {
 		return rep.fail("binding", err)
 	}
-	if !holds(b.TEE, res.ReportData, want) {
+	if !b.TEE.Holds(res.ReportData, want) {
 		return rep.fail("binding", fmt.Errorf("%w: report_data is %x, want %x under the rule %s", attestation.ErrBinding, res.ReportData, want, b.Binding.Rule()))
 	}
 	rep.pass("binding", b.Binding.Rule())
@@ -318,7 +318,7 @@ func (s *Service) verifyDevices(ctx context.Context, b *attestation.Bundle, rep 
 		if err != nil {
 			return rep.fail(d.Name+": binding", err)
 		}
-		if !holds(db.TEE, res.ReportData, want) {
+		if !db.TEE.Holds(res.ReportData, want) {
 			return rep.fail(d.Name+": binding", fmt.Errorf("%w: device %s: report data %x does not bind the bundle's nonce (want the first %d bytes of %x)", attestation.ErrBinding, d.Name, res.ReportData, db.TEE.ReportDataSize(), want))
 		}
 		detail := fmt.Sprintf("the device's evidence binds the bundle's nonce; %s's report_data binds the device's bundle (SHA-256)", attestation.PrimaryDevice)
@@ -343,39 +343,6 @@ func (s *Service) verifyDevices(ctx context.Context, b *attestation.Bundle, rep 
 	rep.Claims = claims
 	return nil
 }
-
-// holds reports whether reportData, as a verifier of tee returns it, holds
-// want: the first tee.ReportDataSize() bytes of it (all 64 for CPU TEEs),
-// then zeros. A tpm quote's qualifying data holds at most 2 bytes more
-// than the TPM's largest digest (34 without SHA-384 and SHA-512), so for
-// tpm any prefix of want of at least 32 bytes, then zeros, holds it
-// (docs/spec/attestation.md §3): finding another report_data with the
-// same 32-byte prefix of SHA-512 is as hard as breaking SHA-512/256.
-func holds(tee attestation.TEE, reportData []byte, want [attestation.ReportDataSize]byte) bool {
-	n := tee.ReportDataSize()
-	if len(reportData) != attestation.ReportDataSize {
-		return false
-	}
-	if tee == attestation.TPM {
-		n = minTPMQualifyingData
-		for n < attestation.ReportDataSize && reportData[n] == want[n] {
-			n++
-		}
-	}
-	if subtle.ConstantTimeCompare(reportData[:n], want[:n]) != 1 {
-		return false
-	}
-	for _, c := range reportData[n:] {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// minTPMQualifyingData is the shortest prefix of report_data a tpm quote
-// may carry: what a TPM with SHA-256 alone takes.
-const minTPMQualifyingData = 32
 
 func (r *Report) pass(name, detail string) {
 	r.Checks = append(r.Checks, attestation.Check{Name: name, Status: attestation.Passed, Detail: detail})

@@ -81,12 +81,7 @@ func (p *Publisher) Refresh(ctx context.Context) error {
 		return fmt.Errorf("gateway attestation: %w", err)
 	}
 	rd := attestation.RuntimeData{Nonce: n.Nonce, PublicKey: keys, Context: p.cfg.Context.Marshal()}
-	var b *attestation.Bundle
-	if len(p.cfg.Devices) > 0 {
-		b, err = attestation.AttestComposite(ctx, p.cfg.Attester, p.cfg.Devices, rd)
-	} else if b, err = p.cfg.Attester.Attest(ctx, rd.ReportData()); err == nil {
-		b.RuntimeData = rd
-	}
+	b, err := attestation.AttestComposite(ctx, p.cfg.Attester, p.cfg.Devices, rd)
 	if err != nil {
 		return fmt.Errorf("gateway attestation: %w", err)
 	}

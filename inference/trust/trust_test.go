@@ -42,7 +42,10 @@ type world struct {
 	approver *party.Identity
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldRef(t, nil) }
+
+// newWorldRef is newWorld whose verifier appraises with reference values ref.
+func newWorldRef(t *testing.T, ref *appraisal.ReferenceValues) *world {
 	t.Helper()
 	ctx := context.Background()
 	gpu, err := nvidiatest.New()
@@ -54,7 +57,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: true})
+	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: true, Reference: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +227,23 @@ func TestCheckRefusals(t *testing.T) {
 	// Without a GPU requirement, the gateway without a GPU is trusted.
 	if _, err := w.check(w.policy(func(p *Policy) { p.GPU.Required = false }), keys, noGPU); err != nil {
 		t.Errorf("no GPU required: %v", err)
+	}
+}
+
+// TestCheckGPUNotAffirming: a GPU the verifier appraised below affirming
+// (its measurement is not a reference value) is refused under a policy
+// requiring a GPU, though its evidence verified.
+func TestCheckGPUNotAffirming(t *testing.T) {
+	ref, err := appraisal.ParseReferenceValues([]byte("nvidia: {measurements: {\"1\": [" + strings.Repeat("ee", 48) + "]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorldRef(t, ref)
+	keys := []byte("key configurations")
+	build, proof := w.approve(w.approver, "sim", simMeasurement)
+	doc := w.publish(keys, true, build, proof)
+	if _, err := w.check(w.policy(nil), keys, doc); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "appraised the gateway's GPU") {
+		t.Errorf("GPU appraised warning: %v, want ErrUntrusted", err)
 	}
 }
 

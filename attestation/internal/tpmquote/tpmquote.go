@@ -190,13 +190,13 @@ func Take(ctx context.Context, t transport.TPM, key *Key, reportData [attestatio
 			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
 			PCRSelect:      sel,
 		}.Execute(t)
-		if errors.Is(err, tpm2.TPMRCSize) && len(extra) > minQualifyingData {
-			extra = extra[:max(len(extra)-16, minQualifyingData)] // 64, then 48, then 32 bytes
+		if errors.Is(err, tpm2.TPMRCSize) && len(extra) > attestation.MinQuoteReportData {
+			extra = extra[:max(len(extra)-16, attestation.MinQuoteReportData)] // 64, then 48, then 32 bytes
 			attempt--
 			continue
 		}
 		if errors.Is(err, tpm2.TPMRCSize) {
-			return nil, fmt.Errorf("%w: the TPM refused even the first %d bytes of report_data as the quote's qualifying data (%v): it cannot carry the binding", attestation.ErrNoTEE, minQualifyingData, err)
+			return nil, fmt.Errorf("%w: the TPM refused even the first %d bytes of report_data as the quote's qualifying data (%v): it cannot carry the binding", attestation.ErrNoTEE, attestation.MinQuoteReportData, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("TPM2_Quote by the key at %#08x: %w", uint32(key.Handle), err)
@@ -213,10 +213,6 @@ func Take(ctx context.Context, t transport.TPM, key *Key, reportData [attestatio
 		}
 	}
 }
-
-// minQualifyingData is the shortest prefix of report_data the verifier
-// accepts as a quote's qualifying data.
-const minQualifyingData = 32
 
 // errPCRsChanged means a PCR changed between the quote and reading it.
 var errPCRsChanged = errors.New("the quoted PCRs changed")

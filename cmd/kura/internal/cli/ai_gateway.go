@@ -121,18 +121,11 @@ func runAIGateway(cmd *cobra.Command, g *globals, f *aiGatewayFlags, cl *clientF
 	if err != nil {
 		return err
 	}
-	var devices []attestation.DeviceAttester
-	for _, spec := range f.devices {
-		name, tee, ok := strings.Cut(spec, "=")
-		if !ok {
-			return usagef("--device %q: want NAME=TEE, e.g. gpu0=nvidia", spec)
-		}
-		da, err := attester(ctx, tee, teeDevice{})
-		if err != nil {
-			return fmt.Errorf("--device %s: %w", spec, err)
-		}
-		devices = append(devices, attestation.DeviceAttester{Name: name, Attester: da})
+	devices, closeDevices, err := deviceAttesters(ctx, f.devices, teeDevice{})
+	if err != nil {
+		return err
 	}
+	defer closeDevices()
 	var build, proof []byte
 	if f.build != "" {
 		if build, err = readInput("--build", f.build); err != nil {

@@ -487,22 +487,14 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 	if c, ok := a.(io.Closer); ok {
 		defer c.Close()
 	}
+	devices, closeDevices, err := deviceAttesters(ctx, f.devices, f.dev)
+	if err != nil {
+		return err
+	}
+	defer closeDevices()
 	all := []attestation.Attester{a}
-	var devices []attestation.DeviceAttester
-	for _, spec := range f.devices {
-		name, tee, ok := strings.Cut(spec, "=")
-		if !ok || (tee != string(attestation.TPM) && tee != string(attestation.Sim) && tee != string(attestation.NVIDIA)) {
-			return usagef("--device %q: want NAME=TEE, TEE tpm, nvidia or sim (e.g. tpm0=tpm, gpu0=nvidia)", spec)
-		}
-		da, err := attester(ctx, tee, f.dev)
-		if err != nil {
-			return fmt.Errorf("--device %s: %w", spec, err)
-		}
-		if c, ok := da.(io.Closer); ok {
-			defer c.Close()
-		}
-		devices = append(devices, attestation.DeviceAttester{Name: name, Attester: da})
-		all = append(all, da)
+	for _, d := range devices {
+		all = append(all, d.Attester)
 	}
 	if f.akOut != "" {
 		if err := writeAK(all, f.akOut); err != nil {
@@ -520,12 +512,7 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 			break
 		}
 	}
-	var b *attestation.Bundle
-	if len(devices) > 0 {
-		b, err = attestation.AttestComposite(ctx, a, devices, rd)
-	} else if b, err = a.Attest(ctx, rd.ReportData()); err == nil {
-		b.RuntimeData = rd
-	}
+	b, err := attestation.AttestComposite(ctx, a, devices, rd)
 	if err != nil {
 		return err
 	}
@@ -539,6 +526,32 @@ func runAttestEvidence(ctx context.Context, g *globals, f *attestEvidenceFlags, 
 		return err
 	}
 	return os.WriteFile(f.out, data, 0o644)
+}
+
+// deviceAttesters opens the attesters of --device NAME=TEE specs (TEE tpm,
+// nvidia or sim); closeAll closes those that hold a device.
+func deviceAttesters(ctx context.Context, specs []string, dev teeDevice) (devices []attestation.DeviceAttester, closeAll func(), err error) {
+	closeAll = func() {
+		for _, d := range devices {
+			if c, ok := d.Attester.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}
+	for _, spec := range specs {
+		name, tee, ok := strings.Cut(spec, "=")
+		if !ok || (tee != string(attestation.TPM) && tee != string(attestation.Sim) && tee != string(attestation.NVIDIA)) {
+			closeAll()
+			return nil, nil, usagef("--device %q: want NAME=TEE, TEE tpm, nvidia or sim (e.g. tpm0=tpm, gpu0=nvidia)", spec)
+		}
+		da, err := attester(ctx, tee, dev)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--device %s: %w", spec, err)
+		}
+		devices = append(devices, attestation.DeviceAttester{Name: name, Attester: da})
+	}
+	return devices, closeAll, nil
 }
 
 // writeAK writes the attestation key of the tpm attester among as to path
