@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -317,6 +318,35 @@ func TestValidateErrors(t *testing.T) {
 		{"no receivers", func(m *Manifest) { m.Receivers = nil }, "analyses[0].receivers: no receivers"},
 		{"no measurements", func(m *Manifest) { m.Worker.ReferenceValues.Measurements = nil }, "worker.reference_values.measurements: none"},
 		{"measurement hex", func(m *Manifest) { m.Worker.ReferenceValues.Measurements[1].Value = "xyz" }, "worker.reference_values.measurements[1].value: want a hex measurement"},
+		{"backend unknown", func(m *Manifest) { m.Analyses[0].Backend = "fhe" }, `analyses[0].backend: "fhe": want tee or mpc`},
+		{"mpc sql", func(m *Manifest) { m.Analyses[1].Backend = BackendMPC }, "analyses[1].backend: mpc computes aggregate analyses only"},
+		{"mpc no join", func(m *Manifest) { m.Analyses[2].Backend = BackendMPC }, "analyses[2].backend: mpc needs exactly one join of two datasets"},
+		{"mpc measure", func(m *Manifest) { m.Analyses[0].Backend = BackendMPC }, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities"},
+		{"mpc two dims", func(m *Manifest) {
+			m.Analyses[0].Backend = BackendMPC
+			m.Analyses[0].Aggregate.Measures = m.Analyses[0].Aggregate.Measures[:1]
+			m.Analyses[0].Aggregate.GroupBy = append(m.Analyses[0].Aggregate.GroupBy, "subscribers.plan")
+		}, `analyses[0].aggregate.group_by: mpc groups by one owner's columns`},
+		{"budget bad", func(m *Manifest) { m.Datasets[0].OutputPolicy.PrivacyBudget = "lots" }, `datasets[0].output_policy.privacy_budget: "lots": want a decimal`},
+		{"budget zero", func(m *Manifest) { m.Datasets[0].OutputPolicy.PrivacyBudget = "0" }, `datasets[0].output_policy.privacy_budget: "0": want more than 0`},
+		{"budget needs privacy", func(m *Manifest) { m.Datasets[0].OutputPolicy.PrivacyBudget = "2" }, `analyses[0].privacy: missing: dataset "passengers" has a privacy_budget`},
+		{"privacy sql", func(m *Manifest) { m.Analyses[1].Privacy = &Privacy{Epsilon: "1"} }, "analyses[1].privacy: needs kind aggregate"},
+		{"privacy no clip", func(m *Manifest) { m.Analyses[0].Privacy = &Privacy{Epsilon: "1"} }, "analyses[0].aggregate.measures[1].clip: missing: avg under privacy needs clip"},
+		{"privacy epsilon", func(m *Manifest) { m.Analyses[2].Privacy = &Privacy{Epsilon: "101"} }, `analyses[2].privacy.epsilon: "101": want more than 0 and at most 100`},
+		{"privacy over budget", func(m *Manifest) {
+			m.Datasets[2].OutputPolicy.PrivacyBudget = "0.5"
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1"}
+		}, `analyses[2].privacy.epsilon: 1 is above dataset "towers"'s whole privacy_budget 0.5`},
+		{"privacy max", func(m *Manifest) {
+			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
+			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 0, Max: 10}
+			m.Analyses[0].Aggregate.Measures[0] = Measure{Func: AggMin, Column: "passengers.fare", As: "least"}
+		}, "analyses[0].aggregate.measures[0].fn: min cannot be released with differential privacy"},
+		{"clip order", func(m *Manifest) {
+			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
+			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 10, Max: 0}
+		}, "analyses[0].aggregate.measures[1].clip: min 10 is above max 0"},
+		{"clip without privacy", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Max: 10} }, "analyses[0].aggregate.measures[1].clip: clip applies only under privacy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +363,24 @@ func TestValidateErrors(t *testing.T) {
 	}
 	if err := clone(t, base).Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// The same analysis, on the cryptographic backend and with differential
+	// privacy within the owners' budgets, is valid.
+	m := clone(t, base)
+	m.Datasets[0].OutputPolicy.PrivacyBudget = "3"
+	m.Datasets[1].OutputPolicy.PrivacyBudget = "1.5"
+	a := &m.Analyses[0]
+	a.Backend, a.Privacy = BackendMPC, &Privacy{Epsilon: "0.5"}
+	a.Aggregate.Measures = a.Aggregate.Measures[:1]
+	m.Analyses = slices.Delete(m.Analyses, 1, 2) // custom SQL cannot be released with privacy
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := a.Epsilon(); !ok || e.String() != "0.5" {
+		t.Fatalf("Epsilon = %v, %v", e, ok)
+	}
+	if b, ok := m.Datasets[1].Budget(); !ok || b.String() != "1.5" {
+		t.Fatalf("Budget = %v, %v", b, ok)
 	}
 }
 

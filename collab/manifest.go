@@ -146,6 +146,12 @@ type OutputPolicy struct {
 	// neither an identity nor a join column. Identity and join columns are
 	// never output, whatever this says.
 	AllowedColumns []string `json:"allowed_columns,omitempty"`
+	// PrivacyBudget, when set, is the total differential-privacy ε (an
+	// exact decimal, as privacy.ParseEpsilon reads it) that all runs of the
+	// collaboration together may spend on this dataset: every analysis
+	// reading it must then set Privacy, and each run charges its ε
+	// (docs/spec/analysis.md §7).
+	PrivacyBudget string `json:"privacy_budget,omitempty"`
 }
 
 // AnalysisKind says how an analysis is declared.
@@ -175,6 +181,42 @@ type Analysis struct {
 	// keys: each key broker counts the runs it released keys to and
 	// refuses the next one.
 	MaxRuns int `json:"max_runs,omitempty"`
+	// Backend says what computes the analysis: BackendTEE (the default,
+	// also written as empty) or BackendMPC.
+	Backend Backend `json:"backend,omitempty"`
+	// Privacy, when set, releases the measures with differential privacy
+	// and charges each run's ε to every dataset the analysis reads.
+	Privacy *Privacy `json:"privacy,omitempty"`
+}
+
+// Backend is what computes an analysis.
+type Backend string
+
+// Backends.
+const (
+	// BackendTEE is a worker in an attested TEE that receives every
+	// dataset's key (docs/spec/cleanroom.md).
+	BackendTEE Backend = "tee"
+	// BackendMPC is the owners' agents computing by private set
+	// intersection, each next to its own data; no TEE, no key leaves its
+	// owner (docs/spec/mpc.md).
+	BackendMPC Backend = "mpc"
+)
+
+// BackendOf returns the analysis's backend, BackendTEE when unset.
+func (a *Analysis) BackendOf() Backend {
+	if a.Backend == "" {
+		return BackendTEE
+	}
+	return a.Backend
+}
+
+// Privacy is an analysis's differential-privacy release (docs/spec/analysis.md
+// §7).
+type Privacy struct {
+	// Epsilon is the ε one run spends, split evenly over the measures: an
+	// exact decimal in (0, 100].
+	Epsilon string `json:"epsilon"`
 }
 
 // Aggregate is a structurally declared aggregate analysis: an inner join of
@@ -227,6 +269,17 @@ type Measure struct {
 	Column  string  `json:"column,omitempty"`  // "dataset.column" for sum, avg, min, max
 	Dataset string  `json:"dataset,omitempty"` // for count_distinct_identities
 	As      string  `json:"as"`                // output column name
+	// Clip bounds each row's value of a sum or avg under Privacy: values
+	// are clamped to [Min, Max] before they are added, which bounds the
+	// sum's sensitivity. Required for sum and avg under Privacy, refused
+	// otherwise.
+	Clip *Clip `json:"clip,omitempty"`
+}
+
+// Clip is a closed range of integers.
+type Clip struct {
+	Min int64 `json:"min"`
+	Max int64 `json:"max"`
 }
 
 // Worker says which worker builds may see the plaintext: the key brokers

@@ -262,6 +262,11 @@ func (v *validator) outputPolicy(path string, d *Dataset) {
 			v.errf(p, "%q listed twice", c)
 		}
 	}
+	if op.PrivacyBudget != "" {
+		if _, err := parseEpsilon(op.PrivacyBudget); err != nil {
+			v.errf(path+".privacy_budget", "%v", err)
+		}
+	}
 }
 
 func column(d *Dataset, name string) *table.Column {
@@ -346,6 +351,8 @@ func (v *validator) analysis(m *Manifest, path string, a *Analysis, stored bool)
 	default:
 		v.errf(path+".kind", "%q: want aggregate or sql", a.Kind)
 	}
+	v.privacy(m, path, a)
+	v.backend(m, path, a)
 }
 
 // ref is a resolved "dataset.column" reference.

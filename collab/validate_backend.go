@@ -1,0 +1,154 @@
+package collab
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kura-cc/kura/privacy"
+)
+
+// parseEpsilon reads a manifest ε: an exact decimal in (0, 100].
+func parseEpsilon(s string) (privacy.Epsilon, error) {
+	e, err := privacy.ParseEpsilon(s)
+	if err != nil {
+		return e, fmt.Errorf("%q: want a decimal like 0.5 (%w)", s, err)
+	}
+	if e.Sign() <= 0 || e.Cmp(maxEpsilon) > 0 {
+		return e, fmt.Errorf("%q: want more than 0 and at most 100", s)
+	}
+	return e, nil
+}
+
+var maxEpsilon, _ = privacy.NewEpsilon(100, 1)
+
+// Epsilon returns the analysis's per-run ε, and false when it has no
+// Privacy. It assumes a validated manifest.
+func (a *Analysis) Epsilon() (privacy.Epsilon, bool) {
+	if a.Privacy == nil {
+		return privacy.Epsilon{}, false
+	}
+	e, err := parseEpsilon(a.Privacy.Epsilon)
+	return e, err == nil
+}
+
+// Budget returns the dataset's total ε, and false when it sets none. It
+// assumes a validated manifest.
+func (d *Dataset) Budget() (privacy.Epsilon, bool) {
+	if d.OutputPolicy.PrivacyBudget == "" {
+		return privacy.Epsilon{}, false
+	}
+	e, err := parseEpsilon(d.OutputPolicy.PrivacyBudget)
+	return e, err == nil
+}
+
+// privacy checks an analysis's differential-privacy settings against the
+// datasets it reads (docs/spec/analysis.md §7).
+func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
+	var measures []Measure
+	if a.Aggregate != nil {
+		measures = a.Aggregate.Measures
+	}
+	if a.Privacy == nil {
+		for i, ms := range measures {
+			if ms.Clip != nil {
+				v.errf(fmt.Sprintf("%s.aggregate.measures[%d].clip", path, i), "clip applies only under privacy")
+			}
+		}
+		for _, id := range ReadsOf(a) {
+			if d := m.Dataset(id); d != nil && d.OutputPolicy.PrivacyBudget != "" {
+				v.errf(path+".privacy", "missing: dataset %q has a privacy_budget, so every analysis reading it must set privacy: {epsilon: ...}", id)
+			}
+		}
+		return
+	}
+	eps, err := parseEpsilon(a.Privacy.Epsilon)
+	if err != nil {
+		v.errf(path+".privacy.epsilon", "%v", err)
+	}
+	if a.Kind != KindAggregate {
+		v.errf(path+".privacy", "needs kind aggregate: the sensitivity of custom SQL cannot be bounded")
+		return
+	}
+	for i, ms := range measures {
+		p := fmt.Sprintf("%s.aggregate.measures[%d]", path, i)
+		switch ms.Func {
+		case AggCount, AggCountDistinctIdentities:
+			if ms.Clip != nil {
+				v.errf(p+".clip", "%s takes no clip", ms.Func)
+			}
+		case AggSum, AggAvg:
+			switch {
+			case ms.Clip == nil:
+				v.errf(p+".clip", "missing: %s under privacy needs clip: {min, max} to bound one row's contribution", ms.Func)
+			case ms.Clip.Min > ms.Clip.Max:
+				v.errf(p+".clip", "min %d is above max %d", ms.Clip.Min, ms.Clip.Max)
+			case max(-ms.Clip.Min, ms.Clip.Max) > maxClip:
+				v.errf(p+".clip", "bounds beyond ±%d", maxClip)
+			}
+		default:
+			v.errf(p+".fn", "%s cannot be released with differential privacy: use count, count_distinct_identities, sum or avg", ms.Func)
+		}
+	}
+	if err != nil {
+		return
+	}
+	for _, id := range ReadsOf(a) {
+		d := m.Dataset(id)
+		if d == nil {
+			continue
+		}
+		if b, ok := d.Budget(); ok && eps.Cmp(b) > 0 {
+			v.errf(path+".privacy.epsilon", "%s is above dataset %q's whole privacy_budget %s: no run could spend it", eps, id, b)
+		}
+	}
+}
+
+// maxClip bounds clip ranges so that a clipped sum of MaxRows rows stays
+// exact in float64 and int64 arithmetic.
+const maxClip = 1 << 40
+
+// backend checks that an analysis with backend mpc is one the
+// cryptographic backend computes (docs/spec/mpc.md §2).
+func (v *validator) backend(m *Manifest, path string, a *Analysis) {
+	switch a.Backend {
+	case "", BackendTEE:
+		return
+	case BackendMPC:
+	default:
+		v.errf(path+".backend", "%q: want tee or mpc", a.Backend)
+		return
+	}
+	p := path + ".backend"
+	g := a.Aggregate
+	if a.Kind != KindAggregate || g == nil {
+		v.errf(p, "mpc computes aggregate analyses only, not custom SQL")
+		return
+	}
+	if len(g.Joins) != 1 {
+		v.errf(p, "mpc needs exactly one join of two datasets (a private set intersection), found %d joins", len(g.Joins))
+		return
+	}
+	from, other := m.Dataset(g.From), m.Dataset(g.Joins[0].Dataset)
+	if from == nil || other == nil {
+		return
+	}
+	if from.Owner == other.Owner {
+		v.errf(p, "datasets %q and %q have one owner (%s): mpc intersects two owners' data; use the tee backend", from.ID, other.ID, from.Owner)
+	}
+	var dims []string
+	for _, c := range g.GroupBy {
+		ds, _, _ := strings.Cut(c, ".")
+		if !slices.Contains(dims, ds) {
+			dims = append(dims, ds)
+		}
+	}
+	if len(dims) > 1 {
+		v.errf(path+".aggregate.group_by", "mpc groups by one owner's columns; these come from %q", dims)
+	}
+	for i, ms := range g.Measures {
+		if ms.Func != AggCountDistinctIdentities {
+			v.errf(fmt.Sprintf("%s.aggregate.measures[%d].fn", path, i), "mpc computes count_distinct_identities (distinct matched identifiers) only, not %s", ms.Func)
+		}
+	}
+}
