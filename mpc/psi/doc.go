@@ -48,6 +48,14 @@
 //     in the intersection; in [ModeCardinality] A learns only the number of
 //     matches.
 //
+// [ModeGroups] is [ModeCardinality] once per group of A's identifiers
+// ([NewGroupSender]): A sends its groups one after the other with their
+// sizes, B shuffles its answer within each group, and A learns the number
+// of matches in each group ([Result.Groups]). Each identifier belongs to
+// one group, so no element is sent twice. This is how kura's cryptographic
+// backend counts the intersection grouped by A's dimension without A
+// learning which of its rows matched.
+//
 // All elements are compared by their canonical 32-byte encoding.
 //
 // # Message formats
@@ -61,10 +69,13 @@
 //	Request (round 1, A → B):
 //	  u8        version = 1
 //	  u8        type    = 1
-//	  u8        mode      (1 = rows, 2 = cardinality)
+//	  u8        mode      (1 = rows, 2 = cardinality, 3 = groups)
 //	  [32]byte  session id
 //	  u32       n         (1 ≤ n ≤ MaxElements)
 //	  n × [32]byte  H(a)^α
+//	  in mode 3 (groups) only:
+//	  u32       k         (1 ≤ k ≤ MaxGroups)
+//	  k × u32   group sizes (each ≥ 1, summing to n)
 //
 //	Response (round 2, B → A):
 //	  u8        version = 1
@@ -93,7 +104,9 @@
 //
 // A learns, in [ModeCardinality], the number of distinct identifiers B
 // holds and the size of the intersection. In [ModeRows] A also learns which
-// of its rows are in the intersection.
+// of its rows are in the intersection. In [ModeGroups] A learns the size of
+// each group's intersection, and B learns the number and sizes of A's
+// groups.
 //
 // Per-row attributes of B (the values an intersection-sum adds up) are not
 // supported yet. B sends H(b)^β and nothing else, so nothing of B's rows

@@ -21,6 +21,9 @@ type Request struct {
 	Session  SessionID
 	Mode     Mode
 	Elements []Element
+	// Groups, in ModeGroups only, splits Elements into consecutive groups
+	// of these sizes (each at least 1, summing to len(Elements)).
+	Groups []int
 }
 
 // Response is round 2, from B to A.
@@ -28,7 +31,8 @@ type Response struct {
 	Session SessionID
 	Mode    Mode
 	// Reblinded holds (H(a)^α)^β for each Request element: in the
-	// request's order in ModeRows, shuffled in ModeCardinality.
+	// request's order in ModeRows, shuffled in ModeCardinality, shuffled
+	// within each group in ModeGroups.
 	Reblinded []Element
 	// Elements holds H(b)^β for each distinct identifier of B, shuffled.
 	Elements []Element
@@ -50,7 +54,7 @@ func parseHeader(data []byte, typ byte) (Mode, SessionID, []byte, error) {
 		return 0, SessionID{}, nil, fmt.Errorf("%w: message type %d, want %d", ErrMalformed, data[1], typ)
 	}
 	mode := Mode(data[2])
-	if mode != ModeRows && mode != ModeCardinality {
+	if !mode.valid() {
 		return 0, SessionID{}, nil, fmt.Errorf("%w: unknown mode %d", ErrMalformed, data[2])
 	}
 	var sid SessionID
@@ -84,7 +88,7 @@ func checkList(list []Element, what string) error {
 // refuses a Request that UnmarshalBinary would refuse, except for element
 // validity, which it does not check.
 func (r *Request) MarshalBinary() ([]byte, error) {
-	if r.Mode != ModeRows && r.Mode != ModeCardinality {
+	if !r.Mode.valid() {
 		return nil, fmt.Errorf("%w: unknown mode %d", ErrMalformed, r.Mode)
 	}
 	if len(r.Elements) == 0 {
@@ -93,13 +97,47 @@ func (r *Request) MarshalBinary() ([]byte, error) {
 	if err := checkList(r.Elements, "request elements"); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, requestHeaderSize+len(r.Elements)*ElementSize)
+	if err := checkGroups(r.Mode, r.Groups, len(r.Elements)); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, requestHeaderSize+len(r.Elements)*ElementSize+4+4*len(r.Groups))
 	b = appendHeader(b, typeRequest, r.Mode, r.Session)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Elements)))
 	for i := range r.Elements {
 		b = append(b, r.Elements[i][:]...)
 	}
+	if r.Mode == ModeGroups {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(r.Groups)))
+		for _, g := range r.Groups {
+			b = binary.BigEndian.AppendUint32(b, uint32(g))
+		}
+	}
 	return b, nil
+}
+
+// checkGroups checks a request's group sizes against its mode and its
+// number of elements.
+func checkGroups(mode Mode, groups []int, n int) error {
+	if mode != ModeGroups {
+		if groups != nil {
+			return fmt.Errorf("%w: groups in a %v request", ErrMalformed, mode)
+		}
+		return nil
+	}
+	if len(groups) == 0 || len(groups) > MaxGroups {
+		return fmt.Errorf("%w: %d groups, want 1 to %d", ErrMalformed, len(groups), MaxGroups)
+	}
+	total := 0
+	for i, g := range groups {
+		if g < 1 || g > n {
+			return fmt.Errorf("%w: group %d has %d elements", ErrMalformed, i, g)
+		}
+		total += g
+	}
+	if total != n {
+		return fmt.Errorf("%w: groups of %d elements in all for %d elements", ErrMalformed, total, n)
+	}
+	return nil
 }
 
 // UnmarshalBinary decodes a Request, refusing anything but the exact
@@ -118,12 +156,35 @@ func (r *Request) UnmarshalBinary(data []byte) error {
 	if n == 0 {
 		return fmt.Errorf("%w: empty request", ErrMalformed)
 	}
-	if len(rest) != n*ElementSize {
+	if len(rest) < n*ElementSize {
 		return fmt.Errorf("%w: %d bytes for %d elements", ErrMalformed, len(rest), n)
 	}
 	elems := make([]Element, n)
 	for i := range elems {
 		copy(elems[i][:], rest[i*ElementSize:])
+	}
+	rest = rest[n*ElementSize:]
+	var groups []int
+	if mode == ModeGroups {
+		if len(rest) < 4 {
+			return fmt.Errorf("%w: truncated group count", ErrMalformed)
+		}
+		k := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if k == 0 || k > MaxGroups || len(rest) != int(k)*4 {
+			return fmt.Errorf("%w: %d bytes for %d group sizes", ErrMalformed, len(rest), k)
+		}
+		groups = make([]int, k)
+		for i := range groups {
+			groups[i] = int(binary.BigEndian.Uint32(rest[4*i:]))
+		}
+		rest = nil
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	}
+	if err := checkGroups(mode, groups, n); err != nil {
+		return err
 	}
 	if err := checkList(elems, "request elements"); err != nil {
 		return err
@@ -131,12 +192,12 @@ func (r *Request) UnmarshalBinary(data []byte) error {
 	if err := validate(0, elems); err != nil {
 		return fmt.Errorf("request: %w", err)
 	}
-	*r = Request{Session: sid, Mode: mode, Elements: elems}
+	*r = Request{Session: sid, Mode: mode, Elements: elems, Groups: groups}
 	return nil
 }
 
 func (r *Response) check() error {
-	if r.Mode != ModeRows && r.Mode != ModeCardinality {
+	if !r.Mode.valid() {
 		return fmt.Errorf("%w: unknown mode %d", ErrMalformed, r.Mode)
 	}
 	if len(r.Reblinded) == 0 {

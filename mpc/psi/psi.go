@@ -90,7 +90,15 @@ const (
 	ModeRows Mode = 1
 	// ModeCardinality lets A learn only the size of the intersection.
 	ModeCardinality Mode = 2
+	// ModeGroups lets A learn the size of the intersection of each of its
+	// groups of identifiers with B's set, and B the size of each group.
+	ModeGroups Mode = 3
 )
+
+// MaxGroups is the most groups a ModeGroups request may hold.
+const MaxGroups = 1 << 16
+
+func (m Mode) valid() bool { return m == ModeRows || m == ModeCardinality || m == ModeGroups }
 
 // String returns the mode's name.
 func (m Mode) String() string {
@@ -99,6 +107,8 @@ func (m Mode) String() string {
 		return "rows"
 	case ModeCardinality:
 		return "cardinality"
+	case ModeGroups:
+		return "groups"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -107,7 +117,7 @@ func (m Mode) String() string {
 type Config struct {
 	// Session is the session id; it must not be all zero.
 	Session SessionID
-	// Mode is ModeRows or ModeCardinality.
+	// Mode is ModeRows, ModeCardinality or ModeGroups.
 	Mode Mode
 	// MaxElements bounds each party's number of distinct identifiers and
 	// every list a peer may send. Zero means DefaultMaxElements; it may not
@@ -122,7 +132,7 @@ func (c Config) normalize() (Config, error) {
 	if c.Session == (SessionID{}) {
 		return c, fmt.Errorf("%w: zero session id", ErrConfig)
 	}
-	if c.Mode != ModeRows && c.Mode != ModeCardinality {
+	if !c.Mode.valid() {
 		return c, fmt.Errorf("%w: unknown mode %d", ErrConfig, c.Mode)
 	}
 	if c.MaxElements == 0 {

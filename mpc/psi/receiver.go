@@ -69,6 +69,9 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 	if err := distinct(req.Elements); err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}
+	if err := checkGroups(req.Mode, req.Groups, len(req.Elements)); err != nil {
+		return nil, err
+	}
 	resp := &Response{
 		Session:   r.cfg.Session,
 		Mode:      r.cfg.Mode,
@@ -80,11 +83,16 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 	}
 	hashBlind(r.cfg.Workers, r.cfg.dst(), r.ids, r.key, resp.Elements)
 	zeroise(r.key)
-	if r.cfg.Mode == ModeCardinality {
-		if err := shuffle(len(resp.Reblinded), func(i, j int) {
-			resp.Reblinded[i], resp.Reblinded[j] = resp.Reblinded[j], resp.Reblinded[i]
-		}); err != nil {
+	switch r.cfg.Mode {
+	case ModeCardinality:
+		if err := shuffleElements(resp.Reblinded); err != nil {
 			return nil, err
+		}
+	case ModeGroups:
+		for lo, g := range groupRanges(req.Groups) {
+			if err := shuffleElements(resp.Reblinded[lo : lo+g]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return resp, nil
@@ -95,4 +103,21 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 func (r *Receiver) Close() {
 	zeroise(r.key)
 	r.done = true
+}
+
+func shuffleElements(list []Element) error {
+	return shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
+}
+
+// groupRanges yields the offset and size of each group.
+func groupRanges(sizes []int) func(yield func(int, int) bool) {
+	return func(yield func(int, int) bool) {
+		lo := 0
+		for _, g := range sizes {
+			if !yield(lo, g) {
+				return
+			}
+			lo += g
+		}
+	}
 }

@@ -15,10 +15,17 @@ type Result struct {
 	// otherwise.
 	match  []int32
 	rowsOf [][]int
+	// In ModeGroups: the intersection size of each group.
+	groups []int
 }
 
 // Size returns the number of distinct identifiers in the intersection.
 func (r *Result) Size() int { return r.size }
+
+// Groups returns, in ModeGroups, the number of identifiers of each of A's
+// groups (in the order given to NewGroupSender) that B holds; nil in other
+// modes.
+func (r *Result) Groups() []int { return slices.Clone(r.groups) }
 
 // Rows returns, in ModeRows, A's input rows whose identifier is in the
 // intersection, ascending; nil in ModeCardinality.

@@ -2,6 +2,7 @@ package psi
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cloudflare/circl/group"
 )
@@ -15,6 +16,9 @@ type Sender struct {
 	// the input rows holding it.
 	ids    [][]byte
 	rowsOf [][]int
+	// groups are the group sizes of a ModeGroups session: ids holds the
+	// groups one after the other.
+	groups []int
 	key    group.Scalar
 	sent   []Element
 	state  int
@@ -34,6 +38,9 @@ func NewSender(cfg Config, ids [][]byte) (*Sender, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Mode == ModeGroups {
+		return nil, fmt.Errorf("%w: a ModeGroups session starts with NewGroupSender", ErrConfig)
 	}
 	index := make(map[string]int, len(ids))
 	s := &Sender{cfg: cfg, rows: len(ids)}
@@ -61,6 +68,55 @@ func NewSender(cfg Config, ids [][]byte) (*Sender, error) {
 	return s, nil
 }
 
+// NewGroupSender returns party A for a ModeGroups session over groups of
+// identifiers: A learns how many identifiers of each group B holds, B
+// learns the size of each group. Repeated identifiers within a group are
+// sent once; an identifier in two groups is refused (ErrConfig), since B
+// would see it twice: the caller assigns each identifier to one group.
+// Every group must hold at least one identifier.
+func NewGroupSender(cfg Config, groups [][][]byte) (*Sender, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Mode != ModeGroups {
+		return nil, fmt.Errorf("%w: NewGroupSender needs ModeGroups, not %v", ErrConfig, cfg.Mode)
+	}
+	if len(groups) == 0 || len(groups) > MaxGroups {
+		return nil, fmt.Errorf("%w: %d groups, want 1 to %d", ErrConfig, len(groups), MaxGroups)
+	}
+	s := &Sender{cfg: cfg}
+	groupOf := make(map[string]int)
+	for g, ids := range groups {
+		lo := len(s.ids)
+		for _, id := range ids {
+			if h, ok := groupOf[string(id)]; ok {
+				if h != g {
+					return nil, fmt.Errorf("%w: an identifier is in groups %d and %d", ErrConfig, h, g)
+				}
+				continue
+			}
+			groupOf[string(id)] = g
+			s.ids = append(s.ids, id)
+		}
+		part := s.ids[lo:]
+		if len(part) == 0 {
+			return nil, fmt.Errorf("%w: group %d is empty", ErrConfig, g)
+		}
+		if err := shuffle(len(part), func(i, j int) { part[i], part[j] = part[j], part[i] }); err != nil {
+			return nil, err
+		}
+		s.groups = append(s.groups, len(part))
+	}
+	if len(s.ids) > cfg.MaxElements {
+		return nil, fmt.Errorf("%w: %d distinct identifiers, limit %d", ErrConfig, len(s.ids), cfg.MaxElements)
+	}
+	if s.key, err = newKey(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Request returns round 1. It may be called once.
 func (s *Sender) Request() (*Request, error) {
 	if s.state != senderNew {
@@ -69,7 +125,7 @@ func (s *Sender) Request() (*Request, error) {
 	s.state = senderSent
 	s.sent = make([]Element, len(s.ids))
 	hashBlind(s.cfg.Workers, s.cfg.dst(), s.ids, s.key, s.sent)
-	return &Request{Session: s.cfg.Session, Mode: s.cfg.Mode, Elements: append([]Element(nil), s.sent...)}, nil
+	return &Request{Session: s.cfg.Session, Mode: s.cfg.Mode, Elements: append([]Element(nil), s.sent...), Groups: slices.Clone(s.groups)}, nil
 }
 
 // Finish checks resp against the request sent and computes the Result. It
@@ -113,6 +169,20 @@ func (s *Sender) Finish(resp *Response) (*Result, error) {
 		index[theirs[j]] = struct{}{}
 	}
 	res := &Result{mode: s.cfg.Mode}
+	if s.cfg.Mode == ModeGroups {
+		res.groups = make([]int, len(s.groups))
+		i := 0
+		for g, n := range s.groups {
+			for range n {
+				if _, ok := index[resp.Reblinded[i]]; ok {
+					res.groups[g]++
+					res.size++
+				}
+				i++
+			}
+		}
+		return res, nil
+	}
 	if s.cfg.Mode == ModeCardinality {
 		for i := range resp.Reblinded {
 			if _, ok := index[resp.Reblinded[i]]; ok {

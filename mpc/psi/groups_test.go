@@ -1,0 +1,150 @@
+package psi
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// groupSession runs a ModeGroups session through the wire encodings and
+// returns the request bytes and A's per-group counts.
+func groupSession(t *testing.T, groups [][][]byte, b [][]byte) ([]byte, []int) {
+	t.Helper()
+	cfg := Config{Session: testSession(t), Mode: ModeGroups}
+	s, err := NewGroupSender(cfg, groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReceiver(cfg, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := s.Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqBytes, err := req.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotReq Request
+	if err := gotReq.UnmarshalBinary(reqBytes); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.Respond(&gotReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	respBytes, err := resp.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotResp Response
+	if err := gotResp.UnmarshalBinary(respBytes); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Finish(&gotResp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reqBytes, res.Groups()
+}
+
+// TestGroups: A learns, per group, how many of its identifiers B holds,
+// equal to the plaintext intersection of each group.
+func TestGroups(t *testing.T) {
+	var groups [][][]byte
+	want := []int{}
+	b := map[string]bool{}
+	var bList [][]byte
+	for i := range 300 {
+		if i%3 != 0 {
+			b[string(phone(i))] = true
+			bList = append(bList, phone(i))
+		}
+	}
+	for g := range 5 {
+		var ids [][]byte
+		n := 0
+		for i := g * 60; i < g*60+40+g; i++ {
+			ids = append(ids, phone(i))
+			if b[string(phone(i))] {
+				n++
+			}
+		}
+		ids = append(ids, phone(g*60)) // a repeated row counts once
+		groups = append(groups, ids)
+		want = append(want, n)
+	}
+	reqBytes, got := groupSession(t, groups, bList)
+	if len(got) != len(want) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("groups %v, want %v", got, want)
+		}
+	}
+	for i := range 300 {
+		if containsBytes(reqBytes, phone(i)) {
+			t.Fatal("the request holds a raw identifier")
+		}
+	}
+}
+
+func containsBytes(b, sub []byte) bool {
+	for i := 0; i+len(sub) <= len(b); i++ {
+		if string(b[i:i+len(sub)]) == string(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestGroupsRefused: an identifier in two groups, an empty group, a
+// request whose group sizes do not add up, and the wrong constructor.
+func TestGroupsRefused(t *testing.T) {
+	cfg := Config{Session: testSession(t), Mode: ModeGroups}
+	if _, err := NewGroupSender(cfg, [][][]byte{{phone(1)}, {phone(2), phone(1)}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("identifier in two groups: %v", err)
+	}
+	if _, err := NewGroupSender(cfg, [][][]byte{{phone(1)}, {}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("empty group: %v", err)
+	}
+	if _, err := NewSender(cfg, [][]byte{phone(1)}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("NewSender in ModeGroups: %v", err)
+	}
+	s, err := NewGroupSender(cfg, [][][]byte{{phone(1), phone(2)}, {phone(3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := s.Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := req.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last u32 is the second group's size: make the sizes 2+2 for 3
+	// elements, then 2+0, then cut the sizes off.
+	for name, bad := range map[string][]byte{
+		"sum":       binary.BigEndian.AppendUint32(append([]byte(nil), good[:len(good)-4]...), 2),
+		"empty":     binary.BigEndian.AppendUint32(append([]byte(nil), good[:len(good)-4]...), 0),
+		"truncated": good[:len(good)-8],
+		"trailing":  append(append([]byte(nil), good...), 0),
+	} {
+		var r Request
+		if err := r.UnmarshalBinary(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	req.Groups = []int{1, 1}
+	r, err := NewReceiver(cfg, [][]byte{phone(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Respond(req); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Respond to sizes that do not add up: %v", err)
+	}
+}
