@@ -3,7 +3,9 @@ package result
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
@@ -33,7 +35,7 @@ func VerifyBundle(ctx context.Context, f *File, t Trust) (*VerifiedBundle, error
 	if err := f.Envelope.verify(BundleType, rc.SigningKey); err != nil {
 		return nil, err
 	}
-	a, err := attestedRun(ctx, b.Run, b.CreatedAt, b.Evidence, b.EAR, b.Collaboration, t)
+	a, err := runOf(ctx, b.Run, b.CreatedAt, b.Evidence, b.EAR, b.Agents, b.Collaboration, t)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +56,22 @@ func VerifyBundle(ctx context.Context, f *File, t Trust) (*VerifiedBundle, error
 		a.Checks = append(a.Checks, msg)
 	}
 	return &VerifiedBundle{Attested: a, Bundle: b, Digest: DigestHex(f.Envelope.Payload)}, nil
+}
+
+// runOf checks who produced a bundle or receipt: an attested worker, or
+// the owners' agents on the cryptographic backend.
+func runOf(ctx context.Context, run []byte, signedAt time.Time, evidence json.RawMessage, ear string, agents []*Envelope, collabFile json.RawMessage, t Trust) (*Attested, error) {
+	if len(agents) > 0 {
+		return mpcRun(run, evidence, ear, collabFile, agents, t)
+	}
+	a, err := attestedRun(ctx, run, signedAt, evidence, ear, collabFile, t)
+	if err != nil {
+		return nil, err
+	}
+	if an := a.Manifest.Analysis(a.Run.Analysis); an != nil && an.BackendOf() == collab.BackendMPC {
+		return nil, fmt.Errorf("%w: analysis %q is approved for the mpc backend only, and this run was a TEE worker's", ErrUntrusted, a.Run.Analysis)
+	}
+	return a, nil
 }
 
 // checkInputs checks that the inputs are exactly the datasets the analysis

@@ -28,6 +28,7 @@ type Receipt struct {
 	Outcome       string          `json:"outcome"`
 	Evidence      json.RawMessage `json:"evidence"`
 	EAR           string          `json:"ear"`
+	Agents        []*Envelope     `json:"agents,omitempty"` // as in Bundle
 	Collaboration json.RawMessage `json:"collaboration"`
 }
 
@@ -77,7 +78,7 @@ func VerifyReceipt(ctx context.Context, f *File, bundle *VerifiedBundle, t Trust
 	if err := f.Envelope.verify(ReceiptType, ed25519.PublicKey(rc.SigningKey)); err != nil {
 		return nil, err
 	}
-	a, err := attestedRun(ctx, r.Run, r.DestroyedAt, r.Evidence, r.EAR, r.Collaboration, t)
+	a, err := runOf(ctx, r.Run, r.DestroyedAt, r.Evidence, r.EAR, r.Agents, r.Collaboration, t)
 	if err != nil {
 		return nil, err
 	}

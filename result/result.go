@@ -70,6 +70,10 @@ type Bundle struct {
 	// it.
 	Evidence json.RawMessage `json:"evidence"`
 	EAR      string          `json:"ear"`
+	// Agents, on the cryptographic backend instead of Evidence and EAR,
+	// are the owners' agents' signed statements, one per dataset read, in
+	// the analysis's order (docs/spec/mpc.md §5).
+	Agents []*Envelope `json:"agents,omitempty"`
 	// Collaboration is the collaboration file (manifest versions and
 	// approvals) the run was for, so a receiver can check every approval
 	// offline.

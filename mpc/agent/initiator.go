@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/kura-cc/kura/analysis"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/mpc/psi"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
+)
+
+// Output is what a run leaves: the signed result bundle and deletion
+// receipt, as for a TEE run, and the released result.
+type Output struct {
+	RunID   string
+	Bundle  *result.File
+	Receipt *result.File
+	Result  *analysis.Result
+}
+
+// Run starts and completes a run of analysisID of c as the initiator,
+// with the responder agent at peer (its base URL). The result is released
+// under the output policy, encrypted to the analysis's receivers and signed
+// by a fresh run key that this owner's statement and the responder's both
+// vouch for.
+func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, peer string) (*Output, error) {
+	pub, runKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(runKey)
+	m := c.Current()
+	rc := &collab.RunContext{Version: collab.RunContextVersion, Collaboration: m.ID, ManifestHash: m.Hash(),
+		Analysis: analysisID, RunID: collab.NewRunID(), SigningKey: pub}
+	run, err := rc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.authorize(c, run, true)
+	if err != nil {
+		a.log.WarnContext(ctx, "mpc run refused", "analysis", analysisID, "reason", err)
+		return nil, err
+	}
+	log := a.log.With("collaboration", m.ID, "analysis", analysisID, "run", rc.RunID)
+	session, err := psi.NewSessionID(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.reserve(p, session); err != nil {
+		log.WarnContext(ctx, "mpc run refused", "reason", err)
+		return nil, err
+	}
+	in, plain, err := a.input(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	groups, dropped, err := a.assign(p, in)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := psi.NewGroupSender(a.psiConfig(session), groupIDs(groups))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	defer sender.Close()
+	req, err := sender.Request()
+	if err != nil {
+		return nil, err
+	}
+	reqBytes, err := req.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	stmt := &result.AgentStatement{
+		Role: result.RoleInitiator, Run: run, Party: a.cfg.Identity.Name(),
+		Dataset: p.mine.ID, SealedSHA256: p.mine.Descriptor.SealedSHA256,
+		Session: hex.EncodeToString(session[:]), RequestSHA256: digest(reqBytes),
+		Identifiers: len(req.Elements), PlaintextBytes: plain, SignedAt: a.cfg.Now().UTC(),
+	}
+	if p.eps != nil {
+		stmt.Epsilon = p.eps.String()
+	}
+	start, err := result.SignAgent(stmt, a.cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	file, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	respBytes, peerStmt, err := a.exchange(ctx, strings.TrimRight(peer, "/"), p, &Start{Collaboration: file, Statement: start}, reqBytes, session)
+	if err != nil {
+		log.WarnContext(ctx, "mpc run failed", "reason", err)
+		return nil, err
+	}
+	var resp psi.Response
+	if err := resp.UnmarshalBinary(respBytes); err != nil {
+		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	}
+	psiRes, err := sender.Finish(&resp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	}
+	res, err := a.release(p, in, groups, psiRes.Groups(), dropped)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.sign(p, runKey, file, res, start, peerStmt)
+	if err != nil {
+		return nil, err
+	}
+	out.RunID = rc.RunID
+	log.InfoContext(ctx, "mpc run completed", "peer", p.peer.Name, "groups", len(groups), "rows", len(res.Rows), "suppressed_rows", res.SuppressedRows, "epsilon", stmt.Epsilon)
+	return out, nil
+}
+
+// exchange sends Start and then the request, and checks the responder's
+// statement: signed with the key on the other owner's card, for this run,
+// its dataset, session and request, and naming exactly the response bytes
+// received.
+func (a *Agent) exchange(ctx context.Context, peer string, p *plan, s *Start, reqBytes []byte, session psi.SessionID) ([]byte, *result.Envelope, error) {
+	body, err := json.Marshal(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	var acc Accepted
+	if _, err := a.post(ctx, peer+"/v1/mpc/runs", "application/json", body, 64<<10, &acc); err != nil {
+		return nil, nil, err
+	}
+	hdr, err := a.post(ctx, peer+"/v1/mpc/runs/"+p.rc.RunID+"/psi", "application/octet-stream", reqBytes, int64(a.psiConfig(session).MaxMessageSize()), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp := hdr.body
+	raw, err := base64.StdEncoding.DecodeString(hdr.statement)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: the responder's statement header is not base64", ErrTampered)
+	}
+	var env result.Envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, nil, fmt.Errorf("%w: the responder's statement: %v", ErrTampered, err)
+	}
+	st, err := result.VerifyAgent(&env, p.peer.Card)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrTampered, err)
+	}
+	switch {
+	case st.Role != result.RoleResponder || !bytes.Equal(st.Run, p.run):
+		return nil, nil, fmt.Errorf("%w: the responder's statement is for another run", ErrTampered)
+	case st.Dataset != p.theirs.ID || st.SealedSHA256 != p.theirs.Descriptor.SealedSHA256:
+		return nil, nil, fmt.Errorf("%w: the responder read dataset %q (%.16s…), the run reads %q", ErrTampered, st.Dataset, st.SealedSHA256, p.theirs.ID)
+	case st.Session != hex.EncodeToString(session[:]) || st.RequestSHA256 != digest(reqBytes):
+		return nil, nil, fmt.Errorf("%w: the responder answered another session or request", ErrTampered)
+	case st.ResponseSHA256 != digest(resp):
+		return nil, nil, fmt.Errorf("%w: the response's SHA-256 is %.16s…, the responder signed %.16s…", ErrTampered, digest(resp), st.ResponseSHA256)
+	}
+	return resp, &env, nil
+}
+
+type reply struct {
+	body      []byte
+	statement string
+}
+
+// post sends one request to the responder; into, when set, receives a JSON
+// answer.
+func (a *Agent) post(ctx context.Context, url, ctype string, body []byte, limit int64, into any) (*reply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := a.cfg.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPeer, err)
+	}
+	defer resp.Body.Close()
+	b, err := readAll(resp.Body, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPeer, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%w: %w", ErrPeer, web.ReadProblem("mpc agent", resp.StatusCode, b))
+	}
+	if into != nil {
+		if err := json.Unmarshal(b, into); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrPeer, err)
+		}
+	}
+	return &reply{body: b, statement: resp.Header.Get(StatementHeader)}, nil
+}
+
+// assign puts each identifier in one group — the group with the smallest
+// keyed hash of (identifier, group), under a key drawn for the run, so
+// that the choice is neither predictable nor biased — and, without
+// differential privacy, drops the groups with fewer distinct identifiers
+// than the output policy's minimum, which could not be released anyway.
+// It returns the groups kept, as indexes into in.Groups, and how many were
+// dropped.
+func (a *Agent) assign(p *plan, in *analysis.PSIInput) ([]assigned, int, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, 0, err
+	}
+	defer clear(key)
+	best := map[string]int{}
+	score := map[string][]byte{}
+	for g := range in.Groups {
+		for _, id := range in.Groups[g].IDs {
+			mac := hmac.New(sha256.New, key)
+			mac.Write(id)
+			fmt.Fprintf(mac, "\x00%d", g)
+			s := mac.Sum(nil)
+			if old, ok := score[string(id)]; !ok || bytes.Compare(s, old) < 0 {
+				score[string(id)], best[string(id)] = s, g
+			}
+		}
+	}
+	var out []assigned
+	dropped := 0
+	for g := range in.Groups {
+		var ids [][]byte
+		for _, id := range in.Groups[g].IDs {
+			if best[string(id)] == g {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 || p.eps == nil && len(ids) < p.pol.MinDistinctIdentities {
+			dropped++
+			continue
+		}
+		out = append(out, assigned{group: g, ids: ids})
+	}
+	if len(out) == 0 {
+		return nil, 0, fmt.Errorf("%w: no group of dataset %q has the %d distinct identifiers the output policy requires: nothing can be released", ErrRefused, p.mine.ID, p.pol.MinDistinctIdentities)
+	}
+	return out, dropped, nil
+}
+
+type assigned struct {
+	group int
+	ids   [][]byte
+}
+
+func groupIDs(gs []assigned) [][][]byte {
+	out := make([][][]byte, len(gs))
+	for i, g := range gs {
+		out[i] = g.ids
+	}
+	return out
+}
+
+// sign seals the result to the receivers and signs the bundle and the
+// receipt with the run key.
+func (a *Agent) sign(p *plan, runKey ed25519.PrivateKey, file []byte, res *analysis.Result, mine, theirs *result.Envelope) (*Output, error) {
+	output, err := res.Encode()
+	if err != nil {
+		return nil, err
+	}
+	var cards []*party.Card
+	for _, name := range p.m.ReceiversOf(p.an) {
+		cards = append(cards, p.m.Party(name).Card)
+	}
+	sealed, err := result.SealOutput(output, p.rc.RunID, cards)
+	if err != nil {
+		return nil, err
+	}
+	var inputs []result.Input
+	var destroyed []result.Destroyed
+	var agents []*result.Envelope
+	for _, id := range collab.ReadsOf(p.an) {
+		ds := p.m.Dataset(id)
+		inputs = append(inputs, result.Input{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
+		destroyed = append(destroyed, result.Destroyed{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
+		if id == p.mine.ID {
+			agents = append(agents, mine)
+		} else {
+			agents = append(agents, theirs)
+		}
+	}
+	now := a.cfg.Now().UTC()
+	bundle, err := result.SignBundle(&result.Bundle{
+		Run: p.run, CreatedAt: now, Inputs: inputs, OutputSHA256: digest(output),
+		SuppressedRows: res.SuppressedRows, Outputs: sealed, Agents: agents, Collaboration: file,
+	}, runKey)
+	if err != nil {
+		return nil, err
+	}
+	receipt, err := result.SignReceipt(&result.Receipt{
+		Run: p.run, ResultDigest: result.DigestHex(bundle.Envelope.Payload), Destroyed: destroyed,
+		DestroyedAt: now, Outcome: "completed", Agents: agents, Collaboration: file,
+	}, runKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Output{Bundle: bundle, Receipt: receipt, Result: res}, nil
+}

@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/mpc/psi"
+	"github.com/kura-cc/kura/result"
+)
+
+// StatementHeader carries the responder's signed statement (a DSSE
+// envelope, JSON, standard base64) next to its binary PSI response.
+const StatementHeader = "Kura-Agent-Statement"
+
+// pendingTTL is how long an accepted run waits for its PSI request.
+const pendingTTL = 5 * time.Minute
+
+// clockSkew is how far an initiator's statement may be dated from the
+// responder's clock.
+const clockSkew = 5 * time.Minute
+
+// maxStartSize bounds a run's opening message: the collaboration file and
+// the initiator's statement.
+const maxStartSize = collab.MaxCollaborationSize + 64<<10
+
+// Start is a run's opening message, initiator to responder.
+type Start struct {
+	// Collaboration is the collaboration file the run is for.
+	Collaboration json.RawMessage `json:"collaboration"`
+	// Statement is the initiator's statement (result.AgentStatement,
+	// role initiator), signed with its owner's party key: it binds the run
+	// context, the session and the digest of the PSI request that follows.
+	Statement *result.Envelope `json:"statement"`
+}
+
+// Accepted is the responder's answer to Start.
+type Accepted struct {
+	RunID string `json:"run_id"`
+	// MaxRequestBytes is the largest PSI request it will read.
+	MaxRequestBytes int `json:"max_request_bytes"`
+}
+
+// pendingRun is a run accepted by Start, waiting for its request.
+type pendingRun struct {
+	p       *plan
+	start   *result.AgentStatement
+	session psi.SessionID
+	expires time.Time
+}
+
+// Handler serves the responder's API (docs/spec/mpc.md §4):
+//
+//	POST /v1/mpc/runs                 Start → 201 Accepted
+//	POST /v1/mpc/runs/{run_id}/psi    PSI request → PSI response + statement
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/mpc/runs", web.Handle(a.log, nil, a.handleStart))
+	mux.Handle("POST /v1/mpc/runs/{run}/psi", web.Handle(a.log, nil, a.handlePSI))
+	return mux
+}
+
+func (a *Agent) handleStart(w http.ResponseWriter, r *http.Request) error {
+	body, err := web.ReadBody(w, r, maxStartSize)
+	if err != nil {
+		return err
+	}
+	var s Start
+	if err := json.Unmarshal(body, &s); err != nil || s.Statement == nil {
+		return fmt.Errorf("%w: start: want {collaboration, statement}", ErrMalformed)
+	}
+	pr, err := a.accept(r.Context(), &s)
+	if err != nil {
+		a.log.WarnContext(r.Context(), "mpc run refused", "reason", err)
+		return err
+	}
+	a.log.InfoContext(r.Context(), "mpc run accepted", "collaboration", pr.p.m.ID, "analysis", pr.p.an.ID,
+		"run", pr.p.rc.RunID, "initiator", pr.p.peer.Name, "dataset", pr.p.mine.ID, "epsilon", pr.start.Epsilon)
+	return web.WriteJSON(w, http.StatusCreated, Accepted{RunID: pr.p.rc.RunID, MaxRequestBytes: a.psiConfig(pr.session).MaxMessageSize()})
+}
+
+// accept checks a Start and records the run: the collaboration and the
+// run pass authorize for this owner as responder; the statement is the
+// initiator owner's, signed with the key on its card, for this run, its
+// dataset and a fresh session, and dated near now; then the ledger takes
+// the run (replay, max_runs, budget).
+func (a *Agent) accept(ctx context.Context, s *Start) (*pendingRun, error) {
+	c, err := collab.ParseCollaboration(s.Collaboration)
+	if err != nil {
+		return nil, fmt.Errorf("%w: collaboration: %w", ErrMalformed, err)
+	}
+	var probe result.AgentStatement
+	if err := json.Unmarshal(s.Statement.Payload, &probe); err != nil {
+		return nil, fmt.Errorf("%w: statement: %v", ErrMalformed, err)
+	}
+	p, err := a.authorize(c, probe.Run, false)
+	if err != nil {
+		return nil, err
+	}
+	st, err := result.VerifyAgent(s.Statement, p.peer.Card)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTampered, err)
+	}
+	now := a.cfg.Now()
+	switch {
+	case st.Role != result.RoleInitiator:
+		return nil, fmt.Errorf("%w: the statement's role is %q, want initiator", ErrRefused, st.Role)
+	case st.Dataset != p.theirs.ID || st.SealedSHA256 != p.theirs.Descriptor.SealedSHA256:
+		return nil, fmt.Errorf("%w: the initiator's statement names dataset %q, the run reads %q", ErrRefused, st.Dataset, p.theirs.ID)
+	case st.SignedAt.Before(now.Add(-clockSkew)) || st.SignedAt.After(now.Add(clockSkew)):
+		return nil, fmt.Errorf("%w: the initiator's statement is dated %s, more than %v from this agent's clock", ErrReplay, st.SignedAt.UTC().Format(time.RFC3339), clockSkew)
+	}
+	var session psi.SessionID
+	if b, err := hex.DecodeString(st.Session); err != nil || len(b) != len(session) {
+		return nil, fmt.Errorf("%w: session %q", ErrMalformed, st.Session)
+	} else {
+		copy(session[:], b)
+	}
+	if _, err := hex.DecodeString(st.RequestSHA256); err != nil || len(st.RequestSHA256) != 64 {
+		return nil, fmt.Errorf("%w: request_sha256 %q", ErrMalformed, st.RequestSHA256)
+	}
+	if p.eps != nil && st.Epsilon != p.eps.String() || p.eps == nil && st.Epsilon != "" {
+		return nil, fmt.Errorf("%w: the initiator charges ε %q, the analysis another", ErrRefused, st.Epsilon)
+	}
+	if err := a.reserve(p, session); err != nil {
+		return nil, err
+	}
+	pr := &pendingRun{p: p, start: st, session: session, expires: now.Add(pendingTTL)}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, x := range a.pending {
+		if now.After(x.expires) {
+			delete(a.pending, id)
+		}
+	}
+	a.pending[p.rc.RunID] = pr
+	return pr, nil
+}
+
+func (a *Agent) handlePSI(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("run")
+	a.mu.Lock()
+	pr := a.pending[id]
+	delete(a.pending, id) // one request per run, whatever happens next
+	a.mu.Unlock()
+	if pr == nil || a.cfg.Now().After(pr.expires) {
+		return fmt.Errorf("%w: run %q: start it first (a run takes one request, within %v)", ErrNoRun, id, pendingTTL)
+	}
+	ctx := r.Context()
+	log := a.log.With("collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", id)
+	resp, stmt, err := a.respond(ctx, pr, w, r)
+	if err != nil {
+		log.WarnContext(ctx, "mpc request refused", "reason", err)
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(StatementHeader, stmt)
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(resp); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "mpc request answered; session key and plaintext wiped", "response_bytes", len(resp))
+	return nil
+}
+
+// respond checks the request against the initiator's signed digest,
+// computes the owner's side, answers and signs its statement.
+func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	cfg := a.psiConfig(pr.session)
+	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()))
+	if err != nil {
+		return nil, "", err
+	}
+	if d := digest(body); d != pr.start.RequestSHA256 {
+		return nil, "", fmt.Errorf("%w: the request's SHA-256 is %.16s…, the initiator signed %.16s…", ErrTampered, d, pr.start.RequestSHA256)
+	}
+	var req psi.Request
+	if err := req.UnmarshalBinary(body); err != nil {
+		return nil, "", fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	}
+	in, plain, err := a.input(ctx, pr.p)
+	if err != nil {
+		return nil, "", err
+	}
+	var ids [][]byte
+	for _, g := range in.Groups {
+		ids = append(ids, g.IDs...)
+	}
+	recv, err := psi.NewReceiver(cfg, ids)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	resp, err := recv.Respond(&req)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	}
+	out, err := resp.MarshalBinary()
+	if err != nil {
+		return nil, "", err
+	}
+	env, err := result.SignAgent(&result.AgentStatement{
+		Role: result.RoleResponder, Run: pr.p.run, Party: a.cfg.Identity.Name(),
+		Dataset: pr.p.mine.ID, SealedSHA256: pr.p.mine.Descriptor.SealedSHA256,
+		Session: pr.start.Session, RequestSHA256: pr.start.RequestSHA256, ResponseSHA256: digest(out),
+		Identifiers: len(resp.Elements), Epsilon: pr.start.Epsilon, PlaintextBytes: plain, SignedAt: a.cfg.Now().UTC(),
+	}, a.cfg.Identity)
+	if err != nil {
+		return nil, "", err
+	}
+	js, err := json.Marshal(env)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, base64.StdEncoding.EncodeToString(js), nil
+}
+
+// readAll reads at most limit bytes, failing beyond.
+func readAll(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrMalformed, limit)
+	}
+	return b, nil
+}
