@@ -14,6 +14,9 @@ import (
 // a group below the effective min_distinct_identities is suppressed, as
 // are the groups assign dropped.
 func (a *Agent) release(p *plan, in *analysis.PSIInput, groups []assigned, counts []int, dropped int) (*analysis.Result, error) {
+	if p.eps != nil {
+		return nil, fmt.Errorf("%w: analysis %q asks for differential privacy, which this agent cannot add yet", ErrRefused, p.an.ID)
+	}
 	if len(counts) != len(groups) {
 		return nil, fmt.Errorf("%w: %d counts for %d groups", ErrMalformed, len(counts), len(groups))
 	}
