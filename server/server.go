@@ -1,8 +1,9 @@
 // Package server assembles a kura platform server: the roles a deployment
-// runs (attestation verifier, key broker, transparency log, coordinator)
-// over one store, behind one HTTP handler with health, readiness and
-// Prometheus metrics. New builds them in one fixed order — store, verifier,
-// key broker, log, coordinator — so this file says what a kura server is;
+// runs (attestation verifier, key broker, transparency log, coordinator,
+// and when named the Prio3 aggregator) over one store, behind one HTTP
+// handler with health, readiness and Prometheus metrics. New builds them in
+// one fixed order — store, verifier, key broker, log, coordinator,
+// aggregator — so this file says what a kura server is;
 // `kura serve`, the demo, benchmarks and tests all build servers through it.
 //
 // The server is an http.Handler and a lifecycle, not a listener: callers
@@ -66,10 +67,18 @@ const (
 	RoleLog Role = "log"
 	// RoleCoordinator keeps collaborations; it needs RoleLog.
 	RoleCoordinator Role = "coordinator"
+	// RoleAggregator is a Prio3 aggregator of secret-shared reports
+	// (mpc/aggregator), for the tasks Config.Aggregator names. It runs
+	// only when named.
+	RoleAggregator Role = "aggregator"
 )
 
-// AllRoles lists every role in build order.
+// AllRoles lists the roles a server runs when none are named, in build
+// order.
 var AllRoles = []Role{RoleVerifier, RoleKBS, RoleLog, RoleCoordinator}
+
+// knownRoles lists every role in build order.
+var knownRoles = []Role{RoleVerifier, RoleKBS, RoleLog, RoleCoordinator, RoleAggregator}
 
 // Config configures a server. Paths left empty default to files in DataDir.
 type Config struct {
@@ -109,6 +118,8 @@ type Config struct {
 	// RunLease is how long a worker's claim on a run lasts unless renewed
 	// (default coordinator.DefaultLease).
 	RunLease time.Duration
+	// Aggregator configures the aggregator role.
+	Aggregator Aggregator
 	// RateLimit is the requests per second allowed per client address on
 	// the platform's writes — every POST and PUT under /v1/: nonces,
 	// verifications, log intake, collaboration pushes — with bursts of
@@ -202,7 +213,7 @@ type build struct {
 }
 
 // New builds the roles cfg names, in the order store → verifier → key
-// broker → log → coordinator. On error, what was built is closed.
+// broker → log → coordinator → aggregator. On error, what was built is closed.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	roles, err := selectRoles(cfg.Roles)
 	if err != nil {
@@ -237,6 +248,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			err = b.buildLog(ctx)
 		case RoleCoordinator:
 			err = b.buildCoordinator(ctx)
+		case RoleAggregator:
+			err = b.buildAggregator(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("role %s: %w", r, err)
@@ -252,12 +265,12 @@ func selectRoles(want []Role) ([]Role, error) {
 		return AllRoles, nil
 	}
 	for _, r := range want {
-		if !slices.Contains(AllRoles, r) {
+		if !slices.Contains(knownRoles, r) {
 			return nil, fmt.Errorf("%w: unknown role %q; roles are %s", ErrConfig, r, RoleNames())
 		}
 	}
 	var out []Role
-	for _, r := range AllRoles {
+	for _, r := range knownRoles {
 		if slices.Contains(want, r) {
 			out = append(out, r)
 		}
@@ -267,8 +280,8 @@ func selectRoles(want []Role) ([]Role, error) {
 
 // RoleNames lists the roles for messages and help text: "verifier, kbs, ...".
 func RoleNames() string {
-	names := make([]string, len(AllRoles))
-	for i, r := range AllRoles {
+	names := make([]string, len(knownRoles))
+	for i, r := range knownRoles {
 		names[i] = string(r)
 	}
 	return strings.Join(names, ", ")

@@ -100,7 +100,7 @@ receipt. --tee sim (INSECURE, dev mode only) runs on machines without a TEE.`,
 			}
 			o, err := worker.Run(ctx, cfg)
 			if logURL != "" && o != nil {
-				if perr := publishRun(ctx, hc, logURL, o); perr != nil {
+				if perr := publishRun(ctx, hc, logURL, o.Result, o.Receipt); perr != nil {
 					err = errors.Join(err, perr)
 				}
 			}
@@ -174,12 +174,12 @@ type trustFlags struct {
 
 // publishRun records a run's result bundle and receipt in the
 // transparency log at baseURL and embeds the inclusion proofs it returns.
-func publishRun(ctx context.Context, hc *http.Client, baseURL string, o *worker.Output) error {
+func publishRun(ctx context.Context, hc *http.Client, baseURL string, bundle, receipt *result.File) error {
 	c := &intake.Client{BaseURL: baseURL, HTTP: hc}
 	for _, x := range []struct {
 		f    *result.File
 		kind auditlog.Kind
-	}{{o.Result, auditlog.KindResult}, {o.Receipt, auditlog.KindReceipt}} {
+	}{{bundle, auditlog.KindResult}, {receipt, auditlog.KindReceipt}} {
 		if x.f == nil {
 			continue
 		}

@@ -208,6 +208,7 @@ func newRoot(env *Env) *cobra.Command {
 		newTimelockCmd(g),
 		newAICmd(g),
 		newBeaconCmd(g),
+		newMPCCmd(g),
 		newVersionCmd(),
 	)
 	requireSubcommand(root)

@@ -49,6 +49,7 @@ type serveFlags struct {
 	maxDataset    int64
 	blob          blobFlags
 	log           logFlags
+	agg           aggregatorFlags
 	// withLog (`kbs serve --log`) adds the log role: an owner-run broker's
 	// own transparency log.
 	withLog bool
@@ -93,6 +94,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 		fs.DurationVar(&f.runLease, "run-lease", coordinator.DefaultLease, "how long a worker's claim on a run lasts unless renewed; a run whose worker stops renewing is run again")
 		f.blob.register(fs)
 		f.log.register(fs)
+		f.agg.register(fs)
 	}
 	if f.brokerOnly() {
 		fs.BoolVar(&f.withLog, "log", false, "also run the transparency-log role: the broker's own log in <data>/log, served under /log/, recording every release decision (verifier key <data>/log-key.pub unless --log-key)")
@@ -150,6 +152,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	}
 	if f.platform() {
 		if cfg.Log, err = f.log.config(); err != nil {
+			return server.Config{}, err
+		}
+		if cfg.Aggregator, err = f.agg.config(); err != nil {
 			return server.Config{}, err
 		}
 		if len(f.roleNames) > 0 && !slices.Contains(f.roleNames, string(server.RoleLog)) {

@@ -65,9 +65,11 @@ claims anything.`,
 						_, err = logs.Submit(ctx, auditlog.KindRunStart, body)
 						return err
 					}},
-				Publish: func(ctx context.Context, o *worker.Output) error { return publishRun(ctx, hc, base, o) },
-				Poll:    poll,
-				Renew:   renew,
+				Publish: func(ctx context.Context, o *worker.Output) error {
+					return publishRun(ctx, hc, base, o.Result, o.Receipt)
+				},
+				Poll:  poll,
+				Renew: renew,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "kura worker serving %s\n", base)
 			if err := worker.Serve(ctx, cfg); err != nil && ctx.Err() == nil {

@@ -36,7 +36,6 @@ import (
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/token"
 	"github.com/kura-cc/kura/verifier"
-	"github.com/kura-cc/kura/worker"
 )
 
 // Config is what the demo takes from the command line that runs it: kura's
@@ -54,7 +53,7 @@ type Config struct {
 	// PublishRun records a run's result bundle and receipt in the
 	// transparency log at baseURL and embeds the inclusion proofs it
 	// returns (`kura worker run --log`).
-	PublishRun func(ctx context.Context, hc *http.Client, baseURL string, o *worker.Output) error
+	PublishRun func(ctx context.Context, hc *http.Client, baseURL string, bundle, receipt *result.File) error
 	// FetchKept fetches the result bundle or receipt (kind "results" or
 	// "receipts") that the log at baseURL kept, by the SHA-256 of its
 	// payload, and checks that it is that file, signed by the key of run

@@ -67,7 +67,7 @@ func (d *demo) serveQueue(ctx context.Context, c *CleanRoom, base string, log *s
 			}
 		},
 		Publish: func(ctx context.Context, o *worker.Output) error {
-			if err := d.cfg.PublishRun(ctx, http.DefaultClient, base, o); err != nil {
+			if err := d.cfg.PublishRun(ctx, http.DefaultClient, base, o.Result, o.Receipt); err != nil {
 				return err
 			}
 			select {

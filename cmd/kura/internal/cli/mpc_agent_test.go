@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/scenario"
+)
+
+// TestMPCAgents: the airline and the carrier compute an analysis on the
+// cryptographic backend with kura mpc agent and kura mpc run, and the
+// analyst opens the result and verifies the receipt with the usual
+// commands; a party that approved nothing cannot open it, and an analysis
+// approved only for the TEE backend is refused with the policy exit code.
+func TestMPCAgents(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	for _, name := range []string{"airline", "carrier", "analyst"} {
+		mustRun(t, "party", "init", name, "-o", p(name))
+	}
+	files, err := scenario.Generate(ctx, dir, scenario.Config{Rows: 6000, Seed: 3, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*party.Identity{}
+	for _, name := range []string{"airline", "carrier", "analyst"} {
+		if ids[name], err = party.Load(p(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &collab.Manifest{Format: collab.FormatVersion, ID: "mpc-cli",
+		Parties: []collab.Party{
+			{Name: "airline", Roles: []collab.Role{collab.RoleDataProvider}, Card: ids["airline"].Card()},
+			{Name: "carrier", Roles: []collab.Role{collab.RoleDataProvider}, Card: ids["carrier"].Card()},
+			{Name: "analyst", Roles: []collab.Role{collab.RoleResultReceiver}, Card: ids["analyst"].Card()},
+		},
+		Receivers: []string{"analyst"},
+		Verifiers: []collab.Verifier{{Name: "unused", JWKSURL: "https://verifier.example/.well-known/jwks.json"}},
+	}
+	m.Worker.ReferenceValues.Measurements = []appraisal.Measurement{{TEE: "snp", Name: "unused", Value: strings.Repeat("ab", 48)}}
+	for _, ds := range []struct {
+		id, owner, plain string
+		schema           *table.Schema
+	}{{"flights", "airline", files.Flights, scenario.FlightsSchema()}, {"visits", "carrier", files.Visits, scenario.VisitsSchema()}} {
+		sealed := p(ds.id + ".kura")
+		schemaFile := p(ds.id + ".schema.json")
+		os.WriteFile(schemaFile, ds.schema.JSON(), 0o600)
+		mustRun(t, "data", "seal", ds.plain, "--schema", schemaFile, "--dataset-id", ds.id, "-o", sealed)
+		key, err := dataset.ReadKeyFile(sealed + ".key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := key.ID()
+		sum, size, err := dataset.FileSHA256(sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Datasets = append(m.Datasets, collab.Dataset{ID: ds.id, Owner: ds.owner, OutputPolicy: collab.OutputPolicy{MinDistinctIdentities: 5},
+			Descriptor: collab.Descriptor{Version: 1, DatasetID: ds.id, Owner: ds.owner, Format: "parquet", Schema: ds.schema,
+				KeyID: hex.EncodeToString(kid[:]), SealedSHA256: sum, SealedSize: size,
+				KeyBroker: collab.KeyBrokerRef{URL: "https://kbs." + ds.owner + ".example", Resource: ds.owner + "/dataset-key/" + ds.id, Version: 1}}})
+	}
+	agg := func() *collab.Aggregate {
+		return &collab.Aggregate{From: "flights", Joins: []collab.Join{{Dataset: "visits", Left: "flights.phone", Right: "visits.phone"}},
+			GroupBy:  []string{"flights.age_band"},
+			Measures: []collab.Measure{{Func: collab.AggCountDistinctIdentities, Dataset: "visits", As: "visitors"}}}
+	}
+	m.Analyses = []collab.Analysis{
+		{ID: "by_age", Kind: collab.KindAggregate, Backend: collab.BackendMPC, Aggregate: agg()},
+		{ID: "by_age_tee", Kind: collab.KindAggregate, Aggregate: agg()},
+	}
+	c, err := collab.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"airline", "carrier", "analyst"} {
+		if _, err := c.Approve(ids[name], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p("mpc.collab.json"), data, 0o600)
+
+	peer := runInBackground(t, "mpc", "agent", "--identity", p("carrier"), "--dataset", "visits="+p("visits.kura"),
+		"--key-file", "visits="+p("visits.kura.key"), "--ledger", p("carrier.ledger"), "--addr", "127.0.0.1:0")
+	runArgs := func(analysis, out string) []string {
+		return []string{"mpc", "run", p("mpc.collab.json"), "--analysis", analysis, "--peer", peer, "--identity", p("airline"),
+			"--dataset", "flights=" + p("flights.kura"), "--key-file", "flights=" + p("flights.kura.key"), "--ledger", p("airline.ledger"), "-o", out, "--json"}
+	}
+	var stdout, stderr strings.Builder
+	if code := Run(ctx, runArgs("by_age", p("result.json")), Env{Stdout: &stdout, Stderr: &stderr}); code != ExitOK {
+		t.Fatalf("mpc run: exit %d\n%s", code, stderr.String())
+	}
+	var report workerRunReport
+	if err := json.Unmarshal([]byte(stdout.String()), &report); err != nil || report.Rows == 0 {
+		t.Fatalf("mpc run --json: %v\n%s", err, stdout.String())
+	}
+	code, out := run(ctx, "result", "open", p("result.json"), "--identity", p("analyst"), "--format", "csv")
+	if code != ExitOK || !strings.Contains(out, "age_band,visitors") || !strings.Contains(out, "both owners' agents signed this run") {
+		t.Fatalf("result open: exit %d\n%s", code, out)
+	}
+	if code, out := run(ctx, "receipt", "verify", p("result.receipt.json"), "--result", p("result.json"), "--identity", p("analyst")); code != ExitOK {
+		t.Fatalf("receipt verify: exit %d\n%s", code, out)
+	}
+	// A party that approved nothing cannot vouch for the owners' cards.
+	mustRun(t, "party", "init", "mallory", "-o", p("mallory"))
+	if code, out := run(ctx, "result", "open", p("result.json"), "--identity", p("mallory")); code != ExitBadEvidence {
+		t.Fatalf("result open by a non-party: exit %d\n%s", code, out)
+	}
+	// The TEE-only analysis is refused by the initiator's own agent.
+	if code, out := run(ctx, runArgs("by_age_tee", p("tee.json"))...); code != ExitPolicy || !strings.Contains(out, "approved for the tee backend, not mpc") {
+		t.Fatalf("mpc run of a tee analysis: exit %d\n%s", code, out)
+	}
+}
