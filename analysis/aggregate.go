@@ -24,49 +24,11 @@ type aggCompiler struct {
 // dimensions, the measures, then one hidden count(DISTINCT identity) per
 // identity column of every dataset in the query.
 func compileAggregate(m *collab.Manifest, a *collab.Analysis, pol *policy) (*plan, []Threshold, error) {
-	g := a.Aggregate
-	if g == nil {
-		return nil, nil, fmt.Errorf("%w: analysis %q: no aggregate declaration", ErrInvalidAnalysis, a.ID)
-	}
-	c := &aggCompiler{m: m, a: a, pol: pol}
-	from := m.Dataset(g.From)
-	if from == nil {
-		return nil, nil, c.errf(ErrInvalidAnalysis, "from: no dataset %q", g.From)
-	}
-	c.in = append(c.in, from)
-	var b strings.Builder
-	fromSQL := quoteIdent(from.ID)
-	for i, j := range g.Joins {
-		d := m.Dataset(j.Dataset)
-		if d == nil {
-			return nil, nil, c.errf(ErrInvalidAnalysis, "joins[%d]: no dataset %q", i, j.Dataset)
-		}
-		for _, x := range c.in {
-			if x.ID == d.ID {
-				return nil, nil, c.errf(ErrInvalidAnalysis, "joins[%d]: dataset %q is already in the query", i, d.ID)
-			}
-		}
-		l, lc, err := c.column(j.Left, c.in)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, rc, err := c.column(j.Right, []*collab.Dataset{d})
-		if err != nil {
-			return nil, nil, err
-		}
-		if !lc.Join || !rc.Join {
-			return nil, nil, c.errf(ErrPolicyViolation, "joins[%d]: %s = %s: both columns must be declared join: true", i, j.Left, j.Right)
-		}
-		if lc.Type != rc.Type {
-			return nil, nil, c.errf(ErrInvalidAnalysis, "joins[%d]: %s is %s but %s is %s", i, j.Left, lc.Type, j.Right, rc.Type)
-		}
-		fromSQL += fmt.Sprintf(" JOIN %s ON %s = %s", quoteIdent(d.ID), l, r)
-		c.in = append(c.in, d)
-	}
-	if err := c.checkReads(); err != nil {
+	c, fromSQL, err := newAggCompiler(m, a, pol)
+	if err != nil {
 		return nil, nil, err
 	}
-
+	g := a.Aggregate
 	var where []string
 	for i, f := range g.Where {
 		s, err := c.filter(i, f)
@@ -75,28 +37,20 @@ func compileAggregate(m *collab.Manifest, a *collab.Analysis, pol *policy) (*pla
 		}
 		where = append(where, s)
 	}
+	dims, err := c.dimensions()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(g.Measures) == 0 {
+		return nil, nil, c.errf(ErrInvalidAnalysis, "measures: none")
+	}
+	if a.Privacy != nil {
+		return c.compilePrivate(fromSQL, where, dims)
+	}
 	var sel, groups []string
-	names := map[string]int{}
-	for _, gb := range g.GroupBy {
-		_, col, err := c.column(gb, c.in)
-		if err == nil {
-			names[strings.ToLower(col.Name)]++
-		}
-	}
-	for _, m := range g.Measures {
-		names[strings.ToLower(m.As)]++
-	}
-	for i, gb := range g.GroupBy {
-		q, col, err := c.output(fmt.Sprintf("group_by[%d]", i), gb)
-		if err != nil {
-			return nil, nil, err
-		}
-		name := col.Name
-		if names[strings.ToLower(name)] > 1 {
-			name = gb // dataset.column, when two datasets share the name
-		}
-		sel = append(sel, q+" AS "+quoteIdent(name))
-		groups = append(groups, q)
+	for _, d := range dims {
+		sel = append(sel, d.sql+" AS "+quoteIdent(d.name))
+		groups = append(groups, d.sql)
 	}
 	for i, ms := range g.Measures {
 		s, err := c.measure(i, ms)
@@ -104,9 +58,6 @@ func compileAggregate(m *collab.Manifest, a *collab.Analysis, pol *policy) (*pla
 			return nil, nil, err
 		}
 		sel = append(sel, s+" AS "+quoteIdent(ms.As))
-	}
-	if len(g.Measures) == 0 {
-		return nil, nil, c.errf(ErrInvalidAnalysis, "measures: none")
 	}
 
 	// Hidden threshold columns, one per identity column of every dataset.
@@ -125,10 +76,18 @@ func compileAggregate(m *collab.Manifest, a *collab.Analysis, pol *policy) (*pla
 			p.hidden = append(p.hidden, hiddenCount{instance: i, column: id})
 		}
 	}
+	p.sql = selectSQL(sel, fromSQL, where, groups)
+	p.params = c.params
+	return p, thresholds, nil
+}
+
+// selectSQL assembles one SELECT statement.
+func selectSQL(sel []string, from string, where, groups []string) string {
+	var b strings.Builder
 	b.WriteString("SELECT ")
 	b.WriteString(strings.Join(sel, ", "))
 	b.WriteString(" FROM ")
-	b.WriteString(fromSQL)
+	b.WriteString(from)
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(where, " AND "))
@@ -137,9 +96,90 @@ func compileAggregate(m *collab.Manifest, a *collab.Analysis, pol *policy) (*pla
 		b.WriteString(" GROUP BY ")
 		b.WriteString(strings.Join(groups, ", "))
 	}
-	p.sql = b.String()
-	p.params = c.params
-	return p, thresholds, nil
+	return b.String()
+}
+
+// newAggCompiler resolves the datasets of a declared aggregate analysis,
+// its from and joins, and returns the compiler and the FROM clause.
+func newAggCompiler(m *collab.Manifest, a *collab.Analysis, pol *policy) (*aggCompiler, string, error) {
+	g := a.Aggregate
+	if g == nil {
+		return nil, "", fmt.Errorf("%w: analysis %q: no aggregate declaration", ErrInvalidAnalysis, a.ID)
+	}
+	c := &aggCompiler{m: m, a: a, pol: pol}
+	from := m.Dataset(g.From)
+	if from == nil {
+		return nil, "", c.errf(ErrInvalidAnalysis, "from: no dataset %q", g.From)
+	}
+	c.in = append(c.in, from)
+	fromSQL := quoteIdent(from.ID)
+	for i, j := range g.Joins {
+		d := m.Dataset(j.Dataset)
+		if d == nil {
+			return nil, "", c.errf(ErrInvalidAnalysis, "joins[%d]: no dataset %q", i, j.Dataset)
+		}
+		for _, x := range c.in {
+			if x.ID == d.ID {
+				return nil, "", c.errf(ErrInvalidAnalysis, "joins[%d]: dataset %q is already in the query", i, d.ID)
+			}
+		}
+		l, lc, err := c.column(j.Left, c.in)
+		if err != nil {
+			return nil, "", err
+		}
+		r, rc, err := c.column(j.Right, []*collab.Dataset{d})
+		if err != nil {
+			return nil, "", err
+		}
+		if !lc.Join || !rc.Join {
+			return nil, "", c.errf(ErrPolicyViolation, "joins[%d]: %s = %s: both columns must be declared join: true", i, j.Left, j.Right)
+		}
+		if lc.Type != rc.Type {
+			return nil, "", c.errf(ErrInvalidAnalysis, "joins[%d]: %s is %s but %s is %s", i, j.Left, lc.Type, j.Right, rc.Type)
+		}
+		fromSQL += fmt.Sprintf(" JOIN %s ON %s = %s", quoteIdent(d.ID), l, r)
+		c.in = append(c.in, d)
+	}
+	if err := c.checkReads(); err != nil {
+		return nil, "", err
+	}
+	return c, fromSQL, nil
+}
+
+// dim is one group-by dimension: its SQL, its output name and its column.
+type dim struct {
+	sql, name string
+	col       *table.Column
+}
+
+// dimensions resolves the group-by columns. A dimension is named after its
+// column, or "dataset.column" when another dimension or a measure has the
+// same name.
+func (c *aggCompiler) dimensions() ([]dim, error) {
+	g := c.a.Aggregate
+	names := map[string]int{}
+	for _, gb := range g.GroupBy {
+		_, col, err := c.column(gb, c.in)
+		if err == nil {
+			names[strings.ToLower(col.Name)]++
+		}
+	}
+	for _, m := range g.Measures {
+		names[strings.ToLower(m.As)]++
+	}
+	var out []dim
+	for i, gb := range g.GroupBy {
+		q, col, err := c.output(fmt.Sprintf("group_by[%d]", i), gb)
+		if err != nil {
+			return nil, err
+		}
+		name := col.Name
+		if names[strings.ToLower(name)] > 1 {
+			name = gb // dataset.column, when two datasets share the name
+		}
+		out = append(out, dim{sql: q, name: name, col: col})
+	}
+	return out, nil
 }
 
 func (c *aggCompiler) errf(class error, format string, args ...any) error {

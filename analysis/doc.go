@@ -28,6 +28,14 @@
 // and suppresses each output row behind fewer distinct identities of any
 // dataset than the strictest owner's minimum.
 //
+// An aggregate analysis under privacy (docs/spec/analysis.md §7) is
+// released with differential privacy instead: each unit (an identity of
+// the from dataset) keeps one row, chosen by a keyed hash in the SQL; sums
+// are clipped; each count and sum gets discrete Laplace noise at its share
+// of ε (package privacy); and a group is output only if a noisy count
+// reaches the minimum. ReleaseCounts applies the same release to exact
+// counts computed by the cryptographic backend.
+//
 // The output (Result) has a canonical JSON encoding whose SHA-256 the
 // worker signs.
 package analysis

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -32,6 +33,11 @@ type Config struct {
 	Materialize bool
 	// Logger receives the engine's decisions; nil discards them.
 	Logger *slog.Logger
+	// Rand is the source of differential-privacy noise and of the key that
+	// bounds each unit's contribution (docs/spec/analysis.md §7); nil
+	// means crypto/rand.Reader. It must be uniform and secret: tests pass
+	// a seeded one, nothing else should.
+	Rand io.Reader
 }
 
 // Engine is one in-memory DuckDB database holding the datasets of one run.

@@ -39,6 +39,9 @@ type Result struct {
 	// Params are its bound parameters.
 	SQL    string `json:"sql"`
 	Params []any  `json:"params,omitempty"`
+	// Privacy, for an analysis released with differential privacy, says
+	// how (docs/spec/analysis.md §7); absent otherwise.
+	Privacy *PrivacyRelease `json:"privacy,omitempty"`
 }
 
 // Column is an output column: its name and DuckDB type (BIGINT, DOUBLE,
@@ -122,7 +125,7 @@ func sortRows(rows [][]any) ([][]any, error) {
 // dbType is the column's DuckDB type name.
 func jsonValue(v any, dbType string) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string:
+	case nil, bool, string, json.Number:
 		return x, nil
 	case int8, int16, int32, int64, int, uint8, uint16, uint32, uint64, uint:
 		return json.Number(fmt.Sprint(x)), nil

@@ -21,6 +21,11 @@ type plan struct {
 	// hidden are the trailing columns of the statement that hold distinct
 	// identity counts; they are never output.
 	hidden []hiddenCount
+	// dp, for an analysis under privacy, is its noise; the statement then
+	// returns the group keys and the exact integers noise is added to,
+	// and columns are the output's columns.
+	dp      *dpRelease
+	columns []Column
 }
 
 // hiddenCount is one hidden column: the distinct count of an identity
@@ -81,7 +86,12 @@ func (e *Engine) Run(ctx context.Context, m *collab.Manifest, analysisID string)
 		e.log.WarnContext(ctx, "analysis refused", "analysis", a.ID, "kind", a.Kind, "reason", err)
 		return nil, err
 	}
-	res, err := e.execute(ctx, p, pol, thresholds)
+	var res *Result
+	if p.dp != nil {
+		res, err = e.executePrivate(ctx, p, thresholds)
+	} else {
+		res, err = e.execute(ctx, p, pol, thresholds)
+	}
 	if err != nil {
 		e.log.WarnContext(ctx, "analysis failed", "analysis", a.ID, "reason", err)
 		return nil, err

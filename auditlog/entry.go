@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kura-cc/kura/privacy"
 )
 
 // EntryVersion is the entry format version this package writes and reads.
@@ -76,6 +78,10 @@ type Entry struct {
 	Manifest string
 	// Analysis is the id of the analysis the run executes (key_release).
 	Analysis string
+	// Epsilon is the differential-privacy ε the run spends of the
+	// dataset's budget, an exact decimal (key_release to a run of an
+	// analysis under privacy).
+	Epsilon string
 	// Decision is DecisionReleased or DecisionRefused (key_release).
 	Decision string
 	// Reason says why, in a few words (key_release).
@@ -111,6 +117,7 @@ type wireEntry struct {
 	Run           string `json:"run,omitempty"`
 	Manifest      string `json:"manifest,omitempty"`
 	Analysis      string `json:"analysis,omitempty"`
+	Epsilon       string `json:"epsilon,omitempty"`
 	Decision      string `json:"decision,omitempty"`
 	Reason        string `json:"reason,omitempty"`
 	Resource      string `json:"resource,omitempty"`
@@ -137,7 +144,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 	case KindRevocation:
 		return kindRule{required: []string{"collaboration", "party", "subject"}, allowed: []string{"version"}}, true
 	case KindKeyRelease:
-		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "run", "manifest", "analysis", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
+		return kindRule{required: []string{"decision", "resource"}, allowed: []string{"collaboration", "party", "subject", "run", "manifest", "analysis", "epsilon", "reason", "token_digest", "policy_id", "requester", "tee", "measurement", "broker_seq"}}, true
 	case KindRunStart:
 		return kindRule{required: []string{"collaboration", "run", "subject"}, allowed: []string{"party", "tee", "measurement"}}, true
 	case KindResult:
@@ -168,7 +175,7 @@ func (e *Entry) wire() wireEntry {
 	w := wireEntry{
 		V: EntryVersion, Kind: e.Kind, Collaboration: e.Collaboration, Party: e.Party, Subject: e.Subject,
 		Previous: e.Previous, Version: e.Version, Run: e.Run, Manifest: e.Manifest, Analysis: e.Analysis,
-		Decision: e.Decision, Reason: e.Reason, Resource: e.Resource, TokenDigest: e.TokenDigest,
+		Epsilon: e.Epsilon, Decision: e.Decision, Reason: e.Reason, Resource: e.Resource, TokenDigest: e.TokenDigest,
 		PolicyID: e.PolicyID, Requester: e.Requester, TEE: e.TEE, Measurement: e.Measurement, BrokerSeq: e.BrokerSeq,
 	}
 	if !e.Time.IsZero() {
@@ -185,7 +192,7 @@ func (w *wireEntry) present() map[string]bool {
 	return map[string]bool{
 		"collaboration": w.Collaboration != "", "party": w.Party != "", "subject": w.Subject != "",
 		"previous": w.Previous != "", "version": w.Version != 0, "run": w.Run != "",
-		"manifest": w.Manifest != "", "analysis": w.Analysis != "",
+		"manifest": w.Manifest != "", "analysis": w.Analysis != "", "epsilon": w.Epsilon != "",
 		"decision": w.Decision != "", "reason": w.Reason != "", "resource": w.Resource != "",
 		"token_digest": w.TokenDigest != "", "policy_id": w.PolicyID != "", "requester": w.Requester != "",
 		"tee": w.TEE != "", "measurement": w.Measurement != "", "broker_seq": w.BrokerSeq != 0,
@@ -239,6 +246,11 @@ func (w *wireEntry) validate() error {
 	}
 	if w.Decision != "" && w.Decision != DecisionReleased && w.Decision != DecisionRefused {
 		return fmt.Errorf("%w: decision %q: want %q or %q", ErrMalformed, w.Decision, DecisionReleased, DecisionRefused)
+	}
+	if w.Epsilon != "" {
+		if e, err := privacy.ParseEpsilon(w.Epsilon); err != nil || e.Sign() <= 0 {
+			return fmt.Errorf("%w: epsilon %q: want a positive decimal like 0.5", ErrMalformed, truncate(w.Epsilon, 80))
+		}
 	}
 	if w.BrokerSeq < 0 {
 		return fmt.Errorf("%w: negative broker_seq", ErrMalformed)
@@ -394,7 +406,7 @@ func (w *wireEntry) entry() *Entry {
 	e := &Entry{
 		Kind: w.Kind, Collaboration: w.Collaboration, Party: w.Party, Subject: w.Subject,
 		Previous: w.Previous, Version: w.Version, Run: w.Run, Manifest: w.Manifest, Analysis: w.Analysis,
-		Decision: w.Decision, Reason: w.Reason, Resource: w.Resource, TokenDigest: w.TokenDigest,
+		Epsilon: w.Epsilon, Decision: w.Decision, Reason: w.Reason, Resource: w.Resource, TokenDigest: w.TokenDigest,
 		PolicyID: w.PolicyID, Requester: w.Requester, TEE: w.TEE, Measurement: w.Measurement, BrokerSeq: w.BrokerSeq,
 	}
 	e.Time, _ = time.Parse(time.RFC3339Nano, w.Time) // validated

@@ -46,3 +46,27 @@ func TestKeyReleaseRun(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyReleaseEpsilon: a key_release to a run of a private analysis
+// carries the ε it spends, after analysis; it must be a positive decimal,
+// and only key_release carries it.
+func TestKeyReleaseEpsilon(t *testing.T) {
+	withEps := `{"v":1,"kind":"key_release","time":"2026-05-01T10:00:00Z","collaboration":"c1","run":"0f0f","analysis":"by_area","epsilon":"0.25","decision":"released","resource":"owner-a/dataset-key/flights","broker_seq":3}`
+	e, err := auditlog.ParseEntry([]byte(withEps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := e.Marshal(); err != nil || e.Epsilon != "0.25" || string(b) != withEps {
+		t.Errorf("parsed %+v, re-encoded %s, %v", e, b, err)
+	}
+	for name, bad := range map[string]string{
+		"not a decimal":       strings.Replace(withEps, `"0.25"`, `"a quarter"`, 1),
+		"zero":                strings.Replace(withEps, `"0.25"`, `"0"`, 1),
+		"out of order":        strings.Replace(strings.Replace(withEps, `"epsilon":"0.25",`, ``, 1), `"broker_seq":3`, `"broker_seq":3,"epsilon":"0.25"`, 1),
+		"epsilon on a result": `{"v":1,"kind":"result","time":"2026-05-01T10:00:00Z","run":"r1","epsilon":"1","subject":"sha256:` + strings.Repeat("ab", 32) + `"}`,
+	} {
+		if _, err := auditlog.ParseEntry([]byte(bad)); !errors.Is(err, auditlog.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

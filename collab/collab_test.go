@@ -346,6 +346,10 @@ func TestValidateErrors(t *testing.T) {
 			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
 			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 10, Max: 0}
 		}, "analyses[0].aggregate.measures[1].clip: min 10 is above max 0"},
+		{"privacy double", func(m *Manifest) {
+			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
+			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 0, Max: 10}
+		}, `analyses[0].aggregate.measures[1].column: avg of "passengers.fare" under privacy: the column is double`},
 		{"clip without privacy", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Max: 10} }, "analyses[0].aggregate.measures[1].clip: clip applies only under privacy"},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/privacy"
 )
 
@@ -85,6 +86,12 @@ func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
 				v.errf(p+".clip", "min %d is above max %d", ms.Clip.Min, ms.Clip.Max)
 			case max(-ms.Clip.Min, ms.Clip.Max) > maxClip:
 				v.errf(p+".clip", "bounds beyond ±%d", maxClip)
+			}
+			ds, name, _ := strings.Cut(ms.Column, ".")
+			if d := m.Dataset(ds); d != nil {
+				if col := column(d, name); col != nil && col.Type != table.Int64 {
+					v.errf(p+".column", "%s of %q under privacy: the column is %s; noise is added to integers, so use an int64 column (scaled to the resolution you need)", ms.Func, ms.Column, col.Type)
+				}
 			}
 		default:
 			v.errf(p+".fn", "%s cannot be released with differential privacy: use count, count_distinct_identities, sum or avg", ms.Func)

@@ -73,6 +73,11 @@ type RunView struct {
 	// manifest's approval expiry ("": none); the broker enforces both.
 	MaxRuns int    `json:"max_runs,omitempty"`
 	Expires string `json:"expires,omitempty"`
+	// Epsilon is the ε the analysis spends per run, and PrivacyBudget the
+	// dataset's total, both exact decimals as the manifest writes them
+	// (docs/spec/analysis.md §7), when set; the broker enforces the budget.
+	Epsilon       string `json:"epsilon,omitempty"`
+	PrivacyBudget string `json:"privacy_budget,omitempty"`
 }
 
 // checkRun decides whether a dataset key may go to the attested run. Every
@@ -118,6 +123,9 @@ func (b *Broker) checkRun(ctx context.Context, a *Attested, r *store.Resource, p
 	if an == nil {
 		return nil, fmt.Errorf("%w: analysis %q is not in the manifest", ErrDenied, rc.Analysis)
 	}
+	if an.BackendOf() == collab.BackendMPC {
+		return nil, fmt.Errorf("%w: analysis %q is approved for the mpc backend: its datasets' keys are never released", ErrDenied, an.ID)
+	}
 	var ds *collab.Dataset
 	for _, id := range collab.ReadsOf(an) {
 		if d := m.Dataset(id); d != nil && d.Descriptor.KeyBroker.Resource == path {
@@ -146,6 +154,10 @@ func (b *Broker) checkRun(ctx context.Context, a *Attested, r *store.Resource, p
 	if err := m.CheckWorker(a.View.TEE, a.View.Claims); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
-	return &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner,
-		MaxRuns: an.MaxRuns, Expires: m.Expires}, nil
+	v := &RunView{Collaboration: m.ID, ManifestHash: rc.ManifestHash, Analysis: an.ID, RunID: rc.RunID, Dataset: ds.ID, Owner: ds.Owner,
+		MaxRuns: an.MaxRuns, Expires: m.Expires, PrivacyBudget: ds.OutputPolicy.PrivacyBudget}
+	if an.Privacy != nil {
+		v.Epsilon = an.Privacy.Epsilon
+	}
+	return v, nil
 }

@@ -47,6 +47,7 @@ func (b *Broker) Register(mux *http.ServeMux, admins *Admins) {
 	mux.Handle("GET /kbs/v0/resource/{repo}/{type}/{tag}", h(b.compatible(endpointResource, b.handleResource)))
 	mux.Handle("POST "+RunResourcePrefix+"{repo}/{type}/{tag}", h(b.handleResource))
 	mux.Handle("POST "+RevocationPath, h(b.handleRevocation))
+	mux.Handle("GET "+BudgetPath, h(b.handleBudget))
 	b.registerAdmin(mux, admins)
 	mux.Handle(kbsCatchAll, h(b.unrouted(mux)))
 }

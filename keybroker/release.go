@@ -190,7 +190,11 @@ func (b *Broker) release(ctx context.Context, a *Attested, path string, query ma
 		if run, err = b.checkRun(ctx, a, r, path, collaboration); err != nil {
 			return nil, err
 		}
+		rec.Epsilon = run.Epsilon // what the run spends once released
 		if err := b.checkRunLimits(ctx, run); err != nil {
+			return nil, err
+		}
+		if err := b.checkBudget(ctx, run, path); err != nil {
 			return nil, err
 		}
 	}
@@ -284,6 +288,9 @@ func (b *Broker) record(ctx context.Context, rec *store.AuditRecord) error {
 		"token_sha256", rec.TokenDigest, "audit_seq", rec.Seq}
 	if rec.RunID != "" {
 		attrs = append(attrs, "collaboration", rec.Collaboration, "manifest_hash", rec.ManifestHash, "analysis", rec.Analysis, "run_id", rec.RunID)
+		if rec.Epsilon != "" {
+			attrs = append(attrs, "epsilon", rec.Epsilon)
+		}
 	}
 	level("release decision", attrs...)
 	return nil

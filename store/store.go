@@ -284,6 +284,16 @@ type AuditRecord struct {
 	ManifestHash  string
 	Analysis      string
 	RunID         string
+	// Epsilon is the differential-privacy ε the run's analysis spends
+	// (an exact decimal, docs/spec/analysis.md §7), on a dataset-key
+	// decision for an analysis under privacy; empty otherwise.
+	Epsilon string
+}
+
+// RunSpend is one run's release of a resource, with the ε it spends.
+type RunSpend struct {
+	RunID   string
+	Epsilon string
 }
 
 // Store is the state of a kura server. Implementations are safe for
@@ -331,6 +341,10 @@ type Store interface {
 	// collaboration got a key released (decision "released"), not counting
 	// the run except.
 	CountRuns(ctx context.Context, collaboration, analysis, except string) (int, error)
+	// RunSpends returns the distinct (run, ε) pairs of the records of
+	// collaboration that released resource with a non-empty Epsilon, by
+	// run id.
+	RunSpends(ctx context.Context, collaboration, resource string) ([]RunSpend, error)
 	// GetCollaboration returns the latest stored file of collaboration id
 	// and its version (1 for the first one stored), or ErrNotFound.
 	GetCollaboration(ctx context.Context, id string) (file []byte, version int64, err error)

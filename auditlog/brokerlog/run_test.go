@@ -28,10 +28,10 @@ func TestRunFields(t *testing.T) {
 	manifest, run := strings.Repeat("ab", 32), strings.Repeat("0f", 16)
 	for _, rec := range []*store.AuditRecord{
 		{Decision: "released", Reason: "policy allowed", Resource: "airline/dataset-key/flights",
-			Collaboration: "airline-carrier", ManifestHash: manifest, Analysis: "by_area", RunID: run},
+			Collaboration: "airline-carrier", ManifestHash: manifest, Analysis: "by_area", RunID: run, Epsilon: "0.5"},
 		{Decision: "released", Reason: "policy allowed", Resource: "owner/key/plain"},
 		{Decision: "refused", Reason: "not approved", Resource: "airline/dataset-key/flights",
-			Collaboration: "rival\x07", ManifestHash: "not-a-digest", Analysis: "x", RunID: "r"},
+			Collaboration: "rival\x07", ManifestHash: "not-a-digest", Analysis: "x", RunID: "r", Epsilon: "lots"},
 	} {
 		if _, err := st.AppendAudit(ctx, rec); err != nil {
 			t.Fatal(err)
@@ -71,13 +71,13 @@ func TestRunFields(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if e := got[1]; e == nil || e.Collaboration != "airline-carrier" || e.Run != run || e.Manifest != "sha256:"+manifest || e.Analysis != "by_area" {
+	if e := got[1]; e == nil || e.Collaboration != "airline-carrier" || e.Run != run || e.Manifest != "sha256:"+manifest || e.Analysis != "by_area" || e.Epsilon != "0.5" {
 		t.Errorf("the run's release logged as %+v", e)
 	}
 	if e := got[2]; e == nil || e.Collaboration != "stamped" || e.Run != "" || e.Manifest != "" || e.Analysis != "" {
 		t.Errorf("a release to no run logged as %+v", e)
 	}
-	if e := got[3]; e == nil || e.Collaboration != "rival\uFFFD" || e.Run != "r" || e.Manifest != "" || e.Analysis != "x" {
+	if e := got[3]; e == nil || e.Collaboration != "rival\uFFFD" || e.Run != "r" || e.Manifest != "" || e.Analysis != "x" || e.Epsilon != "" {
 		t.Errorf("a refusal with a malformed run context logged as %+v", e)
 	}
 	if airline != 1 {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/privacy"
 	"github.com/kura-cc/kura/store"
 )
 
@@ -51,6 +52,9 @@ func (s *Sink) append(ctx context.Context, rec *store.AuditRecord) (uint64, erro
 		e.Collaboration = clean(rec.Collaboration)
 	}
 	e.Run, e.Analysis = clean(rec.RunID), clean(rec.Analysis)
+	if eps, err := privacy.ParseEpsilon(rec.Epsilon); err == nil && eps.Sign() > 0 {
+		e.Epsilon = rec.Epsilon // the ε a run of a private analysis spends
+	}
 	if isHexSHA256(rec.ManifestHash) {
 		e.Manifest = "sha256:" + rec.ManifestHash
 	}

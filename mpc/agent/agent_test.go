@@ -446,3 +446,46 @@ func forgeStart(t *testing.T, w *world, signer, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestPrivateRunsAndBudget: with privacy, the released counts are noisy
+// (discrete Laplace at the analysis's ε), say how they were released, and
+// each owner's agent charges its own dataset's budget: the third run of ε
+// 0.5 against budgets of 1 is refused by the initiator's ledger, and by the
+// responder's too when an initiator ignores its own.
+func TestPrivateRunsAndBudget(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, func(m *collab.Manifest) {
+		m.Datasets[0].OutputPolicy.PrivacyBudget = "1"
+		m.Datasets[1].OutputPolicy.PrivacyBudget = "1"
+		m.Analyses[0].Privacy = &collab.Privacy{Epsilon: "0.5"}
+	})
+	srv, _ := w.serve(t, w.agent(t, "carrier"))
+	airline := w.agent(t, "airline")
+	exact := w.plaintext(t, 0)
+	for i := range 2 {
+		out, err := airline.Run(ctx, w.c, testAnalysis, srv.URL)
+		if err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		got, _ := w.open(t, out)
+		if len(got) == 0 {
+			t.Fatal("no group released")
+		}
+		for k, v := range got {
+			if d := v - exact[k]; d > 40 || d < -40 {
+				t.Errorf("group %s: released %d, exact %d: noise beyond 20 scales", k, v, exact[k])
+			}
+		}
+		if p := out.Result.Privacy; p == nil || p.Epsilon != "0.5" || p.Unit != "flights.phone" {
+			t.Fatalf("privacy release: %+v", p)
+		}
+	}
+	_, err := airline.Run(ctx, w.c, testAnalysis, srv.URL)
+	if !errors.Is(err, agent.ErrBudget) || !strings.Contains(err.Error(), `dataset "flights" has spent ε 1 of its budget 1 in 2 runs; this run needs 0.5`) {
+		t.Fatalf("third run: %v", err)
+	}
+	_, err = w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL) // a fresh ledger: the airline's agent forgot
+	if !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), `dataset "visits" has spent ε 1 of its budget 1 in 2 runs`) {
+		t.Fatalf("third run against the carrier's ledger: %v", err)
+	}
+}

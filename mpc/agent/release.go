@@ -9,34 +9,38 @@ import (
 )
 
 // release turns the per-group intersection sizes into the analysis's
-// result under the output policy: one row per group, its dimensions and,
-// for every measure (each a count_distinct_identities), the group's count;
-// a group below the effective min_distinct_identities is suppressed, as
-// are the groups assign dropped.
+// result as the engine would (analysis.ReleaseCounts): every measure (each
+// a count_distinct_identities) is the group's count; without privacy a
+// group below the effective min_distinct_identities is suppressed, as are
+// the groups assign dropped; with privacy each count gets discrete Laplace
+// noise at its share of ε and the threshold applies to the noisy count
+// (docs/spec/analysis.md §7), assign having put each identifier in one
+// group.
 func (a *Agent) release(p *plan, in *analysis.PSIInput, groups []assigned, counts []int, dropped int) (*analysis.Result, error) {
-	if p.eps != nil {
-		return nil, fmt.Errorf("%w: analysis %q asks for differential privacy, which this agent cannot add yet", ErrRefused, p.an.ID)
-	}
 	if len(counts) != len(groups) {
 		return nil, fmt.Errorf("%w: %d counts for %d groups", ErrMalformed, len(counts), len(groups))
 	}
-	res := &analysis.Result{AnalysisID: p.an.ID, Columns: append([]analysis.Column(nil), in.Columns...), Rows: [][]any{}, SuppressedRows: dropped}
-	for _, ms := range p.an.Aggregate.Measures {
-		res.Columns = append(res.Columns, analysis.Column{Name: ms.As, Type: "BIGINT"})
-	}
-	for _, id := range collab.ReadsOf(p.an) {
-		res.Thresholds = append(res.Thresholds, analysis.Threshold{Dataset: id, IdentityColumns: []string{joinColumn(p.an, id)}, MinDistinctIdentities: p.pol.MinDistinctIdentities})
-	}
+	exact := make([]analysis.Group, len(groups))
 	for i, g := range groups {
-		if counts[i] < p.pol.MinDistinctIdentities {
-			res.SuppressedRows++
-			continue
-		}
-		row := append([]any(nil), in.Groups[g.group].Key...)
+		exact[i].Key = in.Groups[g.group].Key
 		for range p.an.Aggregate.Measures {
-			row = append(row, int64(counts[i]))
+			exact[i].Counts = append(exact[i].Counts, int64(counts[i]))
 		}
-		res.Rows = append(res.Rows, row)
+	}
+	res, err := analysis.ReleaseCounts(p.m, p.an.ID, exact, a.cfg.Noise)
+	if err != nil {
+		return nil, err
+	}
+	// On this backend the identifier the PSI matches is what is counted
+	// and bounded: say so in place of the datasets' identity columns.
+	for i := range res.Thresholds {
+		res.Thresholds[i].IdentityColumns = []string{joinColumn(p.an, res.Thresholds[i].Dataset)}
+	}
+	if res.Privacy != nil {
+		res.Privacy.Unit = p.an.Aggregate.From + "." + joinColumn(p.an, p.an.Aggregate.From)
+	}
+	if p.eps == nil {
+		res.SuppressedRows += dropped
 	}
 	return res, nil
 }

@@ -256,6 +256,11 @@ CREATE TABLE revocations (
 -- ListRevocations: one signer's revocations of a collaboration, latest first.
 CREATE INDEX revocations_signer ON revocations (collaboration, signer, revoked_at);
 `,
+	`
+ALTER TABLE audit ADD COLUMN epsilon TEXT NOT NULL DEFAULT '';
+-- RunSpends: a collaboration's releases of one resource.
+CREATE INDEX audit_spends ON audit (collaboration, resource) WHERE epsilon <> '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -589,11 +594,11 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 		for i, a := range recs {
 			seqs[i] = last - int64(len(recs)) + 1 + int64(i)
 			rows[i] = []any{seqs[i], a.Time, a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
-				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID}
+				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID, a.Epsilon}
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit"},
 			[]string{"seq", "time", "decision", "reason", "resource", "token_digest", "policy_id", "requester", "tee", "measurement",
-				"collaboration", "manifest_hash", "analysis", "run_id"},
+				"collaboration", "manifest_hash", "analysis", "run_id", "epsilon"},
 			pgx.CopyFromRows(rows))
 		return err
 	})
@@ -616,11 +621,35 @@ WHERE decision = 'released' AND collaboration = $1 AND analysis = $2 AND run_id 
 	return n, nil
 }
 
+// RunSpends implements store.Store.
+func (s *Store) RunSpends(ctx context.Context, collaboration, resource string) ([]store.RunSpend, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT DISTINCT run_id, epsilon FROM audit
+WHERE decision = 'released' AND collaboration = $1 AND resource = $2 AND epsilon <> '' AND run_id <> ''
+ORDER BY run_id, epsilon`, collaboration, resource)
+	if err != nil {
+		return nil, fmt.Errorf("store: run spends: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RunSpend
+	for rows.Next() {
+		var r store.RunSpend
+		if err := rows.Scan(&r.RunID, &r.Epsilon); err != nil {
+			return nil, fmt.Errorf("store: run spends: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: run spends: %w", err)
+	}
+	return out, nil
+}
+
 // ListAudit returns up to limit records after seq after.
 func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
-	collaboration, manifest_hash, analysis, run_id
+	collaboration, manifest_hash, analysis, run_id, epsilon
 FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, record.ListLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store/postgres: list audit: %w", err)
@@ -630,7 +659,7 @@ FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, record.ListLimit(limit)
 	for rows.Next() {
 		var a store.AuditRecord
 		if err := rows.Scan(&a.Seq, &a.Time, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement,
-			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID); err != nil {
+			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID, &a.Epsilon); err != nil {
 			return nil, fmt.Errorf("store/postgres: list audit: %w", err)
 		}
 		a.Time = a.Time.UTC()

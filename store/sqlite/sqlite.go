@@ -271,6 +271,11 @@ CREATE TABLE revocations (
 -- ListRevocations: one signer's revocations of a collaboration, latest first.
 CREATE INDEX revocations_signer ON revocations (collaboration, signer, revoked_at);
 `,
+	`
+ALTER TABLE audit ADD COLUMN epsilon TEXT NOT NULL DEFAULT '';
+-- RunSpends: a collaboration's releases of one resource.
+CREATE INDEX audit_spends ON audit (collaboration, resource) WHERE epsilon <> '';
+`,
 }
 
 // migrate creates or upgrades the schema inside one write transaction.
@@ -434,8 +439,8 @@ WHERE h.path = ? AND h.deleted = 0`
 
 const insertAuditSQL = `
 INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
-	collaboration, manifest_hash, analysis, run_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+	collaboration, manifest_hash, analysis, run_id, epsilon)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 
 // GetResource returns the latest version of path unless it is a tombstone.
 func (s *Store) GetResource(ctx context.Context, path string) (*store.Resource, error) {
@@ -676,7 +681,7 @@ func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int
 		for _, a := range recs {
 			var seq int64
 			if err := stmt.QueryRowContext(ctx, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
-				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID).Scan(&seq); err != nil {
+				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID, a.Epsilon).Scan(&seq); err != nil {
 				return fmt.Errorf("store/sqlite: audit: %w", err)
 			}
 			seqs = append(seqs, seq)
@@ -702,11 +707,35 @@ WHERE decision = 'released' AND collaboration = ? AND analysis = ? AND run_id <>
 	return n, nil
 }
 
+// RunSpends implements store.Store.
+func (s *Store) RunSpends(ctx context.Context, collaboration, resource string) ([]store.RunSpend, error) {
+	rows, err := s.r.QueryContext(ctx, `
+SELECT DISTINCT run_id, epsilon FROM audit
+WHERE decision = 'released' AND collaboration = ? AND resource = ? AND epsilon <> '' AND run_id <> ''
+ORDER BY run_id, epsilon`, collaboration, resource)
+	if err != nil {
+		return nil, fmt.Errorf("store: run spends: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RunSpend
+	for rows.Next() {
+		var r store.RunSpend
+		if err := rows.Scan(&r.RunID, &r.Epsilon); err != nil {
+			return nil, fmt.Errorf("store: run spends: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: run spends: %w", err)
+	}
+	return out, nil
+}
+
 // ListAudit returns up to limit records after seq after.
 func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	rows, err := s.r.QueryContext(ctx, `
 SELECT seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
-	collaboration, manifest_hash, analysis, run_id
+	collaboration, manifest_hash, analysis, run_id, epsilon
 FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, record.ListLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: list audit: %w", err)
@@ -719,7 +748,7 @@ FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, record.ListLimit(limit))
 			at int64
 		)
 		if err := rows.Scan(&a.Seq, &at, &a.Decision, &a.Reason, &a.Resource, &a.TokenDigest, &a.PolicyID, &a.Requester, &a.TEE, &a.Measurement,
-			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID); err != nil {
+			&a.Collaboration, &a.ManifestHash, &a.Analysis, &a.RunID, &a.Epsilon); err != nil {
 			return nil, fmt.Errorf("store/sqlite: list audit: %w", err)
 		}
 		a.Time = fromMicros(at)

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"Policies", testPolicies},
 		{"Audit", testAudit},
 		{"CountRuns", testCountRuns},
+		{"RunSpends", testRunSpends},
 		{"Persistence", testPersistence},
 		{"ConcurrentVersions", testConcurrentVersions},
 		{"ConcurrentAudit", testConcurrentAudit},
@@ -424,6 +425,41 @@ func testCountRuns(t *testing.T, open Open) {
 		if n, err := s.CountRuns(ctx, tc.collab, tc.analysis, tc.except); err != nil || n != tc.want {
 			t.Errorf("CountRuns(%s, %s, except %.4s) = %d, %v; want %d", tc.collab, tc.analysis, tc.except, n, err, tc.want)
 		}
+	}
+}
+
+// testRunSpends: a run's ε on a resource is listed once, only for
+// releases with an ε, by collaboration and resource.
+func testRunSpends(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t, "db")
+	defer s.Close()
+	run := func(i int) string { return fmt.Sprintf("%032x", i) }
+	for _, rec := range []store.AuditRecord{
+		{Decision: store.DecisionReleased, Collaboration: "c", Resource: "r/t/x", RunID: run(1), Epsilon: "0.5"},
+		{Decision: store.DecisionReleased, Collaboration: "c", Resource: "r/t/x", RunID: run(1), Epsilon: "0.5"}, // a retry
+		{Decision: store.DecisionReleased, Collaboration: "c", Resource: "r/t/x", RunID: run(2), Epsilon: "1/3"},
+		{Decision: store.DecisionRefused, Collaboration: "c", Resource: "r/t/x", RunID: run(3), Epsilon: "1"},
+		{Decision: store.DecisionReleased, Collaboration: "c", Resource: "r/t/x", RunID: run(4)}, // no privacy
+		{Decision: store.DecisionReleased, Collaboration: "c", Resource: "r/t/y", RunID: run(5), Epsilon: "1"},
+		{Decision: store.DecisionReleased, Collaboration: "d", Resource: "r/t/x", RunID: run(6), Epsilon: "1"},
+	} {
+		rec.Reason = "test"
+		if _, err := s.AppendAudit(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RunSpends(ctx, "c", "r/t/x")
+	want := []store.RunSpend{{RunID: run(1), Epsilon: "0.5"}, {RunID: run(2), Epsilon: "1/3"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("RunSpends(c, r/t/x) = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := s.RunSpends(ctx, "e", "r/t/x"); err != nil || len(got) != 0 {
+		t.Errorf("RunSpends(e) = %+v, %v", got, err)
+	}
+	recs, err := s.ListAudit(ctx, 0, 1)
+	if err != nil || len(recs) != 1 || recs[0].Epsilon != "0.5" {
+		t.Errorf("ListAudit does not return the ε: %+v, %v", recs, err)
 	}
 }
 

@@ -178,7 +178,7 @@ func Audit(rec *store.AuditRecord, now func() time.Time) (store.AuditRecord, err
 	out.Seq = 0
 	out.Time = Time(rec.Time, now)
 	for _, f := range []*string{&out.Reason, &out.Resource, &out.TokenDigest, &out.PolicyID, &out.Requester, &out.TEE, &out.Measurement,
-		&out.Collaboration, &out.ManifestHash, &out.Analysis, &out.RunID} {
+		&out.Collaboration, &out.ManifestHash, &out.Analysis, &out.RunID, &out.Epsilon} {
 		*f = sanitize(*f)
 	}
 	return out, nil

@@ -21,7 +21,7 @@ import (
 
 func newCollabCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "collab", Short: "Clean-room collaborations: manifests, their history and the parties' approvals"}
-	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g), newCollabPullCmd(g), newCollabRevokeCmd(g))
+	cmd.AddCommand(newCollabCreateCmd(g), newCollabUpdateCmd(g), newCollabShowCmd(), newCollabApproveCmd(g), newCollabStatusCmd(), newCollabPushCmd(g), newCollabPullCmd(g), newCollabRevokeCmd(g), newCollabBudgetCmd(g))
 	return cmd
 }
 

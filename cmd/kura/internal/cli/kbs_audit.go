@@ -29,6 +29,7 @@ type auditLine struct {
 	ManifestHash  string    `json:"manifest_hash,omitempty"`
 	Analysis      string    `json:"analysis,omitempty"`
 	RunID         string    `json:"run_id,omitempty"`
+	Epsilon       string    `json:"epsilon,omitempty"`
 	TokenDigest   string    `json:"token_digest,omitempty"`
 	PolicyID      string    `json:"policy_id,omitempty"`
 	Requester     string    `json:"requester,omitempty"`
@@ -116,7 +117,7 @@ Records after --after are printed, --limit at most (0: all).`,
 
 func auditJSON(r *store.AuditRecord) auditLine {
 	return auditLine{Seq: r.Seq, Time: r.Time.UTC(), Decision: r.Decision, Reason: r.Reason, Resource: r.Resource,
-		Collaboration: r.Collaboration, ManifestHash: r.ManifestHash, Analysis: r.Analysis, RunID: r.RunID,
+		Collaboration: r.Collaboration, ManifestHash: r.ManifestHash, Analysis: r.Analysis, RunID: r.RunID, Epsilon: r.Epsilon,
 		TokenDigest: r.TokenDigest, PolicyID: r.PolicyID, Requester: r.Requester, TEE: r.TEE, Measurement: r.Measurement}
 }
 
@@ -133,6 +134,7 @@ func auditSummary(r *store.AuditRecord) string {
 	add("collab", r.Collaboration)
 	add("run", r.RunID)
 	add("analysis", r.Analysis)
+	add("epsilon", r.Epsilon)
 	add("manifest", r.ManifestHash)
 	add("tee", r.TEE)
 	add("requester", r.Requester)

@@ -1,0 +1,577 @@
+package analysis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/dataset/table"
+	"github.com/kura-cc/kura/privacy"
+)
+
+// MechanismDiscreteLaplace names the noise kura adds to a private release.
+const MechanismDiscreteLaplace = "discrete_laplace"
+
+// PrivacyRelease says how a result was released with differential privacy
+// (docs/spec/analysis.md §7): what a receiver needs to interpret the noisy
+// values. Every amount of ε is exact, as privacy.Epsilon writes it.
+type PrivacyRelease struct {
+	// Mechanism is MechanismDiscreteLaplace.
+	Mechanism string `json:"mechanism"`
+	// Epsilon is the analysis's ε, spent once per run.
+	Epsilon string `json:"epsilon"`
+	// Delta is the probability bound of the noisy threshold (partition
+	// selection): the release is (Epsilon, Delta)-DP. A float, for display:
+	// nothing is accounted with it.
+	Delta float64 `json:"delta"`
+	// Unit is what one person is: "dataset.identity_column" of the from
+	// dataset, or "dataset" when it declares no identity column (a row).
+	// Each unit contributes one row, in one group.
+	Unit string `json:"unit"`
+	// Measures says, per measure in output order, the noise added.
+	Measures []MeasureRelease `json:"measures"`
+	// Threshold says which noisy count decided which groups are output.
+	Threshold ThresholdRelease `json:"threshold"`
+}
+
+// MeasureRelease is the release of one measure: its share of ε, its clip
+// range, and each noisy integer it is computed from (a sum and a count for
+// avg, one value otherwise).
+type MeasureRelease struct {
+	Name    string         `json:"name"`
+	Func    collab.AggFunc `json:"fn"`
+	Epsilon string         `json:"epsilon"`
+	Clip    *collab.Clip   `json:"clip,omitempty"`
+	Noise   []NoiseRelease `json:"noise"`
+}
+
+// NoiseRelease is one noisy integer: what it counts or sums ("count",
+// "distinct" or "sum"), the ε it costs and the sensitivity its noise is
+// scaled to (scale sensitivity/ε).
+type NoiseRelease struct {
+	Of          string `json:"of"`
+	Epsilon     string `json:"epsilon"`
+	Sensitivity int64  `json:"sensitivity"`
+}
+
+// ThresholdRelease is the noisy threshold: a group is output only if the
+// noisy count of Measure (a hidden count of its own share of ε when
+// Measure is absent) is at least Min.
+type ThresholdRelease struct {
+	Measure string `json:"measure,omitempty"`
+	Epsilon string `json:"epsilon"`
+	Min     int    `json:"min"`
+}
+
+// Group is one group of exact counts computed elsewhere (by the
+// cryptographic backend), for ReleaseCounts: its group-by values, in the
+// analysis's group_by order, and one count per measure.
+type Group struct {
+	Key    []any
+	Counts []int64
+}
+
+// ReleaseCounts releases exact per-group counts computed outside the engine
+// (by the cryptographic backend, docs/spec/mpc.md) as the engine would: the
+// analysis analysisID of m must be a declared aggregate whose measures are
+// all count or count_distinct_identities. Without privacy a group is
+// output when every count is at least the combined min_distinct_identities;
+// with privacy each count gets discrete Laplace noise at its share of ε,
+// drawn from rnd (crypto/rand when nil), and a group is output when its
+// first noisy count is at least the minimum (docs/spec/analysis.md §7).
+// The caller must have bounded contributions: each unit (identifier) is
+// counted in at most one group, else the stated ε does not hold. The
+// Result has the engine's columns and encoding, with no SQL.
+func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io.Reader) (*Result, error) {
+	a, ep, err := lookup(m, analysisID)
+	if err != nil {
+		return nil, err
+	}
+	pol := newPolicy(ep)
+	c, _, err := newAggCompiler(m, a, pol)
+	if err != nil {
+		return nil, err
+	}
+	dims, err := c.dimensions()
+	if err != nil {
+		return nil, err
+	}
+	for i, ms := range a.Aggregate.Measures {
+		if ms.Func != collab.AggCount && ms.Func != collab.AggCountDistinctIdentities {
+			return nil, c.errf(ErrInvalidAnalysis, "measures[%d].fn: %s: only counts are released from exact counts", i, ms.Func)
+		}
+		if _, err := c.measure(i, ms); err != nil {
+			return nil, err
+		}
+	}
+	var rel *dpRelease
+	if a.Privacy != nil {
+		if rel, err = c.release(dims, nil); err != nil {
+			return nil, err
+		}
+	}
+	exact := make([]exactGroup, len(groups))
+	for i, g := range groups {
+		if len(g.Key) != len(dims) || len(g.Counts) != len(a.Aggregate.Measures) {
+			return nil, fmt.Errorf("%w: group %d has %d keys and %d counts, want %d and %d", ErrInvalidAnalysis, i, len(g.Key), len(g.Counts), len(dims), len(a.Aggregate.Measures))
+		}
+		exact[i].key = make([]any, len(dims))
+		for k, v := range g.Key {
+			if exact[i].key[k], err = jsonValue(v, duckType(dims[k].col.Type)); err != nil {
+				return nil, fmt.Errorf("group %d: key %q: %w", i, dims[k].name, err)
+			}
+		}
+		exact[i].vals = g.Counts
+	}
+	res := &Result{AnalysisID: a.ID, Rows: [][]any{}}
+	for _, d := range dims {
+		res.Columns = append(res.Columns, Column{Name: d.name, Type: duckType(d.col.Type)})
+	}
+	for _, ms := range a.Aggregate.Measures {
+		res.Columns = append(res.Columns, Column{Name: ms.As, Type: "BIGINT"})
+	}
+	if rel != nil {
+		res.Rows, err = rel.apply(exact, rnd)
+		res.Thresholds, res.Privacy = rel.thresholds, rel.info
+		return res, err
+	}
+	for _, d := range c.in {
+		res.Thresholds = append(res.Thresholds, Threshold{Dataset: d.ID, IdentityColumns: identityColumns(d.Descriptor.Schema), MinDistinctIdentities: pol.min})
+	}
+	for _, g := range exact {
+		if slicesMin(g.vals) < int64(pol.min) {
+			res.SuppressedRows++
+			continue
+		}
+		row := append([]any{}, g.key...)
+		for _, n := range g.vals {
+			row = append(row, json.Number(strconv.FormatInt(n, 10)))
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if res.Rows, err = sortRows(res.Rows); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func slicesMin(v []int64) int64 {
+	m := int64(math.MaxInt64)
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+// dpRelease is the noise of a private analysis, fixed at compile time.
+type dpRelease struct {
+	measures   []dpMeasure
+	parts      []*privacy.Laplace // one per exact integer, in column order
+	threshold  int                // the part whose noisy value decides
+	min        int
+	thresholds []Threshold
+	info       *PrivacyRelease
+}
+
+// dpMeasure is one output measure and the parts it is computed from.
+type dpMeasure struct {
+	fn    collab.AggFunc
+	parts []int
+}
+
+// exactGroup is one group before noise: JSON-safe keys and one exact
+// integer per part.
+type exactGroup struct {
+	key  []any
+	vals []int64
+}
+
+// release plans the noise of c's private analysis. inputs, when not nil,
+// receives the inner query's measure inputs of sum and avg (the clamped
+// value) and count_distinct_identities (the counted identity), by measure
+// index; the returned parts follow the measures: sum and count for avg.
+func (c *aggCompiler) release(dims []dim, inputs map[int]string) (*dpRelease, error) {
+	eps, ok := c.a.Epsilon()
+	if !ok {
+		return nil, fmt.Errorf("%w: analysis %q: privacy.epsilon %q", ErrInvalidAnalysis, c.a.ID, c.a.Privacy.Epsilon)
+	}
+	ms := c.a.Aggregate.Measures
+	rel := &dpRelease{min: c.pol.min, threshold: -1}
+	type part struct {
+		of          string
+		sensitivity int64
+		half        bool
+	}
+	plans := make([][]part, len(ms))
+	for i, m := range ms {
+		if _, err := c.measure(i, m); err != nil {
+			return nil, err
+		}
+		path := fmt.Sprintf("measures[%d]", i)
+		switch m.Func {
+		case collab.AggCount:
+			plans[i] = []part{{of: "count", sensitivity: 1}}
+		case collab.AggCountDistinctIdentities:
+			plans[i] = []part{{of: "distinct", sensitivity: 1}}
+			if inputs != nil {
+				for _, d := range c.in {
+					if d.ID == m.Dataset {
+						inputs[i] = quoteIdent(d.ID) + "." + quoteIdent(identityColumns(d.Descriptor.Schema)[0])
+					}
+				}
+			}
+		case collab.AggSum, collab.AggAvg:
+			q, col, err := c.output(path+".column", m.Column)
+			if err != nil {
+				return nil, err
+			}
+			if col.Type != table.Int64 {
+				return nil, c.errf(ErrInvalidAnalysis, "%s.column: %s of %q under privacy needs an int64 column, not %s: noise is added to exact integers", path, m.Func, m.Column, col.Type)
+			}
+			if m.Clip == nil || m.Clip.Min > m.Clip.Max {
+				return nil, c.errf(ErrInvalidAnalysis, "%s.clip: %s under privacy needs clip {min, max} with min <= max", path, m.Func)
+			}
+			s := max(1, absInt64(m.Clip.Min), absInt64(m.Clip.Max))
+			if inputs != nil {
+				inputs[i] = fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE LEAST(GREATEST(%s, %d), %d) END", q, q, m.Clip.Min, m.Clip.Max)
+			}
+			plans[i] = []part{{of: "sum", sensitivity: s}}
+			if m.Func == collab.AggAvg {
+				plans[i] = []part{{of: "sum", sensitivity: s, half: true}, {of: "count", sensitivity: 1, half: true}}
+			}
+		default:
+			return nil, c.errf(ErrInvalidAnalysis, "%s.fn: %s cannot be released with differential privacy: use count, count_distinct_identities, sum or avg", path, m.Func)
+		}
+	}
+	// The threshold reads a measure's noisy count (count or
+	// count_distinct_identities first, then avg's count); with none (only
+	// sums), a hidden count takes its own share of ε.
+	thresholdMeasure := -1
+	for _, want := range []string{"one", "avg"} {
+		for i, p := range plans {
+			if thresholdMeasure < 0 && (want == "one" && len(p) == 1 && p[0].of != "sum" || want == "avg" && len(p) == 2) {
+				thresholdMeasure = i
+			}
+		}
+	}
+	shares := int64(len(ms))
+	if thresholdMeasure < 0 {
+		shares++
+	}
+	share, err := divide(eps, shares)
+	if err != nil {
+		return nil, c.errf(ErrInvalidAnalysis, "privacy.epsilon: %v", err)
+	}
+	half, err := divide(share, 2)
+	if err != nil {
+		return nil, c.errf(ErrInvalidAnalysis, "privacy.epsilon: %v", err)
+	}
+	from := c.in[0]
+	unit := from.ID
+	if ids := identityColumns(from.Descriptor.Schema); len(ids) > 0 {
+		unit += "." + ids[0]
+	}
+	rel.info = &PrivacyRelease{Mechanism: MechanismDiscreteLaplace, Epsilon: eps.String(), Unit: unit, Measures: []MeasureRelease{}}
+	addPart := func(sens int64, e privacy.Epsilon) (int, error) {
+		lap, err := privacy.NewLaplace(sens, e)
+		if err != nil {
+			return 0, c.errf(ErrInvalidAnalysis, "privacy: %v", err)
+		}
+		rel.parts = append(rel.parts, lap)
+		return len(rel.parts) - 1, nil
+	}
+	for i, m := range ms {
+		mr := MeasureRelease{Name: m.As, Func: m.Func, Epsilon: share.String(), Clip: m.Clip}
+		dm := dpMeasure{fn: m.Func}
+		for _, p := range plans[i] {
+			e := share
+			if p.half {
+				e = half
+			}
+			k, err := addPart(p.sensitivity, e)
+			if err != nil {
+				return nil, err
+			}
+			dm.parts = append(dm.parts, k)
+			mr.Noise = append(mr.Noise, NoiseRelease{Of: p.of, Epsilon: e.String(), Sensitivity: p.sensitivity})
+			if i == thresholdMeasure && p.of != "sum" {
+				rel.threshold = k
+				rel.info.Threshold = ThresholdRelease{Measure: m.As, Epsilon: e.String(), Min: rel.min}
+			}
+		}
+		rel.measures = append(rel.measures, dm)
+		rel.info.Measures = append(rel.info.Measures, mr)
+	}
+	if rel.threshold < 0 {
+		k, err := addPart(1, share)
+		if err != nil {
+			return nil, err
+		}
+		rel.threshold = k
+		rel.info.Threshold = ThresholdRelease{Epsilon: share.String(), Min: rel.min}
+	}
+	rel.info.Delta = thresholdDelta(rel.parts[rel.threshold].Epsilon(), rel.min)
+	rel.thresholds = []Threshold{{Dataset: from.ID, IdentityColumns: identityColumns(from.Descriptor.Schema), MinDistinctIdentities: rel.min}}
+	return rel, nil
+}
+
+// thresholdDelta is the δ of releasing a group when its noisy count is at
+// least min, the count's noise being discrete Laplace at ε (sensitivity
+// 1): a unit alone in a group that exists only with it makes the group
+// appear with probability P[1 + Z ≥ min] = e^(-ε(min-1)) / (1 + e^(-ε))
+// (docs/spec/analysis.md §7).
+func thresholdDelta(eps privacy.Epsilon, min int) float64 {
+	e := eps.Float64()
+	return math.Exp(-e*float64(min-1)) / (1 + math.Exp(-e))
+}
+
+// divide returns e/n exactly.
+func divide(e privacy.Epsilon, n int64) (privacy.Epsilon, error) {
+	r := e.Rat()
+	r.Quo(r, big.NewRat(n, 1))
+	var out privacy.Epsilon
+	err := out.UnmarshalText([]byte(r.RatString()))
+	return out, err
+}
+
+func absInt64(v int64) int64 {
+	if v < 0 {
+		if v == math.MinInt64 {
+			return math.MaxInt64
+		}
+		return -v
+	}
+	return v
+}
+
+// compilePrivate compiles a declared analysis under privacy
+// (docs/spec/analysis.md §7): the joined, filtered rows with each unit's
+// rows cut to one, chosen by the smallest keyed hash of (unit, group) and
+// then of the whole row, the key being a secret drawn per run and bound as
+// the statement's last parameter; sums and averages clamp each value to
+// the measure's clip range. The statement returns the group keys and one
+// exact integer per noise part.
+func (c *aggCompiler) compilePrivate(fromSQL string, where []string, dims []dim) (*plan, []Threshold, error) {
+	inputs := map[int]string{}
+	rel, err := c.release(dims, inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	from := c.in[0]
+	var unit []string
+	if ids := identityColumns(from.Descriptor.Schema); len(ids) > 0 {
+		unit = []string{quoteIdent(from.ID) + "." + quoteIdent(ids[0])}
+	} else {
+		for _, col := range from.Descriptor.Schema.Columns {
+			unit = append(unit, quoteIdent(from.ID)+"."+quoteIdent(col.Name))
+		}
+	}
+	key := fmt.Sprintf("CAST($%d AS BIGINT)", len(c.params)+1)
+	var inner, groupKeys, outer, groups []string
+	for i, d := range dims {
+		g := quoteIdent(fmt.Sprintf("%sg%d", hiddenPrefix, i))
+		inner = append(inner, d.sql+" AS "+g)
+		groupKeys = append(groupKeys, d.sql)
+		outer = append(outer, g+" AS "+quoteIdent(d.name))
+		groups = append(groups, g)
+	}
+	for i := range c.a.Aggregate.Measures {
+		if in, ok := inputs[i]; ok {
+			inner = append(inner, in+" AS "+quoteIdent(fmt.Sprintf("%sv%d", hiddenPrefix, i)))
+		}
+	}
+	// The row is chosen by the hash of its expressions, not their aliases.
+	rowExprs := slices.Clone(unit)
+	for _, in := range inner {
+		rowExprs = append(rowExprs, in[:strings.LastIndex(in, " AS ")])
+	}
+	byGroup := strings.Join(append(append([]string{key}, unit...), groupKeys...), ", ")
+	byRow := strings.Join(append([]string{key}, rowExprs...), ", ")
+	inner = append(inner, fmt.Sprintf("row_number() OVER (PARTITION BY %s ORDER BY hash(%s), hash(%s)) AS %s",
+		strings.Join(unit, ", "), byGroup, byRow, quoteIdent(hiddenPrefix+"rn")))
+	part := 0
+	add := func(expr string) {
+		outer = append(outer, expr+" AS "+quoteIdent(fmt.Sprintf("%sp%d", hiddenPrefix, part)))
+		part++
+	}
+	for i, m := range c.a.Aggregate.Measures {
+		v := quoteIdent(fmt.Sprintf("%sv%d", hiddenPrefix, i))
+		switch m.Func {
+		case collab.AggCount:
+			add("count(*)")
+		case collab.AggCountDistinctIdentities:
+			add("count(DISTINCT " + v + ")")
+		case collab.AggSum:
+			add("sum(" + v + ")")
+		case collab.AggAvg:
+			add("sum(" + v + ")")
+			add("count(" + v + ")")
+		}
+	}
+	if part < len(rel.parts) {
+		add("count(*)") // the hidden threshold count
+	}
+	sub := "(" + selectSQL(inner, fromSQL, where, nil) + ")"
+	p := &plan{
+		sql:    selectSQL(outer, sub, []string{quoteIdent(hiddenPrefix+"rn") + " = 1"}, groups),
+		params: c.params,
+		dp:     rel,
+	}
+	p.columns = make([]Column, 0, len(dims)+len(rel.measures))
+	for _, d := range dims {
+		p.columns = append(p.columns, Column{Name: d.name, Type: duckType(d.col.Type)})
+	}
+	for i, m := range c.a.Aggregate.Measures {
+		t := "BIGINT"
+		if rel.measures[i].fn == collab.AggAvg {
+			t = "DOUBLE"
+		}
+		p.columns = append(p.columns, Column{Name: m.As, Type: t})
+	}
+	return p, rel.thresholds, nil
+}
+
+// apply adds noise to every group's exact integers, drawn from rnd
+// (crypto/rand when nil) in the order of the groups' keys, and returns the
+// rows of the groups whose noisy threshold count reaches the minimum,
+// sorted. Groups below it are dropped without a trace: their number would
+// tell how many groups exist.
+func (d *dpRelease) apply(groups []exactGroup, rnd io.Reader) ([][]any, error) {
+	keys := make([][]any, len(groups))
+	for i, g := range groups {
+		keys[i] = append(g.key[:len(g.key):len(g.key)], i)
+	}
+	sorted, err := sortRows(keys)
+	if err != nil {
+		return nil, err
+	}
+	rows := [][]any{}
+	noisy := make([]int64, len(d.parts))
+	for _, k := range sorted {
+		g := groups[k[len(k)-1].(int)]
+		if len(g.vals) != len(d.parts) {
+			return nil, fmt.Errorf("%w: %d exact values for %d noise parts", ErrQueryFailed, len(g.vals), len(d.parts))
+		}
+		for i, lap := range d.parts {
+			if noisy[i], err = privacy.AddNoise(g.vals[i], lap, rnd); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrQueryFailed, err)
+			}
+		}
+		if noisy[d.threshold] < int64(d.min) {
+			continue
+		}
+		row := append([]any{}, g.key...)
+		for _, m := range d.measures {
+			switch m.fn {
+			case collab.AggAvg:
+				sum, n := noisy[m.parts[0]], noisy[m.parts[1]]
+				if n <= 0 {
+					row = append(row, nil)
+				} else {
+					row = append(row, jsonFloat(float64(sum)/float64(n)))
+				}
+			default:
+				row = append(row, json.Number(strconv.FormatInt(noisy[m.parts[0]], 10)))
+			}
+		}
+		rows = append(rows, row)
+	}
+	return sortRows(rows)
+}
+
+// exactInt converts an exact integer scanned from DuckDB (BIGINT, or the
+// HUGEINT of a sum) to an int64, clamped to ±2^62: clamping changes no
+// sensitivity and keeps value plus noise inside int64.
+func exactInt(v any) (int64, error) {
+	const lim = int64(1) << 62
+	switch x := v.(type) {
+	case nil:
+		return 0, nil // sum of no values
+	case int64:
+		return min(max(x, -lim), lim), nil
+	case *big.Int:
+		if x.Cmp(big.NewInt(lim)) > 0 {
+			return lim, nil
+		}
+		if x.Cmp(big.NewInt(-lim)) < 0 {
+			return -lim, nil
+		}
+		return x.Int64(), nil
+	}
+	return 0, fmt.Errorf("%w: an exact value is %T, not an integer", ErrQueryFailed, v)
+}
+
+// runKey draws the secret that chooses each unit's row, from rnd
+// (crypto/rand when nil).
+func runKey(rnd io.Reader) (int64, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	var b [8]byte
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+		return 0, fmt.Errorf("%w: %w: %w", ErrQueryFailed, privacy.ErrRandomness, err)
+	}
+	return int64(binary.LittleEndian.Uint64(b[:]) >> 1), nil
+}
+
+// executePrivate runs a private plan: it draws the run's key, reads each
+// group's exact integers, and releases them with noise.
+func (e *Engine) executePrivate(ctx context.Context, p *plan, thresholds []Threshold) (*Result, error) {
+	key, err := runKey(e.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.conn.QueryContext(ctx, p.sql, append(slices.Clone(p.params), key)...)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, queryError(err)
+	}
+	nDims := len(p.columns) - len(p.dp.measures)
+	if len(types) != nDims+len(p.dp.parts) {
+		return nil, fmt.Errorf("%w: the statement returned %d columns, want %d", ErrQueryFailed, len(types), nDims+len(p.dp.parts))
+	}
+	vals := make([]any, len(types))
+	ptrs := make([]any, len(types))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var groups []exactGroup
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, queryError(err)
+		}
+		g := exactGroup{key: make([]any, nDims), vals: make([]int64, len(p.dp.parts))}
+		for i := range g.key {
+			if g.key[i], err = jsonValue(vals[i], types[i].DatabaseTypeName()); err != nil {
+				return nil, fmt.Errorf("column %q: %w", types[i].Name(), err)
+			}
+		}
+		for i := range g.vals {
+			if g.vals[i], err = exactInt(vals[nDims+i]); err != nil {
+				return nil, err
+			}
+		}
+		groups = append(groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, queryError(err)
+	}
+	out, err := p.dp.apply(groups, e.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Columns: p.columns, Rows: out, Thresholds: thresholds, SQL: p.sql, Params: p.params, Privacy: p.dp.info}, nil
+}
