@@ -1,9 +1,10 @@
 package agent
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -44,26 +45,67 @@ func OpenLedger(path string) (*Ledger, error) {
 		f.Close()
 		return nil, fmt.Errorf("mpc ledger %s: in use by another process: %w", path, err)
 	}
-	l := &Ledger{f: f}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("mpc ledger %s line %d: %w", path, n, err)
-		}
-		l.entries = append(l.entries, e)
-	}
-	if err := sc.Err(); err != nil {
+	entries, err := readEntries(f, path, false)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("mpc ledger %s: %w", path, err)
+		return nil, err
 	}
-	return l, nil
+	return &Ledger{f: f, entries: entries}, nil
 }
 
+// ReadLedger reads a snapshot of the ledger at path without locking it,
+// while its agent may be running: for showing what was spent. A last line
+// being written is left out. The snapshot refuses Reserve.
+func ReadLedger(path string) (*Ledger, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("mpc ledger: %w", err)
+	}
+	defer f.Close()
+	entries, err := readEntries(f, path, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Ledger{entries: entries}, nil
+}
+
+// readEntries reads the ledger's JSON lines; with partialTail, a last line
+// without its newline is ignored.
+func readEntries(f *os.File, path string, partialTail bool) ([]Entry, error) {
+	data, err := io.ReadAll(io.LimitReader(f, maxLedger+1))
+	if err != nil {
+		return nil, fmt.Errorf("mpc ledger %s: %w", path, err)
+	}
+	if len(data) > maxLedger {
+		return nil, fmt.Errorf("mpc ledger %s: larger than %d bytes: start a new one", path, maxLedger)
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	last := lines[len(lines)-1]
+	lines = lines[:len(lines)-1]
+	if len(last) > 0 && !partialTail {
+		return nil, fmt.Errorf("mpc ledger %s: the last line is cut short (a crash while writing?): remove it to go on", path)
+	}
+	var out []Entry
+	for n, line := range lines {
+		var e Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("mpc ledger %s line %d: %w", path, n+1, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// maxLedger bounds a ledger file: about a million runs.
+const maxLedger = 256 << 20
+
 // Close releases the ledger.
-func (l *Ledger) Close() error { return l.f.Close() }
+func (l *Ledger) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
 
 // Spent returns the ε the ledger recorded for a dataset of a
 // collaboration, and the number of runs that spent it.
@@ -108,6 +150,9 @@ type Limits struct {
 func (l *Ledger) Reserve(e Entry, lim Limits) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.f == nil {
+		return fmt.Errorf("%w: a ledger snapshot records nothing", ErrAgent)
+	}
 	runs := 0
 	for _, x := range l.entries {
 		if x.RunID == e.RunID || x.Session == e.Session {

@@ -27,6 +27,7 @@ func TestLedgerBudgetUnderConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok, refused := 0, 0
+	var accepted []int
 	for i := range 50 {
 		wg.Add(1)
 		go func() {
@@ -38,6 +39,7 @@ func TestLedgerBudgetUnderConcurrency(t *testing.T) {
 			switch {
 			case err == nil:
 				ok++
+				accepted = append(accepted, i)
 			case errors.Is(err, agent.ErrBudget) && strings.Contains(err.Error(), "spent ε 1 of its budget 1 in 10 runs; this run needs 0.1"):
 				refused++
 			default:
@@ -62,11 +64,22 @@ func TestLedgerBudgetUnderConcurrency(t *testing.T) {
 	if err != nil || spent.String() != "1" || runs != 10 {
 		t.Fatalf("read back: %s in %d runs, %v", spent, runs, err)
 	}
+	// A snapshot reads a ledger in use, and records nothing.
+	snap, err := agent.ReadLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent, runs, _ := snap.Spent("c", "flights"); spent.String() != "1" || runs != 10 {
+		t.Fatalf("snapshot: %s in %d runs", spent, runs)
+	}
+	if err := snap.Reserve(agent.Entry{RunID: "x", Session: "x"}, agent.Limits{}); err == nil {
+		t.Fatal("a snapshot recorded a run")
+	}
 	// Replays and max_runs.
-	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: "run0", Session: "new"}, agent.Limits{}); !errors.Is(err, agent.ErrReplay) {
+	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: fmt.Sprintf("run%d", accepted[0]), Session: "new"}, agent.Limits{}); !errors.Is(err, agent.ErrReplay) {
 		t.Fatalf("replayed run id: %v", err)
 	}
-	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: "new", Session: "s1"}, agent.Limits{}); !errors.Is(err, agent.ErrReplay) {
+	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: "new", Session: fmt.Sprintf("s%d", accepted[1])}, agent.Limits{}); !errors.Is(err, agent.ErrReplay) {
 		t.Fatalf("replayed session: %v", err)
 	}
 	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: "new", Session: "new"}, agent.Limits{MaxRuns: 10}); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "max_runs of 10") {

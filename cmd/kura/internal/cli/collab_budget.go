@@ -11,6 +11,7 @@ import (
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/keybroker"
+	"github.com/kura-cc/kura/mpc/agent"
 	"github.com/kura-cc/kura/privacy"
 )
 
@@ -36,7 +37,7 @@ type budgetAnalysis struct {
 }
 
 func newCollabBudgetCmd(g *globals) *cobra.Command {
-	var base, broker string
+	var base, broker, ledger, owner string
 	var asJSON bool
 	cf := &clientFlags{g: g, url: &base}
 	cmd := &cobra.Command{
@@ -48,7 +49,10 @@ docs/spec/cleanroom.md §3.2), and print the budget, spent, remaining (exact: bu
 number of runs charged; then, for each analysis under privacy, its ε per run and how many more runs
 the remaining budgets allow. A run that would overspend is refused by the broker, with the numbers.
 
-With --broker, only the datasets whose key is at that broker are shown. FILE is a collaboration
+With --broker, only the datasets whose key is at that broker are shown. Analyses on the
+cryptographic backend (backend: mpc) are charged by the owners' agents, not by brokers: --ledger
+FILE --owner NAME reads what the ledger of NAME's agent (kura mpc agent --ledger) recorded, for
+NAME's datasets, without stopping the agent. FILE is a collaboration
 file; an ID is fetched from the coordinator (--url) first. With --json, prints
 {"collaboration", "datasets": [{"dataset", "owner", "broker", "resource", "budget", "spent",
 "remaining", "runs"}], "analyses": [{"analysis", "epsilon", "runs_left"}]}.`,
@@ -73,16 +77,31 @@ file; an ID is fetched from the coordinator (--url) first. With --json, prints
 				return fmt.Errorf("%s does not verify: %w", args[0], err)
 			}
 			m := c.Current()
+			if (ledger == "") != (owner == "") {
+				return usagef("give --ledger FILE and --owner NAME together")
+			}
+			var snap *agent.Ledger
+			if ledger != "" {
+				if snap, err = agent.ReadLedger(ledger); err != nil {
+					return usagef("--ledger: %w", err)
+				}
+			}
 			lines := []budgetLine{}
 			remaining := map[string]*big.Rat{}
 			for _, d := range m.Datasets {
 				total, ok := d.Budget()
 				url := d.Descriptor.KeyBroker.URL
-				if !ok || broker != "" && strings.TrimSuffix(url, "/") != strings.TrimSuffix(broker, "/") {
+				if !ok || broker != "" && strings.TrimSuffix(url, "/") != strings.TrimSuffix(broker, "/") || snap != nil && d.Owner != owner {
 					continue
 				}
-				got, err := (&keybroker.Client{BaseURL: url, HTTP: hc}).Budget(cmd.Context(), m.ID, d.Descriptor.KeyBroker.Resource)
-				if err != nil {
+				var got *keybroker.Budget
+				if snap != nil {
+					spent, runs, err := snap.Spent(m.ID, d.ID)
+					if err != nil {
+						return err
+					}
+					url, got = "ledger "+ledger, &keybroker.Budget{Spent: spent.String(), Runs: runs}
+				} else if got, err = (&keybroker.Client{BaseURL: url, HTTP: hc}).Budget(cmd.Context(), m.ID, d.Descriptor.KeyBroker.Resource); err != nil {
 					return fmt.Errorf("dataset %q: key broker %s: %w", d.ID, url, err)
 				}
 				var spent privacy.Epsilon
@@ -150,6 +169,8 @@ file; an ID is fetched from the coordinator (--url) first. With --json, prints
 	}
 	cmd.Flags().StringVar(&base, "url", g.envDefault("KURA_URL", ""), urlHelp("the kura server whose coordinator keeps the collaboration, when given by ID", "KURA_URL"))
 	cmd.Flags().StringVar(&broker, "broker", "", "ask only this key broker, about the datasets whose key it holds (default: each dataset's own broker)")
+	cmd.Flags().StringVar(&ledger, "ledger", "", "read the spends of the mpc backend from this agent ledger instead of asking brokers (with --owner)")
+	cmd.Flags().StringVar(&owner, "owner", "", "the party whose agent keeps --ledger: its datasets are shown")
 	cmd.Flags().BoolVar(&asJSON, "json", false, jsonFlagHelp)
 	cf.addCA(cmd, false)
 	return cmd

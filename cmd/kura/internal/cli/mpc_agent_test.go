@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,47 @@ func TestMPCAgents(t *testing.T) {
 	// The TEE-only analysis is refused by the initiator's own agent.
 	if code, out := run(ctx, runArgs("by_age_tee", p("tee.json"))...); code != ExitPolicy || !strings.Contains(out, "approved for the tee backend, not mpc") {
 		t.Fatalf("mpc run of a tee analysis: exit %d\n%s", code, out)
+	}
+
+	// Version 2 gives both datasets a privacy budget of 1 and the
+	// analyses ε 0.5: two runs fit, the third is refused with the numbers,
+	// and collab budget reads what the carrier's running agent spent.
+	m2 := *c.Current()
+	m2.Previous = m2.Hash()
+	m2.Datasets = append([]collab.Dataset(nil), m2.Datasets...)
+	m2.Analyses = append([]collab.Analysis(nil), m2.Analyses...)
+	for i := range m2.Datasets {
+		m2.Datasets[i].OutputPolicy.PrivacyBudget = "1"
+	}
+	for i := range m2.Analyses {
+		m2.Analyses[i].Privacy = &collab.Privacy{Epsilon: "0.5"}
+	}
+	if err := c.AddVersion(&m2); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"airline", "carrier", "analyst"} {
+		if _, err := c.Approve(ids[name], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if data, err = c.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p("mpc.collab.json"), data, 0o600)
+	for i := range 2 {
+		if code, out := run(ctx, runArgs("by_age", p("private.json"))...); code != ExitOK {
+			t.Fatalf("private run %d: exit %d\n%s", i+1, code, out)
+		}
+	}
+	code, out = run(ctx, "result", "open", p("private.json"), "--identity", p("analyst"), "--format", "json")
+	if code != ExitOK || !strings.Contains(out, `"mechanism":"discrete_laplace"`) {
+		t.Fatalf("result open of a private run: exit %d\n%s", code, out)
+	}
+	if code, out := run(ctx, runArgs("by_age", p("private.json"))...); code != ExitPolicy || !strings.Contains(out, `dataset "flights" has spent ε 1 of its budget 1 in 2 runs; this run needs 0.5`) {
+		t.Fatalf("a run past the budget: exit %d\n%s", code, out)
+	}
+	code, out = run(ctx, "collab", "budget", p("mpc.collab.json"), "--ledger", p("carrier.ledger"), "--owner", "carrier")
+	if code != ExitOK || !regexp.MustCompile(`visits\s+carrier\s+1\s+1\s+0\s+2`).MatchString(out) || !strings.Contains(out, "0 more run(s) fit") {
+		t.Fatalf("collab budget --ledger: exit %d\n%s", code, out)
 	}
 }
