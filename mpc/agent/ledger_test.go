@@ -3,6 +3,7 @@ package agent_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,5 +85,25 @@ func TestLedgerBudgetUnderConcurrency(t *testing.T) {
 	}
 	if err := l.Reserve(agent.Entry{Collaboration: "c", Analysis: "a", RunID: "new", Session: "new"}, agent.Limits{MaxRuns: 10}); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "max_runs of 10") {
 		t.Fatalf("past max_runs: %v", err)
+	}
+}
+
+// TestLedgerCutShort: a last line cut short (a crash while writing) stops
+// the agent, which would otherwise forget a spend, and a snapshot skips it.
+func TestLedgerCutShort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	line := `{"collaboration":"c","analysis":"a","run_id":"r1","session":"s1","dataset":"d","epsilon":"0.5","at":"2026-12-04T00:00:00Z"}`
+	if err := os.WriteFile(path, []byte(line+"\n"+line[:40]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.OpenLedger(path); err == nil || !strings.Contains(err.Error(), "cut short") {
+		t.Fatalf("open: %v", err)
+	}
+	snap, err := agent.ReadLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent, runs, _ := snap.Spent("c", "d"); spent.String() != "0.5" || runs != 1 {
+		t.Fatalf("snapshot: %s in %d runs", spent, runs)
 	}
 }
