@@ -148,7 +148,7 @@ func ruleFor(k Kind) (kindRule, bool) {
 	case KindRunStart:
 		return kindRule{required: []string{"collaboration", "run", "subject"}, allowed: []string{"party", "tee", "measurement"}}, true
 	case KindResult:
-		return kindRule{required: []string{"run", "subject"}, allowed: []string{"collaboration", "party", "measurement"}}, true
+		return kindRule{required: []string{"run", "subject"}, allowed: []string{"collaboration", "party", "measurement", "analysis", "epsilon"}}, true
 	case KindReceipt:
 		return kindRule{required: []string{"run", "subject"}, allowed: []string{"collaboration", "party", "measurement"}}, true
 	case KindPolicyChange:

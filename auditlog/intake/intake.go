@@ -25,6 +25,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/privacy"
 	"io"
 	"log/slog"
 	"net/http"
@@ -190,6 +192,10 @@ func (in *Intake) envelope(kind auditlog.Kind) web.HandlerFunc {
 		if kind == auditlog.KindRunStart {
 			subject = "sha256:" + rc.ManifestHash // a run start names the manifest it executes
 		}
+		e := &auditlog.Entry{Kind: kind, Time: in.now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID, Subject: subject}
+		if kind == auditlog.KindResult {
+			e.Analysis, e.Epsilon = agentsSpend(f, rc)
+		}
 		return in.logOnce(w, r, kind, digest, func(p *auditlog.Proof) error {
 			switch kind {
 			case auditlog.KindResult:
@@ -201,8 +207,34 @@ func (in *Intake) envelope(kind auditlog.Kind) web.HandlerFunc {
 				in.countRun(f)
 			}
 			return nil
-		}, &auditlog.Entry{Kind: kind, Time: in.now().UTC(), Collaboration: rc.Collaboration, Run: rc.RunID, Subject: subject})
+		}, e)
 	}
+}
+
+// agentsSpend returns, for the result bundle of a run on the cryptographic
+// backend, its analysis and the ε its agents' statements say they charged
+// (empty when none or when they disagree); "", "" for a TEE run, whose
+// spends are in its key_release entries.
+func agentsSpend(f *result.File, rc *collab.RunContext) (analysis, epsilon string) {
+	var b struct {
+		Agents []*result.Envelope `json:"agents"`
+	}
+	if json.Unmarshal(f.Envelope.Payload, &b) != nil || len(b.Agents) == 0 {
+		return "", ""
+	}
+	for i, a := range b.Agents {
+		var s struct {
+			Epsilon string `json:"epsilon"`
+		}
+		if a == nil || json.Unmarshal(a.Payload, &s) != nil || i > 0 && s.Epsilon != epsilon {
+			return rc.Analysis, ""
+		}
+		epsilon = s.Epsilon
+	}
+	if e, err := privacy.ParseEpsilon(epsilon); err != nil || e.Sign() <= 0 {
+		epsilon = ""
+	}
+	return rc.Analysis, epsilon
 }
 
 // logOnce appends e unless a submission of kind with the same payload

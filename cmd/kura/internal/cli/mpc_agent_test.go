@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/auditlog"
+	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
 	"github.com/kura-cc/kura/dataset/table"
@@ -153,10 +156,33 @@ func TestMPCAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(p("mpc.collab.json"), data, 0o600)
+	// The private runs are recorded in a transparency log, whose result
+	// entries carry the ε the owners' agents charged.
+	srv, err := demo.StartServer(ctx, p("server"), "owner", "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
 	for i := range 2 {
-		if code, out := run(ctx, runArgs("by_age", p("private.json"))...); code != ExitOK {
+		if code, out := run(ctx, append(runArgs("by_age", p("private.json")), "--log", srv.URL)...); code != ExitOK {
 			t.Fatalf("private run %d: exit %d\n%s", i+1, code, out)
 		}
+	}
+	var lsOut, lsErr strings.Builder
+	if code := Run(ctx, []string{"audit", "ls", "--log", srv.URL + "/log/", "--key", p("server/log-key.pub"), "--json", "--collab", "mpc-cli"}, Env{Stdout: &lsOut, Stderr: &lsErr}); code != ExitOK {
+		t.Fatalf("audit ls: exit %d\n%s", code, lsErr.String())
+	}
+	results := 0
+	for _, e := range parseLs(t, lsOut.String()) {
+		if e.Kind == auditlog.KindResult {
+			results++
+			if e.Analysis != "by_age" || e.Epsilon != "0.5" {
+				t.Errorf("result entry %+v: want analysis by_age, epsilon 0.5", e)
+			}
+		}
+	}
+	if results != 2 {
+		t.Fatalf("%d result entries in the log, want 2\n%s", results, lsOut.String())
 	}
 	code, out = run(ctx, "result", "open", p("private.json"), "--identity", p("analyst"), "--format", "json")
 	if code != ExitOK || !strings.Contains(out, `"mechanism":"discrete_laplace"`) {
