@@ -2,7 +2,8 @@
 // hardware: an attestation round trip with the INSECURE simulated TEE, a
 // sealed dataset released by a key broker only to an attested workload, a
 // clean room between two owners whose approved run goes through a run queue
-// and a serving worker, a time-locked document, and real SEV-SNP and TDX
+// and a serving worker, the same question answered by the owners' own agents
+// on the cryptographic backend with a privacy budget, a time-locked document, and real SEV-SNP and TDX
 // evidence verified offline. Run runs it for `kura demo`; the story's
 // local servers (StartServer) and clean room (NewCleanRoom) also serve the
 // command line's tests and `kura bench cleanroom`.
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &demo{cfg: cfg, out: out}
-	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room, a time lock, confidential inference. Everything runs locally; nothing leaves this machine.")
+	fmt.Fprintln(out, "kura demo: attestation, sealed data, key release, a clean room, secret computation, a time lock, confidential inference. Everything runs locally; nothing leaves this machine.")
 	dir, err := os.MkdirTemp("", "kura-demo-")
 	if err != nil {
 		return err

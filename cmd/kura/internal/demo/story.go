@@ -299,6 +299,11 @@ func (c *CleanRoom) sealAndRegister(ctx context.Context, id, owner string, sc *t
 	if _, err := dataset.SealFile(ctx, sealed, c.Plaintext[id], key, dataset.Header{DatasetID: id, Format: "parquet", Schema: sc.JSON()}, dataset.Options{}); err != nil {
 		return nil, err
 	}
+	// The owner keeps its data key, as kura data seal leaves it: its
+	// agent on the cryptographic backend reads the data with it.
+	if err := dataset.WriteKeyFile(sealed+".key", key); err != nil {
+		return nil, err
+	}
 	sum, size, err := dataset.FileSHA256(sealed)
 	if err != nil {
 		return nil, err
