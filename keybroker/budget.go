@@ -2,12 +2,9 @@ package keybroker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/privacy"
@@ -108,30 +105,10 @@ func (b *Broker) handleBudget(w http.ResponseWriter, r *http.Request) error {
 // Budget asks the broker how much of resource's privacy budget the runs
 // of collaboration spent.
 func (c *Client) Budget(ctx context.Context, collaboration, resource string) (*Budget, error) {
-	u := strings.TrimSuffix(c.BaseURL, "/") + BudgetPath + "?" + url.Values{"collaboration": {collaboration}, "resource": {resource}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("key broker: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxClientResponse))
-	if err != nil {
-		return nil, fmt.Errorf("key broker: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, web.ReadProblem("key broker", resp.StatusCode, data)
-	}
 	var out Budget
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("key broker: decode the budget answer: %w", err)
+	q := url.Values{"collaboration": {collaboration}, "resource": {resource}}.Encode()
+	if err := c.roundTrip(ctx, http.MethodGet, BudgetPath+"?"+q, nil, &out, "budget"); err != nil {
+		return nil, err
 	}
 	var e privacy.Epsilon
 	if err := e.UnmarshalText([]byte(out.Spent)); err != nil {

@@ -377,30 +377,46 @@ func (c *Client) Revoke(ctx context.Context, revocation, collaboration []byte) (
 	if err != nil {
 		return nil, fmt.Errorf("key broker: revocation request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+RevocationPath, bytes.NewReader(body))
-	if err != nil {
+	var out RevocationResponse
+	if err := c.roundTrip(ctx, http.MethodPost, RevocationPath, body, &out, "revocation"); err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	return &out, nil
+}
+
+// roundTrip sends a request with a JSON body (none when body is nil) to
+// the broker's path and decodes its JSON answer into out; a refusal is a
+// *web.RemoteError.
+func (c *Client) roundTrip(ctx context.Context, method, path string, body []byte, out any, what string) error {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("key broker: %w", err)
+		return fmt.Errorf("key broker: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxClientResponse))
 	if err != nil {
-		return nil, fmt.Errorf("key broker: %w", err)
+		return fmt.Errorf("key broker: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, web.ReadProblem("key broker", resp.StatusCode, data)
+		return web.ReadProblem("key broker", resp.StatusCode, data)
 	}
-	var out RevocationResponse
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("key broker: decode the revocation answer: %w", err)
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("key broker: decode the %s answer: %w", what, err)
 	}
-	return &out, nil
+	return nil
 }

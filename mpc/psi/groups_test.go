@@ -15,39 +15,8 @@ func groupSession(t *testing.T, groups [][][]byte, b [][]byte) ([]byte, []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReceiver(cfg, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := s.Request()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqBytes, err := req.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotReq Request
-	if err := gotReq.UnmarshalBinary(reqBytes); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := r.Respond(&gotReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	respBytes, err := resp.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotResp Response
-	if err := gotResp.UnmarshalBinary(respBytes); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Finish(&gotResp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reqBytes, res.Groups()
+	r := exchange(t, cfg, s, b)
+	return r.req, r.res.Groups()
 }
 
 // TestGroups: A learns, per group, how many of its identifiers B holds,

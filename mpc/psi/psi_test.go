@@ -48,6 +48,13 @@ func session(t *testing.T, cfg Config, a, b [][]byte) run {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return exchange(t, cfg, s, b)
+}
+
+// exchange runs a session of sender s with a receiver of b through the
+// wire encodings.
+func exchange(t *testing.T, cfg Config, s *Sender, b [][]byte) run {
+	t.Helper()
 	r, err := NewReceiver(cfg, b)
 	if err != nil {
 		t.Fatal(err)
