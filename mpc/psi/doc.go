@@ -23,14 +23,17 @@
 // # Protocol
 //
 // Let G be ristretto255 and H the hash-to-group function
-// ristretto255_XMD:SHA-512_R255MAP_RO_ (RFC 9380 Appendix B, as implemented
-// by circl's group.Ristretto255.HashToElement) with domain separation tag
+// ristretto255_XMD:SHA-512_R255MAP_RO_ (RFC 9380 Appendix B; circl's
+// group.Ristretto255.HashToElement is the reference, and this package's
+// own implementation on curve25519-voi, which does the bulk arithmetic, is
+// tested byte for byte against it) with domain separation tag
 //
 //	DST = "kura-psi-v1 ristretto255_XMD:SHA-512_R255MAP_RO_" || sid
 //
 // where sid is the 32-byte session id, fresh and uniformly random for every
-// session ([NewSessionID]) and agreed on out of band (kura's coordinator
-// puts it in the run manifest). Both parties draw a fresh secret scalar
+// session ([NewSessionID]) and agreed on out of band (in kura, the
+// initiating agent draws it and signs it in its statement,
+// docs/spec/mpc.md §3). Both parties draw a fresh secret scalar
 // (α for A, β for B) from crypto/rand for the session and zeroise it, best
 // effort, once it is used or on Close.
 //
@@ -62,9 +65,11 @@
 //
 // All integers are unsigned big-endian. An element is the 32-byte canonical
 // ristretto255 encoding (RFC 9496 §4.3.2) of a group element other than the
-// identity; decoders refuse non-canonical encodings, the identity and a
-// repeated element within one list. A message is exactly as long as its
-// header says; anything shorter or longer is refused.
+// identity. Decoders refuse a repeated element within one list, and a
+// message is exactly as long as its header says (anything shorter or longer
+// is refused); [Receiver.Respond] and [Sender.Finish] refuse non-canonical
+// encodings and the identity as they decode each element to use it, so
+// that each element is decoded once.
 //
 //	Request (round 1, A → B):
 //	  u8        version = 1

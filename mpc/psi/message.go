@@ -141,9 +141,11 @@ func checkGroups(mode Mode, groups []int, n int) error {
 }
 
 // UnmarshalBinary decodes a Request, refusing anything but the exact
-// encoding MarshalBinary produces of a valid Request: unknown version or
-// mode, a count of zero or above MaxElements, a length that disagrees with
-// the count, non-canonical or identity elements, repeated elements.
+// encoding MarshalBinary produces: unknown version or mode, a count of zero
+// or above MaxElements, a length that disagrees with the count, group sizes
+// that do not add up, repeated elements. Whether each element is a
+// canonical, non-identity encoding is checked by Receiver.Respond, which
+// decodes it.
 func (r *Request) UnmarshalBinary(data []byte) error {
 	mode, sid, rest, err := parseHeader(data, typeRequest)
 	if err != nil {
@@ -189,9 +191,6 @@ func (r *Request) UnmarshalBinary(data []byte) error {
 	if err := checkList(elems, "request elements"); err != nil {
 		return err
 	}
-	if err := validate(0, elems); err != nil {
-		return fmt.Errorf("request: %w", err)
-	}
 	*r = Request{Session: sid, Mode: mode, Elements: elems, Groups: groups}
 	return nil
 }
@@ -231,10 +230,10 @@ func (r *Response) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes a Response, refusing anything but the exact
-// encoding MarshalBinary produces of a valid Response: unknown version or
-// mode, a first count of zero, counts above MaxElements, a length that
-// disagrees with the counts, non-canonical or identity elements, repeated
-// elements within a list.
+// encoding MarshalBinary produces: unknown version or mode, a first count
+// of zero, counts above MaxElements, a length that disagrees with the
+// counts, repeated elements within a list. Element validity is checked by
+// Sender.Finish, which decodes every element.
 func (r *Response) UnmarshalBinary(data []byte) error {
 	mode, sid, rest, err := parseHeader(data, typeResponse)
 	if err != nil {
@@ -268,12 +267,6 @@ func (r *Response) UnmarshalBinary(data []byte) error {
 	}
 	if err := out.check(); err != nil {
 		return err
-	}
-	if err := validate(0, out.Reblinded); err != nil {
-		return fmt.Errorf("reblinded: %w", err)
-	}
-	if err := validate(0, out.Elements); err != nil {
-		return fmt.Errorf("response: %w", err)
 	}
 	*r = out
 	return nil

@@ -1,7 +1,6 @@
 package psi
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,8 +8,10 @@ import (
 	mrand "math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cloudflare/circl/group"
+	"github.com/oasisprotocol/curve25519-voi/curve"
 )
 
 // Version is the protocol version carried in every message.
@@ -193,40 +194,17 @@ func zeroise(k group.Scalar) {
 	}
 }
 
-// decode parses a canonical, non-identity element.
-func decode(e *Element, into group.Element) error {
-	if err := into.UnmarshalBinary(e[:]); err != nil {
-		return ErrElement
-	}
-	if into.IsIdentity() {
-		return ErrElement
-	}
-	// go-ristretto already refuses non-canonical encodings; re-encoding
-	// makes that property this package's own.
-	b, err := into.MarshalBinary()
-	if err != nil || !bytes.Equal(b, e[:]) {
-		return ErrElement
-	}
-	return nil
-}
-
-func encode(x group.Element, out *Element) {
-	b, err := x.MarshalBinary()
-	if err != nil || len(b) != ElementSize {
-		// ristretto255 encodings cannot fail.
-		panic("psi: ristretto255 encoding failed")
-	}
-	copy(out[:], b)
-}
-
 // hashBlind sets out[i] = H(ids[i])^k in parallel.
 func hashBlind(workers int, dst []byte, ids [][]byte, k group.Scalar, out []Element) {
+	ks := voiScalar(k)
+	defer ks.Zero()
 	_ = parallel(workers, len(ids), func(lo, hi int) error {
-		x := group.Ristretto255.NewElement()
+		h := newHasher(dst)
+		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
-			h := group.Ristretto255.HashToElement(ids[i], dst)
-			x.Mul(h, k)
-			encode(x, &out[i])
+			h.hash(&x, ids[i])
+			x.Mul(&x, ks)
+			encodePoint(&x, &out[i])
 		}
 		return nil
 	})
@@ -234,14 +212,16 @@ func hashBlind(workers int, dst []byte, ids [][]byte, k group.Scalar, out []Elem
 
 // exp sets out[i] = in[i]^k in parallel, checking every input.
 func exp(workers int, in []Element, k group.Scalar, out []Element) error {
+	ks := voiScalar(k)
+	defer ks.Zero()
 	return parallel(workers, len(in), func(lo, hi int) error {
-		x := group.Ristretto255.NewElement()
+		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
-			if err := decode(&in[i], x); err != nil {
+			if err := decodePoint(&in[i], &x); err != nil {
 				return fmt.Errorf("%w: element %d", err, i)
 			}
-			x.Mul(x, k)
-			encode(x, &out[i])
+			x.Mul(&x, ks)
+			encodePoint(&x, &out[i])
 		}
 		return nil
 	})
@@ -250,9 +230,9 @@ func exp(workers int, in []Element, k group.Scalar, out []Element) error {
 // validate checks every element of list in parallel.
 func validate(workers int, list []Element) error {
 	return parallel(workers, len(list), func(lo, hi int) error {
-		x := group.Ristretto255.NewElement()
+		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
-			if err := decode(&list[i], x); err != nil {
+			if err := decodePoint(&list[i], &x); err != nil {
 				return fmt.Errorf("%w: element %d", err, i)
 			}
 		}
@@ -260,20 +240,56 @@ func validate(workers int, list []Element) error {
 	})
 }
 
-// distinct reports the first repeated element of list.
+// distinct reports the first repeated element of list. Lists of more than
+// a few thousand elements are checked in parallel, one shard of the
+// elements per core.
 func distinct(list []Element) error {
-	seen := make(map[Element]struct{}, len(list))
-	for i := range list {
-		if _, dup := seen[list[i]]; dup {
-			return fmt.Errorf("%w: element %d repeats", ErrDuplicate, i)
+	shards := runtime.GOMAXPROCS(0)
+	if len(list) < 1<<12 || shards < 2 {
+		shards = 1
+	}
+	shards = min(shards, 256)
+	first := make([]int, shards) // the first repeat in each shard, or -1
+	var wg sync.WaitGroup
+	for s := range shards {
+		wg.Go(func() {
+			first[s] = -1
+			seen := make(map[Element]struct{}, len(list)/shards+len(list)/(8*shards))
+			for i := range list {
+				if shards > 1 && int(list[i][0])%shards != s {
+					continue
+				}
+				if _, dup := seen[list[i]]; dup {
+					first[s] = i
+					return
+				}
+				seen[list[i]] = struct{}{}
+			}
+		})
+	}
+	wg.Wait()
+	i := -1
+	for _, f := range first {
+		if f >= 0 && (i < 0 || f < i) {
+			i = f
 		}
-		seen[list[i]] = struct{}{}
+	}
+	if i >= 0 {
+		return fmt.Errorf("%w: element %d repeats", ErrDuplicate, i)
 	}
 	return nil
 }
 
-// parallel runs fn over [0, n) split into at most workers contiguous chunks
-// and returns the first error by chunk order. workers < 1 means
+// parallelBlock is how many items parallel hands fn at a time: small
+// enough that cores running at different speeds finish together, large
+// enough that fn's per-call setup vanishes.
+const parallelBlock = 256
+
+// parallel runs fn over [0, n) on at most workers goroutines, handing out
+// contiguous blocks of parallelBlock items in order, and returns the error
+// of the first failing block. Once a block fails no new block starts, but
+// every block before it has started and runs to its end, so the error is
+// the one serial code would meet first. workers < 1 means
 // runtime.GOMAXPROCS(0).
 func parallel(workers, n int, fn func(lo, hi int) error) error {
 	if n == 0 {
@@ -282,18 +298,28 @@ func parallel(workers, n int, fn func(lo, hi int) error) error {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers > n {
-		workers = n
+	blocks := (n + parallelBlock - 1) / parallelBlock
+	workers = min(workers, blocks)
+	if workers == 1 {
+		return fn(0, n)
 	}
-	chunk := (n + workers - 1) / workers
-	errs := make([]error, workers)
+	errs := make([]error, blocks)
+	var next atomic.Int64
+	var failed atomic.Bool
 	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if lo >= hi {
-			break
-		}
-		wg.Go(func() { errs[w] = fn(lo, hi) })
+	for range workers {
+		wg.Go(func() {
+			for !failed.Load() {
+				b := int(next.Add(1) - 1)
+				if b >= blocks {
+					return
+				}
+				lo := b * parallelBlock
+				if errs[b] = fn(lo, min(lo+parallelBlock, n)); errs[b] != nil {
+					failed.Store(true)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -43,29 +43,44 @@ const (
 )
 
 func TestTamperRequest(t *testing.T) {
-	_, _, raw := parties(t, ModeRows)
 	identity := make([]byte, 32)
 	for name, tc := range map[string]struct {
-		data []byte
+		data func(raw []byte) []byte
 		want error
 	}{
-		"low bit of element (negative s)": {edit(raw, func(b []byte) []byte { b[elems] ^= 1; return b }), ErrElement},
-		"high bit of element (s ≥ 2^255)": {edit(raw, func(b []byte) []byte { b[elems+31] ^= 0x80; return b }), ErrElement},
-		"identity element":                {edit(raw, func(b []byte) []byte { copy(b[elems:], identity); return b }), ErrElement},
-		"duplicate element":               {edit(raw, func(b []byte) []byte { copy(b[elems+32:], b[elems:elems+32]); return b }), ErrDuplicate},
-		"truncated":                       {raw[:len(raw)-1], ErrMalformed},
-		"truncated header":                {raw[:10], ErrMalformed},
-		"empty":                           {nil, ErrMalformed},
-		"trailing byte":                   {append(edit(raw, func(b []byte) []byte { return b }), 0), ErrMalformed},
-		"count says more":                 {edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, 51) }), ErrMalformed},
-		"count zero":                      {edit(raw, func(b []byte) []byte { return setCount(b[:requestHeaderSize], commonHeaderSize, 0) }), ErrMalformed},
-		"count above cap":                 {edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, MaxElements+1) }), ErrTooLarge},
-		"version":                         {edit(raw, func(b []byte) []byte { b[0] = 2; return b }), ErrVersion},
-		"type":                            {edit(raw, func(b []byte) []byte { b[1] = typeResponse; return b }), ErrMalformed},
-		"mode":                            {edit(raw, func(b []byte) []byte { b[2] = 9; return b }), ErrMalformed},
+		"low bit of element (negative s)": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[elems] ^= 1; return b }) }, ErrElement},
+		"high bit of element (s ≥ 2^255)": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[elems+31] ^= 0x80; return b }) }, ErrElement},
+		"identity element": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { copy(b[elems:], identity); return b })
+		}, ErrElement},
+		"duplicate element": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { copy(b[elems+32:], b[elems:elems+32]); return b })
+		}, ErrDuplicate},
+		"truncated":        {func(raw []byte) []byte { return raw[:len(raw)-1] }, ErrMalformed},
+		"truncated header": {func(raw []byte) []byte { return raw[:10] }, ErrMalformed},
+		"empty":            {func([]byte) []byte { return nil }, ErrMalformed},
+		"trailing byte":    {func(raw []byte) []byte { return append(edit(raw, func(b []byte) []byte { return b }), 0) }, ErrMalformed},
+		"count says more": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, 51) })
+		}, ErrMalformed},
+		"count zero": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { return setCount(b[:requestHeaderSize], commonHeaderSize, 0) })
+		}, ErrMalformed},
+		"count above cap": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, MaxElements+1) })
+		}, ErrTooLarge},
+		"version": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[0] = 2; return b }) }, ErrVersion},
+		"type":    {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[1] = typeResponse; return b }) }, ErrMalformed},
+		"mode":    {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[2] = 9; return b }) }, ErrMalformed},
 	} {
+		// Element validity is Respond's to check, as it decodes.
+		_, r, raw := parties(t, ModeRows)
 		var req Request
-		if err := req.UnmarshalBinary(tc.data); !errors.Is(err, tc.want) {
+		err := req.UnmarshalBinary(tc.data(raw))
+		if err == nil {
+			_, err = r.Respond(&req)
+		}
+		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
@@ -141,27 +156,38 @@ func TestTamperResponse(t *testing.T) {
 		}
 		return s, b
 	}
-	_, raw := mk(ModeRows)
 	second := responseHeaderSize + 50*32 // start of m
 	own := second + 4                    // first own element
 	for name, tc := range map[string]struct {
-		data []byte
+		data func(raw []byte) []byte
 		want error
 	}{
-		"reblinded low bit":  {edit(raw, func(b []byte) []byte { b[elems] ^= 1; return b }), ErrElement},
-		"reblinded high bit": {edit(raw, func(b []byte) []byte { b[elems+31] ^= 0x80; return b }), ErrElement},
-		"own low bit":        {edit(raw, func(b []byte) []byte { b[own] ^= 1; return b }), ErrElement},
-		"own duplicate":      {edit(raw, func(b []byte) []byte { copy(b[own+32:], b[own:own+32]); return b }), ErrDuplicate},
-		"truncated":          {raw[:len(raw)-1], ErrMalformed},
-		"trailing":           {append(edit(raw, func(b []byte) []byte { return b }), 1), ErrMalformed},
-		"m above cap":        {edit(raw, func(b []byte) []byte { return setCount(b, second, MaxElements+1) }), ErrTooLarge},
-		"m says more":        {edit(raw, func(b []byte) []byte { return setCount(b, second, 41) }), ErrMalformed},
-		"n above cap":        {edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, MaxElements+1) }), ErrTooLarge},
-		"version":            {edit(raw, func(b []byte) []byte { b[0] = 0; return b }), ErrVersion},
-		"type":               {edit(raw, func(b []byte) []byte { b[1] = typeRequest; return b }), ErrMalformed},
+		"reblinded low bit":  {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[elems] ^= 1; return b }) }, ErrElement},
+		"reblinded high bit": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[elems+31] ^= 0x80; return b }) }, ErrElement},
+		"own low bit":        {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[own] ^= 1; return b }) }, ErrElement},
+		"own duplicate": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { copy(b[own+32:], b[own:own+32]); return b })
+		}, ErrDuplicate},
+		"truncated": {func(raw []byte) []byte { return raw[:len(raw)-1] }, ErrMalformed},
+		"trailing":  {func(raw []byte) []byte { return append(edit(raw, func(b []byte) []byte { return b }), 1) }, ErrMalformed},
+		"m above cap": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { return setCount(b, second, MaxElements+1) })
+		}, ErrTooLarge},
+		"m says more": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { return setCount(b, second, 41) }) }, ErrMalformed},
+		"n above cap": {func(raw []byte) []byte {
+			return edit(raw, func(b []byte) []byte { return setCount(b, commonHeaderSize, MaxElements+1) })
+		}, ErrTooLarge},
+		"version": {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[0] = 0; return b }) }, ErrVersion},
+		"type":    {func(raw []byte) []byte { return edit(raw, func(b []byte) []byte { b[1] = typeRequest; return b }) }, ErrMalformed},
 	} {
+		// Element validity is Finish's to check, as it decodes.
+		s, raw := mk(ModeRows)
 		var resp Response
-		if err := resp.UnmarshalBinary(tc.data); !errors.Is(err, tc.want) {
+		err := resp.UnmarshalBinary(tc.data(raw))
+		if err == nil {
+			_, err = s.Finish(&resp)
+		}
+		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
