@@ -57,7 +57,11 @@
 // of matches in each group ([Result.Groups]). Each identifier belongs to
 // one group, so no element is sent twice. This is how kura's cryptographic
 // backend counts the intersection grouped by A's dimension without A
-// learning which of its rows matched.
+// learning which of its rows matched. In this mode B may attach a payload
+// to each of its elements ([NewPayloadReceiver]), and A learns which of
+// B's elements matched each group ([Result.Matches]): kura's agents send
+// B's values encrypted under a key neither holds alone there, and A adds
+// up each group's ciphertexts without learning any value.
 //
 // All elements are compared by their canonical 32-byte encoding.
 //
@@ -91,6 +95,9 @@
 //	  n × [32]byte  (H(a)^α)^β
 //	  u32       m         (0 ≤ m ≤ MaxElements)
 //	  m × [32]byte  H(b)^β
+//	  in mode 3 (groups) only:
+//	  u16       p         (payload size, 0 ≤ p ≤ MaxPayloadSize)
+//	  m × [p]byte   a payload per H(b)^β, in the same order
 //
 // [Request.UnmarshalBinary] and [Response.UnmarshalBinary] enforce the
 // package-wide cap [MaxElements]; [Receiver.Respond]

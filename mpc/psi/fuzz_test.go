@@ -29,6 +29,28 @@ func seeds(f *testing.F) (reqs, resps [][]byte) {
 		pb, _ := resp.MarshalBinary()
 		reqs, resps = append(reqs, rb), append(resps, pb)
 	}
+	// ModeGroups, with payloads.
+	cfg := Config{Session: testSession(f), Mode: ModeGroups, PayloadSize: 3}
+	s, err := NewGroupSender(cfg, [][][]byte{a[:2], a[2:4]})
+	if err != nil {
+		f.Fatal(err)
+	}
+	payloads := make([][]byte, len(b))
+	for i := range payloads {
+		payloads[i] = []byte{1, 2, byte(i)}
+	}
+	r, err := NewPayloadReceiver(cfg, b, payloads)
+	if err != nil {
+		f.Fatal(err)
+	}
+	req, _ := s.Request()
+	resp, err := r.Respond(req)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rb, _ := req.MarshalBinary()
+	pb, _ := resp.MarshalBinary()
+	reqs, resps = append(reqs, rb), append(resps, pb)
 	if len(reqs) == 0 || len(resps) == 0 {
 		f.Fatal("empty seed corpus")
 	}

@@ -3,6 +3,7 @@ package psi
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -115,5 +116,71 @@ func TestGroupsRefused(t *testing.T) {
 	}
 	if _, err := r.Respond(req); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Respond to sizes that do not add up: %v", err)
+	}
+}
+
+// TestGroupPayloads: B's payloads travel with its elements, shuffled with
+// them, and A learns per group which of them matched: the payloads of the
+// matches of each group are exactly those of the group's identifiers B
+// holds.
+func TestGroupPayloads(t *testing.T) {
+	cfg := Config{Session: testSession(t), Mode: ModeGroups, PayloadSize: 8}
+	groups := [][][]byte{{phone(1), phone(2), phone(3)}, {phone(4), phone(5)}, {phone(6)}}
+	var b, payloads [][]byte
+	for _, i := range []int{2, 3, 5, 6, 9} {
+		b = append(b, phone(i))
+		payloads = append(payloads, binary.BigEndian.AppendUint64(nil, uint64(i)))
+	}
+	s, err := NewGroupSender(cfg, groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewPayloadReceiver(cfg, b, payloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := s.Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.Respond(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := resp.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Response
+	if err := got.UnmarshalBinary(raw); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Finish(&got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]uint64{{2, 3}, {5}, {6}}
+	for g, idx := range res.Matches() {
+		var vals []uint64
+		for _, j := range idx {
+			vals = append(vals, binary.BigEndian.Uint64(got.Payloads[j*8:]))
+		}
+		slices.Sort(vals)
+		if !slices.Equal(vals, want[g]) {
+			t.Errorf("group %d: payloads %v, want %v", g, vals, want[g])
+		}
+	}
+	// A payload cut short, or of another size than the session's, is
+	// refused.
+	if err := new(Response).UnmarshalBinary(raw[:len(raw)-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("payload cut short: %v", err)
+	}
+	s2, _ := NewGroupSender(Config{Session: cfg.Session, Mode: ModeGroups}, groups)
+	s2.Request()
+	if _, err := s2.Finish(&got); !errors.Is(err, ErrMismatch) {
+		t.Errorf("payloads in a session without: %v", err)
+	}
+	if _, err := NewPayloadReceiver(cfg, b, payloads[:2]); !errors.Is(err, ErrConfig) {
+		t.Errorf("fewer payloads than identifiers: %v", err)
 	}
 }

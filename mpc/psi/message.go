@@ -36,7 +36,17 @@ type Response struct {
 	Reblinded []Element
 	// Elements holds H(b)^β for each distinct identifier of B, shuffled.
 	Elements []Element
+	// PayloadSize and Payloads, in ModeGroups only, carry an opaque
+	// payload of PayloadSize bytes per Elements entry, in the same order:
+	// Payloads[i*PayloadSize:(i+1)*PayloadSize] belongs to Elements[i]
+	// (kura's agents put encrypted values there). PayloadSize is 0 when
+	// there are none.
+	PayloadSize int
+	Payloads    []byte
 }
+
+// MaxPayloadSize bounds the payload of one response element.
+const MaxPayloadSize = 1024
 
 func appendHeader(b []byte, typ byte, mode Mode, sid SessionID) []byte {
 	b = append(b, Version, typ, byte(mode))
@@ -205,6 +215,12 @@ func (r *Response) check() error {
 	if err := checkList(r.Reblinded, "reblinded elements"); err != nil {
 		return err
 	}
+	if r.PayloadSize < 0 || r.PayloadSize > MaxPayloadSize || len(r.Payloads) != r.PayloadSize*len(r.Elements) {
+		return fmt.Errorf("%w: %d payload bytes of %d each for %d elements", ErrMalformed, len(r.Payloads), r.PayloadSize, len(r.Elements))
+	}
+	if r.PayloadSize > 0 && r.Mode != ModeGroups {
+		return fmt.Errorf("%w: payloads in a %v response", ErrMalformed, r.Mode)
+	}
 	return checkList(r.Elements, "response elements")
 }
 
@@ -215,7 +231,7 @@ func (r *Response) MarshalBinary() ([]byte, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	size := responseHeaderSize + len(r.Reblinded)*ElementSize + 4 + len(r.Elements)*ElementSize
+	size := responseHeaderSize + len(r.Reblinded)*ElementSize + 4 + len(r.Elements)*ElementSize + 2 + len(r.Payloads)
 	b := make([]byte, 0, size)
 	b = appendHeader(b, typeResponse, r.Mode, r.Session)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Reblinded)))
@@ -225,6 +241,10 @@ func (r *Response) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Elements)))
 	for i := range r.Elements {
 		b = append(b, r.Elements[i][:]...)
+	}
+	if r.Mode == ModeGroups {
+		b = binary.BigEndian.AppendUint16(b, uint16(r.PayloadSize))
+		b = append(b, r.Payloads...)
 	}
 	return b, nil
 }
@@ -258,12 +278,26 @@ func (r *Response) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) != m*ElementSize {
+	if len(rest) < m*ElementSize {
 		return fmt.Errorf("%w: %d bytes for %d elements", ErrMalformed, len(rest), m)
 	}
 	out := Response{Session: sid, Mode: mode, Reblinded: reblinded, Elements: make([]Element, m)}
 	for i := range out.Elements {
 		copy(out.Elements[i][:], rest[i*ElementSize:])
+	}
+	rest = rest[m*ElementSize:]
+	if mode == ModeGroups {
+		if len(rest) < 2 {
+			return fmt.Errorf("%w: truncated payload size", ErrMalformed)
+		}
+		out.PayloadSize, rest = int(binary.BigEndian.Uint16(rest)), rest[2:]
+		if out.PayloadSize > MaxPayloadSize || len(rest) != out.PayloadSize*m {
+			return fmt.Errorf("%w: %d payload bytes for %d elements of %d", ErrMalformed, len(rest), m, out.PayloadSize)
+		}
+		out.Payloads, rest = rest, nil
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
 	}
 	if err := out.check(); err != nil {
 		return err

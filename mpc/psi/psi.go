@@ -127,6 +127,10 @@ type Config struct {
 	// Workers is the number of goroutines hashing and exponentiating. Zero
 	// means runtime.GOMAXPROCS(0).
 	Workers int
+	// PayloadSize, in ModeGroups, is the size of the payload B sends with
+	// each of its elements (NewPayloadReceiver), 0 for none; A refuses a
+	// response with another.
+	PayloadSize int
 }
 
 func (c Config) normalize() (Config, error) {
@@ -148,6 +152,9 @@ func (c Config) normalize() (Config, error) {
 	if c.Workers < 0 {
 		return c, fmt.Errorf("%w: negative Workers", ErrConfig)
 	}
+	if c.PayloadSize < 0 || c.PayloadSize > MaxPayloadSize || c.PayloadSize > 0 && c.Mode != ModeGroups {
+		return c, fmt.Errorf("%w: PayloadSize %d (ModeGroups only, at most %d)", ErrConfig, c.PayloadSize, MaxPayloadSize)
+	}
 	return c, nil
 }
 
@@ -159,7 +166,11 @@ func (c Config) MaxMessageSize() int {
 	if err != nil {
 		return 0
 	}
-	return responseHeaderSize + 4 + 2*c.MaxElements*ElementSize
+	n := responseHeaderSize + 4 + 2*c.MaxElements*ElementSize
+	if c.Mode == ModeGroups {
+		n += 2 + c.MaxElements*c.PayloadSize
+	}
+	return n
 }
 
 func (c Config) dst() []byte {

@@ -10,33 +10,60 @@ import (
 // number of A's distinct identifiers. A Receiver serves one session and is
 // not safe for concurrent use.
 type Receiver struct {
-	cfg  Config
-	ids  [][]byte
-	key  group.Scalar
-	done bool
+	cfg      Config
+	ids      [][]byte
+	payloads [][]byte // payloads[i] goes with ids[i] (ModeGroups)
+	key      group.Scalar
+	done     bool
 }
 
 // NewReceiver returns party B for a session over ids. Repeated identifiers
 // are sent once. ids may hold at most cfg.MaxElements distinct identifiers.
 func NewReceiver(cfg Config, ids [][]byte) (*Receiver, error) {
+	return NewPayloadReceiver(cfg, ids, nil)
+}
+
+// NewPayloadReceiver is NewReceiver for a ModeGroups session in which each
+// identifier carries a payload, payloads[i] for ids[i], all of one size of
+// at most MaxPayloadSize bytes: the Response sends each distinct
+// identifier's (its first occurrence's) payload next to its blinded
+// identifier, in the same shuffled order. The payloads are opaque to this
+// package and sent as they are: the caller encrypts them.
+func NewPayloadReceiver(cfg Config, ids, payloads [][]byte) (*Receiver, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
+	if payloads != nil {
+		if cfg.Mode != ModeGroups || len(payloads) != len(ids) {
+			return nil, fmt.Errorf("%w: %d payloads for %d identifiers in a %v session", ErrConfig, len(payloads), len(ids), cfg.Mode)
+		}
+		for _, p := range payloads {
+			if len(p) != cfg.PayloadSize || len(p) == 0 {
+				return nil, fmt.Errorf("%w: payloads must all be Config.PayloadSize (%d) bytes", ErrConfig, cfg.PayloadSize)
+			}
+		}
+	}
 	r := &Receiver{cfg: cfg}
 	seen := make(map[string]struct{}, len(ids))
-	for _, id := range ids {
+	for i, id := range ids {
 		if _, dup := seen[string(id)]; dup {
 			continue
 		}
 		seen[string(id)] = struct{}{}
 		r.ids = append(r.ids, id)
+		if payloads != nil {
+			r.payloads = append(r.payloads, payloads[i])
+		}
 	}
 	if len(r.ids) > cfg.MaxElements {
 		return nil, fmt.Errorf("%w: %d distinct identifiers, limit %d", ErrConfig, len(r.ids), cfg.MaxElements)
 	}
 	if err := shuffle(len(r.ids), func(i, j int) {
 		r.ids[i], r.ids[j] = r.ids[j], r.ids[i]
+		if r.payloads != nil {
+			r.payloads[i], r.payloads[j] = r.payloads[j], r.payloads[i]
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -83,6 +110,13 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 	}
 	hashBlind(r.cfg.Workers, r.cfg.dst(), r.ids, r.key, resp.Elements)
 	zeroise(r.key)
+	if len(r.payloads) > 0 {
+		resp.PayloadSize = len(r.payloads[0])
+		resp.Payloads = make([]byte, 0, resp.PayloadSize*len(r.payloads))
+		for _, p := range r.payloads {
+			resp.Payloads = append(resp.Payloads, p...)
+		}
+	}
 	switch r.cfg.Mode {
 	case ModeCardinality:
 		if err := shuffleElements(resp.Reblinded); err != nil {

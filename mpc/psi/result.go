@@ -15,8 +15,10 @@ type Result struct {
 	// otherwise.
 	match  []int32
 	rowsOf [][]int
-	// In ModeGroups: the intersection size of each group.
-	groups []int
+	// In ModeGroups: the intersection size of each group, and the
+	// indexes into the response's Elements of its matches.
+	groups  []int
+	matches [][]int
 }
 
 // Size returns the number of distinct identifiers in the intersection.
@@ -26,6 +28,13 @@ func (r *Result) Size() int { return r.size }
 // groups (in the order given to NewGroupSender) that B holds; nil in other
 // modes.
 func (r *Result) Groups() []int { return slices.Clone(r.groups) }
+
+// Matches returns, in ModeGroups, for each of A's groups the indexes into
+// the Response's Elements (and so its payloads) of B's identifiers that
+// are in the group, in no particular order: what A needs to add up B's
+// encrypted payloads per group. It tells A nothing the protocol did not
+// (B's elements are shuffled and blinded); nil in other modes.
+func (r *Result) Matches() [][]int { return r.matches }
 
 // Rows returns, in ModeRows, A's input rows whose identifier is in the
 // intersection, ascending; nil in ModeCardinality.

@@ -152,6 +152,9 @@ func (s *Sender) Finish(resp *Response) (*Result, error) {
 	if err := resp.check(); err != nil {
 		return nil, err
 	}
+	if resp.PayloadSize != s.cfg.PayloadSize {
+		return nil, fmt.Errorf("%w: payloads of %d bytes, the session has %d", ErrMismatch, resp.PayloadSize, s.cfg.PayloadSize)
+	}
 	if len(resp.Reblinded) != len(s.sent) {
 		return nil, fmt.Errorf("%w: %d reblinded elements for %d sent", ErrMismatch, len(resp.Reblinded), len(s.sent))
 	}
@@ -164,19 +167,21 @@ func (s *Sender) Finish(resp *Response) (*Result, error) {
 		return nil, fmt.Errorf("response: %w", err)
 	}
 	zeroise(s.key)
-	index := make(map[Element]struct{}, len(theirs))
+	index := make(map[Element]int, len(theirs))
 	for j := range theirs {
-		index[theirs[j]] = struct{}{}
+		index[theirs[j]] = j
 	}
 	res := &Result{mode: s.cfg.Mode}
 	if s.cfg.Mode == ModeGroups {
 		res.groups = make([]int, len(s.groups))
+		res.matches = make([][]int, len(s.groups))
 		i := 0
 		for g, n := range s.groups {
 			for range n {
-				if _, ok := index[resp.Reblinded[i]]; ok {
+				if j, ok := index[resp.Reblinded[i]]; ok {
 					res.groups[g]++
 					res.size++
+					res.matches[g] = append(res.matches[g], j)
 				}
 				i++
 			}
