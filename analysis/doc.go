@@ -33,8 +33,8 @@
 // the from dataset) keeps one row, chosen by a keyed hash in the SQL; sums
 // are clipped; each count and sum gets discrete Laplace noise at its share
 // of ε (package privacy); and a group is output only if a noisy count
-// reaches the minimum. ReleaseCounts applies the same release to exact
-// counts computed by the cryptographic backend.
+// reaches the minimum. ReleaseExact applies the same release to exact
+// counts and clamped sums computed by the cryptographic backend.
 //
 // The output (Result) has a canonical JSON encoding whose SHA-256 the
 // worker signs.

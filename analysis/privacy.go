@@ -72,26 +72,43 @@ type ThresholdRelease struct {
 	Min     int    `json:"min"`
 }
 
-// Group is one group of exact counts computed elsewhere (by the
-// cryptographic backend), for ReleaseCounts: its group-by values, in the
-// analysis's group_by order, and one count per measure.
-type Group struct {
-	Key    []any
-	Counts []int64
+// Exact is the exact value of one measure in one group, computed
+// elsewhere, for ReleaseExact: Count for count and
+// count_distinct_identities; Sum, the sum of the group's values each
+// clamped to the measure's clip range, for sum; both for avg, Count being
+// the number of values summed (those not NULL).
+type Exact struct {
+	Sum   int64
+	Count int64
 }
 
-// ReleaseCounts releases exact per-group counts computed outside the engine
+// Group is one group of exact values computed elsewhere (by the
+// cryptographic backend), for ReleaseExact: its group-by values, in the
+// analysis's group_by order; IDs, the number of distinct units (matched
+// identifiers) in it; and one Exact per measure.
+type Group struct {
+	Key    []any
+	IDs    int64
+	Values []Exact
+}
+
+// ReleaseExact releases exact per-group values computed outside the engine
 // (by the cryptographic backend, docs/spec/mpc.md) as the engine would: the
 // analysis analysisID of m must be a declared aggregate whose measures are
-// all count or count_distinct_identities. Without privacy a group is
-// output when every count is at least the combined min_distinct_identities;
-// with privacy each count gets discrete Laplace noise at its share of ε,
-// drawn from rnd (crypto/rand when nil), and a group is output when its
-// first noisy count is at least the minimum (docs/spec/analysis.md §7).
-// The caller must have bounded contributions: each unit (identifier) is
-// counted in at most one group, else the stated ε does not hold. The
-// Result has the engine's columns and encoding, with no SQL.
-func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io.Reader) (*Result, error) {
+// count, count_distinct_identities, or sum or avg of an int64 column.
+// Without privacy a group is output when its IDs is at least the combined
+// min_distinct_identities; a sum is output as HUGEINT and an avg as
+// DOUBLE, null when its Count is 0, as the engine outputs them (a sum of
+// no values is 0 here, where the engine's is null). With
+// privacy each exact integer gets discrete Laplace noise at its share of
+// ε, drawn from rnd (crypto/rand when nil), and a group is output when its
+// threshold count (IDs when every measure is a sum) is at least the
+// minimum after noise, exactly as a private run of the engine
+// (docs/spec/analysis.md §7). The caller must have bounded contributions:
+// each unit (identifier) is in at most one group and adds at most one
+// value, clamped to the clip range, to each sum, else the stated ε does
+// not hold. The Result has the engine's columns and encoding, with no SQL.
+func ReleaseExact(m *collab.Manifest, analysisID string, groups []Group, rnd io.Reader) (*Result, error) {
 	a, ep, err := lookup(m, analysisID)
 	if err != nil {
 		return nil, err
@@ -105,12 +122,22 @@ func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io
 	if err != nil {
 		return nil, err
 	}
-	for i, ms := range a.Aggregate.Measures {
-		if ms.Func != collab.AggCount && ms.Func != collab.AggCountDistinctIdentities {
-			return nil, c.errf(ErrInvalidAnalysis, "measures[%d].fn: %s: only counts are released from exact counts", i, ms.Func)
-		}
+	measures := a.Aggregate.Measures
+	if len(measures) == 0 {
+		return nil, c.errf(ErrInvalidAnalysis, "measures: none")
+	}
+	for i, ms := range measures {
 		if _, err := c.measure(i, ms); err != nil {
 			return nil, err
+		}
+		switch ms.Func {
+		case collab.AggCount, collab.AggCountDistinctIdentities:
+		case collab.AggSum, collab.AggAvg:
+			if _, col, _ := c.column(ms.Column, c.in); col.Type != table.Int64 {
+				return nil, c.errf(ErrInvalidAnalysis, "measures[%d].column: %s of %q: exact sums are of int64 columns, not %s", i, ms.Func, ms.Column, col.Type)
+			}
+		default:
+			return nil, c.errf(ErrInvalidAnalysis, "measures[%d].fn: %s: only count, count_distinct_identities, sum and avg are released from exact values", i, ms.Func)
 		}
 	}
 	var rel *dpRelease
@@ -119,27 +146,40 @@ func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io
 			return nil, err
 		}
 	}
-	exact := make([]exactGroup, len(groups))
+	keys := make([][]any, len(groups))
 	for i, g := range groups {
-		if len(g.Key) != len(dims) || len(g.Counts) != len(a.Aggregate.Measures) {
-			return nil, fmt.Errorf("%w: group %d has %d keys and %d counts, want %d and %d", ErrInvalidAnalysis, i, len(g.Key), len(g.Counts), len(dims), len(a.Aggregate.Measures))
+		if len(g.Key) != len(dims) || len(g.Values) != len(measures) {
+			return nil, fmt.Errorf("%w: group %d has %d keys and %d values, want %d and %d", ErrInvalidAnalysis, i, len(g.Key), len(g.Values), len(dims), len(measures))
 		}
-		exact[i].key = make([]any, len(dims))
+		if g.IDs < 0 || slices.ContainsFunc(g.Values, func(v Exact) bool { return v.Count < 0 }) {
+			return nil, fmt.Errorf("%w: group %d has a negative count", ErrInvalidAnalysis, i)
+		}
+		keys[i] = make([]any, len(dims))
 		for k, v := range g.Key {
-			if exact[i].key[k], err = jsonValue(v, duckType(dims[k].col.Type)); err != nil {
+			if keys[i][k], err = jsonValue(v, duckType(dims[k].col.Type)); err != nil {
 				return nil, fmt.Errorf("group %d: key %q: %w", i, dims[k].name, err)
 			}
 		}
-		exact[i].vals = g.Counts
 	}
 	res := &Result{AnalysisID: a.ID, Rows: [][]any{}}
 	for _, d := range dims {
 		res.Columns = append(res.Columns, Column{Name: d.name, Type: duckType(d.col.Type)})
 	}
-	for _, ms := range a.Aggregate.Measures {
-		res.Columns = append(res.Columns, Column{Name: ms.As, Type: "BIGINT"})
+	for _, ms := range measures {
+		t := "BIGINT"
+		switch {
+		case ms.Func == collab.AggAvg:
+			t = "DOUBLE"
+		case ms.Func == collab.AggSum && rel == nil:
+			t = "HUGEINT" // DuckDB's sum of BIGINT
+		}
+		res.Columns = append(res.Columns, Column{Name: ms.As, Type: t})
 	}
 	if rel != nil {
+		exact := make([]exactGroup, len(groups))
+		for i, g := range groups {
+			exact[i] = exactGroup{key: keys[i], vals: rel.exactParts(g)}
+		}
 		res.Rows, err = rel.apply(exact, rnd)
 		res.Thresholds, res.Privacy = rel.thresholds, rel.info
 		return res, err
@@ -147,14 +187,26 @@ func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io
 	for _, d := range c.in {
 		res.Thresholds = append(res.Thresholds, Threshold{Dataset: d.ID, IdentityColumns: identityColumns(d.Descriptor.Schema), MinDistinctIdentities: pol.min})
 	}
-	for _, g := range exact {
-		if slicesMin(g.vals) < int64(pol.min) {
+	for i, g := range groups {
+		if g.IDs < int64(pol.min) {
 			res.SuppressedRows++
 			continue
 		}
-		row := append([]any{}, g.key...)
-		for _, n := range g.vals {
-			row = append(row, json.Number(strconv.FormatInt(n, 10)))
+		row := append([]any{}, keys[i]...)
+		for k, ms := range measures {
+			v := g.Values[k]
+			switch ms.Func {
+			case collab.AggSum:
+				row = append(row, json.Number(strconv.FormatInt(v.Sum, 10)))
+			case collab.AggAvg:
+				if v.Count == 0 {
+					row = append(row, nil)
+				} else {
+					row = append(row, jsonFloat(float64(v.Sum)/float64(v.Count)))
+				}
+			default:
+				row = append(row, json.Number(strconv.FormatInt(v.Count, 10)))
+			}
 		}
 		res.Rows = append(res.Rows, row)
 	}
@@ -164,12 +216,26 @@ func ReleaseCounts(m *collab.Manifest, analysisID string, groups []Group, rnd io
 	return res, nil
 }
 
-func slicesMin(v []int64) int64 {
-	m := int64(math.MaxInt64)
-	for _, x := range v {
-		m = min(m, x)
+// exactParts returns g's exact integers in the order of d's noise parts, each
+// clamped to ±2^62 as the engine's are: the measures' (the sum, then the
+// count of an avg), then the hidden threshold count, IDs, if d has one.
+func (d *dpRelease) exactParts(g Group) []int64 {
+	vals := make([]int64, 0, len(d.parts))
+	for i, m := range d.measures {
+		v := g.Values[i]
+		switch m.fn {
+		case collab.AggSum:
+			vals = append(vals, clampExact(v.Sum))
+		case collab.AggAvg:
+			vals = append(vals, clampExact(v.Sum), clampExact(v.Count))
+		default:
+			vals = append(vals, clampExact(v.Count))
+		}
 	}
-	return m
+	if len(vals) < len(d.parts) {
+		vals = append(vals, clampExact(g.IDs))
+	}
+	return vals
 }
 
 // dpRelease is the noise of a private analysis, fixed at compile time.
@@ -492,22 +558,29 @@ func (d *dpRelease) apply(groups []exactGroup, rnd io.Reader) ([][]any, error) {
 // HUGEINT of a sum) to an int64, clamped to ±2^62: clamping changes no
 // sensitivity and keeps value plus noise inside int64.
 func exactInt(v any) (int64, error) {
-	const lim = int64(1) << 62
 	switch x := v.(type) {
 	case nil:
 		return 0, nil // sum of no values
 	case int64:
-		return min(max(x, -lim), lim), nil
+		return clampExact(x), nil
 	case *big.Int:
-		if x.Cmp(big.NewInt(lim)) > 0 {
-			return lim, nil
+		if x.Cmp(big.NewInt(exactLimit)) > 0 {
+			return exactLimit, nil
 		}
-		if x.Cmp(big.NewInt(-lim)) < 0 {
-			return -lim, nil
+		if x.Cmp(big.NewInt(-exactLimit)) < 0 {
+			return -exactLimit, nil
 		}
 		return x.Int64(), nil
 	}
 	return 0, fmt.Errorf("%w: an exact value is %T, not an integer", ErrQueryFailed, v)
+}
+
+// exactLimit bounds exact integers before noise.
+const exactLimit = int64(1) << 62
+
+// clampExact clamps an exact integer to ±2^62.
+func clampExact(x int64) int64 {
+	return min(max(x, -exactLimit), exactLimit)
 }
 
 // runKey draws the secret that chooses each unit's row, from rnd

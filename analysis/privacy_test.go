@@ -230,13 +230,25 @@ func countsManifest(eps string) *collab.Manifest {
 	return testManifest(a)
 }
 
-func TestReleaseCounts(t *testing.T) {
-	groups := []Group{
-		{Key: []any{"okinawa"}, Counts: []int64{120, 118}},
-		{Key: []any{"hokkaido"}, Counts: []int64{40, 9}},
-		{Key: []any{"fukuoka"}, Counts: []int64{3, 2}},
+// counts is one Exact per count measure.
+func counts(n ...int64) []Exact {
+	out := make([]Exact, len(n))
+	for i, x := range n {
+		out[i].Count = x
 	}
-	plainRes, err := ReleaseCounts(countsManifest(""), "psi", groups, nil)
+	return out
+}
+
+// TestReleaseExactCounts: exact counts are released as the engine
+// releases counts, suppressed by the group's number of units without
+// privacy, with noise and a noisy threshold with it.
+func TestReleaseExactCounts(t *testing.T) {
+	groups := []Group{
+		{Key: []any{"okinawa"}, IDs: 118, Values: counts(120, 118)},
+		{Key: []any{"hokkaido"}, IDs: 9, Values: counts(40, 9)},
+		{Key: []any{"fukuoka"}, IDs: 2, Values: counts(3, 2)},
+	}
+	plainRes, err := ReleaseExact(countsManifest(""), "psi", groups, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +261,11 @@ func TestReleaseCounts(t *testing.T) {
 	}
 
 	m := countsManifest("1")
-	res, err := ReleaseCounts(m, "psi", groups, seeded(9))
+	res, err := ReleaseExact(m, "psi", groups, seeded(9))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := ReleaseCounts(m, "psi", groups, seeded(9))
+	again, _ := ReleaseExact(m, "psi", groups, seeded(9))
 	if res.Digest() != again.Digest() {
 		t.Error("not reproducible under a fixed seed")
 	}
@@ -265,25 +277,28 @@ func TestReleaseCounts(t *testing.T) {
 			t.Error("a group of 3 passed a noisy threshold of 10 at ε/2 = 0.5 (probability ~1e-2 per seed; this seed should not)")
 		}
 	}
-	if _, err := ReleaseCounts(m, "psi", []Group{{Key: []any{"x"}, Counts: []int64{1}}}, nil); !errors.Is(err, ErrInvalidAnalysis) {
+	if _, err := ReleaseExact(m, "psi", []Group{{Key: []any{"x"}, IDs: 1, Values: counts(1)}}, nil); !errors.Is(err, ErrInvalidAnalysis) {
 		t.Errorf("a group with one count for two measures: %v", err)
+	}
+	if _, err := ReleaseExact(m, "psi", []Group{{Key: []any{"x"}, IDs: -1, Values: counts(1, 1)}}, nil); !errors.Is(err, ErrInvalidAnalysis) {
+		t.Errorf("a group of -1 units: %v", err)
 	}
 }
 
-// TestReleaseCountsNoise: the noise ReleaseCounts adds to a count is
+// TestReleaseExactNoise: the noise ReleaseExact adds to a count is
 // discrete Laplace at the count's share of ε: over 20000 releases from a
 // fixed seed, a chi-square test of its histogram against
 // P(z) = (1-q)/(1+q)·q^|z|, q = e^(-ε/k), passes at the 0.1% level, and
 // its variance is 2q/(1-q)² within 5%.
-func TestReleaseCountsNoise(t *testing.T) {
+func TestReleaseExactNoise(t *testing.T) {
 	m := countsManifest("1") // two measures: ε/k = 0.5
 	const n, exact = 20000, 1000
-	groups := []Group{{Key: []any{"okinawa"}, Counts: []int64{exact, exact}}}
+	groups := []Group{{Key: []any{"okinawa"}, IDs: exact, Values: counts(exact, exact)}}
 	r := seeded(42)
 	hist := map[int64]int{}
 	var sumSq float64
 	for range n {
-		res, err := ReleaseCounts(m, "psi", groups, r)
+		res, err := ReleaseExact(m, "psi", groups, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -326,6 +341,182 @@ func TestReleaseCountsNoise(t *testing.T) {
 		t.Error("the variance does not tell ε = 0.5 from ε = 1")
 	}
 	t.Logf("chi-square %.2f (df 22), variance %.3f", chi2, variance)
+}
+
+// sumsAnalysis is an analysis the cryptographic backend computes with
+// sums: travellers by home prefecture, and the sum and average of the
+// carrier's stay_days over them (visits holds no group-by column).
+func sumsAnalysis(eps string, measures ...collab.Measure) collab.Analysis {
+	if len(measures) == 0 {
+		measures = []collab.Measure{
+			{Func: collab.AggCountDistinctIdentities, Dataset: "flights", As: "travellers"},
+			{Func: collab.AggSum, Column: "visits.stay_days", As: "days", Clip: &collab.Clip{Min: 0, Max: 10}},
+			{Func: collab.AggAvg, Column: "visits.stay_days", As: "avg_stay", Clip: &collab.Clip{Min: 0, Max: 10}},
+		}
+	}
+	a := collab.Analysis{ID: "sums", Kind: collab.KindAggregate, Backend: collab.BackendMPC, Aggregate: &collab.Aggregate{
+		From:     "flights",
+		Joins:    []collab.Join{{Dataset: "visits", Left: "flights.phone", Right: "visits.phone"}},
+		GroupBy:  []string{"flights.home_prefecture"},
+		Measures: measures,
+	}}
+	if eps != "" {
+		a.Privacy = &collab.Privacy{Epsilon: eps}
+	}
+	return a
+}
+
+// TestReleaseExactSums: without privacy, exact sums and averages are output
+// as they are, an average of no values is null, and a group is suppressed
+// by its number of units whatever its measures say.
+func TestReleaseExactSums(t *testing.T) {
+	groups := []Group{
+		{Key: []any{"Tokyo"}, IDs: 50, Values: []Exact{{Count: 50}, {Sum: 120}, {Sum: 120, Count: 48}}},
+		{Key: []any{"Osaka"}, IDs: 10, Values: []Exact{{Count: 10}, {Sum: 0}, {Sum: 0, Count: 0}}},
+		{Key: []any{"Kyoto"}, IDs: 9, Values: []Exact{{Count: 900}, {Sum: -7}, {Sum: -7, Count: 2}}},
+	}
+	res, err := ReleaseExact(testManifest(sumsAnalysis("")), "sums", groups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := res.Encode()
+	want := `{"analysis":"sums","columns":[{"name":"home_prefecture","type":"VARCHAR"},{"name":"travellers","type":"BIGINT"},{"name":"days","type":"HUGEINT"},{"name":"avg_stay","type":"DOUBLE"}],` +
+		`"rows":[["Osaka",10,0,null],["Tokyo",50,120,2.5]],"suppressed_rows":1,` +
+		`"thresholds":[{"dataset":"flights","identity_columns":["member_id"],"min_distinct_identities":10},{"dataset":"visits","identity_columns":["subscriber_id"],"min_distinct_identities":10}],"sql":""}`
+	if string(b) != want {
+		t.Errorf("without privacy:\n got %s\nwant %s", b, want)
+	}
+
+	// With only sums, the threshold still reads the group's units.
+	sumOnly := sumsAnalysis("", collab.Measure{Func: collab.AggSum, Column: "visits.stay_days", As: "days", Clip: &collab.Clip{Min: -5, Max: 10}})
+	res, err = ReleaseExact(testManifest(sumOnly), "sums", []Group{
+		{Key: []any{"Tokyo"}, IDs: 10, Values: []Exact{{Sum: -40}}},
+		{Key: []any{"Osaka"}, IDs: 9, Values: []Exact{{Sum: 1000}}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jsonText(t, res.Rows); got != `[["Tokyo",-40]]` || res.SuppressedRows != 1 {
+		t.Errorf("sum only: rows %s, suppressed %d", got, res.SuppressedRows)
+	}
+
+	for _, tt := range []struct {
+		name string
+		ms   collab.Measure
+		want string
+	}{
+		{"max", collab.Measure{Func: collab.AggMax, Column: "visits.stay_days", As: "m"}, "only count, count_distinct_identities, sum and avg"},
+		{"date", collab.Measure{Func: collab.AggSum, Column: "visits.arrival_date", As: "m"}, "the column is date"},
+		{"identity", collab.Measure{Func: collab.AggSum, Column: "visits.subscriber_id", As: "m"}, "is an identity column"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReleaseExact(testManifest(sumsAnalysis("", tt.ms)), "sums", nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReleaseExact = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReleaseExactLikeEngine: for the same analysis, ReleaseExact's result
+// has the engine's columns, thresholds and, under privacy, the same
+// privacy block: a receiver sees one shape from either backend.
+func TestReleaseExactLikeEngine(t *testing.T) {
+	ctx := context.Background()
+	for _, eps := range []string{"", "1"} {
+		a := sumsAnalysis(eps)
+		fx := newFixture(t, 2000, a)
+		e := fx.engine(t, Config{Rand: seeded(1)})
+		engine, err := e.Run(ctx, fx.m, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact, err := ReleaseExact(fx.m, a.ID, []Group{{Key: []any{"Tokyo"}, IDs: 50, Values: []Exact{{Count: 50}, {Sum: 120}, {Sum: 120, Count: 48}}}}, seeded(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []struct {
+			what         string
+			engine, mine any
+		}{
+			{"columns", engine.Columns, exact.Columns},
+			{"thresholds", engine.Thresholds, exact.Thresholds},
+			{"privacy", engine.Privacy, exact.Privacy},
+		} {
+			if got, want := jsonText(t, v.mine), jsonText(t, v.engine); got != want {
+				t.Errorf("privacy %q: %s\n got %s\nwant %s (the engine's)", eps, v.what, got, want)
+			}
+		}
+	}
+}
+
+// TestReleaseExactSumsPrivate: under privacy, sums and averages get the
+// engine's noise: reproducible from a seed, within plausible distance of
+// the exact values at ε = 1, exact at ε = 100 (noise 0 with probability
+// 1 - 1e-20), and when every measure is a sum the group's units are the
+// hidden threshold count.
+func TestReleaseExactSumsPrivate(t *testing.T) {
+	groups := []Group{
+		{Key: []any{"Tokyo"}, IDs: 500, Values: []Exact{{Count: 500}, {Sum: 2000}, {Sum: 2000, Count: 400}}},
+		{Key: []any{"Osaka"}, IDs: 300, Values: []Exact{{Count: 300}, {Sum: 900}, {Sum: 900, Count: 300}}},
+		{Key: []any{"Kyoto"}, IDs: 1, Values: []Exact{{Count: 1}, {Sum: 10}, {Sum: 10, Count: 1}}},
+	}
+	m := testManifest(sumsAnalysis("1"))
+	res, err := ReleaseExact(m, "sums", groups, seeded(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := ReleaseExact(m, "sums", groups, seeded(5))
+	other, _ := ReleaseExact(m, "sums", groups, seeded(6))
+	if res.Digest() != again.Digest() {
+		t.Error("not reproducible under a fixed seed")
+	}
+	if res.Digest() == other.Digest() {
+		t.Error("two seeds agree: no noise?")
+	}
+	p := res.Privacy
+	if p == nil || p.Threshold.Measure != "travellers" || p.Measures[1].Noise[0].Sensitivity != 10 || p.Measures[2].Noise[1].Epsilon != "1/6" {
+		t.Fatalf("privacy %s", jsonText(t, p))
+	}
+	if got := jsonText(t, res.Columns); got != `[{"name":"home_prefecture","type":"VARCHAR"},{"name":"travellers","type":"BIGINT"},{"name":"days","type":"BIGINT"},{"name":"avg_stay","type":"DOUBLE"}]` {
+		t.Errorf("columns %s", got)
+	}
+	if len(res.Rows) != 2 {
+		t.Fatalf("rows %v: want Tokyo and Osaka, not Kyoto's single unit", res.Rows)
+	}
+	for i, g := range []Group{groups[1], groups[0]} { // sorted by key
+		row := res.Rows[i]
+		// ε/3 per measure: scales 3 (count) and 30 (sum); 12 scales are
+		// exceeded with probability below 1e-5 per value.
+		if d := math.Abs(float64(number(t, row[1]) - g.Values[0].Count)); d > 36 {
+			t.Errorf("%v: travellers off by %g", row[0], d)
+		}
+		if d := math.Abs(float64(number(t, row[2]) - g.Values[1].Sum)); d > 360 {
+			t.Errorf("%v: days off by %g", row[0], d)
+		}
+		exactAvg := float64(g.Values[2].Sum) / float64(g.Values[2].Count)
+		if avg, ok := row[3].(float64); !ok || math.Abs(avg-exactAvg) > 2 {
+			t.Errorf("%v: avg %v, exact %g", row[0], row[3], exactAvg)
+		}
+	}
+
+	// At ε = 100 with only a sum, ε splits over the sum and a hidden
+	// count of the units: the released sum is exact, and a group of 9
+	// units stays below the threshold of 10.
+	sumOnly := sumsAnalysis("100", collab.Measure{Func: collab.AggSum, Column: "visits.stay_days", As: "days", Clip: &collab.Clip{Min: -5, Max: 10}})
+	res, err = ReleaseExact(testManifest(sumOnly), "sums", []Group{
+		{Key: []any{"Tokyo"}, IDs: 10, Values: []Exact{{Sum: -40}}},
+		{Key: []any{"Osaka"}, IDs: 9, Values: []Exact{{Sum: 1000}}},
+	}, seeded(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jsonText(t, res.Rows); got != `[["Tokyo",-40]]` || res.SuppressedRows != 0 {
+		t.Errorf("sum only: rows %s, suppressed %d", got, res.SuppressedRows)
+	}
+	if p := res.Privacy; p.Threshold.Measure != "" || p.Threshold.Epsilon != "50" || p.Measures[0].Noise[0].Sensitivity != 10 {
+		t.Errorf("sum only: privacy %s", jsonText(t, p))
+	}
 }
 
 // TestResultEncodingWithoutPrivacy: a result without privacy encodes

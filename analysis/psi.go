@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/dataset/table"
 )
 
 // PSIInput is one owner's side of an analysis on the cryptographic backend
@@ -24,6 +26,9 @@ type PSIInput struct {
 	// one group with an empty key when Columns is empty. A join value may
 	// be in several groups.
 	Groups []PSIGroup
+	// Measures are the indexes, in the analysis's measures, of the sum and
+	// avg measures over this dataset's columns, whose values Values holds.
+	Measures []int
 }
 
 // PSIGroup is one group of a PSIInput.
@@ -33,12 +38,17 @@ type PSIGroup struct {
 	// IDs are the distinct join values, as bytes: strings as they are,
 	// integers in decimal.
 	IDs [][]byte
+	// Values, when PSIInput.Measures is not empty, holds for each of IDs
+	// the total of each such measure's column over the identifier's rows
+	// in the group (nil when every one is NULL), before any clamping.
+	Values [][]*int64
 }
 
 // PSIInput computes the owner's side of analysis analysisID of m for
 // dataset datasetID, which must be loaded. Only that dataset's columns are
-// read: its join column, its group-by columns and the columns its filters
-// name; the other dataset's filters are the other owner's to apply. The
+// read: its join column, its group-by columns, the columns its filters name
+// and those of the sum and avg measures over it; the other dataset's
+// filters are the other owner's to apply. The
 // first call locks the engine down, as Run does. Errors wrap
 // ErrInvalidAnalysis, ErrNotLoaded, ErrIdentityOutput, ErrPolicyViolation or
 // ErrQueryFailed.
@@ -91,6 +101,21 @@ func (e *Engine) PSIInput(ctx context.Context, m *collab.Manifest, analysisID, d
 		}
 		sel = append(sel, q+" AS "+quoteIdent(col.Name))
 	}
+	var sums []string
+	for i, ms := range g.Measures {
+		if (ms.Func != collab.AggSum && ms.Func != collab.AggAvg) || !strings.HasPrefix(ms.Column, datasetID+".") {
+			continue
+		}
+		q, col, err := c.output(fmt.Sprintf("measures[%d].column", i), ms.Column)
+		if err != nil {
+			return nil, err
+		}
+		if col.Type != table.Int64 {
+			return nil, c.errf(ErrInvalidAnalysis, "measures[%d]: the mpc backend sums int64 columns, %s is %s", i, ms.Column, col.Type)
+		}
+		sums = append(sums, "CAST(sum("+q+") AS BIGINT)")
+		in.Measures = append(in.Measures, i)
+	}
 	var where []string
 	for i, f := range g.Where {
 		if !strings.HasPrefix(f.Column, datasetID+".") {
@@ -102,10 +127,16 @@ func (e *Engine) PSIInput(ctx context.Context, m *collab.Manifest, analysisID, d
 		}
 		where = append(where, s)
 	}
-	q := "SELECT DISTINCT " + strings.Join(append(sel, joinSQL), ", ") + " FROM " + quoteIdent(datasetID) + " WHERE " + joinSQL + " IS NOT NULL"
+	keyCols := append(slices.Clone(sel), joinSQL)
+	q := "SELECT " + strings.Join(append(keyCols, sums...), ", ") + " FROM " + quoteIdent(datasetID) + " WHERE " + joinSQL + " IS NOT NULL"
 	if len(where) > 0 {
 		q += " AND " + strings.Join(where, " AND ")
 	}
+	groupBy := make([]string, len(keyCols))
+	for i := range keyCols {
+		groupBy[i] = strconv.Itoa(i + 1)
+	}
+	q += " GROUP BY " + strings.Join(groupBy, ", ")
 	rows, err := e.conn.QueryContext(ctx, q, c.params...)
 	if err != nil {
 		return nil, queryError(err)
@@ -150,6 +181,19 @@ func (e *Engine) PSIInput(ctx context.Context, m *collab.Manifest, analysisID, d
 			grp.IDs = append(grp.IDs, strconv.AppendInt(nil, v, 10))
 		default:
 			return nil, fmt.Errorf("%w: join column %s is %T: the mpc backend joins on string or integer columns", ErrInvalidAnalysis, join, v)
+		}
+		if len(sums) > 0 {
+			totals := make([]*int64, len(sums))
+			for k := range sums {
+				switch v := vals[len(sel)+1+k].(type) {
+				case nil:
+				case int64:
+					totals[k] = &v
+				default:
+					return nil, fmt.Errorf("%w: sum is %T", ErrQueryFailed, v)
+				}
+			}
+			grp.Values = append(grp.Values, totals)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/party"
 )
 
@@ -321,7 +322,31 @@ func TestValidateErrors(t *testing.T) {
 		{"backend unknown", func(m *Manifest) { m.Analyses[0].Backend = "fhe" }, `analyses[0].backend: "fhe": want tee or mpc`},
 		{"mpc sql", func(m *Manifest) { m.Analyses[1].Backend = BackendMPC }, "analyses[1].backend: mpc computes aggregate analyses only"},
 		{"mpc no join", func(m *Manifest) { m.Analyses[2].Backend = BackendMPC }, "analyses[2].backend: mpc needs exactly one join of two datasets"},
-		{"mpc measure", func(m *Manifest) { m.Analyses[0].Backend = BackendMPC }, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities"},
+		{"mpc count", func(m *Manifest) {
+			m.Analyses[0].Backend = BackendMPC
+			m.Analyses[0].Aggregate.Measures[1] = Measure{Func: AggCount, As: "n"}
+		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not count"},
+		{"mpc min", func(m *Manifest) {
+			mpcSums(m)
+			m.Analyses[0].Aggregate.Measures[1] = Measure{Func: AggMin, Column: "subscribers.spend", As: "least"}
+		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not min"},
+		{"mpc sum of the grouping owner", func(m *Manifest) { m.Analyses[0].Backend = BackendMPC },
+			`analyses[0].aggregate.measures[1].column: avg of "passengers.fare": mpc sums a column of "subscribers", the dataset without the group-by columns`},
+		{"mpc sum no clip", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[1].Clip = nil },
+			"analyses[0].aggregate.measures[1].clip: missing: sum on mpc needs clip: {min, max}: the sums are decrypted as bounded discrete logarithms, so each value is clamped to a declared range"},
+		{"mpc sum double", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[2].Column = "subscribers.balance" },
+			`analyses[0].aggregate.measures[2].column: avg of "subscribers.balance" on mpc: the column is double; mpc sums integers`},
+		{"mpc clip order", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 5, Max: -5} },
+			"analyses[0].aggregate.measures[1].clip: min 5 is above max -5"},
+		{"mpc clip bounds", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[2].Clip = &Clip{Min: -1 << 41, Max: 0} },
+			"analyses[0].aggregate.measures[2].clip: bounds beyond ±1099511627776"},
+		{"mpc clip on a count", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[0].Clip = &Clip{Max: 1} },
+			"analyses[0].aggregate.measures[0].clip: clip applies only under privacy, or to sum and avg on the mpc backend"},
+		{"mpc sum without group-by", func(m *Manifest) {
+			mpcSums(m)
+			m.Analyses[0].Aggregate.GroupBy = nil
+			m.Analyses[0].Aggregate.Measures[1].Column = "passengers.fare"
+		}, `analyses[0].aggregate.measures[1].column: sum of "passengers.fare": mpc sums a column of "subscribers"`},
 		{"mpc two dims", func(m *Manifest) {
 			m.Analyses[0].Backend = BackendMPC
 			m.Analyses[0].Aggregate.Measures = m.Analyses[0].Aggregate.Measures[:1]
@@ -351,6 +376,11 @@ func TestValidateErrors(t *testing.T) {
 			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 0, Max: 10}
 		}, `analyses[0].aggregate.measures[1].column: avg of "passengers.fare" under privacy: the column is double`},
 		{"clip without privacy", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Max: 10} }, "analyses[0].aggregate.measures[1].clip: clip applies only under privacy"},
+		{"clip min overflow", func(m *Manifest) {
+			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
+			mpcSums(m)
+			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: -1 << 63, Max: 0}
+		}, "analyses[0].aggregate.measures[1].clip: bounds beyond ±1099511627776"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,6 +415,39 @@ func TestValidateErrors(t *testing.T) {
 	}
 	if b, ok := m.Datasets[1].Budget(); !ok || b.String() != "1.5" {
 		t.Fatalf("Budget = %v, %v", b, ok)
+	}
+	// On the cryptographic backend, sums and averages of the carrier's
+	// int64 column with clip are valid, with or without group-by columns
+	// and privacy; a negative min is allowed.
+	for _, f := range []func(*Manifest){
+		mpcSums,
+		func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.GroupBy = nil },
+		func(m *Manifest) {
+			mpcSums(m)
+			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
+		},
+	} {
+		m := clone(t, base)
+		f(m)
+		if err := m.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// mpcSums makes m's first analysis one the cryptographic backend computes
+// with sums: the carrier's subscribers gain an int64 column spend (and a
+// double column balance), and the analysis counts travellers, sums and
+// averages spend by the airline's age band.
+func mpcSums(m *Manifest) {
+	s := m.Dataset("subscribers").Descriptor.Schema
+	s.Columns = append(s.Columns, table.Column{Name: "spend", Type: table.Int64}, table.Column{Name: "balance", Type: table.Double})
+	a := &m.Analyses[0]
+	a.Backend = BackendMPC
+	a.Aggregate.Measures = []Measure{
+		{Func: AggCountDistinctIdentities, Dataset: "passengers", As: "travellers"},
+		{Func: AggSum, Column: "subscribers.spend", As: "spend", Clip: &Clip{Min: -5, Max: 100}},
+		{Func: AggAvg, Column: "subscribers.spend", As: "avg_spend", Clip: &Clip{Min: -5, Max: 100}},
 	}
 }
 

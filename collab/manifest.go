@@ -269,9 +269,11 @@ type Measure struct {
 	Column  string  `json:"column,omitempty"`  // "dataset.column" for sum, avg, min, max
 	Dataset string  `json:"dataset,omitempty"` // for count_distinct_identities
 	As      string  `json:"as"`                // output column name
-	// Clip bounds each row's value of a sum or avg under Privacy: values
-	// are clamped to [Min, Max] before they are added, which bounds the
-	// sum's sensitivity. Required for sum and avg under Privacy, refused
+	// Clip bounds each row's value of a sum or avg under Privacy, and each
+	// identifier's value on the mpc backend: values are clamped to
+	// [Min, Max] before they are added, which bounds the sum's sensitivity
+	// (and, on the mpc backend, the discrete logarithm that decrypts it).
+	// Required for sum and avg under Privacy or BackendMPC, refused
 	// otherwise.
 	Clip *Clip `json:"clip,omitempty"`
 }

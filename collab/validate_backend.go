@@ -52,8 +52,8 @@ func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
 	}
 	if a.Privacy == nil {
 		for i, ms := range measures {
-			if ms.Clip != nil {
-				v.errf(fmt.Sprintf("%s.aggregate.measures[%d].clip", path, i), "clip applies only under privacy")
+			if ms.Clip != nil && !(a.BackendOf() == BackendMPC && (ms.Func == AggSum || ms.Func == AggAvg)) {
+				v.errf(fmt.Sprintf("%s.aggregate.measures[%d].clip", path, i), "clip applies only under privacy, or to sum and avg on the mpc backend")
 			}
 		}
 		for _, id := range ReadsOf(a) {
@@ -79,14 +79,7 @@ func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
 				v.errf(p+".clip", "%s takes no clip", ms.Func)
 			}
 		case AggSum, AggAvg:
-			switch {
-			case ms.Clip == nil:
-				v.errf(p+".clip", "missing: %s under privacy needs clip: {min, max} to bound one row's contribution", ms.Func)
-			case ms.Clip.Min > ms.Clip.Max:
-				v.errf(p+".clip", "min %d is above max %d", ms.Clip.Min, ms.Clip.Max)
-			case max(-ms.Clip.Min, ms.Clip.Max) > maxClip:
-				v.errf(p+".clip", "bounds beyond ±%d", maxClip)
-			}
+			v.clip(p+".clip", ms.Clip, "%s under privacy needs clip: {min, max} to bound one row's contribution", ms.Func)
 			ds, name, _ := strings.Cut(ms.Column, ".")
 			if d := m.Dataset(ds); d != nil {
 				if col := column(d, name); col != nil && col.Type != table.Int64 {
@@ -108,6 +101,19 @@ func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
 		if b, ok := d.Budget(); ok && eps.Cmp(b) > 0 {
 			v.errf(path+".privacy.epsilon", "%s is above dataset %q's whole privacy_budget %s: no run could spend it", eps, id, b)
 		}
+	}
+}
+
+// clip checks the clip range of a sum or avg that needs one; why says why
+// when it is missing.
+func (v *validator) clip(path string, c *Clip, why string, args ...any) {
+	switch {
+	case c == nil:
+		v.errf(path, "missing: "+why, args...)
+	case c.Min > c.Max:
+		v.errf(path, "min %d is above max %d", c.Min, c.Max)
+	case c.Min < -maxClip || c.Max > maxClip:
+		v.errf(path, "bounds beyond ±%d", maxClip)
 	}
 }
 
@@ -153,9 +159,33 @@ func (v *validator) backend(m *Manifest, path string, a *Analysis) {
 	if len(dims) > 1 {
 		v.errf(path+".aggregate.group_by", "mpc groups by one owner's columns; these come from %q", dims)
 	}
+	// Sums are of the responder's dataset: the one without the group-by
+	// columns (the joined one when there are none).
+	values := other.ID
+	if len(dims) == 1 && dims[0] == other.ID {
+		values = from.ID
+	}
 	for i, ms := range g.Measures {
-		if ms.Func != AggCountDistinctIdentities {
-			v.errf(fmt.Sprintf("%s.aggregate.measures[%d].fn", path, i), "mpc computes count_distinct_identities (distinct matched identifiers) only, not %s", ms.Func)
+		p := fmt.Sprintf("%s.aggregate.measures[%d]", path, i)
+		switch ms.Func {
+		case AggCountDistinctIdentities:
+		case AggSum, AggAvg:
+			ds, name, _ := strings.Cut(ms.Column, ".")
+			if len(dims) <= 1 && ds != values {
+				v.errf(p+".column", "%s of %q: mpc sums a column of %q, the dataset without the group-by columns", ms.Func, ms.Column, values)
+				continue
+			}
+			if a.Privacy != nil {
+				continue // privacy requires the same int64 column and clip
+			}
+			if d := m.Dataset(ds); d != nil {
+				if col := column(d, name); col != nil && col.Type != table.Int64 {
+					v.errf(p+".column", "%s of %q on mpc: the column is %s; mpc sums integers, so use an int64 column (scaled to the resolution you need)", ms.Func, ms.Column, col.Type)
+				}
+			}
+			v.clip(p+".clip", ms.Clip, "%s on mpc needs clip: {min, max}: the sums are decrypted as bounded discrete logarithms, so each value is clamped to a declared range", ms.Func)
+		default:
+			v.errf(p+".fn", "mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not %s", ms.Func)
 		}
 	}
 }

@@ -44,6 +44,13 @@ type AgentStatement struct {
 	// sent; ResponseSHA256, in the responder's statement, of its answer.
 	RequestSHA256  string `json:"request_sha256"`
 	ResponseSHA256 string `json:"response_sha256,omitempty"`
+	// ValueKey is the agent's public share (hex) of the two-party key the
+	// responder's values are encrypted under, when the analysis sums them;
+	// DecryptRequestSHA256 and DecryptResponseSHA256, in the responder's
+	// statement, name the exchange in which it helped decrypt the sums.
+	ValueKey              string `json:"value_key,omitempty"`
+	DecryptRequestSHA256  string `json:"decrypt_request_sha256,omitempty"`
+	DecryptResponseSHA256 string `json:"decrypt_response_sha256,omitempty"`
 	// Identifiers is how many distinct identifiers the agent contributed.
 	Identifiers int `json:"identifiers"`
 	// Epsilon is the ε charged to the dataset's privacy budget, if any.
@@ -155,6 +162,8 @@ func mpcRun(run []byte, evidence json.RawMessage, ear string, collabFile json.Ra
 			return nil, fmt.Errorf("%w: %s's statement has role %q", ErrUntrusted, p.Name, s.Role)
 		case s.Role == RoleResponder && s.ResponseSHA256 == "":
 			return nil, fmt.Errorf("%w: the responder's statement names no response", ErrUntrusted)
+		case s.Role == RoleResponder && sums(an) && (s.ValueKey == "" || s.DecryptRequestSHA256 == "" || s.DecryptResponseSHA256 == ""):
+			return nil, fmt.Errorf("%w: the analysis sums the responder's values, but its statement names no decryption of them", ErrUntrusted)
 		case i > 0 && (s.Session != session || s.RequestSHA256 != request):
 			return nil, fmt.Errorf("%w: the agents' statements name different sessions or requests", ErrUntrusted)
 		}
@@ -167,4 +176,15 @@ func mpcRun(run []byte, evidence json.RawMessage, ear string, collabFile json.Ra
 	a.Checks = append(a.Checks, fmt.Sprintf("both owners' agents signed this run (session %.16s…) with the keys on their cards", session))
 	a.Measurement = "session " + session
 	return a, nil
+}
+
+// sums reports whether an analysis has sum or avg measures, which the
+// cryptographic backend decrypts with both agents.
+func sums(an *collab.Analysis) bool {
+	for _, ms := range an.Aggregate.Measures {
+		if ms.Func == collab.AggSum || ms.Func == collab.AggAvg {
+			return true
+		}
+	}
+	return false
 }

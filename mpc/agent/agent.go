@@ -106,6 +106,9 @@ type plan struct {
 	eps      *privacy.Epsilon
 	budget   *privacy.Epsilon
 	initiate bool
+	// sums are the indexes of the analysis's sum and avg measures, over
+	// the responder's values.
+	sums []int
 }
 
 // initiatorDataset is the dataset whose owner starts a run and computes
@@ -181,6 +184,7 @@ func (a *Agent) authorize(c *collab.Collaboration, run []byte, initiate bool) (*
 	if eps, ok := an.Epsilon(); ok {
 		p.eps = &eps
 	}
+	p.sums = sumMeasures(an)
 	if b, ok := p.mine.Budget(); ok {
 		p.budget = &b
 	}
@@ -244,8 +248,8 @@ func (a *Agent) input(ctx context.Context, p *plan) (*analysis.PSIInput, int64, 
 	return in, plain, nil
 }
 
-func (a *Agent) psiConfig(session psi.SessionID) psi.Config {
-	return psi.Config{Session: session, Mode: psi.ModeGroups, MaxElements: a.cfg.MaxIdentifiers, Workers: a.cfg.Workers}
+func (a *Agent) psiConfig(p *plan, session psi.SessionID) psi.Config {
+	return psi.Config{Session: session, Mode: psi.ModeGroups, MaxElements: a.cfg.MaxIdentifiers, Workers: a.cfg.Workers, PayloadSize: p.payloadSize()}
 }
 
 func digest(b []byte) string {

@@ -219,8 +219,10 @@ type recorder struct {
 	next http.Handler
 	// tamper, when set, edits request bodies of PSI requests.
 	tamperRequest func([]byte) []byte
-	// tamperResponse edits PSI response bodies.
+	// tamperResponse edits PSI response bodies, tamperDecrypt the
+	// answers to decryption requests.
 	tamperResponse func([]byte) []byte
+	tamperDecrypt  func([]byte) []byte
 	// starts keeps the Start bodies.
 	starts [][]byte
 	psis   [][]byte
@@ -247,6 +249,9 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	out := rec.Body.Bytes()
 	if isPSI && r.tamperResponse != nil && rec.Code == 200 {
 		out = r.tamperResponse(out)
+	}
+	if strings.HasSuffix(req.URL.Path, "/decrypt") && r.tamperDecrypt != nil && rec.Code == 200 {
+		out = r.tamperDecrypt(out)
 	}
 	r.mu.Lock()
 	r.wire.Write(out)
@@ -336,8 +341,14 @@ func TestTamperedAndReplayed(t *testing.T) {
 		t.Fatalf("tampered request: %v", err)
 	}
 	rec.tamperRequest, rec.tamperResponse = nil, flip
-	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrTampered) {
+	// The response fails to parse, or its digest is not the one the
+	// responder signed: either way the run aborts.
+	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrTampered) && !errors.Is(err, agent.ErrMalformed) {
 		t.Fatalf("tampered response: %v", err)
+	}
+	rec.tamperResponse = func(b []byte) []byte { b = bytes.Clone(b); b[len(b)-40] ^= 1; return b } // inside the last element
+	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrTampered) && !errors.Is(err, agent.ErrMalformed) {
+		t.Fatalf("tampered response element: %v", err)
 	}
 	rec.tamperResponse = nil
 	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); err != nil {
@@ -487,5 +498,71 @@ func TestPrivateRunsAndBudget(t *testing.T) {
 	_, err = w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL) // a fresh ledger: the airline's agent forgot
 	if !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), `dataset "visits" has spent ε 1 of its budget 1 in 2 runs`) {
 		t.Fatalf("third run against the carrier's ledger: %v", err)
+	}
+}
+
+// TestSums: the sum and average of the carrier's values (each subscriber's
+// total stay, clamped to the clip) over the intersection, by the airline's
+// dimension, travel encrypted under the agents' joint key and equal the
+// plaintext computation; a tampered decryption answer aborts the run.
+func TestSums(t *testing.T) {
+	w := newWorld(t, func(m *collab.Manifest) {
+		m.Analyses[0].Aggregate.Measures = append(m.Analyses[0].Aggregate.Measures,
+			collab.Measure{Func: collab.AggSum, Column: "visits.stay_days", As: "stay", Clip: &collab.Clip{Min: 2, Max: 12}},
+			collab.Measure{Func: collab.AggAvg, Column: "visits.stay_days", As: "avg_stay", Clip: &collab.Clip{Min: 2, Max: 12}})
+	})
+	srv, rec := w.serve(t, w.agent(t, "carrier"))
+	out, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := result.VerifyBundle(context.Background(), out.Bundle, result.Trust{Party: w.ids["analyst"].Card().SigningKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := plain.Open(w.ids["analyst"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct{ Rows [][]any }
+	if err := json.Unmarshal(opened, &res); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(fmt.Sprintf(`SELECT f.home_prefecture, count(*), sum(least(greatest(v.total, 2), 12)), avg(least(greatest(v.total, 2), 12))
+FROM (SELECT DISTINCT phone, home_prefecture FROM '%s') f
+JOIN (SELECT phone, sum(stay_days) AS total FROM '%s' WHERE area = 'okinawa' GROUP BY phone) v ON f.phone = v.phone
+GROUP BY 1 HAVING count(*) >= 20 ORDER BY 1`, w.files.Flights, w.files.Visits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	want := map[string]string{}
+	for rows.Next() {
+		var k string
+		var n, sum int64
+		var avg float64
+		if err := rows.Scan(&k, &n, &sum, &avg); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = fmt.Sprint(n, sum, avg)
+	}
+	got := map[string]string{}
+	for _, r := range res.Rows {
+		got[r[0].(string)] = fmt.Sprint(r[1], r[2], r[3])
+	}
+	t.Logf("released (visitors, stay, avg_stay): %v", got)
+	if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("released %v\nplaintext %v", got, want)
+	}
+	// A flipped bit in the partial decryptions, on the way back.
+	rec.tamperResponse = nil
+	rec.tamperDecrypt = func(b []byte) []byte { b = bytes.Clone(b); b[len(b)-1] ^= 1; return b }
+	if _, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrMalformed) && !errors.Is(err, agent.ErrTampered) {
+		t.Fatalf("tampered decryption: %v", err)
 	}
 }

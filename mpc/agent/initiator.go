@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kura-cc/kura/mpc/elgamal"
 	"net/http"
 	"strings"
 
@@ -71,7 +72,7 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 	if err != nil {
 		return nil, err
 	}
-	sender, err := psi.NewGroupSender(a.psiConfig(session), groupIDs(groups))
+	sender, err := psi.NewGroupSender(a.psiConfig(p, session), groupIDs(groups))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -93,6 +94,14 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 	if p.eps != nil {
 		stmt.Epsilon = p.eps.String()
 	}
+	var vk *elgamal.KeyShare
+	if len(p.sums) > 0 {
+		if vk, err = elgamal.NewKeyShare(); err != nil {
+			return nil, err
+		}
+		defer vk.Close()
+		stmt.ValueKey = shareHex(vk)
+	}
 	start, err := result.SignAgent(stmt, a.cfg.Identity)
 	if err != nil {
 		return nil, err
@@ -101,20 +110,32 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 	if err != nil {
 		return nil, err
 	}
-	respBytes, peerStmt, err := a.exchange(ctx, strings.TrimRight(peer, "/"), p, &Start{Collaboration: file, Statement: start}, reqBytes, session)
-	if err != nil {
+	x := &exchange{peer: strings.TrimRight(peer, "/"), p: p, session: session, request: reqBytes}
+	if err := a.start(ctx, x, &Start{Collaboration: file, Statement: start}); err != nil {
 		log.WarnContext(ctx, "mpc run failed", "reason", err)
 		return nil, err
 	}
 	var resp psi.Response
-	if err := resp.UnmarshalBinary(respBytes); err != nil {
+	if err := resp.UnmarshalBinary(x.response); err != nil {
 		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
 	}
 	psiRes, err := sender.Finish(&resp)
 	if err != nil {
 		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
 	}
-	res, err := a.release(p, in, groups, psiRes.Groups(), dropped)
+	var sums [][]analysis.Exact
+	if vk != nil {
+		if sums, err = a.sums(ctx, x, vk, &resp, psiRes); err != nil {
+			log.WarnContext(ctx, "mpc run failed", "reason", err)
+			return nil, err
+		}
+	}
+	peerStmt, err := a.checkPeer(x)
+	if err != nil {
+		log.WarnContext(ctx, "mpc run failed", "reason", err)
+		return nil, err
+	}
+	res, err := a.release(p, in, groups, psiRes.Groups(), dropped, sums)
 	if err != nil {
 		return nil, err
 	}
@@ -127,47 +148,99 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 	return out, nil
 }
 
-// exchange sends Start and then the request, and checks the responder's
-// statement: signed with the key on the other owner's card, for this run,
-// its dataset, session and request, and naming exactly the response bytes
-// received.
-func (a *Agent) exchange(ctx context.Context, peer string, p *plan, s *Start, reqBytes []byte, session psi.SessionID) ([]byte, *result.Envelope, error) {
+// exchange is what the initiator sent the responder and received.
+type exchange struct {
+	peer     string
+	p        *plan
+	session  psi.SessionID
+	accepted Accepted
+	request  []byte
+	response []byte
+	// For sums: the encrypted sums sent and the partial decryptions
+	// received.
+	decryptRequest, decryptResponse []byte
+	// statement is the responder's statement header, from its last answer.
+	statement string
+}
+
+// start sends Start and then the request.
+func (a *Agent) start(ctx context.Context, x *exchange, s *Start) error {
 	body, err := json.Marshal(s)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	var acc Accepted
-	if _, err := a.post(ctx, peer+"/v1/mpc/runs", "application/json", body, 64<<10, &acc); err != nil {
-		return nil, nil, err
+	if _, err := a.post(ctx, x.peer+"/v1/mpc/runs", "application/json", body, 64<<10, &x.accepted); err != nil {
+		return err
 	}
-	hdr, err := a.post(ctx, peer+"/v1/mpc/runs/"+p.rc.RunID+"/psi", "application/octet-stream", reqBytes, int64(a.psiConfig(session).MaxMessageSize()), nil)
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/psi", "application/octet-stream", x.request, int64(a.psiConfig(x.p, x.session).MaxMessageSize()), nil)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	resp := hdr.body
-	raw, err := base64.StdEncoding.DecodeString(hdr.statement)
+	x.response, x.statement = hdr.body, hdr.statement
+	return nil
+}
+
+// sums adds up the responder's encrypted values per group, has the
+// responder partially decrypt the totals and decrypts them.
+func (a *Agent) sums(ctx context.Context, x *exchange, vk *elgamal.KeyShare, resp *psi.Response, res *psi.Result) ([][]analysis.Exact, error) {
+	theirs, err := parseShare(x.accepted.ValueKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: the responder's statement header is not base64", ErrTampered)
+		return nil, fmt.Errorf("the responder's value key: %w", err)
+	}
+	pk, err := elgamal.JointKey(vk.Public(), theirs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the responder's value key: %w", ErrTampered, err)
+	}
+	cs, err := a.groupSums(x.p, pk, resp.Payloads, res.Matches())
+	if err != nil {
+		return nil, err
+	}
+	if x.decryptRequest, err = elgamal.AppendCiphertexts(nil, cs, a.cfg.Workers); err != nil {
+		return nil, err
+	}
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/decrypt", "application/octet-stream", x.decryptRequest, int64(4+len(cs)*elgamal.PointSize), nil)
+	if err != nil {
+		return nil, err
+	}
+	x.decryptResponse, x.statement = hdr.body, hdr.statement
+	partials, err := parsePartials(hdr.body, len(cs))
+	if err != nil {
+		return nil, err
+	}
+	return decryptSums(x.p, cs, vk, partials, res.Groups())
+}
+
+// checkPeer checks the responder's statement: signed with the key on the
+// other owner's card, for this run, its dataset, session and request,
+// naming exactly the response bytes received — and, with sums, the value
+// key it announced and the decryption exchange.
+func (a *Agent) checkPeer(x *exchange) (*result.Envelope, error) {
+	p := x.p
+	raw, err := base64.StdEncoding.DecodeString(x.statement)
+	if err != nil || x.statement == "" {
+		return nil, fmt.Errorf("%w: the responder's statement header is missing or not base64", ErrTampered)
 	}
 	var env result.Envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, nil, fmt.Errorf("%w: the responder's statement: %v", ErrTampered, err)
+		return nil, fmt.Errorf("%w: the responder's statement: %v", ErrTampered, err)
 	}
 	st, err := result.VerifyAgent(&env, p.peer.Card)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrTampered, err)
+		return nil, fmt.Errorf("%w: %w", ErrTampered, err)
 	}
 	switch {
 	case st.Role != result.RoleResponder || !bytes.Equal(st.Run, p.run):
-		return nil, nil, fmt.Errorf("%w: the responder's statement is for another run", ErrTampered)
+		return nil, fmt.Errorf("%w: the responder's statement is for another run", ErrTampered)
 	case st.Dataset != p.theirs.ID || st.SealedSHA256 != p.theirs.Descriptor.SealedSHA256:
-		return nil, nil, fmt.Errorf("%w: the responder read dataset %q (%.16s…), the run reads %q", ErrTampered, st.Dataset, st.SealedSHA256, p.theirs.ID)
-	case st.Session != hex.EncodeToString(session[:]) || st.RequestSHA256 != digest(reqBytes):
-		return nil, nil, fmt.Errorf("%w: the responder answered another session or request", ErrTampered)
-	case st.ResponseSHA256 != digest(resp):
-		return nil, nil, fmt.Errorf("%w: the response's SHA-256 is %.16s…, the responder signed %.16s…", ErrTampered, digest(resp), st.ResponseSHA256)
+		return nil, fmt.Errorf("%w: the responder read dataset %q (%.16s…), the run reads %q", ErrTampered, st.Dataset, st.SealedSHA256, p.theirs.ID)
+	case st.Session != hex.EncodeToString(x.session[:]) || st.RequestSHA256 != digest(x.request):
+		return nil, fmt.Errorf("%w: the responder answered another session or request", ErrTampered)
+	case st.ResponseSHA256 != digest(x.response):
+		return nil, fmt.Errorf("%w: the response's SHA-256 is %.16s…, the responder signed %.16s…", ErrTampered, digest(x.response), st.ResponseSHA256)
+	case len(p.sums) > 0 && (st.ValueKey != x.accepted.ValueKey || st.DecryptRequestSHA256 != digest(x.decryptRequest) || st.DecryptResponseSHA256 != digest(x.decryptResponse)):
+		return nil, fmt.Errorf("%w: the responder's statement does not name the value key and decryption exchange this agent saw", ErrTampered)
 	}
-	return resp, &env, nil
+	return &env, nil
 }
 
 type reply struct {

@@ -8,26 +8,34 @@ import (
 	"github.com/kura-cc/kura/collab"
 )
 
-// release turns the per-group intersection sizes into the analysis's
-// result as the engine would (analysis.ReleaseCounts): every measure (each
-// a count_distinct_identities) is the group's count; without privacy a
-// group below the effective min_distinct_identities is suppressed, as are
-// the groups assign dropped; with privacy each count gets discrete Laplace
-// noise at its share of ε and the threshold applies to the noisy count
-// (docs/spec/analysis.md §7), assign having put each identifier in one
-// group.
-func (a *Agent) release(p *plan, in *analysis.PSIInput, groups []assigned, counts []int, dropped int) (*analysis.Result, error) {
-	if len(counts) != len(groups) {
-		return nil, fmt.Errorf("%w: %d counts for %d groups", ErrMalformed, len(counts), len(groups))
+// release turns the per-group intersection sizes, and the decrypted sums
+// of the responder's values, into the analysis's result as the engine
+// would (analysis.ReleaseExact): a count_distinct_identities is the group's
+// count, a sum or avg its clamped total (and count of values); without
+// privacy a group below the effective min_distinct_identities is
+// suppressed, as are the groups assign dropped; with privacy each value
+// gets discrete Laplace noise at its share of ε and the threshold applies
+// to a noisy count (docs/spec/analysis.md §7), assign having put each
+// identifier in one group.
+func (a *Agent) release(p *plan, in *analysis.PSIInput, groups []assigned, counts []int, dropped int, sums [][]analysis.Exact) (*analysis.Result, error) {
+	if len(counts) != len(groups) || len(p.sums) > 0 && len(sums) != len(groups) {
+		return nil, fmt.Errorf("%w: %d counts and %d sums for %d groups", ErrMalformed, len(counts), len(sums), len(groups))
 	}
 	exact := make([]analysis.Group, len(groups))
 	for i, g := range groups {
 		exact[i].Key = in.Groups[g.group].Key
-		for range p.an.Aggregate.Measures {
-			exact[i].Counts = append(exact[i].Counts, int64(counts[i]))
+		exact[i].IDs = int64(counts[i])
+		k := 0
+		for m := range p.an.Aggregate.Measures {
+			if k < len(p.sums) && p.sums[k] == m {
+				exact[i].Values = append(exact[i].Values, sums[i][k])
+				k++
+				continue
+			}
+			exact[i].Values = append(exact[i].Values, analysis.Exact{Count: int64(counts[i])})
 		}
 	}
-	res, err := analysis.ReleaseCounts(p.m, p.an.ID, exact, a.cfg.Noise)
+	res, err := analysis.ReleaseExact(p.m, p.an.ID, exact, a.cfg.Noise)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kura-cc/kura/mpc/elgamal"
 	"io"
 	"net/http"
 	"time"
@@ -46,24 +47,37 @@ type Accepted struct {
 	RunID string `json:"run_id"`
 	// MaxRequestBytes is the largest PSI request it will read.
 	MaxRequestBytes int `json:"max_request_bytes"`
+	// ValueKey is the responder's public share of the key its values are
+	// encrypted under (hex), when the analysis sums them; its statement
+	// repeats it.
+	ValueKey string `json:"value_key,omitempty"`
 }
 
-// pendingRun is a run accepted by Start, waiting for its request.
+// pendingRun is a run accepted by Start, waiting for its request; for an
+// analysis with sums, then waiting for its decryption request.
 type pendingRun struct {
 	p       *plan
 	start   *result.AgentStatement
 	session psi.SessionID
 	expires time.Time
+	// For sums: this agent's key share and the joint key; once the PSI
+	// is answered, the statement so far and the number of groups.
+	vk     *elgamal.KeyShare
+	pk     *elgamal.PublicKey
+	answer *result.AgentStatement
+	groups int
 }
 
 // Handler serves the responder's API (docs/spec/mpc.md §4):
 //
 //	POST /v1/mpc/runs                 Start → 201 Accepted
-//	POST /v1/mpc/runs/{run_id}/psi    PSI request → PSI response + statement
+//	POST /v1/mpc/runs/{run_id}/psi    PSI request → PSI response (+ statement)
+//	POST /v1/mpc/runs/{run_id}/decrypt  the groups' encrypted sums → partial decryptions + statement
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/mpc/runs", web.Handle(a.log, nil, a.handleStart))
 	mux.Handle("POST /v1/mpc/runs/{run}/psi", web.Handle(a.log, nil, a.handlePSI))
+	mux.Handle("POST /v1/mpc/runs/{run}/decrypt", web.Handle(a.log, nil, a.handleDecrypt))
 	return mux
 }
 
@@ -83,7 +97,11 @@ func (a *Agent) handleStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.InfoContext(r.Context(), "mpc run accepted", "collaboration", pr.p.m.ID, "analysis", pr.p.an.ID,
 		"run", pr.p.rc.RunID, "initiator", pr.p.peer.Name, "dataset", pr.p.mine.ID, "epsilon", pr.start.Epsilon)
-	return web.WriteJSON(w, http.StatusCreated, Accepted{RunID: pr.p.rc.RunID, MaxRequestBytes: a.psiConfig(pr.session).MaxMessageSize()})
+	acc := Accepted{RunID: pr.p.rc.RunID, MaxRequestBytes: a.psiConfig(pr.p, pr.session).MaxMessageSize()}
+	if pr.vk != nil {
+		acc.ValueKey = shareHex(pr.vk)
+	}
+	return web.WriteJSON(w, http.StatusCreated, acc)
 }
 
 // accept checks a Start and records the run: the collaboration and the
@@ -129,10 +147,26 @@ func (a *Agent) accept(ctx context.Context, s *Start) (*pendingRun, error) {
 	if p.eps != nil && st.Epsilon != p.eps.String() || p.eps == nil && st.Epsilon != "" {
 		return nil, fmt.Errorf("%w: the initiator charges ε %q, the analysis another", ErrRefused, st.Epsilon)
 	}
+	pr := &pendingRun{p: p, start: st, session: session, expires: now.Add(pendingTTL)}
+	if len(p.sums) > 0 {
+		theirs, err := parseShare(st.ValueKey)
+		if err != nil {
+			return nil, fmt.Errorf("the initiator's value key: %w", err)
+		}
+		if pr.vk, err = elgamal.NewKeyShare(); err != nil {
+			return nil, err
+		}
+		if pr.pk, err = elgamal.JointKey(theirs, pr.vk.Public()); err != nil {
+			pr.vk.Close()
+			return nil, fmt.Errorf("%w: the initiator's value key: %w", ErrMalformed, err)
+		}
+	}
 	if err := a.reserve(p, session); err != nil {
+		if pr.vk != nil {
+			pr.vk.Close()
+		}
 		return nil, err
 	}
-	pr := &pendingRun{p: p, start: st, session: session, expires: now.Add(pendingTTL)}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, x := range a.pending {
@@ -155,70 +189,149 @@ func (a *Agent) handlePSI(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	log := a.log.With("collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", id)
-	resp, stmt, err := a.respond(ctx, pr, w, r)
+	resp, err := a.respond(ctx, pr, w, r)
 	if err != nil {
+		if pr.vk != nil {
+			pr.vk.Close()
+		}
 		log.WarnContext(ctx, "mpc request refused", "reason", err)
 		return err
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(StatementHeader, stmt)
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(resp); err != nil {
+	var stmt string
+	if pr.vk != nil {
+		// The sums are decrypted next: the statement comes with that.
+		pr.expires = a.cfg.Now().Add(pendingTTL)
+		a.mu.Lock()
+		a.pending[id] = pr
+		a.mu.Unlock()
+	} else if stmt, err = a.signStatement(pr.answer); err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "mpc request answered; session key and plaintext wiped", "response_bytes", len(resp))
-	return nil
+	log.InfoContext(ctx, "mpc request answered; session key and plaintext wiped", "response_bytes", len(resp), "sums", len(pr.p.sums))
+	return writeAnswer(w, resp, stmt)
 }
 
-// respond checks the request against the initiator's signed digest,
-// computes the owner's side, answers and signs its statement.
-func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
-	cfg := a.psiConfig(pr.session)
-	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()))
+// writeAnswer writes a binary answer and, when set, the statement header.
+func writeAnswer(w http.ResponseWriter, body []byte, stmt string) error {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if stmt != "" {
+		w.Header().Set(StatementHeader, stmt)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	return err
+}
+
+// handleDecrypt answers the initiator's request for this agent's partial
+// decryptions of the groups' encrypted sums: exactly two per group and sum
+// measure (the total and the count of values), once per run; then it
+// signs its statement, naming this exchange too, and wipes its key share.
+func (a *Agent) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("run")
+	a.mu.Lock()
+	pr := a.pending[id]
+	if pr != nil && pr.answer != nil {
+		delete(a.pending, id)
+	} else {
+		pr = nil
+	}
+	a.mu.Unlock()
+	if pr == nil || a.cfg.Now().After(pr.expires) {
+		return fmt.Errorf("%w: run %q has no sums awaiting decryption (answered, expired or never started)", ErrNoRun, id)
+	}
+	defer pr.vk.Close()
+	n := pr.groups * 2 * len(pr.p.sums)
+	body, err := web.ReadBody(w, r, int64(4+n*elgamal.CiphertextSize))
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	if d := digest(body); d != pr.start.RequestSHA256 {
-		return nil, "", fmt.Errorf("%w: the request's SHA-256 is %.16s…, the initiator signed %.16s…", ErrTampered, d, pr.start.RequestSHA256)
+	cs, err := elgamal.ParseCiphertexts(body, n, a.cfg.Workers)
+	if err != nil || len(cs) != n {
+		return fmt.Errorf("%w: want %d encrypted sums (%d groups × %d measures × 2): %v", ErrMalformed, n, pr.groups, len(pr.p.sums), err)
 	}
-	var req psi.Request
-	if err := req.UnmarshalBinary(body); err != nil {
-		return nil, "", fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	ps := make([]elgamal.Partial, n)
+	for i := range cs {
+		if ps[i], err = pr.vk.PartialDecrypt(&cs[i]); err != nil {
+			return err
+		}
 	}
-	in, plain, err := a.input(ctx, pr.p)
+	out := appendPartials(nil, ps)
+	pr.answer.DecryptRequestSHA256, pr.answer.DecryptResponseSHA256 = digest(body), digest(out)
+	stmt, err := a.signStatement(pr.answer)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	var ids [][]byte
-	for _, g := range in.Groups {
-		ids = append(ids, g.IDs...)
-	}
-	recv, err := psi.NewReceiver(cfg, ids)
+	a.log.InfoContext(r.Context(), "mpc sums decrypted with the initiator; key share wiped", "collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", id, "sums", n)
+	return writeAnswer(w, out, stmt)
+}
+
+// signStatement signs this agent's statement and encodes it for
+// StatementHeader.
+func (a *Agent) signStatement(st *result.AgentStatement) (string, error) {
+	st.SignedAt = a.cfg.Now().UTC()
+	env, err := result.SignAgent(st, a.cfg.Identity)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	resp, err := recv.Respond(&req)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: request: %w", ErrMalformed, err)
-	}
-	out, err := resp.MarshalBinary()
-	if err != nil {
-		return nil, "", err
-	}
-	env, err := result.SignAgent(&result.AgentStatement{
-		Role: result.RoleResponder, Run: pr.p.run, Party: a.cfg.Identity.Name(),
-		Dataset: pr.p.mine.ID, SealedSHA256: pr.p.mine.Descriptor.SealedSHA256,
-		Session: pr.start.Session, RequestSHA256: pr.start.RequestSHA256, ResponseSHA256: digest(out),
-		Identifiers: len(resp.Elements), Epsilon: pr.start.Epsilon, PlaintextBytes: plain, SignedAt: a.cfg.Now().UTC(),
-	}, a.cfg.Identity)
-	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	js, err := json.Marshal(env)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	return out, base64.StdEncoding.EncodeToString(js), nil
+	return base64.StdEncoding.EncodeToString(js), nil
+}
+
+// respond checks the request against the initiator's signed digest,
+// computes the owner's side (its values encrypted under the joint key when
+// the analysis sums them) and answers; pr.answer is its statement so far.
+func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	cfg := a.psiConfig(pr.p, pr.session)
+	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()))
+	if err != nil {
+		return nil, err
+	}
+	if d := digest(body); d != pr.start.RequestSHA256 {
+		return nil, fmt.Errorf("%w: the request's SHA-256 is %.16s…, the initiator signed %.16s…", ErrTampered, d, pr.start.RequestSHA256)
+	}
+	var req psi.Request
+	if err := req.UnmarshalBinary(body); err != nil {
+		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	}
+	in, plain, err := a.input(ctx, pr.p)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Groups) != 1 || len(in.Measures) != len(pr.p.sums) {
+		return nil, fmt.Errorf("%w: the responder's side has %d groups and %d summed measures", ErrAgent, len(in.Groups), len(in.Measures))
+	}
+	var payloads [][]byte
+	if pr.pk != nil {
+		if payloads, err = a.encryptValues(pr.p, pr.pk, &in.Groups[0]); err != nil {
+			return nil, err
+		}
+	}
+	recv, err := psi.NewPayloadReceiver(cfg, in.Groups[0].IDs, payloads)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	resp, err := recv.Respond(&req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	}
+	out, err := resp.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	pr.groups = len(req.Groups)
+	pr.answer = &result.AgentStatement{
+		Role: result.RoleResponder, Run: pr.p.run, Party: a.cfg.Identity.Name(),
+		Dataset: pr.p.mine.ID, SealedSHA256: pr.p.mine.Descriptor.SealedSHA256,
+		Session: pr.start.Session, RequestSHA256: pr.start.RequestSHA256, ResponseSHA256: digest(out),
+		Identifiers: len(resp.Elements), Epsilon: pr.start.Epsilon, PlaintextBytes: plain,
+	}
+	if pr.vk != nil {
+		pr.answer.ValueKey = shareHex(pr.vk)
+	}
+	return out, nil
 }
 
 // readAll reads at most limit bytes, failing beyond.
