@@ -25,16 +25,19 @@ import (
 func (d *demo) secretComputation(ctx context.Context, c *CleanRoom, log *slog.Logger) error {
 	d.section("Secret computation: the same question with no TEE, by the owners' own agents (PSI over ristretto255)")
 	analysis := &collab.Analysis{ID: "travellers_mpc", Kind: collab.KindAggregate, Backend: collab.BackendMPC, Aggregate: &collab.Aggregate{
-		From:     "flights",
-		Joins:    []collab.Join{{Dataset: "visits", Left: "flights.phone", Right: "visits.phone"}},
-		GroupBy:  []string{"flights.home_prefecture"},
-		Measures: []collab.Measure{{Func: collab.AggCountDistinctIdentities, Dataset: "visits", As: "travellers"}},
+		From:    "flights",
+		Joins:   []collab.Join{{Dataset: "visits", Left: "flights.phone", Right: "visits.phone"}},
+		GroupBy: []string{"flights.home_prefecture"},
+		Measures: []collab.Measure{
+			{Func: collab.AggCountDistinctIdentities, Dataset: "visits", As: "travellers"},
+			{Func: collab.AggAvg, Column: "visits.stay_days", As: "avg_stay_days", Clip: &collab.Clip{Min: 1, Max: 30}},
+		},
 	}}
 	if err := c.newVersion(func(m *collab.Manifest) { m.Analyses = []collab.Analysis{*analysis} }); err != nil {
 		return err
 	}
 	d.say("version %d replaces the analyses with %q: backend mpc — no worker, no key broker: each owner's agent reads its own data with its own key", len(c.Collab.Versions), analysis.ID)
-	d.detail("the carrier's subscribers among the airline's passengers, by home prefecture (the airline's dimension), counted over the phone numbers both hold; both owners approve it")
+	d.detail("the carrier's subscribers among the airline's passengers, by home prefecture (the airline's dimension), counted over the phone numbers both hold, and their average stay (the carrier's values, each subscriber's total clipped to 1–30 days); both owners approve it")
 
 	agents := map[string]*agent.Agent{}
 	for _, name := range []string{Airline, Carrier} {
@@ -87,7 +90,8 @@ func (d *demo) secretComputation(ctx context.Context, c *CleanRoom, log *slog.Lo
 	}
 	d.say("both agents checked the collaboration, the mpc backend and both approvals, and recorded run %s in their ledgers; the airline sent %d blinded identifiers grouped by prefecture, the carrier answered with them reblinded and its own %d, blinded",
 		out.RunID[:8], stmts[0].Identifiers, stmts[1].Identifiers)
-	d.detail("no phone number, no row and no key crossed the wire; the carrier learned the groups' sizes only; the airline learned each group's count, not which of its passengers matched")
+	d.detail("the carrier's stays travelled encrypted under a key the two agents share; the airline added up each prefecture's ciphertexts and the carrier helped decrypt only those totals")
+	d.detail("no phone number, no row, no stay and no key crossed the wire in clear; the carrier learned the groups' sizes only; the airline learned each group's count and total, not which of its passengers matched")
 	plain, err := b.Open(c.Parties[Carrier])
 	if err != nil {
 		return err
@@ -101,8 +105,12 @@ func (d *demo) secretComputation(ctx context.Context, c *CleanRoom, log *slog.Lo
 	}
 
 	// A private analysis: budgets of ε 1 per dataset, 0.5 per run.
+	// The private analysis releases the counts only: at ε 0.5 an average
+	// of stays clipped to 30 days would drown in its noise.
 	private := *analysis
 	private.ID, private.Privacy = "travellers_private", &collab.Privacy{Epsilon: "0.5"}
+	private.Aggregate = &collab.Aggregate{From: analysis.Aggregate.From, Joins: analysis.Aggregate.Joins,
+		GroupBy: analysis.Aggregate.GroupBy, Measures: analysis.Aggregate.Measures[:1]}
 	if err := c.newVersion(func(m *collab.Manifest) {
 		m.Analyses = []collab.Analysis{private}
 		for i := range m.Datasets {
@@ -111,7 +119,7 @@ func (d *demo) secretComputation(ctx context.Context, c *CleanRoom, log *slog.Lo
 	}); err != nil {
 		return err
 	}
-	d.say("version %d gives each dataset a privacy budget of ε 1 and the analysis %q ε 0.5 per run, released with discrete Laplace noise; both approve", len(c.Collab.Versions), private.ID)
+	d.say("version %d gives each dataset a privacy budget of ε 1 and the analysis %q (the counts) ε 0.5 per run, released with discrete Laplace noise; both approve", len(c.Collab.Versions), private.ID)
 	for i := range 2 {
 		out, err := agents[Airline].Run(ctx, c.Collab, private.ID, peer)
 		if err != nil {
