@@ -325,13 +325,13 @@ func TestValidateErrors(t *testing.T) {
 		{"mpc count", func(m *Manifest) {
 			m.Analyses[0].Backend = BackendMPC
 			m.Analyses[0].Aggregate.Measures[1] = Measure{Func: AggCount, As: "n"}
-		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not count"},
+		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of an int64 column, not count"},
 		{"mpc min", func(m *Manifest) {
 			mpcSums(m)
 			m.Analyses[0].Aggregate.Measures[1] = Measure{Func: AggMin, Column: "subscribers.spend", As: "least"}
-		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not min"},
-		{"mpc sum of the grouping owner", func(m *Manifest) { m.Analyses[0].Backend = BackendMPC },
-			`analyses[0].aggregate.measures[1].column: avg of "passengers.fare": mpc sums a column of "subscribers", the dataset without the group-by columns`},
+		}, "analyses[0].aggregate.measures[1].fn: mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of an int64 column, not min"},
+		{"mpc sum of a double", func(m *Manifest) { m.Analyses[0].Backend = BackendMPC },
+			`analyses[0].aggregate.measures[1].column: avg of "passengers.fare" on mpc: the column is double`},
 		{"mpc sum no clip", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[1].Clip = nil },
 			"analyses[0].aggregate.measures[1].clip: missing: sum on mpc needs clip: {min, max}: the sums are decrypted as bounded discrete logarithms, so each value is clamped to a declared range"},
 		{"mpc sum double", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[2].Column = "subscribers.balance" },
@@ -342,11 +342,11 @@ func TestValidateErrors(t *testing.T) {
 			"analyses[0].aggregate.measures[2].clip: bounds beyond ±1099511627776"},
 		{"mpc clip on a count", func(m *Manifest) { mpcSums(m); m.Analyses[0].Aggregate.Measures[0].Clip = &Clip{Max: 1} },
 			"analyses[0].aggregate.measures[0].clip: clip applies only under privacy, or to sum and avg on the mpc backend"},
-		{"mpc sum without group-by", func(m *Manifest) {
+		{"mpc sum without clip", func(m *Manifest) {
 			mpcSums(m)
 			m.Analyses[0].Aggregate.GroupBy = nil
-			m.Analyses[0].Aggregate.Measures[1].Column = "passengers.fare"
-		}, `analyses[0].aggregate.measures[1].column: sum of "passengers.fare": mpc sums a column of "subscribers"`},
+			m.Analyses[0].Aggregate.Measures[1].Clip = nil
+		}, `analyses[0].aggregate.measures[1].clip: missing: sum on mpc needs clip`},
 		{"mpc two dims", func(m *Manifest) {
 			m.Analyses[0].Backend = BackendMPC
 			m.Analyses[0].Aggregate.Measures = m.Analyses[0].Aggregate.Measures[:1]

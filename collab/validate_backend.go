@@ -159,22 +159,12 @@ func (v *validator) backend(m *Manifest, path string, a *Analysis) {
 	if len(dims) > 1 {
 		v.errf(path+".aggregate.group_by", "mpc groups by one owner's columns; these come from %q", dims)
 	}
-	// Sums are of the responder's dataset: the one without the group-by
-	// columns (the joined one when there are none).
-	values := other.ID
-	if len(dims) == 1 && dims[0] == other.ID {
-		values = from.ID
-	}
 	for i, ms := range g.Measures {
 		p := fmt.Sprintf("%s.aggregate.measures[%d]", path, i)
 		switch ms.Func {
 		case AggCountDistinctIdentities:
 		case AggSum, AggAvg:
 			ds, name, _ := strings.Cut(ms.Column, ".")
-			if len(dims) <= 1 && ds != values {
-				v.errf(p+".column", "%s of %q: mpc sums a column of %q, the dataset without the group-by columns", ms.Func, ms.Column, values)
-				continue
-			}
 			if a.Privacy != nil {
 				continue // privacy requires the same int64 column and clip
 			}
@@ -185,7 +175,7 @@ func (v *validator) backend(m *Manifest, path string, a *Analysis) {
 			}
 			v.clip(p+".clip", ms.Clip, "%s on mpc needs clip: {min, max}: the sums are decrypted as bounded discrete logarithms, so each value is clamped to a declared range", ms.Func)
 		default:
-			v.errf(p+".fn", "mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of the other owner's int64 column, not %s", ms.Func)
+			v.errf(p+".fn", "mpc computes count_distinct_identities (distinct matched identifiers), and sum and avg of an int64 column, not %s", ms.Func)
 		}
 	}
 }

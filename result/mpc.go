@@ -48,7 +48,11 @@ type AgentStatement struct {
 	// responder's values are encrypted under, when the analysis sums them;
 	// DecryptRequestSHA256 and DecryptResponseSHA256, in the responder's
 	// statement, name the exchange in which it helped decrypt the sums.
-	ValueKey              string `json:"value_key,omitempty"`
+	ValueKey string `json:"value_key,omitempty"`
+	// ValuesSHA256, in the responder's statement, is the hex SHA-256 of
+	// the initiator's encrypted values it received, when the analysis
+	// sums the initiator's columns.
+	ValuesSHA256          string `json:"values_sha256,omitempty"`
 	DecryptRequestSHA256  string `json:"decrypt_request_sha256,omitempty"`
 	DecryptResponseSHA256 string `json:"decrypt_response_sha256,omitempty"`
 	// Identifiers is how many distinct identifiers the agent contributed.

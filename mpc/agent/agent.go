@@ -106,9 +106,11 @@ type plan struct {
 	eps      *privacy.Epsilon
 	budget   *privacy.Epsilon
 	initiate bool
-	// sums are the indexes of the analysis's sum and avg measures, over
-	// the responder's values.
-	sums []int
+	// sums are the indexes of the analysis's sum and avg measures;
+	// initiatorSum[k] says whether sums[k] is over the initiator's column
+	// (else the responder's).
+	sums         []int
+	initiatorSum []bool
 }
 
 // initiatorDataset is the dataset whose owner starts a run and computes
@@ -184,7 +186,7 @@ func (a *Agent) authorize(c *collab.Collaboration, run []byte, initiate bool) (*
 	if eps, ok := an.Epsilon(); ok {
 		p.eps = &eps
 	}
-	p.sums = sumMeasures(an)
+	p.sums, p.initiatorSum = sumMeasures(an)
 	if b, ok := p.mine.Budget(); ok {
 		p.budget = &b
 	}
@@ -249,7 +251,7 @@ func (a *Agent) input(ctx context.Context, p *plan) (*analysis.PSIInput, int64, 
 }
 
 func (a *Agent) psiConfig(p *plan, session psi.SessionID) psi.Config {
-	return psi.Config{Session: session, Mode: psi.ModeGroups, MaxElements: a.cfg.MaxIdentifiers, Workers: a.cfg.Workers, PayloadSize: p.payloadSize()}
+	return psi.Config{Session: session, Mode: psi.ModeGroups, MaxElements: a.cfg.MaxIdentifiers, Workers: a.cfg.Workers, PayloadSize: p.payloadSize(false)}
 }
 
 func digest(b []byte) string {

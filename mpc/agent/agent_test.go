@@ -70,7 +70,7 @@ func newWorld(t *testing.T, edit func(m *collab.Manifest)) *world {
 		id, owner, plain string
 		schema           *table.Schema
 		min              int
-	}{{"flights", "airline", w.files.Flights, scenario.FlightsSchema(), 10}, {"visits", "carrier", w.files.Visits, scenario.VisitsSchema(), 20}} {
+	}{{"flights", "airline", w.files.Flights, flightsSchema(), 10}, {"visits", "carrier", w.files.Visits, scenario.VisitsSchema(), 20}} {
 		key := dataset.NewKey()
 		sealed := filepath.Join(w.dir, ds.id+".kura")
 		if _, err := dataset.SealFile(ctx, sealed, ds.plain, key, dataset.Header{DatasetID: ds.id, Format: "parquet", Schema: ds.schema.JSON()}, dataset.Options{}); err != nil {
@@ -131,10 +131,19 @@ func (w *world) agent(t *testing.T, name string) *agent.Agent {
 	return a
 }
 
+// flightsSchema is the scenario's flights with the miles column
+// onePrefecturePerPhone adds, for sums of the airline's own values.
+func flightsSchema() *table.Schema {
+	s := scenario.FlightsSchema()
+	s.Columns = append(s.Columns, table.Column{Name: "miles", Type: table.Int64})
+	return s
+}
+
 // onePrefecturePerPhone drops the rows of the few generated phone numbers
 // (hash collisions) that belong to passengers of several prefectures: the
 // agent counts each identifier in one group, chosen at random, which a
-// plaintext join could not reproduce.
+// plaintext join could not reproduce. It adds a miles column (an int64 of
+// the airline's, for sums).
 func onePrefecturePerPhone(t *testing.T, flights string) string {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
@@ -143,7 +152,7 @@ func onePrefecturePerPhone(t *testing.T, flights string) string {
 	}
 	defer db.Close()
 	out := strings.TrimSuffix(flights, ".parquet") + "-unique.parquet"
-	q := fmt.Sprintf(`COPY (SELECT * FROM '%[1]s' WHERE phone NOT IN (SELECT phone FROM (SELECT DISTINCT phone, home_prefecture FROM '%[1]s') GROUP BY phone HAVING count(*) > 1)) TO '%[2]s' (FORMAT parquet)`, flights, out)
+	q := fmt.Sprintf(`COPY (SELECT *, CAST(hash(member_id, flight_date) %% 2000 AS BIGINT) AS miles FROM '%[1]s' WHERE phone NOT IN (SELECT phone FROM (SELECT DISTINCT phone, home_prefecture FROM '%[1]s') GROUP BY phone HAVING count(*) > 1)) TO '%[2]s' (FORMAT parquet)`, flights, out)
 	if _, err := db.Exec(q); err != nil {
 		t.Fatal(err)
 	}
@@ -502,14 +511,16 @@ func TestPrivateRunsAndBudget(t *testing.T) {
 }
 
 // TestSums: the sum and average of the carrier's values (each subscriber's
-// total stay, clamped to the clip) over the intersection, by the airline's
-// dimension, travel encrypted under the agents' joint key and equal the
-// plaintext computation; a tampered decryption answer aborts the run.
+// total stay, clamped to the clip) and the sum of the airline's own (each
+// passenger's miles) over the intersection, by the airline's dimension,
+// travel encrypted under the agents' joint key and equal the plaintext
+// computation; a tampered decryption answer aborts the run.
 func TestSums(t *testing.T) {
 	w := newWorld(t, func(m *collab.Manifest) {
 		m.Analyses[0].Aggregate.Measures = append(m.Analyses[0].Aggregate.Measures,
 			collab.Measure{Func: collab.AggSum, Column: "visits.stay_days", As: "stay", Clip: &collab.Clip{Min: 2, Max: 12}},
-			collab.Measure{Func: collab.AggAvg, Column: "visits.stay_days", As: "avg_stay", Clip: &collab.Clip{Min: 2, Max: 12}})
+			collab.Measure{Func: collab.AggAvg, Column: "visits.stay_days", As: "avg_stay", Clip: &collab.Clip{Min: 2, Max: 12}},
+			collab.Measure{Func: collab.AggSum, Column: "flights.miles", As: "miles", Clip: &collab.Clip{Min: 100, Max: 3000}})
 	})
 	srv, rec := w.serve(t, w.agent(t, "carrier"))
 	out, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL)
@@ -533,8 +544,8 @@ func TestSums(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(fmt.Sprintf(`SELECT f.home_prefecture, count(*), sum(least(greatest(v.total, 2), 12)), avg(least(greatest(v.total, 2), 12))
-FROM (SELECT DISTINCT phone, home_prefecture FROM '%s') f
+	rows, err := db.Query(fmt.Sprintf(`SELECT f.home_prefecture, count(*), sum(least(greatest(v.total, 2), 12)), avg(least(greatest(v.total, 2), 12)), sum(least(greatest(f.miles, 100), 3000))
+FROM (SELECT phone, home_prefecture, sum(miles) AS miles FROM '%s' GROUP BY 1, 2) f
 JOIN (SELECT phone, sum(stay_days) AS total FROM '%s' WHERE area = 'okinawa' GROUP BY phone) v ON f.phone = v.phone
 GROUP BY 1 HAVING count(*) >= 20 ORDER BY 1`, w.files.Flights, w.files.Visits))
 	if err != nil {
@@ -544,18 +555,18 @@ GROUP BY 1 HAVING count(*) >= 20 ORDER BY 1`, w.files.Flights, w.files.Visits))
 	want := map[string]string{}
 	for rows.Next() {
 		var k string
-		var n, sum int64
+		var n, sum, miles int64
 		var avg float64
-		if err := rows.Scan(&k, &n, &sum, &avg); err != nil {
+		if err := rows.Scan(&k, &n, &sum, &avg, &miles); err != nil {
 			t.Fatal(err)
 		}
-		want[k] = fmt.Sprint(n, sum, avg)
+		want[k] = fmt.Sprint(n, sum, avg, miles)
 	}
 	got := map[string]string{}
 	for _, r := range res.Rows {
-		got[r[0].(string)] = fmt.Sprint(r[1], r[2], r[3])
+		got[r[0].(string)] = fmt.Sprint(r[1], r[2], r[3], r[4])
 	}
-	t.Logf("released (visitors, stay, avg_stay): %v", got)
+	t.Logf("released (visitors, stay, avg_stay, miles): %v", got)
 	if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("released %v\nplaintext %v", got, want)
 	}

@@ -29,7 +29,11 @@
 // and signs its own statement binding the request and its response. Either
 // side aborts on a message that does not match what the other signed
 // (ErrTampered), on a replay (ErrReplay) and on a run it has not approved
-// (ErrRefused). The initiator applies the output policy (and, with privacy,
+// (ErrRefused). Sums and averages travel encrypted under a two-party key
+// (package mpc/elgamal): the responder's values as payloads of its blinded
+// identifiers, the initiator's own with its request, returned shuffled and
+// rerandomised; the initiator adds up each group's ciphertexts and both
+// agents' partial decryptions open the totals only. The initiator applies the output policy (and, with privacy,
 // the noise) to the per-group counts, encrypts the result to the
 // analysis's receivers and signs the result bundle and deletion receipt
 // with the run key; both statements go in them (result.AgentStatement), so

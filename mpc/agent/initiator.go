@@ -111,12 +111,12 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 		return nil, err
 	}
 	x := &exchange{peer: strings.TrimRight(peer, "/"), p: p, session: session, request: reqBytes}
-	if err := a.start(ctx, x, &Start{Collaboration: file, Statement: start}); err != nil {
+	if err := a.start(ctx, x, &Start{Collaboration: file, Statement: start}, vk, ownValues(groups, sender.Identifiers())); err != nil {
 		log.WarnContext(ctx, "mpc run failed", "reason", err)
 		return nil, err
 	}
 	var resp psi.Response
-	if err := resp.UnmarshalBinary(x.response); err != nil {
+	if err := resp.UnmarshalBinary(x.psiResponse); err != nil {
 		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
 	}
 	psiRes, err := sender.Finish(&resp)
@@ -155,7 +155,12 @@ type exchange struct {
 	session  psi.SessionID
 	accepted Accepted
 	request  []byte
-	response []byte
+	// response is the responder's answer to the request, psiResponse its
+	// PSI response (the same unless the initiator's values came back with
+	// it, returned), values the initiator's encrypted values sent.
+	response, psiResponse, values, returned []byte
+	// pk is the joint key of a run with sums.
+	pk *elgamal.PublicKey
 	// For sums: the encrypted sums sent and the partial decryptions
 	// received.
 	decryptRequest, decryptResponse []byte
@@ -163,42 +168,84 @@ type exchange struct {
 	statement string
 }
 
-// start sends Start and then the request.
-func (a *Agent) start(ctx context.Context, x *exchange, s *Start) error {
+// start sends Start and then the request — with sums over the
+// initiator's columns, with its values (values[i] for the request's
+// element i) encrypted under the joint key, framed after it and signed.
+func (a *Agent) start(ctx context.Context, x *exchange, s *Start, vk *elgamal.KeyShare, values [][]*int64) error {
 	body, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	if _, err := a.post(ctx, x.peer+"/v1/mpc/runs", "application/json", body, 64<<10, &x.accepted); err != nil {
+	if _, err := a.post(ctx, x.peer+"/v1/mpc/runs", "application/json", body, 64<<10, &x.accepted, ""); err != nil {
 		return err
 	}
-	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/psi", "application/octet-stream", x.request, int64(a.psiConfig(x.p, x.session).MaxMessageSize()), nil)
+	if vk != nil {
+		theirs, err := parseShare(x.accepted.ValueKey)
+		if err != nil {
+			return fmt.Errorf("the responder's value key: %w", err)
+		}
+		if x.pk, err = elgamal.JointKey(vk.Public(), theirs); err != nil {
+			return fmt.Errorf("%w: the responder's value key: %w", ErrTampered, err)
+		}
+	}
+	req, sig := x.request, ""
+	valueSize := x.p.payloadSize(true)
+	if valueSize > 0 {
+		if x.values, err = a.encryptValues(x.p, x.pk, values, x.p.side(true)); err != nil {
+			return err
+		}
+		req = frame(x.request, x.values)
+		sig = base64.StdEncoding.EncodeToString(a.cfg.Identity.Sign(valuesMessage(x.p.rc.RunID, digest(x.values))))
+	}
+	limit := a.psiConfig(x.p, x.session).MaxMessageSize() + 4 + len(x.values)
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/psi", "application/octet-stream", req, int64(limit), nil, sig)
 	if err != nil {
 		return err
 	}
-	x.response, x.statement = hdr.body, hdr.statement
+	x.response, x.psiResponse, x.statement = hdr.body, hdr.body, hdr.statement
+	if valueSize > 0 {
+		if x.psiResponse, x.returned, err = unframe(hdr.body); err != nil {
+			return err
+		}
+		if len(x.returned) != len(x.values) {
+			return fmt.Errorf("%w: %d bytes of values returned for %d sent", ErrTampered, len(x.returned), len(x.values))
+		}
+	}
 	return nil
+}
+
+// ownValues returns the initiator's values for each identifier, in the
+// order ids (the request's) gives them; nil without sums over its columns.
+func ownValues(groups []assigned, ids [][]byte) [][]*int64 {
+	of := map[string][]*int64{}
+	for _, g := range groups {
+		for i, id := range g.ids {
+			if g.values != nil {
+				of[string(id)] = g.values[i]
+			}
+		}
+	}
+	if len(of) == 0 {
+		return nil
+	}
+	out := make([][]*int64, len(ids))
+	for i, id := range ids {
+		out[i] = of[string(id)]
+	}
+	return out
 }
 
 // sums adds up the responder's encrypted values per group, has the
 // responder partially decrypt the totals and decrypts them.
 func (a *Agent) sums(ctx context.Context, x *exchange, vk *elgamal.KeyShare, resp *psi.Response, res *psi.Result) ([][]analysis.Exact, error) {
-	theirs, err := parseShare(x.accepted.ValueKey)
-	if err != nil {
-		return nil, fmt.Errorf("the responder's value key: %w", err)
-	}
-	pk, err := elgamal.JointKey(vk.Public(), theirs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the responder's value key: %w", ErrTampered, err)
-	}
-	cs, err := a.groupSums(x.p, pk, resp.Payloads, res.Matches())
+	cs, err := a.groupSums(x.p, x.pk, resp.Payloads, x.returned, res)
 	if err != nil {
 		return nil, err
 	}
 	if x.decryptRequest, err = elgamal.AppendCiphertexts(nil, cs, a.cfg.Workers); err != nil {
 		return nil, err
 	}
-	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/decrypt", "application/octet-stream", x.decryptRequest, int64(4+len(cs)*elgamal.PointSize), nil)
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/decrypt", "application/octet-stream", x.decryptRequest, int64(4+len(cs)*elgamal.PointSize), nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +286,8 @@ func (a *Agent) checkPeer(x *exchange) (*result.Envelope, error) {
 		return nil, fmt.Errorf("%w: the response's SHA-256 is %.16s…, the responder signed %.16s…", ErrTampered, digest(x.response), st.ResponseSHA256)
 	case len(p.sums) > 0 && (st.ValueKey != x.accepted.ValueKey || st.DecryptRequestSHA256 != digest(x.decryptRequest) || st.DecryptResponseSHA256 != digest(x.decryptResponse)):
 		return nil, fmt.Errorf("%w: the responder's statement does not name the value key and decryption exchange this agent saw", ErrTampered)
+	case x.values != nil && st.ValuesSHA256 != digest(x.values):
+		return nil, fmt.Errorf("%w: the responder's statement does not name the encrypted values this agent sent", ErrTampered)
 	}
 	return &env, nil
 }
@@ -249,13 +298,16 @@ type reply struct {
 }
 
 // post sends one request to the responder; into, when set, receives a JSON
-// answer.
-func (a *Agent) post(ctx context.Context, url, ctype string, body []byte, limit int64, into any) (*reply, error) {
+// answer; valuesSig, when set, is sent as ValuesSignatureHeader.
+func (a *Agent) post(ctx context.Context, url, ctype string, body []byte, limit int64, into any, valuesSig string) (*reply, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", ctype)
+	if valuesSig != "" {
+		req.Header.Set(ValuesSignatureHeader, valuesSig)
+	}
 	resp, err := a.cfg.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPeer, err)
@@ -305,17 +357,21 @@ func (a *Agent) assign(p *plan, in *analysis.PSIInput) ([]assigned, int, error) 
 	var out []assigned
 	dropped := 0
 	for g := range in.Groups {
-		var ids [][]byte
-		for _, id := range in.Groups[g].IDs {
+		var as assigned
+		for i, id := range in.Groups[g].IDs {
 			if best[string(id)] == g {
-				ids = append(ids, id)
+				as.ids = append(as.ids, id)
+				if in.Groups[g].Values != nil {
+					as.values = append(as.values, in.Groups[g].Values[i])
+				}
 			}
 		}
-		if len(ids) == 0 || p.eps == nil && len(ids) < p.pol.MinDistinctIdentities {
+		if len(as.ids) == 0 || p.eps == nil && len(as.ids) < p.pol.MinDistinctIdentities {
 			dropped++
 			continue
 		}
-		out = append(out, assigned{group: g, ids: ids})
+		as.group = g
+		out = append(out, as)
 	}
 	if len(out) == 0 {
 		return nil, 0, fmt.Errorf("%w: no group of dataset %q has the %d distinct identifiers the output policy requires: nothing can be released", ErrRefused, p.mine.ID, p.pol.MinDistinctIdentities)
@@ -324,8 +380,9 @@ func (a *Agent) assign(p *plan, in *analysis.PSIInput) ([]assigned, int, error) 
 }
 
 type assigned struct {
-	group int
-	ids   [][]byte
+	group  int
+	ids    [][]byte
+	values [][]*int64 // with ids, when the initiator's columns are summed
 }
 
 func groupIDs(gs []assigned) [][][]byte {

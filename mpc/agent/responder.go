@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -285,9 +286,19 @@ func (a *Agent) signStatement(st *result.AgentStatement) (string, error) {
 // the analysis sums them) and answers; pr.answer is its statement so far.
 func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	cfg := a.psiConfig(pr.p, pr.session)
-	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()))
+	valueSize := pr.p.payloadSize(true)
+	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()+4+cfg.MaxElements*valueSize))
 	if err != nil {
 		return nil, err
+	}
+	var values []byte // the initiator's encrypted values, with sums over its columns
+	if valueSize > 0 {
+		if body, values, err = unframe(body); err != nil {
+			return nil, err
+		}
+		if err := a.checkValues(pr, values, r.Header.Get(ValuesSignatureHeader)); err != nil {
+			return nil, err
+		}
 	}
 	if d := digest(body); d != pr.start.RequestSHA256 {
 		return nil, fmt.Errorf("%w: the request's SHA-256 is %.16s…, the initiator signed %.16s…", ErrTampered, d, pr.start.RequestSHA256)
@@ -300,26 +311,38 @@ func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWrit
 	if err != nil {
 		return nil, err
 	}
-	if len(in.Groups) != 1 || len(in.Measures) != len(pr.p.sums) {
+	mine := pr.p.side(false)
+	if len(in.Groups) != 1 || len(in.Measures) != len(mine) {
 		return nil, fmt.Errorf("%w: the responder's side has %d groups and %d summed measures", ErrAgent, len(in.Groups), len(in.Measures))
 	}
 	var payloads [][]byte
-	if pr.pk != nil {
-		if payloads, err = a.encryptValues(pr.p, pr.pk, &in.Groups[0]); err != nil {
+	if len(mine) > 0 {
+		all, err := a.encryptValues(pr.p, pr.pk, in.Groups[0].Values, mine)
+		if err != nil {
 			return nil, err
+		}
+		size := pr.p.payloadSize(false)
+		for i := range in.Groups[0].IDs {
+			payloads = append(payloads, all[i*size:(i+1)*size])
 		}
 	}
 	recv, err := psi.NewPayloadReceiver(cfg, in.Groups[0].IDs, payloads)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	resp, err := recv.Respond(&req)
+	resp, back, err := recv.RespondWithPayloads(&req, values, valueSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
 	}
 	out, err := resp.MarshalBinary()
 	if err != nil {
 		return nil, err
+	}
+	if valueSize > 0 {
+		if back, err = a.rerandomizeAll(pr.pk, back); err != nil {
+			return nil, err
+		}
+		out = frame(out, back)
 	}
 	pr.groups = len(req.Groups)
 	pr.answer = &result.AgentStatement{
@@ -331,7 +354,48 @@ func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWrit
 	if pr.vk != nil {
 		pr.answer.ValueKey = shareHex(pr.vk)
 	}
+	if values != nil {
+		pr.answer.ValuesSHA256 = digest(values)
+	}
 	return out, nil
+}
+
+// ValuesSignatureHeader carries the initiator's signature (standard
+// base64, its party key) of the encrypted values it sends with its PSI
+// request (valuesMessage).
+const ValuesSignatureHeader = "Kura-Values-Signature"
+
+// valuesMessage is what the initiator signs of its encrypted values.
+func valuesMessage(runID, valuesSHA256 string) []byte {
+	return []byte("kura-mpc-values-v1\n" + runID + "\n" + valuesSHA256)
+}
+
+// checkValues checks the initiator's encrypted values: the expected size
+// and its signature with the key on the initiator owner's card.
+func (a *Agent) checkValues(pr *pendingRun, values []byte, sig string) error {
+	if len(values)%pr.p.payloadSize(true) != 0 {
+		return fmt.Errorf("%w: %d bytes of encrypted values", ErrMalformed, len(values))
+	}
+	s, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || pr.p.peer.Card.Verify(valuesMessage(pr.p.rc.RunID, digest(values)), s) != nil {
+		return fmt.Errorf("%w: the encrypted values are not signed by %s", ErrTampered, pr.p.peer.Name)
+	}
+	return nil
+}
+
+// frame joins two parts: u32 length of the first, the first, the second.
+func frame(first, second []byte) []byte {
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(first)+len(second)), uint32(len(first)))
+	return append(append(out, first...), second...)
+}
+
+// unframe splits what frame joined.
+func unframe(b []byte) (first, second []byte, err error) {
+	if len(b) < 4 || uint64(binary.BigEndian.Uint32(b)) > uint64(len(b)-4) {
+		return nil, nil, fmt.Errorf("%w: a framed message of %d bytes", ErrMalformed, len(b))
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	return b[4 : 4+n], b[4+n:], nil
 }
 
 // readAll reads at most limit bytes, failing beyond.

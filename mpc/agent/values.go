@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/kura-cc/kura/analysis"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/mpc/elgamal"
+	"github.com/kura-cc/kura/mpc/psi"
 )
 
 // The responder's values (the columns of the analysis's sum and avg
@@ -19,19 +21,35 @@ import (
 // clamped to the measure's clip and offset by its minimum (so it is not
 // negative), and 1 if it has a value (0 if NULL).
 
-// sumMeasures returns the indexes of the analysis's sum and avg measures.
-func sumMeasures(an *collab.Analysis) []int {
-	var out []int
+// sumMeasures returns the indexes of the analysis's sum and avg measures,
+// and for each whether its column is the initiator's.
+func sumMeasures(an *collab.Analysis) (sums []int, initiators []bool) {
+	first := initiatorDataset(an)
 	for i, ms := range an.Aggregate.Measures {
 		if ms.Func == collab.AggSum || ms.Func == collab.AggAvg {
-			out = append(out, i)
+			sums = append(sums, i)
+			initiators = append(initiators, strings.HasPrefix(ms.Column, first+"."))
+		}
+	}
+	return sums, initiators
+}
+
+// side returns the sum measures over one side's columns, in order.
+func (p *plan) side(initiator bool) []int {
+	var out []int
+	for k, m := range p.sums {
+		if p.initiatorSum[k] == initiator {
+			out = append(out, m)
 		}
 	}
 	return out
 }
 
-// payloadSize is the size of a responder element's payload.
-func (p *plan) payloadSize() int { return 2 * elgamal.CiphertextSize * len(p.sums) }
+// payloadSize is the size of the payload of a responder's element (side
+// false) or an initiator's (side true): two ciphertexts per measure.
+func (p *plan) payloadSize(initiator bool) int {
+	return 2 * elgamal.CiphertextSize * len(p.side(initiator))
+}
 
 // parseShare parses a hex public key share.
 func parseShare(s string) (elgamal.PublicShare, error) {
@@ -47,15 +65,17 @@ func shareHex(k *elgamal.KeyShare) string {
 	return hex.EncodeToString(pub[:])
 }
 
-// encryptValues returns the responder's payload for each identifier of its
-// one group.
-func (a *Agent) encryptValues(p *plan, pk *elgamal.PublicKey, g *analysis.PSIGroup) ([][]byte, error) {
-	if len(g.Values) != len(g.IDs) {
-		return nil, fmt.Errorf("%w: %d values for %d identifiers", ErrAgent, len(g.Values), len(g.IDs))
-	}
-	ms := make([]uint64, 0, 2*len(p.sums)*len(g.IDs))
-	for _, vals := range g.Values {
-		for k, m := range p.sums {
+// encryptValues returns the payload of each identifier: for each of
+// measures (the sum measures over this agent's columns), its value (the
+// total clamped to the clip, minus the clip's minimum) and 1, or 0 and 0
+// when NULL, encrypted under pk. values[i] are identifier i's totals.
+func (a *Agent) encryptValues(p *plan, pk *elgamal.PublicKey, values [][]*int64, measures []int) ([]byte, error) {
+	ms := make([]uint64, 0, 2*len(measures)*len(values))
+	for _, vals := range values {
+		if len(vals) != len(measures) {
+			return nil, fmt.Errorf("%w: %d values for %d summed measures", ErrAgent, len(vals), len(measures))
+		}
+		for k, m := range measures {
 			clip := p.an.Aggregate.Measures[m].Clip
 			if vals[k] == nil {
 				ms = append(ms, 0, 0)
@@ -69,45 +89,77 @@ func (a *Agent) encryptValues(p *plan, pk *elgamal.PublicKey, g *analysis.PSIGro
 	if err != nil {
 		return nil, err
 	}
-	size := p.payloadSize()
-	out := make([][]byte, len(g.IDs))
-	for i := range out {
-		b := make([]byte, 0, size)
-		for j := range 2 * len(p.sums) {
-			if b, err = cs[i*2*len(p.sums)+j].AppendBinary(b); err != nil {
-				return nil, err
-			}
+	out := make([]byte, 0, len(cs)*elgamal.CiphertextSize)
+	for i := range cs {
+		if out, err = cs[i].AppendBinary(out); err != nil {
+			return nil, err
 		}
-		out[i] = b
 	}
 	return out, nil
 }
 
-// groupSums adds up, for each group and sum measure, the payloads of the
-// responder's elements that matched the group (value and count), and
-// rerandomises each total, so that the responder cannot tell which
-// ciphertexts went into it.
-func (a *Agent) groupSums(p *plan, pk *elgamal.PublicKey, payloads []byte, matches [][]int) ([]elgamal.Ciphertext, error) {
-	size, per := p.payloadSize(), 2*len(p.sums)
-	out := make([]elgamal.Ciphertext, 0, len(matches)*per)
-	for _, idx := range matches {
-		acc := make([]elgamal.Ciphertext, per)
-		for _, j := range idx {
-			for k := range per {
-				var c elgamal.Ciphertext
-				off := j*size + k*elgamal.CiphertextSize
-				if err := c.UnmarshalBinary(payloads[off : off+elgamal.CiphertextSize]); err != nil {
-					return nil, fmt.Errorf("%w: the responder's encrypted value %d: %w", ErrMalformed, j, err)
-				}
-				acc[k].Add(&acc[k], &c)
-			}
+// rerandomizeAll rerandomises every ciphertext of a concatenation under
+// pk, so that its sender cannot recognise them.
+func (a *Agent) rerandomizeAll(pk *elgamal.PublicKey, b []byte) ([]byte, error) {
+	if len(b)%elgamal.CiphertextSize != 0 {
+		return nil, fmt.Errorf("%w: %d bytes of ciphertexts", ErrMalformed, len(b))
+	}
+	out := make([]byte, 0, len(b))
+	for off := 0; off < len(b); off += elgamal.CiphertextSize {
+		var c elgamal.Ciphertext
+		if err := c.UnmarshalBinary(b[off : off+elgamal.CiphertextSize]); err != nil {
+			return nil, fmt.Errorf("%w: the initiator's encrypted value %d: %w", ErrMalformed, off/elgamal.CiphertextSize, err)
 		}
-		for k := range acc {
-			c, err := pk.Rerandomize(&acc[k])
-			if err != nil {
-				return nil, err
+		r, err := pk.Rerandomize(&c)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = r.AppendBinary(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// groupSums adds up, for each group and sum measure, the encrypted values
+// (total and count) of the group's matches — the responder's payloads of
+// its matched elements for its columns, the initiator's own payloads as the
+// responder returned them for the initiator's — and rerandomises each
+// total, so that the responder cannot tell which ciphertexts went into it.
+func (a *Agent) groupSums(p *plan, pk *elgamal.PublicKey, resp, req []byte, res *psi.Result) ([]elgamal.Ciphertext, error) {
+	matches, reqMatches := res.Matches(), res.RequestMatches()
+	out := make([]elgamal.Ciphertext, 0, len(matches)*2*len(p.sums))
+	for g := range matches {
+		ki, kr := 0, 0 // positions among the initiator's and the responder's sum measures
+		for k := range p.sums {
+			payloads, idx, size, pos := resp, matches[g], p.payloadSize(false), kr
+			if p.initiatorSum[k] {
+				payloads, idx, size, pos = req, reqMatches[g], p.payloadSize(true), ki
+				ki++
+			} else {
+				kr++
 			}
-			out = append(out, c)
+			var acc [2]elgamal.Ciphertext
+			for _, j := range idx {
+				for h := range 2 {
+					var c elgamal.Ciphertext
+					off := j*size + (2*pos+h)*elgamal.CiphertextSize
+					if off+elgamal.CiphertextSize > len(payloads) {
+						return nil, fmt.Errorf("%w: encrypted value %d is missing", ErrMalformed, j)
+					}
+					if err := c.UnmarshalBinary(payloads[off : off+elgamal.CiphertextSize]); err != nil {
+						return nil, fmt.Errorf("%w: encrypted value %d: %w", ErrMalformed, j, err)
+					}
+					acc[h].Add(&acc[h], &c)
+				}
+			}
+			for h := range acc {
+				c, err := pk.Rerandomize(&acc[h])
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, c)
+			}
 		}
 	}
 	return out, nil

@@ -184,3 +184,51 @@ func TestGroupPayloads(t *testing.T) {
 		t.Errorf("fewer payloads than identifiers: %v", err)
 	}
 }
+
+// TestRequestPayloads: A's payloads, sent apart from the request, come back
+// shuffled with B's answer within each group, and the positions of each
+// group's matches pick exactly the payloads of A's identifiers B holds.
+func TestRequestPayloads(t *testing.T) {
+	cfg := Config{Session: testSession(t), Mode: ModeGroups}
+	groups := [][][]byte{{phone(1), phone(2), phone(3)}, {phone(4), phone(5)}}
+	s, err := NewGroupSender(cfg, groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReceiver(cfg, [][]byte{phone(2), phone(3), phone(5), phone(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := s.Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []byte
+	for _, id := range s.Identifiers() {
+		payloads = append(payloads, id...) // every phone(i) has the same length
+	}
+	size := len(phone(1))
+	resp, back, err := r.RespondWithPayloads(req, payloads, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Finish(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{string(phone(2)), string(phone(3))}, {string(phone(5))}}
+	for g, pos := range res.RequestMatches() {
+		var got []string
+		for _, i := range pos {
+			got = append(got, string(back[i*size:(i+1)*size]))
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want[g]) {
+			t.Errorf("group %d: %q, want %q", g, got, want[g])
+		}
+	}
+	r2, _ := NewReceiver(cfg, nil)
+	if _, _, err := r2.RespondWithPayloads(req, payloads[1:], size); !errors.Is(err, ErrMalformed) {
+		t.Errorf("payloads of the wrong length: %v", err)
+	}
+}

@@ -76,28 +76,59 @@ func NewPayloadReceiver(cfg Config, ids, payloads [][]byte) (*Receiver, error) {
 // Respond checks req and returns round 2. It may be called once; the
 // secret scalar is zeroised whether it succeeds or not.
 func (r *Receiver) Respond(req *Request) (*Response, error) {
+	resp, _, err := r.RespondWithPayloads(req, nil, 0)
+	return resp, err
+}
+
+// RespondWithPayloads is Respond for a ModeGroups request whose elements
+// each come with a payload of size bytes, payloads[i*size:(i+1)*size] with
+// req.Elements[i] (sent apart from the Request: kura's agents send the
+// initiator's encrypted values so). It returns the payloads in the order
+// of the Response's Reblinded, shuffled within each group with them, for
+// the caller to transform (rerandomise) and send back: the initiator can
+// then add up its own payloads over each group's matches
+// (Result.RequestMatches) without learning which of its identifiers they
+// belong to.
+func (r *Receiver) RespondWithPayloads(req *Request, payloads []byte, size int) (*Response, []byte, error) {
+	resp, perm, err := r.respond(req)
+	if err != nil || payloads == nil {
+		return resp, nil, err
+	}
+	if size < 1 || size > MaxPayloadSize || len(payloads) != size*len(req.Elements) {
+		return nil, nil, fmt.Errorf("%w: %d payload bytes of %d each for %d request elements", ErrMalformed, len(payloads), size, len(req.Elements))
+	}
+	out := make([]byte, len(payloads))
+	for i, from := range perm {
+		copy(out[i*size:(i+1)*size], payloads[from*size:(from+1)*size])
+	}
+	return resp, out, nil
+}
+
+// respond is Respond; perm[i] is the request element whose reblinding is
+// Reblinded[i].
+func (r *Receiver) respond(req *Request) (*Response, []int, error) {
 	if r.done {
-		return nil, fmt.Errorf("%w: request already answered", ErrReplay)
+		return nil, nil, fmt.Errorf("%w: request already answered", ErrReplay)
 	}
 	r.done = true
 	defer r.Close()
 	if req.Session != r.cfg.Session {
-		return nil, ErrSession
+		return nil, nil, ErrSession
 	}
 	if req.Mode != r.cfg.Mode {
-		return nil, fmt.Errorf("%w: request for %v, session is %v", ErrMode, req.Mode, r.cfg.Mode)
+		return nil, nil, fmt.Errorf("%w: request for %v, session is %v", ErrMode, req.Mode, r.cfg.Mode)
 	}
 	if len(req.Elements) == 0 {
-		return nil, fmt.Errorf("%w: empty request", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: empty request", ErrMalformed)
 	}
 	if len(req.Elements) > r.cfg.MaxElements {
-		return nil, fmt.Errorf("%w: %d request elements, limit %d", ErrTooLarge, len(req.Elements), r.cfg.MaxElements)
+		return nil, nil, fmt.Errorf("%w: %d request elements, limit %d", ErrTooLarge, len(req.Elements), r.cfg.MaxElements)
 	}
 	if err := distinct(req.Elements); err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return nil, nil, fmt.Errorf("request: %w", err)
 	}
 	if err := checkGroups(req.Mode, req.Groups, len(req.Elements)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp := &Response{
 		Session:   r.cfg.Session,
@@ -106,7 +137,7 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 		Elements:  make([]Element, len(r.ids)),
 	}
 	if err := exp(r.cfg.Workers, req.Elements, r.key, resp.Reblinded); err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return nil, nil, fmt.Errorf("request: %w", err)
 	}
 	hashBlind(r.cfg.Workers, r.cfg.dst(), r.ids, r.key, resp.Elements)
 	zeroise(r.key)
@@ -117,19 +148,30 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 			resp.Payloads = append(resp.Payloads, p...)
 		}
 	}
+	perm := make([]int, len(resp.Reblinded))
+	for i := range perm {
+		perm[i] = i
+	}
+	shuffleBoth := func(lo, n int) error {
+		return shuffle(n, func(i, j int) {
+			i, j = lo+i, lo+j
+			resp.Reblinded[i], resp.Reblinded[j] = resp.Reblinded[j], resp.Reblinded[i]
+			perm[i], perm[j] = perm[j], perm[i]
+		})
+	}
 	switch r.cfg.Mode {
 	case ModeCardinality:
-		if err := shuffleElements(resp.Reblinded); err != nil {
-			return nil, err
+		if err := shuffleBoth(0, len(resp.Reblinded)); err != nil {
+			return nil, nil, err
 		}
 	case ModeGroups:
 		for lo, g := range groupRanges(req.Groups) {
-			if err := shuffleElements(resp.Reblinded[lo : lo+g]); err != nil {
-				return nil, err
+			if err := shuffleBoth(lo, g); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
-	return resp, nil
+	return resp, perm, nil
 }
 
 // Close zeroises the secret scalar, best effort; the Receiver cannot be
@@ -137,10 +179,6 @@ func (r *Receiver) Respond(req *Request) (*Response, error) {
 func (r *Receiver) Close() {
 	zeroise(r.key)
 	r.done = true
-}
-
-func shuffleElements(list []Element) error {
-	return shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
 }
 
 // groupRanges yields the offset and size of each group.

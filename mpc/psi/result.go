@@ -19,6 +19,9 @@ type Result struct {
 	// indexes into the response's Elements of its matches.
 	groups  []int
 	matches [][]int
+	// requestMatches are, per group, the positions in the response's
+	// Reblinded of the group's matches.
+	requestMatches [][]int
 }
 
 // Size returns the number of distinct identifiers in the intersection.
@@ -35,6 +38,13 @@ func (r *Result) Groups() []int { return slices.Clone(r.groups) }
 // encrypted payloads per group. It tells A nothing the protocol did not
 // (B's elements are shuffled and blinded); nil in other modes.
 func (r *Result) Matches() [][]int { return r.matches }
+
+// RequestMatches returns, in ModeGroups, for each of A's groups the
+// positions in the Response's Reblinded (and so in the payloads
+// Receiver.RespondWithPayloads returned) of the group's matches. B shuffled
+// Reblinded within each group, so they do not say which of A's identifiers
+// matched; nil in other modes.
+func (r *Result) RequestMatches() [][]int { return r.requestMatches }
 
 // Rows returns, in ModeRows, A's input rows whose identifier is in the
 // intersection, ascending; nil in ModeCardinality.

@@ -117,6 +117,11 @@ func NewGroupSender(cfg Config, groups [][][]byte) (*Sender, error) {
 	return s, nil
 }
 
+// Identifiers returns, in a ModeGroups session, the identifier behind each
+// element of the Request, in the Request's order: A's own identifiers, for
+// A to attach a payload to each (Receiver.RespondWithPayloads).
+func (s *Sender) Identifiers() [][]byte { return slices.Clone(s.ids) }
+
 // Request returns round 1. It may be called once.
 func (s *Sender) Request() (*Request, error) {
 	if s.state != senderNew {
@@ -175,6 +180,7 @@ func (s *Sender) Finish(resp *Response) (*Result, error) {
 	if s.cfg.Mode == ModeGroups {
 		res.groups = make([]int, len(s.groups))
 		res.matches = make([][]int, len(s.groups))
+		res.requestMatches = make([][]int, len(s.groups))
 		i := 0
 		for g, n := range s.groups {
 			for range n {
@@ -182,6 +188,7 @@ func (s *Sender) Finish(resp *Response) (*Result, error) {
 					res.groups[g]++
 					res.size++
 					res.matches[g] = append(res.matches[g], j)
+					res.requestMatches[g] = append(res.requestMatches[g], i)
 				}
 				i++
 			}
