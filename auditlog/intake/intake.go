@@ -25,8 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/collab"
-	"github.com/kura-cc/kura/privacy"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,9 +34,11 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/blob"
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/inference/trust"
 	"github.com/kura-cc/kura/internal/fault"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/privacy"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/timelock"
 )

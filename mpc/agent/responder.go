@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/kura-cc/kura/mpc/elgamal"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/web"
+	"github.com/kura-cc/kura/mpc/elgamal"
 	"github.com/kura-cc/kura/mpc/psi"
 	"github.com/kura-cc/kura/result"
 )
