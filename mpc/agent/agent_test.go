@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -232,22 +233,32 @@ type recorder struct {
 	// answers to decryption requests.
 	tamperResponse func([]byte) []byte
 	tamperDecrypt  func([]byte) []byte
-	// starts keeps the Start bodies.
-	starts [][]byte
-	psis   [][]byte
+	// tamperHeader edits request headers.
+	tamperHeader func(http.Header)
+	// starts keeps the Start bodies, psis the PSI requests, decrypts the
+	// decryption requests; lastRun is the run id of the last request.
+	starts, psis, decrypts [][]byte
+	lastRun                string
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	isPSI := strings.HasSuffix(req.URL.Path, "/psi")
+	if r.tamperHeader != nil {
+		r.tamperHeader(req.Header)
+	}
 	if isPSI && r.tamperRequest != nil {
 		body = r.tamperRequest(body)
 	}
 	r.mu.Lock()
 	r.wire.Write(body)
-	if isPSI {
+	switch {
+	case isPSI:
 		r.psis = append(r.psis, body)
-	} else {
+	case strings.HasSuffix(req.URL.Path, "/decrypt"):
+		r.decrypts = append(r.decrypts, body)
+		r.lastRun = strings.Split(req.URL.Path, "/")[4]
+	default:
 		r.starts = append(r.starts, body)
 	}
 	r.mu.Unlock()
@@ -575,5 +586,67 @@ GROUP BY 1 HAVING count(*) >= 20 ORDER BY 1`, w.files.Flights, w.files.Visits))
 	rec.tamperDecrypt = func(b []byte) []byte { b = bytes.Clone(b); b[len(b)-1] ^= 1; return b }
 	if _, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrMalformed) && !errors.Is(err, agent.ErrTampered) {
 		t.Fatalf("tampered decryption: %v", err)
+	}
+}
+
+// TestBadMessages: the responder's endpoints refuse oversized, truncated,
+// malformed and out-of-order messages with their status, and a PSI request
+// whose framed values are not signed by the initiator.
+func TestBadMessages(t *testing.T) {
+	w := newWorld(t, func(m *collab.Manifest) {
+		m.Analyses[0].Aggregate.Measures = append(m.Analyses[0].Aggregate.Measures,
+			collab.Measure{Func: collab.AggSum, Column: "flights.miles", As: "miles", Clip: &collab.Clip{Min: 0, Max: 3000}})
+	})
+	srv, rec := w.serve(t, w.agent(t, "carrier"))
+	post := func(path string, body []byte, hdr ...string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, tc := range map[string]struct {
+		path string
+		body []byte
+		want int
+	}{
+		"oversized start": {"/v1/mpc/runs", bytes.Repeat([]byte(" "), 5<<20), http.StatusRequestEntityTooLarge},
+		"truncated start": {"/v1/mpc/runs", []byte(`{"collaboration":`), http.StatusBadRequest},
+		"empty start":     {"/v1/mpc/runs", []byte(`{}`), http.StatusBadRequest},
+		"request, no run": {"/v1/mpc/runs/00112233445566778899aabbccddeeff/psi", []byte{1, 1, 3}, http.StatusNotFound},
+		"decrypt, no run": {"/v1/mpc/runs/00112233445566778899aabbccddeeff/decrypt", []byte{0, 0, 0, 0}, http.StatusNotFound},
+		"not a collab":    {"/v1/mpc/runs", []byte(`{"collaboration":{"kura_collaboration":9},"statement":{"payloadType":"x","payload":"","signatures":[]}}`), http.StatusBadRequest},
+		"decrypt, bad id": {"/v1/mpc/runs/x/decrypt", nil, http.StatusNotFound},
+	} {
+		if got := post(tc.path, tc.body); got != tc.want {
+			t.Errorf("%s: %d, want %d", name, got, tc.want)
+		}
+	}
+
+	// The airline's encrypted values with a signature by another party,
+	// or none: the request is refused, and the run aborts.
+	for _, sig := range []string{base64.StdEncoding.EncodeToString(w.ids["analyst"].Sign([]byte("kura-mpc-values-v1\n"))), ""} {
+		rec.tamperHeader = func(h http.Header) {
+			if h.Get(agent.ValuesSignatureHeader) != "" {
+				h.Set(agent.ValuesSignatureHeader, sig)
+			}
+		}
+		if _, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "not signed by airline") {
+			t.Errorf("values signed %q: %v", sig, err)
+		}
+	}
+	rec.tamperHeader = nil
+	// Decrypting twice: the second is refused.
+	if _, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	id := rec.lastRun
+	if code := post("/v1/mpc/runs/"+id+"/decrypt", rec.decrypts[len(rec.decrypts)-1]); code != http.StatusNotFound {
+		t.Errorf("a second decryption: %d, want 404", code)
 	}
 }
