@@ -18,17 +18,23 @@ import (
 	"github.com/kura-cc/kura/privacy"
 )
 
-// MechanismDiscreteLaplace names the noise kura adds to a private release.
-const MechanismDiscreteLaplace = "discrete_laplace"
+// The noise kura adds to a private release.
+const (
+	MechanismDiscreteLaplace  = "discrete_laplace"
+	MechanismDiscreteGaussian = "discrete_gaussian"
+)
 
 // PrivacyRelease says how a result was released with differential privacy
 // (docs/spec/analysis.md §7): what a receiver needs to interpret the noisy
 // values. Every amount of ε is exact, as privacy.Epsilon writes it.
 type PrivacyRelease struct {
-	// Mechanism is MechanismDiscreteLaplace.
+	// Mechanism is MechanismDiscreteLaplace or MechanismDiscreteGaussian.
 	Mechanism string `json:"mechanism"`
 	// Epsilon is the analysis's ε, spent once per run.
 	Epsilon string `json:"epsilon"`
+	// Rho, for the Gaussian mechanism, is the run's zCDP ρ: the largest
+	// (rounded down) whose (ε, δ) conversion fits the analysis's ε and δ.
+	Rho string `json:"rho,omitempty"`
 	// Delta is the probability bound of the noisy threshold (partition
 	// selection): the release is (Epsilon, Delta)-DP. A float, for display:
 	// nothing is accounted with it.
@@ -49,7 +55,8 @@ type PrivacyRelease struct {
 type MeasureRelease struct {
 	Name    string         `json:"name"`
 	Func    collab.AggFunc `json:"fn"`
-	Epsilon string         `json:"epsilon"`
+	Epsilon string         `json:"epsilon,omitempty"` // Laplace
+	Rho     string         `json:"rho,omitempty"`     // Gaussian
 	Clip    *collab.Clip   `json:"clip,omitempty"`
 	Noise   []NoiseRelease `json:"noise"`
 }
@@ -59,7 +66,8 @@ type MeasureRelease struct {
 // scaled to (scale sensitivity/ε).
 type NoiseRelease struct {
 	Of          string `json:"of"`
-	Epsilon     string `json:"epsilon"`
+	Epsilon     string `json:"epsilon,omitempty"` // Laplace
+	Rho         string `json:"rho,omitempty"`     // Gaussian
 	Sensitivity int64  `json:"sensitivity"`
 }
 
@@ -68,7 +76,8 @@ type NoiseRelease struct {
 // Measure is absent) is at least Min.
 type ThresholdRelease struct {
 	Measure string `json:"measure,omitempty"`
-	Epsilon string `json:"epsilon"`
+	Epsilon string `json:"epsilon,omitempty"` // Laplace
+	Rho     string `json:"rho,omitempty"`     // Gaussian
 	Min     int    `json:"min"`
 }
 
@@ -241,8 +250,8 @@ func (d *dpRelease) exactParts(g Group) []int64 {
 // dpRelease is the noise of a private analysis, fixed at compile time.
 type dpRelease struct {
 	measures   []dpMeasure
-	parts      []*privacy.Laplace // one per exact integer, in column order
-	threshold  int                // the part whose noisy value decides
+	parts      []privacy.Mechanism // one per exact integer, in column order
+	threshold  int                 // the part whose noisy value decides
 	min        int
 	thresholds []Threshold
 	info       *PrivacyRelease
@@ -337,7 +346,7 @@ func (c *aggCompiler) release(dims []dim, inputs map[int]string) (*dpRelease, er
 	if err != nil {
 		return nil, c.errf(ErrInvalidAnalysis, "privacy.epsilon: %v", err)
 	}
-	half, err := divide(share, 2)
+	halfEps, err := divide(share, 2)
 	if err != nil {
 		return nil, c.errf(ErrInvalidAnalysis, "privacy.epsilon: %v", err)
 	}
@@ -347,57 +356,130 @@ func (c *aggCompiler) release(dims []dim, inputs map[int]string) (*dpRelease, er
 		unit += "." + ids[0]
 	}
 	rel.info = &PrivacyRelease{Mechanism: MechanismDiscreteLaplace, Epsilon: eps.String(), Unit: unit, Measures: []MeasureRelease{}}
-	addPart := func(sens int64, e privacy.Epsilon) (int, error) {
-		lap, err := privacy.NewLaplace(sens, e)
-		if err != nil {
-			return 0, c.errf(ErrInvalidAnalysis, "privacy: %v", err)
+	// noise returns the mechanism of one part: Laplace at its share of ε,
+	// or Gaussian at its share of ρ.
+	var gauss *gaussianPlan
+	if c.a.Privacy.Mechanism == collab.MechanismGaussian {
+		if gauss, err = newGaussianPlan(c.a, eps, shares); err != nil {
+			return nil, c.errf(ErrInvalidAnalysis, "privacy: %v", err)
 		}
-		rel.parts = append(rel.parts, lap)
-		return len(rel.parts) - 1, nil
+		rel.info.Mechanism, rel.info.Rho = MechanismDiscreteGaussian, gauss.total.String()
+	}
+	addPart := func(sens int64, half bool) (int, NoiseRelease, error) {
+		nr := NoiseRelease{Sensitivity: sens}
+		var m privacy.Mechanism
+		if gauss != nil {
+			rho := gauss.share
+			if half {
+				rho = gauss.half
+			}
+			m, err = privacy.NewGaussian(sens, rho)
+			nr.Rho = rho.String()
+		} else {
+			e := share
+			if half {
+				e = halfEps
+			}
+			m, err = privacy.NewLaplace(sens, e)
+			nr.Epsilon = e.String()
+		}
+		if err != nil {
+			return 0, nr, c.errf(ErrInvalidAnalysis, "privacy: %v", err)
+		}
+		rel.parts = append(rel.parts, m)
+		return len(rel.parts) - 1, nr, nil
 	}
 	for i, m := range ms {
-		mr := MeasureRelease{Name: m.As, Func: m.Func, Epsilon: share.String(), Clip: m.Clip}
+		mr := MeasureRelease{Name: m.As, Func: m.Func, Clip: m.Clip}
+		if gauss != nil {
+			mr.Rho = gauss.share.String()
+		} else {
+			mr.Epsilon = share.String()
+		}
 		dm := dpMeasure{fn: m.Func}
 		for _, p := range plans[i] {
-			e := share
-			if p.half {
-				e = half
-			}
-			k, err := addPart(p.sensitivity, e)
+			k, nr, err := addPart(p.sensitivity, p.half)
 			if err != nil {
 				return nil, err
 			}
+			nr.Of = p.of
 			dm.parts = append(dm.parts, k)
-			mr.Noise = append(mr.Noise, NoiseRelease{Of: p.of, Epsilon: e.String(), Sensitivity: p.sensitivity})
+			mr.Noise = append(mr.Noise, nr)
 			if i == thresholdMeasure && p.of != "sum" {
 				rel.threshold = k
-				rel.info.Threshold = ThresholdRelease{Measure: m.As, Epsilon: e.String(), Min: rel.min}
+				rel.info.Threshold = ThresholdRelease{Measure: m.As, Epsilon: nr.Epsilon, Rho: nr.Rho, Min: rel.min}
 			}
 		}
 		rel.measures = append(rel.measures, dm)
 		rel.info.Measures = append(rel.info.Measures, mr)
 	}
 	if rel.threshold < 0 {
-		k, err := addPart(1, share)
+		k, nr, err := addPart(1, false)
 		if err != nil {
 			return nil, err
 		}
 		rel.threshold = k
-		rel.info.Threshold = ThresholdRelease{Epsilon: share.String(), Min: rel.min}
+		rel.info.Threshold = ThresholdRelease{Epsilon: nr.Epsilon, Rho: nr.Rho, Min: rel.min}
 	}
-	rel.info.Delta = thresholdDelta(rel.parts[rel.threshold].Epsilon(), rel.min)
+	rel.info.Delta = thresholdDelta(rel.parts[rel.threshold], rel.min)
+	if gauss != nil {
+		rel.info.Delta += gauss.delta
+	}
 	rel.thresholds = []Threshold{{Dataset: from.ID, IdentityColumns: identityColumns(from.Descriptor.Schema), MinDistinctIdentities: rel.min}}
 	return rel, nil
 }
 
 // thresholdDelta is the δ of releasing a group when its noisy count is at
-// least min, the count's noise being discrete Laplace at ε (sensitivity
-// 1): a unit alone in a group that exists only with it makes the group
-// appear with probability P[1 + Z ≥ min] = e^(-ε(min-1)) / (1 + e^(-ε))
-// (docs/spec/analysis.md §7).
-func thresholdDelta(eps privacy.Epsilon, min int) float64 {
-	e := eps.Float64()
-	return math.Exp(-e*float64(min-1)) / (1 + math.Exp(-e))
+// least min (sensitivity 1): a unit alone in a group that exists only with
+// it makes the group appear with probability P[1 + Z ≥ min]. For discrete
+// Laplace noise at ε that is e^(-ε(min-1)) / (1 + e^(-ε)); for the
+// discrete Gaussian of variance parameter σ², at most e^(-(min-1)²/(2σ²))
+// (it is subgaussian: Canonne, Kamath and Steinke 2020) (docs/spec/analysis.md
+// §7).
+func thresholdDelta(m privacy.Mechanism, min int) float64 {
+	t := float64(min - 1)
+	switch m := m.(type) {
+	case *privacy.Laplace:
+		e := m.Epsilon().Float64()
+		return math.Exp(-e*t) / (1 + math.Exp(-e))
+	case *privacy.Gaussian:
+		s2, _ := m.Sigma2().Float64()
+		return math.Exp(-t * t / (2 * s2))
+	}
+	return 1
+}
+
+// gaussianPlan is the ρ of a Gaussian release and its shares.
+type gaussianPlan struct {
+	total, share, half privacy.Rho
+	delta              float64 // the δ of the zCDP to (ε, δ) conversion
+}
+
+// newGaussianPlan finds the ρ of a run at (ε, δ): ρ-zCDP implies
+// (ρ + 2·√(ρ·ln(1/δ)), δ)-DP (Bun and Steinke 2016, proposition 1.3), so
+// ρ = (√(ln(1/δ) + ε) − √ln(1/δ))², rounded down to 12 decimal places
+// (less ρ is more noise: the guarantee only strengthens), then split over
+// shares as ε is for Laplace.
+func newGaussianPlan(a *collab.Analysis, eps privacy.Epsilon, shares int64) (*gaussianPlan, error) {
+	d, err := a.Delta()
+	if err != nil {
+		return nil, err
+	}
+	delta, _ := d.Float64()
+	l := math.Log(1 / delta)
+	rho := math.Pow(math.Sqrt(l+eps.Float64())-math.Sqrt(l), 2) * (1 - 1e-9)
+	total, err := privacy.ParseRho(strconv.FormatFloat(math.Floor(rho*1e12)/1e12, 'f', 12, 64))
+	if err != nil || total.Rat().Sign() <= 0 {
+		return nil, fmt.Errorf("no ρ for ε %s at δ %s", eps, a.Privacy.Delta)
+	}
+	g := &gaussianPlan{total: total, delta: delta}
+	if g.share, err = privacy.ParseRho(new(big.Rat).Quo(total.Rat(), big.NewRat(shares, 1)).RatString()); err != nil {
+		return nil, err
+	}
+	if g.half, err = privacy.ParseRho(new(big.Rat).Quo(g.share.Rat(), big.NewRat(2, 1)).RatString()); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // divide returns e/n exactly.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -526,4 +527,52 @@ func TestResultEncodingWithoutPrivacy(t *testing.T) {
 	if err != nil || strings.Contains(string(b), "privacy") {
 		t.Errorf("%s, %v", b, err)
 	}
+}
+
+// TestReleaseExactGaussian: with mechanism gaussian, ρ is the largest
+// (rounded down) whose zCDP-to-(ε, δ) conversion fits ε and δ, it is split
+// over the measures, the noise has the discrete Gaussian's variance σ² =
+// Δ²/(2ρ) per part (within sampling error over many releases), and the
+// reported δ adds the noisy threshold's tail bound to the conversion's δ.
+func TestReleaseExactGaussian(t *testing.T) {
+	m := countsManifest("1")
+	m.Analyses[0].Privacy = &collab.Privacy{Epsilon: "1", Mechanism: collab.MechanismGaussian, Delta: "0.000001"}
+	const n, exact = 20000, 1000
+	groups := []Group{{Key: []any{"okinawa"}, IDs: exact, Values: counts(exact, exact)}}
+	r := seeded(43)
+	var sumSq float64
+	var p *PrivacyRelease
+	for range n {
+		res, err := ReleaseExact(m, "psi", groups, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := number(t, res.Rows[0][1]) - exact
+		sumSq += float64(z * z)
+		p = res.Privacy
+	}
+	l := math.Log(1e6)
+	rho := math.Pow(math.Sqrt(l+1)-math.Sqrt(l), 2)
+	total, _ := new(big.Rat).SetString(p.Rho)
+	got, _ := total.Float64()
+	if p.Mechanism != MechanismDiscreteGaussian || got > rho || got < rho*(1-1e-6) {
+		t.Fatalf("privacy %s: ρ %g, want just below %g", jsonText(t, p), got, rho)
+	}
+	// ρ + 2√(ρ ln(1/δ)) ≤ ε: the conversion holds at the rounded ρ.
+	if e := got + 2*math.Sqrt(got*l); e > 1 {
+		t.Fatalf("ρ %g converts to ε %g > 1", got, e)
+	}
+	share, _ := new(big.Rat).SetString(p.Measures[0].Rho)
+	s, _ := share.Float64()
+	if math.Abs(s-got/2) > 1e-15 || p.Measures[0].Epsilon != "" || p.Measures[0].Noise[0].Rho != p.Measures[0].Rho {
+		t.Fatalf("measure share %s of %s: want half, as ρ", p.Measures[0].Rho, p.Rho)
+	}
+	sigma2 := 1 / (2 * s)
+	if variance := sumSq / n; math.Abs(variance-sigma2)/sigma2 > 0.05 {
+		t.Errorf("variance %.2f, want σ² = %.2f", variance, sigma2)
+	}
+	if want := 1e-6 + math.Exp(-float64(p.Threshold.Min-1)*float64(p.Threshold.Min-1)/(2*sigma2)); math.Abs(p.Delta-want) > 1e-12 {
+		t.Errorf("δ %g, want %g", p.Delta, want)
+	}
+	t.Logf("ρ %s, σ² %.2f, variance %.2f, δ %.3g", p.Rho, sigma2, sumSq/n, p.Delta)
 }

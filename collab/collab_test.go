@@ -375,6 +375,21 @@ func TestValidateErrors(t *testing.T) {
 			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
 			m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Min: 0, Max: 10}
 		}, `analyses[0].aggregate.measures[1].column: avg of "passengers.fare" under privacy: the column is double`},
+		{"mechanism unknown", func(m *Manifest) {
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Mechanism: "exponential"}
+		}, `analyses[2].privacy.mechanism: "exponential": want laplace or gaussian`},
+		{"gaussian without delta", func(m *Manifest) {
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Mechanism: MechanismGaussian}
+		}, "analyses[2].privacy.delta: missing: the Gaussian mechanism needs delta"},
+		{"gaussian delta too large", func(m *Manifest) {
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Mechanism: MechanismGaussian, Delta: "0.01"}
+		}, `analyses[2].privacy.delta: "0.01": want a decimal in (0, 0.001]`},
+		{"gaussian delta not decimal", func(m *Manifest) {
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Mechanism: MechanismGaussian, Delta: "1e-6"}
+		}, `analyses[2].privacy.delta: "1e-6": want a decimal`},
+		{"laplace with delta", func(m *Manifest) {
+			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Delta: "0.000001"}
+		}, "analyses[2].privacy.delta: the Laplace mechanism takes no delta"},
 		{"clip without privacy", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Max: 10} }, "analyses[0].aggregate.measures[1].clip: clip applies only under privacy"},
 		{"clip min overflow", func(m *Manifest) {
 			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}
@@ -415,6 +430,10 @@ func TestValidateErrors(t *testing.T) {
 	}
 	if b, ok := m.Datasets[1].Budget(); !ok || b.String() != "1.5" {
 		t.Fatalf("Budget = %v, %v", b, ok)
+	}
+	a.Privacy = &Privacy{Epsilon: "0.5", Mechanism: MechanismGaussian, Delta: "0.000001"}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("a Gaussian release: %v", err)
 	}
 	// On the cryptographic backend, sums and averages of the carrier's
 	// int64 column with clip are valid, with or without group-by columns

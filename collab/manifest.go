@@ -217,7 +217,20 @@ type Privacy struct {
 	// Epsilon is the ε one run spends, split evenly over the measures: an
 	// exact decimal in (0, 100].
 	Epsilon string `json:"epsilon"`
+	// Mechanism is MechanismLaplace (the default, also written as empty:
+	// pure ε-DP) or MechanismGaussian ((ε, Delta)-DP through zCDP, less
+	// noise on many measures).
+	Mechanism string `json:"mechanism,omitempty"`
+	// Delta, for the Gaussian mechanism only, is the δ of the (ε, δ)
+	// guarantee its noise is calibrated to: an exact decimal in (0, 1e-3].
+	Delta string `json:"delta,omitempty"`
 }
+
+// Noise mechanisms of a private analysis.
+const (
+	MechanismLaplace  = "laplace"
+	MechanismGaussian = "gaussian"
+)
 
 // Aggregate is a structurally declared aggregate analysis: an inner join of
 // datasets on declared join columns, filters, group-by dimensions and

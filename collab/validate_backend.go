@@ -2,6 +2,8 @@ package collab
 
 import (
 	"fmt"
+	"math/big"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -32,6 +34,24 @@ func (a *Analysis) Epsilon() (privacy.Epsilon, bool) {
 	e, err := parseEpsilon(a.Privacy.Epsilon)
 	return e, err == nil
 }
+
+// Delta returns the δ of a Gaussian release: an exact decimal in
+// (0, 1e-3].
+func (a *Analysis) Delta() (*big.Rat, error) {
+	if a.Privacy == nil || a.Privacy.Delta == "" {
+		return nil, fmt.Errorf("missing: the Gaussian mechanism needs delta, e.g. \"1e-6\" written 0.000001")
+	}
+	d, ok := new(big.Rat).SetString(a.Privacy.Delta)
+	if !ok || !decimalRE.MatchString(a.Privacy.Delta) || d.Sign() <= 0 || d.Cmp(maxDelta) > 0 {
+		return nil, fmt.Errorf("%q: want a decimal in (0, 0.001], e.g. 0.000001", a.Privacy.Delta)
+	}
+	return d, nil
+}
+
+var (
+	maxDelta  = big.NewRat(1, 1000)
+	decimalRE = regexp.MustCompile(`^0\.[0-9]{1,18}$`)
+)
 
 // Budget returns the dataset's total ε, and false when it sets none. It
 // assumes a validated manifest.
@@ -66,6 +86,18 @@ func (v *validator) privacy(m *Manifest, path string, a *Analysis) {
 	eps, err := parseEpsilon(a.Privacy.Epsilon)
 	if err != nil {
 		v.errf(path+".privacy.epsilon", "%v", err)
+	}
+	switch a.Privacy.Mechanism {
+	case "", MechanismLaplace:
+		if a.Privacy.Delta != "" {
+			v.errf(path+".privacy.delta", "the Laplace mechanism takes no delta (it is pure ε-DP); use mechanism: gaussian")
+		}
+	case MechanismGaussian:
+		if _, err := a.Delta(); err != nil {
+			v.errf(path+".privacy.delta", "%v", err)
+		}
+	default:
+		v.errf(path+".privacy.mechanism", "%q: want laplace or gaussian", a.Privacy.Mechanism)
 	}
 	if a.Kind != KindAggregate {
 		v.errf(path+".privacy", "needs kind aggregate: the sensitivity of custom SQL cannot be bounded")
