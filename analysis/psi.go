@@ -63,16 +63,11 @@ func (e *Engine) PSIInput(ctx context.Context, m *collab.Manifest, analysisID, d
 		return nil, err
 	}
 	g := a.Aggregate
-	if a.BackendOf() != collab.BackendMPC || g == nil || len(g.Joins) != 1 {
+	if a.BackendOf() != collab.BackendMPC || g == nil || len(g.Joins) < 1 {
 		return nil, fmt.Errorf("%w: analysis %q is not approved for the mpc backend", ErrInvalidAnalysis, a.ID)
 	}
-	var join string
-	switch datasetID {
-	case g.From:
-		join = g.Joins[0].Left
-	case g.Joins[0].Dataset:
-		join = g.Joins[0].Right
-	default:
+	join := JoinColumn(a, datasetID)
+	if join == "" {
 		return nil, fmt.Errorf("%w: analysis %q does not read dataset %q", ErrInvalidAnalysis, a.ID, datasetID)
 	}
 	if err := e.checkLoaded(m, datasetID); err != nil {
@@ -215,4 +210,18 @@ func (e *Engine) PSIInput(ctx context.Context, m *collab.Manifest, analysisID, d
 	}
 	e.log.InfoContext(ctx, "psi input", "analysis", a.ID, "dataset", datasetID, "groups", len(in.Groups))
 	return in, nil
+}
+
+// JoinColumn returns the "dataset.column" on which an aggregate analysis
+// joins dataset datasetID ("" when it does not): on the mpc backend, the
+// identifier the intersection matches, one per dataset.
+func JoinColumn(a *collab.Analysis, datasetID string) string {
+	for _, j := range a.Aggregate.Joins {
+		for _, col := range []string{j.Left, j.Right} {
+			if ds, _, _ := strings.Cut(col, "."); ds == datasetID {
+				return col
+			}
+		}
+	}
+	return ""
 }

@@ -321,7 +321,7 @@ func TestValidateErrors(t *testing.T) {
 		{"measurement hex", func(m *Manifest) { m.Worker.ReferenceValues.Measurements[1].Value = "xyz" }, "worker.reference_values.measurements[1].value: want a hex measurement"},
 		{"backend unknown", func(m *Manifest) { m.Analyses[0].Backend = "fhe" }, `analyses[0].backend: "fhe": want tee or mpc`},
 		{"mpc sql", func(m *Manifest) { m.Analyses[1].Backend = BackendMPC }, "analyses[1].backend: mpc computes aggregate analyses only"},
-		{"mpc no join", func(m *Manifest) { m.Analyses[2].Backend = BackendMPC }, "analyses[2].backend: mpc needs exactly one join of two datasets"},
+		{"mpc no join", func(m *Manifest) { m.Analyses[2].Backend = BackendMPC }, "analyses[2].backend: mpc needs 1 to 7 joins"},
 		{"mpc count", func(m *Manifest) {
 			m.Analyses[0].Backend = BackendMPC
 			m.Analyses[0].Aggregate.Measures[1] = Measure{Func: AggCount, As: "n"}
@@ -390,6 +390,17 @@ func TestValidateErrors(t *testing.T) {
 		{"laplace with delta", func(m *Manifest) {
 			m.Analyses[2].Privacy = &Privacy{Epsilon: "1", Delta: "0.000001"}
 		}, "analyses[2].privacy.delta: the Laplace mechanism takes no delta"},
+		{"mpc two joins, one owner", func(m *Manifest) {
+			m.Analyses[0].Backend = BackendMPC
+			m.Analyses[0].Aggregate.Measures = m.Analyses[0].Aggregate.Measures[:1]
+			m.Analyses[0].Reads = nil
+			m.Analyses[0].Aggregate.Joins = append(m.Analyses[0].Aggregate.Joins, Join{Dataset: "towers", Left: "subscribers.phone", Right: "towers.region"})
+		}, `mpc intersects different owners' data`},
+		{"mpc two joins, sums", func(m *Manifest) {
+			mpcSums(m)
+			m.Analyses[0].Reads = nil
+			m.Analyses[0].Aggregate.Joins = append(m.Analyses[0].Aggregate.Joins, Join{Dataset: "towers", Left: "subscribers.phone", Right: "towers.region"})
+		}, "mpc among more than two owners computes count_distinct_identities only"},
 		{"clip without privacy", func(m *Manifest) { m.Analyses[0].Aggregate.Measures[1].Clip = &Clip{Max: 10} }, "analyses[0].aggregate.measures[1].clip: clip applies only under privacy"},
 		{"clip min overflow", func(m *Manifest) {
 			m.Analyses[0].Privacy = &Privacy{Epsilon: "1"}

@@ -11,6 +11,9 @@ import (
 	"github.com/kura-cc/kura/privacy"
 )
 
+// MaxMPCParties bounds the owners of one analysis on the mpc backend.
+const MaxMPCParties = 8
+
 // parseEpsilon reads a manifest ε: an exact decimal in (0, 100].
 func parseEpsilon(s string) (privacy.Epsilon, error) {
 	e, err := privacy.ParseEpsilon(s)
@@ -170,16 +173,39 @@ func (v *validator) backend(m *Manifest, path string, a *Analysis) {
 		v.errf(p, "mpc computes aggregate analyses only, not custom SQL")
 		return
 	}
-	if len(g.Joins) != 1 {
-		v.errf(p, "mpc needs exactly one join of two datasets (a private set intersection), found %d joins", len(g.Joins))
+	if len(g.Joins) < 1 || len(g.Joins) > MaxMPCParties-1 {
+		v.errf(p, "mpc needs 1 to %d joins (a private set intersection of 2 to %d owners' datasets), found %d joins", MaxMPCParties-1, MaxMPCParties, len(g.Joins))
 		return
 	}
-	from, other := m.Dataset(g.From), m.Dataset(g.Joins[0].Dataset)
-	if from == nil || other == nil {
-		return
+	// Every dataset is a different owner's and is matched on one join
+	// column: the intersection is of one identifier.
+	owners := map[string]string{}
+	keys := map[string]string{}
+	for _, ds := range ReadsOf(a) {
+		d := m.Dataset(ds)
+		if d == nil {
+			return
+		}
+		if prev, ok := owners[d.Owner]; ok {
+			v.errf(p, "datasets %q and %q have one owner (%s): mpc intersects different owners' data; use the tee backend", prev, d.ID, d.Owner)
+		}
+		owners[d.Owner] = d.ID
 	}
-	if from.Owner == other.Owner {
-		v.errf(p, "datasets %q and %q have one owner (%s): mpc intersects two owners' data; use the tee backend", from.ID, other.ID, from.Owner)
+	for i, j := range g.Joins {
+		for _, col := range []string{j.Left, j.Right} {
+			ds, _, _ := strings.Cut(col, ".")
+			if prev, ok := keys[ds]; ok && prev != col {
+				v.errf(fmt.Sprintf("%s.aggregate.joins[%d]", path, i), "mpc matches one identifier: dataset %q is joined on %s and on %s", ds, prev, col)
+			}
+			keys[ds] = col
+		}
+	}
+	if len(g.Joins) > 1 {
+		for i, ms := range g.Measures {
+			if ms.Func != AggCountDistinctIdentities {
+				v.errf(fmt.Sprintf("%s.aggregate.measures[%d].fn", path, i), "mpc among more than two owners computes count_distinct_identities only, not %s", ms.Func)
+			}
+		}
 	}
 	var dims []string
 	for _, c := range g.GroupBy {

@@ -149,7 +149,7 @@ func mpcRun(run []byte, evidence json.RawMessage, ear string, collabFile json.Ra
 		return nil, fmt.Errorf("%w: %d agent statements for %d datasets", ErrUntrusted, len(agents), len(reads))
 	}
 	var session, request string
-	roles := map[string]bool{}
+	roles := map[string]int{}
 	for i, id := range reads {
 		ds := m.Dataset(id)
 		p := m.Party(ds.Owner)
@@ -162,7 +162,7 @@ func mpcRun(run []byte, evidence json.RawMessage, ear string, collabFile json.Ra
 			return nil, fmt.Errorf("%w: %s's statement is for another run", ErrUntrusted, p.Name)
 		case s.Dataset != id || s.SealedSHA256 != ds.Descriptor.SealedSHA256:
 			return nil, fmt.Errorf("%w: %s's statement names dataset %q (%.16s…), the manifest %q (%.16s…)", ErrUntrusted, p.Name, s.Dataset, s.SealedSHA256, id, ds.Descriptor.SealedSHA256)
-		case s.Role != RoleInitiator && s.Role != RoleResponder || roles[s.Role]:
+		case s.Role != RoleInitiator && s.Role != RoleResponder || s.Role == RoleInitiator && roles[s.Role] > 0:
 			return nil, fmt.Errorf("%w: %s's statement has role %q", ErrUntrusted, p.Name, s.Role)
 		case s.Role == RoleResponder && s.ResponseSHA256 == "":
 			return nil, fmt.Errorf("%w: the responder's statement names no response", ErrUntrusted)
@@ -174,10 +174,17 @@ func mpcRun(run []byte, evidence json.RawMessage, ear string, collabFile json.Ra
 		if _, err := hex.DecodeString(s.Session); err != nil || len(s.Session) != 64 {
 			return nil, fmt.Errorf("%w: %s's statement: session %q", ErrMalformed, p.Name, s.Session)
 		}
-		roles[s.Role] = true
+		roles[s.Role]++
 		session, request = s.Session, s.RequestSHA256
 	}
-	a.Checks = append(a.Checks, fmt.Sprintf("both owners' agents signed this run (session %.16s…) with the keys on their cards", session))
+	if roles[RoleInitiator] != 1 || roles[RoleResponder] < 1 {
+		return nil, fmt.Errorf("%w: a run has one initiator and at least one responder, these statements %v", ErrUntrusted, roles)
+	}
+	who := "both owners' agents"
+	if len(reads) > 2 {
+		who = fmt.Sprintf("all %d owners' agents", len(reads))
+	}
+	a.Checks = append(a.Checks, fmt.Sprintf("%s signed this run (session %.16s…) with the keys on their cards", who, session))
 	a.Measurement = "session " + session
 	return a, nil
 }

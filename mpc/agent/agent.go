@@ -93,19 +93,22 @@ func New(cfg Config) (*Agent, error) {
 
 // plan is what authorize establishes about a run.
 type plan struct {
-	c        *collab.Collaboration
-	m        *collab.Manifest
-	an       *collab.Analysis
-	rc       *collab.RunContext
-	run      []byte
-	mine     *collab.Dataset // this owner's dataset
-	theirs   *collab.Dataset // the other owner's
-	peer     *collab.Party   // the other owner
-	local    *Dataset
-	pol      *collab.EffectivePolicy
-	eps      *privacy.Epsilon
-	budget   *privacy.Epsilon
-	initiate bool
+	c      *collab.Collaboration
+	m      *collab.Manifest
+	an     *collab.Analysis
+	rc     *collab.RunContext
+	run    []byte
+	mine   *collab.Dataset // this owner's dataset
+	theirs *collab.Dataset // the other owner's (two owners), or the initiator's (a responder)
+	peer   *collab.Party   // theirs' owner
+	// responders are the responders' datasets other than mine, in the
+	// analysis's order (for the initiator: all of them).
+	responders []*collab.Dataset
+	local      *Dataset
+	pol        *collab.EffectivePolicy
+	eps        *privacy.Epsilon
+	budget     *privacy.Epsilon
+	initiate   bool
 	// sums are the indexes of the analysis's sum and avg measures;
 	// initiatorSum[k] says whether sums[k] is over the initiator's column
 	// (else the responder's).
@@ -154,19 +157,30 @@ func (a *Agent) authorize(c *collab.Collaboration, run []byte, initiate bool) (*
 	for _, id := range collab.ReadsOf(an) {
 		ds := m.Dataset(id)
 		owner := m.Party(ds.Owner)
-		if mine := (id == first) == initiate; mine {
-			if owner == nil || !bytes.Equal(owner.Card.SigningKey, a.key) {
-				return nil, fmt.Errorf("%w: dataset %q is %s's, not this agent's owner %q", ErrRefused, id, ds.Owner, a.cfg.Identity.Name())
-			}
+		own := owner != nil && bytes.Equal(owner.Card.SigningKey, a.key)
+		switch {
+		case own && (id == first) == initiate:
 			p.mine = ds
-		} else {
-			p.theirs, p.peer = ds, owner
+		case id == first:
+			p.theirs, p.peer = ds, owner // a responder's initiator
+		default:
+			p.responders = append(p.responders, ds)
 		}
 		if err := c.CheckApproved(ed25519.PublicKey(owner.Card.SigningKey), an.ID); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
-	if p.mine == nil || p.theirs == nil {
+	if p.mine == nil {
+		want := first
+		if !initiate {
+			want = "a dataset other than " + first
+		}
+		return nil, fmt.Errorf("%w: this agent's owner %q does not own %s in analysis %q", ErrRefused, a.cfg.Identity.Name(), want, an.ID)
+	}
+	if initiate && len(p.responders) == 1 {
+		p.theirs, p.peer = p.responders[0], m.Party(p.responders[0].Owner)
+	}
+	if p.theirs == nil && !(initiate && len(p.responders) > 1) {
 		return nil, fmt.Errorf("%w: analysis %q does not read two datasets", ErrRefused, an.ID)
 	}
 	for i := range a.cfg.Datasets {

@@ -52,7 +52,8 @@ func newWorld(t *testing.T, edit func(m *collab.Manifest)) *world {
 		t.Fatal(err)
 	}
 	w.files.Flights = onePrefecturePerPhone(t, w.files.Flights)
-	for _, name := range []string{"airline", "carrier", "analyst"} {
+	stays := hotelStays(t, w.files.Visits)
+	for _, name := range []string{"airline", "carrier", "hotel", "analyst"} {
 		if w.ids[name], err = party.Generate(name, party.KEMX25519); err != nil {
 			t.Fatal(err)
 		}
@@ -61,6 +62,7 @@ func newWorld(t *testing.T, edit func(m *collab.Manifest)) *world {
 		Parties: []collab.Party{
 			{Name: "airline", Roles: []collab.Role{collab.RoleDataProvider}, Card: w.ids["airline"].Card()},
 			{Name: "carrier", Roles: []collab.Role{collab.RoleDataProvider}, Card: w.ids["carrier"].Card()},
+			{Name: "hotel", Roles: []collab.Role{collab.RoleDataProvider}, Card: w.ids["hotel"].Card()},
 			{Name: "analyst", Roles: []collab.Role{collab.RoleAnalyst, collab.RoleResultReceiver}, Card: w.ids["analyst"].Card()},
 		},
 		Receivers: []string{"analyst"},
@@ -71,7 +73,7 @@ func newWorld(t *testing.T, edit func(m *collab.Manifest)) *world {
 		id, owner, plain string
 		schema           *table.Schema
 		min              int
-	}{{"flights", "airline", w.files.Flights, flightsSchema(), 10}, {"visits", "carrier", w.files.Visits, scenario.VisitsSchema(), 20}} {
+	}{{"flights", "airline", w.files.Flights, flightsSchema(), 10}, {"visits", "carrier", w.files.Visits, scenario.VisitsSchema(), 20}, {"stays", "hotel", stays, staysSchema(), 5}} {
 		key := dataset.NewKey()
 		sealed := filepath.Join(w.dir, ds.id+".kura")
 		if _, err := dataset.SealFile(ctx, sealed, ds.plain, key, dataset.Header{DatasetID: ds.id, Format: "parquet", Schema: ds.schema.JSON()}, dataset.Options{}); err != nil {
@@ -103,10 +105,37 @@ func newWorld(t *testing.T, edit func(m *collab.Manifest)) *world {
 		t.Fatal(err)
 	}
 	w.manifst = w.c.Current()
-	for _, name := range []string{"airline", "carrier", "analyst"} {
+	for _, name := range []string{"airline", "carrier", "hotel", "analyst"} {
 		w.approve(t, name)
 	}
 	return w
+}
+
+// staysSchema is a hotel's guests: a third owner, on the same phone
+// numbers as the carrier's half of them.
+func staysSchema() *table.Schema {
+	return &table.Schema{Columns: []table.Column{
+		{Name: "guest_id", Type: table.String, Identity: true},
+		{Name: "phone", Type: table.String, Join: true},
+		{Name: "nights", Type: table.Int64},
+	}}
+}
+
+// hotelStays writes the hotel's stays: the carrier's subscribers whose
+// number hashes even.
+func hotelStays(t *testing.T, visits string) string {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := filepath.Join(filepath.Dir(visits), "stays.parquet")
+	q := fmt.Sprintf(`COPY (SELECT DISTINCT 'G' || subscriber_id AS guest_id, phone, CAST(1 + hash(phone) %% 7 AS BIGINT) AS nights FROM '%s' WHERE hash(phone) %% 2 = 0) TO '%s' (FORMAT parquet)`, visits, out)
+	if _, err := db.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func (w *world) approve(t *testing.T, name string) {
@@ -235,6 +264,9 @@ type recorder struct {
 	tamperDecrypt  func([]byte) []byte
 	// tamperHeader edits request headers.
 	tamperHeader func(http.Header)
+	// tamperPaths is the path suffix whose requests tamperRequest and
+	// tamperResponse edit: "/psi" unless set.
+	tamperPaths string
 	// starts keeps the Start bodies, psis the PSI requests, decrypts the
 	// decryption requests; lastRun is the run id of the last request.
 	starts, psis, decrypts [][]byte
@@ -243,7 +275,7 @@ type recorder struct {
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	isPSI := strings.HasSuffix(req.URL.Path, "/psi")
+	isPSI := strings.HasSuffix(req.URL.Path, r.tamperPaths)
 	if r.tamperHeader != nil {
 		r.tamperHeader(req.Header)
 	}
@@ -288,7 +320,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func (w *world) serve(t *testing.T, a *agent.Agent) (*httptest.Server, *recorder) {
 	t.Helper()
-	rec := &recorder{next: a.Handler()}
+	rec := &recorder{next: a.Handler(), tamperPaths: "/psi"}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	return srv, rec

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -38,40 +39,13 @@ type Output struct {
 // by a fresh run key that this owner's statement and the responder's both
 // vouch for.
 func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, peer string) (*Output, error) {
-	pub, runKey, err := ed25519.GenerateKey(rand.Reader)
+	b, err := a.begin(ctx, c, analysisID, false)
 	if err != nil {
 		return nil, err
 	}
-	defer clear(runKey)
-	m := c.Current()
-	rc := &collab.RunContext{Version: collab.RunContextVersion, Collaboration: m.ID, ManifestHash: m.Hash(),
-		Analysis: analysisID, RunID: collab.NewRunID(), SigningKey: pub}
-	run, err := rc.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	p, err := a.authorize(c, run, true)
-	if err != nil {
-		a.log.WarnContext(ctx, "mpc run refused", "analysis", analysisID, "reason", err)
-		return nil, err
-	}
-	log := a.log.With("collaboration", m.ID, "analysis", analysisID, "run", rc.RunID)
-	session, err := psi.NewSessionID(nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.reserve(p, session); err != nil {
-		log.WarnContext(ctx, "mpc run refused", "reason", err)
-		return nil, err
-	}
-	in, plain, err := a.input(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	groups, dropped, err := a.assign(p, in)
-	if err != nil {
-		return nil, err
-	}
+	defer clear(b.runKey)
+	p, log, session, in, plain, groups, dropped, run := b.p, b.log, b.session, b.in, b.plain, b.groups, b.dropped, b.p.run
+	runKey, rc := b.runKey, b.p.rc
 	sender, err := psi.NewGroupSender(a.psiConfig(p, session), groupIDs(groups))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -139,13 +113,71 @@ func (a *Agent) Run(ctx context.Context, c *collab.Collaboration, analysisID, pe
 	if err != nil {
 		return nil, err
 	}
-	out, err := a.sign(p, runKey, file, res, start, peerStmt)
+	out, err := a.sign(p, runKey, file, res, map[string]*result.Envelope{p.mine.ID: start, p.theirs.ID: peerStmt})
 	if err != nil {
 		return nil, err
 	}
 	out.RunID = rc.RunID
 	log.InfoContext(ctx, "mpc run completed", "peer", p.peer.Name, "groups", len(groups), "rows", len(res.Rows), "suppressed_rows", res.SuppressedRows, "epsilon", stmt.Epsilon)
 	return out, nil
+}
+
+// beginning is a run the initiator has authorised, recorded and read its
+// side of.
+type beginning struct {
+	p       *plan
+	runKey  ed25519.PrivateKey
+	log     *slog.Logger
+	session psi.SessionID
+	in      *analysis.PSIInput
+	plain   int64
+	groups  []assigned
+	dropped int
+}
+
+// begin makes the run key and context, authorises the run for this
+// owner as initiator (chain: with two or more responders, else with one),
+// records it in the ledger, and reads and groups this owner's identifiers.
+func (a *Agent) begin(ctx context.Context, c *collab.Collaboration, analysisID string, chain bool) (_ *beginning, err error) {
+	pub, runKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			clear(runKey)
+		}
+	}()
+	m := c.Current()
+	rc := &collab.RunContext{Version: collab.RunContextVersion, Collaboration: m.ID, ManifestHash: m.Hash(),
+		Analysis: analysisID, RunID: collab.NewRunID(), SigningKey: pub}
+	run, err := rc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	b := &beginning{runKey: runKey}
+	if b.p, err = a.authorize(c, run, true); err != nil {
+		a.log.WarnContext(ctx, "mpc run refused", "analysis", analysisID, "reason", err)
+		return nil, err
+	}
+	if n := len(b.p.responders); chain != (n > 1) {
+		return nil, fmt.Errorf("%w: analysis %q reads %d owners' datasets: Run takes one responder, RunChain two or more", ErrRefused, analysisID, n+1)
+	}
+	b.log = a.log.With("collaboration", m.ID, "analysis", analysisID, "run", rc.RunID)
+	if b.session, err = psi.NewSessionID(nil); err != nil {
+		return nil, err
+	}
+	if err := a.reserve(b.p, b.session); err != nil {
+		b.log.WarnContext(ctx, "mpc run refused", "reason", err)
+		return nil, err
+	}
+	if b.in, b.plain, err = a.input(ctx, b.p); err != nil {
+		return nil, err
+	}
+	if b.groups, b.dropped, err = a.assign(b.p, b.in); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // exchange is what the initiator sent the responder and received.
@@ -395,7 +427,7 @@ func groupIDs(gs []assigned) [][][]byte {
 
 // sign seals the result to the receivers and signs the bundle and the
 // receipt with the run key.
-func (a *Agent) sign(p *plan, runKey ed25519.PrivateKey, file []byte, res *analysis.Result, mine, theirs *result.Envelope) (*Output, error) {
+func (a *Agent) sign(p *plan, runKey ed25519.PrivateKey, file []byte, res *analysis.Result, statements map[string]*result.Envelope) (*Output, error) {
 	output, err := res.Encode()
 	if err != nil {
 		return nil, err
@@ -415,11 +447,7 @@ func (a *Agent) sign(p *plan, runKey ed25519.PrivateKey, file []byte, res *analy
 		ds := p.m.Dataset(id)
 		inputs = append(inputs, result.Input{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
 		destroyed = append(destroyed, result.Destroyed{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
-		if id == p.mine.ID {
-			agents = append(agents, mine)
-		} else {
-			agents = append(agents, theirs)
-		}
+		agents = append(agents, statements[id])
 	}
 	now := a.cfg.Now().UTC()
 	bundle, err := result.SignBundle(&result.Bundle{

@@ -56,11 +56,6 @@ func (a *Agent) release(p *plan, in *analysis.PSIInput, groups []assigned, count
 // joinColumn names the dataset's join column in the analysis: the
 // identifier the PSI matches, which stands for identity on this backend.
 func joinColumn(an *collab.Analysis, id string) string {
-	j := an.Aggregate.Joins[0]
-	col := j.Left
-	if id == j.Dataset {
-		col = j.Right
-	}
-	_, name, _ := strings.Cut(col, ".")
+	_, name, _ := strings.Cut(analysis.JoinColumn(an, id), ".")
 	return name
 }

@@ -67,6 +67,8 @@ type pendingRun struct {
 	pk     *elgamal.PublicKey
 	answer *result.AgentStatement
 	groups int
+	// chain is the state of a run among three or more owners.
+	chain *chainPending
 }
 
 // Handler serves the responder's API (docs/spec/mpc.md §4):
@@ -79,6 +81,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("POST /v1/mpc/runs", web.Handle(a.log, nil, a.handleStart))
 	mux.Handle("POST /v1/mpc/runs/{run}/psi", web.Handle(a.log, nil, a.handlePSI))
 	mux.Handle("POST /v1/mpc/runs/{run}/decrypt", web.Handle(a.log, nil, a.handleDecrypt))
+	mux.Handle("POST /v1/mpc/runs/{run}/own", web.Handle(a.log, nil, a.handleOwn))
+	mux.Handle("POST /v1/mpc/runs/{run}/step", web.Handle(a.log, nil, a.handleStep))
 	return mux
 }
 
@@ -162,9 +166,17 @@ func (a *Agent) accept(ctx context.Context, s *Start) (*pendingRun, error) {
 			return nil, fmt.Errorf("%w: the initiator's value key: %w", ErrMalformed, err)
 		}
 	}
+	if chained(p.an) {
+		if pr.chain, err = a.newChain(p, session); err != nil {
+			return nil, err
+		}
+	}
 	if err := a.reserve(p, session); err != nil {
 		if pr.vk != nil {
 			pr.vk.Close()
+		}
+		if pr.chain != nil {
+			a.dropChain(pr)
 		}
 		return nil, err
 	}
@@ -183,10 +195,14 @@ func (a *Agent) handlePSI(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("run")
 	a.mu.Lock()
 	pr := a.pending[id]
-	delete(a.pending, id) // one request per run, whatever happens next
+	if pr != nil && pr.chain == nil {
+		delete(a.pending, id) // one request per run, whatever happens next
+	} else {
+		pr = nil
+	}
 	a.mu.Unlock()
 	if pr == nil || a.cfg.Now().After(pr.expires) {
-		return fmt.Errorf("%w: run %q: start it first (a run takes one request, within %v)", ErrNoRun, id, pendingTTL)
+		return fmt.Errorf("%w: run %q: start it first (a run takes one request, within %v; a run among three or more owners takes own and step requests)", ErrNoRun, id, pendingTTL)
 	}
 	ctx := r.Context()
 	log := a.log.With("collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", id)

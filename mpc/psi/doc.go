@@ -65,6 +65,18 @@
 //
 // All elements are compared by their canonical 32-byte encoding.
 //
+// # Three or more parties
+//
+// [Blinder] and [Chain] are the building blocks of a chain of blindings
+// among one initiator and two or more responders (docs/spec/mpc.md §3.2):
+// each party raises lists by its own secret exponent ([Blinder.Hash],
+// [Blinder.HashGroups], [Blinder.Reblind], [Blinder.Unblind]), the last
+// responder intersects the responders' fully blinded lists ([Intersect])
+// and the initiator counts its groups' identifiers in the result
+// ([CountIn]). Every party learns the sizes of the lists it handles; the
+// last responder learns the sizes of the responders' intersections; the
+// initiator learns the intersection's size and each group's count.
+//
 // # Message formats
 //
 // All integers are unsigned big-endian. An element is the 32-byte canonical

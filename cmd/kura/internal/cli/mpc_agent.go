@@ -161,7 +161,8 @@ messages are signed end to end, but the collaboration file they carry is the par
 
 func newMPCRunCmd(g *globals) *cobra.Command {
 	var f agentFlags
-	var analysisID, peer, out, receiptOut, logURL string
+	var analysisID, out, receiptOut, logURL string
+	var peers []string
 	var asJSON bool
 	cl := &clientFlags{g: g}
 	cmd := &cobra.Command{
@@ -169,7 +170,9 @@ func newMPCRunCmd(g *globals) *cobra.Command {
 		Short: "Run an analysis on the cryptographic backend with the other owner's agent",
 		Long: `Start and complete a run of an analysis approved with backend: mpc, as the owner of the dataset
 that holds its group-by columns (the initiator; docs/spec/mpc.md), with the other owner's agent
-(kura mpc agent) at --peer. Both agents check the approvals and record the run in their ledgers;
+(kura mpc agent) at --peer — or, for an analysis among three or more owners (counts only), with
+each other owner's agent, --peer DATASET=URL repeated. The agents check the approvals and record
+the run in their ledgers;
 this one sends its identifiers blinded and grouped, learns each group's intersection count, applies
 the output policy (suppression, and noise where the analysis sets privacy), encrypts the result to
 the analysis's receivers and writes the signed result bundle and deletion receipt, which carry both
@@ -183,8 +186,17 @@ URL, with their inclusion proofs embedded.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if analysisID == "" || peer == "" || out == "" {
+			if analysisID == "" || len(peers) == 0 || out == "" {
 				return usagef("--analysis ID, --peer URL and -o RESULT are required")
+			}
+			chain := map[string]string{}
+			for _, p := range peers {
+				if ds, url, ok := strings.Cut(p, "="); ok {
+					chain[ds] = url
+				}
+			}
+			if len(chain) > 0 && len(chain) != len(peers) || len(chain) == 0 && len(peers) > 1 {
+				return usagef("--peer: give one URL (two owners), or DATASET=URL for each other owner's dataset (three or more)")
 			}
 			hc, err := cl.resolve()
 			if err != nil {
@@ -199,7 +211,12 @@ URL, with their inclusion proofs embedded.`,
 				return err
 			}
 			defer closeAgent()
-			o, err := a.Run(ctx, c, analysisID, peer)
+			var o *agent.Output
+			if len(chain) > 0 {
+				o, err = a.RunChain(ctx, c, analysisID, chain)
+			} else {
+				o, err = a.Run(ctx, c, analysisID, peers[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -221,13 +238,13 @@ URL, with their inclusion proofs embedded.`,
 				return printJSON(cmd.OutOrStdout(), workerRunReport{RunID: o.RunID, Rows: len(o.Result.Rows), Suppressed: o.Result.SuppressedRows, Result: out, Receipt: receiptOut})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %s (mpc, with %s): %d rows, %d suppressed by the output policy\nresult bundle: %s\ndeletion receipt: %s\n",
-				o.RunID, peer, len(o.Result.Rows), o.Result.SuppressedRows, out, receiptOut)
+				o.RunID, strings.Join(peers, ", "), len(o.Result.Rows), o.Result.SuppressedRows, out, receiptOut)
 			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&analysisID, "analysis", "", "analysis id (required)")
-	cmd.Flags().StringVar(&peer, "peer", "", "the other owner's agent, e.g. https://carrier.example:8445 (required)")
+	cmd.Flags().StringArrayVar(&peers, "peer", nil, "the other owner's agent, e.g. https://carrier.example:8445 (required); with three or more owners, DATASET=URL for each other owner's dataset (repeat)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the signed result bundle here (required)")
 	cmd.Flags().StringVar(&receiptOut, "receipt", "", "write the signed deletion receipt here (default: RESULT with .receipt.json)")
 	cmd.Flags().StringVar(&logURL, "log", g.envDefault("KURA_LOG_URL", ""), "record the result and receipt in the transparency log of the kura server at this URL (KURA_LOG_URL)")
