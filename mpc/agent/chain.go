@@ -142,8 +142,8 @@ func (a *Agent) handleStep(w http.ResponseWriter, r *http.Request) error {
 		if l.Tag == 0 {
 			continue
 		}
-		if pos < n-1 && int(l.Tag) == pos+1 {
-			return fmt.Errorf("%w: a responder's own list relayed back to it before the last step", ErrMalformed)
+		if int(l.Tag) > n || pos < n-1 && int(l.Tag) == pos+1 {
+			return fmt.Errorf("%w: list %d: the run has %d responders, and a responder's own list comes back to it only at the last step", ErrMalformed, l.Tag, n)
 		}
 		var e []psi.Element
 		switch {
