@@ -1,8 +1,8 @@
-// Package table validates tabular data against a kura dataset schema and
-// converts it to Parquet with DuckDB (docs/spec/dataset.md §5). Conversion
-// runs an in-memory DuckDB database: nothing but the output file is written,
-// apart from DuckDB spilling to a temporary directory that is removed
-// afterwards.
+// Package table is a kura dataset's schema: its columns, their types,
+// identity and join flags and normalisations (docs/spec/dataset.md §5), and
+// the errors of checking data against it. It needs no database: manifests,
+// the command line and anything built for the browser use it; package
+// dataset/convert checks and converts files against a schema with DuckDB.
 package table
 
 import (
@@ -76,6 +76,9 @@ const (
 )
 
 var duckTypes = map[Type]string{String: "VARCHAR", Int64: "BIGINT", Double: "DOUBLE", Bool: "BOOLEAN", Date: "DATE", Timestamp: "TIMESTAMP"}
+
+// SQL returns the type's SQL (DuckDB) name, "" for an unknown type.
+func (t Type) SQL() string { return duckTypes[t] }
 
 // Normalization is a normalisation step for string columns.
 type Normalization string

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/dataset/convert"
 	"io"
 	"io/fs"
 	"os"
@@ -98,13 +99,13 @@ func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, o
 	if _, err := os.Stat(in); err != nil {
 		return usagef("%s: %w", in, err)
 	}
-	format := table.Format(f.format)
+	format := convert.Format(f.format)
 	switch format {
 	case "":
-		if format, err = table.DetectFormat(in); err != nil {
+		if format, err = convert.DetectFormat(in); err != nil {
 			return usageError{fmt.Errorf("%w; give --format csv, parquet or jsonl", err)}
 		}
-	case table.CSV, table.Parquet, table.JSONL:
+	case convert.CSV, convert.Parquet, convert.JSONL:
 	default:
 		return usagef("--format %q: want csv, parquet or jsonl", f.format)
 	}
@@ -132,7 +133,7 @@ func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, o
 			return usageError{fmt.Errorf("--schema %s: %w", f.schema, err)}
 		}
 	} else {
-		if sc, err = table.Infer(ctx, table.Config{}, in, format); err != nil {
+		if sc, err = convert.Infer(ctx, convert.Config{}, in, format); err != nil {
 			if errors.Is(err, table.ErrInvalidSchema) {
 				return usageError{err}
 			}
@@ -147,7 +148,7 @@ func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, o
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	res, err := table.Convert(ctx, table.Config{}, in, format, sc, tmp.Name())
+	res, err := convert.Convert(ctx, convert.Config{}, in, format, sc, tmp.Name())
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}

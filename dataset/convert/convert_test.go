@@ -1,10 +1,11 @@
-package table
+package convert
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/dataset/table"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -52,9 +53,9 @@ var want = [][]string{
 	{"ça@example.jp", "+81312345678", `quote " and, comma`, "7", "NULL", "NULL", "NULL", "NULL"},
 }
 
-func mustSchema(t *testing.T, s string) *Schema {
+func mustSchema(t *testing.T, s string) *table.Schema {
 	t.Helper()
-	sc, err := ParseSchema([]byte(s))
+	sc, err := table.ParseSchema([]byte(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func write(t *testing.T, dir, name, data string) string {
 	return p
 }
 
-func convert(t *testing.T, in string, sc *Schema) (string, *Result, error) {
+func convert(t *testing.T, in string, sc *table.Schema) (string, *Result, error) {
 	t.Helper()
 	out := filepath.Join(filepath.Dir(in), "out-"+filepath.Base(in)+".parquet")
 	res, err := Convert(context.Background(), Config{Threads: 2}, in, "", sc, out)
@@ -203,22 +204,22 @@ func TestConvertMismatch(t *testing.T) {
 		column     string
 		row        int64
 	}{
-		{"missing column", "email,phone,name,visits,score,member,since\na,+81312345678,n,1,1,true,2024-01-01\n", ErrMissingColumn, "seen", 0},
-		{"extra column", strings.TrimSuffix(header, "\n") + ",extra\na,+81312345678,n,1,1,true,2024-01-01,2024-01-01,x\n", ErrExtraColumn, "extra", 0},
-		{"int64", header + "a,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nb,+81312345678,n,many,1,true,2024-01-01,2024-01-01\n", ErrTypeMismatch, "visits", 2},
-		{"date", header + "a,+81312345678,n,1,1,true,yesterday,2024-01-01\n", ErrTypeMismatch, "since", 1},
-		{"bool", header + "a,+81312345678,n,1,1,maybe,2024-01-01,2024-01-01\n", ErrTypeMismatch, "member", 1},
-		{"phone", header + "a,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nb,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nc,call me,n,1,1,true,2024-01-01,2024-01-01\n", ErrInvalidValue, "phone", 3},
+		{"missing column", "email,phone,name,visits,score,member,since\na,+81312345678,n,1,1,true,2024-01-01\n", table.ErrMissingColumn, "seen", 0},
+		{"extra column", strings.TrimSuffix(header, "\n") + ",extra\na,+81312345678,n,1,1,true,2024-01-01,2024-01-01,x\n", table.ErrExtraColumn, "extra", 0},
+		{"int64", header + "a,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nb,+81312345678,n,many,1,true,2024-01-01,2024-01-01\n", table.ErrTypeMismatch, "visits", 2},
+		{"date", header + "a,+81312345678,n,1,1,true,yesterday,2024-01-01\n", table.ErrTypeMismatch, "since", 1},
+		{"bool", header + "a,+81312345678,n,1,1,maybe,2024-01-01,2024-01-01\n", table.ErrTypeMismatch, "member", 1},
+		{"phone", header + "a,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nb,+81312345678,n,1,1,true,2024-01-01,2024-01-01\nc,call me,n,1,1,true,2024-01-01,2024-01-01\n", table.ErrInvalidValue, "phone", 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			in := write(t, dir, "in.csv", tc.data)
 			_, _, err := convert(t, in, sc)
-			if !errors.Is(err, tc.want) || !errors.Is(err, ErrSchemaMismatch) {
+			if !errors.Is(err, tc.want) || !errors.Is(err, table.ErrSchemaMismatch) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			var ce *ColumnError
+			var ce *table.ColumnError
 			if !errors.As(err, &ce) || ce.Column != tc.column || ce.Row != tc.row {
 				t.Fatalf("got %v, want column %q row %d", err, tc.column, tc.row)
 			}
@@ -229,31 +230,6 @@ func TestConvertMismatch(t *testing.T) {
 	}
 }
 
-func TestParseSchema(t *testing.T) {
-	bad := map[string]string{
-		"unknown key":        "columns: [{name: a, type: string, secret: true}]",
-		"unknown top key":    "colums: [{name: a, type: string}]",
-		"no columns":         "columns: []",
-		"bad type":           "columns: [{name: a, type: varchar}]",
-		"duplicate":          "columns: [{name: a, type: string}, {name: A, type: int64}]",
-		"normalize non-text": "columns: [{name: a, type: int64, normalize: [trim]}]",
-		"bad normalize":      "columns: [{name: a, type: string, normalize: [upper]}]",
-		"bad country code":   "default_country_code: '+81'\ncolumns: [{name: a, type: string}]",
-		"no name":            "columns: [{type: string}]",
-	}
-	for name, s := range bad {
-		if _, err := ParseSchema([]byte(s)); !errors.Is(err, ErrInvalidSchema) {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	// JSON is accepted, and JSON() round-trips.
-	sc := mustSchema(t, schemaYAML)
-	again, err := ParseSchema(sc.JSON())
-	if err != nil || !reflect.DeepEqual(sc, again) {
-		t.Fatalf("JSON round trip: %v", err)
-	}
-}
-
 func TestInfer(t *testing.T) {
 	dir := t.TempDir()
 	in := write(t, dir, "in.csv", "id,name,amount,when,ok\n1,蔵,1.5,2024-01-01,true\n2,b,2,2024-02-01,false\n")
@@ -261,11 +237,11 @@ func TestInfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]Type{}
+	got := map[string]table.Type{}
 	for _, c := range sc.Columns {
 		got[c.Name] = c.Type
 	}
-	wantTypes := map[string]Type{"id": Int64, "name": String, "amount": Double, "when": Date, "ok": Bool}
+	wantTypes := map[string]table.Type{"id": table.Int64, "name": table.String, "amount": table.Double, "when": table.Date, "ok": table.Bool}
 	if !reflect.DeepEqual(got, wantTypes) {
 		t.Fatalf("inferred %v", got)
 	}
@@ -291,12 +267,12 @@ func TestConvertRaggedCSV(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			_, res, err := convert(t, write(t, dir, "in.csv", data), sc)
-			if !errors.Is(err, ErrUnreadable) {
-				t.Fatalf("got %v (result %+v), want ErrUnreadable", err, res)
+			if !errors.Is(err, table.ErrUnreadable) {
+				t.Fatalf("got %v (result %+v), want table.ErrUnreadable", err, res)
 			}
 			// Without a schema (inferred from the input) too.
-			if sc, err := Infer(context.Background(), Config{}, write(t, dir, "again.csv", data), ""); !errors.Is(err, ErrUnreadable) {
-				t.Fatalf("inferring: got %v (schema %v), want ErrUnreadable", err, sc)
+			if sc, err := Infer(context.Background(), Config{}, write(t, dir, "again.csv", data), ""); !errors.Is(err, table.ErrUnreadable) {
+				t.Fatalf("inferring: got %v (schema %v), want table.ErrUnreadable", err, sc)
 			}
 		})
 	}

@@ -1,10 +1,16 @@
-package table
+// Package convert validates tabular data (CSV, JSON lines, Parquet) against
+// a dataset schema (package dataset/table) and converts it to Parquet with
+// DuckDB (docs/spec/dataset.md §5). Conversion runs an in-memory DuckDB
+// database: nothing but the output file is written, apart from DuckDB
+// spilling to a temporary directory that is removed afterwards.
+package convert
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/dataset/table"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,7 +39,7 @@ func DetectFormat(path string) (Format, error) {
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
 	}
-	return "", fmt.Errorf("%w: cannot tell the format of %s from its extension (want .csv, .parquet or .jsonl)", ErrUnsupportedFormat, path)
+	return "", fmt.Errorf("%w: cannot tell the format of %s from its extension (want .csv, .parquet or .jsonl)", table.ErrUnsupportedFormat, path)
 }
 
 // Config configures DuckDB for a conversion. The zero value is ready to use.
@@ -162,10 +168,10 @@ func (s *session) source(ctx context.Context, path string, format Format, text b
 		}
 		return fmt.Sprintf("read_json(%s, format = 'newline_delimited', columns = {%s})", quote(path), strings.Join(fields, ", ")), nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrUnsupportedFormat, format)
+	return "", fmt.Errorf("%w: %q", table.ErrUnsupportedFormat, format)
 }
 
-// readError turns DuckDB's refusal of a malformed input into ErrUnreadable
+// readError turns DuckDB's refusal of a malformed input into table.ErrUnreadable
 // with the first line of its message: the rest lists DuckDB's own options
 // and may quote a line of the input. Other errors are wrapped as they are.
 func readError(err error) error {
@@ -176,12 +182,12 @@ func readError(err error) error {
 	msg, _, _ := strings.Cut(de.Msg, "\n")
 	msg = strings.TrimPrefix(msg, "Invalid Input Error: ")
 	if strings.Contains(msg, "sniffing") {
-		return fmt.Errorf("%w: the CSV dialect could not be detected: are its line endings mixed (CRLF and LF), or do rows differ in columns or quoting? Save it with one line ending and try again", ErrUnreadable)
+		return fmt.Errorf("%w: the CSV dialect could not be detected: are its line endings mixed (CRLF and LF), or do rows differ in columns or quoting? Save it with one line ending and try again", table.ErrUnreadable)
 	}
 	if before, _, ok := strings.Cut(msg, "Original Line"); ok {
 		msg = before
 	}
-	return fmt.Errorf("%w: %s", ErrUnreadable, strings.TrimSpace(msg))
+	return fmt.Errorf("%w: %s", table.ErrUnreadable, strings.TrimSpace(msg))
 }
 
 type described struct{ name, typ string }
@@ -205,19 +211,19 @@ func (s *session) describe(ctx context.Context, src string) ([]described, error)
 
 // value returns the SQL expression converting column c of the source to its
 // schema type and normalising it; it is NULL where the value is invalid.
-func (sc *Schema) value(c Column) string {
+func value(sc *table.Schema, c table.Column) string {
 	x := ident(c.Name)
-	if c.Type != String {
-		return fmt.Sprintf("TRY_CAST(%s AS %s)", x, duckTypes[c.Type])
+	if c.Type != table.String {
+		return fmt.Sprintf("TRY_CAST(%s AS %s)", x, c.Type.SQL())
 	}
 	x = fmt.Sprintf("CAST(%s AS VARCHAR)", x)
 	for _, n := range c.Normalize {
 		switch n {
-		case Trim:
+		case table.Trim:
 			x = fmt.Sprintf(`regexp_replace(%s, '^[\s\p{Z}]+|[\s\p{Z}]+$', '', 'g')`, x)
-		case Lower:
+		case table.Lower:
 			x = fmt.Sprintf("lower(%s)", x)
-		case E164:
+		case table.E164:
 			x = e164(x, sc.DefaultCountryCode)
 		}
 	}
@@ -239,8 +245,8 @@ func e164(x, cc string) string {
 // Convert reads the CSV, Parquet or JSON-lines file inPath (format "" means
 // by extension), checks it against the schema, normalises it and writes it
 // as Parquet to outPath. outPath appears only when the conversion succeeded.
-// Input errors wrap ErrSchemaMismatch and are *ColumnError.
-func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *Schema, outPath string) (*Result, error) {
+// Input errors wrap table.ErrSchemaMismatch and are *table.ColumnError.
+func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *table.Schema, outPath string) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
@@ -261,7 +267,7 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 
 	var sel []string
 	for _, c := range sc.Columns {
-		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", sc.value(c), duckTypes[c.Type], ident(c.Name)))
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", value(sc, c), c.Type.SQL(), ident(c.Name)))
 	}
 	empty, err := isEmpty(inPath, format)
 	if err != nil {
@@ -271,7 +277,7 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 	if empty {
 		var cols []string
 		for _, c := range sc.Columns {
-			cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", duckTypes[c.Type], ident(c.Name)))
+			cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type.SQL(), ident(c.Name)))
 		}
 		query = "SELECT " + strings.Join(cols, ", ") + " WHERE false"
 	} else {
@@ -298,7 +304,7 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 	}()
 	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", query, quote(tmp.Name())))
 	if err != nil {
-		if rerr := readError(err); errors.Is(rerr, ErrUnreadable) {
+		if rerr := readError(err); errors.Is(rerr, table.ErrUnreadable) {
 			return nil, rerr
 		}
 		return nil, fmt.Errorf("writing parquet: %w", err)
@@ -313,7 +319,7 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 
 // check compares the input's columns with the schema and finds, in one pass,
 // the first row where each column's value does not convert.
-func (s *session) check(ctx context.Context, src string, sc *Schema) error {
+func (s *session) check(ctx context.Context, src string, sc *table.Schema) error {
 	cols, err := s.describe(ctx, src)
 	if err != nil {
 		return err
@@ -326,17 +332,17 @@ func (s *session) check(ctx context.Context, src string, sc *Schema) error {
 	for _, c := range sc.Columns {
 		want[c.Name] = true
 		if !have[c.Name] {
-			return &ColumnError{Column: c.Name, Err: ErrMissingColumn}
+			return &table.ColumnError{Column: c.Name, Err: table.ErrMissingColumn}
 		}
 	}
 	for _, c := range cols {
 		if !want[c.name] {
-			return &ColumnError{Column: c.name, Err: ErrExtraColumn}
+			return &table.ColumnError{Column: c.name, Err: table.ErrExtraColumn}
 		}
 	}
 	var exprs []string
 	for _, c := range sc.Columns {
-		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), sc.value(c)))
+		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), value(sc, c)))
 	}
 	q := fmt.Sprintf("SELECT %s FROM (SELECT row_number() OVER () AS __kura_row, * FROM %s)", strings.Join(exprs, ", "), src)
 	bad := make([]sql.NullInt64, len(sc.Columns))
@@ -352,18 +358,18 @@ func (s *session) check(ctx context.Context, src string, sc *Schema) error {
 		if !bad[i].Valid {
 			continue
 		}
-		e := fmt.Errorf("%w: want %s", ErrTypeMismatch, c.Type)
-		if c.Type == String {
-			e = fmt.Errorf("%w: cannot normalise with %v", ErrInvalidValue, c.Normalize)
+		e := fmt.Errorf("%w: want %s", table.ErrTypeMismatch, c.Type)
+		if c.Type == table.String {
+			e = fmt.Errorf("%w: cannot normalise with %v", table.ErrInvalidValue, c.Normalize)
 		}
-		errs = append(errs, &ColumnError{Column: c.Name, Row: bad[i].Int64, Err: e})
+		errs = append(errs, &table.ColumnError{Column: c.Name, Row: bad[i].Int64, Err: e})
 	}
 	return errors.Join(errs...)
 }
 
 // Infer reads the input's columns and types and returns a schema for them.
 // Types DuckDB detects beyond the schema types are read as strings.
-func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*Schema, error) {
+func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*table.Schema, error) {
 	if format == "" {
 		var err error
 		if format, err = DetectFormat(inPath); err != nil {
@@ -373,7 +379,7 @@ func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*Sche
 	if empty, err := isEmpty(inPath, format); err != nil {
 		return nil, err
 	} else if empty {
-		return nil, fmt.Errorf("%w: %s is empty: give a schema with --schema", ErrInvalidSchema, inPath)
+		return nil, fmt.Errorf("%w: %s is empty: give a schema with --schema", table.ErrInvalidSchema, inPath)
 	}
 	s, err := open(ctx, cfg)
 	if err != nil {
@@ -388,9 +394,9 @@ func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*Sche
 	if err != nil {
 		return nil, err
 	}
-	sc := &Schema{}
+	sc := &table.Schema{}
 	for _, c := range cols {
-		sc.Columns = append(sc.Columns, Column{Name: c.name, Type: typeOf(c.typ)})
+		sc.Columns = append(sc.Columns, table.Column{Name: c.name, Type: typeOf(c.typ)})
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, err
@@ -398,19 +404,19 @@ func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*Sche
 	return sc, nil
 }
 
-func typeOf(duck string) Type {
+func typeOf(duck string) table.Type {
 	t := strings.ToUpper(duck)
 	switch {
 	case t == "BIGINT" || t == "INTEGER" || t == "SMALLINT" || t == "TINYINT" || t == "UINTEGER" || t == "USMALLINT" || t == "UTINYINT":
-		return Int64
+		return table.Int64
 	case t == "DOUBLE" || t == "FLOAT" || strings.HasPrefix(t, "DECIMAL"):
-		return Double
+		return table.Double
 	case t == "BOOLEAN":
-		return Bool
+		return table.Bool
 	case t == "DATE":
-		return Date
+		return table.Date
 	case strings.HasPrefix(t, "TIMESTAMP"):
-		return Timestamp
+		return table.Timestamp
 	}
-	return String
+	return table.String
 }
