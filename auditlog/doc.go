@@ -22,4 +22,9 @@
 //
 // The entry format, the proof format and the verification procedure are
 // specified in docs/spec/auditlog.md.
+//
+// The log itself (Log, Open, its HTTP handler) keeps its tiles in files
+// with POSIX locking and is not built for js/wasm; entries, proofs and
+// their verification are, so that a browser can check proofs with this
+// code (package result's verification builds there too).
 package auditlog
