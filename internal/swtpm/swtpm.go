@@ -48,8 +48,12 @@ func Socket(t testing.TB) string {
 		t.Fatalf("start swtpm: %v", err)
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	// The socket file exists once swtpm has bound it, which may be before
+	// it listens: wait until a connection is accepted (and close it; swtpm
+	// serves the next one).
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			conn.Close()
 			return sock
 		}
 		if time.Now().After(deadline) {
