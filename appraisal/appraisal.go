@@ -55,7 +55,7 @@ func New(ctx context.Context, cfg Config) (*Appraiser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
 	}
-	ref, err := cfg.Reference.asMap()
+	ref, err := cfg.Reference.AsMap()
 	if err != nil {
 		return nil, fmt.Errorf("reference values: %w", err)
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/kura-cc/kura/appraisal"
+	"github.com/kura-cc/kura/appraisal/reference"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/party"
 )
@@ -301,5 +301,5 @@ type Clip struct {
 // release keys only to a worker whose attested measurement (and TCB) is
 // listed here.
 type Worker struct {
-	ReferenceValues appraisal.ReferenceValues `json:"reference_values"`
+	ReferenceValues reference.Values `json:"reference_values"`
 }
