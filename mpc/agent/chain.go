@@ -108,7 +108,7 @@ func (a *Agent) handleStep(w http.ResponseWriter, r *http.Request) error {
 	defer a.dropChain(pr)
 	cp := pr.chain
 	pos, n := pr.p.position()
-	body, err := web.ReadBody(w, r, int64(4+(n+1)*(4+8+pr.p.maxIDs()*psi.ElementSize)+4*psi.MaxGroups))
+	body, err := web.ReadBody(w, r, int64(4+(n+1)*(4+8+a.cfg.MaxIdentifiers*psi.ElementSize)+4*psi.MaxGroups))
 	if err != nil {
 		return err
 	}
@@ -241,9 +241,6 @@ func record(t hash.Hash, req, answer []byte) {
 	t.Write(b[:])
 }
 
-// maxIDs bounds the identifiers of any list of a run.
-func (p *plan) maxIDs() int { return psi.DefaultMaxElements }
-
 // RunChain is Run for an analysis among three or more owners, counts
 // only: peers maps each responder's dataset id to its agent's base URL.
 func (a *Agent) RunChain(ctx context.Context, c *collab.Collaboration, analysisID string, peers map[string]string) (*Output, error) {
@@ -306,7 +303,7 @@ func (a *Agent) RunChain(ctx context.Context, c *collab.Collaboration, analysisI
 		urls[i] = base + "/" + p.rc.RunID
 	}
 	for i := range k {
-		hdr, err := a.post(ctx, urls[i]+"/own", "application/octet-stream", nil, int64(64+p.maxIDs()*psi.ElementSize), nil, "")
+		hdr, err := a.post(ctx, urls[i]+"/own", "application/octet-stream", nil, int64(64+a.cfg.MaxIdentifiers*psi.ElementSize), nil, "")
 		if err != nil {
 			return nil, fmt.Errorf("%s's agent: %w", p.responders[i].Owner, err)
 		}
