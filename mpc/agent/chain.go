@@ -30,6 +30,10 @@ type chainPending struct {
 	blinder *psi.Blinder
 	gamma   *psi.Blinder // the last responder's second exponent
 	own     bool         // its own list was sent
+	// identifiers and plain are what its statement reports: its distinct
+	// identifiers and the plaintext bytes it held.
+	identifiers int
+	plain       int64
 	// transcript hashes, in order, the SHA-256 of every request body and
 	// answer of the run after Start; its sum is the statement's
 	// response_sha256.
@@ -64,7 +68,7 @@ func (a *Agent) handleOwn(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cp := pr.chain
-	in, _, err := a.input(r.Context(), pr.p)
+	in, plain, err := a.input(r.Context(), pr.p)
 	if err != nil {
 		a.dropChain(pr)
 		return err
@@ -87,7 +91,7 @@ func (a *Agent) handleOwn(w http.ResponseWriter, r *http.Request) error {
 		a.dropChain(pr)
 		return err
 	}
-	cp.own = true
+	cp.own, cp.identifiers, cp.plain = true, len(list), plain
 	record(cp.transcript, nil, out)
 	a.keepChain(pr)
 	a.log.InfoContext(r.Context(), "mpc chain: own list sent", "run", pr.p.rc.RunID, "identifiers", len(list))
@@ -178,6 +182,7 @@ func (a *Agent) handleStep(w http.ResponseWriter, r *http.Request) error {
 		Dataset: pr.p.mine.ID, SealedSHA256: pr.p.mine.Descriptor.SealedSHA256,
 		Session: pr.start.Session, RequestSHA256: pr.start.RequestSHA256,
 		ResponseSHA256: hex.EncodeToString(cp.transcript.Sum(nil)), Epsilon: pr.start.Epsilon,
+		Identifiers: cp.identifiers, PlaintextBytes: cp.plain,
 	})
 	if err != nil {
 		return err
