@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kura-cc/kura/internal/httpsig"
+	"github.com/kura-cc/kura/store"
 	"io"
 	"log/slog"
 	"net/http"
@@ -67,6 +69,8 @@ type Agent struct {
 	log *slog.Logger
 	key ed25519.PublicKey
 
+	sig *httpsig.Verifier // the initiator's requests after Start
+
 	mu      sync.Mutex
 	pending map[string]*pendingRun
 }
@@ -88,7 +92,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxIdentifiers == 0 {
 		cfg.MaxIdentifiers = psi.DefaultMaxElements
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, key: cfg.Identity.Card().SigningKey, pending: map[string]*pendingRun{}}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, key: cfg.Identity.Card().SigningKey, pending: map[string]*pendingRun{},
+		sig: &httpsig.Verifier{Context: SignatureContext, Nonces: store.NewMemoryEphemeral(0, cfg.Now), Now: cfg.Now}}, nil
 }
 
 // plan is what authorize establishes about a run.

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"io"
 	"log/slog"
 	"net/http"
@@ -262,8 +262,8 @@ type recorder struct {
 	// answers to decryption requests.
 	tamperResponse func([]byte) []byte
 	tamperDecrypt  func([]byte) []byte
-	// tamperHeader edits request headers.
-	tamperHeader func(http.Header)
+	// tamperHeader edits a request's headers, given its body.
+	tamperHeader func(*http.Request, []byte)
 	// tamperPaths is the path suffix whose requests tamperRequest and
 	// tamperResponse edit: "/psi" unless set.
 	tamperPaths string
@@ -276,11 +276,11 @@ type recorder struct {
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	isPSI := strings.HasSuffix(req.URL.Path, r.tamperPaths)
-	if r.tamperHeader != nil {
-		r.tamperHeader(req.Header)
-	}
 	if isPSI && r.tamperRequest != nil {
 		body = r.tamperRequest(body)
+	}
+	if r.tamperHeader != nil {
+		r.tamperHeader(req, body)
 	}
 	r.mu.Lock()
 	r.wire.Write(body)
@@ -389,9 +389,20 @@ func TestTamperedAndReplayed(t *testing.T) {
 
 	srv, rec := w.serve(t, w.agent(t, "carrier"))
 	rec.tamperRequest = flip
-	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "tampered") {
+	// Changed on the wire: its signature no longer verifies.
+	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "signature does not verify") {
 		t.Fatalf("tampered request: %v", err)
 	}
+	// Signed, but not the request the airline's statement names.
+	rec.tamperHeader = func(r *http.Request, body []byte) {
+		if strings.HasSuffix(r.URL.Path, "/psi") {
+			httpsig.Sign(r, body, agent.SignatureContext, w.ids["airline"].Card().Fingerprint, w.ids["airline"].Sign, time.Now())
+		}
+	}
+	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "tampered") {
+		t.Fatalf("request other than the signed statement's: %v", err)
+	}
+	rec.tamperHeader = nil
 	rec.tamperRequest, rec.tamperResponse = nil, flip
 	// The response fails to parse, or its digest is not the one the
 	// responder signed: either way the run aborts.
@@ -660,16 +671,25 @@ func TestBadMessages(t *testing.T) {
 		}
 	}
 
-	// The airline's encrypted values with a signature by another party,
-	// or none: the request is refused, and the run aborts.
-	for _, sig := range []string{base64.StdEncoding.EncodeToString(w.ids["analyst"].Sign([]byte("kura-mpc-values-v1\n"))), ""} {
-		rec.tamperHeader = func(h http.Header) {
-			if h.Get(agent.ValuesSignatureHeader) != "" {
-				h.Set(agent.ValuesSignatureHeader, sig)
+	// Every request after Start signed by another party of the
+	// collaboration (the analyst, with its own key), or not signed: the
+	// responder refuses it (401) before it takes the run, and the run
+	// aborts.
+	for _, path := range []string{"/psi", "/decrypt"} {
+		for _, signer := range []*party.Identity{w.ids["analyst"], nil} {
+			rec.tamperHeader = func(r *http.Request, body []byte) {
+				if !strings.HasSuffix(r.URL.Path, path) {
+					return
+				}
+				r.Header.Del("Authorization")
+				if signer != nil {
+					httpsig.Sign(r, body, agent.SignatureContext, signer.Card().Fingerprint, signer.Sign, time.Now())
+				}
 			}
-		}
-		if _, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "not signed by airline") {
-			t.Errorf("values signed %q: %v", sig, err)
+			_, err := w.agent(t, "airline").Run(context.Background(), w.c, testAnalysis, srv.URL)
+			if !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "401") {
+				t.Errorf("%s signed by %v: %v", path, signer, err)
+			}
 		}
 	}
 	rec.tamperHeader = nil

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/kura-cc/kura/collab"
-	"github.com/kura-cc/kura/internal/web"
 	"github.com/kura-cc/kura/mpc/psi"
 	"github.com/kura-cc/kura/result"
 )
@@ -63,7 +62,8 @@ func chained(an *collab.Analysis) bool { return len(an.Aggregate.Joins) > 1 }
 // its identifiers hashed and raised to its exponent (the last responder's
 // also to its second), shuffled.
 func (a *Agent) handleOwn(w http.ResponseWriter, r *http.Request) error {
-	pr, err := a.chainRun(r, func(cp *chainPending) bool { return !cp.own })
+	pr, _, err := a.take(w, r, func(pr *pendingRun) bool { return pr.chain != nil && !pr.chain.own },
+		func(*pendingRun) int { return 0 })
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (a *Agent) handleOwn(w http.ResponseWriter, r *http.Request) error {
 	}
 	cp.own, cp.identifiers, cp.plain = true, len(list), plain
 	record(cp.transcript, nil, out)
-	a.keepChain(pr)
+	a.keep(pr)
 	a.log.InfoContext(r.Context(), "mpc chain: own list sent", "run", pr.p.rc.RunID, "identifiers", len(list))
 	return writeAnswer(w, out, "")
 }
@@ -105,17 +105,17 @@ func (a *Agent) handleOwn(w http.ResponseWriter, r *http.Request) error {
 // initiator's list and the intersection. Either way it then signs its
 // statement and forgets its exponents.
 func (a *Agent) handleStep(w http.ResponseWriter, r *http.Request) error {
-	pr, err := a.chainRun(r, func(cp *chainPending) bool { return cp.own })
+	pr, body, err := a.take(w, r, func(pr *pendingRun) bool { return pr.chain != nil && pr.chain.own },
+		func(pr *pendingRun) int {
+			_, n := pr.p.position()
+			return 4 + (n+1)*(4+8+a.cfg.MaxIdentifiers*psi.ElementSize) + 4*psi.MaxGroups
+		})
 	if err != nil {
 		return err
 	}
 	defer a.dropChain(pr)
 	cp := pr.chain
 	pos, n := pr.p.position()
-	body, err := web.ReadBody(w, r, int64(4+(n+1)*(4+8+a.cfg.MaxIdentifiers*psi.ElementSize)+4*psi.MaxGroups))
-	if err != nil {
-		return err
-	}
 	var in psi.Chain
 	if err := in.UnmarshalBinary(body); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -189,31 +189,6 @@ func (a *Agent) handleStep(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.InfoContext(r.Context(), "mpc chain step answered; exponents wiped", "run", pr.p.rc.RunID, "position", pos+1, "of", n, "last", cp.gamma != nil)
 	return writeAnswer(w, answer, stmt)
-}
-
-// chainRun takes the pending chain run of the request's id if ready says
-// it is at the right step; the caller keeps it (keepChain) or drops it.
-func (a *Agent) chainRun(r *http.Request, ready func(*chainPending) bool) (*pendingRun, error) {
-	id := r.PathValue("run")
-	a.mu.Lock()
-	pr := a.pending[id]
-	if pr == nil || pr.chain == nil || !ready(pr.chain) {
-		pr = nil
-	} else {
-		delete(a.pending, id)
-	}
-	a.mu.Unlock()
-	if pr == nil || a.cfg.Now().After(pr.expires) {
-		return nil, fmt.Errorf("%w: run %q has no chain step awaiting this request (answered, out of order, expired or never started)", ErrNoRun, id)
-	}
-	return pr, nil
-}
-
-func (a *Agent) keepChain(pr *pendingRun) {
-	pr.expires = a.cfg.Now().Add(pendingTTL)
-	a.mu.Lock()
-	a.pending[pr.p.rc.RunID] = pr
-	a.mu.Unlock()
 }
 
 func (a *Agent) dropChain(pr *pendingRun) {
@@ -302,13 +277,13 @@ func (a *Agent) RunChain(ctx context.Context, c *collab.Collaboration, analysisI
 		base := strings.TrimRight(peers[ds.ID], "/") + "/v1/mpc/runs"
 		transcripts[i] = sha256.New()
 		var acc Accepted
-		if _, err := a.post(ctx, base, "application/json", startBody, 64<<10, &acc, ""); err != nil {
+		if _, err := a.post(ctx, base, "application/json", startBody, 64<<10, &acc); err != nil {
 			return nil, fmt.Errorf("%s's agent: %w", ds.Owner, err)
 		}
 		urls[i] = base + "/" + p.rc.RunID
 	}
 	for i := range k {
-		hdr, err := a.post(ctx, urls[i]+"/own", "application/octet-stream", nil, int64(64+a.cfg.MaxIdentifiers*psi.ElementSize), nil, "")
+		hdr, err := a.post(ctx, urls[i]+"/own", "application/octet-stream", nil, int64(64+a.cfg.MaxIdentifiers*psi.ElementSize), nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s's agent: %w", p.responders[i].Owner, err)
 		}
@@ -337,7 +312,7 @@ func (a *Agent) RunChain(ctx context.Context, c *collab.Collaboration, analysisI
 		if err != nil {
 			return nil, err
 		}
-		hdr, err := a.post(ctx, urls[i]+"/step", "application/octet-stream", body, int64(len(body)+64), nil, "")
+		hdr, err := a.post(ctx, urls[i]+"/step", "application/octet-stream", body, int64(len(body)+64), nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s's agent: %w", p.responders[i].Owner, err)
 		}

@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/mpc/agent"
@@ -91,6 +93,18 @@ GROUP BY 1 HAVING count(DISTINCT f.phone) >= 20`, w.files.Flights, w.files.Visit
 	if _, err := w.agent(t, "airline").RunChain(ctx, w.c, testAnalysis, peers); !errors.Is(err, agent.ErrPeer) && !errors.Is(err, agent.ErrTampered) && !errors.Is(err, agent.ErrMalformed) {
 		t.Fatalf("tampered relay: %v", err)
 	}
+	// The hotel's own list asked for with the carrier's key (another party
+	// of the collaboration): refused before the hotel reads anything.
+	hrec.tamperRequest, hrec.tamperPaths = nil, "/psi"
+	hrec.tamperHeader = func(r *http.Request, body []byte) {
+		if strings.HasSuffix(r.URL.Path, "/own") {
+			httpsig.Sign(r, body, agent.SignatureContext, w.ids["carrier"].Card().Fingerprint, w.ids["carrier"].Sign, time.Now())
+		}
+	}
+	if _, err := w.agent(t, "airline").RunChain(ctx, w.c, testAnalysis, peers); !errors.Is(err, agent.ErrPeer) || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("own list asked with another party's key: %v", err)
+	}
+	hrec.tamperHeader = nil
 	// Run with one peer, or a chain analysis with Run: refused.
 	if _, err := w.agent(t, "airline").Run(ctx, w.c, testAnalysis, carrier.URL); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "RunChain") {
 		t.Fatalf("Run of a three-owner analysis: %v", err)

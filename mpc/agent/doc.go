@@ -25,7 +25,8 @@
 //
 // The initiator signs, with its owner's party key, a statement binding the
 // run context (and so the run's fresh signing key), the session and the
-// SHA-256 of its PSI request; the responder checks the request against it
+// SHA-256 of its PSI request, and signs every request after that
+// (internal/httpsig), which the responder checks before it takes the run; the responder checks the request against it
 // and signs its own statement binding the request and its response. Either
 // side aborts on a message that does not match what the other signed
 // (ErrTampered), on a replay (ErrReplay) and on a run it has not approved

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kura-cc/kura/internal/httpsig"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -208,7 +209,7 @@ func (a *Agent) start(ctx context.Context, x *exchange, s *Start, vk *elgamal.Ke
 	if err != nil {
 		return err
 	}
-	if _, err := a.post(ctx, x.peer+"/v1/mpc/runs", "application/json", body, 64<<10, &x.accepted, ""); err != nil {
+	if _, err := a.post(ctx, x.peer+"/v1/mpc/runs", "application/json", body, 64<<10, &x.accepted); err != nil {
 		return err
 	}
 	if vk != nil {
@@ -220,17 +221,16 @@ func (a *Agent) start(ctx context.Context, x *exchange, s *Start, vk *elgamal.Ke
 			return fmt.Errorf("%w: the responder's value key: %w", ErrTampered, err)
 		}
 	}
-	req, sig := x.request, ""
+	req := x.request
 	valueSize := x.p.payloadSize(true)
 	if valueSize > 0 {
 		if x.values, err = a.encryptValues(x.p, x.pk, values, x.p.side(true)); err != nil {
 			return err
 		}
 		req = frame(x.request, x.values)
-		sig = base64.StdEncoding.EncodeToString(a.cfg.Identity.Sign(valuesMessage(x.p.rc.RunID, digest(x.values))))
 	}
 	limit := a.psiConfig(x.p, x.session).MaxMessageSize() + 4 + len(x.values)
-	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/psi", "application/octet-stream", req, int64(limit), nil, sig)
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/psi", "application/octet-stream", req, int64(limit), nil)
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (a *Agent) sums(ctx context.Context, x *exchange, vk *elgamal.KeyShare, res
 	if x.decryptRequest, err = elgamal.AppendCiphertexts(nil, cs, a.cfg.Workers); err != nil {
 		return nil, err
 	}
-	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/decrypt", "application/octet-stream", x.decryptRequest, int64(4+len(cs)*elgamal.PointSize), nil, "")
+	hdr, err := a.post(ctx, x.peer+"/v1/mpc/runs/"+x.p.rc.RunID+"/decrypt", "application/octet-stream", x.decryptRequest, int64(4+len(cs)*elgamal.PointSize), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -329,17 +329,16 @@ type reply struct {
 	statement string
 }
 
-// post sends one request to the responder; into, when set, receives a JSON
-// answer; valuesSig, when set, is sent as ValuesSignatureHeader.
-func (a *Agent) post(ctx context.Context, url, ctype string, body []byte, limit int64, into any, valuesSig string) (*reply, error) {
+// post sends one request to a responder, signed with this owner's party
+// key (SignatureContext); into, when set, receives a JSON answer.
+func (a *Agent) post(ctx context.Context, url, ctype string, body []byte, limit int64, into any) (*reply, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", ctype)
-	if valuesSig != "" {
-		req.Header.Set(ValuesSignatureHeader, valuesSig)
-	}
+	card := a.cfg.Identity.Card()
+	httpsig.Sign(req, body, SignatureContext, card.Fingerprint, a.cfg.Identity.Sign, a.cfg.Now())
 	resp, err := a.cfg.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPeer, err)

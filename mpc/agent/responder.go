@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -192,21 +193,17 @@ func (a *Agent) accept(ctx context.Context, s *Start) (*pendingRun, error) {
 }
 
 func (a *Agent) handlePSI(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("run")
-	a.mu.Lock()
-	pr := a.pending[id]
-	if pr != nil && pr.chain == nil {
-		delete(a.pending, id) // one request per run, whatever happens next
-	} else {
-		pr = nil
-	}
-	a.mu.Unlock()
-	if pr == nil || a.cfg.Now().After(pr.expires) {
-		return fmt.Errorf("%w: run %q: start it first (a run takes one request, within %v; a run among three or more owners takes own and step requests)", ErrNoRun, id, pendingTTL)
+	pr, body, err := a.take(w, r, func(pr *pendingRun) bool { return pr.chain == nil && pr.answer == nil },
+		func(pr *pendingRun) int {
+			cfg := a.psiConfig(pr.p, pr.session)
+			return cfg.MaxMessageSize() + 4 + cfg.MaxElements*pr.p.payloadSize(true)
+		})
+	if err != nil {
+		return err
 	}
 	ctx := r.Context()
-	log := a.log.With("collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", id)
-	resp, err := a.respond(ctx, pr, w, r)
+	log := a.log.With("collaboration", pr.p.m.ID, "analysis", pr.p.an.ID, "run", pr.p.rc.RunID)
+	resp, err := a.respond(ctx, pr, body)
 	if err != nil {
 		if pr.vk != nil {
 			pr.vk.Close()
@@ -216,16 +213,63 @@ func (a *Agent) handlePSI(w http.ResponseWriter, r *http.Request) error {
 	}
 	var stmt string
 	if pr.vk != nil {
-		// The sums are decrypted next: the statement comes with that.
-		pr.expires = a.cfg.Now().Add(pendingTTL)
-		a.mu.Lock()
-		a.pending[id] = pr
-		a.mu.Unlock()
+		a.keep(pr) // the sums are decrypted next: the statement comes with that
 	} else if stmt, err = a.signStatement(pr.answer); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "mpc request answered; session key and plaintext wiped", "response_bytes", len(resp), "sums", len(pr.p.sums))
 	return writeAnswer(w, resp, stmt)
+}
+
+// SignatureContext names the agents' API in the signatures (package
+// internal/httpsig) with which the initiator signs every request after
+// Start.
+const SignatureContext = "kura-mpc-agent-v1"
+
+// take takes the pending run a request is for: one at the step ready
+// accepts, not expired. It reads the body (at most limit(run) bytes) and
+// checks that the initiator owner signed the request with the key on its
+// card before it removes the run from the pending ones, so an unsigned or
+// foreign request — another party's, another run's — changes nothing.
+func (a *Agent) take(w http.ResponseWriter, r *http.Request, ready func(*pendingRun) bool, limit func(*pendingRun) int) (*pendingRun, []byte, error) {
+	id := r.PathValue("run")
+	waiting := func() *pendingRun {
+		pr := a.pending[id]
+		if pr == nil || !ready(pr) || a.cfg.Now().After(pr.expires) {
+			return nil
+		}
+		return pr
+	}
+	a.mu.Lock()
+	pr := waiting()
+	a.mu.Unlock()
+	if pr == nil {
+		return nil, nil, fmt.Errorf("%w: run %q has no step awaiting this request (answered, out of order, expired or never started)", ErrNoRun, id)
+	}
+	body, err := web.ReadBody(w, r, int64(limit(pr)))
+	if err != nil {
+		return nil, nil, err
+	}
+	card := pr.p.peer.Card
+	if _, err := a.sig.Verify(r, body, func(kid string) (ed25519.PublicKey, bool) { return card.SigningKey, kid == card.Fingerprint }); err != nil {
+		a.log.WarnContext(r.Context(), "mpc request refused", "run", id, "path", r.URL.Path, "reason", err)
+		return nil, nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if waiting() != pr {
+		return nil, nil, fmt.Errorf("%w: run %q was taken by another request", ErrNoRun, id)
+	}
+	delete(a.pending, id)
+	return pr, body, nil
+}
+
+// keep puts a run back among the pending ones, for its next step.
+func (a *Agent) keep(pr *pendingRun) {
+	pr.expires = a.cfg.Now().Add(pendingTTL)
+	a.mu.Lock()
+	a.pending[pr.p.rc.RunID] = pr
+	a.mu.Unlock()
 }
 
 // writeAnswer writes a binary answer and, when set, the statement header.
@@ -244,24 +288,14 @@ func writeAnswer(w http.ResponseWriter, body []byte, stmt string) error {
 // measure (the total and the count of values), once per run; then it
 // signs its statement, naming this exchange too, and wipes its key share.
 func (a *Agent) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("run")
-	a.mu.Lock()
-	pr := a.pending[id]
-	if pr != nil && pr.answer != nil {
-		delete(a.pending, id)
-	} else {
-		pr = nil
-	}
-	a.mu.Unlock()
-	if pr == nil || a.cfg.Now().After(pr.expires) {
-		return fmt.Errorf("%w: run %q has no sums awaiting decryption (answered, expired or never started)", ErrNoRun, id)
-	}
-	defer pr.vk.Close()
-	n := pr.groups * 2 * len(pr.p.sums)
-	body, err := web.ReadBody(w, r, int64(4+n*elgamal.CiphertextSize))
+	decryptions := func(pr *pendingRun) int { return pr.groups * 2 * len(pr.p.sums) }
+	pr, body, err := a.take(w, r, func(pr *pendingRun) bool { return pr.answer != nil && pr.vk != nil },
+		func(pr *pendingRun) int { return 4 + decryptions(pr)*elgamal.CiphertextSize })
 	if err != nil {
 		return err
 	}
+	defer pr.vk.Close()
+	id, n := pr.p.rc.RunID, decryptions(pr)
 	cs, err := elgamal.ParseCiphertexts(body, n, a.cfg.Workers)
 	if err != nil || len(cs) != n {
 		return fmt.Errorf("%w: want %d encrypted sums (%d groups × %d measures × 2): %v", ErrMalformed, n, pr.groups, len(pr.p.sums), err)
@@ -300,20 +334,19 @@ func (a *Agent) signStatement(st *result.AgentStatement) (string, error) {
 // respond checks the request against the initiator's signed digest,
 // computes the owner's side (its values encrypted under the joint key when
 // the analysis sums them) and answers; pr.answer is its statement so far.
-func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// The request is signed (take); its digest must be the one the initiator
+// signed in its statement.
+func (a *Agent) respond(ctx context.Context, pr *pendingRun, body []byte) ([]byte, error) {
 	cfg := a.psiConfig(pr.p, pr.session)
 	valueSize := pr.p.payloadSize(true)
-	body, err := web.ReadBody(w, r, int64(cfg.MaxMessageSize()+4+cfg.MaxElements*valueSize))
-	if err != nil {
-		return nil, err
-	}
 	var values []byte // the initiator's encrypted values, with sums over its columns
 	if valueSize > 0 {
+		var err error
 		if body, values, err = unframe(body); err != nil {
 			return nil, err
 		}
-		if err := a.checkValues(pr, values, r.Header.Get(ValuesSignatureHeader)); err != nil {
-			return nil, err
+		if len(values)%valueSize != 0 {
+			return nil, fmt.Errorf("%w: %d bytes of encrypted values", ErrMalformed, len(values))
 		}
 	}
 	if d := digest(body); d != pr.start.RequestSHA256 {
@@ -374,29 +407,6 @@ func (a *Agent) respond(ctx context.Context, pr *pendingRun, w http.ResponseWrit
 		pr.answer.ValuesSHA256 = digest(values)
 	}
 	return out, nil
-}
-
-// ValuesSignatureHeader carries the initiator's signature (standard
-// base64, its party key) of the encrypted values it sends with its PSI
-// request (valuesMessage).
-const ValuesSignatureHeader = "Kura-Values-Signature"
-
-// valuesMessage is what the initiator signs of its encrypted values.
-func valuesMessage(runID, valuesSHA256 string) []byte {
-	return []byte("kura-mpc-values-v1\n" + runID + "\n" + valuesSHA256)
-}
-
-// checkValues checks the initiator's encrypted values: the expected size
-// and its signature with the key on the initiator owner's card.
-func (a *Agent) checkValues(pr *pendingRun, values []byte, sig string) error {
-	if len(values)%pr.p.payloadSize(true) != 0 {
-		return fmt.Errorf("%w: %d bytes of encrypted values", ErrMalformed, len(values))
-	}
-	s, err := base64.StdEncoding.DecodeString(sig)
-	if err != nil || pr.p.peer.Card.Verify(valuesMessage(pr.p.rc.RunID, digest(values)), s) != nil {
-		return fmt.Errorf("%w: the encrypted values are not signed by %s", ErrTampered, pr.p.peer.Name)
-	}
-	return nil
 }
 
 // frame joins two parts: u32 length of the first, the first, the second.
