@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/mpc/internal/parallel"
 	"io"
 	"log/slog"
 
@@ -207,7 +208,7 @@ func (pk *PublicKey) EncryptMany(ms []uint64, workers int) ([]Ciphertext, error)
 		}
 	}
 	out := make([]Ciphertext, len(ms))
-	err := parallel(workers, len(ms), func(lo, hi int) error {
+	err := parallel.For(workers, len(ms), func(lo, hi int) error {
 		// One read of crypto/rand per block.
 		buf := make([]byte, (hi-lo)*64)
 		defer clear(buf)

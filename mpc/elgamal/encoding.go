@@ -2,6 +2,7 @@ package elgamal
 
 import (
 	"encoding/binary"
+	"github.com/kura-cc/kura/mpc/internal/parallel"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
 )
@@ -83,7 +84,7 @@ func AppendCiphertexts(b []byte, cs []Ciphertext, workers int) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(cs)))
 	b = append(b, make([]byte, len(cs)*CiphertextSize)...)
 	body := b[start+4:]
-	err := parallel(workers, len(cs), func(lo, hi int) error {
+	err := parallel.For(workers, len(cs), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if _, err := cs[i].AppendBinary(body[i*CiphertextSize : i*CiphertextSize : (i+1)*CiphertextSize]); err != nil {
 				return err
@@ -118,7 +119,7 @@ func ParseCiphertexts(b []byte, max, workers int) ([]Ciphertext, error) {
 		return nil, ErrMalformed
 	}
 	out := make([]Ciphertext, n)
-	err := parallel(workers, int(n), func(lo, hi int) error {
+	err := parallel.For(workers, int(n), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if err := out[i].UnmarshalBinary(body[i*CiphertextSize : (i+1)*CiphertextSize]); err != nil {
 				return err

@@ -4,11 +4,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/kura-cc/kura/mpc/internal/parallel"
 	"io"
 	mrand "math/rand/v2"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cloudflare/circl/group"
 	"github.com/oasisprotocol/curve25519-voi/curve"
@@ -209,7 +209,7 @@ func zeroise(k group.Scalar) {
 func hashBlind(workers int, dst []byte, ids [][]byte, k group.Scalar, out []Element) {
 	ks := voiScalar(k)
 	defer ks.Zero()
-	_ = parallel(workers, len(ids), func(lo, hi int) error {
+	_ = parallel.For(workers, len(ids), func(lo, hi int) error {
 		h := newHasher(dst)
 		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
@@ -225,7 +225,7 @@ func hashBlind(workers int, dst []byte, ids [][]byte, k group.Scalar, out []Elem
 func exp(workers int, in []Element, k group.Scalar, out []Element) error {
 	ks := voiScalar(k)
 	defer ks.Zero()
-	return parallel(workers, len(in), func(lo, hi int) error {
+	return parallel.For(workers, len(in), func(lo, hi int) error {
 		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
 			if err := decodePoint(&in[i], &x); err != nil {
@@ -240,7 +240,7 @@ func exp(workers int, in []Element, k group.Scalar, out []Element) error {
 
 // validate checks every element of list in parallel.
 func validate(workers int, list []Element) error {
-	return parallel(workers, len(list), func(lo, hi int) error {
+	return parallel.For(workers, len(list), func(lo, hi int) error {
 		var x curve.RistrettoPoint
 		for i := lo; i < hi; i++ {
 			if err := decodePoint(&list[i], &x); err != nil {
@@ -287,56 +287,6 @@ func distinct(list []Element) error {
 	}
 	if i >= 0 {
 		return fmt.Errorf("%w: element %d repeats", ErrDuplicate, i)
-	}
-	return nil
-}
-
-// parallelBlock is how many items parallel hands fn at a time: small
-// enough that cores running at different speeds finish together, large
-// enough that fn's per-call setup vanishes.
-const parallelBlock = 256
-
-// parallel runs fn over [0, n) on at most workers goroutines, handing out
-// contiguous blocks of parallelBlock items in order, and returns the error
-// of the first failing block. Once a block fails no new block starts, but
-// every block before it has started and runs to its end, so the error is
-// the one serial code would meet first. workers < 1 means
-// runtime.GOMAXPROCS(0).
-func parallel(workers, n int, fn func(lo, hi int) error) error {
-	if n == 0 {
-		return nil
-	}
-	if workers < 1 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	blocks := (n + parallelBlock - 1) / parallelBlock
-	workers = min(workers, blocks)
-	if workers == 1 {
-		return fn(0, n)
-	}
-	errs := make([]error, blocks)
-	var next atomic.Int64
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for !failed.Load() {
-				b := int(next.Add(1) - 1)
-				if b >= blocks {
-					return
-				}
-				lo := b * parallelBlock
-				if errs[b] = fn(lo, min(lo+parallelBlock, n)); errs[b] != nil {
-					failed.Store(true)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
 	}
 	return nil
 }
