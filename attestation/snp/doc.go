@@ -19,9 +19,20 @@
 // if the trusted ARK signed it. Certificates missing from the evidence are
 // fetched through the configured attestation.Getter from the AMD KDS URLs; the
 // Getter is not trusted either, since everything it returns must chain to an
-// embedded root. Certificate validity is judged at Config.Now. Verified
-// chains are cached per Verifier, keyed by the SHA-256 of their DER bytes,
-// and a cache hit still checks the report signature and validity window.
+// embedded root. The embedded ASKs and ASVKs are checked against their ARK
+// when the Verifier is made. Certificate validity is judged at Config.Now.
+//
+// Each chain is verified once, by the Verifier itself: the checks
+// go-sev-guest's verify.SnpAttestation makes of the VCEK or VLEK (AMD's KDS
+// certificate profile, crypto/x509's path rules, the signature by the
+// intermediate) are made in verifyChain, and only the report signature is
+// left to go-sev-guest (verify.SnpReportSignature). Verified chains are
+// cached per Verifier (at most 1024), keyed by the SHA-256 of the signer
+// kind, the report's product line, the certificate bytes exactly as the
+// bundle gives them and any endorsement key fetched through the Getter. A
+// cache hit needs the same roots and a verification time inside every
+// certificate's validity, and still checks the report signature, the vendor
+// rules and, when asked, revocation.
 // The binding of report_data to a nonce and runtime data is the caller's
 // check (package attestation).
 package snp

@@ -29,7 +29,9 @@ type productRoots struct {
 // loadRoots returns the embedded AMD roots of every product line
 // go-sev-guest knows. The VCEK chains come parsed from go-sev-guest; the
 // VLEK chains, which go-sev-guest embeds but does not parse, are parsed here
-// and must share the ARK of the VCEK chain.
+// and must share the ARK of the VCEK chain. Each embedded ASK and ASVK must
+// be issued and signed by its ARK: checked here once, so that verifying
+// evidence checks only the endorsement key's signature by them.
 func loadRoots() (map[string]*productRoots, error) {
 	vlekChains := map[string][]byte{
 		"Milan": trust.AskArkMilanVlekBytes,
@@ -59,6 +61,14 @@ func loadRoots() (map[string]*productRoots, error) {
 		if err != nil {
 			return nil, fmt.Errorf("embedded AMD roots: %s ASVK: %v", line, err)
 		}
+		for _, ica := range []*x509.Certificate{pc.Ask, asvk} {
+			if !bytes.Equal(ica.RawIssuer, pc.Ark.RawSubject) {
+				return nil, fmt.Errorf("embedded AMD roots: %s: %q is not issued by %q", line, ica.Subject.CommonName, pc.Ark.Subject.CommonName)
+			}
+			if err := ica.CheckSignatureFrom(pc.Ark); err != nil {
+				return nil, fmt.Errorf("embedded AMD roots: %s: %q is not signed by %q: %v", line, ica.Subject.CommonName, pc.Ark.Subject.CommonName, err)
+			}
+		}
 		roots[line] = &productRoots{
 			line: line,
 			ark:  pc.Ark,
@@ -82,31 +92,37 @@ const maxCachedChains = 1024
 // learnt about it.
 type chain struct {
 	line      string            // product line whose root verified it
+	roots     *productRoots     // the roots that verified it
 	ek        *x509.Certificate // VCEK or VLEK
 	ica       *x509.Certificate // the ASK or ASVK that signed ek
 	ark       *x509.Certificate // AMD's root for line
 	exts      *kds.Extensions   // ek's KDS extensions (TCB, HWID)
 	notBefore time.Time         // the latest NotBefore in the chain
 	notAfter  time.Time         // the earliest NotAfter in the chain
+	inBundle  int               // how many certificates the evidence carried
 }
 
 func (c *chain) validAt(t time.Time) bool {
 	return !t.Before(c.notBefore) && !t.After(c.notAfter)
 }
 
-// chainKey is the SHA-256 of the signer kind and the length-prefixed DER of
-// the endorsement key, intermediate and root certificates as the evidence
-// gave them (empty where it gave none, so the embedded one was used).
+// chainKey is the SHA-256 of everything the verification of a chain
+// depends on besides the Verifier's roots and the time: the signer kind,
+// the product line the report names ("" for version 2 reports), the
+// bundle's certificate bytes exactly as given, and the endorsement key
+// fetched through the Getter when the bundle lacked it (empty otherwise).
+// Keying by the bytes as given, before parsing them, lets a cache hit skip
+// parsing the certificates as well as checking them.
 type chainKey [sha256.Size]byte
 
-func newChainKey(signer abi.ReportSigner, ek, ica, ark []byte) chainKey {
+func newChainKey(signer abi.ReportSigner, line string, certs, fetched []byte) chainKey {
 	h := sha256.New()
 	h.Write([]byte{byte(signer)})
 	var n [4]byte
-	for _, der := range [][]byte{ek, ica, ark} {
-		binary.BigEndian.PutUint32(n[:], uint32(len(der)))
+	for _, b := range [][]byte{[]byte(line), certs, fetched} {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
 		h.Write(n[:])
-		h.Write(der)
+		h.Write(b)
 	}
 	var k chainKey
 	h.Sum(k[:0])
@@ -120,12 +136,13 @@ type chainCache struct {
 	m  map[chainKey]*chain
 }
 
-// get returns the cached chain for k if it is valid at t.
-func (c *chainCache) get(k chainKey, t time.Time) *chain {
+// get returns the cached chain for k if it is valid at t and was verified
+// by the roots the Verifier trusts now for its product line.
+func (c *chainCache) get(k chainKey, t time.Time, roots map[string]*productRoots) *chain {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	ch := c.m[k]
-	if ch == nil || !ch.validAt(t) {
+	c.mu.Unlock()
+	if ch == nil || !ch.validAt(t) || roots[ch.line] != ch.roots {
 		return nil
 	}
 	return ch
@@ -144,4 +161,11 @@ func (c *chainCache) put(k chainKey, ch *chain) {
 		}
 	}
 	c.m[k] = ch
+}
+
+// len returns how many chains are cached.
+func (c *chainCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }

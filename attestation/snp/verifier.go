@@ -3,7 +3,10 @@ package snp
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -130,62 +133,17 @@ func (v *Verifier) verify(ctx context.Context, b *attestation.Bundle, res *attes
 	}
 	res.Pass(checkParse, fmt.Sprintf("report version %d, signed by the %v", report.GetVersion(), info.SigningKey))
 
-	// Certificates: from the evidence, the endorsement key from the Getter
-	// when missing.
-	set, err := parseCerts(b.Certs)
+	ch, cached, err := v.chainFor(ctx, b.Certs, report, info.SigningKey, now, res)
 	if err != nil {
-		return nil, res.Fail(checkCerts, err)
+		return nil, err
 	}
-	ekRole := roleVCEK
-	if info.SigningKey == abi.VlekReportSigner {
-		ekRole = roleVLEK
-	}
-	source := "evidence"
-	if set.der[ekRole] == nil {
-		if err := v.fetchVCEK(ctx, report, ekRole, set); err != nil {
-			return nil, res.Fail(checkCerts, err)
-		}
-		source = "getter"
-	}
-	res.Pass(checkCerts, fmt.Sprintf("%v from the %s; %d certificates in the evidence", ekRole, source, len(set.der)))
+	out := &verified{report: report, signer: info.SigningKey, chain: ch, cached: cached}
 
-	// Chain: the cache, or a full verification.
-	icaRole := roleASK
-	if ekRole == roleVLEK {
-		icaRole = roleASVK
+	// Signature: the report, by the endorsement key the chain vouches for.
+	if err := verify.SnpReportSignature(raw, ch.ek); err != nil {
+		return nil, res.Fail(checkSignature, fmt.Errorf("%w: %v", attestation.ErrBadSignature, err))
 	}
-	key := newChainKey(info.SigningKey, set.der[ekRole], set.der[icaRole], set.der[roleARK])
-	out := &verified{report: report, signer: info.SigningKey}
-	if ch := v.chains.get(key, now); ch != nil {
-		out.chain, out.cached = ch, true
-		res.Pass(checkChain, fmt.Sprintf("%v → %s → ARK-%s verified earlier (cached)", ekRole, ch.ica.Subject.CommonName, ch.line))
-		if err := verify.SnpReportSignature(raw, ch.ek); err != nil {
-			return nil, res.Fail(checkSignature, fmt.Errorf("%w: %v", attestation.ErrBadSignature, err))
-		}
-		res.Pass(checkSignature, fmt.Sprintf("ECDSA P-384 signature by the %v", ekRole))
-	} else {
-		ch, err := v.verifyChain(report, info.SigningKey, set, ekRole, icaRole, now)
-		if err != nil {
-			return nil, res.Fail(checkChain, err)
-		}
-		att := attestationProto(report, info.SigningKey, ch)
-		opts := &verify.Options{
-			DisableCertFetching: true,
-			Now:                 now,
-			TrustedRoots:        map[string][]*trust.AMDRootCerts{ch.line: {v.sevRoot(ch)}},
-		}
-		if err := verify.SnpAttestationContext(ctx, att, opts); err != nil {
-			if sigErr := verify.SnpReportSignature(raw, ch.ek); sigErr != nil {
-				res.Pass(checkChain, chainDetail(ch, ekRole))
-				return nil, res.Fail(checkSignature, fmt.Errorf("%w: %v", attestation.ErrBadSignature, sigErr))
-			}
-			return nil, res.Fail(checkChain, fmt.Errorf("%w: %v", attestation.ErrBadSignature, err))
-		}
-		res.Pass(checkChain, chainDetail(ch, ekRole))
-		res.Pass(checkSignature, fmt.Sprintf("ECDSA P-384 signature by the %v", ekRole))
-		v.chains.put(key, ch)
-		out.chain = ch
-	}
+	res.Pass(checkSignature, fmt.Sprintf("ECDSA P-384 signature by the %v", info.SigningKey))
 
 	if err := v.vendorChecks(report, info, out.chain, res); err != nil {
 		return nil, err
@@ -194,6 +152,51 @@ func (v *Verifier) verify(ctx context.Context, b *attestation.Bundle, res *attes
 		return nil, err
 	}
 	return out, nil
+}
+
+// chainFor returns the verified chain of the endorsement key that signed
+// report, and whether it came from the cache: a chain verified before,
+// found by the certificate bytes exactly as the evidence gives them, or the
+// certificates parsed (the endorsement key fetched through the Getter when
+// missing) and the chain verified. It records the certificates and chain
+// checks on res.
+func (v *Verifier) chainFor(ctx context.Context, certs []byte, report *spb.Report, signer abi.ReportSigner, now time.Time, res *attestation.Result) (*chain, bool, error) {
+	ekRole, icaRole := roleVCEK, roleASK
+	if signer == abi.VlekReportSigner {
+		ekRole, icaRole = roleVLEK, roleASVK
+	}
+	line := reportProductLine(report)
+	key := newChainKey(signer, line, certs, nil)
+	if ch := v.chains.get(key, now, v.roots); ch != nil {
+		res.Pass(checkCerts, fmt.Sprintf("%v from the evidence; %d certificates in the evidence", ekRole, ch.inBundle))
+		res.Pass(checkChain, cachedDetail(ch, ekRole))
+		return ch, true, nil
+	}
+	set, err := parseCerts(certs)
+	if err != nil {
+		return nil, false, res.Fail(checkCerts, err)
+	}
+	inBundle, source := len(set.der), "evidence"
+	if set.der[ekRole] == nil {
+		if err := v.fetchVCEK(ctx, report, ekRole, set); err != nil {
+			return nil, false, res.Fail(checkCerts, err)
+		}
+		key = newChainKey(signer, line, certs, set.der[ekRole])
+		source = "getter"
+	}
+	res.Pass(checkCerts, fmt.Sprintf("%v from the %s; %d certificates in the evidence", ekRole, source, inBundle))
+	if ch := v.chains.get(key, now, v.roots); ch != nil {
+		res.Pass(checkChain, cachedDetail(ch, ekRole))
+		return ch, true, nil
+	}
+	ch, err := v.verifyChain(report, signer, set, ekRole, icaRole, now)
+	if err != nil {
+		return nil, false, res.Fail(checkChain, err)
+	}
+	ch.inBundle = inBundle
+	v.chains.put(key, ch)
+	res.Pass(checkChain, chainDetail(ch, ekRole))
+	return ch, false, nil
 }
 
 // parseReport accepts the raw 1184-byte report or its hex encoding.
@@ -279,10 +282,14 @@ func (v *Verifier) fetchVCEK(ctx context.Context, report *spb.Report, ekRole rol
 }
 
 // verifyChain checks the endorsement key certificate up to AMD's embedded
-// ARK for the report's product line: an ARK in the evidence must be that
-// ARK; an ASK or ASVK in the evidence must be signed by it; the endorsement
-// key must be signed by the intermediate; all three must be valid at now.
-// go-sev-guest then re-checks the chain against the KDS profile.
+// ARK for the report's product line, once: an ARK in the evidence must be
+// that ARK; an ASK or ASVK in the evidence must be issued and signed by it
+// (the embedded ones were checked when the Verifier was made); the
+// endorsement key must be shaped as AMD's KDS issues them (checkKDSProfile)
+// and signed by the intermediate under crypto/x509's path rules; all three
+// must be valid at now. These are the checks go-sev-guest's
+// verify.SnpAttestation makes of the chain, which the Verifier no longer
+// calls, so that each chain is verified once rather than twice.
 func (v *Verifier) verifyChain(report *spb.Report, signer abi.ReportSigner, set *certSet, ekRole, icaRole role, now time.Time) (*chain, error) {
 	ek := set.cert[ekRole]
 	exts, err := kds.CertificateExtensions(ek, signer)
@@ -311,18 +318,18 @@ func (v *Verifier) verifyChain(report *spb.Report, signer abi.ReportSigner, set 
 		if c.Subject.CommonName != ica.Subject.CommonName {
 			return nil, fmt.Errorf("%w: the %v in the evidence is %q, want %q", attestation.ErrUntrustedRoot, icaRole, c.Subject.CommonName, ica.Subject.CommonName)
 		}
+		if !bytes.Equal(c.RawIssuer, ark.RawSubject) {
+			return nil, fmt.Errorf("%w: the %v in the evidence is issued by %q, not by AMD's ARK-%s", attestation.ErrUntrustedRoot, icaRole, c.Issuer.CommonName, line)
+		}
 		if err := c.CheckSignatureFrom(ark); err != nil {
 			return nil, fmt.Errorf("%w: the %v in the evidence is not signed by AMD's ARK-%s: %v", attestation.ErrUntrustedRoot, icaRole, line, err)
 		}
 		ica = c
 	}
-	if err := ek.CheckSignatureFrom(ica); err != nil {
-		if !bytes.Equal(ek.RawIssuer, ica.RawSubject) {
-			return nil, fmt.Errorf("%w: the %v is issued by %q, not by AMD's %q", attestation.ErrUntrustedRoot, ekRole, ek.Issuer.CommonName, ica.Subject.CommonName)
-		}
-		return nil, fmt.Errorf("%w: the %v certificate's signature does not verify with AMD's %s: %v", attestation.ErrBadSignature, ekRole, ica.Subject.CommonName, err)
+	if !bytes.Equal(ek.RawIssuer, ica.RawSubject) {
+		return nil, fmt.Errorf("%w: the %v is issued by %q, not by AMD's %q", attestation.ErrUntrustedRoot, ekRole, ek.Issuer.CommonName, ica.Subject.CommonName)
 	}
-	ch := &chain{line: line, ek: ek, ica: ica, ark: ark, exts: exts, notBefore: ek.NotBefore, notAfter: ek.NotAfter}
+	ch := &chain{line: line, roots: roots, ek: ek, ica: ica, ark: ark, exts: exts, notBefore: ek.NotBefore, notAfter: ek.NotAfter}
 	for _, c := range []struct {
 		r    role
 		cert *x509.Certificate
@@ -338,27 +345,83 @@ func (v *Verifier) verifyChain(report *spb.Report, signer abi.ReportSigner, set 
 			ch.notAfter = c.cert.NotAfter
 		}
 	}
+	if err := checkKDSProfile(ek, exts, signer, line, reportProductLine(report) == ""); err != nil {
+		return nil, fmt.Errorf("%w: the %v certificate is not as AMD's KDS issues them: %v", attestation.ErrBadSignature, ekRole, err)
+	}
+	// The signature, with crypto/x509's path rules (critical extensions,
+	// basic constraints, path length, key usage), the intermediate as the
+	// anchor: it is the embedded one or was checked against the ARK above.
+	// go-sev-guest uses the same rules with its default options.
+	anchor := x509.NewCertPool()
+	anchor.AddCert(ica)
+	if _, err := ek.Verify(x509.VerifyOptions{Roots: anchor, CurrentTime: now}); err != nil {
+		if sigErr := ek.CheckSignatureFrom(ica); sigErr != nil {
+			return nil, fmt.Errorf("%w: the %v certificate's signature does not verify with AMD's %s: %v", attestation.ErrBadSignature, ekRole, ica.Subject.CommonName, sigErr)
+		}
+		return nil, fmt.Errorf("%w: the %v certificate does not chain to AMD's %s: %v", attestation.ErrUntrustedRoot, ekRole, ica.Subject.CommonName, err)
+	}
 	return ch, nil
+}
+
+// checkKDSProfile checks the endorsement key certificate against AMD's
+// Key Distribution Service specification (57230) as go-sev-guest's
+// verify.SnpAttestation does: X.509 version 3, signed with RSASSA-PSS and
+// SHA-384, an ECDSA P-384 key, AMD's subject and issuer names (Santa Clara,
+// CA, US; Advanced Micro Devices; Engineering), subject SEV-VCEK or
+// SEV-VLEK and issuer SEV-<line> or SEV-VLEK-<line>; and, when the report
+// names no product (version 2), a product name in the certificate that
+// go-sev-guest knows, with the stepping for a VCEK. It checks no signature.
+func checkKDSProfile(ek *x509.Certificate, exts *kds.Extensions, signer abi.ReportSigner, line string, v2 bool) error {
+	if ek.Version != 3 {
+		return fmt.Errorf("version %d, want 3", ek.Version)
+	}
+	if ek.SignatureAlgorithm != x509.SHA384WithRSAPSS {
+		return fmt.Errorf("signature algorithm %v, want SHA-384 with RSASSA-PSS", ek.SignatureAlgorithm)
+	}
+	if pub, ok := ek.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P384() {
+		return fmt.Errorf("the public key is not ECDSA P-384")
+	}
+	if v2 {
+		if _, err := kds.ParseProductName(exts.ProductName, signer); err != nil {
+			return err
+		}
+	}
+	issuer := "SEV-" + line
+	if signer == abi.VlekReportSigner {
+		issuer = "SEV-VLEK-" + line
+	}
+	for _, n := range []struct {
+		what, cn string
+		name     pkix.Name
+	}{{"subject", "SEV-" + signer.String(), ek.Subject}, {"issuer", issuer, ek.Issuer}} {
+		if n.name.CommonName != n.cn {
+			return fmt.Errorf("%s common name %q, want %q", n.what, n.name.CommonName, n.cn)
+		}
+		for _, f := range []struct {
+			what string
+			got  []string
+			want string
+		}{
+			{"country", n.name.Country, "US"},
+			{"locality", n.name.Locality, "Santa Clara"},
+			{"state", n.name.Province, "CA"},
+			{"organization", n.name.Organization, "Advanced Micro Devices"},
+			{"organizational unit", n.name.OrganizationalUnit, "Engineering"},
+		} {
+			if len(f.got) != 1 || f.got[0] != f.want {
+				return fmt.Errorf("%s %s %q, want %q", n.what, f.what, f.got, f.want)
+			}
+		}
+	}
+	return nil
+}
+
+func cachedDetail(ch *chain, ekRole role) string {
+	return fmt.Sprintf("%v → %s → ARK-%s verified earlier (cached)", ekRole, ch.ica.Subject.CommonName, ch.line)
 }
 
 func chainDetail(ch *chain, ekRole role) string {
 	return fmt.Sprintf("%v → %s → ARK-%s (AMD root embedded in go-sev-guest)", ekRole, ch.ica.Subject.CommonName, ch.line)
-}
-
-// sevRoot returns go-sev-guest's root of trust for the chain: the embedded
-// one, or a copy holding the evidence's intermediate when that differs.
-func (v *Verifier) sevRoot(ch *chain) *trust.AMDRootCerts {
-	r := v.roots[ch.line]
-	if ch.ica == r.ask || ch.ica == r.asvk {
-		return r.sev
-	}
-	pc := *r.sev.ProductCerts
-	if ch.ica.Subject.CommonName == r.asvk.Subject.CommonName {
-		pc.Asvk = ch.ica
-	} else {
-		pc.Ask = ch.ica
-	}
-	return &trust.AMDRootCerts{Product: ch.line, ProductLine: ch.line, ProductCerts: &pc}
 }
 
 // attestationProto assembles go-sev-guest's view of the evidence.

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,8 +74,8 @@ func (w window) check(what string, now time.Time) error {
 }
 
 // checkIntelCert checks what Intel's verification algorithm demands of every
-// certificate: X.509 v3, ECDSA P-256 key, ECDSA-SHA256 signature, expected
-// subject, and a signature by parent.
+// certificate besides its signature: X.509 v3, ECDSA P-256 key, ECDSA-SHA256
+// signature, expected subject, issued by parent.
 func checkIntelCert(cert, parent *x509.Certificate, cns ...string) error {
 	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
 	if cert.Version != 3 || cert.SignatureAlgorithm != x509.ECDSAWithSHA256 || !ok || pub.Curve != elliptic.P256() {
@@ -90,9 +91,6 @@ func checkIntelCert(cert, parent *x509.Certificate, cns ...string) error {
 	if !bytes.Equal(cert.RawIssuer, parent.RawSubject) {
 		return fmt.Errorf("%w: certificate %q is not issued by %q", attestation.ErrUntrustedRoot, cert.Subject.CommonName, parent.Subject.CommonName)
 	}
-	if err := cert.CheckSignatureFrom(parent); err != nil {
-		return fmt.Errorf("%w: certificate %q: %v", attestation.ErrBadSignature, cert.Subject.CommonName, err)
-	}
 	return nil
 }
 
@@ -100,6 +98,10 @@ func checkIntelCert(cert, parent *x509.Certificate, cns ...string) error {
 // trusted root, with Intel's constraints on every certificate and the X.509
 // path rules of crypto/x509, and returns the chain's validity window.
 // root is the chain's own root certificate, which must be the trusted one.
+// Each signature is checked once, by crypto/x509's path validation; only
+// when that fails are the signatures checked one by one, to tell a bad
+// signature (attestation.ErrBadSignature) from a chain that breaks a path
+// rule (attestation.ErrUntrustedRoot).
 func verifyChain(trusted, root, intermediate, leaf *x509.Certificate, leafCNs []string, intermediateCNs ...string) (window, error) {
 	var w window
 	if !root.Equal(trusted) {
@@ -123,18 +125,48 @@ func verifyChain(trusted, root, intermediate, leaf *x509.Certificate, leafCNs []
 	}
 	w.narrow(leaf.NotBefore, leaf.NotAfter)
 	if w.notAfter.Before(w.notBefore) {
+		if err := checkSignatures(trusted, intermediate, leaf); err != nil {
+			return w, err
+		}
 		return w, fmt.Errorf("%w: the certificates in the chain are never valid at the same time", attestation.ErrCollateralExpired)
 	}
-	// Path validation (basic constraints, path length, critical
-	// extensions) at an instant where every certificate is valid; the
-	// caller checks its own verification time against the window.
+	// Signatures and path validation (basic constraints, path length,
+	// critical extensions) at an instant where every certificate is
+	// valid; the caller checks its own verification time against the
+	// window.
 	roots := x509.NewCertPool()
 	roots.AddCert(trusted)
-	opts := x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: w.notBefore, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
-	if _, err := leaf.Verify(opts); err != nil {
+	want := []*x509.Certificate{leaf, trusted}
+	if intermediate != nil {
+		want = []*x509.Certificate{leaf, intermediate, trusted}
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: w.notBefore, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err == nil && !slices.ContainsFunc(chains, func(c []*x509.Certificate) bool { return slices.EqualFunc(c, want, (*x509.Certificate).Equal) }) {
+		err = errors.New("x509: the chain found is not the one given")
+	}
+	if err != nil {
+		if sigErr := checkSignatures(trusted, intermediate, leaf); sigErr != nil {
+			return w, sigErr
+		}
 		return w, fmt.Errorf("%w: %v", attestation.ErrUntrustedRoot, err)
 	}
 	return w, nil
+}
+
+// checkSignatures checks each signature of the chain on its own, to name
+// the certificate whose signature does not verify.
+func checkSignatures(trusted, intermediate, leaf *x509.Certificate) error {
+	parent := trusted
+	if intermediate != nil {
+		if err := intermediate.CheckSignatureFrom(trusted); err != nil {
+			return fmt.Errorf("%w: certificate %q: %v", attestation.ErrBadSignature, intermediate.Subject.CommonName, err)
+		}
+		parent = intermediate
+	}
+	if err := leaf.CheckSignatureFrom(parent); err != nil {
+		return fmt.Errorf("%w: certificate %q: %v", attestation.ErrBadSignature, leaf.Subject.CommonName, err)
+	}
+	return nil
 }
 
 // parseChainPEM parses a PEM chain of exactly n certificates, leaf first.

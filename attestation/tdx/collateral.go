@@ -228,31 +228,59 @@ func signedBody(what, field string, body []byte) (json.RawMessage, []byte, error
 	return signed, sig, nil
 }
 
-// verifySigned verifies an Intel-signed PCS response under its issuer
-// chain (TCB signing certificate, root) and returns the signed member and
-// the window of the chain.
-func verifySigned(trusted *x509.Certificate, what, field string, body, chainPEM []byte) (json.RawMessage, *x509.Certificate, window, error) {
-	var w window
-	signed, sig, err := signedBody(what, field, body)
-	if err != nil {
-		return nil, nil, w, err
-	}
+// issuerChain is a verified PCS issuer chain: the TCB signing
+// certificate under the Intel SGX Root CA, and the window in which both are
+// valid.
+type issuerChain struct {
+	signer *x509.Certificate
+	window window
+}
+
+// chainVerifier verifies the issuer chain of the PCS response what.
+type chainVerifier func(what string, chainPEM []byte) (*issuerChain, error)
+
+// verifyIssuerChain verifies a PCS issuer chain (TCB signing certificate,
+// root) under trusted.
+func verifyIssuerChain(trusted *x509.Certificate, what string, chainPEM []byte) (*issuerChain, error) {
 	certs, err := parseChainPEM(what+" issuer chain", decodeIssuerChain(chainPEM), 2)
 	if err != nil {
-		return nil, nil, w, err
+		return nil, err
 	}
 	signer, root := certs[0], certs[1]
-	if w, err = verifyChain(trusted, root, nil, signer, []string{tcbSigningCN}); err != nil {
-		return nil, nil, w, fmt.Errorf("%s issuer chain: %w", what, err)
+	w, err := verifyChain(trusted, root, nil, signer, []string{tcbSigningCN})
+	if err != nil {
+		return nil, fmt.Errorf("%s issuer chain: %w", what, err)
+	}
+	return &issuerChain{signer: signer, window: w}, nil
+}
+
+// uncachedChains verifies every issuer chain it is given under trusted.
+func uncachedChains(trusted *x509.Certificate) chainVerifier {
+	return func(what string, chainPEM []byte) (*issuerChain, error) {
+		return verifyIssuerChain(trusted, what, chainPEM)
+	}
+}
+
+// verifySigned verifies an Intel-signed PCS response under its issuer
+// chain, verified by chains, and returns the signed member, the signer and
+// the window of the chain.
+func verifySigned(chains chainVerifier, what, field string, body, chainPEM []byte) (json.RawMessage, *x509.Certificate, window, error) {
+	signed, sig, err := signedBody(what, field, body)
+	if err != nil {
+		return nil, nil, window{}, err
+	}
+	ic, err := chains(what, chainPEM)
+	if err != nil {
+		return nil, nil, window{}, err
 	}
 	der, err := abi.SignatureToDER(sig)
 	if err != nil {
-		return nil, nil, w, fmt.Errorf("%w: %s signature: %v", attestation.ErrMalformed, what, err)
+		return nil, nil, window{}, fmt.Errorf("%w: %s signature: %v", attestation.ErrMalformed, what, err)
 	}
-	if err := signer.CheckSignature(x509.ECDSAWithSHA256, signed, der); err != nil {
-		return nil, nil, w, fmt.Errorf("%w: %s signature does not verify under %q", attestation.ErrBadSignature, what, signer.Subject.CommonName)
+	if err := ic.signer.CheckSignature(x509.ECDSAWithSHA256, signed, der); err != nil {
+		return nil, nil, window{}, fmt.Errorf("%w: %s signature does not verify under %q", attestation.ErrBadSignature, what, ic.signer.Subject.CommonName)
 	}
-	return signed, signer, w, nil
+	return signed, ic.signer, ic.window, nil
 }
 
 // tcbInfo is a verified TDX TCB info.
@@ -265,7 +293,13 @@ type tcbInfo struct {
 // verifyTCBInfo verifies a TDX TCB info response body under its issuer
 // chain and decodes it.
 func verifyTCBInfo(trusted *x509.Certificate, body, chainPEM []byte) (*tcbInfo, error) {
-	signed, signer, w, err := verifySigned(trusted, "tcb info", "tcbInfo", body, chainPEM)
+	return verifyTCBInfoWith(uncachedChains(trusted), body, chainPEM)
+}
+
+// verifyTCBInfoWith is verifyTCBInfo with the issuer chain verified by
+// chains.
+func verifyTCBInfoWith(chains chainVerifier, body, chainPEM []byte) (*tcbInfo, error) {
+	signed, signer, w, err := verifySigned(chains, "tcb info", "tcbInfo", body, chainPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +328,13 @@ type qeIdentity struct {
 // verifyQEIdentity verifies a QE identity response body under its issuer
 // chain and decodes it.
 func verifyQEIdentity(trusted *x509.Certificate, body, chainPEM []byte) (*qeIdentity, error) {
-	signed, signer, w, err := verifySigned(trusted, "qe identity", "enclaveIdentity", body, chainPEM)
+	return verifyQEIdentityWith(uncachedChains(trusted), body, chainPEM)
+}
+
+// verifyQEIdentityWith is verifyQEIdentity with the issuer chain verified
+// by chains.
+func verifyQEIdentityWith(chains chainVerifier, body, chainPEM []byte) (*qeIdentity, error) {
+	signed, signer, w, err := verifySigned(chains, "qe identity", "enclaveIdentity", body, chainPEM)
 	if err != nil {
 		return nil, err
 	}

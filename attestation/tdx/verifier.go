@@ -39,19 +39,21 @@ type Config struct {
 const maxCacheEntries = 256
 
 // Verifier verifies TDX quotes. It is safe for concurrent use. It caches
-// the outcome of verifying PCK chains, TCB infos, QE identities and CRLs,
-// keyed by the SHA-256 of their bytes, and checks validity periods against
-// the verification time on every call.
+// the outcome of verifying PCK chains, PCS issuer chains (one for the TCB
+// info and the QE identity, which share their signer), TCB infos, QE
+// identities and CRLs, keyed by the SHA-256 of their bytes, and checks
+// validity periods against the verification time on every call.
 type Verifier struct {
 	cfg  Config
 	log  *slog.Logger
 	root *x509.Certificate
 
-	pckChains   *cache[*pckResult]
-	tcbInfos    *cache[*tcbInfo]
-	qeIDs       *cache[*qeIdentity]
-	crls        *cache[*crl]
-	pckCRLChain *cache[*x509.Certificate]
+	pckChains    *cache[*pckResult]
+	issuerChains *cache[*issuerChain]
+	tcbInfos     *cache[*tcbInfo]
+	qeIDs        *cache[*qeIdentity]
+	crls         *cache[*crl]
+	pckCRLChain  *cache[*x509.Certificate]
 }
 
 var _ attestation.Verifier = (*Verifier)(nil)
@@ -67,14 +69,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Verifier{
-		cfg:         cfg,
-		log:         log,
-		root:        root,
-		pckChains:   newCache[*pckResult](maxCacheEntries),
-		tcbInfos:    newCache[*tcbInfo](maxCacheEntries),
-		qeIDs:       newCache[*qeIdentity](maxCacheEntries),
-		crls:        newCache[*crl](maxCacheEntries),
-		pckCRLChain: newCache[*x509.Certificate](maxCacheEntries),
+		cfg:          cfg,
+		log:          log,
+		root:         root,
+		pckChains:    newCache[*pckResult](maxCacheEntries),
+		issuerChains: newCache[*issuerChain](maxCacheEntries),
+		tcbInfos:     newCache[*tcbInfo](maxCacheEntries),
+		qeIDs:        newCache[*qeIdentity](maxCacheEntries),
+		crls:         newCache[*crl](maxCacheEntries),
+		pckCRLChain:  newCache[*x509.Certificate](maxCacheEntries),
 	}, nil
 }
 
@@ -292,12 +295,29 @@ func (v *Verifier) verifyTCBInfo(col *attestation.Collateral, now time.Time) (*t
 	t, ok := v.tcbInfos.get(key)
 	if !ok {
 		var err error
-		if t, err = verifyTCBInfo(v.root, col.TCBInfo, col.TCBInfoIssuerChain); err != nil {
+		if t, err = verifyTCBInfoWith(v.issuerChain, col.TCBInfo, col.TCBInfoIssuerChain); err != nil {
 			return nil, err
 		}
 		v.tcbInfos.put(key, t)
 	}
 	return t, t.window.check("tcb info", now)
+}
+
+// issuerChain verifies a PCS issuer chain, from the cache when it has been
+// verified before: the TCB info and the QE identity are signed by the same
+// TCB signing certificate, whose chain is then verified once. The chain's
+// window is checked by the callers, narrowed by their collateral's.
+func (v *Verifier) issuerChain(what string, chainPEM []byte) (*issuerChain, error) {
+	key := cacheKey(chainPEM)
+	ic, ok := v.issuerChains.get(key)
+	if !ok {
+		var err error
+		if ic, err = verifyIssuerChain(v.root, what, chainPEM); err != nil {
+			return nil, err
+		}
+		v.issuerChains.put(key, ic)
+	}
+	return ic, nil
 }
 
 // verifyQEIdentity is verifyTCBInfo for the QE identity.
@@ -306,7 +326,7 @@ func (v *Verifier) verifyQEIdentity(col *attestation.Collateral, now time.Time) 
 	q, ok := v.qeIDs.get(key)
 	if !ok {
 		var err error
-		if q, err = verifyQEIdentity(v.root, col.QEIdentity, col.QEIdentityIssuerChain); err != nil {
+		if q, err = verifyQEIdentityWith(v.issuerChain, col.QEIdentity, col.QEIdentityIssuerChain); err != nil {
 			return nil, err
 		}
 		v.qeIDs.put(key, q)
