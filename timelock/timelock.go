@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"slices"
@@ -88,22 +87,11 @@ func defaults(c *Chain, net *Network, now *func() time.Time, log **slog.Logger) 
 	return nil
 }
 
-// hashWriter counts and hashes what passes through it.
-type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (h *hashWriter) Write(p []byte) (int, error) {
-	n, err := h.w.Write(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	return n, err
-}
-
 // Seal time-locks src into dst and returns the registration of the sealed
-// file (docs/spec/timelock.md §5).
+// file (docs/spec/timelock.md §5). The registration's SHA-256 of the
+// sealed file is computed on a second goroutine, which also writes to dst,
+// while this one encrypts; dst need not be safe for concurrent use, since
+// only that goroutine writes to it.
 func Seal(ctx context.Context, dst io.Writer, src io.Reader, opts SealOptions) (*Registration, error) {
 	if err := defaults(&opts.Chain, &opts.Network, &opts.Now, &opts.Logger); err != nil {
 		return nil, err
@@ -130,20 +118,32 @@ func Seal(ctx context.Context, dst io.Writer, src io.Reader, opts SealOptions) (
 	if err != nil {
 		return nil, err
 	}
-	hw := &hashWriter{w: dst, h: sha256.New()}
+	// The registration needs the SHA-256 of the sealed file: dw computes it
+	// on a second goroutine while this one encrypts.
+	dw := newDigestWriter(dst)
+	defer dw.Close()
 	reg := &Registration{Version: RegistrationVersion, ChainHash: info.Hash, Round: round, ReleaseTime: release, SealedAt: now.UTC().Truncate(time.Second)}
 	if len(opts.Recipients) == 0 {
 		reg.Format = FormatTlock
-		if err := tlock.New(&tlockNet{info: info}).Encrypt(hw, src, round); err != nil {
+		err = tlock.New(&tlockNet{info: info}).Encrypt(dw, src, round)
+		if cerr := dw.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write: %w", cerr)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("tlock encrypt: %w", err)
 		}
 	} else {
 		reg.Format = FormatKura
-		if reg.Recipients, err = sealEnvelope(ctx, hw, src, info, round, opts); err != nil {
+		reg.Recipients, err = sealEnvelope(ctx, dw, src, info, round, opts)
+		if cerr := dw.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
-	reg.SealedSHA256, reg.SealedSize = hex.EncodeToString(hw.h.Sum(nil)), hw.n
+	sum, n := dw.Sum()
+	reg.SealedSHA256, reg.SealedSize = hex.EncodeToString(sum), n
 	opts.Logger.Info("timelock: sealed", "format", reg.Format, "chain_hash", info.Hash, "round", round,
 		"release_time", release, "recipients", len(reg.Recipients), "sealed_sha256", reg.SealedSHA256)
 	return reg, nil
@@ -356,12 +356,16 @@ func Open(ctx context.Context, dst io.Writer, src io.Reader, opts OpenOptions) (
 	if b.Round != in.Round {
 		return refuse(fmt.Errorf("%w: asked for round %d, got %d", ErrBadBeacon, in.Round, b.Round))
 	}
-	if err := info.VerifyBeacon(b.Round, b.Signature); err != nil {
-		return refuse(err)
-	}
+	// The beacon's signature is verified against the chain's public key
+	// before it is used, by tlock.TimeUnlock (through tlock's Decrypt for
+	// tlock files); ChainInfo.VerifyBeacon runs only when opening failed,
+	// to tell a bad beacon from a tampered file.
 	if h.tl != nil {
 		err = tlock.New(&tlockNet{info: info, round: b.Round, sig: b.Signature}).Strict().Decrypt(dst, io.MultiReader(bytes.NewReader(h.tl.raw), h.rest))
 		if err != nil {
+			if verr := info.VerifyBeacon(b.Round, b.Signature); verr != nil {
+				return refuse(verr)
+			}
 			return refuse(fmt.Errorf("%w: %w", ErrTampered, err))
 		}
 	} else if err := openEnvelope(ctx, dst, h, mine, info, b, opts.Identity); err != nil {
@@ -378,6 +382,9 @@ func openEnvelope(ctx context.Context, dst io.Writer, h *header, mine *wrapped, 
 	}
 	t, err := tlock.TimeUnlock(*info.scheme, info.point(), chain.Beacon{Round: b.Round, Signature: b.Signature}, ct)
 	if err != nil {
+		if verr := info.VerifyBeacon(b.Round, b.Signature); verr != nil {
+			return verr
+		}
 		return fmt.Errorf("%w: time-lock key does not decrypt: %w", ErrTampered, err)
 	}
 	defer clear(t)
