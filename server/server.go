@@ -97,8 +97,8 @@ type Config struct {
 	// P-384, created if missing (default <DataDir>/verifier-key.pem).
 	TokenKeyFile string
 	// Store is the platform's state: a SQLite file path or a postgres://
-	// URL (default <DataDir>/kbs.db). A server running only the verifier
-	// with no Store keeps its nonces in memory.
+	// URL (default <DataDir>/kbs.db). The verifier keeps its nonces in
+	// memory unless the store is PostgreSQL, where replicas share them.
 	Store string
 	// Verification configures the built-in verifier.
 	Verification Verification

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kura-cc/kura/appraisal"
@@ -80,7 +81,7 @@ type Verification struct {
 // evidence on either (az-snp-vtpm, az-tdx-vtpm), Arm CCA, plain TPM 2.0
 // quotes, NVIDIA GPU reports (under NVIDIA's embedded device root) and the
 // simulated TEE. issuer may be nil (no tokens); nonces nil
-// keeps issued nonces in memory.
+// tracks issued nonces in memory (verifier.Config.Nonces).
 func (v Verification) Service(ctx context.Context, log *slog.Logger, issuer *token.Issuer, nonces verifier.NonceStore) (*verifier.Service, error) {
 	var ref *appraisal.ReferenceValues
 	if v.ReferenceFile != "" {
@@ -276,8 +277,11 @@ func (b *build) buildVerifier(ctx context.Context) error {
 	if b.issuer, err = token.NewIssuer(token.IssuerConfig{Key: key, Build: build}); err != nil {
 		return err
 	}
+	// Replicas share a PostgreSQL store, and through it their nonces. One
+	// process (no store, or SQLite, which is for one process) keeps them
+	// in memory: no store write per nonce (docs/spec/attestation.md §8.1).
 	var nonces verifier.NonceStore
-	if b.state != nil {
+	if b.state != nil && IsSharedStore(b.path(b.cfg.Store, "kbs.db")) {
 		nonces = b.state.Ephemeral()
 	}
 	v := b.cfg.Verification
@@ -290,6 +294,12 @@ func (b *build) buildVerifier(ctx context.Context) error {
 	}
 	b.verifier, err = v.Service(ctx, b.log, b.issuer, nonces)
 	return err
+}
+
+// IsSharedStore reports whether a store specification (Config.Store) names
+// a store that several replicas share: a postgres:// URL.
+func IsSharedStore(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
 }
 
 // loadOrCreateKey reads an ECDSA signing key of the verifier (what names

@@ -141,8 +141,8 @@ func (s *Service) handleAKChallenge(w http.ResponseWriter, r *http.Request) erro
 	idb := make([]byte, challengeIDSize)
 	rand.Read(idb)
 	id := hex.EncodeToString(idb)
-	exp := s.nonces.now().Add(AKChallengeTTL)
-	ok, err := s.nonces.eph.Add(ctx, challengeKey(id), state, exp)
+	exp := s.now().Add(AKChallengeTTL)
+	ok, err := s.challenges.Add(ctx, challengeKey(id), state, exp)
 	switch {
 	case errors.Is(err, store.ErrFull):
 		return fmt.Errorf("%w: %w", ErrTooManyNonces, err)
@@ -174,7 +174,7 @@ func (s *Service) handleAKCertificate(w http.ResponseWriter, r *http.Request) er
 	var state []byte
 	ok := false
 	if raw, err := hex.DecodeString(req.ChallengeID); err == nil && len(raw) == challengeIDSize {
-		if state, ok, err = s.nonces.eph.Take(ctx, challengeKey(req.ChallengeID)); err != nil {
+		if state, ok, err = s.challenges.Take(ctx, challengeKey(req.ChallengeID)); err != nil {
 			return fmt.Errorf("verifier: take the ak challenge: %w", err)
 		}
 	}

@@ -26,20 +26,29 @@ type Config struct {
 	Issuer *token.Issuer
 	// NonceTTL is how long an issued nonce stays valid; zero means 5 minutes.
 	NonceTTL time.Duration
-	// MaxNonces bounds outstanding nonces kept in memory; zero means
-	// 100000. It does not apply to Nonces.
+	// MaxNonces bounds the nonces issued within the last NonceTTL when
+	// Nonces is nil (one bit of memory each); zero means
+	// DefaultMaxNonces. Beyond it, Nonce fails with ErrTooManyNonces.
 	MaxNonces int
-	// Nonces keeps issued nonces. Nil keeps them in this process's memory;
-	// replicas that share a store's Ephemeral accept each other's nonces.
+	// Nonces, when set, keeps every issued nonce as a record of a store
+	// shared by replicas, which accept each other's nonces, once. Nil
+	// keeps nothing per nonce: nonces are authenticated with a key of this
+	// Service, made when it is and kept only in memory, and their single
+	// use is tracked in memory (docs/spec/attestation.md §8.1). Nil is
+	// right for one process; such nonces are not accepted after a restart.
 	Nonces NonceStore
 	// AKEnroller, when set, certifies TPM attestation keys after credential
 	// activation: the Service serves /v1/attestation/tpm/ak-challenge,
-	// /ak-certificate and /ak-ca, and keeps the challenges in Nonces.
+	// /ak-certificate and /ak-ca, and keeps the challenges in Nonces (nil:
+	// in memory).
 	AKEnroller AKEnroller
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
+
+// maxChallenges bounds the TPM AK enrolment challenges kept in memory.
+const maxChallenges = 100000
 
 // NonceStore keeps issued nonces until they are taken or expire
 // (store.Ephemeral implements it). Add reports false when the key exists;
@@ -53,10 +62,13 @@ type NonceStore interface {
 // Service verifies evidence and issues attestation results. It is safe for
 // concurrent use.
 type Service struct {
-	tees       map[attestation.TEE]attestation.Verifier
-	appraiser  *appraisal.Appraiser
-	issuer     *token.Issuer
-	nonces     *nonces
+	tees      map[attestation.TEE]attestation.Verifier
+	appraiser *appraisal.Appraiser
+	issuer    *token.Issuer
+	nonces    nonceSource
+	now       func() time.Time
+	// challenges keeps TPM AK enrolment challenges.
+	challenges NonceStore
 	akEnroller AKEnroller
 	log        *slog.Logger
 }
@@ -73,21 +85,25 @@ func New(cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	n := &nonces{ttl: cfg.NonceTTL, now: cfg.Now, eph: cfg.Nonces}
-	if n.ttl == 0 {
-		n.ttl = 5 * time.Minute
+	ttl, now := cfg.NonceTTL, cfg.Now
+	if ttl == 0 {
+		ttl = 5 * time.Minute
 	}
-	if n.now == nil {
-		n.now = time.Now
+	if now == nil {
+		now = time.Now
 	}
-	if n.eph == nil {
-		max := cfg.MaxNonces
-		if max == 0 {
-			max = 100000
-		}
-		n.eph = store.NewMemoryEphemeral(max, n.now)
+	s.now = now
+	if cfg.Nonces != nil {
+		s.nonces = &storeNonces{ttl: ttl, now: now, eph: cfg.Nonces}
+		s.challenges = cfg.Nonces
+		return s, nil
 	}
-	s.nonces = n
+	max := cfg.MaxNonces
+	if max <= 0 {
+		max = DefaultMaxNonces
+	}
+	s.nonces = newMemoryNonces(ttl, now, max)
+	s.challenges = store.NewMemoryEphemeral(maxChallenges, now)
 	return s, nil
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
 	"github.com/kura-cc/kura/attestation/sim"
-	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/token"
 )
 
@@ -176,10 +175,9 @@ func TestRefusals(t *testing.T) {
 
 	t.Run("expired nonce", func(t *testing.T) {
 		now := time.Now()
-		clock := func() time.Time { return now }
-		saved := *f.svc.nonces
-		f.svc.nonces.now, f.svc.nonces.eph = clock, store.NewMemoryEphemeral(0, clock)
-		defer func() { *f.svc.nonces = saved }()
+		saved := f.svc.nonces
+		f.svc.nonces = newMemoryNonces(5*time.Minute, func() time.Time { return now }, 10)
+		defer func() { f.svc.nonces = saved }()
 		b := fresh()
 		now = now.Add(time.Hour)
 		if _, err := f.client.Verify(ctx, b); !errors.Is(err, attestation.ErrNonce) || !strings.Contains(err.Error(), "expired") {
@@ -235,25 +233,6 @@ func (zeros) Read(p []byte) (int, error) {
 		p[i] = ' '
 	}
 	return len(p), nil
-}
-
-func TestNonceStoreBounded(t *testing.T) {
-	ctx := context.Background()
-	now := time.Now()
-	clock := func() time.Time { return now }
-	n := &nonces{ttl: time.Minute, now: clock, eph: store.NewMemoryEphemeral(3, clock)}
-	for range 3 {
-		if _, _, err := n.issue(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := n.issue(ctx); !errors.Is(err, ErrTooManyNonces) {
-		t.Errorf("fourth nonce: %v, want ErrTooManyNonces", err)
-	}
-	now = now.Add(2 * time.Minute)
-	if _, _, err := n.issue(ctx); err != nil {
-		t.Errorf("expired nonces were not swept: %v", err)
-	}
 }
 
 func BenchmarkVerifySim(b *testing.B) {

@@ -82,7 +82,7 @@ func (f *serveFlags) register(cmd *cobra.Command, g *globals) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (and /healthz, /readyz) on this separate address instead of the main listener")
 	fs.Float64Var(&f.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second allowed per client address on every POST and PUT under /v1/ (nonces, verifications, log intake, collaboration pushes; burst 2x)")
 	if len(f.roles) == 1 && f.roles[0] == server.RoleVerifier {
-		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a SQLite file path or a postgres:// URL (KURA_STORE); default in memory")
+		fs.StringVar(&f.kbs.store, "store", g.envDefault("KURA_STORE", ""), "keep issued nonces in this store, shared by replicas: a postgres:// URL (KURA_STORE); default, or with a SQLite file path (one process), in memory")
 	} else {
 		f.kbs.register(cmd, g)
 		fs.Float64Var(&f.kbsRateLimit, "kbs-rate-limit", 200, "key broker requests per second allowed per client address (burst 2x)")
