@@ -564,3 +564,54 @@ func TestJSONValue(t *testing.T) {
 		t.Errorf("struct: %v", err)
 	}
 }
+
+// TestPrepare: a run after Prepare outputs exactly what a run without it
+// does, refuses what it refuses, and Prepare of a declared analysis, an
+// unknown one or no manifest is a no-op.
+func TestPrepare(t *testing.T) {
+	ctx := context.Background()
+	q := `SELECT f.destination_area AS area, f.age_band, count(DISTINCT v.subscriber_id) AS visitors
+FROM flights f JOIN visits v ON f.phone = v.phone AND f.destination_area = v.area AND v.arrival_date = f.flight_date
+GROUP BY f.destination_area, f.age_band`
+	fx := newFixture(t, 5000, sqlAnalysis("q", q), sqlAnalysis("bad", "SELECT f.phone, count(*) FROM flights f GROUP BY f.phone"), byHome())
+	run := func(prepare bool, id string) (string, error) {
+		t.Helper()
+		e := fx.engine(t, Config{})
+		if prepare {
+			for _, p := range []string{id, "nope"} {
+				if err := e.Prepare(ctx, fx.m, p); err != nil {
+					t.Fatalf("prepare %s: %v", p, err)
+				}
+			}
+			if err := e.Prepare(ctx, nil, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := e.Run(ctx, fx.m, id)
+		if err != nil {
+			return "", err
+		}
+		b, err := res.Encode()
+		return string(b), err
+	}
+	for _, id := range []string{"q", "by_home"} {
+		want, err := run(false, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := run(true, id); err != nil || got != want {
+			t.Errorf("%s: prepared run differs: %v\n got %s\nwant %s", id, err, got, want)
+		}
+	}
+	if _, err := run(true, "bad"); !errors.Is(err, ErrIdentityOutput) {
+		t.Errorf("prepared refused analysis: %v, want ErrIdentityOutput", err)
+	}
+	e, err := New(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if err := e.Prepare(ctx, fx.m, "q"); !errors.Is(err, ErrClosed) {
+		t.Errorf("prepare after close: %v, want ErrClosed", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset/table"
 )
 
@@ -106,6 +107,32 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// Prepare does ahead of Run the part of running analysis analysisID of m
+// that needs no data, so that a caller can overlap it with fetching and
+// decrypting the datasets: for custom SQL, listing DuckDB's aggregate
+// functions, which its checks need (about 10 ms; once per engine). It
+// checks nothing, Run still checks everything, and calling it is
+// optional: Run does what Prepare did not.
+func (e *Engine) Prepare(ctx context.Context, m *collab.Manifest, analysisID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if m == nil {
+		return nil
+	}
+	if a := m.Analysis(analysisID); a == nil || a.Kind != collab.KindSQL || e.aggs != nil {
+		return nil
+	}
+	aggs, err := e.aggregateNames(ctx)
+	if err != nil {
+		return err
+	}
+	e.aggs = aggs
+	return nil
 }
 
 // aggregateNames lists DuckDB's aggregate functions, so that the custom

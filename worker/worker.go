@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kura-cc/kura/analysis"
@@ -89,7 +90,10 @@ type Output struct {
 	Rows    int
 	// Suppressed is how many output rows the output policy withheld.
 	Suppressed int
-	// Timings are per phase, for benchmarks.
+	// Timings are per phase, for benchmarks, in the order the phases
+	// ended. Work done in the background (opening the engine during the
+	// fetch, decrypting a dataset while the next key is asked for) counts
+	// in the phase it overlapped; "wait for the engine" is what was left.
 	Timings []Timing
 }
 
@@ -116,25 +120,28 @@ type run struct {
 	verifier, verifierName string
 	// teeKey, token and evidence are the run's attestation, which the
 	// bundle and receipt carry; evidence is nil until the run attested.
-	teeKey   *keybroker.TEEKey
-	token    string
-	evidence []byte
-	keys     map[string]*dataset.Key
-	files    []*os.File // in-memory plaintext
-	engine   *analysis.Engine
-	destroy  []result.Destroyed
-	timings  []Timing
-	mark     time.Time
+	teeKey    *keybroker.TEEKey
+	token     string
+	evidence  []byte
+	attestErr error // of attesting to the verifier while fetching
+	keys      map[string]*dataset.Key
+	files     []*os.File // in-memory plaintext
+	engine    *analysis.Engine
+	destroy   []result.Destroyed
+	timings   []Timing
+	mark      time.Time
 }
 
-// Run performs one clean-room run: it attests with a fresh signing key bound
+// Run performs one clean-room run: it checks every sealed file's digest
+// (the files in parallel) while it attests with a fresh signing key bound
 // into the evidence, to one of the manifest's verifiers (Config.Verifier),
-// obtains each dataset key from that dataset's own key broker (which checks
-// the verifier's token, the manifest's worker reference values, the
-// owner's approval and the dataset digest), checks each sealed
-// file's digest, opens the datasets into memory only, runs the analysis
-// under the output policy, encrypts the output to every receiver, signs the
+// and opens the analysis engine; then it obtains each dataset key from that
+// dataset's own key broker (which checks the verifier's token, the
+// manifest's worker reference values, the owner's approval and the dataset
+// digest), decrypts the datasets into memory only, runs the analysis under
+// the output policy, encrypts the output to every receiver, signs the
 // result bundle, wipes keys and plaintext, and signs a deletion receipt.
+// No key is asked for before every sealed file has matched.
 //
 // Once attested, Run returns a receipt even when the run fails, so the
 // owners learn that the keys released so far were wiped.
@@ -220,17 +227,37 @@ func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
 		r.destroy = append(r.destroy, result.Destroyed{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
 		inputs = append(inputs, result.Input{Dataset: id, SealedSHA256: ds.Descriptor.SealedSHA256, KeyResource: ds.Descriptor.KeyBroker.Resource})
 	}
-	eng, err := analysis.New(ctx, r.cfg.Engine)
+	r.phase("verify collaboration")
+	// Opening DuckDB and preparing the analysis need no data: they run
+	// while the sealed files are fetched, hashed and decrypted.
+	engineReady := r.startEngine(ctx)
+	defer engineReady() // so that wipe finds the engine, whatever happens
+	sealed, err := r.fetchAll(ctx, reads)
+	defer func() {
+		for _, s := range sealed {
+			if s.closer != nil {
+				s.closer.Close()
+			}
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}
-	r.engine = eng
-	r.phase("verify collaboration, start engine")
+	r.phase("fetch and hash sealed files, attest")
+	if err := r.openAll(ctx, reads, sealed); err != nil {
+		return nil, err
+	}
+	if err := engineReady(); err != nil {
+		return nil, err
+	}
+	r.phase("wait for the engine")
 	for i, id := range reads {
-		if err := r.load(ctx, r.manifest.Dataset(id), &r.destroy[i]); err != nil {
-			return nil, err
+		ds := r.manifest.Dataset(id)
+		if err := r.engine.LoadParquet(ctx, ds.ID, ds.Descriptor.Schema, r.files[i]); err != nil {
+			return nil, fmt.Errorf("dataset %q: %w", ds.ID, err)
 		}
 	}
+	r.phase("load")
 	res, err := r.engine.Run(ctx, r.manifest, r.an.ID)
 	if err != nil {
 		return nil, err
@@ -246,62 +273,148 @@ func (r *run) execute(ctx context.Context, out *Output) (*result.File, error) {
 		return nil, err
 	}
 	digest := result.DigestHex(output)
-	sealed, err := result.SealOutput(output, r.rc.RunID, cards)
+	sealedOut, err := result.SealOutput(output, r.rc.RunID, cards)
 	clear(output)
 	if err != nil {
 		return nil, err
 	}
 	f, err := result.SignBundle(&result.Bundle{
 		Run: r.rcBytes, CreatedAt: r.now().UTC(), Inputs: inputs,
-		OutputSHA256: digest, SuppressedRows: res.SuppressedRows, Outputs: sealed,
+		OutputSHA256: digest, SuppressedRows: res.SuppressedRows, Outputs: sealedOut,
 		Evidence: r.evidence, EAR: r.token, Collaboration: r.cfg.Collaboration,
 	}, r.sign)
 	r.phase("encrypt and sign")
 	return f, err
 }
 
-// load fetches, checks, and decrypts one dataset into memory and loads it
-// into the engine.
-func (r *run) load(ctx context.Context, ds *collab.Dataset, d *result.Destroyed) error {
+// startEngine opens the analysis engine and prepares the run's analysis
+// in the background. The function it returns waits for that, sets
+// r.engine (also when preparing failed, so that wipe closes it) and
+// returns the error; it may be called more than once.
+func (r *run) startEngine(ctx context.Context) func() error {
+	type started struct {
+		eng *analysis.Engine
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		eng, err := analysis.New(ctx, r.cfg.Engine)
+		if err == nil {
+			err = eng.Prepare(ctx, r.manifest, r.an.ID)
+		}
+		done <- started{eng, err}
+	}()
+	return sync.OnceValue(func() error {
+		s := <-done
+		r.engine = s.eng
+		return s.err
+	})
+}
+
+// sealedFile is a dataset's sealed file, fetched and its digest checked.
+type sealedFile struct {
+	src    io.ReaderAt
+	size   int64
+	closer io.Closer
+}
+
+// fetchAll fetches every dataset's sealed file and checks its SHA-256
+// against the manifest, the files in parallel; meanwhile the run attests
+// to its verifier, if it has one, which needs no data either. No key is
+// asked for before every file has matched. On error the files fetched so
+// far are returned, for the caller to close, and the error is the first
+// in the order of reads.
+func (r *run) fetchAll(ctx context.Context, reads []string) ([]sealedFile, error) {
+	var wg sync.WaitGroup
+	if r.verifier != "" {
+		wg.Go(func() { r.attestErr = r.attest(ctx) })
+	}
+	files := make([]sealedFile, len(reads))
+	errs := make([]error, len(reads))
+	for i, id := range reads {
+		wg.Go(func() { files[i], errs[i] = r.fetchAndHash(ctx, r.manifest.Dataset(id)) })
+	}
+	wg.Wait()
+	return files, firstError(errs)
+}
+
+// hashBuffer is the read size when hashing a sealed file.
+const hashBuffer = 256 << 10
+
+// fetchAndHash fetches one dataset's sealed file and checks its digest.
+func (r *run) fetchAndHash(ctx context.Context, ds *collab.Dataset) (sealedFile, error) {
 	fetch := r.cfg.Fetch
 	if fetch == nil {
 		fetch = r.fetch
 	}
 	src, size, closer, err := fetch(ctx, ds)
 	if err != nil {
-		return fmt.Errorf("dataset %q: fetch sealed file: %w", ds.ID, err)
+		return sealedFile{}, fmt.Errorf("dataset %q: fetch sealed file: %w", ds.ID, err)
 	}
-	defer closer.Close()
+	f := sealedFile{src: src, size: size, closer: closer}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
-		return fmt.Errorf("dataset %q: read sealed file: %w", ds.ID, err)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(src, 0, size), make([]byte, hashBuffer)); err != nil {
+		return f, fmt.Errorf("dataset %q: read sealed file: %w", ds.ID, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ds.Descriptor.SealedSHA256 {
-		return fmt.Errorf("%w: dataset %q: sealed file SHA-256 is %s, the manifest says %s", ErrInputMismatch, ds.ID, got, ds.Descriptor.SealedSHA256)
+		return f, fmt.Errorf("%w: dataset %q: sealed file SHA-256 is %s, the manifest says %s", ErrInputMismatch, ds.ID, got, ds.Descriptor.SealedSHA256)
 	}
-	r.phase("fetch and hash " + ds.ID)
-	key, err := r.key(ctx, ds)
-	if err != nil {
-		return err
+	return f, nil
+}
+
+// openAll obtains the datasets' keys, in the order of reads, and decrypts
+// each sealed file, whose digest fetchAll checked, into memory (r.files),
+// a dataset decrypting while the next key is asked for; each sealed file
+// is closed once decrypted. The error is the first in the order of reads.
+func (r *run) openAll(ctx context.Context, reads []string, sealed []sealedFile) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(reads)) // a key's, or else its decryption's
+	for i, id := range reads {
+		ds := r.manifest.Dataset(id)
+		key, err := r.key(ctx, ds)
+		if err != nil {
+			errs[i] = err
+			break
+		}
+		r.destroy[i].KeyReleased = true
+		r.phase("key release " + id)
+		mem, err := analysis.MemFile(id)
+		if err != nil {
+			errs[i] = err
+			break
+		}
+		r.files = append(r.files, mem)
+		wg.Go(func() { errs[i] = decrypt(ctx, ds, mem, &sealed[i], key, &r.destroy[i]) })
 	}
-	d.KeyReleased = true
-	r.phase("attest and key release " + ds.ID)
-	mem, err := analysis.MemFile(ds.ID)
-	if err != nil {
-		return err
+	wg.Wait()
+	r.phase("decrypt")
+	return firstError(errs)
+}
+
+// firstError returns the first error of errs that is not nil.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
-	r.files = append(r.files, mem)
-	if _, err := dataset.OpenAt(ctx, mem, src, size, key, dataset.Options{}); err != nil {
+	return nil
+}
+
+// decrypt decrypts one sealed file into mem, records the plaintext size
+// in d, and closes the sealed file.
+func decrypt(ctx context.Context, ds *collab.Dataset, mem *os.File, s *sealedFile, key dataset.Key, d *result.Destroyed) error {
+	if _, err := dataset.OpenAt(ctx, mem, s.src, s.size, key, dataset.Options{}); err != nil {
 		return fmt.Errorf("dataset %q: %w", ds.ID, err)
 	}
 	if st, err := mem.Stat(); err == nil {
 		d.PlaintextBytes = st.Size()
 	}
-	r.phase("decrypt " + ds.ID)
-	if err := r.engine.LoadParquet(ctx, ds.ID, ds.Descriptor.Schema, mem); err != nil {
-		return fmt.Errorf("dataset %q: %w", ds.ID, err)
+	err := s.closer.Close()
+	s.closer = nil
+	if err != nil {
+		return fmt.Errorf("dataset %q: close sealed file: %w", ds.ID, err)
 	}
-	r.phase("load " + ds.ID)
 	return nil
 }
 
@@ -396,7 +509,11 @@ func (r *run) session(ctx context.Context, ds *collab.Dataset) (*keybroker.Sessi
 		return sess, nil
 	}
 	if r.evidence == nil {
-		if err := r.attest(ctx); err != nil {
+		err := r.attestErr
+		if err == nil {
+			err = r.attest(ctx)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("dataset %q (owner %s): attest to verifier %q at %s: %w", ds.ID, ds.Owner, r.verifierName, r.verifier, err)
 		}
 	}
