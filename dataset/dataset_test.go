@@ -127,6 +127,10 @@ func TestRoundTrip(t *testing.T) {
 				if err != nil || !bytes.Equal(out.Bytes(), pt) {
 					t.Fatalf("%s: Open: %v", mode, err)
 				}
+				out.Reset() // parallel, streamed files included
+				if _, err := OpenAt(context.Background(), &out, bytes.NewReader(sealed), int64(len(sealed)), key, Options{Workers: 4}); err != nil || !bytes.Equal(out.Bytes(), pt) {
+					t.Fatalf("%s: OpenAt: %v", mode, err)
+				}
 				if hdr.DatasetID != "test-ds" || hdr.Format != "parquet" || hdr.KeyID != key.ID() {
 					t.Errorf("%s: header %+v", mode, hdr)
 				}
@@ -239,6 +243,10 @@ func TestTampering(t *testing.T) {
 			got, err := openFile(t, tc.sealed, tc.key)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("OpenFile: got %v (%d plaintext bytes), want %v", err, len(got), tc.want)
+			}
+			var out bytes.Buffer
+			if _, err := OpenAt(context.Background(), &out, bytes.NewReader(tc.sealed), int64(len(tc.sealed)), tc.key, Options{Workers: 4}); !errors.Is(err, tc.want) {
+				t.Fatalf("OpenAt with 4 workers: got %v, want %v", err, tc.want)
 			}
 			// Random access refuses it too, at NewReader or at some chunk.
 			r, err := NewReader(bytes.NewReader(tc.sealed), int64(len(tc.sealed)), tc.key)

@@ -65,14 +65,15 @@ func OpenFile(ctx context.Context, dstPath, srcPath string, key Key, opts Option
 // clean-room worker writing into memory. Unlike OpenFile nothing removes
 // dst's partial plaintext on error: the caller must discard dst then.
 func OpenAt(ctx context.Context, dst io.Writer, src io.ReaderAt, size int64, key Key, opts Options) (*Header, error) {
-	if hdr, err := ReadHeader(io.NewSectionReader(src, 0, size)); err == nil && hdr.Size != UnknownSize && opts.workers() > 1 {
+	if opts.workers() > 1 {
 		return openAt(ctx, dst, src, size, key, opts)
 	}
 	return Open(ctx, dst, io.NewSectionReader(src, 0, size), key, opts)
 }
 
-// openAt opens a sealed file of known size with workers reading and
-// authenticating chunks in parallel, writing plaintext to dst in order.
+// openAt opens a sealed file with workers reading and authenticating
+// chunks in parallel, writing plaintext to dst in order. A streamed file's
+// chunks are counted from its length, as Open finds them (NewReader).
 func openAt(ctx context.Context, dst io.Writer, src io.ReaderAt, size int64, key Key, opts Options) (*Header, error) {
 	r, err := NewReader(src, size, key)
 	if err != nil {

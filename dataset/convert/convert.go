@@ -1,8 +1,10 @@
 // Package convert validates tabular data (CSV, JSON lines, Parquet) against
 // a dataset schema (package dataset/table) and converts it to Parquet with
-// DuckDB (docs/spec/dataset.md §5). Conversion runs an in-memory DuckDB
-// database: nothing but the output file is written, apart from DuckDB
-// spilling to a temporary directory that is removed afterwards.
+// DuckDB (docs/spec/dataset.md §5), and SealFile seals the result (package
+// dataset): Parquet that already conforms to the schema as it is, anything
+// else as DuckDB writes it. Conversion runs an in-memory DuckDB database:
+// nothing but the output file is written, apart from DuckDB spilling to a
+// temporary directory that is removed afterwards.
 package convert
 
 import (
@@ -230,16 +232,27 @@ func value(sc *table.Schema, c table.Column) string {
 	return x
 }
 
+// e164Pattern is what a phone number in E.164 form matches, in full.
+const e164Pattern = `\+[1-9][0-9]{6,14}`
+
 // e164 returns the SQL expression normalising phone number x to E.164, or
-// NULL when it cannot.
+// NULL when it cannot. A value already in E.164 form is its own
+// normalisation (nothing to strip, a leading '+', and the result matches
+// e164Pattern), so it is returned after one match, and only other values
+// go through the full rewrite.
 func e164(x, cc string) string {
+	return fmt.Sprintf("(CASE WHEN regexp_full_match(%s, '%s') THEN %s ELSE %s END)", x, e164Pattern, x, e164Rewrite(x, cc))
+}
+
+// e164Rewrite returns the SQL expression normalising any phone number x.
+func e164Rewrite(x, cc string) string {
 	s := fmt.Sprintf(`regexp_replace(%s, '[\s\p{Z}\-\.\(\)/]', '', 'g')`, x)
 	national := "NULL"
 	if cc != "" {
 		national = fmt.Sprintf("'+%s' || (CASE WHEN starts_with(%s, '0') THEN substr(%s, 2) ELSE %s END)", cc, s, s, s)
 	}
 	r := fmt.Sprintf("(CASE WHEN starts_with(%s, '+') THEN '+' || substr(%s, 2) WHEN starts_with(%s, '00') THEN '+' || substr(%s, 3) ELSE %s END)", s, s, s, s, national)
-	return fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '\+[1-9][0-9]{6,14}') THEN %s END)`, r, r)
+	return fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '%s') THEN %s END)`, r, e164Pattern, r)
 }
 
 // Convert reads the CSV, Parquet or JSON-lines file inPath (format "" means
@@ -250,47 +263,11 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	if format == "" {
-		var err error
-		if format, err = DetectFormat(inPath); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := os.Stat(inPath); err != nil {
-		return nil, err
-	}
-	s, err := open(ctx, cfg)
+	in, err := OpenInput(ctx, cfg, inPath, format, sc)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-
-	var sel []string
-	for _, c := range sc.Columns {
-		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", value(sc, c), c.Type.SQL(), ident(c.Name)))
-	}
-	empty, err := isEmpty(inPath, format)
-	if err != nil {
-		return nil, err
-	}
-	query := ""
-	if empty {
-		var cols []string
-		for _, c := range sc.Columns {
-			cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type.SQL(), ident(c.Name)))
-		}
-		query = "SELECT " + strings.Join(cols, ", ") + " WHERE false"
-	} else {
-		src, err := s.source(ctx, inPath, format, true)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.check(ctx, src, sc); err != nil {
-			return nil, err
-		}
-		query = "SELECT " + strings.Join(sel, ", ") + " FROM " + src
-	}
-
+	defer in.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp-*")
 	if err != nil {
 		return nil, err
@@ -302,24 +279,25 @@ func Convert(ctx context.Context, cfg Config, inPath string, format Format, sc *
 			os.Remove(tmp.Name())
 		}
 	}()
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", query, quote(tmp.Name())))
+	res, err := in.run(ctx, func(q string) (int64, error) { return in.s.copyFile(ctx, q, tmp.Name()) })
 	if err != nil {
-		if rerr := readError(err); errors.Is(rerr, table.ErrUnreadable) {
-			return nil, rerr
-		}
-		return nil, fmt.Errorf("writing parquet: %w", err)
+		return nil, err
 	}
-	rows, _ := res.RowsAffected()
 	if err := os.Rename(tmp.Name(), outPath); err != nil {
 		return nil, err
 	}
 	ok = true
-	return &Result{Rows: rows}, nil
+	return res, nil
 }
 
-// check compares the input's columns with the schema and finds, in one pass,
-// the first row where each column's value does not convert.
-func (s *session) check(ctx context.Context, src string, sc *table.Schema) error {
+// invalidMarker is the message of the error the conversion query raises at
+// the first value that does not convert; the conversion then looks for
+// every column's first such row to report (checkValues).
+const invalidMarker = "kura: value does not convert"
+
+// columns compares the input's columns with the schema: a missing or an
+// extra column is an error naming it.
+func (s *session) columns(ctx context.Context, src string, sc *table.Schema) error {
 	cols, err := s.describe(ctx, src)
 	if err != nil {
 		return err
@@ -340,6 +318,12 @@ func (s *session) check(ctx context.Context, src string, sc *table.Schema) error
 			return &table.ColumnError{Column: c.name, Err: table.ErrExtraColumn}
 		}
 	}
+	return nil
+}
+
+// checkValues finds, in one pass, the first row where each column's value
+// does not convert.
+func (s *session) checkValues(ctx context.Context, src string, sc *table.Schema) error {
 	var exprs []string
 	for _, c := range sc.Columns {
 		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), value(sc, c)))
@@ -370,23 +354,17 @@ func (s *session) check(ctx context.Context, src string, sc *table.Schema) error
 // Infer reads the input's columns and types and returns a schema for them.
 // Types DuckDB detects beyond the schema types are read as strings.
 func Infer(ctx context.Context, cfg Config, inPath string, format Format) (*table.Schema, error) {
-	if format == "" {
-		var err error
-		if format, err = DetectFormat(inPath); err != nil {
-			return nil, err
-		}
-	}
-	if empty, err := isEmpty(inPath, format); err != nil {
-		return nil, err
-	} else if empty {
-		return nil, fmt.Errorf("%w: %s is empty: give a schema with --schema", table.ErrInvalidSchema, inPath)
-	}
-	s, err := open(ctx, cfg)
+	in, err := OpenInput(ctx, cfg, inPath, format, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-	src, err := s.source(ctx, inPath, format, false)
+	defer in.Close()
+	return in.Schema(), nil
+}
+
+// infer returns a schema for the columns and types of the input.
+func (s *session) infer(ctx context.Context, path string, format Format) (*table.Schema, error) {
+	src, err := s.source(ctx, path, format, false)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-cc/kura/dataset/convert"
 	"io"
 	"io/fs"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/dataset/convert"
 	"github.com/kura-cc/kura/dataset/table"
 	"github.com/kura-cc/kura/keybroker"
 	"github.com/kura-cc/kura/party"
@@ -43,9 +43,13 @@ func newDataSealCmd(g *globals) *cobra.Command {
 		Short: "Validate a CSV, Parquet or JSON-lines file against a schema, convert it to Parquet and seal it",
 		Long: `Validate IN (CSV with a header line, Parquet, or JSON lines) against the schema, normalise its
 identity columns, convert it to Parquet with DuckDB and seal it under a data key
-(docs/spec/dataset.md). Without --schema the schema is inferred from IN and embedded.
+(docs/spec/dataset.md §5). Without --schema the schema is inferred from IN and embedded.
+A Parquet IN that already conforms (the schema's columns, names, order and types, every
+identity value already normalised) is checked in one scan and sealed unchanged; anything
+else is converted in one pass and sealed as DuckDB writes it, with bounded memory (its
+header then records no size).
 When --key-file (default OUT.key) does not exist, a fresh data key is written to it
-with mode 0600; keep it secret and register it with your key broker.
+with mode 0600 once the dataset is sealed; keep it secret and register it with your key broker.
 Exits 8 when IN does not match the schema.
 
 --json prints {dataset_id, input, output, key_file, key_created, key_id, rows, plaintext_size,
@@ -132,56 +136,46 @@ func runDataSeal(ctx context.Context, g *globals, f *dataSealFlags, in string, o
 		if sc, err = table.ParseSchema(data); err != nil {
 			return usageError{fmt.Errorf("--schema %s: %w", f.schema, err)}
 		}
-	} else {
-		if sc, err = convert.Infer(ctx, convert.Config{}, in, format); err != nil {
-			if errors.Is(err, table.ErrInvalidSchema) {
-				return usageError{err}
-			}
-			return err
-		}
-		log.Info("inferred schema", "columns", len(sc.Columns))
-	}
-
-	tmp, err := os.CreateTemp(filepath.Dir(f.out), "."+filepath.Base(f.out)+".parquet-*")
-	if err != nil {
-		return err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	res, err := convert.Convert(ctx, convert.Config{}, in, format, sc, tmp.Name())
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
 	}
 	if !haveKey {
-		key = dataset.NewKey()
+		key = dataset.NewKey() // written to keyFile only once the dataset is sealed
+	}
+	p := newProgress(g.env.Stderr, "sealing", -1)
+	res, err := convert.SealFile(ctx, convert.SealConfig{Format: format, Schema: sc,
+		Header: dataset.Header{DatasetID: id, ChunkSize: f.chunkSize}, Progress: p.seal}, f.out, in, key)
+	p.finish()
+	if err != nil {
+		if errors.Is(err, table.ErrInvalidSchema) {
+			return usageError{err}
+		}
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	if sc == nil {
+		log.Info("inferred schema", "columns", len(res.Schema.Columns))
+	}
+	if !haveKey {
 		if err := dataset.WriteKeyFile(keyFile, key); err != nil {
+			os.Remove(f.out) // useless without its key
 			return err
 		}
 		fmt.Fprintf(g.env.Stderr, "kura: wrote a new data key to %s (mode 0600): keep it secret, register it with your key broker\n", keyFile)
 	}
-	st, err := os.Stat(tmp.Name())
+	h := res.Header
+	log.Info("sealed dataset", "dataset", id, "rows", res.Rows, "key_id", h.KeyID.String(), "out", f.out, "as_is", res.AsIs)
+	digest, size, err := dataset.FileSHA256(f.out)
 	if err != nil {
 		return err
 	}
-	p := newProgress(g.env.Stderr, "sealing", st.Size())
-	h, err := dataset.SealFile(ctx, f.out, tmp.Name(), key,
-		dataset.Header{DatasetID: id, Format: "parquet", Schema: sc.JSON(), ChunkSize: f.chunkSize},
-		dataset.Options{Progress: p.update})
-	p.finish()
-	if err != nil {
-		return err
-	}
-	log.Info("sealed dataset", "dataset", id, "rows", res.Rows, "key_id", h.KeyID.String(), "out", f.out)
 	if f.json {
-		digest, size, err := dataset.FileSHA256(f.out)
-		if err != nil {
-			return err
-		}
 		return printJSON(out, sealedDataset{DatasetID: id, Input: in, Output: f.out, KeyFile: keyFile, KeyCreated: !haveKey,
-			KeyID: h.KeyID.String(), Rows: res.Rows, PlaintextSize: h.Size, SealedSize: size, SealedSHA256: digest,
+			KeyID: h.KeyID.String(), Rows: res.Rows, PlaintextSize: res.Size, SealedSize: size, SealedSHA256: digest,
 			ChunkSize: h.ChunkSize, Format: h.Format, Schema: h.Schema})
 	}
-	fmt.Fprintf(out, "sealed %s: %d rows, %d bytes of Parquet -> %s (%d bytes)\nkey id: %s\n", id, res.Rows, h.Size, f.out, h.SealedSize(), h.KeyID)
+	how := "converted to Parquet"
+	if res.AsIs {
+		how = "Parquet already conforming, sealed as it is"
+	}
+	fmt.Fprintf(out, "sealed %s: %d rows, %d bytes of Parquet (%s) -> %s (%d bytes)\nkey id: %s\n", id, res.Rows, res.Size, how, f.out, size, h.KeyID)
 	return nil
 }
 
@@ -258,10 +252,14 @@ func runDataOpen(ctx context.Context, g *globals, f *dataOpenFlags, in string, o
 		return fmt.Errorf("%s: %w (nothing written)", in, err)
 	}
 	log.Info("opened dataset", "dataset", h.DatasetID, "key_id", h.KeyID.String(), "out", f.out)
-	if f.json {
-		return printJSON(out, openedDataset{DatasetID: h.DatasetID, Input: in, Output: f.out, Format: h.Format, PlaintextSize: h.Size, KeyID: h.KeyID.String()})
+	opened, err := os.Stat(f.out) // a streamed dataset's header records no size
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "opened %s: %d bytes of %s -> %s\n", h.DatasetID, h.Size, h.Format, f.out)
+	if f.json {
+		return printJSON(out, openedDataset{DatasetID: h.DatasetID, Input: in, Output: f.out, Format: h.Format, PlaintextSize: opened.Size(), KeyID: h.KeyID.String()})
+	}
+	fmt.Fprintf(out, "opened %s: %d bytes of %s -> %s\n", h.DatasetID, opened.Size(), h.Format, f.out)
 	return nil
 }
 
@@ -407,6 +405,55 @@ func (p *progress) update(done int64) {
 	filled := int(pct / 100 * width)
 	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
 	fmt.Fprintf(p.w, "\r%s [%s] %5.1f%% %s / %s  %s/s  ETA %s   ", p.label, bar, pct, bytesize(done), bytesize(p.total), bytesize(int64(rate)), eta)
+}
+
+// seal draws kura data seal's progress: bytes of Parquet sealed and their
+// rate, and rows and their rate where known (estimated from the bytes
+// while an unchanged Parquet file is sealed; for converted input, once
+// DuckDB reports them at the end). With the total size unknown there is no
+// bar and no ETA.
+func (p *progress) seal(s convert.Progress) {
+	if !p.active {
+		return
+	}
+	if s.TotalBytes >= 0 {
+		p.total = s.TotalBytes
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && !s.Done {
+		return
+	}
+	p.last = now
+	elapsed := max(now.Sub(p.start).Seconds(), 1e-3)
+	rows := ""
+	if s.Rows >= 0 {
+		rows = fmt.Sprintf("  %d rows  %s rows/s", s.Rows, siCount(float64(s.Rows)/elapsed))
+	}
+	if s.TotalBytes < 0 {
+		fmt.Fprintf(p.w, "\r%s %s  %s/s%s   ", p.label, bytesize(s.Bytes), bytesize(int64(float64(s.Bytes)/elapsed)), rows)
+		return
+	}
+	pct := 100.0
+	if s.TotalBytes > 0 {
+		pct = min(100, max(0, 100*float64(s.Bytes)/float64(s.TotalBytes)))
+	}
+	const width = 30
+	filled := int(pct / 100 * width)
+	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
+	fmt.Fprintf(p.w, "\r%s [%s] %5.1f%% %s / %s  %s/s%s   ", p.label, bar, pct, bytesize(s.Bytes), bytesize(s.TotalBytes), bytesize(int64(float64(s.Bytes)/elapsed)), rows)
+}
+
+// siCount prints n with a k, M or G suffix.
+func siCount(n float64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1fG", n/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", n/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fk", n/1e3)
+	}
+	return fmt.Sprintf("%.0f", n)
 }
 
 func (p *progress) finish() {

@@ -1,0 +1,293 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/kura-cc/kura/dataset/table"
+)
+
+// Input is one input file opened for checking and conversion in one
+// in-memory DuckDB session, so that inferring its schema, deciding whether
+// it already is what conversion would write, and converting it read the
+// file no more often than needed.
+type Input struct {
+	s      *session
+	path   string // absolute, as DuckDB reads it
+	format Format
+	sc     *table.Schema
+	empty  bool
+}
+
+// OpenInput opens the CSV, Parquet or JSON-lines file at path (format ""
+// means by extension) to be checked against sc; with sc nil the schema is
+// inferred from the file's columns and types. Close the Input when done.
+func OpenInput(ctx context.Context, cfg Config, path string, format Format, sc *table.Schema) (*Input, error) {
+	if sc != nil {
+		if err := sc.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if format == "" {
+		var err error
+		if format, err = DetectFormat(path); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	empty, err := isEmpty(path, format)
+	if err != nil {
+		return nil, err
+	}
+	if empty && sc == nil {
+		return nil, fmt.Errorf("%w: %s is empty: give a schema with --schema", table.ErrInvalidSchema, path)
+	}
+	s, err := open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := &Input{s: s, path: abs, format: format, sc: sc, empty: empty}
+	if sc == nil {
+		if in.sc, err = s.infer(ctx, abs, format); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// Schema returns the schema the input is checked against: the one given
+// to OpenInput, or the one inferred.
+func (in *Input) Schema() *table.Schema { return in.sc }
+
+// Format returns the input's format.
+func (in *Input) Format() Format { return in.format }
+
+// Close ends the DuckDB session and removes its spill directory.
+func (in *Input) Close() error {
+	in.s.close()
+	return nil
+}
+
+// WriteParquet checks the input against the schema, normalises it and
+// writes the Parquet file to w as DuckDB produces it, in one pass over the
+// input; the input is read a second time only when a value does not
+// convert, to name each such column's first row. On error w may have
+// received part of a file: discard it. Input errors are as Convert's.
+func (in *Input) WriteParquet(ctx context.Context, w io.Writer) (*Result, error) {
+	return in.run(ctx, func(q string) (int64, error) { return in.s.copyTo(ctx, q, w) })
+}
+
+// run checks the columns, then converts with copy, which runs COPY
+// (query) TO its target and returns the rows written.
+func (in *Input) run(ctx context.Context, copy func(query string) (int64, error)) (*Result, error) {
+	sc := in.sc
+	if in.empty {
+		var cols []string
+		for _, c := range sc.Columns {
+			cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type.SQL(), ident(c.Name)))
+		}
+		rows, err := copy("SELECT " + strings.Join(cols, ", ") + " WHERE false")
+		if err != nil {
+			return nil, fmt.Errorf("writing parquet: %w", err)
+		}
+		return &Result{Rows: rows}, nil
+	}
+	src, err := in.s.source(ctx, in.path, in.format, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.s.columns(ctx, src, sc); err != nil {
+		return nil, err
+	}
+	// Each value converts or, where it does not, stops the copy; the
+	// conversion then runs the check that names the first bad row of
+	// every column.
+	var l layers
+	var sel []string
+	for _, c := range sc.Columns {
+		guarded := fmt.Sprintf("coalesce(%s, CASE WHEN %s IS NOT NULL THEN error(%s) END)", l.value(sc, c), ident(c.Name), quote(invalidMarker))
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", guarded, c.Type.SQL(), ident(c.Name)))
+	}
+	rows, err := copy("SELECT " + strings.Join(sel, ", ") + " FROM " + l.from(src))
+	if err == nil {
+		return &Result{Rows: rows}, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if strings.Contains(err.Error(), invalidMarker) {
+		if cerr := in.s.checkValues(ctx, src, sc); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("%w: a value does not convert", table.ErrSchemaMismatch)
+	}
+	if rerr := readError(err); errors.Is(rerr, table.ErrUnreadable) {
+		return nil, rerr
+	}
+	return nil, fmt.Errorf("writing parquet: %w", err)
+}
+
+// copyFile runs COPY (query) TO the file at path as zstd-compressed Parquet.
+func (s *session) copyFile(ctx context.Context, query, path string) (int64, error) {
+	// The caller removes path on failure; DuckDB writes it in place
+	// (by default it writes beside an existing file, then renames).
+	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)", query, quote(path)))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Conforms reports whether the input is a Parquet file that already is
+// what conversion would write, so that it can be sealed unchanged. It is,
+// when all of these hold:
+//
+//   - its path names one file (no glob characters, which DuckDB would
+//     expand);
+//   - its footer declares exactly the schema's columns, by exact name, in
+//     the schema's order, none of them nested;
+//   - DuckDB reads each column as the schema type's SQL type (VARCHAR,
+//     BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP), which is how the clean
+//     room's engine checks a loaded dataset;
+//   - one scan decodes every value of every column without error, and
+//     every non-null value of a normalised column is its own
+//     normalisation: for a column with e164 among its normalisations, the
+//     value matches ^\+[1-9][0-9]{6,14}$ (such a value is unchanged by
+//     trim, lower and e164, and every output of a chain that includes
+//     e164 matches it); for trim and lower alone, normalising it gives it
+//     back.
+//
+// Conversion of such a file would write the same rows with the same
+// values and types, so sealing it as it is changes nothing a reader of
+// the dataset sees. A file that is unreadable, or merely different, is
+// reported as not conforming (ok false, err nil), and conversion then
+// refuses or converts it as it always did. rows is the file's row count
+// when ok.
+func (in *Input) Conforms(ctx context.Context) (rows int64, ok bool, err error) {
+	q, ok, err := in.conformsMeta(ctx)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	return in.conformsValues(ctx, q)
+}
+
+// conformsMeta checks the path, the footer's columns and their types, and
+// returns the query that checks the values.
+func (in *Input) conformsMeta(ctx context.Context) (query string, ok bool, err error) {
+	if in.format != Parquet || in.empty || strings.ContainsAny(in.path, "*?[]{}") {
+		return "", false, nil
+	}
+	sc := in.sc
+	rows, err := in.s.conn.QueryContext(ctx, "SELECT name, coalesce(num_children, 0) FROM parquet_schema("+quote(in.path)+")")
+	if err != nil {
+		return "", false, ctxErr(ctx)
+	}
+	var names []string
+	nested := false
+	for rows.Next() {
+		var name string
+		var children int64
+		if err := rows.Scan(&name, &children); err != nil {
+			rows.Close()
+			return "", false, err
+		}
+		if len(names) > 0 || children == 0 { // the first entry is the root
+			nested = nested || children != 0
+			names = append(names, name)
+		} else {
+			names = append(names, "")
+		}
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return "", false, ctxErr(ctx)
+	}
+	rows.Close()
+	if nested || len(names) != len(sc.Columns)+1 {
+		return "", false, nil
+	}
+	for i, c := range sc.Columns {
+		if names[i+1] != c.Name {
+			return "", false, nil
+		}
+	}
+	src := "read_parquet(" + quote(in.path) + ")"
+	cols, err := in.s.describe(ctx, src)
+	if err != nil {
+		return "", false, ctxErr(ctx)
+	}
+	if len(cols) != len(sc.Columns) {
+		return "", false, nil
+	}
+	exprs := []string{"count(*)"}
+	for i, c := range sc.Columns {
+		if cols[i].name != c.Name || cols[i].typ != c.Type.SQL() {
+			return "", false, nil
+		}
+		x := ident(c.Name)
+		switch {
+		case len(c.Normalize) == 0:
+			// min decodes every value (a count would be answered from
+			// the footer's statistics), so a damaged page fails the
+			// scan; its result is not looked at.
+			exprs = append(exprs, fmt.Sprintf("min(%s) IS NULL", x))
+		case slices.Contains(c.Normalize, table.E164):
+			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND NOT regexp_full_match(%s, '%s'))", x, x, e164Pattern))
+		default:
+			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND %s IS DISTINCT FROM %s)", x, value(sc, c), x))
+		}
+	}
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + src, true, nil
+}
+
+// conformsValues runs the query conformsMeta built: every count of
+// values that are not their own normalisation must be zero.
+func (in *Input) conformsValues(ctx context.Context, query string) (rows int64, ok bool, err error) {
+	r, err := in.s.conn.QueryContext(ctx, query)
+	if err != nil {
+		return 0, false, ctxErr(ctx)
+	}
+	defer r.Close()
+	cols, err := r.Columns()
+	if err != nil {
+		return 0, false, err
+	}
+	vals := make([]any, len(cols))
+	dst := make([]any, len(cols))
+	for i := range vals {
+		dst[i] = &vals[i]
+	}
+	if !r.Next() {
+		return 0, false, ctxErr(ctx)
+	}
+	if err := r.Scan(dst...); err != nil {
+		return 0, false, ctxErr(ctx)
+	}
+	if err := r.Err(); err != nil {
+		return 0, false, ctxErr(ctx)
+	}
+	for _, v := range vals[1:] {
+		if n, isCount := v.(int64); isCount && n != 0 {
+			return 0, false, nil
+		}
+	}
+	n, _ := vals[0].(int64)
+	return n, true, nil
+}
+
+// ctxErr returns the context's error, if any: a failed check is otherwise
+// a "no".
+func ctxErr(ctx context.Context) error { return ctx.Err() }
