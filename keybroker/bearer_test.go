@@ -3,11 +3,18 @@ package keybroker
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kura-cc/kura/appraisal"
 	"github.com/kura-cc/kura/attestation"
@@ -88,5 +95,100 @@ func TestBearerTransportHost(t *testing.T) {
 	resp.Body.Close()
 	if len(auth) != 2 || auth[0] != "Bearer tok" || auth[1] != "" {
 		t.Errorf("Authorization sent: %q; want the broker's host only", auth)
+	}
+}
+
+// TestReleaseToX25519 releases over real HTTP to a workload whose TEE key is
+// X25519 (an OKP tee-pubkey, RFC 8037): the JWE opens with that key in jwx,
+// every release carries its own ephemeral key, and a tampered release does
+// not open. A kura session's Decrypt opens a release fetched by other means
+// and refuses a tampered one.
+func TestReleaseToX25519(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, fixtureOpts{dev: true})
+	if _, err := f.admin.Put(ctx, secretPath, secret, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	simV, _ := sim.NewVerifier(sim.Config{})
+	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: f.issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Register(mux, slog.New(slog.DiscardHandler))
+	vsrv := httptest.NewServer(mux)
+	defer vsrv.Close()
+
+	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	priv, err := jwk.Import(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := priv.PublicKey()
+	pubJSON, _ := json.Marshal(pub)
+	canon, err := CanonicalJWK(pubJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := (&verifier.Client{BaseURL: vsrv.URL, HTTP: vsrv.Client()}).Attest(ctx, simAttester(t, 1), canon, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := func(tok string) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/kbs/v0/resource/"+secretPath, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		var raw json.RawMessage
+		if err := roundTrip(f.srv.Client(), req, &raw); err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	epks := map[string]bool{}
+	for range 2 {
+		raw := release(rep.Token)
+		checkFlattenedJWE(t, raw, "ECDH-ES+A256KW", []string{"epk"})
+		got, err := jwe.Decrypt(raw, jwe.WithKey(jwa.ECDH_ES_A256KW(), priv))
+		if err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("X25519 release: %q, %v", got, err)
+		}
+		var members struct{ Protected string }
+		json.Unmarshal(raw, &members)
+		hdr, _ := b64.DecodeString(members.Protected)
+		var h struct{ EPK map[string]string }
+		json.Unmarshal(hdr, &h)
+		if h.EPK["kty"] != "OKP" || h.EPK["crv"] != "X25519" || epks[h.EPK["x"]] {
+			t.Errorf("epk %v: want a fresh X25519 key per release", h.EPK)
+		}
+		epks[h.EPK["x"]] = true
+		bad := bytes.Replace(raw, []byte(members.Protected), []byte(flipB64(members.Protected)), 1)
+		if _, err := jwe.Decrypt(bad, jwe.WithKey(jwa.ECDH_ES_A256KW(), priv)); err == nil {
+			t.Error("tampered X25519 release decrypted")
+		}
+	}
+
+	// Session.Decrypt, on a P-256 session's release fetched by hand.
+	s, err := (&Client{BaseURL: f.srv.URL, HTTP: f.srv.Client()}).Attest(ctx, simAttester(t, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := release(s.Token)
+	if got, err := s.Decrypt(raw); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("Decrypt = %q, %v", got, err)
+	}
+	var members map[string]string
+	json.Unmarshal(raw, &members)
+	for _, m := range []string{"ciphertext", "tag", "encrypted_key"} {
+		bad := bytes.Replace(raw, []byte(members[m]), []byte(flipB64(members[m])), 1)
+		if _, err := s.Decrypt(bad); err == nil {
+			t.Errorf("Decrypt of a release with a tampered %s: no error", m)
+		}
+	}
+	if _, err := s.Decrypt(raw[:len(raw)/2]); err == nil {
+		t.Error("Decrypt of a truncated release: no error")
 	}
 }

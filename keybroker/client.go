@@ -199,6 +199,11 @@ func (s *Session) ResourceFor(ctx context.Context, path string, collaboration []
 	return s.decrypt(raw)
 }
 
+// Decrypt opens a release made to the session's TEE key: the JWE a
+// resource request answers (docs/spec/keybroker.md §4), for callers that
+// fetch it by other means than Resource, such as a load generator.
+func (s *Session) Decrypt(jwe []byte) ([]byte, error) { return s.decrypt(jwe) }
+
 func (s *Session) decrypt(raw []byte) ([]byte, error) {
 	value, err := jwe.Decrypt(raw, jwe.WithKey(jwa.ECDH_ES_A256KW(), s.jwk))
 	if err != nil {

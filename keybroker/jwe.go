@@ -63,21 +63,23 @@ var b64 = base64.RawURLEncoding
 // Every header parameter is in the protected header, which the content
 // encryption authenticates; there is no shared or per-recipient unprotected
 // header, so the headers are disjoint as RFC 7516 §7.2.1 requires.
+//
+// Each call makes a fresh content key and, for EC and X25519 keys, a fresh
+// ephemeral key pair: no two releases share key material.
 func (r *recipient) encrypt(value []byte) ([]byte, error) {
-	cek := make([]byte, 32)
-	rand.Read(cek)
-	defer clear(cek)
+	var cek [32]byte
+	rand.Read(cek[:])
+	defer clear(cek[:])
 	var (
 		header  []byte
 		wrapped []byte
 	)
 	if r.rsa != nil {
-		const alg = "RSA-OAEP-256"
 		var err error
-		if wrapped, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, r.rsa, cek, nil); err != nil {
+		if wrapped, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, r.rsa, cek[:], nil); err != nil {
 			return nil, fmt.Errorf("rsa-oaep: %w", err)
 		}
-		header = fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM"}`, alg)
+		header = []byte(`{"alg":"RSA-OAEP-256","enc":"A256GCM"}`)
 	} else {
 		eph, err := r.ecdh.Curve().GenerateKey(rand.Reader)
 		if err != nil {
@@ -90,19 +92,18 @@ func (r *recipient) encrypt(value []byte) ([]byte, error) {
 		const alg = "ECDH-ES+A256KW"
 		kek := concatKDF(z, alg, 256)
 		clear(z)
-		wrapped, err = aesKeyWrap(kek, cek)
+		wrapped, err = aesKeyWrap(kek, cek[:])
 		clear(kek)
 		if err != nil {
 			return nil, err
 		}
-		epk, err := epkJSON(eph.PublicKey())
-		if err != nil {
+		header = append(make([]byte, 0, 200), `{"alg":"`+alg+`","enc":"A256GCM","epk":`...)
+		if header, err = appendEPK(header, eph.PublicKey()); err != nil {
 			return nil, err
 		}
-		header = fmt.Appendf(nil, `{"alg":%q,"enc":"A256GCM","epk":%s}`, alg, epk)
+		header = append(header, '}')
 	}
-	protected := b64.EncodeToString(header)
-	block, err := aes.NewCipher(cek)
+	block, err := aes.NewCipher(cek[:])
 	if err != nil {
 		return nil, err
 	}
@@ -110,28 +111,53 @@ func (r *recipient) encrypt(value []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	iv := make([]byte, gcm.NonceSize())
-	rand.Read(iv)
+	var iv [12]byte
+	rand.Read(iv[:])
+	// Every member is base64url, which needs no JSON escaping.
+	out := make([]byte, 0, 96+b64.EncodedLen(len(header))+b64.EncodedLen(len(wrapped))+b64.EncodedLen(len(iv))+b64.EncodedLen(len(value)+gcm.Overhead()))
+	out = append(out, `{"protected":"`...)
+	out = b64.AppendEncode(out, header)
+	protected := out[len(`{"protected":"`):]
 	// The additional data is ASCII(BASE64URL(protected header)): no aad member.
-	sealed := gcm.Seal(nil, iv, value, []byte(protected))
+	sealed := gcm.Seal(nil, iv[:], value, protected)
 	ct, tag := sealed[:len(value)], sealed[len(value):]
-	return fmt.Appendf(nil, `{"protected":%q,"encrypted_key":%q,"iv":%q,"ciphertext":%q,"tag":%q}`,
-		protected, b64.EncodeToString(wrapped), b64.EncodeToString(iv), b64.EncodeToString(ct), b64.EncodeToString(tag)), nil
+	out = append(out, `","encrypted_key":"`...)
+	out = b64.AppendEncode(out, wrapped)
+	out = append(out, `","iv":"`...)
+	out = b64.AppendEncode(out, iv[:])
+	out = append(out, `","ciphertext":"`...)
+	out = b64.AppendEncode(out, ct)
+	out = append(out, `","tag":"`...)
+	out = b64.AppendEncode(out, tag)
+	out = append(out, `"}`...)
+	return out, nil
 }
 
-// epkJSON is the JWK of an ephemeral public key.
-func epkJSON(pub *ecdh.PublicKey) ([]byte, error) {
+// appendEPK appends the JWK of an ephemeral public key.
+func appendEPK(b []byte, pub *ecdh.PublicKey) ([]byte, error) {
 	raw := pub.Bytes()
+	var crv string
 	switch pub.Curve() {
 	case ecdh.X25519():
-		return fmt.Appendf(nil, `{"kty":"OKP","crv":"X25519","x":%q}`, b64.EncodeToString(raw)), nil
-	case ecdh.P256(), ecdh.P384(), ecdh.P521():
-		// Uncompressed point: 0x04 ‖ X ‖ Y.
-		n := (len(raw) - 1) / 2
-		crv := map[ecdh.Curve]string{ecdh.P256(): "P-256", ecdh.P384(): "P-384", ecdh.P521(): "P-521"}[pub.Curve()]
-		return fmt.Appendf(nil, `{"kty":"EC","crv":%q,"x":%q,"y":%q}`, crv, b64.EncodeToString(raw[1:1+n]), b64.EncodeToString(raw[1+n:])), nil
+		b = append(b, `{"kty":"OKP","crv":"X25519","x":"`...)
+		b = b64.AppendEncode(b, raw)
+		return append(b, `"}`...), nil
+	case ecdh.P256():
+		crv = "P-256"
+	case ecdh.P384():
+		crv = "P-384"
+	case ecdh.P521():
+		crv = "P-521"
+	default:
+		return nil, errors.New("unsupported ephemeral curve")
 	}
-	return nil, errors.New("unsupported ephemeral curve")
+	// Uncompressed point: 0x04 ‖ X ‖ Y.
+	n := (len(raw) - 1) / 2
+	b = append(b, `{"kty":"EC","crv":"`+crv+`","x":"`...)
+	b = b64.AppendEncode(b, raw[1:1+n])
+	b = append(b, `","y":"`...)
+	b = b64.AppendEncode(b, raw[1+n:])
+	return append(b, `"}`...), nil
 }
 
 // concatKDF is the single-step KDF of NIST SP 800-56A with SHA-256 as JOSE
@@ -144,9 +170,10 @@ func concatKDF(z []byte, alg string, bits int) []byte {
 	other = binary.BigEndian.AppendUint32(other, 0) // apv
 	other = binary.BigEndian.AppendUint32(other, uint32(bits))
 	var out []byte
+	h := sha256.New()
 	for round := uint32(1); len(out) < bits/8; round++ {
-		h := sha256.New()
-		binary.Write(h, binary.BigEndian, round)
+		h.Reset()
+		h.Write(binary.BigEndian.AppendUint32(nil, round))
 		h.Write(z)
 		h.Write(other)
 		out = h.Sum(out)

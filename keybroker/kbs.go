@@ -405,9 +405,12 @@ func (b *Broker) handleResource(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	query := map[string]string{}
-	for k, v := range r.URL.Query() {
-		query[k] = strings.Join(v, ",")
+	var query map[string]string // nil and empty read alike, also in policy input
+	if r.URL.RawQuery != "" {
+		query = map[string]string{}
+		for k, v := range r.URL.Query() {
+			query[k] = strings.Join(v, ",")
+		}
 	}
 	var collaboration []byte
 	if r.Method == http.MethodPost {

@@ -2,6 +2,9 @@ package keybroker
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/rsa"
 	"testing"
 
 	"github.com/kura-cc/kura/store"
@@ -62,4 +65,33 @@ func BenchmarkReleaseParts(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkJWE measures one release's encryption to each kind of TEE key
+// the broker accepts: a fresh ephemeral key pair and key agreement for EC
+// and X25519 keys, RSA-OAEP for RSA. Measured with Go 1.26 on amd64, P-256
+// is the cheapest key agreement (its assembly has a precomputed base-point
+// table; X25519 runs the ladder for both of its multiplications): about
+// 43 µs against 60 µs, which is why kura's own TEE key stays P-256.
+func BenchmarkJWE(b *testing.B) {
+	p256, _ := ecdh.P256().GenerateKey(rand.Reader)
+	x25519, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, tc := range []struct {
+		name string
+		r    *recipient
+	}{
+		{"P-256", &recipient{ecdh: p256.PublicKey()}},
+		{"X25519", &recipient{ecdh: x25519.PublicKey()}},
+		{"RSA-2048", &recipient{rsa: &rsaKey.PublicKey}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tc.r.encrypt(secret); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

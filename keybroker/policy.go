@@ -80,7 +80,11 @@ func newPolicies() *policies {
 
 // compile returns the prepared query for src, compiling it on first use.
 func (p *policies) compile(ctx context.Context, src string) (*policyeval.Query, error) {
-	key := sha256.Sum256([]byte(src))
+	return p.compileSum(ctx, src, sha256.Sum256([]byte(src)))
+}
+
+// compileSum is compile given key, the SHA-256 of src.
+func (p *policies) compileSum(ctx context.Context, src string, key [sha256.Size]byte) (*policyeval.Query, error) {
 	p.mu.Lock()
 	q, ok := p.prepared[key]
 	p.mu.Unlock()
@@ -103,11 +107,11 @@ func (p *policies) compile(ctx context.Context, src string) (*policyeval.Query, 
 // evaluate runs a release policy on input; a non-nil trace receives OPA's
 // evaluation trace.
 func (p *policies) evaluate(ctx context.Context, scope, src string, input *PolicyInput, trace io.Writer) (*Decision, error) {
-	q, err := p.compile(ctx, src)
+	sum := sha256.Sum256([]byte(src))
+	q, err := p.compileSum(ctx, src, sum)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(src))
 	d := &Decision{PolicyID: fmt.Sprintf("%s@sha256:%x", scope, sum[:8])}
 	var res struct {
 		Allow *bool    `json:"allow"`

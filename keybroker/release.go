@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -279,19 +280,23 @@ func (b *Broker) record(ctx context.Context, rec *store.AuditRecord) error {
 			return err
 		}
 	}
-	level := b.log.Info
+	level := slog.LevelInfo
 	if rec.Decision != "released" {
-		level = b.log.Warn
+		level = slog.LevelWarn
 	}
-	attrs := []any{"decision", rec.Decision, "resource", rec.Resource, "reason", rec.Reason,
-		"policy", rec.PolicyID, "tee", rec.TEE, "measurement", rec.Measurement, "requester", rec.Requester,
-		"token_sha256", rec.TokenDigest, "audit_seq", rec.Seq}
+	if !b.log.Enabled(ctx, level) {
+		return nil
+	}
+	attrs := make([]slog.Attr, 0, 17)
+	attrs = append(attrs, slog.String("decision", rec.Decision), slog.String("resource", rec.Resource), slog.String("reason", rec.Reason),
+		slog.String("policy", rec.PolicyID), slog.String("tee", rec.TEE), slog.String("measurement", rec.Measurement), slog.String("requester", rec.Requester),
+		slog.String("token_sha256", rec.TokenDigest), slog.Int64("audit_seq", rec.Seq))
 	if rec.RunID != "" {
-		attrs = append(attrs, "collaboration", rec.Collaboration, "manifest_hash", rec.ManifestHash, "analysis", rec.Analysis, "run_id", rec.RunID)
+		attrs = append(attrs, slog.String("collaboration", rec.Collaboration), slog.String("manifest_hash", rec.ManifestHash), slog.String("analysis", rec.Analysis), slog.String("run_id", rec.RunID))
 		if rec.Epsilon != "" {
-			attrs = append(attrs, "epsilon", rec.Epsilon)
+			attrs = append(attrs, slog.String("epsilon", rec.Epsilon))
 		}
 	}
-	level("release decision", attrs...)
+	b.log.LogAttrs(ctx, level, "release decision", attrs...)
 	return nil
 }

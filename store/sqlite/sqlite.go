@@ -5,7 +5,8 @@
 // serialises them against other processes opening the same file; reads use a
 // separate pool and run concurrently with writes. Audit records are group
 // committed: concurrent AppendAudit calls share one transaction and one
-// fsync.
+// fsync, and the batch is written with a few multi-row inserts, numbered
+// under the write lock.
 //
 // Collaboration files are kept, every version, in the collaborations table;
 // the run queue in the runs table, claimed under the single writer; the
@@ -57,7 +58,9 @@ type Config struct {
 type Store struct {
 	w, r *sql.DB // w: one connection, all writes; r: concurrent reads
 	// Hot-path statements (releases, audit, ephemeral writes), prepared once.
-	getResource, insertAudit, addEphemeral, takeEphemeral *sql.Stmt
+	getResource, lastAuditSeq, addEphemeral, takeEphemeral *sql.Stmt
+	// insertAudit[i] inserts auditChunk(i) audit records.
+	insertAudit [auditChunks]*sql.Stmt
 	// ckpt checkpoints the WAL in the background, so that no commit waits
 	// for the database file's own fsync (wal_autocheckpoint is off on w).
 	ckpt *sql.DB
@@ -135,7 +138,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.r = r
 	if s.getResource, err = r.PrepareContext(ctx, getResourceSQL); err == nil {
-		s.insertAudit, err = w.PrepareContext(ctx, insertAuditSQL)
+		s.lastAuditSeq, err = w.PrepareContext(ctx, lastAuditSeqSQL)
+	}
+	for i := range auditChunks {
+		if err == nil {
+			s.insertAudit[i], err = w.PrepareContext(ctx, insertAuditSQL(auditChunk(i)))
+		}
 	}
 	if err == nil {
 		s.addEphemeral, err = w.PrepareContext(ctx, addEphemeralSQL)
@@ -437,10 +445,32 @@ const getResourceSQL = `
 SELECT ` + resourceColumns + ` FROM resource_heads h JOIN resources r ON r.path = h.path AND r.version = h.version
 WHERE h.path = ? AND h.deleted = 0`
 
-const insertAuditSQL = `
-INSERT INTO audit (time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
-	collaboration, manifest_hash, analysis, run_id, epsilon)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+// auditChunks is the number of multi-row audit inserts, auditChunk(i)
+// records each: 64, 16, 4 and 1. A batch is written in as few of them as
+// its size allows.
+const auditChunks = 4
+
+func auditChunk(i int) int { return 64 >> (2 * i) }
+
+// insertAuditSQL inserts n audit records with their sequence numbers.
+func insertAuditSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit (seq, time, decision, reason, resource, token_digest, policy_id, requester, tee, measurement,
+	collaboration, manifest_hash, analysis, run_id, epsilon) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
+}
+
+// lastAuditSeqSQL is the largest audit sequence number ever given: the
+// AUTOINCREMENT counter, or the largest stored (there is no counter before
+// the first row).
+const lastAuditSeqSQL = `
+SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0), COALESCE((SELECT MAX(seq) FROM audit), 0))`
 
 // GetResource returns the latest version of path unless it is a tombstone.
 func (s *Store) GetResource(ctx context.Context, path string) (*store.Resource, error) {
@@ -674,17 +704,37 @@ func (s *Store) AppendAudit(ctx context.Context, rec *store.AuditRecord) (int64,
 	return s.audit.Do(ctx, a)
 }
 
+// flushAudit writes a batch of audit records in one transaction: a few
+// multi-row inserts (auditChunk) rather than one statement per record.
+// The transaction holds the database's write lock (BEGIN IMMEDIATE), so the
+// records take the numbers after the largest ever given, in order, as
+// AUTOINCREMENT would give them; a number already taken fails the whole
+// batch on the primary key rather than reusing it.
 func (s *Store) flushAudit(ctx context.Context, recs []store.AuditRecord) ([]int64, error) {
 	seqs := make([]int64, 0, len(recs))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		stmt := tx.StmtContext(ctx, s.insertAudit)
-		for _, a := range recs {
-			var seq int64
-			if err := stmt.QueryRowContext(ctx, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
-				a.Collaboration, a.ManifestHash, a.Analysis, a.RunID, a.Epsilon).Scan(&seq); err != nil {
+		var last int64
+		if err := tx.StmtContext(ctx, s.lastAuditSeq).QueryRowContext(ctx).Scan(&last); err != nil {
+			return fmt.Errorf("store/sqlite: audit: %w", err)
+		}
+		args := make([]any, 0, 15*min(len(recs), auditChunk(0)))
+		for rest := recs; len(rest) > 0; {
+			i := 0
+			for auditChunk(i) > len(rest) {
+				i++
+			}
+			n := auditChunk(i)
+			args = args[:0]
+			for _, a := range rest[:n] {
+				last++
+				seqs = append(seqs, last)
+				args = append(args, last, micros(a.Time), a.Decision, a.Reason, a.Resource, a.TokenDigest, a.PolicyID, a.Requester, a.TEE, a.Measurement,
+					a.Collaboration, a.ManifestHash, a.Analysis, a.RunID, a.Epsilon)
+			}
+			if _, err := tx.StmtContext(ctx, s.insertAudit[i]).ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("store/sqlite: audit: %w", err)
 			}
-			seqs = append(seqs, seq)
+			rest = rest[n:]
 		}
 		return nil
 	})

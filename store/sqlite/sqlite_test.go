@@ -435,3 +435,48 @@ func TestEphemeralBatchOrder(t *testing.T) {
 		t.Errorf("Get = %q, %v, %v; want 2", v, ok, err)
 	}
 }
+
+// TestAuditBatchChunks writes batches of every shape the multi-row inserts
+// take (85 = 64+16+4+1, and a lone record) and one past a sequence number
+// the AUTOINCREMENT counter alone remembers: numbers follow without gaps or
+// reuse, each on its own record.
+func TestAuditBatchChunks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kbs.db")
+	s, err := New(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	batch := func(n int, tag string) []int64 {
+		recs := make([]store.AuditRecord, n)
+		for i := range recs {
+			recs[i] = store.AuditRecord{Time: time.Now(), Decision: store.DecisionRefused, Reason: fmt.Sprintf("%s-%d", tag, i)}
+		}
+		seqs, err := s.flushAudit(ctx, recs)
+		if err != nil || len(seqs) != n {
+			t.Fatalf("flushAudit(%d) = %d seqs, %v", n, len(seqs), err)
+		}
+		return seqs
+	}
+	check := func(seqs []int64, first int64, tag string) {
+		t.Helper()
+		all, err := s.ListAudit(ctx, first-1, len(seqs))
+		if err != nil || len(all) != len(seqs) {
+			t.Fatalf("ListAudit = %d, %v", len(all), err)
+		}
+		for i, seq := range seqs {
+			if seq != first+int64(i) || all[i].Seq != seq || all[i].Reason != fmt.Sprintf("%s-%d", tag, i) {
+				t.Fatalf("record %d: seq %d, stored %d %q", i, seq, all[i].Seq, all[i].Reason)
+			}
+		}
+	}
+	check(batch(85, "a"), 1, "a")
+	check(batch(1, "b"), 86, "b")
+	// The last record goes; AUTOINCREMENT still remembers 86.
+	db := rawDB(t, path)
+	if _, err := db.Exec(`DELETE FROM audit WHERE seq = 86`); err != nil {
+		t.Fatal(err)
+	}
+	check(batch(3, "c"), 87, "c")
+}

@@ -88,3 +88,116 @@ func TestErrorsAndPanics(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// TestQueueLongerThanMax holds the first flush until more than three
+// batches' worth of callers queue behind it: every caller gets its own
+// item's result, in batches of at most max, each led by its oldest caller.
+func TestQueueLongerThanMax(t *testing.T) {
+	const max, n = 4, 20
+	release := make(chan struct{})
+	var (
+		first   sync.Once
+		held    atomic.Int64 // items in the held flush
+		flushes atomic.Int64
+	)
+	c := New(max, func(ctx context.Context, items []int) ([]int, error) {
+		first.Do(func() { held.Store(int64(len(items))); <-release })
+		flushes.Add(1)
+		if len(items) > max {
+			t.Errorf("batch of %d > max %d", len(items), max)
+		}
+		out := make([]int, len(items))
+		for i, v := range items {
+			out[i] = 2 * v
+		}
+		return out, nil
+	})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got, err := c.Do(context.Background(), i)
+			if err != nil || got != 2*i {
+				t.Errorf("Do(%d) = %d, %v", i, got, err)
+			}
+		})
+	}
+	waitQueued(c, func(q int) bool { h := held.Load(); return h > 0 && q+int(h) == n })
+	close(release)
+	wg.Wait()
+	if f := flushes.Load(); f < n/max {
+		t.Errorf("%d flushes for %d items of at most %d", f, n, max)
+	}
+	// The committer is idle again: a lone call leads its own batch.
+	if got, err := c.Do(context.Background(), 7); err != nil || got != 14 {
+		t.Errorf("after: %d, %v", got, err)
+	}
+}
+
+// TestErrorFailsWholeBatch: when a flush fails, every call of its batch
+// gets the error, and the queue behind it is still written.
+func TestErrorFailsWholeBatch(t *testing.T) {
+	boom := errors.New("boom")
+	release := make(chan struct{})
+	var (
+		first sync.Once
+		held  atomic.Bool
+	)
+	c := New(64, func(ctx context.Context, items []int) ([]int, error) {
+		var hold bool
+		first.Do(func() { hold = true })
+		if hold {
+			held.Store(true)
+			<-release
+			return nil, boom // the lone first call
+		}
+		for _, v := range items {
+			if v < 0 {
+				return nil, boom
+			}
+		}
+		return make([]int, len(items)), nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(context.Background(), 0)
+		done <- err
+	}()
+	waitQueued(c, func(int) bool { return held.Load() })
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			v := i
+			if i == 3 {
+				v = -1
+			}
+			_, errs[i] = c.Do(context.Background(), v)
+		})
+	}
+	waitQueued(c, func(q int) bool { return q == len(errs) })
+	close(release)
+	wg.Wait()
+	if err := <-done; !errors.Is(err, boom) {
+		t.Errorf("first: %v", err)
+	}
+	// The eight queued behind the first went in one batch holding -1.
+	for i, err := range errs {
+		if !errors.Is(err, boom) {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+}
+
+// waitQueued waits until c has a leader and ok holds for the number of
+// calls queued behind it.
+func waitQueued[T, R any](c *Committer[T, R], ok func(queued int) bool) {
+	for {
+		c.mu.Lock()
+		busy, queued := c.busy, len(c.pending)
+		c.mu.Unlock()
+		if busy && ok(queued) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
