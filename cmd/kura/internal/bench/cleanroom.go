@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -21,13 +21,15 @@ import (
 type CleanRoomConfig struct {
 	// Rows is the size of each dataset.
 	Rows int
-	// Runs is the number of timed runs of each variant.
-	Runs int
+	// Pairs is the number of alternated pairs of runs (kura, plain DuckDB).
+	Pairs int
 	// Analysis is the story's analysis to run: stay_by_prefecture or
 	// visitors_by_area_age.
 	Analysis string
 	// Version is kura's version, named in the story's servers' tokens.
 	Version string
+	// JSON prints the figures as JSON.
+	JSON bool
 }
 
 // plainQueries are the story's analyses as a user would write them for
@@ -40,16 +42,17 @@ FROM read_parquet($flights) f JOIN read_parquet($visits) v ON f.phone = v.phone 
 GROUP BY 1, 2`,
 }
 
-// CleanRoom sets up the clean-room story with cfg.Rows rows per dataset, then
-// times cfg.Runs end-to-end worker runs against as many runs of plain DuckDB
-// executing the same query on the same plaintext, alternating, in this
-// process, and reports medians, the ratio and each variant's peak resident
-// memory on w.
+// CleanRoom sets up the clean-room story with cfg.Rows rows per dataset,
+// then measures, in cfg.Pairs alternated pairs in this process, an
+// end-to-end worker run (attest, key release, hash, decrypt into memory,
+// load, query, output policy, encrypt, sign, wipe, receipt) against plain
+// DuckDB executing the same query on the same plaintext Parquet files: two
+// figures, the time and the process's peak resident memory of each run.
+// It prints the figures, then the last kura run's phases.
 func CleanRoom(ctx context.Context, cfg CleanRoomConfig, w io.Writer) error {
-	rows, runs, analysisID := cfg.Rows, cfg.Runs, cfg.Analysis
-	q, ok := plainQueries[analysisID]
-	if !ok || rows < 1 || runs < 1 {
-		return usagef("want --rows ≥ 1, --runs ≥ 1 and --analysis stay_by_prefecture or visitors_by_area_age")
+	q, ok := plainQueries[cfg.Analysis]
+	if !ok || cfg.Rows < 1 || cfg.Pairs < 1 {
+		return usagef("want --rows ≥ 1, --pairs ≥ 1 and --analysis stay_by_prefecture or visitors_by_area_age")
 	}
 	dir, err := os.MkdirTemp("", "kura-bench-cleanroom-")
 	if err != nil {
@@ -57,7 +60,7 @@ func CleanRoom(ctx context.Context, cfg CleanRoomConfig, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: dir, Rows: rows, Version: cfg.Version, Logger: slog.New(slog.DiscardHandler)})
+	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: dir, Rows: cfg.Rows, Version: cfg.Version, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
@@ -65,50 +68,86 @@ func CleanRoom(ctx context.Context, cfg CleanRoomConfig, w io.Writer) error {
 	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "setup: %d rows per dataset generated, sealed, registered and approved in %s (not timed below); GOMAXPROCS %d\n",
-		rows, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
-
-	var kuraTimes, plainTimes []time.Duration
-	var kuraPeak, plainPeak int64
-	var phases []worker.Timing
-	var rowsOut, suppressed int
-	for range runs {
-		resetPeakRSS()
-		start := time.Now()
-		out, err := c.Run(ctx, analysisID)
-		if err != nil {
-			return err
-		}
-		kuraTimes = append(kuraTimes, time.Since(start))
-		kuraPeak = max(kuraPeak, peakRSS())
-		phases, rowsOut, suppressed = out.Timings, out.Rows, out.Suppressed
-
-		resetPeakRSS()
-		start = time.Now()
-		n, err := plainDuckDB(ctx, q, c.Plaintext["flights"], c.Plaintext["visits"])
-		if err != nil {
-			return err
-		}
-		plainTimes = append(plainTimes, time.Since(start))
-		plainPeak = max(plainPeak, peakRSS())
-		if n < rowsOut {
-			return fmt.Errorf("plain DuckDB returned %d rows, fewer than kura's %d after suppression", n, rowsOut)
+	note := func(format string, args ...any) {
+		if !cfg.JSON {
+			fmt.Fprintf(w, format, args...)
 		}
 	}
-	km, pm := median(kuraTimes), median(plainTimes)
-	fmt.Fprintf(w, "analysis %s: %d rows out, %d suppressed\n", analysisID, rowsOut, suppressed)
-	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "variant", "median", "peak RSS", "runs")
-	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "plain DuckDB on the plaintext Parquet", pm.Round(time.Millisecond), mib(plainPeak), durations(plainTimes))
-	fmt.Fprintf(w, "%-44s %12s %12s  %s\n", "kura end to end (attest ... receipt)", km.Round(time.Millisecond), mib(kuraPeak), durations(kuraTimes))
-	fmt.Fprintf(w, "ratio kura / plain: %.2f×\n", float64(km)/float64(pm))
-	fmt.Fprintln(w, "last kura run by phase:")
-	for _, p := range phases {
-		fmt.Fprintf(w, "  %-40s %10s\n", p.Phase, p.Duration.Round(100*time.Microsecond))
+	note("setup: %d rows per dataset generated, sealed, registered and approved in %s (not measured); GOMAXPROCS %d\n",
+		cfg.Rows, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+
+	// One run of each before measuring: the sim attester hashes this
+	// executable on its first use, as a TEE measures at launch.
+	var last *worker.Output
+	kura := func(ctx context.Context) error {
+		out, err := c.Run(ctx, cfg.Analysis)
+		last = out
+		return err
 	}
-	if peakRSS() == 0 {
-		fmt.Fprintln(w, "(peak RSS unavailable on this system)")
+	plainRows := 0
+	plain := func(ctx context.Context) (err error) {
+		plainRows, err = plainDuckDB(ctx, q, c.Plaintext["flights"], c.Plaintext["visits"])
+		return err
+	}
+	if err := kura(ctx); err != nil {
+		return err
+	}
+	if err := plain(ctx); err != nil {
+		return err
+	}
+	if plainRows < last.Rows {
+		return fmt.Errorf("plain DuckDB returned %d rows, fewer than kura's %d after suppression", plainRows, last.Rows)
+	}
+
+	target := "≤ 1.2×"
+	if cfg.Rows >= 10_000_000 {
+		target = "≤ 1.1×"
+	}
+	timeFig := Figure{Name: fmt.Sprintf("clean-room run, %s rows each (%s)", rowsLabel(cfg.Rows), cfg.Analysis),
+		Baseline: "plain DuckDB, same query and plaintext", Unit: "ms", Target: target}
+	rssFig := Figure{Name: "peak resident memory of that run", Baseline: timeFig.Baseline, Unit: "MiB", Target: "≤ 1.1×"}
+	// measure times one run and records its peak resident memory: the
+	// whole process's (the story's key brokers and verifiers included),
+	// after returning freed memory to the system so that neither variant
+	// inherits the other's.
+	measure := func(run func(context.Context) error, peaks *[]float64) Variant {
+		return func(ctx context.Context) (float64, error) {
+			debug.FreeOSMemory()
+			resetPeakRSS()
+			start := time.Now()
+			if err := run(ctx); err != nil {
+				return 0, err
+			}
+			d := time.Since(start)
+			*peaks = append(*peaks, float64(peakRSS())/(1<<20))
+			return float64(d) / float64(time.Millisecond), nil
+		}
+	}
+	if err := Alternate(ctx, &timeFig, cfg.Pairs, measure(plain, &rssFig.Base), measure(kura, &rssFig.Kura)); err != nil {
+		return err
+	}
+	figs := []Figure{timeFig}
+	if peakRSS() > 0 {
+		figs = append(figs, rssFig)
+	}
+	if err := WriteFigures(w, figs, cfg.JSON); err != nil {
+		return err
+	}
+	note("analysis %s: %d rows out, %d suppressed; peak memory is the whole process's (this benchmark's key brokers and verifiers too), kura's including its decryption buffers; the plaintext in memory files, like plain DuckDB's files in the page cache, is not resident memory of the process\n",
+		cfg.Analysis, last.Rows, last.Suppressed)
+	note("last kura run by phase:\n")
+	for _, p := range last.Timings {
+		note("  %-40s %10s\n", p.Phase, p.Duration.Round(100*time.Microsecond))
 	}
 	return nil
+}
+
+// rowsLabel writes n as 1M, 10M, 2000.
+func rowsLabel(n int) string {
+	if n >= 1_000_000 && n%1_000_000 == 0 {
+		return strconv.Itoa(n/1_000_000) + "M"
+	}
+	return strconv.Itoa(n)
 }
 
 // plainDuckDB runs q on a fresh in-memory DuckDB and returns the row count.
@@ -128,27 +167,6 @@ func plainDuckDB(ctx context.Context, q, flights, visits string) (int, error) {
 		n++
 	}
 	return n, rows.Err()
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func durations(ds []time.Duration) string {
-	parts := make([]string, len(ds))
-	for i, d := range ds {
-		parts[i] = d.Round(time.Millisecond).String()
-	}
-	return strings.Join(parts, " ")
-}
-
-func mib(b int64) string {
-	if b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
 // resetPeakRSS resets the kernel's peak resident set size of this process
