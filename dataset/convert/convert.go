@@ -211,49 +211,8 @@ func (s *session) describe(ctx context.Context, src string) ([]described, error)
 	return out, rows.Err()
 }
 
-// value returns the SQL expression converting column c of the source to its
-// schema type and normalising it; it is NULL where the value is invalid.
-func value(sc *table.Schema, c table.Column) string {
-	x := ident(c.Name)
-	if c.Type != table.String {
-		return fmt.Sprintf("TRY_CAST(%s AS %s)", x, c.Type.SQL())
-	}
-	x = fmt.Sprintf("CAST(%s AS VARCHAR)", x)
-	for _, n := range c.Normalize {
-		switch n {
-		case table.Trim:
-			x = fmt.Sprintf(`regexp_replace(%s, '^[\s\p{Z}]+|[\s\p{Z}]+$', '', 'g')`, x)
-		case table.Lower:
-			x = fmt.Sprintf("lower(%s)", x)
-		case table.E164:
-			x = e164(x, sc.DefaultCountryCode)
-		}
-	}
-	return x
-}
-
 // e164Pattern is what a phone number in E.164 form matches, in full.
 const e164Pattern = `\+[1-9][0-9]{6,14}`
-
-// e164 returns the SQL expression normalising phone number x to E.164, or
-// NULL when it cannot. A value already in E.164 form is its own
-// normalisation (nothing to strip, a leading '+', and the result matches
-// e164Pattern), so it is returned after one match, and only other values
-// go through the full rewrite.
-func e164(x, cc string) string {
-	return fmt.Sprintf("(CASE WHEN regexp_full_match(%s, '%s') THEN %s ELSE %s END)", x, e164Pattern, x, e164Rewrite(x, cc))
-}
-
-// e164Rewrite returns the SQL expression normalising any phone number x.
-func e164Rewrite(x, cc string) string {
-	s := fmt.Sprintf(`regexp_replace(%s, '[\s\p{Z}\-\.\(\)/]', '', 'g')`, x)
-	national := "NULL"
-	if cc != "" {
-		national = fmt.Sprintf("'+%s' || (CASE WHEN starts_with(%s, '0') THEN substr(%s, 2) ELSE %s END)", cc, s, s, s)
-	}
-	r := fmt.Sprintf("(CASE WHEN starts_with(%s, '+') THEN '+' || substr(%s, 2) WHEN starts_with(%s, '00') THEN '+' || substr(%s, 3) ELSE %s END)", s, s, s, s, national)
-	return fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '%s') THEN %s END)`, r, e164Pattern, r)
-}
 
 // Convert reads the CSV, Parquet or JSON-lines file inPath (format "" means
 // by extension), checks it against the schema, normalises it and writes it
@@ -324,11 +283,12 @@ func (s *session) columns(ctx context.Context, src string, sc *table.Schema) err
 // checkValues finds, in one pass, the first row where each column's value
 // does not convert.
 func (s *session) checkValues(ctx context.Context, src string, sc *table.Schema) error {
+	var l layers
 	var exprs []string
 	for _, c := range sc.Columns {
-		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), value(sc, c)))
+		exprs = append(exprs, fmt.Sprintf("min(CASE WHEN %s IS NOT NULL AND %s IS NULL THEN __kura_row END)", ident(c.Name), l.value(sc, c)))
 	}
-	q := fmt.Sprintf("SELECT %s FROM (SELECT row_number() OVER () AS __kura_row, * FROM %s)", strings.Join(exprs, ", "), src)
+	q := fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), l.from("(SELECT row_number() OVER () AS __kura_row, * FROM "+src+")"))
 	bad := make([]sql.NullInt64, len(sc.Columns))
 	dst := make([]any, len(bad))
 	for i := range bad {

@@ -232,6 +232,7 @@ func (in *Input) conformsMeta(ctx context.Context) (query string, ok bool, err e
 	if len(cols) != len(sc.Columns) {
 		return "", false, nil
 	}
+	var l layers
 	exprs := []string{"count(*)"}
 	for i, c := range sc.Columns {
 		if cols[i].name != c.Name || cols[i].typ != c.Type.SQL() {
@@ -247,10 +248,10 @@ func (in *Input) conformsMeta(ctx context.Context) (query string, ok bool, err e
 		case slices.Contains(c.Normalize, table.E164):
 			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND NOT regexp_full_match(%s, '%s'))", x, x, e164Pattern))
 		default:
-			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND %s IS DISTINCT FROM %s)", x, value(sc, c), x))
+			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND %s IS DISTINCT FROM %s)", x, l.value(sc, c), x))
 		}
 	}
-	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + src, true, nil
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + l.from(src), true, nil
 }
 
 // conformsValues runs the query conformsMeta built: every count of

@@ -39,9 +39,9 @@ func (l *layers) from(src string) string {
 	return q
 }
 
-// value returns the SQL expression converting column c to its schema type
-// and normalising it, NULL where the value is invalid: the same values as
-// the package-level value, built in layers.
+// value returns the SQL expression converting column c of the source to
+// its schema type and normalising it, NULL where the value is invalid. It
+// may name values of the layers, so use it over l.from(source).
 func (l *layers) value(sc *table.Schema, c table.Column) string {
 	x := ident(c.Name)
 	if c.Type != table.String {
@@ -62,9 +62,12 @@ func (l *layers) value(sc *table.Schema, c table.Column) string {
 	return x
 }
 
-// e164 is the package-level e164 with the stripped and the rewritten
-// number each computed once. A number of digits and '+' alone has nothing
-// to strip, so it skips the regular-expression replacement.
+// e164 normalises phone number x to E.164, or NULL when it cannot: it
+// strips spaces and punctuation, turns 00 into + and a national number into
+// an international one with the schema's default country code, and keeps
+// the result if it matches e164Pattern. The stripped and the rewritten
+// number are each computed once; a number of digits and '+' alone has
+// nothing to strip, so it skips the regular-expression replacement.
 func (l *layers) e164(x, cc string, depth int) (string, int) {
 	x, depth = l.let(x, depth)
 	s, depth := l.let(fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '[+0-9]*') THEN %s ELSE regexp_replace(%s, '[\s\p{Z}\-\.\(\)/]', '', 'g') END)`, x, x, x), depth)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -229,7 +230,7 @@ func TestLayeredValueSameAsValue(t *testing.T) {
 			sc := &table.Schema{DefaultCountryCode: cc, Columns: []table.Column{{Name: "x", Type: table.String, Normalize: norm}}}
 			var l layers
 			lv := l.value(sc, sc.Columns[0])
-			q := "SELECT count(*) FILTER (WHERE a IS DISTINCT FROM b OR a IS DISTINCT FROM c), count(*) FROM (SELECT " + referenceValue(sc, sc.Columns[0]) + " AS a, " + value(sc, sc.Columns[0]) + " AS b, " + lv + " AS c FROM " + l.from(src) + ")"
+			q := "SELECT count(*) FILTER (WHERE a IS DISTINCT FROM c), count(*) FROM (SELECT " + referenceValue(sc, sc.Columns[0]) + " AS a, " + lv + " AS c FROM " + l.from(src) + ")"
 			var diff, n int64
 			if err := s.conn.QueryRowContext(context.Background(), q).Scan(&diff, &n); err != nil {
 				t.Fatal(err)
@@ -241,8 +242,8 @@ func TestLayeredValueSameAsValue(t *testing.T) {
 	}
 }
 
-// referenceValue is value as it was before either shortcut: every string
-// through the full e164 rewrite.
+// referenceValue is the conversion of column x as it was before either
+// shortcut of layers.value: every string through the full e164 rewrite.
 func referenceValue(sc *table.Schema, c table.Column) string {
 	x := "CAST(x AS VARCHAR)"
 	for _, n := range c.Normalize {
@@ -256,4 +257,16 @@ func referenceValue(sc *table.Schema, c table.Column) string {
 		}
 	}
 	return x
+}
+
+// e164Rewrite is the reference E.164 normalisation of phone number x, each
+// intermediate value spelt out wherever it is used.
+func e164Rewrite(x, cc string) string {
+	s := fmt.Sprintf(`regexp_replace(%s, '[\s\p{Z}\-\.\(\)/]', '', 'g')`, x)
+	national := "NULL"
+	if cc != "" {
+		national = fmt.Sprintf("'+%s' || (CASE WHEN starts_with(%s, '0') THEN substr(%s, 2) ELSE %s END)", cc, s, s, s)
+	}
+	r := fmt.Sprintf("(CASE WHEN starts_with(%s, '+') THEN '+' || substr(%s, 2) WHEN starts_with(%s, '00') THEN '+' || substr(%s, 3) ELSE %s END)", s, s, s, s, national)
+	return fmt.Sprintf(`(CASE WHEN regexp_full_match(%s, '%s') THEN %s END)`, r, e164Pattern, r)
 }
