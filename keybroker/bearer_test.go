@@ -31,19 +31,7 @@ func TestWithToken(t *testing.T) {
 	if _, err := f.admin.Put(ctx, secretPath, secret, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	simV, _ := sim.NewVerifier(sim.Config{})
-	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: f.issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux, slog.New(slog.DiscardHandler))
-	vsrv := httptest.NewServer(mux)
-	defer vsrv.Close()
+	vsrv := simVerifierServer(t, f)
 
 	key, err := NewTEEKey()
 	if err != nil {
@@ -109,19 +97,7 @@ func TestReleaseToX25519(t *testing.T) {
 	if _, err := f.admin.Put(ctx, secretPath, secret, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	simV, _ := sim.NewVerifier(sim.Config{})
-	ap, err := appraisal.New(ctx, appraisal.Config{DevMode: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: f.issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux, slog.New(slog.DiscardHandler))
-	vsrv := httptest.NewServer(mux)
-	defer vsrv.Close()
+	vsrv := simVerifierServer(t, f)
 
 	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	priv, err := jwk.Import(x)
@@ -191,4 +167,25 @@ func TestReleaseToX25519(t *testing.T) {
 	if _, err := s.Decrypt(raw[:len(raw)/2]); err == nil {
 		t.Error("Decrypt of a truncated release: no error")
 	}
+}
+
+// simVerifierServer serves, over real HTTP until the test ends, a separate
+// verifier of INSECURE sim evidence (dev mode) whose tokens f's broker
+// trusts: signed by f.issuer.
+func simVerifierServer(t *testing.T, f *fixture) *httptest.Server {
+	t.Helper()
+	simV, _ := sim.NewVerifier(sim.Config{})
+	ap, err := appraisal.New(context.Background(), appraisal.Config{DevMode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := verifier.New(verifier.Config{TEEs: map[attestation.TEE]attestation.Verifier{attestation.Sim: simV}, Appraiser: ap, Issuer: f.issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Register(mux, slog.New(slog.DiscardHandler))
+	vsrv := httptest.NewServer(mux)
+	t.Cleanup(vsrv.Close)
+	return vsrv
 }

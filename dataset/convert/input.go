@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,25 @@ func (in *Input) run(ctx context.Context, copy func(query string) (int64, error)
 		return nil, rerr
 	}
 	return nil, fmt.Errorf("writing parquet: %w", err)
+}
+
+// Execer runs a statement: *sql.DB and *sql.Conn of a DuckDB database.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// copyTo converts with COPY (query) as zstd-compressed Parquet into w
+// (CopyParquet).
+func (s *session) copyTo(ctx context.Context, query string, w io.Writer) (int64, error) {
+	return CopyParquet(ctx, s.conn, query, "COMPRESSION zstd", w, s.spill)
+}
+
+// copyOptions returns COPY's options for Parquet with opts added.
+func copyOptions(opts string) string {
+	if opts == "" {
+		return "FORMAT parquet"
+	}
+	return "FORMAT parquet, " + opts
 }
 
 // copyFile runs COPY (query) TO the file at path as zstd-compressed Parquet.

@@ -8,16 +8,18 @@ import (
 	"syscall"
 )
 
-// copyTo runs COPY (query) TO a pipe as zstd-compressed Parquet and copies
-// what DuckDB writes into w as it writes it, so that nothing is staged on
-// disk and memory stays bounded by DuckDB's row groups and the pipe. DuckDB
-// opens the pipe's write end as /dev/fd/N (a file it writes in order,
-// never seeking). When w fails, the rest is drained and discarded so that
+// CopyParquet runs COPY (query) TO Parquet on db, with DuckDB's COPY
+// options opts after FORMAT parquet ("" for its defaults), and copies what
+// DuckDB writes into w as it writes it: into a pipe, so that nothing is
+// staged on disk and memory stays bounded by DuckDB's row groups and the
+// pipe (tmpDir is used only where there are no pipes to write to). DuckDB
+// opens the pipe's write end as /dev/fd/N, a file it writes in order,
+// never seeking. When w fails, the rest is drained and discarded so that
 // DuckDB never blocks on a full pipe; the caller cancels ctx to stop it
 // early. The read end is closed only after COPY returned, so DuckDB never
 // writes to a pipe without a reader (which would raise SIGPIPE on one of
-// its threads).
-func (s *session) copyTo(ctx context.Context, query string, w io.Writer) (int64, error) {
+// its threads). It returns the rows written.
+func CopyParquet(ctx context.Context, db Execer, query, opts string, w io.Writer, tmpDir string) (int64, error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		return 0, err
@@ -37,7 +39,7 @@ func (s *session) copyTo(ctx context.Context, query string, w io.Writer) (int64,
 		}
 		copied <- err
 	}()
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO '/dev/fd/%d' (FORMAT parquet, COMPRESSION zstd)", query, p[1]))
+	res, err := db.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO '/dev/fd/%d' (%s)", query, p[1], copyOptions(opts)))
 	syscall.Close(p[1])
 	if err != nil {
 		r.Close()

@@ -10,12 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
 	"filippo.io/age"
 
 	"github.com/kura-cc/kura/dataset"
+	"github.com/kura-cc/kura/dataset/convert"
 	"github.com/kura-cc/kura/scenario"
 )
 
@@ -270,4 +272,17 @@ func SealBaseline(ctx context.Context, kind, in, out string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// duckdbCSVToParquet runs COPY (FROM read_csv(in)) TO Parquet with DuckDB's
+// defaults and copies what DuckDB writes into w as it writes it, as kura's
+// conversion feeds its sealer (convert.CopyParquet).
+func duckdbCSVToParquet(ctx context.Context, in string, w io.Writer) error {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = convert.CopyParquet(ctx, db, "FROM read_csv('"+strings.ReplaceAll(in, "'", "''")+"')", "", w, "")
+	return err
 }
