@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/drand/tlock"
-	tlockhttp "github.com/drand/tlock/networks/http"
 
 	"github.com/kura-cc/kura/party"
 )
@@ -112,40 +108,5 @@ func TestSealWriteError(t *testing.T) {
 		if !errors.Is(err, boom) || reg != nil {
 			t.Errorf("%d recipients: Seal = %v, %v; want %v", len(recipients), reg, err, boom)
 		}
-	}
-}
-
-// TestTlockInteropLarge seals a file of many age chunks, checks its
-// registration against the bytes written, and opens it with drand's tlock
-// library; and the other way round.
-func TestTlockInteropLarge(t *testing.T) {
-	f := newFixture(t)
-	msg := make([]byte, 5*digestBufSize+321)
-	for i := range msg {
-		msg[i] = byte(i * 7)
-	}
-	sealed, reg := f.seal(t, msg, time.Second)
-	if sum := sha256.Sum256(sealed); reg.SealedSHA256 != hex.EncodeToString(sum[:]) || reg.SealedSize != int64(len(sealed)) {
-		t.Fatalf("registration %s (%d bytes), sealed file %x (%d bytes)", reg.SealedSHA256, reg.SealedSize, sum, len(sealed))
-	}
-	f.clk.Add(2 * time.Second)
-	net, err := tlockhttp.NewNetwork(f.url, f.chain.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := tlock.New(net).Strict().Decrypt(&out, bytes.NewReader(sealed)); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), msg) {
-		t.Fatal("tlock decrypted something else")
-	}
-	var enc bytes.Buffer
-	if err := tlock.New(net).Encrypt(&enc, bytes.NewReader(msg), reg.Round); err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.open(enc.Bytes(), nil)
-	if err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("kura open of a tlock file: %v", err)
 	}
 }

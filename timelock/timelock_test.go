@@ -3,6 +3,8 @@ package timelock
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -332,35 +334,48 @@ func (n forgingNet) Beacon(_ context.Context, r uint64) (*Beacon, error) {
 	return &Beacon{Round: r, Signature: sig}, err
 }
 
-// Interop with drand's own tlock library and its HTTP network client.
+// Interop with drand's own tlock library and its HTTP network client, for
+// a short file and one of many age chunks and digest buffers: kura's file
+// opens with tlock and its registration matches the bytes written; tlock's
+// file opens with kura, not before its round.
 func TestTlockInterop(t *testing.T) {
-	f := newFixture(t)
-	msg := []byte("opens with drand's tools")
-	sealed, reg := f.seal(t, msg, time.Second)
-	f.clk.Add(2 * time.Second)
-	net, err := tlockhttp.NewNetwork(f.url, f.chain.Hash)
-	if err != nil {
-		t.Fatal(err)
+	large := make([]byte, 5*digestBufSize+321)
+	for i := range large {
+		large[i] = byte(i * 7)
 	}
-	var out bytes.Buffer
-	if err := tlock.New(net).Strict().Decrypt(&out, bytes.NewReader(sealed)); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), msg) {
-		t.Fatal("tlock decrypted something else")
-	}
-	// And the other way round: tlock encrypts, kura opens.
-	var enc bytes.Buffer
-	if err := tlock.New(net).Encrypt(&enc, bytes.NewReader(msg), reg.Round+10); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.open(enc.Bytes(), nil); !errors.Is(err, ErrTooEarly) {
-		t.Fatalf("round not yet out: %v", err)
-	}
-	f.clk.Add(10 * time.Second)
-	got, err := f.open(enc.Bytes(), nil)
-	if err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("kura open of tlock file: %v", err)
+	for name, msg := range map[string][]byte{"short": []byte("opens with drand's tools"), "many chunks": large} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			sealed, reg := f.seal(t, msg, time.Second)
+			if sum := sha256.Sum256(sealed); reg.SealedSHA256 != hex.EncodeToString(sum[:]) || reg.SealedSize != int64(len(sealed)) {
+				t.Fatalf("registration %s (%d bytes), sealed file %x (%d bytes)", reg.SealedSHA256, reg.SealedSize, sum, len(sealed))
+			}
+			f.clk.Add(2 * time.Second)
+			net, err := tlockhttp.NewNetwork(f.url, f.chain.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := tlock.New(net).Strict().Decrypt(&out, bytes.NewReader(sealed)); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), msg) {
+				t.Fatal("tlock decrypted something else")
+			}
+			// And the other way round: tlock encrypts, kura opens.
+			var enc bytes.Buffer
+			if err := tlock.New(net).Encrypt(&enc, bytes.NewReader(msg), reg.Round+10); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.open(enc.Bytes(), nil); !errors.Is(err, ErrTooEarly) {
+				t.Fatalf("round not yet out: %v", err)
+			}
+			f.clk.Add(10 * time.Second)
+			got, err := f.open(enc.Bytes(), nil)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("kura open of tlock file: %v", err)
+			}
+		})
 	}
 }
 
