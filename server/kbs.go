@@ -25,10 +25,16 @@ import (
 	"github.com/kura-cc/kura/token"
 )
 
+// isPostgres reports whether a store specification (Config.Store) is a
+// postgres:// URL: the store replicas share.
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
 // OpenStore opens the platform's store named by spec: a postgres:// URL,
 // or else a SQLite file path (its directory created 0700).
 func OpenStore(ctx context.Context, spec string, log *slog.Logger) (store.Store, error) {
-	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
+	if isPostgres(spec) {
 		return postgres.New(ctx, postgres.Config{URL: spec, Logger: log})
 	}
 	if err := os.MkdirAll(filepath.Dir(spec), 0o700); err != nil {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/kura-cc/kura/appraisal"
@@ -281,7 +280,7 @@ func (b *build) buildVerifier(ctx context.Context) error {
 	// process (no store, or SQLite, which is for one process) keeps them
 	// in memory: no store write per nonce (docs/spec/attestation.md §8.1).
 	var nonces verifier.NonceStore
-	if b.state != nil && IsSharedStore(b.path(b.cfg.Store, "kbs.db")) {
+	if b.state != nil && isPostgres(b.path(b.cfg.Store, "kbs.db")) {
 		nonces = b.state.Ephemeral()
 	}
 	v := b.cfg.Verification
@@ -294,12 +293,6 @@ func (b *build) buildVerifier(ctx context.Context) error {
 	}
 	b.verifier, err = v.Service(ctx, b.log, b.issuer, nonces)
 	return err
-}
-
-// IsSharedStore reports whether a store specification (Config.Store) names
-// a store that several replicas share: a postgres:// URL.
-func IsSharedStore(spec string) bool {
-	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
 }
 
 // loadOrCreateKey reads an ECDSA signing key of the verifier (what names
