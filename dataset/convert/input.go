@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kura-cc/kura/dataset/table"
@@ -182,102 +183,122 @@ func (s *session) copyFile(ctx context.Context, query, path string) (int64, erro
 //   - DuckDB reads each column as the schema type's SQL type (VARCHAR,
 //     BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP), which is how the clean
 //     room's engine checks a loaded dataset;
-//   - one scan decodes every value of every column without error, and
-//     every non-null value of a normalised column is its own
+//   - every non-null value of a normalised column is its own
 //     normalisation: for a column with e164 among its normalisations, the
 //     value matches ^\+[1-9][0-9]{6,14}$ (such a value is unchanged by
 //     trim, lower and e164, and every output of a chain that includes
-//     e164 matches it); for trim and lower alone, normalising it gives it
-//     back.
+//     e164 matches it; parquetE164 checks these columns); for trim and
+//     lower alone, normalising it gives it back (a DuckDB scan checks
+//     these).
 //
 // Conversion of such a file would write the same rows with the same
 // values and types, so sealing it as it is changes nothing a reader of
-// the dataset sees. A file that is unreadable, or merely different, is
-// reported as not conforming (ok false, err nil), and conversion then
-// refuses or converts it as it always did. rows is the file's row count
-// when ok.
+// the dataset sees. Columns that are not normalised are not decoded: a
+// damaged page in one is the clean room's to refuse when it loads the
+// dataset, as it would refuse any damaged file. A file that is
+// unreadable, or merely different, is reported as not conforming (ok
+// false, err nil), and conversion then refuses or converts it as it
+// always did. rows is the file's row count when ok.
 func (in *Input) Conforms(ctx context.Context) (rows int64, ok bool, err error) {
-	q, ok, err := in.conformsMeta(ctx)
+	vc, ok, err := in.conformsMeta(ctx)
 	if err != nil || !ok {
 		return 0, false, err
 	}
-	return in.conformsValues(ctx, q)
+	return in.conformsValues(ctx, vc)
+}
+
+// valueCheck is what conformsValues runs: a DuckDB query that counts the
+// rows and, for each column normalised by trim or lower alone, the values
+// that are not their own normalisation; and the columns whose values must
+// be in E.164 form.
+type valueCheck struct {
+	query    string
+	e164     []int  // leaf column indexes
+	optional []bool // by leaf column: whether it may hold nulls
 }
 
 // conformsMeta checks the path, the footer's columns and their types, and
-// returns the query that checks the values.
-func (in *Input) conformsMeta(ctx context.Context) (query string, ok bool, err error) {
+// returns the check of the values.
+func (in *Input) conformsMeta(ctx context.Context) (vc valueCheck, ok bool, err error) {
 	if in.format != Parquet || in.empty || strings.ContainsAny(in.path, "*?[]{}") {
-		return "", false, nil
+		return vc, false, nil
 	}
 	sc := in.sc
-	rows, err := in.s.conn.QueryContext(ctx, "SELECT name, coalesce(num_children, 0) FROM parquet_schema("+quote(in.path)+")")
+	rows, err := in.s.conn.QueryContext(ctx, "SELECT name, coalesce(num_children, 0), coalesce(repetition_type, '') FROM parquet_schema("+quote(in.path)+")")
 	if err != nil {
-		return "", false, ctxErr(ctx)
+		return vc, false, ctxErr(ctx)
 	}
 	var names []string
 	nested := false
 	for rows.Next() {
-		var name string
+		var name, repetition string
 		var children int64
-		if err := rows.Scan(&name, &children); err != nil {
+		if err := rows.Scan(&name, &children, &repetition); err != nil {
 			rows.Close()
-			return "", false, err
+			return vc, false, err
 		}
 		if len(names) > 0 || children == 0 { // the first entry is the root
-			nested = nested || children != 0
+			nested = nested || children != 0 || repetition == "REPEATED"
 			names = append(names, name)
+			vc.optional = append(vc.optional, repetition != "REQUIRED")
 		} else {
 			names = append(names, "")
 		}
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
-		return "", false, ctxErr(ctx)
+		return vc, false, ctxErr(ctx)
 	}
 	rows.Close()
 	if nested || len(names) != len(sc.Columns)+1 {
-		return "", false, nil
+		return vc, false, nil
 	}
 	for i, c := range sc.Columns {
 		if names[i+1] != c.Name {
-			return "", false, nil
+			return vc, false, nil
 		}
 	}
 	src := "read_parquet(" + quote(in.path) + ")"
 	cols, err := in.s.describe(ctx, src)
 	if err != nil {
-		return "", false, ctxErr(ctx)
+		return vc, false, ctxErr(ctx)
 	}
 	if len(cols) != len(sc.Columns) {
-		return "", false, nil
+		return vc, false, nil
 	}
 	var l layers
 	exprs := []string{"count(*)"}
 	for i, c := range sc.Columns {
 		if cols[i].name != c.Name || cols[i].typ != c.Type.SQL() {
-			return "", false, nil
+			return vc, false, nil
 		}
-		x := ident(c.Name)
 		switch {
 		case len(c.Normalize) == 0:
-			// min decodes every value (a count would be answered from
-			// the footer's statistics), so a damaged page fails the
-			// scan; its result is not looked at.
-			exprs = append(exprs, fmt.Sprintf("min(%s) IS NULL", x))
 		case slices.Contains(c.Normalize, table.E164):
-			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND NOT regexp_full_match(%s, '%s'))", x, x, e164Pattern))
+			vc.e164 = append(vc.e164, i)
 		default:
+			x := ident(c.Name)
 			exprs = append(exprs, fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND %s IS DISTINCT FROM %s)", x, l.value(sc, c), x))
 		}
 	}
-	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + l.from(src), true, nil
+	vc.query = "SELECT " + strings.Join(exprs, ", ") + " FROM " + l.from(src)
+	return vc, true, nil
 }
 
-// conformsValues runs the query conformsMeta built: every count of
-// values that are not their own normalisation must be zero.
-func (in *Input) conformsValues(ctx context.Context, query string) (rows int64, ok bool, err error) {
-	r, err := in.s.conn.QueryContext(ctx, query)
+// conformsValues runs the check conformsMeta built: every value of an
+// E.164 column must be in E.164 form, and every count of other values that
+// are not their own normalisation must be zero.
+func (in *Input) conformsValues(ctx context.Context, vc valueCheck) (rows int64, ok bool, err error) {
+	if len(vc.e164) > 0 {
+		chunks, ok, err := in.columnChunks(ctx, vc)
+		if !ok || err != nil {
+			return 0, false, err
+		}
+		if ok, err := parquetE164(ctx, in.path, chunks); !ok || err != nil {
+			return 0, false, err
+		}
+	}
+	r, err := in.s.conn.QueryContext(ctx, vc.query)
 	if err != nil {
 		return 0, false, ctxErr(ctx)
 	}
@@ -307,6 +328,38 @@ func (in *Input) conformsValues(ctx context.Context, query string) (rows int64, 
 	}
 	n, _ := vals[0].(int64)
 	return n, true, nil
+}
+
+// columnChunks returns where the chunks of the E.164 columns lie, from
+// the footer: those of every row group, starting where DuckDB starts
+// reading them (the dictionary page if the footer gives one).
+func (in *Input) columnChunks(ctx context.Context, vc valueCheck) ([]columnChunk, bool, error) {
+	ids := make([]string, len(vc.e164))
+	for i, c := range vc.e164 {
+		ids[i] = strconv.Itoa(c)
+	}
+	rows, err := in.s.conn.QueryContext(ctx, "SELECT column_id, compression, coalesce(dictionary_page_offset, -1), data_page_offset, total_compressed_size FROM parquet_metadata("+quote(in.path)+") WHERE column_id IN ("+strings.Join(ids, ", ")+")")
+	if err != nil {
+		return nil, false, ctxErr(ctx)
+	}
+	defer rows.Close()
+	var chunks []columnChunk
+	for rows.Next() {
+		var c columnChunk
+		var id, dict, data int64
+		if err := rows.Scan(&id, &c.codec, &dict, &data, &c.size); err != nil || id < 0 || id >= int64(len(vc.optional)) {
+			return nil, false, ctxErr(ctx)
+		}
+		c.offset, c.optional = data, vc.optional[id]
+		if dict >= 4 {
+			c.offset = dict
+		}
+		chunks = append(chunks, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, ctxErr(ctx)
+	}
+	return chunks, true, nil
 }
 
 // ctxErr returns the context's error, if any: a failed check is otherwise

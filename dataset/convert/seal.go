@@ -78,12 +78,12 @@ func SealFile(ctx context.Context, cfg SealConfig, dstPath, inPath string, key d
 	h := cfg.Header
 	h.Format = "parquet"
 	h.Schema = in.sc.JSON()
-	q, ok, err := in.conformsMeta(ctx)
+	vc, ok, err := in.conformsMeta(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		s, ok, err := in.sealAsIs(ctx, cfg, q, dstPath, key, h)
+		s, ok, err := in.sealAsIs(ctx, cfg, vc, dstPath, key, h)
 		if err != nil || ok {
 			return s, err
 		}
@@ -91,10 +91,10 @@ func SealFile(ctx context.Context, cfg SealConfig, dstPath, inPath string, key d
 	return in.sealConverted(ctx, cfg, dstPath, key, h)
 }
 
-// sealAsIs seals the input file unchanged into dstPath while query checks
+// sealAsIs seals the input file unchanged into dstPath while vc checks
 // its values; ok is false, and nothing is written, when they do not
 // conform.
-func (in *Input) sealAsIs(ctx context.Context, cfg SealConfig, query, dstPath string, key dataset.Key, h dataset.Header) (*Sealed, bool, error) {
+func (in *Input) sealAsIs(ctx context.Context, cfg SealConfig, vc valueCheck, dstPath string, key dataset.Key, h dataset.Header) (*Sealed, bool, error) {
 	before, err := os.Stat(in.path)
 	if err != nil {
 		return nil, false, err
@@ -121,7 +121,7 @@ func (in *Input) sealAsIs(ctx context.Context, cfg SealConfig, query, dstPath st
 		}})
 		sealed <- err
 	}()
-	rows, ok, err := in.conformsValues(ctx, query)
+	rows, ok, err := in.conformsValues(ctx, vc)
 	if err != nil || !ok {
 		cancel()
 		<-sealed
