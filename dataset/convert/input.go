@@ -147,10 +147,15 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// copyTo converts with COPY (query) as zstd-compressed Parquet into w
+// compression is how conversion compresses Parquet: zstd at level 1,
+// which on the story's data writes faster than DuckDB's default snappy
+// and smaller than zstd's default level 3, and reads as fast as either.
+const compression = "COMPRESSION zstd, COMPRESSION_LEVEL 1"
+
+// copyTo converts with COPY (query) as compressed Parquet into w
 // (CopyParquet).
 func (s *session) copyTo(ctx context.Context, query string, w io.Writer) (int64, error) {
-	return CopyParquet(ctx, s.conn, query, "COMPRESSION zstd", w, s.spill)
+	return CopyParquet(ctx, s.conn, query, compression, w, s.spill)
 }
 
 // copyOptions returns COPY's options for Parquet with opts added.
@@ -161,11 +166,11 @@ func copyOptions(opts string) string {
 	return "FORMAT parquet, " + opts
 }
 
-// copyFile runs COPY (query) TO the file at path as zstd-compressed Parquet.
+// copyFile runs COPY (query) TO the file at path as compressed Parquet.
 func (s *session) copyFile(ctx context.Context, query, path string) (int64, error) {
 	// The caller removes path on failure; DuckDB writes it in place
 	// (by default it writes beside an existing file, then renames).
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)", query, quote(path)))
+	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, %s, USE_TMP_FILE false)", query, quote(path), compression))
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -75,6 +77,7 @@ func Seal(ctx context.Context, cfg SealConfig, w io.Writer) error {
 			time.Since(t0).Round(time.Millisecond), mib(in.csvSize), in.csvRows, mib(in.pqSize), in.pqRows, runtime.GOMAXPROCS(0))
 	}
 	keyFile := filepath.Join(dir, "data.key")
+	os.Remove(keyFile) // a previous run's, in --dir
 	if err := dataset.WriteKeyFile(keyFile, dataset.NewKey()); err != nil {
 		return err
 	}
@@ -179,25 +182,69 @@ func generateSealInputs(ctx context.Context, dir string, size int64) (*sealInput
 
 // runChild runs args as a process and returns its wall time and peak
 // resident memory in MiB (0 where the system does not report it).
+//
+// On Linux the peak is the child's own VmHWM, read from /proc every few
+// milliseconds while it runs (it only grows, so the last reading misses at
+// most the last few milliseconds): getrusage's ru_maxrss of a child starts
+// from this process's resident size when it was started, which hides a
+// child smaller than the benchmark itself.
 func runChild(ctx context.Context, env, args []string) (time.Duration, float64, error) {
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	done := make(chan struct{})
+	hwm := make(chan float64, 1)
+	go func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		peak := 0.0
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kib, ok := vmHWM(status); ok {
+				peak = max(peak, kib/1024)
+			}
+			select {
+			case <-done:
+				hwm <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	d := time.Since(start)
+	close(done)
+	peak := <-hwm
 	if err != nil {
 		return 0, 0, fmt.Errorf("%v: %w: %s", args, err, stderr.b)
 	}
-	peak := 0.0
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && peak == 0 {
 		peak = float64(ru.Maxrss) / 1024 // KiB on Linux
 		if runtime.GOOS == "darwin" {
 			peak /= 1024 // bytes there
 		}
 	}
 	return d, peak, nil
+}
+
+// vmHWM returns the VmHWM line of a /proc/PID/status file, in KiB.
+func vmHWM(status string) (float64, bool) {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0, false
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nVmHWM:"))
+	if !ok {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	kib, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(string(line)), " kB"), 64)
+	return kib, err == nil
 }
 
 // limitedBuffer keeps the first 4 KiB written to it.

@@ -19,14 +19,14 @@ func newBenchSealCmd() *cobra.Command {
 flights schema (phone numbers in E.164, so the Parquet file already conforms to the schema), then
 run, each in its own process from this binary, alternating (--pairs):
 
-  seal conforming Parquet   kura data seal of the Parquet file (checked in one scan, sealed as
+  seal conforming Parquet   kura data seal of the Parquet file (its E.164 values checked, sealed as
                             it is) against age encrypting the same file to an X25519 recipient,
                             streaming to a file (filippo.io/age); target ≤ 1.5×
   seal CSV                  kura data seal of the CSV (validated, normalised, converted, the
                             Parquet sealed as DuckDB writes it) against DuckDB's own
                             COPY (FROM read_csv(...)) TO Parquet with its defaults, the Parquet
                             sealed with the kura envelope as DuckDB writes it; target ≤ 1.3×
-  peak RSS                  each process's peak resident memory (getrusage), both rows
+  peak RSS                  each process's peak resident memory (VmHWM on Linux), both rows
 
 Times are wall clock, process start included on both sides. The machines these run on are
 shared: compare the two columns of one run, not runs.`,
