@@ -1,7 +1,11 @@
-// Package console is the groundwork of kura's web console (issue 19):
-// the console verifies collaborations and results, and signs approvals, in
-// the user's browser with kura's own Go checks compiled to WebAssembly
-// (console/wasm), so that no party's key or result plaintext ever reaches
-// a server. This package holds that build's test harness; the pages and
-// their serving come next.
+// Package console is kura's web console, served by `kura serve` at
+// /console/ (issue 19). Its pages are static files embedded in the binary
+// (web/); they read the same HTTP APIs the CLI uses and run kura's own Go
+// checks in the browser, compiled to WebAssembly (console/wasm, built into
+// dist/ by `go generate ./console`), so that no party's key and no result's
+// plaintext ever reaches a server: a collaboration is fetched from the
+// coordinator and verified, approval by approval, in the page.
+//
+// The console speaks English and Japanese (web/i18n.js holds every
+// string), and is usable by keyboard alone with labelled controls.
 package console

@@ -21,6 +21,7 @@ import (
 	"github.com/kura-cc/kura/auditlog/brokerlog"
 	"github.com/kura-cc/kura/auditlog/intake"
 	"github.com/kura-cc/kura/blob/local"
+	"github.com/kura-cc/kura/console"
 	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/keybroker"
 )
@@ -145,6 +146,8 @@ func (b *build) buildCoordinator(ctx context.Context) error {
 		return err
 	}
 	c.Register(b.mux)
+	b.mux.Handle("/console/", console.Handler(b.cfg.ConsoleChecks))
+	b.mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	return nil
 }
 

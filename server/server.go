@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -120,6 +121,11 @@ type Config struct {
 	RunLease time.Duration
 	// Aggregator configures the aggregator role.
 	Aggregator Aggregator
+	// ConsoleChecks are the web console's in-browser checks (kura.wasm
+	// and wasm_exec.js); nil means those built into this binary
+	// (console.Checks). The console is served at /console/ with the
+	// coordinator role, whose collaborations and runs it shows.
+	ConsoleChecks fs.FS
 	// RateLimit is the requests per second allowed per client address on
 	// the platform's writes — every POST and PUT under /v1/: nonces,
 	// verifications, log intake, collaboration pushes — with bursts of

@@ -1,0 +1,71 @@
+package console
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -o dist/kura.wasm ./wasm && cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" dist/"
+
+//go:embed web
+var pages embed.FS
+
+//go:embed dist
+var dist embed.FS
+
+// Checks returns the in-browser checks embedded at build time (kura.wasm
+// and wasm_exec.js, written by go generate); ok is false when this build
+// has none.
+func Checks() (fsys fs.FS, ok bool) {
+	sub, err := fs.Sub(dist, "dist")
+	if err != nil {
+		return nil, false
+	}
+	_, err = fs.Stat(sub, "kura.wasm")
+	return sub, err == nil
+}
+
+// Handler serves the console at /console/: its pages, and kura.wasm and
+// wasm_exec.js from checks (Checks' when nil). Every answer forbids
+// framing, sniffing and referrers, and its content security policy lets
+// the page run only its own scripts and WebAssembly and talk only to the
+// server that served it, so a page cannot send a key anywhere else.
+func Handler(checks fs.FS) http.Handler {
+	if checks == nil {
+		checks, _ = Checks()
+	}
+	_, err := fs.Stat(checks, "kura.wasm")
+	hasChecks := err == nil
+	web, err := fs.Sub(pages, "web")
+	if err != nil {
+		panic(err) // the embedded directory is part of the build
+	}
+	files := http.FileServerFS(web)
+	wasm := http.FileServerFS(checks)
+	return http.StripPrefix("/console", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-cache")
+		switch {
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "the console is read by GET", http.StatusMethodNotAllowed)
+		case r.URL.Path == "" || r.URL.Path == "/":
+			http.ServeFileFS(w, r, web, "index.html")
+		case r.URL.Path == "/kura.wasm" || r.URL.Path == "/wasm_exec.js":
+			if !hasChecks {
+				http.Error(w, "this kura was built without the console's checks (go generate ./console)", http.StatusNotFound)
+				return
+			}
+			wasm.ServeHTTP(w, r)
+		case strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "/index.html":
+			http.NotFound(w, r)
+		default:
+			files.ServeHTTP(w, r)
+		}
+	}))
+}
