@@ -18,6 +18,11 @@ const (
 	MaxApprovals         = 10000
 )
 
+// PushSigningContext names the coordinator's API in the request signature
+// of a push (internal/httpsig): a party's PUT of a collaboration file, from
+// the CLI or the web console.
+const PushSigningContext = "kura-collab-v1"
+
 // Collaboration is a collaboration's history: every manifest version, each
 // chained to the one before by its Previous hash, the parties' approvals
 // and their revocations. It is stored as one JSON file

@@ -82,7 +82,7 @@ type Collaborations interface {
 }
 
 // SigningContext names the coordinator's API in push signatures.
-const SigningContext = "kura-collab-v1"
+const SigningContext = collab.PushSigningContext
 
 // Log is the transparency log the coordinator records in (*auditlog.Log
 // implements it).

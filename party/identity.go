@@ -174,6 +174,14 @@ func Load(dir string) (*Identity, error) {
 		return nil, fmt.Errorf("party: load identity: %w", err)
 	}
 	defer clear(data)
+	return ParseIdentity(data)
+}
+
+// ParseIdentity parses the contents of an identity file, as Load does once
+// it has read and checked the file: for a program that was handed the
+// contents rather than a path, such as the web console, to which the user
+// gives the file in the browser.
+func ParseIdentity(data []byte) (*Identity, error) {
 	if len(data) > maxIdentitySize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformedIdentity, maxIdentitySize)
 	}

@@ -1,25 +1,34 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kura-cc/kura/cmd/kura/internal/cli"
 	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/server"
 )
 
@@ -59,19 +68,66 @@ func consoleChecks(t *testing.T) string {
 	return dir
 }
 
-// request is one request the browser sent.
-type request struct {
-	method, url string
-	body        bool
+// recorder is a reverse proxy to a kura server that keeps every request
+// the browser sends through it, body included.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+// recorded is one request through the recorder.
+type recorded struct {
+	method, path string
+	header       http.Header
+	body         []byte
+}
+
+func (rc *recorder) handler(to string) http.Handler {
+	target, _ := url.Parse(to)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		rc.reqs = append(rc.reqs, recorded{method: r.Method, path: r.URL.RequestURI(), header: r.Header.Clone(), body: body})
+		rc.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// secretForms returns the ways an identity file's private keys could be
+// written: each key raw, in base64, base64url and hex, and the file.
+func secretForms(t *testing.T, identityFile []byte) [][]byte {
+	t.Helper()
+	var j struct {
+		SigningSeed []byte `json:"signing_seed"`
+		Receiving   []byte `json:"receiving_private_key"`
+	}
+	if err := json.Unmarshal(identityFile, &j); err != nil || len(j.SigningSeed) != 32 || len(j.Receiving) == 0 {
+		t.Fatalf("identity file: %v", err)
+	}
+	forms := [][]byte{identityFile}
+	for _, k := range [][]byte{j.SigningSeed, j.Receiving} {
+		forms = append(forms, k, []byte(base64.StdEncoding.EncodeToString(k)), []byte(base64.RawURLEncoding.EncodeToString(k)), []byte(hex.EncodeToString(k)))
+	}
+	return forms
 }
 
 // TestConsoleInChromium: `kura serve --dev`'s web console, in headless
-// Chromium, fetches the demo story's collaboration from the coordinator,
-// verifies it with kura's own checks compiled to WebAssembly and shows
-// each party's approval as collab.Status reports it, before and after the
-// parties approve, in English and in Japanese, with the runs the
-// coordinator queued. Screenshots of each state are kept as test
-// artefacts. The browser sends the server only GETs without a body.
+// Chromium, fetches the demo story's collaboration from the coordinator
+// and verifies it with kura's own checks compiled to WebAssembly; each
+// party opens its identity file in the page and approves there, and the
+// page shows each party's approval as collab.Status reports it on the
+// stored file, in English and in Japanese, with the runs the coordinator
+// queued. A party of another collaboration is offered no approval.
+// Screenshots of each state are kept as test artefacts. Every request the
+// browser sends goes through a recording proxy: only the approvals' PUTs
+// carry a body, each a signed collaboration file, and no request carries
+// any form of a party's private keys.
 func TestConsoleInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the console's WebAssembly and runs Chromium")
@@ -88,20 +144,40 @@ func TestConsoleInChromium(t *testing.T) {
 	defer c.Close()
 	srv := c.Servers[demo.Airline]
 	coord := &coordinator.Client{BaseURL: srv.URL, Identity: c.Parties[demo.Airline]}
-	push := func() {
-		t.Helper()
-		file, err := c.Collab.Marshal()
+	file, err := c.Collab.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coord.Push(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	front := httptest.NewServer(rec.handler(srv.URL))
+	defer front.Close()
+
+	// Each party's identity file, as kura party init saves it, and every
+	// form of its keys.
+	identities := map[string]string{}
+	var secrets [][]byte
+	stranger, err := party.Generate("mallory", party.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range map[string]*party.Identity{demo.Airline: c.Parties[demo.Airline], demo.Carrier: c.Parties[demo.Carrier], "mallory": stranger} {
+		dir := t.TempDir()
+		if err := id.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		identities[name] = filepath.Join(dir, party.IdentityFile)
+		data, err := os.ReadFile(identities[name])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := coord.Push(ctx, file); err != nil {
-			t.Fatal(err)
-		}
+		secrets = append(secrets, secretForms(t, data)...)
 	}
-	push()
 
 	// The console's own answers carry its security headers.
-	resp, err := http.Get(srv.URL + "/console/")
+	resp, err := http.Get(front.URL + "/console/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +186,7 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("GET /console/: %s, CSP %q", resp.Status, csp)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.WindowSize(1280, 1000))
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.WindowSize(1280, 1100))
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root (CI)
 	}
@@ -118,20 +194,6 @@ func TestConsoleInChromium(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	// Every request the page sends, recorded from its first.
-	ectx, stopEvents := context.WithCancel(bctx)
-	requests := chromedp.Events(ectx, network.RequestWillBeSent)
-	var sent []request
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		for ev, err := range requests {
-			if err != nil {
-				return
-			}
-			sent = append(sent, request{method: ev.Request.Method, url: ev.Request.URL, body: ev.Request.HasPostData})
-		}
-	}()
 	artefacts := t.ArtifactDir()
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
@@ -142,18 +204,22 @@ func TestConsoleInChromium(t *testing.T) {
 			return chromedp.Void{}, os.WriteFile(filepath.Join(artefacts, name+".png"), png, 0o644)
 		}
 	}
-	// waitText waits until the element's text contains want.
-	waitText := func(sel, want string) chromedp.Action[chromedp.Void] {
-		poll := chromedp.Poll[bool](fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want), chromedp.WithPollingTimeout(30*time.Second))
+	// waitJS waits until the expression is true.
+	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
+		poll := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))
 		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
 			if _, err := poll(ctx, tab); err != nil {
-				return chromedp.Void{}, fmt.Errorf("waiting for %q in %s: %w", want, sel, err)
+				return chromedp.Void{}, fmt.Errorf("waiting for %s: %w", expr, err)
 			}
 			return chromedp.Void{}, nil
 		}
 	}
-	// parties checks the parties table against collab.Status, in the
-	// page's language's words for each state.
+	// waitText waits until the element's text contains want.
+	waitText := func(sel, want string) chromedp.Action[chromedp.Void] {
+		return waitJS(fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want))
+	}
+	// parties checks the parties table against collab.Status of the file
+	// the coordinator stores, in the page's words for each state.
 	parties := func(words map[collab.State]string) chromedp.Action[chromedp.Void] {
 		rowsOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#parties tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
 		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
@@ -161,7 +227,15 @@ func TestConsoleInChromium(t *testing.T) {
 			if err != nil {
 				return chromedp.Void{}, err
 			}
-			status := c.Collab.Status()
+			stored, err := coord.Get(ctx, c.Collab.ID)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			col, err := collab.ParseCollaboration(stored)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			status := col.Status()
 			if len(rows) != len(status) {
 				return chromedp.Void{}, fmt.Errorf("the page lists %d parties, collab.Status %d: %q", len(rows), len(status), rows)
 			}
@@ -175,54 +249,85 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	en := map[collab.State]string{collab.Approved: "approved", collab.Missing: "not approved"}
 	ja := map[collab.State]string{collab.Approved: "承認済み", collab.Missing: "未承認"}
-	page := srv.URL + "/console/#/collaborations/" + c.Collab.ID
+	page := front.URL + "/console/#/collaborations/" + c.Collab.ID
+	// signIn opens a party's identity file in the page.
+	signIn := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.SetUploadFiles(`#identity-file`, []string{identities[name]})
+	}
 
 	// Unapproved: verified, but no key may be released.
 	if err := chromedp.Do(bctx, chromedp.Navigate(page),
 		waitText("#checks", "In-browser checks ready"),
 		waitText("#collab-verdict", "Verified in this browser"),
 		waitText("#collab-verdict", "Not every required party has approved"),
-		parties(en), waitText("#runs tbody", "No runs yet."), shot("collaboration-unapproved-en")); err != nil {
+		parties(en), waitText("#runs tbody", "No runs yet."), waitText("#signed-in", "read only"),
+		shot("collaboration-unapproved-en")); err != nil {
 		t.Fatalf("unapproved: %v", err)
 	}
-
-	// Both approve and a run is queued: the page says keys may be released
-	// and lists the run.
-	if err := c.Approve(demo.Airline, demo.Carrier); err != nil {
-		t.Fatal(err)
+	// A party of no role here is offered nothing to approve.
+	if err := chromedp.Do(bctx, signIn("mallory"), waitText("#signed-in", "Signed in as mallory"),
+		waitJS(`document.querySelector('#approve').hidden`)); err != nil {
+		t.Fatalf("stranger: %v", err)
 	}
-	push()
+	// Each party approves in the page.
+	for _, name := range []string{demo.Airline, demo.Carrier} {
+		if err := chromedp.Do(bctx, signIn(name), waitText("#signed-in", "Signed in as "+name),
+			waitText("#approve", "Approve version 1 as "+name), chromedp.Click("#approve"),
+			waitText("#collab-verdict", name+" approved version 1"), parties(en)); err != nil {
+			t.Fatalf("%s approves: %v", name, err)
+		}
+	}
+	if err := chromedp.Do(bctx, waitText("#collab-verdict", "key brokers may release keys"),
+		waitJS(`document.querySelector('#approve').hidden`), shot("collaboration-approved-en")); err != nil {
+		t.Fatalf("approved: %v", err)
+	}
+
+	// A queued run appears; Japanese, by keyboard, says the same.
 	run, err := coord.SubmitRun(ctx, c.Collab.ID, "stay_by_prefecture")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(bctx, chromedp.Reload(),
-		waitText("#collab-verdict", "key brokers may release keys"), parties(en),
 		waitText("#runs tbody", run.ID), waitText("#runs tbody", "stay_by_prefecture"), waitText("#runs tbody", "queued"),
-		shot("collaboration-approved-en")); err != nil {
-		t.Fatalf("approved: %v", err)
-	}
-
-	// Japanese, by keyboard: the same facts in the other language.
-	if err := chromedp.Do(bctx, chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
+		waitText("#signed-in", "read only"), shot("runs-en"),
+		chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
 		waitText("#collab-verdict", "このブラウザで検証済み"),
 		waitText("#collab-verdict", "鍵ブローカーはこのバージョンに鍵を発行できます"),
 		waitText("#parties caption", "参加者と現在のバージョンの承認状況"),
-		parties(ja), waitText("#runs tbody", "待機中"), shot("collaboration-approved-ja")); err != nil {
+		parties(ja), waitText("#runs tbody", "待機中"), waitText("#signed-in", "閲覧のみ"),
+		shot("collaboration-approved-ja")); err != nil {
 		t.Fatalf("Japanese: %v", err)
 	}
 	if lang, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.documentElement.lang`)); err != nil || lang != "ja" {
 		t.Fatalf("<html lang> is %q (%v)", lang, err)
 	}
 
-	stopEvents()
-	<-recorded
-	if len(sent) == 0 {
-		t.Fatal("no request was recorded")
-	}
-	for _, r := range sent {
-		if r.method != http.MethodGet || r.body || !strings.HasPrefix(r.url, srv.URL+"/") {
-			t.Errorf("the browser sent %s %s (body %v): the console only reads, from its own server", r.method, r.url, r.body)
+	// What the browser sent.
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	puts := 0
+	for _, r := range rec.reqs {
+		path, err := url.QueryUnescape(r.path)
+		if err != nil {
+			path = r.path
 		}
+		for _, secret := range secrets {
+			if bytes.Contains(r.body, secret) || strings.Contains(fmt.Sprint(r.header), string(secret)) || strings.Contains(path, string(secret)) {
+				t.Fatalf("a %s to %s carries a private key", r.method, strings.SplitN(r.path, "?", 2)[0])
+			}
+		}
+		switch {
+		case r.method == http.MethodGet && len(r.body) == 0:
+		case r.method == http.MethodPut && r.path == "/v1/collaborations/"+c.Collab.ID && strings.HasPrefix(r.header.Get("Authorization"), "Kura-Signature "):
+			if _, err := collab.ParseCollaboration(r.body); err != nil {
+				t.Errorf("a PUT's body is not a collaboration file: %v", err)
+			}
+			puts++
+		default:
+			t.Errorf("the browser sent %s %s (%d bytes)", r.method, r.path, len(r.body))
+		}
+	}
+	if puts != 2 {
+		t.Errorf("%d approvals pushed, want 2", puts)
 	}
 }

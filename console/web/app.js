@@ -5,6 +5,9 @@
 let lang = localStorage.getItem('kura.lang') === 'ja' ? 'ja' : 'en';
 let checks = null; // globalThis.kura once kura.wasm runs
 let rerender = () => {};
+let me = null; // {name, fingerprint} of the identity loaded into kura.wasm
+let shown = null; // {id, answer} of the collaboration on the page
+let notice = null; // [key, ...args] of the last approval's outcome
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -29,6 +32,7 @@ function setLang(l) {
   for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === l));
   document.title = 'kura ' + t('title');
   showChecks();
+  showIdentity();
   rerender();
 }
 
@@ -52,6 +56,62 @@ async function loadChecks() {
   }
   showChecks();
   route();
+}
+
+function showIdentity() {
+  const p = $('#signed-in');
+  p.textContent = me ? t('sign.as', me.name, me.fingerprint.slice(0, 16)) : t('sign.none');
+  $('#forget').hidden = !me;
+}
+
+async function loadIdentity(input) {
+  const file = input.files[0];
+  input.value = ''; // the page keeps no copy of the file
+  if (!file || !checks) return;
+  const answer = JSON.parse(checks.loadIdentity(await file.text()));
+  if (!answer.ok) {
+    me = null;
+    showIdentity();
+    showError(t('sign.bad', answer.error));
+    return;
+  }
+  me = answer.result;
+  $('#error').hidden = true;
+  showIdentity();
+  rerender();
+}
+
+function forgetIdentity() {
+  if (checks) checks.forgetIdentity();
+  me = null;
+  showIdentity();
+  rerender();
+}
+
+async function approve() {
+  const id = shown.id;
+  notice = null;
+  try {
+    const file = await getJSONText('/v1/collaborations/' + encodeURIComponent(id));
+    const a = JSON.parse(checks.approve(file));
+    if (!a.ok) throw new Error(a.error);
+    const r = await fetch(a.result.path, {
+      method: 'PUT', body: a.result.file,
+      headers: { 'Content-Type': 'application/json', Authorization: a.result.authorization },
+    });
+    if (!r.ok) {
+      const text = await r.text();
+      let detail = text;
+      try { detail = JSON.parse(text).detail || detail; } catch (_) {}
+      throw new Error(t('error.server', r.status, detail));
+    }
+    notice = ['approve.done', me.name, shown.answer.result.versions];
+  } catch (e) {
+    await showCollaboration(id);
+    showError(t('approve.failed', e.message));
+    return;
+  }
+  await showCollaboration(id);
 }
 
 function showError(message) {
@@ -92,6 +152,7 @@ async function showCollaboration(id) {
     return;
   }
   const answer = JSON.parse(checks.verifyCollaboration(file));
+  shown = { id, answer };
   let runs = null;
   try {
     runs = JSON.parse(await getJSONText('/v1/runs?collaboration=' + encodeURIComponent(id))).runs;
@@ -112,15 +173,21 @@ function renderCollaboration(id, answer, runs) {
     verdict.textContent = t('collab.invalid', answer.error);
     verdict.className = 'bad';
     $('#parties').hidden = true;
+    $('#approve').hidden = true;
   } else {
     const c = answer.result;
     const ready = c.parties.every((p) => !p.required || p.state === 'approved');
-    verdict.textContent = t('collab.verified') + (lang === 'ja' ? '' : ' ') + t(ready ? 'collab.ready' : 'collab.notReady');
+    verdict.textContent = t('collab.verified') + (lang === 'ja' ? '' : ' ') + t(ready ? 'collab.ready' : 'collab.notReady') +
+      (notice ? (lang === 'ja' ? '' : ' ') + t(...notice) : '');
     verdict.className = ready ? 'good' : 'warn';
     for (const [k, v] of [['facts.versions', c.versions], ['facts.hash', c.manifest_hash]]) {
       facts.append(el('dt', t(k)), el('dd', String(v)));
     }
     $('#parties').hidden = false;
+    const mine = me && c.parties.find((p) => p.party === me.name);
+    const button = $('#approve');
+    button.hidden = !mine || mine.state === 'approved';
+    button.textContent = t('approve.button', c.versions, me ? me.name : '');
     for (const p of c.parties) {
       const tr = el('tr');
       tr.append(el('th', p.party, { scope: 'row' }), el('td', t(p.required ? 'yes' : 'no')),
@@ -166,7 +233,10 @@ document.addEventListener('DOMContentLoaded', () => {
     const next = '#/collaborations/' + encodeURIComponent(id);
     if (location.hash === next) route(); else location.hash = next;
   });
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => { notice = null; route(); });
+  $('#identity-file').addEventListener('change', (ev) => loadIdentity(ev.target));
+  $('#forget').addEventListener('click', forgetIdentity);
+  $('#approve').addEventListener('click', approve);
   setLang(lang);
   loadChecks();
 });
