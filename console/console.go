@@ -30,8 +30,10 @@ func Checks() (fsys fs.FS, ok bool) {
 // Handler serves the console at /console/: its pages, and kura.wasm and
 // wasm_exec.js from checks (Checks' when nil). Every answer forbids
 // framing, sniffing and referrers, and its content security policy lets
-// the page run only its own scripts and WebAssembly and talk only to the
-// server that served it, so a page cannot send a key anywhere else.
+// the page run only its own scripts and WebAssembly, and connect to the
+// server that served it and, to fetch attestation verifiers' public keys,
+// to HTTPS origins and to HTTP on loopback (dev servers); the page sends
+// those nothing but GETs.
 func Handler(checks fs.FS) http.Handler {
 	if checks == nil {
 		checks, _ = Checks()
@@ -46,7 +48,7 @@ func Handler(checks fs.FS) http.Handler {
 	wasm := http.FileServerFS(checks)
 	return http.StripPrefix("/console", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' https: http://127.0.0.1:* http://localhost:* http://[::1]:*; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

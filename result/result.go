@@ -171,3 +171,22 @@ func decodeBundle(payload []byte) (*Bundle, *collab.RunContext, error) {
 	}
 	return &b, rc, nil
 }
+
+// Cell renders a value of a decrypted result (decoded with UseNumber) as
+// text, as kura result open --format csv writes it and the web console
+// shows it: null is empty, strings are as they are, numbers exactly as
+// signed, lists as JSON.
+func Cell(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case bool, float64:
+		return fmt.Sprint(x), nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}

@@ -207,6 +207,9 @@ func TestWritesRateLimited(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Errorf("a read by the limited client: %d", w.Code)
 	}
+	if got := w.Header().Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("JWKS Access-Control-Allow-Origin %q: a web console on another origin must be able to read the keys", got)
+	}
 }
 
 // TestTrustJWKSPrivateCA: a broker trusting a remote verifier's JWKS

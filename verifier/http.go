@@ -91,6 +91,9 @@ func (s *Service) handleJWKS(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "max-age=300")
+	// Public keys: any page may read them, such as a kura web console
+	// served from another origin that checks this verifier's tokens.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	_, err := w.Write(s.issuer.JWKS())
 	return err
 }

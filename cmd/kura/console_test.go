@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ import (
 	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/server"
+	"github.com/kura-cc/kura/store"
 )
 
 // chromium returns the path of a Chromium to drive; CI must have one
@@ -136,7 +139,7 @@ func TestConsoleInChromium(t *testing.T) {
 	checks := consoleChecks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: t.TempDir(), Rows: 200, Version: cli.Version, Logger: slog.New(slog.DiscardHandler),
+	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: t.TempDir(), Rows: 3000, Version: cli.Version, Logger: slog.New(slog.DiscardHandler),
 		Server: func(cfg *server.Config) { cfg.ConsoleChecks = os.DirFS(checks) }})
 	if err != nil {
 		t.Fatal(err)
@@ -282,19 +285,77 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("approved: %v", err)
 	}
 
-	// A queued run appears; Japanese, by keyboard, says the same.
-	run, err := coord.SubmitRun(ctx, c.Collab.ID, "stay_by_prefecture")
+	// A worker runs an analysis; kura result open shows its result as CSV.
+	startWorker(t, srv.URL)
+	submitted, err := coord.SubmitRun(ctx, c.Collab.ID, "stay_by_prefecture")
 	if err != nil {
 		t.Fatal(err)
 	}
+	run := waitFor(t, coord, submitted.ID)
+	if run.State != store.RunCompleted || run.Result == "" {
+		t.Fatalf("run: %+v", run)
+	}
+	kept, err := fetchKept(t, srv.URL, "results", run.Result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "result.json")
+	if data, err := kept.Marshal(); err != nil || os.WriteFile(bundle, data, 0o600) != nil {
+		t.Fatalf("write the result: %v", err)
+	}
+	var csvOut, cliErr bytes.Buffer
+	if code := cli.Run(ctx, []string{"result", "open", bundle, "--identity", filepath.Dir(identities[demo.Airline]), "--format", "csv", "--dev"},
+		cli.Env{Stdin: strings.NewReader(""), Stdout: &csvOut, Stderr: &cliErr, Getenv: func(string) string { return "" }}); code != 0 {
+		t.Fatalf("kura result open: exit %d: %s", code, cliErr.String())
+	}
+	want, err := csv.NewReader(&csvOut).ReadAll()
+	if err != nil || len(want) < 2 {
+		t.Fatalf("kura result open --format csv: %q %v", want, err)
+	}
+	// resultTable checks the page's table against kura result open's.
+	resultTable := func() chromedp.Action[chromedp.Void] {
+		tableOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#result-table tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
+		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+			got, err := tableOf(ctx, tab)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if !reflect.DeepEqual(got, want) {
+				return chromedp.Void{}, fmt.Errorf("the page's table is %q; kura result open prints %q", got, want)
+			}
+			return chromedp.Void{}, nil
+		}
+	}
+	openButton := fmt.Sprintf(`button[data-run=%q]`, run.ID)
 	if err := chromedp.Do(bctx, chromedp.Reload(),
-		waitText("#runs tbody", run.ID), waitText("#runs tbody", "stay_by_prefecture"), waitText("#runs tbody", "queued"),
-		waitText("#signed-in", "read only"), shot("runs-en"),
-		chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
+		waitText("#runs tbody", run.ID), waitText("#runs tbody", "completed"), waitText("#signed-in", "read only"),
+		// Read only: nothing to open a result with.
+		chromedp.Click(openButton), waitText("#error", "Open your identity file first"),
+		// A stranger: neither an approver of the verifier list nor a receiver.
+		signIn("mallory"), waitText("#signed-in", "Signed in as mallory"),
+		chromedp.Click(openButton), waitText("#error", "The result was not opened"),
+		// The airline, refusing the simulated TEE as it should by default.
+		signIn(demo.Airline), waitText("#signed-in", "Signed in as airline"),
+		chromedp.Click(openButton), waitText("#error", "The result was not opened"), waitText("#error", "simulated"),
+		// In development mode: verified, decrypted, the same table.
+		chromedp.Click("#dev"), chromedp.Click(openButton),
+		waitText("#result-title", run.ID), waitJS(`!document.querySelector('#result-insecure').hidden`),
+		waitText("#result-checks", "approved"), resultTable(),
+		waitJS(fmt.Sprintf(`document.querySelectorAll('#result-chart rect').length === %d`, len(want)-1)),
+		waitText("#result-chart-caption", "travellers by home_prefecture"),
+		shot("result-en")); err != nil {
+		t.Fatalf("result: %v", err)
+	}
+
+	// Japanese, by keyboard: the same facts in the other language.
+	if err := chromedp.Do(bctx, chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
+		waitText("#result-table caption", "あなたの写し"), resultTable(),
+		waitText("#result-chart-caption", "home_prefecture ごとの travellers"),
+		waitText("#result-insecure", "安全ではありません"), shot("result-ja"),
 		waitText("#collab-verdict", "このブラウザで検証済み"),
 		waitText("#collab-verdict", "鍵ブローカーはこのバージョンに鍵を発行できます"),
 		waitText("#parties caption", "参加者と現在のバージョンの承認状況"),
-		parties(ja), waitText("#runs tbody", "待機中"), waitText("#signed-in", "閲覧のみ"),
+		parties(ja), waitText("#runs tbody", "完了"), waitText("#signed-in", "airline（鍵"),
 		shot("collaboration-approved-ja")); err != nil {
 		t.Fatalf("Japanese: %v", err)
 	}

@@ -11,6 +11,9 @@
 //	kura.forgetIdentity() → {"ok": true}
 //	kura.approve(file) → {"ok": true, "result": {"file", "path",
 //	  "authorization"}}
+//	kura.openResult(bundle, devMode) → a Promise of {"ok": true,
+//	  "result": {"collaboration", "analysis", "run", "checks", "insecure",
+//	  "columns", "rows", "suppressed_rows"}}
 //
 // and {"ok": false, "error": "..."} when they fail. The checks are package
 // collab's, byte for byte the ones kura collab status runs. loadIdentity
@@ -19,19 +22,32 @@
 // current version with it as kura collab approve does, and returns the
 // new collaboration file with the request signature (internal/httpsig)
 // for PUT path, which the page sends to the coordinator. Only the file and
-// the signature leave: neither holds a key.
+// the signature leave: neither holds a key. openResult verifies a result
+// bundle exactly as kura result open does (result.VerifyBundle, trusting
+// the manifest's verifiers because the signed-in party approved them,
+// their JWKS fetched by the browser; devMode accepts the INSECURE
+// simulated TEE), decrypts the party's copy in the page, and gives each
+// value as kura result open --format csv writes it.
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"syscall/js"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
 )
 
 // identity is the party the user signed in as, or nil.
@@ -60,6 +76,13 @@ func main() {
 				return answer(nil, "approve takes the collaboration file as a string")
 			}
 			return answer(approve([]byte(args[0].String())))
+		}),
+		"openResult": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeBoolean {
+				return answer(nil, "openResult takes the result bundle as a string and whether to accept the simulated TEE")
+			}
+			file, dev := []byte(args[0].String()), args[1].Bool()
+			return promise(func() any { return answer(openResult(file, dev)) })
 		}),
 	}))
 	select {}
@@ -137,6 +160,104 @@ func approve(file []byte) (*approval, string) {
 	}
 	httpsig.Sign(req, out, collab.PushSigningContext, identity.Card().Fingerprint, identity.Sign, time.Now())
 	return &approval{File: string(out), Path: path, Authorization: req.Header.Get("Authorization")}, ""
+}
+
+// opened is openResult's answer.
+type opened struct {
+	Collaboration  string     `json:"collaboration"`
+	Analysis       string     `json:"analysis"`
+	Run            string     `json:"run"`
+	Checks         []string   `json:"checks"`
+	Insecure       bool       `json:"insecure"`
+	Columns        []string   `json:"columns"`
+	Rows           [][]string `json:"rows"`
+	SuppressedRows int        `json:"suppressed_rows"`
+}
+
+// maxJWKS bounds a verifier's key set.
+const maxJWKS = 1 << 20
+
+func openResult(file []byte, dev bool) (*opened, string) {
+	if identity == nil {
+		return nil, "open your identity file first: the result is encrypted to it"
+	}
+	f, err := result.ParseFile(file)
+	if err != nil {
+		return nil, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := result.VerifyBundle(ctx, f, result.Trust{Party: ed25519.PublicKey(identity.Card().SigningKey), DevMode: dev, FetchJWKS: fetchJWKS})
+	if err != nil {
+		return nil, err.Error()
+	}
+	plain, err := v.Open(identity)
+	if err != nil {
+		return nil, err.Error()
+	}
+	var r struct {
+		Columns []struct {
+			Name string `json:"name"`
+		} `json:"columns"`
+		Rows           [][]any `json:"rows"`
+		SuppressedRows int     `json:"suppressed_rows"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Sprintf("decode the result: %v", err)
+	}
+	out := &opened{Collaboration: v.Run.Collaboration, Analysis: v.Run.Analysis, Run: v.Run.RunID, Checks: v.Checks,
+		Insecure: v.Insecure, Columns: []string{}, Rows: [][]string{}, SuppressedRows: r.SuppressedRows}
+	for _, c := range r.Columns {
+		out.Columns = append(out.Columns, c.Name)
+	}
+	for _, row := range r.Rows {
+		cells := make([]string, len(row))
+		for i, x := range row {
+			if cells[i], err = result.Cell(x); err != nil {
+				return nil, err.Error()
+			}
+		}
+		out.Rows = append(out.Rows, cells)
+	}
+	return out, ""
+}
+
+// fetchJWKS fetches a verifier's keys with the browser's fetch.
+func fetchJWKS(ctx context.Context, u string) (jwk.Set, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s", u, res.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKS))
+	if err != nil {
+		return nil, err
+	}
+	return jwk.Parse(body)
+}
+
+// promise runs f off the JavaScript event loop, which it may block on (a
+// fetch), and returns a Promise of its answer.
+func promise(f func() any) js.Value {
+	var executor js.Func
+	executor = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve := args[0]
+		go func() {
+			resolve.Invoke(f())
+			executor.Release()
+		}()
+		return nil
+	})
+	return js.Global().Get("Promise").New(executor)
 }
 
 // answer encodes a result or an error as the JSON text the page reads.

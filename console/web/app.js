@@ -8,6 +8,7 @@ let rerender = () => {};
 let me = null; // {name, fingerprint} of the identity loaded into kura.wasm
 let shown = null; // {id, answer} of the collaboration on the page
 let notice = null; // [key, ...args] of the last approval's outcome
+let opened = null; // the result open on the page (kura.openResult's answer)
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -34,6 +35,7 @@ function setLang(l) {
   showChecks();
   showIdentity();
   rerender();
+  if (opened) renderResult();
 }
 
 function showChecks() {
@@ -199,7 +201,7 @@ function renderCollaboration(id, answer, runs) {
   body.replaceChildren();
   if (!runs || runs.length === 0) {
     const tr = el('tr');
-    tr.append(el('td', t('runs.none'), { colspan: '5' }));
+    tr.append(el('td', t('runs.none'), { colspan: '6' }));
     body.append(tr);
     return;
   }
@@ -207,8 +209,91 @@ function renderCollaboration(id, answer, runs) {
     const tr = el('tr');
     tr.append(el('th', r.id, { scope: 'row' }), el('td', r.analysis), el('td', kuraText.en['run.' + r.state] ? t('run.' + r.state) : r.state),
       el('td', new Date(r.submitted_at).toLocaleString(lang)), el('td', r.worker || ''));
+    const cell = el('td');
+    if (r.state === 'completed' && r.result) {
+      const b = el('button', t('runs.result'), { type: 'button', 'aria-label': t('runs.open', r.id), 'data-run': r.id });
+      b.addEventListener('click', () => openResult(r));
+      cell.append(b);
+    }
+    tr.append(cell);
     body.append(tr);
   }
+}
+
+async function openResult(run) {
+  $('#error').hidden = true;
+  if (!me) {
+    showError(t('result.needIdentity'));
+    return;
+  }
+  let answer;
+  try {
+    const file = await getJSONText('/v1/cleanroom/results/' + encodeURIComponent(run.result));
+    answer = JSON.parse(await checks.openResult(file, $('#dev').checked));
+  } catch (e) {
+    answer = { ok: false, error: e.message };
+  }
+  if (!answer.ok) {
+    opened = null;
+    $('#result').hidden = true;
+    showError(t('result.failed', answer.error));
+    return;
+  }
+  opened = answer.result;
+  renderResult();
+  $('#result-title').scrollIntoView();
+}
+
+function renderResult() {
+  const r = opened;
+  $('#result').hidden = false;
+  $('#result-title').textContent = t('result.title', r.collaboration, r.analysis, r.run);
+  $('#result-insecure').hidden = !r.insecure;
+  $('#result-checks').replaceChildren(...r.checks.map((c) => el('li', c)));
+  const table = $('#result-table');
+  table.querySelector('caption').textContent = t('result.caption');
+  table.querySelector('thead tr').replaceChildren(...r.columns.map((c) => el('th', c, { scope: 'col' })));
+  table.querySelector('tbody').replaceChildren(...r.rows.map((row) => {
+    const tr = el('tr');
+    tr.append(...row.map((v) => el('td', v)));
+    return tr;
+  }));
+  $('#result-suppressed').textContent = t('result.suppressed', r.suppressed_rows);
+  drawChart(r);
+}
+
+// drawChart draws the first numeric column after the first as horizontal
+// bars labelled by the first column.
+function drawChart(r) {
+  const col = r.columns.findIndex((_, i) => i > 0 && r.rows.length > 0 &&
+    r.rows.every((row) => row[i] !== '' && Number.isFinite(Number(row[i]))));
+  $('#result-chart-figure').hidden = col < 0;
+  if (col < 0) return;
+  const ns = 'http://www.w3.org/2000/svg';
+  const values = r.rows.map((row) => Number(row[col]));
+  const max = Math.max(...values, 0) || 1;
+  const barH = 22, labelW = 170, width = 760;
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${r.rows.length * barH + 8}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', t('result.chart', r.columns[col], r.columns[0]));
+  const text = (x, y, s, anchor) => {
+    const e = document.createElementNS(ns, 'text');
+    e.setAttribute('x', x);
+    e.setAttribute('y', y);
+    e.setAttribute('text-anchor', anchor);
+    e.textContent = s;
+    return e;
+  };
+  r.rows.forEach((row, i) => {
+    const y = i * barH + 4;
+    const w = Math.max(0, (width - labelW - 90) * values[i] / max);
+    const bar = document.createElementNS(ns, 'rect');
+    for (const [k, v] of [['x', labelW], ['y', y], ['width', w], ['height', barH - 6], ['class', 'bar']]) bar.setAttribute(k, v);
+    svg.append(text(labelW - 6, y + 13, row[0], 'end'), bar, text(labelW + w + 4, y + 13, row[col], 'start'));
+  });
+  $('#result-chart').replaceChildren(svg);
+  $('#result-chart-caption').textContent = t('result.chart', r.columns[col], r.columns[0]);
 }
 
 function partyDetail(p) {
@@ -221,6 +306,8 @@ function partyDetail(p) {
 }
 
 function route() {
+  opened = null;
+  $('#result').hidden = true;
   const m = location.hash.match(/^#\/collaborations\/(.+)$/);
   if (m) showCollaboration(decodeURIComponent(m[1]));
 }

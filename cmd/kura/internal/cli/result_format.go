@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
+
+	"github.com/kura-cc/kura/result"
 )
 
 // Output formats of kura result open.
@@ -40,22 +41,6 @@ func writeResult(ctx context.Context, w io.Writer, path, format string, plain []
 	return usagef("--format %q: want table, csv, json or parquet", format)
 }
 
-// csvValue renders a result value as text: nil is empty, lists are JSON.
-func csvValue(v any) (string, error) {
-	switch x := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return x, nil
-	case json.Number:
-		return x.String(), nil
-	case bool, float64:
-		return fmt.Sprint(x), nil
-	}
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
 func writeResultCSV(w io.Writer, plain []byte) error {
 	r, err := decodeResult(plain)
 	if err != nil {
@@ -70,7 +55,7 @@ func writeResultCSV(w io.Writer, plain []byte) error {
 	for _, row := range r.Rows {
 		rec := make([]string, len(row))
 		for i, v := range row {
-			if rec[i], err = csvValue(v); err != nil {
+			if rec[i], err = result.Cell(v); err != nil {
 				return err
 			}
 		}
@@ -145,7 +130,7 @@ func writeResultParquet(ctx context.Context, path string, plain []byte) error {
 			if v == nil {
 				continue
 			}
-			if args[i], err = csvValue(v); err != nil {
+			if args[i], err = result.Cell(v); err != nil {
 				return err
 			}
 		}
