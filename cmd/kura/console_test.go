@@ -31,6 +31,7 @@ import (
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
 	"github.com/kura-cc/kura/party"
+	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/store"
 )
@@ -125,8 +126,12 @@ func secretForms(t *testing.T, identityFile []byte) [][]byte {
 // and verifies it with kura's own checks compiled to WebAssembly; each
 // party opens its identity file in the page and approves there, and the
 // page shows each party's approval as collab.Status reports it on the
-// stored file, in English and in Japanese, with the runs the coordinator
-// queued. A party of another collaboration is offered no approval.
+// stored file, in English and in Japanese. A worker then runs an analysis:
+// the page opens its result as the airline, verified and decrypted in the
+// browser, to the same table as kura result open prints, with a chart,
+// and verifies the run's deletion receipt against it. A party of another
+// collaboration is offered no approval and cannot open the result; the
+// simulated TEE is refused until the page's development box is ticked.
 // Screenshots of each state are kept as test artefacts. Every request the
 // browser sends goes through a recording proxy: only the approvals' PUTs
 // carry a body, each a signed collaboration file, and no request carries
@@ -326,6 +331,34 @@ func TestConsoleInChromium(t *testing.T) {
 			return chromedp.Void{}, nil
 		}
 	}
+	// receiptTable checks the page's receipt against the kept receipt's
+	// datasets, as kura receipt verify reads them.
+	keptReceipt, err := fetchKept(t, srv.URL, "receipts", run.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc result.Receipt
+	if err := json.Unmarshal(keptReceipt.Envelope.Payload, &rc); err != nil || len(rc.Destroyed) != 2 {
+		t.Fatalf("kept receipt: %+v %v", rc, err)
+	}
+	receiptTable := func() chromedp.Action[chromedp.Void] {
+		rowsOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#receipt-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
+		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+			rows, err := rowsOf(ctx, tab)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if len(rows) != len(rc.Destroyed) {
+				return chromedp.Void{}, fmt.Errorf("the page's receipt lists %q", rows)
+			}
+			for i, d := range rc.Destroyed {
+				if rows[i][0] != d.Dataset || rows[i][2] != fmt.Sprint(d.PlaintextBytes) {
+					return chromedp.Void{}, fmt.Errorf("receipt row %d is %q; the receipt says %+v", i, rows[i], d)
+				}
+			}
+			return chromedp.Void{}, nil
+		}
+	}
 	openButton := fmt.Sprintf(`button[data-run=%q]`, run.ID)
 	if err := chromedp.Do(bctx, chromedp.Reload(),
 		waitText("#runs tbody", run.ID), waitText("#runs tbody", "completed"), waitText("#signed-in", "read only"),
@@ -343,6 +376,8 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("#result-checks", "approved"), resultTable(),
 		waitJS(fmt.Sprintf(`document.querySelectorAll('#result-chart rect').length === %d`, len(want)-1)),
 		waitText("#result-chart-caption", "travellers by home_prefecture"),
+		waitText("#receipt-verdict", "Verified in this browser: the attested worker of this run states"),
+		waitText("#receipt-verdict", "outcome: completed"), receiptTable(),
 		shot("result-en")); err != nil {
 		t.Fatalf("result: %v", err)
 	}
@@ -351,7 +386,8 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
 		waitText("#result-table caption", "あなたの写し"), resultTable(),
 		waitText("#result-chart-caption", "home_prefecture ごとの travellers"),
-		waitText("#result-insecure", "安全ではありません"), shot("result-ja"),
+		waitText("#result-insecure", "安全ではありません"), waitText("#receipt-verdict", "このブラウザで検証済み"), receiptTable(),
+		shot("result-ja"),
 		waitText("#collab-verdict", "このブラウザで検証済み"),
 		waitText("#collab-verdict", "鍵ブローカーはこのバージョンに鍵を発行できます"),
 		waitText("#parties caption", "参加者と現在のバージョンの承認状況"),

@@ -14,6 +14,9 @@
 //	kura.openResult(bundle, devMode) → a Promise of {"ok": true,
 //	  "result": {"collaboration", "analysis", "run", "checks", "insecure",
 //	  "columns", "rows", "suppressed_rows"}}
+//	kura.verifyReceipt(receipt, bundle, devMode) → a Promise of {"ok":
+//	  true, "result": {"run", "outcome", "destroyed_at", "destroyed",
+//	  "checks", "insecure"}}
 //
 // and {"ok": false, "error": "..."} when they fail. The checks are package
 // collab's, byte for byte the ones kura collab status runs. loadIdentity
@@ -27,7 +30,9 @@
 // the manifest's verifiers because the signed-in party approved them,
 // their JWKS fetched by the browser; devMode accepts the INSECURE
 // simulated TEE), decrypts the party's copy in the page, and gives each
-// value as kura result open --format csv writes it.
+// value as kura result open --format csv writes it. verifyReceipt checks a
+// deletion receipt as kura receipt verify does, against that result
+// bundle, verified again.
 package main
 
 import (
@@ -83,6 +88,13 @@ func main() {
 			}
 			file, dev := []byte(args[0].String()), args[1].Bool()
 			return promise(func() any { return answer(openResult(file, dev)) })
+		}),
+		"verifyReceipt": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) != 3 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeString || args[2].Type() != js.TypeBoolean {
+				return answer(nil, "verifyReceipt takes the receipt and the result bundle as strings and whether to accept the simulated TEE")
+			}
+			receipt, bundle, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
+			return promise(func() any { return answer(verifyReceipt(receipt, bundle, dev)) })
 		}),
 	}))
 	select {}
@@ -187,7 +199,7 @@ func openResult(file []byte, dev bool) (*opened, string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	v, err := result.VerifyBundle(ctx, f, result.Trust{Party: ed25519.PublicKey(identity.Card().SigningKey), DevMode: dev, FetchJWKS: fetchJWKS})
+	v, err := result.VerifyBundle(ctx, f, trust(dev))
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -222,6 +234,48 @@ func openResult(file []byte, dev bool) (*opened, string) {
 		out.Rows = append(out.Rows, cells)
 	}
 	return out, ""
+}
+
+// trust is what the signed-in party trusts: the verifiers of a manifest
+// version it approved, their keys fetched by the browser.
+func trust(dev bool) result.Trust {
+	return result.Trust{Party: ed25519.PublicKey(identity.Card().SigningKey), DevMode: dev, FetchJWKS: fetchJWKS}
+}
+
+// receiptReport is verifyReceipt's answer.
+type receiptReport struct {
+	Run         string             `json:"run"`
+	Outcome     string             `json:"outcome"`
+	DestroyedAt time.Time          `json:"destroyed_at"`
+	Destroyed   []result.Destroyed `json:"destroyed"`
+	Checks      []string           `json:"checks"`
+	Insecure    bool               `json:"insecure"`
+}
+
+func verifyReceipt(receipt, bundle []byte, dev bool) (*receiptReport, string) {
+	if identity == nil {
+		return nil, "open your identity file first: it says which verifiers you approved"
+	}
+	rf, err := result.ParseFile(receipt)
+	if err != nil {
+		return nil, err.Error()
+	}
+	bf, err := result.ParseFile(bundle)
+	if err != nil {
+		return nil, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := result.VerifyBundle(ctx, bf, trust(dev))
+	if err != nil {
+		return nil, err.Error()
+	}
+	v, err := result.VerifyReceipt(ctx, rf, b, trust(dev))
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &receiptReport{Run: v.Run.RunID, Outcome: v.Receipt.Outcome, DestroyedAt: v.Receipt.DestroyedAt,
+		Destroyed: v.Receipt.Destroyed, Checks: v.Checks, Insecure: v.Insecure}, ""
 }
 
 // fetchJWKS fetches a verifier's keys with the browser's fetch.

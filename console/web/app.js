@@ -9,6 +9,7 @@ let me = null; // {name, fingerprint} of the identity loaded into kura.wasm
 let shown = null; // {id, answer} of the collaboration on the page
 let notice = null; // [key, ...args] of the last approval's outcome
 let opened = null; // the result open on the page (kura.openResult's answer)
+let receipt = null; // kura.verifyReceipt's answer for it
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -240,8 +241,41 @@ async function openResult(run) {
     return;
   }
   opened = answer.result;
+  receipt = null;
+  if (run.receipt) {
+    try {
+      const file = await getJSONText('/v1/cleanroom/receipts/' + encodeURIComponent(run.receipt));
+      const bundle = await getJSONText('/v1/cleanroom/results/' + encodeURIComponent(run.result));
+      receipt = JSON.parse(await checks.verifyReceipt(file, bundle, $('#dev').checked));
+    } catch (e) {
+      receipt = { ok: false, error: e.message };
+    }
+  }
   renderResult();
   $('#result-title').scrollIntoView();
+}
+
+function renderReceipt() {
+  $('#receipt').hidden = !receipt;
+  if (!receipt) return;
+  const verdict = $('#receipt-verdict');
+  const body = $('#receipt-table tbody');
+  if (!receipt.ok) {
+    verdict.textContent = t('receipt.failed', receipt.error);
+    verdict.className = 'bad';
+    body.replaceChildren();
+    $('#receipt-checks').replaceChildren();
+    return;
+  }
+  const r = receipt.result;
+  verdict.textContent = t('receipt.ok', new Date(r.destroyed_at).toLocaleString(lang), r.outcome);
+  verdict.className = 'good';
+  body.replaceChildren(...r.destroyed.map((d) => {
+    const tr = el('tr');
+    tr.append(el('th', d.dataset, { scope: 'row' }), el('td', t(d.key_released ? 'yes' : 'no')), el('td', String(d.plaintext_bytes)));
+    return tr;
+  }));
+  $('#receipt-checks').replaceChildren(...r.checks.map((c) => el('li', c)));
 }
 
 function renderResult() {
@@ -260,6 +294,7 @@ function renderResult() {
   }));
   $('#result-suppressed').textContent = t('result.suppressed', r.suppressed_rows);
   drawChart(r);
+  renderReceipt();
 }
 
 // drawChart draws the first numeric column after the first as horizontal
