@@ -26,6 +26,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/cmd/kura/internal/cli"
 	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/collab"
@@ -132,6 +133,8 @@ func secretForms(t *testing.T, identityFile []byte) [][]byte {
 // and verifies the run's deletion receipt against it. A party of another
 // collaboration is offered no approval and cannot open the result; the
 // simulated TEE is refused until the page's development box is ticked.
+// The page browses the transparency log: refused under another log's key,
+// and under its own each entry as a Go reader proves it.
 // Screenshots of each state are kept as test artefacts. Every request the
 // browser sends goes through a recording proxy: only the approvals' PUTs
 // carry a body, each a signed collaboration file, and no request carries
@@ -382,6 +385,73 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("result: %v", err)
 	}
 
+	// The log: refused under another log's key; under its own, the latest
+	// entries, each as a Go reader proves it at that index.
+	logKey := func(owner string) string {
+		b, err := os.ReadFile(filepath.Join(c.Dir, owner+"-kbs", "log-key.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	lv, err := auditlog.ParseVerifierKey(logKey(demo.Airline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := auditlog.NewReader(srv.URL+"/log/", lv, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[auditlog.Kind]string{auditlog.KindManifestVersion: "manifest version", auditlog.KindApproval: "approval",
+		auditlog.KindKeyRelease: "key release", auditlog.KindRunStart: "run start", auditlog.KindResult: "result",
+		auditlog.KindReceipt: "deletion receipt", auditlog.KindPolicyChange: "release policy change",
+		auditlog.KindReferenceValuesChange: "reference values change"}
+	logRows := func() chromedp.Action[chromedp.Void] {
+		rowsOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#log-entries tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
+		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+			rows, err := rowsOf(ctx, tab)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			raw, cp, err := reader.Checkpoint(ctx)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			seen := map[string]bool{}
+			for _, row := range rows {
+				var index uint64
+				if _, err := fmt.Sscan(row[0], &index); err != nil {
+					return chromedp.Void{}, err
+				}
+				p, err := reader.Prove(ctx, index, raw, cp)
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+				e, err := auditlog.ParseEntry(p.Entry)
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+				if w, ok := kinds[e.Kind]; ok && row[2] != w {
+					return chromedp.Void{}, fmt.Errorf("log entry %d is %q on the page; the log says %s", index, row, e.Kind)
+				}
+				seen[row[2]] = true
+			}
+			for _, w := range []string{"approval", "key release", "result", "deletion receipt"} {
+				if !seen[w] {
+					return chromedp.Void{}, fmt.Errorf("no %s among the latest entries %q", w, rows)
+				}
+			}
+			return chromedp.Void{}, nil
+		}
+	}
+	if err := chromedp.Do(bctx,
+		chromedp.SetValue("#log-key", logKey(demo.Carrier)), chromedp.Click("#log-form button"),
+		waitText("#log-verdict", "The log does not verify with this key"),
+		chromedp.SetValue("#log-key", logKey(demo.Airline)), chromedp.Click("#log-form button"),
+		waitText("#log-verdict", "verified with your key"), logRows(), shot("log-en")); err != nil {
+		t.Fatalf("log: %v", err)
+	}
+
 	// Japanese, by keyboard: the same facts in the other language.
 	if err := chromedp.Do(bctx, chromedp.Focus(`button[data-lang="ja"]`), chromedp.KeyEvent("\r"),
 		waitText("#result-table caption", "あなたの写し"), resultTable(),
@@ -392,6 +462,7 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("#collab-verdict", "鍵ブローカーはこのバージョンに鍵を発行できます"),
 		waitText("#parties caption", "参加者と現在のバージョンの承認状況"),
 		parties(ja), waitText("#runs tbody", "完了"), waitText("#signed-in", "airline（鍵"),
+		waitText("#log-verdict", "あなたの鍵で検証しました"), waitText("#log-entries tbody", "削除証明"),
 		shot("collaboration-approved-ja")); err != nil {
 		t.Fatalf("Japanese: %v", err)
 	}

@@ -17,6 +17,9 @@
 //	kura.verifyReceipt(receipt, bundle, devMode) → a Promise of {"ok":
 //	  true, "result": {"run", "outcome", "destroyed_at", "destroyed",
 //	  "checks", "insecure"}}
+//	kura.browseLog(logKey, last) → a Promise of {"ok": true, "result":
+//	  {"origin", "size", "root", "entries": [{"index", "kind", "time",
+//	  "collaboration", "run", "subject", "party", "version"}...]}}
 //
 // and {"ok": false, "error": "..."} when they fail. The checks are package
 // collab's, byte for byte the ones kura collab status runs. loadIdentity
@@ -32,13 +35,17 @@
 // simulated TEE), decrypts the party's copy in the page, and gives each
 // value as kura result open --format csv writes it. verifyReceipt checks a
 // deletion receipt as kura receipt verify does, against that result
-// bundle, verified again.
+// bundle, verified again. browseLog reads the transparency log this page's
+// server serves at /log/, checks its checkpoint's signature with the log
+// key the user gives, and fetches the last entries each with its
+// inclusion proof in that checkpoint, verified, as kura audit does.
 package main
 
 import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +56,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/party"
@@ -95,6 +103,14 @@ func main() {
 			}
 			receipt, bundle, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
 			return promise(func() any { return answer(verifyReceipt(receipt, bundle, dev)) })
+		}),
+		"browseLog": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeNumber {
+				return answer(nil, "browseLog takes the log's verifier key and how many entries to show")
+			}
+			key, last := args[0].String(), args[1].Int()
+			base := js.Global().Get("location").Get("origin").String() + "/log/"
+			return promise(func() any { return answer(browseLog(base, key, last)) })
 		}),
 	}))
 	select {}
@@ -276,6 +292,60 @@ func verifyReceipt(receipt, bundle []byte, dev bool) (*receiptReport, string) {
 	}
 	return &receiptReport{Run: v.Run.RunID, Outcome: v.Receipt.Outcome, DestroyedAt: v.Receipt.DestroyedAt,
 		Destroyed: v.Receipt.Destroyed, Checks: v.Checks, Insecure: v.Insecure}, ""
+}
+
+// logView is browseLog's answer.
+type logView struct {
+	Origin  string     `json:"origin"`
+	Size    uint64     `json:"size"`
+	Root    string     `json:"root"`
+	Entries []logEntry `json:"entries"`
+}
+
+// logEntry is one entry of the log, its inclusion proof verified.
+type logEntry struct {
+	Index         uint64    `json:"index"`
+	Kind          string    `json:"kind"`
+	Time          time.Time `json:"time"`
+	Collaboration string    `json:"collaboration,omitempty"`
+	Run           string    `json:"run,omitempty"`
+	Subject       string    `json:"subject,omitempty"`
+	Party         string    `json:"party,omitempty"`
+	Version       uint64    `json:"version,omitempty"`
+}
+
+// maxBrowsed bounds the entries browseLog proves at once.
+const maxBrowsed = 200
+
+func browseLog(base, keyText string, last int) (*logView, string) {
+	v, err := auditlog.ParseVerifierKey(keyText)
+	if err != nil {
+		return nil, err.Error()
+	}
+	r, err := auditlog.NewReader(base, v, http.DefaultClient)
+	if err != nil {
+		return nil, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, cp, err := r.Checkpoint(ctx)
+	if err != nil {
+		return nil, err.Error()
+	}
+	out := &logView{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Hash), Entries: []logEntry{}}
+	for i := cp.Size; i > 0 && len(out.Entries) < min(last, maxBrowsed); i-- {
+		p, err := r.Prove(ctx, i-1, raw, cp)
+		if err != nil {
+			return nil, fmt.Sprintf("entry %d: %v", i-1, err)
+		}
+		e, err := auditlog.ParseEntry(p.Entry)
+		if err != nil {
+			return nil, fmt.Sprintf("entry %d: %v", i-1, err)
+		}
+		out.Entries = append(out.Entries, logEntry{Index: p.Index, Kind: string(e.Kind), Time: e.Time, Collaboration: e.Collaboration,
+			Run: e.Run, Subject: e.Subject, Party: e.Party, Version: e.Version})
+	}
+	return out, ""
 }
 
 // fetchJWKS fetches a verifier's keys with the browser's fetch.

@@ -10,6 +10,7 @@ let shown = null; // {id, answer} of the collaboration on the page
 let notice = null; // [key, ...args] of the last approval's outcome
 let opened = null; // the result open on the page (kura.openResult's answer)
 let receipt = null; // kura.verifyReceipt's answer for it
+let logView = null; // kura.browseLog's answer
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -37,6 +38,7 @@ function setLang(l) {
   showIdentity();
   rerender();
   if (opened) renderResult();
+  renderLog();
 }
 
 function showChecks() {
@@ -331,6 +333,38 @@ function drawChart(r) {
   $('#result-chart-caption').textContent = t('result.chart', r.columns[col], r.columns[0]);
 }
 
+async function browseLog() {
+  const key = $('#log-key').value.trim();
+  localStorage.setItem('kura.logKey', key); // a public key
+  if (!checks) return;
+  logView = JSON.parse(await checks.browseLog(key, 25));
+  renderLog();
+}
+
+function renderLog() {
+  const verdict = $('#log-verdict');
+  const table = $('#log-entries');
+  if (!logView) return;
+  if (!logView.ok) {
+    verdict.textContent = t('log.failed', logView.error);
+    verdict.className = 'bad';
+    table.hidden = true;
+    return;
+  }
+  const v = logView.result;
+  verdict.textContent = t('log.verified', v.origin, v.size, v.root.slice(0, 16) + '…');
+  verdict.className = 'good';
+  table.hidden = false;
+  table.querySelector('tbody').replaceChildren(...v.entries.map((e) => {
+    const about = [e.collaboration, e.run ? t('about.run', e.run) : '', e.version ? t('about.version', e.version) : ''].filter(Boolean).join(' · ');
+    const tr = el('tr');
+    tr.append(el('th', String(e.index), { scope: 'row' }), el('td', new Date(e.time).toLocaleString(lang)),
+      el('td', kuraText.en['kind.' + e.kind] ? t('kind.' + e.kind) : e.kind), el('td', about),
+      el('td', (e.subject || '').slice(0, 23)));
+    return tr;
+  }));
+}
+
 function partyDetail(p) {
   const parts = [];
   if (p.state === 'approved' && p.via) parts.push(t('detail.via', p.via));
@@ -359,6 +393,11 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#identity-file').addEventListener('change', (ev) => loadIdentity(ev.target));
   $('#forget').addEventListener('click', forgetIdentity);
   $('#approve').addEventListener('click', approve);
+  $('#log-key').value = localStorage.getItem('kura.logKey') || '';
+  $('#log-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    browseLog();
+  });
   setLang(lang);
   loadChecks();
 });
