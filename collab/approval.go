@@ -415,6 +415,46 @@ func (m *Manifest) scope(name string) (*scope, error) {
 	return s, nil
 }
 
+// PartyChange is what a manifest version changed for one party: an
+// approval of the version before no longer covers it, so the party must
+// approve again (or, new to the collaboration, for the first time).
+type PartyChange struct {
+	Party string `json:"party"`
+	// New is true for a party that was not in the version before.
+	New bool `json:"new,omitempty"`
+	// Changes names what changed in the party's scope, as Status does.
+	Changes []string `json:"changes,omitempty"`
+}
+
+// VersionChanges returns, for version v (2 to len(Versions)), each party
+// of v whose scope differs from its scope in version v-1, with what
+// differs; a party not listed keeps its approval of v-1 for v.
+func (c *Collaboration) VersionChanges(v int) ([]PartyChange, error) {
+	if v < 2 || v > len(c.Versions) {
+		return nil, fmt.Errorf("%w: no version %d after a first (the collaboration has %d)", ErrInvalidManifest, v, len(c.Versions))
+	}
+	old, cur := c.Versions[v-2], c.Versions[v-1]
+	var out []PartyChange
+	for _, p := range cur.Parties {
+		ns, err := cur.scope(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		if old.Party(p.Name) == nil {
+			out = append(out, PartyChange{Party: p.Name, New: true})
+			continue
+		}
+		os, err := old.scope(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		if os.digest != ns.digest {
+			out = append(out, PartyChange{Party: p.Name, Changes: diffScopes(os, ns)})
+		}
+	}
+	return out, nil
+}
+
 // diffScopes names the parts of a scope that differ.
 func diffScopes(a, b *scope) []string {
 	var out []string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -211,6 +212,26 @@ func TestReapprovalRule(t *testing.T) {
 				}
 				if n == "airline" && !strings.Contains(err.Error(), tt.because) {
 					t.Fatalf("%s: %v does not say %q", n, err, tt.because)
+				}
+			}
+			// VersionChanges names the same parties, for the same reasons.
+			changes, err := c.VersionChanges(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			must := map[string][]string{}
+			for _, pc := range changes {
+				must[pc.Party] = pc.Changes
+			}
+			for n, want := range map[string]State{"airline": tt.airline, "carrier": tt.carrier} {
+				why, listed := must[n]
+				if listed != (want == Stale) || listed && !slices.Equal(why, state(c, n).Changes) {
+					t.Fatalf("VersionChanges(2) gives %s %q (listed %v); Status says %+v", n, why, listed, state(c, n))
+				}
+			}
+			for _, v := range []int{0, 1, 3} {
+				if _, err := c.VersionChanges(v); !errors.Is(err, ErrInvalidManifest) {
+					t.Fatalf("VersionChanges(%d): %v", v, err)
 				}
 			}
 			// Re-approving brings the party back.

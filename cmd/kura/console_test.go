@@ -470,6 +470,51 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("<html lang> is %q (%v)", lang, err)
 	}
 
+	// A version 2 tightens the airline's output policy: the page shows
+	// who must approve again and why, as VersionChanges says, and the
+	// changed line.
+	stored, err := coord.Get(ctx, c.Collab.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := collab.ParseCollaboration(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *col.Current()
+	m.Previous = m.Hash()
+	m.Datasets = append([]collab.Dataset(nil), m.Datasets...)
+	m.Dataset("flights").OutputPolicy.MinDistinctIdentities = 12
+	if err := col.AddVersion(&m); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := col.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coord.Push(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := col.VersionChanges(2)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("VersionChanges(2): %+v %v", changes, err)
+	}
+	en[collab.Stale] = "must re-approve"
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Focus(`button[data-lang="en"]`), chromedp.KeyEvent("\r"), chromedp.Reload(),
+		waitText("#collab-verdict", "Not every required party has approved"), parties(en),
+		waitJS(`document.querySelectorAll('#versions > li').length === 2`),
+		waitText("#versions > li:first-child", "Must approve again:"),
+		waitText("#versions > li:first-child .diff", `-         "min_distinct_identities": 10`),
+		waitText("#versions > li:first-child .diff", `+         "min_distinct_identities": 12`),
+		waitText("#versions > li:last-child", "The first version")}
+	for _, pc := range changes {
+		steps = append(steps, waitText("#versions > li:first-child", fmt.Sprintf("%s (%s)", pc.Party, strings.Join(pc.Changes, "; "))))
+	}
+	steps = append(steps, chromedp.Click("#versions > li:first-child summary"), shot("history-en"))
+	if err := chromedp.Do(bctx, steps...); err != nil {
+		t.Fatalf("version 2: %v", err)
+	}
+
 	// What the browser sent.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -496,6 +541,6 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	if puts != 2 {
-		t.Errorf("%d approvals pushed, want 2", puts)
+		t.Errorf("%d approvals pushed from the page, want 2", puts)
 	}
 }

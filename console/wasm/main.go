@@ -17,6 +17,9 @@
 //	kura.verifyReceipt(receipt, bundle, devMode) → a Promise of {"ok":
 //	  true, "result": {"run", "outcome", "destroyed_at", "destroyed",
 //	  "checks", "insecure"}}
+//	kura.history(file) → {"ok": true, "result": [{"version", "hash",
+//	  "description", "must_reapprove": [<collab.PartyChange>...],
+//	  "diff": [{"op": " "|"+"|"-"|"…", "text"}...]}...]}, newest first
 //	kura.browseLog(logKey, last) → a Promise of {"ok": true, "result":
 //	  {"origin", "size", "root", "entries": [{"index", "kind", "time",
 //	  "collaboration", "run", "subject", "party", "version"}...]}}
@@ -51,6 +54,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall/js"
 	"time"
 
@@ -59,6 +63,7 @@ import (
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/internal/httpsig"
+	"github.com/kura-cc/kura/internal/linediff"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 )
@@ -103,6 +108,12 @@ func main() {
 			}
 			receipt, bundle, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
 			return promise(func() any { return answer(verifyReceipt(receipt, bundle, dev)) })
+		}),
+		"history": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) != 1 || args[0].Type() != js.TypeString {
+				return answer(nil, "history takes the collaboration file as a string")
+			}
+			return answer(history([]byte(args[0].String())))
 		}),
 		"browseLog": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeNumber {
@@ -292,6 +303,47 @@ func verifyReceipt(receipt, bundle []byte, dev bool) (*receiptReport, string) {
 	}
 	return &receiptReport{Run: v.Run.RunID, Outcome: v.Receipt.Outcome, DestroyedAt: v.Receipt.DestroyedAt,
 		Destroyed: v.Receipt.Destroyed, Checks: v.Checks, Insecure: v.Insecure}, ""
+}
+
+// version is one manifest version in history's answer.
+type version struct {
+	Version       int                  `json:"version"`
+	Hash          string               `json:"hash"`
+	Description   string               `json:"description"`
+	MustReapprove []collab.PartyChange `json:"must_reapprove"`
+	Diff          []linediff.Line      `json:"diff"`
+}
+
+// history verifies the collaboration and returns its versions, newest
+// first, each with the parties it made approve again and the lines of its
+// manifest (indented JSON) that differ from the version before.
+func history(file []byte) ([]version, string) {
+	c, err := collab.ParseCollaboration(file)
+	if err == nil {
+		err = c.Verify()
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	out := []version{}
+	var prev []string
+	for i, m := range c.Versions {
+		text, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return nil, err.Error()
+		}
+		lines := strings.Split(string(text), "\n")
+		v := version{Version: i + 1, Hash: m.Hash(), Description: m.Description, MustReapprove: []collab.PartyChange{}, Diff: []linediff.Line{}}
+		if i > 0 {
+			if v.MustReapprove, err = c.VersionChanges(i + 1); err != nil {
+				return nil, err.Error()
+			}
+			v.Diff = linediff.Diff(prev, lines, 3)
+		}
+		prev = lines
+		out = append([]version{v}, out...)
+	}
+	return out, ""
 }
 
 // logView is browseLog's answer.

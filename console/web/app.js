@@ -157,12 +157,16 @@ async function showCollaboration(id) {
     return;
   }
   const answer = JSON.parse(checks.verifyCollaboration(file));
+  const history = JSON.parse(checks.history(file));
   shown = { id, answer };
   let runs = null;
   try {
     runs = JSON.parse(await getJSONText('/v1/runs?collaboration=' + encodeURIComponent(id))).runs;
   } catch (_) {}
-  rerender = () => renderCollaboration(id, answer, runs);
+  rerender = () => {
+    renderCollaboration(id, answer, runs);
+    renderHistory(history);
+  };
   rerender();
 }
 
@@ -362,6 +366,41 @@ function renderLog() {
       el('td', kuraText.en['kind.' + e.kind] ? t('kind.' + e.kind) : e.kind), el('td', about),
       el('td', (e.subject || '').slice(0, 23)));
     return tr;
+  }));
+}
+
+function renderHistory(h) {
+  const list = $('#versions');
+  $('#history').hidden = !h.ok;
+  if (!h.ok) return;
+  list.replaceChildren(...h.result.map((v) => {
+    const li = el('li');
+    li.append(el('strong', t('history.version', v.version)), ' · ', el('code', v.hash.slice(0, 16) + '…'));
+    if (v.description) li.append(' · ', v.description);
+    if (v.version === 1) {
+      li.append(el('p', t('history.first')));
+      return li;
+    }
+    if (v.must_reapprove.length === 0) {
+      li.append(el('p', t('history.none', v.version - 1)));
+    } else {
+      const p = el('p', t('history.must') + ' ');
+      p.className = 'warn';
+      p.append(v.must_reapprove.map((c) => c.new ? t('history.new', c.party) : t('history.why', c.party, (c.changes || []).join('; '))).join(', '));
+      li.append(p);
+    }
+    const details = el('details');
+    details.append(el('summary', t('history.diff', v.version - 1)));
+    const pre = el('pre');
+    pre.className = 'diff';
+    for (const l of v.diff) {
+      const span = el('span', (l.op === '…' ? '…' : l.op + ' ' + l.text) + '\n');
+      span.className = { '+': 'add', '-': 'del', '…': 'gap' }[l.op] || '';
+      pre.append(span);
+    }
+    details.append(pre);
+    li.append(details);
+    return li;
   }));
 }
 
