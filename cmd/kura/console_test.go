@@ -3,6 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
@@ -10,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -122,6 +131,80 @@ func secretForms(t *testing.T, identityFile []byte) [][]byte {
 	return forms
 }
 
+// startBrowser starts headless Chromium and returns a tab's context;
+// flags are added to its command line.
+func startBrowser(t *testing.T, ctx context.Context, browser string, flags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.WindowSize(1280, 1100))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root (CI)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(opts, flags...)...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
+// screenshot returns an action that saves the whole page as dir/name.png.
+func screenshot(dir string) func(name string) chromedp.Action[chromedp.Void] {
+	return func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+			png, err := chromedp.FullScreenshot(100)(ctx, tab)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+		}
+	}
+}
+
+// waitJS waits until the expression is true in the page.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))
+	return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+		if _, err := poll(ctx, tab); err != nil {
+			return chromedp.Void{}, fmt.Errorf("waiting for %s: %w", expr, err)
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
+// waitText waits until the element's text contains want.
+func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return waitJS(fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want))
+}
+
+// partiesAs checks the page's parties table against collab.Status of the
+// file the coordinator stores, in the page's words for each state.
+func partiesAs(coord *coordinator.Client, id string, words map[collab.State]string) chromedp.Action[chromedp.Void] {
+	rowsOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#parties tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
+	return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+		rows, err := rowsOf(ctx, tab)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		stored, err := coord.Get(ctx, id)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		col, err := collab.ParseCollaboration(stored)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		status := col.Status()
+		if len(rows) != len(status) {
+			return chromedp.Void{}, fmt.Errorf("the page lists %d parties, collab.Status %d: %q", len(rows), len(status), rows)
+		}
+		for i, p := range status {
+			if len(rows[i]) != 4 || rows[i][0] != p.Party || rows[i][2] != words[p.State] {
+				return chromedp.Void{}, fmt.Errorf("row %d is %q; collab.Status says %s is %s", i, rows[i], p.Party, p.State)
+			}
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
 // TestConsoleInChromium: `kura serve --dev`'s web console, in headless
 // Chromium, fetches the demo story's collaboration from the coordinator
 // and verifies it with kura's own checks compiled to WebAssembly; each
@@ -197,66 +280,10 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("GET /console/: %s, CSP %q", resp.Status, csp)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.WindowSize(1280, 1100))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root (CI)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	artefacts := t.ArtifactDir()
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
-			png, err := chromedp.FullScreenshot(100)(ctx, tab)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(artefacts, name+".png"), png, 0o644)
-		}
-	}
-	// waitJS waits until the expression is true.
-	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
-		poll := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))
-		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
-			if _, err := poll(ctx, tab); err != nil {
-				return chromedp.Void{}, fmt.Errorf("waiting for %s: %w", expr, err)
-			}
-			return chromedp.Void{}, nil
-		}
-	}
-	// waitText waits until the element's text contains want.
-	waitText := func(sel, want string) chromedp.Action[chromedp.Void] {
-		return waitJS(fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want))
-	}
-	// parties checks the parties table against collab.Status of the file
-	// the coordinator stores, in the page's words for each state.
+	bctx := startBrowser(t, ctx, browser)
+	shot := screenshot(t.ArtifactDir())
 	parties := func(words map[collab.State]string) chromedp.Action[chromedp.Void] {
-		rowsOf := chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#parties tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
-		return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
-			rows, err := rowsOf(ctx, tab)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			stored, err := coord.Get(ctx, c.Collab.ID)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			col, err := collab.ParseCollaboration(stored)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			status := col.Status()
-			if len(rows) != len(status) {
-				return chromedp.Void{}, fmt.Errorf("the page lists %d parties, collab.Status %d: %q", len(rows), len(status), rows)
-			}
-			for i, p := range status {
-				if len(rows[i]) != 4 || rows[i][0] != p.Party || rows[i][2] != words[p.State] {
-					return chromedp.Void{}, fmt.Errorf("row %d is %q; collab.Status says %s is %s", i, rows[i], p.Party, p.State)
-				}
-			}
-			return chromedp.Void{}, nil
-		}
+		return partiesAs(coord, c.Collab.ID, words)
 	}
 	en := map[collab.State]string{collab.Approved: "approved", collab.Missing: "not approved"}
 	ja := map[collab.State]string{collab.Approved: "承認済み", collab.Missing: "未承認"}
@@ -542,5 +569,152 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	if puts != 2 {
 		t.Errorf("%d approvals pushed from the page, want 2", puts)
+	}
+}
+
+// privateCA returns an operator's private CA and a TLS certificate it
+// issued for 127.0.0.1.
+func privateCA(t *testing.T) (*x509.Certificate, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kura test private CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}
+}
+
+// TestConsoleReplicasPrivateCA: the console as an operator deploys kura —
+// two replicas over one PostgreSQL database, each serving HTTPS with a
+// certificate of the operator's private CA, behind a load balancer that
+// sends each request to the replica after the one that served the last
+// request of its method (no sticky sessions), the browser trusting that
+// certificate as a company's machines trust its CA. Each party approves
+// in the page, the two approvals reaching different replicas, and the
+// page and the other replica agree on what is stored.
+func TestConsoleReplicasPrivateCA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts replicas over PostgreSQL and runs Chromium")
+	}
+	browser := chromium(t)
+	db := postgresSchema(t)
+	checks := consoleChecks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// The story's collaboration and parties; its own servers are not used.
+	c, err := demo.NewCleanRoom(ctx, demo.CleanRoomConfig{Dir: t.TempDir(), Rows: 100, Version: cli.Version, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	ca, cert := privateCA(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	viaCA := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	shared, dir := t.TempDir(), t.TempDir()
+	var replicas []string
+	for _, name := range []string{"a", "b"} {
+		s, err := server.New(ctx, server.Config{DataDir: filepath.Join(dir, name), DevMode: true, Store: db,
+			KBS: server.KBS{KEKFile: filepath.Join(shared, "kek")}, TokenKeyFile: filepath.Join(shared, "verifier-key.pem"),
+			ConsoleChecks: os.DirFS(checks), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewUnstartedServer(s.Handler())
+		ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		ts.StartTLS()
+		t.Cleanup(func() {
+			ts.Close()
+			s.Close(context.Background())
+		})
+		replicas = append(replicas, ts.Listener.Addr().String())
+	}
+	var mu sync.Mutex
+	next := map[string]int{}        // method -> requests so far
+	served := map[string][]string{} // replica -> "METHOD path"
+	lb := httptest.NewUnstartedServer(&httputil.ReverseProxy{Transport: viaCA, Rewrite: func(r *httputil.ProxyRequest) {
+		mu.Lock()
+		host := replicas[next[r.In.Method]%len(replicas)]
+		next[r.In.Method]++
+		served[host] = append(served[host], r.In.Method+" "+r.In.URL.Path)
+		mu.Unlock()
+		r.SetURL(&url.URL{Scheme: "https", Host: host})
+	}})
+	lb.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	lb.StartTLS()
+	defer lb.Close()
+
+	airlineA := &coordinator.Client{BaseURL: "https://" + replicas[0], HTTP: &http.Client{Transport: viaCA}, Identity: c.Parties[demo.Airline]}
+	readerB := &coordinator.Client{BaseURL: "https://" + replicas[1], HTTP: &http.Client{Transport: viaCA}}
+	file, err := c.Collab.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := airlineA.Push(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	identities := map[string]string{}
+	for _, name := range []string{demo.Airline, demo.Carrier} {
+		d := t.TempDir()
+		if err := c.Parties[name].Save(d); err != nil {
+			t.Fatal(err)
+		}
+		identities[name] = filepath.Join(d, party.IdentityFile)
+	}
+
+	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
+	bctx := startBrowser(t, ctx, browser, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
+	shot := screenshot(t.ArtifactDir())
+	en := map[collab.State]string{collab.Approved: "approved", collab.Missing: "not approved"}
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(lb.URL + "/console/#/collaborations/" + c.Collab.ID),
+		waitText("#checks", "In-browser checks ready"), waitText("#collab-verdict", "Verified in this browser"),
+		partiesAs(readerB, c.Collab.ID, en)}
+	for _, name := range []string{demo.Airline, demo.Carrier} {
+		steps = append(steps, chromedp.SetUploadFiles(`#identity-file`, []string{identities[name]}), waitText("#signed-in", "Signed in as "+name),
+			chromedp.Click("#approve"), waitText("#collab-verdict", name+" approved version 1"), partiesAs(readerB, c.Collab.ID, en))
+	}
+	steps = append(steps, waitText("#collab-verdict", "key brokers may release keys"), shot("replicas-private-ca"))
+	if err := chromedp.Do(bctx, steps...); err != nil {
+		t.Fatalf("console behind two replicas: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, host := range replicas {
+		puts := 0
+		for _, r := range served[host] {
+			if strings.HasPrefix(r, "PUT ") {
+				puts++
+			}
+		}
+		if puts != 1 {
+			t.Errorf("replica %s took %d approvals, want 1: %v", host, puts, served)
+		}
 	}
 }
