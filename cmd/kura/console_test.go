@@ -175,6 +175,54 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want))
 }
 
+// a11yCheck is a script that returns the page's accessibility problems:
+// visible text whose contrast with its background is under WCAG AA's
+// 4.5:1 (3:1 for large text), and controls without an accessible name.
+const a11yCheck = `(() => {
+  const problems = [];
+  const rgb = (c) => { const m = c.match(/[\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1 }; };
+  const lum = ({ r, g, b }) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.a > 0) return c;
+    }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  };
+  for (const e of document.querySelectorAll('body *')) {
+    if (!e.checkVisibility() || ![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(e);
+    const fg = lum(rgb(st.color)), bg = lum(background(e));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) problems.push('contrast ' + ratio.toFixed(2) + ': ' + e.tagName + ' ' + e.textContent.trim().slice(0, 40));
+  }
+  for (const e of document.querySelectorAll('input, button, select, textarea')) {
+    if (!e.checkVisibility()) continue;
+    const named = e.getAttribute('aria-label') || (e.id && document.querySelector('label[for="' + e.id + '"]')) || (e.tagName === 'BUTTON' && e.textContent.trim());
+    if (!named) problems.push('no accessible name: ' + e.outerHTML.slice(0, 80));
+  }
+  return problems;
+})()`
+
+// accessible fails when a11yCheck finds a problem on the page.
+func accessible() chromedp.Action[chromedp.Void] {
+	check := chromedp.Evaluate[[]string](a11yCheck)
+	return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+		problems, err := check(ctx, tab)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if len(problems) > 0 {
+			return chromedp.Void{}, fmt.Errorf("accessibility: %q", problems)
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
 // partiesAs checks the page's parties table against collab.Status of the
 // file the coordinator stores, in the page's words for each state.
 func partiesAs(coord *coordinator.Client, id string, words map[collab.State]string) chromedp.Action[chromedp.Void] {
@@ -218,8 +266,10 @@ func partiesAs(coord *coordinator.Client, id string, words map[collab.State]stri
 // simulated TEE is refused until the page's development box is ticked.
 // The page browses the transparency log: refused under another log's key,
 // and under its own each entry as a Go reader proves it.
-// Screenshots of each state are kept as test artefacts. Every request the
-// browser sends goes through a recording proxy: only the approvals' PUTs
+// Screenshots of each state are kept as test artefacts; on each, the text
+// contrast and the controls' names are checked (WCAG AA), and language
+// and approval are chosen by keyboard. Every request the browser sends
+// goes through a recording proxy: only the approvals' PUTs
 // carry a body, each a signed collaboration file, and no request carries
 // any form of a party's private keys.
 func TestConsoleInChromium(t *testing.T) {
@@ -310,7 +360,7 @@ func TestConsoleInChromium(t *testing.T) {
 	// Each party approves in the page.
 	for _, name := range []string{demo.Airline, demo.Carrier} {
 		if err := chromedp.Do(bctx, signIn(name), waitText("#signed-in", "Signed in as "+name),
-			waitText("#approve", "Approve version 1 as "+name), chromedp.Click("#approve"),
+			waitText("#approve", "Approve version 1 as "+name), chromedp.Focus("#approve"), chromedp.KeyEvent("\r"), // by keyboard
 			waitText("#collab-verdict", name+" approved version 1"), parties(en)); err != nil {
 			t.Fatalf("%s approves: %v", name, err)
 		}
@@ -408,7 +458,7 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("#result-chart-caption", "travellers by home_prefecture"),
 		waitText("#receipt-verdict", "Verified in this browser: the attested worker of this run states"),
 		waitText("#receipt-verdict", "outcome: completed"), receiptTable(),
-		shot("result-en")); err != nil {
+		accessible(), shot("result-en")); err != nil {
 		t.Fatalf("result: %v", err)
 	}
 
@@ -475,7 +525,7 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.SetValue("#log-key", logKey(demo.Carrier)), chromedp.Click("#log-form button"),
 		waitText("#log-verdict", "The log does not verify with this key"),
 		chromedp.SetValue("#log-key", logKey(demo.Airline)), chromedp.Click("#log-form button"),
-		waitText("#log-verdict", "verified with your key"), logRows(), shot("log-en")); err != nil {
+		waitText("#log-verdict", "verified with your key"), logRows(), accessible(), shot("log-en")); err != nil {
 		t.Fatalf("log: %v", err)
 	}
 
@@ -490,7 +540,7 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("#parties caption", "参加者と現在のバージョンの承認状況"),
 		parties(ja), waitText("#runs tbody", "完了"), waitText("#signed-in", "airline（鍵"),
 		waitText("#log-verdict", "あなたの鍵で検証しました"), waitText("#log-entries tbody", "削除証明"),
-		shot("collaboration-approved-ja")); err != nil {
+		accessible(), shot("collaboration-approved-ja")); err != nil {
 		t.Fatalf("Japanese: %v", err)
 	}
 	if lang, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.documentElement.lang`)); err != nil || lang != "ja" {
@@ -537,7 +587,7 @@ func TestConsoleInChromium(t *testing.T) {
 	for _, pc := range changes {
 		steps = append(steps, waitText("#versions > li:first-child", fmt.Sprintf("%s (%s)", pc.Party, strings.Join(pc.Changes, "; "))))
 	}
-	steps = append(steps, chromedp.Click("#versions > li:first-child summary"), shot("history-en"))
+	steps = append(steps, chromedp.Click("#versions > li:first-child summary"), accessible(), shot("history-en"))
 	if err := chromedp.Do(bctx, steps...); err != nil {
 		t.Fatalf("version 2: %v", err)
 	}
