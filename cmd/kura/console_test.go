@@ -343,13 +343,28 @@ func TestConsoleInChromium(t *testing.T) {
 		return chromedp.SetUploadFiles(`#identity-file`, []string{identities[name]})
 	}
 
-	// Unapproved: verified, but no key may be released.
-	if err := chromedp.Do(bctx, chromedp.Navigate(page),
+	// Unapproved: verified, but no key may be released; the terms are the
+	// manifest's.
+	m1 := c.Collab.Current()
+	terms := []chromedp.Action[chromedp.Void]{waitText("#verifiers", demo.ListedVerifier)}
+	for _, d := range m1.Datasets {
+		terms = append(terms, waitText("#datasets tbody", d.ID), waitText("#datasets tbody", fmt.Sprint(d.OutputPolicy.MinDistinctIdentities)))
+	}
+	for _, a := range m1.Analyses {
+		terms = append(terms, waitText("#analyses tbody", a.ID))
+		if a.SQL != "" {
+			terms = append(terms, waitJS(fmt.Sprintf(`[...document.querySelectorAll('#analyses pre')].some((p) => p.textContent === %q)`, a.SQL)))
+		}
+	}
+	for _, x := range m1.Worker.ReferenceValues.Measurements {
+		terms = append(terms, waitText("#worker tbody", x.Value))
+	}
+	steps := append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(page),
 		waitText("#checks", "In-browser checks ready"),
 		waitText("#collab-verdict", "Verified in this browser"),
-		waitText("#collab-verdict", "Not every required party has approved"),
-		parties(en), waitText("#runs tbody", "No runs yet."), waitText("#signed-in", "read only"),
-		shot("collaboration-unapproved-en")); err != nil {
+		waitText("#collab-verdict", "Not every required party has approved")}, terms...)
+	if err := chromedp.Do(bctx, append(steps, parties(en), waitText("#runs tbody", "No runs yet."), waitText("#signed-in", "read only"),
+		accessible(), shot("collaboration-unapproved-en"))...); err != nil {
 		t.Fatalf("unapproved: %v", err)
 	}
 	// A party of no role here is offered nothing to approve.
@@ -577,7 +592,7 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("VersionChanges(2): %+v %v", changes, err)
 	}
 	en[collab.Stale] = "must re-approve"
-	steps := []chromedp.Action[chromedp.Void]{chromedp.Focus(`button[data-lang="en"]`), chromedp.KeyEvent("\r"), chromedp.Reload(),
+	steps = []chromedp.Action[chromedp.Void]{chromedp.Focus(`button[data-lang="en"]`), chromedp.KeyEvent("\r"), chromedp.Reload(),
 		waitText("#collab-verdict", "Not every required party has approved"), parties(en),
 		waitJS(`document.querySelectorAll('#versions > li').length === 2`),
 		waitText("#versions > li:first-child", "Must approve again:"),

@@ -5,7 +5,8 @@
 // functions, each taking and returning JSON text:
 //
 //	kura.verifyCollaboration(file) → {"ok": true, "result": {"id",
-//	  "versions", "manifest_hash", "parties": [<collab.PartyStatus>...]}}
+//	  "versions", "manifest_hash", "parties": [<collab.PartyStatus>...],
+//	  "manifest": <the current collab.Manifest>}}
 //	kura.loadIdentity(identityFile) → {"ok": true, "result": {"name",
 //	  "fingerprint"}}
 //	kura.forgetIdentity() → {"ok": true}
@@ -133,6 +134,8 @@ type collaborationReport struct {
 	Versions     int                  `json:"versions"`
 	ManifestHash string               `json:"manifest_hash"`
 	Parties      []collab.PartyStatus `json:"parties"`
+	// Manifest is the current version, verified with the rest.
+	Manifest *collab.Manifest `json:"manifest"`
 }
 
 func verifyCollaboration(file []byte) (*collaborationReport, string) {
@@ -143,7 +146,7 @@ func verifyCollaboration(file []byte) (*collaborationReport, string) {
 	if err := c.Verify(); err != nil {
 		return nil, err.Error()
 	}
-	return &collaborationReport{ID: c.ID, Versions: len(c.Versions), ManifestHash: c.Current().Hash(), Parties: c.Status()}, ""
+	return &collaborationReport{ID: c.ID, Versions: len(c.Versions), ManifestHash: c.Current().Hash(), Parties: c.Status(), Manifest: c.Current()}, ""
 }
 
 // signedIn is loadIdentity's answer.

@@ -182,6 +182,7 @@ function renderCollaboration(id, answer, runs) {
     verdict.textContent = t('collab.invalid', answer.error);
     verdict.className = 'bad';
     $('#parties').hidden = true;
+    $('#terms').hidden = true;
     $('#approve').hidden = true;
   } else {
     const c = answer.result;
@@ -193,6 +194,8 @@ function renderCollaboration(id, answer, runs) {
       facts.append(el('dt', t(k)), el('dd', String(v)));
     }
     $('#parties').hidden = false;
+    $('#terms').hidden = false;
+    renderTerms(c.manifest);
     const mine = me && c.parties.find((p) => p.party === me.name);
     const button = $('#approve');
     button.hidden = !mine || mine.state === 'approved';
@@ -367,6 +370,33 @@ function renderLog() {
       el('td', (e.subject || '').slice(0, 23)));
     return tr;
   }));
+}
+
+// renderTerms shows what the current manifest allows: datasets and their
+// output policies, analyses, the worker's reference measurements and the
+// verifiers.
+function renderTerms(m) {
+  const row = (cells) => {
+    const tr = el('tr');
+    cells.forEach((c, i) => tr.append(i === 0 ? el('th', c, { scope: 'row' }) : c instanceof Node ? c : el('td', c)));
+    return tr;
+  };
+  const receivers = (a) => (a.receivers && a.receivers.length ? a.receivers : m.receivers || []).join(', ');
+  const reads = (a) => a.reads && a.reads.length ? a.reads : a.aggregate ? [a.aggregate.from, ...(a.aggregate.joins || []).map((j) => j.dataset)] : [];
+  $('#datasets tbody').replaceChildren(...(m.datasets || []).map((d) => row([d.id, d.owner,
+    ((d.descriptor.schema && d.descriptor.schema.columns) || []).map((c) => c.identity ? t('terms.identity', c.name) : c.name).join(', '),
+    String(d.output_policy.min_distinct_identities)])));
+  $('#analyses tbody').replaceChildren(...(m.analyses || []).map((a) => {
+    const query = el('td');
+    const pre = el('pre', a.sql || JSON.stringify(a.aggregate, null, 2));
+    query.append(pre);
+    return row([a.id, reads(a).join(', '), receivers(a), query]);
+  }));
+  const ms = (m.worker.reference_values && m.worker.reference_values.measurements) || [];
+  $('#worker tbody').replaceChildren(...ms.map((x) => row([x.tee, x.name, x.value])));
+  const notes = [t('terms.verifiers', (m.verifiers || []).map((v) => v.name + (v.url ? ' (' + v.url + ')' : '')).join(', '))];
+  if (m.expires) notes.push(t('terms.expires', new Date(m.expires).toLocaleString(lang)));
+  $('#verifiers').textContent = notes.join(' ');
 }
 
 function renderHistory(h) {
