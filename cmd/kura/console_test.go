@@ -469,6 +469,7 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.Click("#dev"), chromedp.Click(openButton),
 		waitText("#result-title", run.ID), waitJS(`!document.querySelector('#result-insecure').hidden`),
 		waitText("#result-checks", "approved"), resultTable(),
+		waitText("#result-attested", c.Collab.Current().Worker.ReferenceValues.Measurements[0].Value), waitText("#result-attested", demo.ListedVerifier),
 		waitJS(fmt.Sprintf(`document.querySelectorAll('#result-chart rect').length === %d`, len(want)-1)),
 		waitText("#result-chart-caption", "travellers by home_prefecture"),
 		waitText("#receipt-verdict", "Verified in this browser: the attested worker of this run states"),

@@ -14,7 +14,8 @@
 //	  "authorization"}}
 //	kura.openResult(bundle, devMode) → a Promise of {"ok": true,
 //	  "result": {"collaboration", "analysis", "run", "checks", "insecure",
-//	  "columns", "rows", "suppressed_rows"}}
+//	  "tee", "measurement", "status", "verifier", "columns", "rows",
+//	  "suppressed_rows"}}
 //	kura.verifyReceipt(receipt, bundle, devMode) → a Promise of {"ok":
 //	  true, "result": {"run", "outcome", "destroyed_at", "destroyed",
 //	  "checks", "insecure"}}
@@ -206,11 +207,17 @@ func approve(file []byte) (*approval, string) {
 
 // opened is openResult's answer.
 type opened struct {
-	Collaboration  string     `json:"collaboration"`
-	Analysis       string     `json:"analysis"`
-	Run            string     `json:"run"`
-	Checks         []string   `json:"checks"`
-	Insecure       bool       `json:"insecure"`
+	Collaboration string   `json:"collaboration"`
+	Analysis      string   `json:"analysis"`
+	Run           string   `json:"run"`
+	Checks        []string `json:"checks"`
+	Insecure      bool     `json:"insecure"`
+	// The attested worker: its TEE, measurement, the verifier's
+	// appraisal status and which verifier signed the token.
+	TEE            string     `json:"tee"`
+	Measurement    string     `json:"measurement"`
+	Status         string     `json:"status"`
+	Verifier       string     `json:"verifier"`
 	Columns        []string   `json:"columns"`
 	Rows           [][]string `json:"rows"`
 	SuppressedRows int        `json:"suppressed_rows"`
@@ -250,7 +257,8 @@ func openResult(file []byte, dev bool) (*opened, string) {
 		return nil, fmt.Sprintf("decode the result: %v", err)
 	}
 	out := &opened{Collaboration: v.Run.Collaboration, Analysis: v.Run.Analysis, Run: v.Run.RunID, Checks: v.Checks,
-		Insecure: v.Insecure, Columns: []string{}, Rows: [][]string{}, SuppressedRows: r.SuppressedRows}
+		Insecure: v.Insecure, TEE: v.TEE, Measurement: v.Measurement, Status: v.Status, Verifier: v.Verifier,
+		Columns: []string{}, Rows: [][]string{}, SuppressedRows: r.SuppressedRows}
 	for _, c := range r.Columns {
 		out.Columns = append(out.Columns, c.Name)
 	}

@@ -292,6 +292,8 @@ function renderResult() {
   $('#result').hidden = false;
   $('#result-title').textContent = t('result.title', r.collaboration, r.analysis, r.run);
   $('#result-insecure').hidden = !r.insecure;
+  $('#result-attested').replaceChildren(...[['attested.tee', r.tee], ['attested.measurement', r.measurement],
+    ['attested.status', r.status], ['attested.verifier', r.verifier]].flatMap(([k, v]) => [el('dt', t(k)), el('dd', v)]));
   $('#result-checks').replaceChildren(...r.checks.map((c) => el('li', c)));
   const table = $('#result-table');
   table.querySelector('caption').textContent = t('result.caption');
