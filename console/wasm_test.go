@@ -90,7 +90,7 @@ func TestWasmVerifiesCollaboration(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := run("verifyCollaboration", file)
-	want, _ := json.Marshal(map[string]any{"id": c.ID, "versions": 1, "manifest_hash": c.Current().Hash(), "parties": c.Status()})
+	want, _ := json.Marshal(map[string]any{"id": c.ID, "versions": 1, "manifest_hash": c.Current().Hash(), "parties": c.Status(), "manifest": c.Current()})
 	gotResult, _ := json.Marshal(got["result"])
 	if got["ok"] != true || !jsonEqual(t, gotResult, want) {
 		t.Fatalf("in WebAssembly:\n%s\nnatively:\n%s", gotResult, want)

@@ -44,6 +44,8 @@ import (
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/server"
 	"github.com/kura-cc/kura/store"
+	"github.com/kura-cc/kura/timelock"
+	"github.com/kura-cc/kura/timelock/beacon"
 )
 
 // chromium returns the path of a Chromium to drive; CI must have one
@@ -608,6 +610,63 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("version 2: %v", err)
 	}
 
+	// The vault: a document sealed in the page to a dev beacon's round a
+	// few seconds ahead is refused before it and opens after; the sealed
+	// file opens with timelock.Open too, and its registration is the
+	// log's latest entry.
+	b, err := beacon.New(beacon.Config{Period: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := httptest.NewServer(b.Handler())
+	defer bs.Close()
+	docText := "kura vault test: the merger is announced on Friday " + run.ID
+	docPath := filepath.Join(t.TempDir(), "announcement.txt")
+	if err := os.WriteFile(docPath, []byte(docText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inFiveSeconds := chromedp.Evaluate[chromedp.Void](`document.querySelector('#vault-until').value =
+		new Date(Date.now() + 5000 - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 19)`)
+	if err := chromedp.Do(bctx, chromedp.SetUploadFiles("#vault-doc", []string{docPath}), inFiveSeconds,
+		chromedp.SetValue("#vault-chain-url", bs.URL), chromedp.SetValue("#vault-chain-hash", b.ChainHash()), chromedp.Click("#vault-dev"),
+		chromedp.Click(`#vault-seal button[type="submit"]`),
+		waitText("#vault-sealed", "Sealed to round"), waitText("#vault-registered", "Registered in the transparency log at index"),
+		waitText("#vault-countdown", "Opens in"),
+		chromedp.Click("#vault-open-last"), waitText("#vault-opened", "Not yet: this file opens at"),
+		accessible(), shot("vault-en"),
+		waitText("#vault-countdown", "Its release time has passed"),
+		chromedp.Click("#vault-open-last"), waitText("#vault-opened", "Opened (round"), waitText("#vault-text", docText),
+		shot("vault-opened-en")); err != nil {
+		t.Fatalf("vault: %v", err)
+	}
+	// The page's sealed file, as its download link gives it (the page's
+	// CSP lets no script fetch the link itself).
+	b64, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { let s = ''; for (const x of vault.bytes) s += String.fromCharCode(x); return btoa(s); })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedDoc, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened bytes.Buffer
+	if _, err := timelock.Open(ctx, &opened, bytes.NewReader(sealedDoc), timelock.OpenOptions{Chain: timelock.Chain{Hash: b.ChainHash(), URLs: []string{bs.URL}}, AllowInsecure: true}); err != nil || opened.String() != docText {
+		t.Fatalf("timelock.Open of the page's sealed file: %q, %v", opened.String(), err)
+	}
+	sum := sha256.Sum256(sealedDoc)
+	raw, cp, err := reader.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := reader.Prove(ctx, cp.Size-1, raw, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := auditlog.ParseEntry(last.Entry); err != nil || e.Kind != auditlog.KindTimelockRegistration || e.Subject != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Fatalf("the log's latest entry: %+v %v, want the registration of the sealed file", e, err)
+	}
+	secrets = append(secrets, []byte(docText))
+
 	// What the browser sent.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -619,11 +678,15 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		for _, secret := range secrets {
 			if bytes.Contains(r.body, secret) || strings.Contains(fmt.Sprint(r.header), string(secret)) || strings.Contains(path, string(secret)) {
-				t.Fatalf("a %s to %s carries a private key", r.method, strings.SplitN(r.path, "?", 2)[0])
+				t.Fatalf("a %s to %s carries a private key or the vault's document", r.method, strings.SplitN(r.path, "?", 2)[0])
 			}
 		}
 		switch {
 		case r.method == http.MethodGet && len(r.body) == 0:
+		case r.method == http.MethodPost && r.path == "/v1/timelock/registrations":
+			if _, err := timelock.ParseRegistration(r.body); err != nil {
+				t.Errorf("a registration's body is not a registration: %v", err)
+			}
 		case r.method == http.MethodPut && r.path == "/v1/collaborations/"+c.Collab.ID && strings.HasPrefix(r.header.Get("Authorization"), "Kura-Signature "):
 			if _, err := collab.ParseCollaboration(r.body); err != nil {
 				t.Errorf("a PUT's body is not a collaboration file: %v", err)

@@ -11,6 +11,8 @@ let notice = null; // [key, ...args] of the last approval's outcome
 let opened = null; // the result open on the page (kura.openResult's answer)
 let receipt = null; // kura.verifyReceipt's answer for it
 let logView = null; // kura.browseLog's answer
+let vault = null; // {bytes, name, release, url} of the file sealed last
+let countdown = 0; // the countdown's interval
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -350,6 +352,97 @@ async function browseLog() {
   renderLog();
 }
 
+function chainSpec() {
+  return JSON.stringify({ hash: $('#vault-chain-hash').value.trim(), url: $('#vault-chain-url').value.trim(), dev: $('#vault-dev').checked });
+}
+
+// duration says how long ms is, to the second.
+function duration(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const parts = [[Math.floor(s / 86400), 'd'], [Math.floor(s / 3600) % 24, 'h'], [Math.floor(s / 60) % 60, 'm'], [s % 60, 's']];
+  const shown = parts.filter(([n], i) => n > 0 || i === 3);
+  return shown.map(([n, u]) => n + ' ' + u).join(' ');
+}
+
+function download(bytes, name) {
+  const a = el('a', name, { download: name });
+  a.href = URL.createObjectURL(new Blob([bytes]));
+  return a;
+}
+
+async function sealDocument() {
+  const file = $('#vault-doc').files[0];
+  if (!file || !checks) return;
+  const until = new Date($('#vault-until').value);
+  const r = await checks.sealTimelock(new Uint8Array(await file.arrayBuffer()), until.toISOString().replace(/\.\d+Z$/, 'Z'), chainSpec());
+  const a = JSON.parse(r.answer);
+  const out = $('#vault-sealed');
+  if (!a.ok) {
+    out.textContent = t('vault.failed', a.error);
+    out.className = 'bad';
+    return;
+  }
+  const name = file.name + '.tlock';
+  vault = { bytes: r.bytes, name, release: new Date(a.result.release_time) };
+  const link = download(r.bytes, name);
+  link.id = 'vault-download';
+  const [before, after] = t('vault.sealed', a.result.round, vault.release.toLocaleString(lang), '\u0000').split('\u0000');
+  out.replaceChildren(before, link, after);
+  out.className = 'good';
+  if ($('#vault-register').checked) {
+    const p = el('span');
+    p.id = 'vault-registered';
+    try {
+      const res = await fetch('/v1/timelock/registrations', { method: 'POST', body: a.result.registration, headers: { 'Content-Type': 'application/json' } });
+      const text = await res.text();
+      if (!res.ok) throw new Error(res.status + ' ' + text);
+      p.textContent = ' ' + t('vault.registered', JSON.parse(text).index);
+    } catch (e) {
+      p.textContent = ' ' + t('vault.notRegistered', e.message);
+    }
+    out.append(p);
+  }
+  $('#vault-open-last').hidden = false;
+  clearInterval(countdown);
+  const tick = () => {
+    const left = vault.release - Date.now();
+    $('#vault-countdown').textContent = left > 0 ? t('vault.countdown', duration(left), vault.release.toLocaleString(lang)) : t('vault.due');
+    if (left <= 0) clearInterval(countdown);
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
+}
+
+async function openSealed(bytes, name) {
+  const out = $('#vault-opened');
+  const text = $('#vault-text');
+  text.hidden = true;
+  const r = await checks.openTimelock(bytes, chainSpec());
+  const a = JSON.parse(r.answer);
+  if (!a.ok) {
+    out.textContent = t('vault.failed', a.error);
+    out.className = 'bad';
+    return;
+  }
+  const res = a.result;
+  if (res.too_early) {
+    const at = new Date(res.release_time);
+    out.textContent = t('vault.early', at.toLocaleString(lang), duration(at - Date.now()));
+    out.className = 'warn';
+    return;
+  }
+  const plain = name.replace(/\.tlock$/, '') || 'document';
+  const [before, after] = t('vault.opened', res.round, '\u0000').split('\u0000');
+  out.replaceChildren(before, download(r.bytes, plain), after);
+  out.className = 'good';
+  try {
+    if (r.bytes.length <= 65536) {
+      text.textContent = new TextDecoder('utf-8', { fatal: true }).decode(r.bytes);
+      text.hidden = false;
+    }
+  } catch (_) {} // not text: the download only
+}
+
 function renderLog() {
   const verdict = $('#log-verdict');
   const table = $('#log-entries');
@@ -464,6 +557,16 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#identity-file').addEventListener('change', (ev) => loadIdentity(ev.target));
   $('#forget').addEventListener('click', forgetIdentity);
   $('#approve').addEventListener('click', approve);
+  $('#vault-seal').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sealDocument();
+  });
+  $('#vault-open').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = $('#vault-file').files[0];
+    if (f && checks) openSealed(new Uint8Array(await f.arrayBuffer()), f.name);
+  });
+  $('#vault-open-last').addEventListener('click', () => { if (vault && checks) openSealed(vault.bytes, vault.name); });
   $('#log-key').value = localStorage.getItem('kura.logKey') || '';
   $('#log-form').addEventListener('submit', (ev) => {
     ev.preventDefault();

@@ -187,7 +187,12 @@ func (b *Beacon) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /public/{round}", b.servePublic)
 	mux.HandleFunc("GET /"+h+"/public/{round}", b.servePublic)
-	return mux
+	// Public data, readable by any page (a web console's time-lock vault),
+	// as drand's own HTTP API is.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (b *Beacon) serveInfo(w http.ResponseWriter, _ *http.Request) {
