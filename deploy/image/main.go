@@ -1,6 +1,7 @@
 // Command image writes kura's container image as an OCI image layout,
 // without a container engine:
 //
+//	go generate ./console    # the web console's in-browser checks
 //	go build -o kura ./cmd/kura
 //	go run ./deploy/image -kura ./kura -o kura-image
 //
