@@ -552,6 +552,8 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("#result-table caption", "あなたの写し"), resultTable(),
 		waitText("#result-chart-caption", "home_prefecture ごとの travellers"),
 		waitText("#result-insecure", "安全ではありません"), waitText("#receipt-verdict", "このブラウザで検証済み"), receiptTable(),
+		// Every check kura's Go code reported is shown in Japanese.
+		waitJS(`[...document.querySelectorAll('#result-checks li, #receipt-checks li')].every((li) => /[\u3040-\u30ff\u4e00-\u9fff]/.test(li.textContent))`),
 		shot("result-ja"),
 		waitText("#collab-verdict", "このブラウザで検証済み"),
 		waitText("#collab-verdict", "鍵ブローカーはこのバージョンに鍵を発行できます"),

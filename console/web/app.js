@@ -21,6 +21,15 @@ function t(key, ...args) {
 
 function $(sel) { return document.querySelector(sel); }
 
+// checkText is a check line of kura's Go code in the page's language.
+function checkText(line) {
+  if (lang !== 'ja') return line;
+  for (const [re, ja] of kuraChecksJa) {
+    if (re.test(line)) return line.replace(re, ja);
+  }
+  return line;
+}
+
 function el(tag, text, attrs = {}) {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
@@ -159,7 +168,7 @@ async function showCollaboration(id) {
     return;
   }
   const answer = JSON.parse(checks.verifyCollaboration(file));
-  const history = JSON.parse(checks.history(file));
+  const versions = JSON.parse(checks.history(file));
   shown = { id, answer };
   let runs = null;
   try {
@@ -167,7 +176,7 @@ async function showCollaboration(id) {
   } catch (_) {}
   rerender = () => {
     renderCollaboration(id, answer, runs);
-    renderHistory(history);
+    renderHistory(versions);
   };
   rerender();
 }
@@ -286,7 +295,7 @@ function renderReceipt() {
     tr.append(el('th', d.dataset, { scope: 'row' }), el('td', t(d.key_released ? 'yes' : 'no')), el('td', String(d.plaintext_bytes)));
     return tr;
   }));
-  $('#receipt-checks').replaceChildren(...r.checks.map((c) => el('li', c)));
+  $('#receipt-checks').replaceChildren(...r.checks.map((c) => el('li', checkText(c))));
 }
 
 function renderResult() {
@@ -296,7 +305,7 @@ function renderResult() {
   $('#result-insecure').hidden = !r.insecure;
   $('#result-attested').replaceChildren(...[['attested.tee', r.tee], ['attested.measurement', r.measurement],
     ['attested.status', r.status], ['attested.verifier', r.verifier]].flatMap(([k, v]) => [el('dt', t(k)), el('dd', v)]));
-  $('#result-checks').replaceChildren(...r.checks.map((c) => el('li', c)));
+  $('#result-checks').replaceChildren(...r.checks.map((c) => el('li', checkText(c))));
   const table = $('#result-table');
   table.querySelector('caption').textContent = t('result.caption');
   table.querySelector('thead tr').replaceChildren(...r.columns.map((c) => el('th', c, { scope: 'col' })));

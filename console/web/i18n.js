@@ -306,3 +306,25 @@ globalThis.kuraText = {
     'error.network': 'サーバーに接続できません：{0}',
   },
 };
+
+// The checks kura's Go code reports (result.Attested.Checks), in Japanese:
+// [pattern of the English line, its translation with $1, $2...]. A line no
+// pattern matches is shown as Go wrote it.
+globalThis.kuraChecksJa = [
+  [/^bundle signed by the run's ephemeral key$/, '結果バンドルは実行の一時鍵で署名されている'],
+  [/^receipt signed by the run's ephemeral key$/, '削除証明は実行の一時鍵で署名されている'],
+  [/^receipt is for this result bundle$/, '削除証明はこの結果バンドルに対するもの'],
+  [/^collaboration history and approvals' signatures verify; manifest (.+)$/, 'コラボレーションの履歴と承認署名を検証済み（マニフェスト $1）'],
+  [/^you approved this version's verifier list$/, 'このバージョンの検証者リストはあなたが承認したもの'],
+  [/^your approval covers this version, so its owners' cards are trusted$/, 'あなたの承認がこのバージョンに有効なため、所有者のカードを信頼'],
+  [/^attestation token signed by (.+) \(key (.+)\), valid at (.+)$/, '証明トークンは $1 が署名（鍵 $2）、$3 時点で有効'],
+  [/^token binds this run \(manifest, analysis, run id, signing key\)$/, 'トークンはこの実行（マニフェスト、分析、実行 ID、署名鍵）に結び付いている'],
+  [/^hardware evidence re-verified$/, 'ハードウェアの証拠を再検証済み'],
+  [/^evidence runtime data matches the token$/, '証拠の実行時データがトークンと一致'],
+  [/^INSECURE simulated TEE accepted \(dev mode\)$/, '安全でないシミュレーション TEE を受け入れた（開発モード）'],
+  [/^verifier appraisal: affirming$/, '検証者の評価：affirming（肯定）'],
+  [/^worker measurement \(and TCB, where set\) meets the manifest's reference values$/, 'ワーカーの測定値（と設定されていれば TCB）がマニフェストの参照値を満たす'],
+  [/^every owner whose data the analysis reads approved it$/, '分析が読むデータの所有者全員が承認済み'],
+  [/^inputs are the manifest's sealed datasets \(SHA-256\)$/, '入力はマニフェストの封印済みデータセット（SHA-256）'],
+  [/^(.+) signed this run \(session (.+)\) with the keys on their cards$/, '$1 がカードの鍵でこの実行に署名（セッション $2）'],
+];
