@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/cmd/kura/internal/cli"
@@ -46,6 +48,7 @@ import (
 	"github.com/kura-cc/kura/store"
 	"github.com/kura-cc/kura/timelock"
 	"github.com/kura-cc/kura/timelock/beacon"
+	"github.com/kura-cc/kura/token"
 )
 
 // chromium returns the path of a Chromium to drive; CI must have one
@@ -271,9 +274,9 @@ func partiesAs(coord *coordinator.Client, id string, words map[collab.State]stri
 // Screenshots of each state are kept as test artefacts; on each, the text
 // contrast and the controls' names are checked (WCAG AA), and language
 // and approval are chosen by keyboard. Every request the browser sends
-// goes through a recording proxy: only the approvals' PUTs
-// carry a body, each a signed collaboration file, and no request carries
-// any form of a party's private keys.
+// goes through a recording proxy: only the approvals' PUTs and the vault's
+// registration carry a body, and no request carries any form of a party's
+// private keys, the result's plaintext or the vault's document.
 func TestConsoleInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the console's WebAssembly and runs Chromium")
@@ -428,6 +431,27 @@ func TestConsoleInChromium(t *testing.T) {
 			return chromedp.Void{}, nil
 		}
 	}
+	// The result's plaintext, and each of its decimal values, must never
+	// reach the server.
+	vb, err := result.VerifyBundle(ctx, kept, result.Trust{Party: ed25519.PublicKey(c.Parties[demo.Airline].Card().SigningKey), DevMode: true,
+		FetchJWKS: func(ctx context.Context, u string) (jwk.Set, error) {
+			return token.FetchJWKS(ctx, http.DefaultClient, u)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := vb.Open(c.Parties[demo.Airline])
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, plain)
+	for _, row := range want[1:] {
+		for _, cell := range row {
+			if strings.Contains(cell, ".") && len(cell) >= 6 {
+				secrets = append(secrets, []byte(cell))
+			}
+		}
+	}
 	// receiptTable checks the page's receipt against the kept receipt's
 	// datasets, as kura receipt verify reads them.
 	keptReceipt, err := fetchKept(t, srv.URL, "receipts", run.Receipt)
@@ -543,7 +567,11 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.SetValue("#log-key", logKey(demo.Carrier)), chromedp.Click("#log-form button"),
 		waitText("#log-verdict", "The log does not verify with this key"),
 		chromedp.SetValue("#log-key", logKey(demo.Airline)), chromedp.Click("#log-form button"),
-		waitText("#log-verdict", "verified with your key"), logRows(), accessible(), shot("log-en")); err != nil {
+		waitText("#log-verdict", "verified with your key"), logRows(), accessible(), shot("log-en"),
+		// The result again: the airline's broker's release to the run, from
+		// its log.
+		chromedp.Click(openButton), waitText("#result-releases", "Key releases to this run in this server's log"),
+		waitText("#result-releases", "airline/dataset-key/flights released at")); err != nil {
 		t.Fatalf("log: %v", err)
 	}
 
@@ -680,7 +708,7 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		for _, secret := range secrets {
 			if bytes.Contains(r.body, secret) || strings.Contains(fmt.Sprint(r.header), string(secret)) || strings.Contains(path, string(secret)) {
-				t.Fatalf("a %s to %s carries a private key or the vault's document", r.method, strings.SplitN(r.path, "?", 2)[0])
+				t.Fatalf("a %s to %s carries a private key, the result's plaintext or the vault's document", r.method, strings.SplitN(r.path, "?", 2)[0])
 			}
 		}
 		switch {

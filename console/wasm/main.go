@@ -30,7 +30,8 @@
 //	  document>}, or "too_early" with the release time
 //	kura.browseLog(logKey, last) → a Promise of {"ok": true, "result":
 //	  {"origin", "size", "root", "entries": [{"index", "kind", "time",
-//	  "collaboration", "run", "subject", "party", "version"}...]}}
+//	  "collaboration", "run", "subject", "party", "version", "decision",
+//	  "resource", "tee"}...]}}
 //
 // and {"ok": false, "error": "..."} when they fail. The checks are package
 // collab's, byte for byte the ones kura collab status runs. loadIdentity
@@ -516,6 +517,10 @@ type logEntry struct {
 	Subject       string    `json:"subject,omitempty"`
 	Party         string    `json:"party,omitempty"`
 	Version       uint64    `json:"version,omitempty"`
+	// Decision, Resource and TEE of a key release.
+	Decision string `json:"decision,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	TEE      string `json:"tee,omitempty"`
 }
 
 // maxBrowsed bounds the entries browseLog proves at once.
@@ -547,7 +552,7 @@ func browseLog(base, keyText string, last int) (*logView, string) {
 			return nil, fmt.Sprintf("entry %d: %v", i-1, err)
 		}
 		out.Entries = append(out.Entries, logEntry{Index: p.Index, Kind: string(e.Kind), Time: e.Time, Collaboration: e.Collaboration,
-			Run: e.Run, Subject: e.Subject, Party: e.Party, Version: e.Version})
+			Run: e.Run, Subject: e.Subject, Party: e.Party, Version: e.Version, Decision: e.Decision, Resource: e.Resource, TEE: e.TEE})
 	}
 	return out, ""
 }

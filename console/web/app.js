@@ -262,6 +262,7 @@ async function openResult(run) {
   }
   opened = answer.result;
   receipt = null;
+  if ($('#log-key').value.trim()) await browseLog(); // for the run's key releases
   if (run.receipt) {
     try {
       const file = await getJSONText('/v1/cleanroom/receipts/' + encodeURIComponent(run.receipt));
@@ -315,6 +316,9 @@ function renderResult() {
     return tr;
   }));
   $('#result-suppressed').textContent = t('result.suppressed', r.suppressed_rows);
+  const releases = logView && logView.ok ? logView.result.entries.filter((e) => e.kind === 'key_release' && e.run === r.run) : [];
+  $('#result-releases').textContent = releases.length === 0 ? t('releases.none') :
+    t('releases.some', releases.map((e) => t('releases.one', e.resource, t('decision.' + e.decision), new Date(e.time).toLocaleString(lang), e.index)).join('; '));
   drawChart(r);
   renderReceipt();
 }
@@ -467,7 +471,8 @@ function renderLog() {
   verdict.className = 'good';
   table.hidden = false;
   table.querySelector('tbody').replaceChildren(...v.entries.map((e) => {
-    const about = [e.collaboration, e.run ? t('about.run', e.run) : '', e.version ? t('about.version', e.version) : ''].filter(Boolean).join(' · ');
+    const release = e.kind === 'key_release' ? t('about.release', e.resource, t('decision.' + e.decision), e.tee || '?') : '';
+    const about = [e.collaboration, release, e.run ? t('about.run', e.run) : '', e.version ? t('about.version', e.version) : ''].filter(Boolean).join(' · ');
     const tr = el('tr');
     tr.append(el('th', String(e.index), { scope: 'row' }), el('td', new Date(e.time).toLocaleString(lang)),
       el('td', kuraText.en['kind.' + e.kind] ? t('kind.' + e.kind) : e.kind), el('td', about),
