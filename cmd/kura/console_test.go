@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
@@ -18,8 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,6 +36,7 @@ import (
 	"github.com/kura-cc/kura/cmd/kura/internal/demo"
 	"github.com/kura-cc/kura/collab"
 	"github.com/kura-cc/kura/coordinator"
+	"github.com/kura-cc/kura/internal/testpki"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
 	"github.com/kura-cc/kura/server"
@@ -731,44 +726,6 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 }
 
-// privateCA returns an operator's private CA and a TLS certificate it
-// issued for 127.0.0.1.
-func privateCA(t *testing.T) (*x509.Certificate, tls.Certificate) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kura test private CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}
-}
-
 // TestConsoleReplicasPrivateCA: the console as an operator deploys kura —
 // two replicas over one PostgreSQL database, each serving HTTPS with a
 // certificate of the operator's private CA, behind a load balancer that
@@ -793,7 +750,7 @@ func TestConsoleReplicasPrivateCA(t *testing.T) {
 	}
 	defer c.Close()
 
-	ca, cert := privateCA(t)
+	ca, cert := testpki.PrivateCA(t, "operator")
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	viaCA := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}

@@ -256,13 +256,9 @@ func openResult(file []byte, dev bool) (*opened, string) {
 	if identity == nil {
 		return nil, "open your identity file first: the result is encrypted to it"
 	}
-	f, err := result.ParseFile(file)
-	if err != nil {
-		return nil, err.Error()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	v, err := result.VerifyBundle(ctx, f, trust(dev))
+	v, err := verifiedBundle(ctx, file, dev)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -300,6 +296,16 @@ func openResult(file []byte, dev bool) (*opened, string) {
 	return out, ""
 }
 
+// verifiedBundle parses and verifies a result bundle as the signed-in
+// party.
+func verifiedBundle(ctx context.Context, file []byte, dev bool) (*result.VerifiedBundle, error) {
+	f, err := result.ParseFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return result.VerifyBundle(ctx, f, trust(dev))
+}
+
 // trust is what the signed-in party trusts: the verifiers of a manifest
 // version it approved, their keys fetched by the browser.
 func trust(dev bool) result.Trust {
@@ -324,13 +330,9 @@ func verifyReceipt(receipt, bundle []byte, dev bool) (*receiptReport, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	bf, err := result.ParseFile(bundle)
-	if err != nil {
-		return nil, err.Error()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := result.VerifyBundle(ctx, bf, trust(dev))
+	b, err := verifiedBundle(ctx, bundle, dev)
 	if err != nil {
 		return nil, err.Error()
 	}
