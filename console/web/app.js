@@ -11,7 +11,7 @@ let notice = null; // [key, ...args] of the last approval's outcome
 let opened = null; // the result open on the page (kura.openResult's answer)
 let receipt = null; // kura.verifyReceipt's answer for it
 let logView = null; // kura.browseLog's answer
-let vault = null; // {bytes, name, release, url} of the file sealed last
+let vault = null; // {bytes, name, release} of the file sealed last
 let countdown = 0; // the countdown's interval
 
 function t(key, ...args) {
