@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -o dist/kura.wasm ./wasm && gzip -9 -f dist/kura.wasm && cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" dist/"
+//go:generate sh -c "GOOS=js GOARCH=wasm go build -trimpath -o dist/kura.wasm ./wasm && GOOS=js GOARCH=wasm go build -trimpath -o dist/vault.wasm ./wasm/vault && gzip -9 -f dist/kura.wasm dist/vault.wasm && cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" dist/"
 
 //go:embed web
 var pages embed.FS
@@ -19,8 +19,8 @@ var pages embed.FS
 var dist embed.FS
 
 // Checks returns the in-browser checks embedded at build time
-// (kura.wasm.gz and wasm_exec.js, written by go generate); ok is false
-// when this build has none.
+// (kura.wasm.gz, vault.wasm.gz and wasm_exec.js, written by go generate);
+// ok is false when this build has none.
 func Checks() (fsys fs.FS, ok bool) {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {
@@ -36,10 +36,13 @@ func hasWasm(checks fs.FS) bool {
 	return gzErr == nil || err == nil
 }
 
-// Handler serves the console at /console/: its pages, and kura.wasm and
-// wasm_exec.js from checks (Checks' when nil). A kura.wasm.gz in checks is
-// served as kura.wasm, gzip-encoded to browsers that accept it (a quarter
-// of the size) and decompressed for others. Every answer forbids
+// programs are the WebAssembly programs the console serves.
+var programs = []string{"kura.wasm", "vault.wasm"}
+
+// Handler serves the console at /console/: its pages, and kura.wasm,
+// vault.wasm and wasm_exec.js from checks (Checks' when nil). A NAME.gz in
+// checks is served as NAME, gzip-encoded to browsers that accept it (a
+// quarter of the size) and decompressed for others. Every answer forbids
 // framing, sniffing and referrers, and its content security policy lets
 // the page run only its own scripts and WebAssembly, and connect to the
 // server that served it and, to fetch attestation verifiers' public keys,
@@ -50,7 +53,12 @@ func Handler(checks fs.FS) http.Handler {
 		checks, _ = Checks()
 	}
 	hasChecks := hasWasm(checks)
-	gz, _ := fs.ReadFile(checks, "kura.wasm.gz") // nil: serve kura.wasm as it is
+	gz := map[string][]byte{} // "/NAME": NAME.gz's bytes
+	for _, name := range programs {
+		if b, err := fs.ReadFile(checks, name+".gz"); err == nil {
+			gz["/"+name] = b
+		}
+	}
 	web, err := fs.Sub(pages, "web")
 	if err != nil {
 		panic(err) // the embedded directory is part of the build
@@ -69,12 +77,12 @@ func Handler(checks fs.FS) http.Handler {
 			http.Error(w, "the console is read by GET", http.StatusMethodNotAllowed)
 		case r.URL.Path == "" || r.URL.Path == "/":
 			http.ServeFileFS(w, r, web, "index.html")
-		case r.URL.Path == "/kura.wasm" || r.URL.Path == "/wasm_exec.js":
+		case r.URL.Path == "/kura.wasm" || r.URL.Path == "/vault.wasm" || r.URL.Path == "/wasm_exec.js":
 			switch {
 			case !hasChecks:
 				http.Error(w, "this kura was built without the console's checks (go generate ./console)", http.StatusNotFound)
-			case r.URL.Path == "/kura.wasm" && gz != nil:
-				serveGzipped(w, r, gz)
+			case gz[r.URL.Path] != nil:
+				serveGzipped(w, r, gz[r.URL.Path])
 			default:
 				wasm.ServeHTTP(w, r)
 			}

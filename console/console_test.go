@@ -20,7 +20,7 @@ func TestHandler(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte("\x00asm"))
 	zw.Close()
-	gzipped := fstest.MapFS{"kura.wasm.gz": {Data: gz.Bytes()}, "wasm_exec.js": {Data: []byte("// go")}}
+	gzipped := fstest.MapFS{"kura.wasm.gz": {Data: gz.Bytes()}, "vault.wasm.gz": {Data: gz.Bytes()}, "wasm_exec.js": {Data: []byte("// go")}}
 	for name, tc := range map[string]struct {
 		checks            fstest.MapFS
 		method, path      string
@@ -37,6 +37,7 @@ func TestHandler(t *testing.T) {
 		"dist not served":  {checks, "GET", "/console/README.md", 404, "", ""},
 		"build without":    {fstest.MapFS{}, "GET", "/console/kura.wasm", 404, "go generate ./console", ""},
 		"gzipped, decoded": {gzipped, "GET", "/console/kura.wasm", 200, "\x00asm", "application/wasm"},
+		"vault":            {gzipped, "GET", "/console/vault.wasm", 200, "\x00asm", "application/wasm"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := httptest.NewRecorder()

@@ -63,28 +63,31 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// consoleChecks builds the console's in-browser checks, as go generate
-// ./console does (kura.wasm.gz and wasm_exec.js), into a directory.
+// consoleChecks builds the console's in-browser programs, as go generate
+// ./console does (kura.wasm.gz, vault.wasm.gz and wasm_exec.js), into a
+// directory.
 func consoleChecks(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	wasm := filepath.Join(t.TempDir(), "kura.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-o", wasm, "github.com/kura-cc/kura/console/wasm")
-	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the console's checks: %v\n%s", err, out)
-	}
-	raw, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	if _, err := zw.Write(raw); err != nil || zw.Close() != nil {
-		t.Fatal("gzip the checks")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "kura.wasm.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+	for name, pkg := range map[string]string{"kura.wasm": "github.com/kura-cc/kura/console/wasm", "vault.wasm": "github.com/kura-cc/kura/console/wasm/vault"} {
+		wasm := filepath.Join(t.TempDir(), name)
+		build := exec.Command("go", "build", "-trimpath", "-o", wasm, pkg)
+		build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build the console's %s: %v\n%s", name, err, out)
+		}
+		raw, err := os.ReadFile(wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+		if _, err := zw.Write(raw); err != nil || zw.Close() != nil {
+			t.Fatalf("gzip %s", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".gz"), gz.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	js, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"))
 	if err != nil {

@@ -22,12 +22,6 @@
 //	kura.history(file) → {"ok": true, "result": [{"version", "hash",
 //	  "description", "must_reapprove": [<collab.PartyChange>...],
 //	  "diff": [{"op": " "|"+"|"-"|"…", "text"}...]}...]}, newest first
-//	kura.sealTimelock(bytes, until, chain) → a Promise of {"answer":
-//	  {"ok": true, "result": {"registration", "round", "release_time",
-//	  "sealed_sha256", "chain_hash"}}, "bytes": <the sealed file>}
-//	kura.openTimelock(bytes, chain) → a Promise of {"answer": {"ok": true,
-//	  "result": {"round", "release_time", "chain_hash"}}, "bytes": <the
-//	  document>}, or "too_early" with the release time
 //	kura.browseLog(logKey, last) → a Promise of {"ok": true, "result":
 //	  {"origin", "size", "root", "entries": [{"index", "kind", "time",
 //	  "collaboration", "run", "subject", "party", "version", "decision",
@@ -50,10 +44,9 @@
 // bundle, verified again. browseLog reads the transparency log this page's
 // server serves at /log/, checks its checkpoint's signature with the log
 // key the user gives, and fetches the last entries each with its
-// inclusion proof in that checkpoint, verified, as kura audit does.
-// sealTimelock and openTimelock are kura timelock seal and open, in the
-// page: chain is {"hash", "url", "dev"} (empty: drand's quicknet), the
-// beacon fetched by the browser; bytes are Uint8Arrays.
+// inclusion proof in that checkpoint, verified, as kura audit does. The
+// time-lock vault is a program of its own (console/wasm/vault), which the
+// page loads only when it is used: drand's client is most of its size.
 package main
 
 import (
@@ -62,7 +55,6 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,11 +67,11 @@ import (
 
 	"github.com/kura-cc/kura/auditlog"
 	"github.com/kura-cc/kura/collab"
+	"github.com/kura-cc/kura/console/internal/jsbridge"
 	"github.com/kura-cc/kura/internal/httpsig"
 	"github.com/kura-cc/kura/internal/linediff"
 	"github.com/kura-cc/kura/party"
 	"github.com/kura-cc/kura/result"
-	"github.com/kura-cc/kura/timelock"
 )
 
 // identity is the party the user signed in as, or nil.
@@ -89,67 +81,53 @@ func main() {
 	js.Global().Set("kura", js.ValueOf(map[string]any{
 		"verifyCollaboration": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 1 || args[0].Type() != js.TypeString {
-				return answer(nil, "verifyCollaboration takes the collaboration file as a string")
+				return jsbridge.Answer(nil, "verifyCollaboration takes the collaboration file as a string")
 			}
-			return answer(verifyCollaboration([]byte(args[0].String())))
+			return jsbridge.Answer(verifyCollaboration([]byte(args[0].String())))
 		}),
 		"loadIdentity": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 1 || args[0].Type() != js.TypeString {
-				return answer(nil, "loadIdentity takes the identity file as a string")
+				return jsbridge.Answer(nil, "loadIdentity takes the identity file as a string")
 			}
-			return answer(loadIdentity([]byte(args[0].String())))
+			return jsbridge.Answer(loadIdentity([]byte(args[0].String())))
 		}),
 		"forgetIdentity": js.FuncOf(func(js.Value, []js.Value) any {
 			identity = nil
-			return answer(struct{}{}, "")
+			return jsbridge.Answer(struct{}{}, "")
 		}),
 		"approve": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 1 || args[0].Type() != js.TypeString {
-				return answer(nil, "approve takes the collaboration file as a string")
+				return jsbridge.Answer(nil, "approve takes the collaboration file as a string")
 			}
-			return answer(approve([]byte(args[0].String())))
+			return jsbridge.Answer(approve([]byte(args[0].String())))
 		}),
 		"openResult": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeBoolean {
-				return answer(nil, "openResult takes the result bundle as a string and whether to accept the simulated TEE")
+				return jsbridge.Answer(nil, "openResult takes the result bundle as a string and whether to accept the simulated TEE")
 			}
 			file, dev := []byte(args[0].String()), args[1].Bool()
-			return promise(func() any { return answer(openResult(file, dev)) })
+			return jsbridge.Promise(func() any { return jsbridge.Answer(openResult(file, dev)) })
 		}),
 		"verifyReceipt": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 3 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeString || args[2].Type() != js.TypeBoolean {
-				return answer(nil, "verifyReceipt takes the receipt and the result bundle as strings and whether to accept the simulated TEE")
+				return jsbridge.Answer(nil, "verifyReceipt takes the receipt and the result bundle as strings and whether to accept the simulated TEE")
 			}
 			receipt, bundle, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
-			return promise(func() any { return answer(verifyReceipt(receipt, bundle, dev)) })
+			return jsbridge.Promise(func() any { return jsbridge.Answer(verifyReceipt(receipt, bundle, dev)) })
 		}),
 		"history": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 1 || args[0].Type() != js.TypeString {
-				return answer(nil, "history takes the collaboration file as a string")
+				return jsbridge.Answer(nil, "history takes the collaboration file as a string")
 			}
-			return answer(history([]byte(args[0].String())))
-		}),
-		"sealTimelock": js.FuncOf(func(_ js.Value, args []js.Value) any {
-			if len(args) != 3 || !isBytes(args[0]) || args[1].Type() != js.TypeString || args[2].Type() != js.TypeString {
-				return answer(nil, "sealTimelock takes the document (a Uint8Array), the release time (RFC 3339) and the chain (JSON)")
-			}
-			doc, until, chain := bytesOf(args[0]), args[1].String(), args[2].String()
-			return promise(func() any { return withBytes(sealTimelock(doc, until, chain)) })
-		}),
-		"openTimelock": js.FuncOf(func(_ js.Value, args []js.Value) any {
-			if len(args) != 2 || !isBytes(args[0]) || args[1].Type() != js.TypeString {
-				return answer(nil, "openTimelock takes the sealed file (a Uint8Array) and the chain (JSON)")
-			}
-			sealed, chain := bytesOf(args[0]), args[1].String()
-			return promise(func() any { return withBytes(openTimelock(sealed, chain)) })
+			return jsbridge.Answer(history([]byte(args[0].String())))
 		}),
 		"browseLog": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeNumber {
-				return answer(nil, "browseLog takes the log's verifier key and how many entries to show")
+				return jsbridge.Answer(nil, "browseLog takes the log's verifier key and how many entries to show")
 			}
 			key, last := args[0].String(), args[1].Int()
 			base := js.Global().Get("location").Get("origin").String() + "/log/"
-			return promise(func() any { return answer(browseLog(base, key, last)) })
+			return jsbridge.Promise(func() any { return jsbridge.Answer(browseLog(base, key, last)) })
 		}),
 	}))
 	select {}
@@ -385,122 +363,6 @@ func history(file []byte) ([]version, string) {
 	return out, ""
 }
 
-// maxVault bounds a document sealed or opened in the page.
-const maxVault = 64 << 20
-
-// chainSpec is the chain the page names: empty for drand's quicknet.
-type chainSpec struct {
-	Hash string `json:"hash"`
-	URL  string `json:"url"`
-	Dev  bool   `json:"dev"`
-}
-
-// chainOf returns the chain and the network that reaches it, by the
-// browser's fetch.
-func chainOf(spec string) (timelock.Chain, timelock.Network, bool, error) {
-	var c chainSpec
-	if err := json.Unmarshal([]byte(spec), &c); err != nil {
-		return timelock.Chain{}, nil, false, fmt.Errorf("the chain: %w", err)
-	}
-	chain := timelock.Quicknet()
-	if c.Hash != "" || c.URL != "" {
-		if c.Hash == "" || c.URL == "" {
-			return timelock.Chain{}, nil, false, errors.New("another chain than quicknet needs both its hash and its URL")
-		}
-		chain = timelock.Chain{Hash: c.Hash, URLs: []string{c.URL}}
-	}
-	return chain, timelock.NewHTTPNetwork(chain, http.DefaultClient, nil), c.Dev, nil
-}
-
-// sealedDoc is sealTimelock's answer.
-type sealedDoc struct {
-	Registration string    `json:"registration"`
-	Round        uint64    `json:"round"`
-	ReleaseTime  time.Time `json:"release_time"`
-	SealedSHA256 string    `json:"sealed_sha256"`
-	ChainHash    string    `json:"chain_hash"`
-}
-
-func sealTimelock(doc []byte, until, spec string) ([]byte, any, string) {
-	if len(doc) > maxVault {
-		return nil, nil, fmt.Sprintf("the document is larger than %d MiB", maxVault>>20)
-	}
-	t, err := time.Parse(time.RFC3339, until)
-	if err != nil {
-		return nil, nil, fmt.Sprintf("the release time: %v", err)
-	}
-	chain, network, dev, err := chainOf(spec)
-	if err != nil {
-		return nil, nil, err.Error()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	reg, err := timelock.Seal(ctx, &out, bytes.NewReader(doc), timelock.SealOptions{Until: t, Chain: chain, Network: network, AllowInsecure: dev})
-	if err != nil {
-		return nil, nil, err.Error()
-	}
-	text, err := reg.Marshal()
-	if err != nil {
-		return nil, nil, err.Error()
-	}
-	return out.Bytes(), &sealedDoc{Registration: string(text), Round: reg.Round, ReleaseTime: reg.ReleaseTime,
-		SealedSHA256: reg.SealedSHA256, ChainHash: reg.ChainHash}, ""
-}
-
-// openedDoc is openTimelock's answer.
-type openedDoc struct {
-	Round       uint64    `json:"round"`
-	ReleaseTime time.Time `json:"release_time"`
-	ChainHash   string    `json:"chain_hash"`
-	// TooEarly is set, with no document, when the round has not come.
-	TooEarly bool `json:"too_early,omitempty"`
-}
-
-func openTimelock(sealed []byte, spec string) ([]byte, any, string) {
-	if len(sealed) > maxVault+(1<<20) {
-		return nil, nil, fmt.Sprintf("the sealed file is larger than %d MiB", maxVault>>20)
-	}
-	chain, network, dev, err := chainOf(spec)
-	if err != nil {
-		return nil, nil, err.Error()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	info, err := timelock.Open(ctx, &out, bytes.NewReader(sealed), timelock.OpenOptions{Identity: identity, Chain: chain, Network: network, AllowInsecure: dev})
-	var early *timelock.TooEarlyError
-	if errors.As(err, &early) && info != nil {
-		return nil, &openedDoc{Round: info.Round, ReleaseTime: early.ReleaseTime, ChainHash: info.ChainHash, TooEarly: true}, ""
-	}
-	if err != nil {
-		return nil, nil, err.Error()
-	}
-	return out.Bytes(), &openedDoc{Round: info.Round, ReleaseTime: info.ReleaseTime, ChainHash: info.ChainHash}, ""
-}
-
-// isBytes reports whether v is a Uint8Array.
-func isBytes(v js.Value) bool { return v.InstanceOf(js.Global().Get("Uint8Array")) }
-
-// bytesOf copies a Uint8Array into Go.
-func bytesOf(v js.Value) []byte {
-	b := make([]byte, v.Get("length").Int())
-	js.CopyBytesToGo(b, v)
-	return b
-}
-
-// withBytes is an answer with bytes beside it: {"answer": JSON text,
-// "bytes": a Uint8Array or null}.
-func withBytes(b []byte, v any, problem string) any {
-	out := map[string]any{"answer": answer(v, problem), "bytes": nil}
-	if problem == "" && b != nil {
-		u := js.Global().Get("Uint8Array").New(len(b))
-		js.CopyBytesToJS(u, b)
-		out["bytes"] = u
-	}
-	return js.ValueOf(out)
-}
-
 // logView is browseLog's answer.
 type logView struct {
 	Origin  string     `json:"origin"`
@@ -578,34 +440,4 @@ func fetchJWKS(ctx context.Context, u string) (jwk.Set, error) {
 		return nil, err
 	}
 	return jwk.Parse(body)
-}
-
-// promise runs f off the JavaScript event loop, which it may block on (a
-// fetch), and returns a Promise of its answer.
-func promise(f func() any) js.Value {
-	var executor js.Func
-	executor = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		resolve := args[0]
-		go func() {
-			resolve.Invoke(f())
-			executor.Release()
-		}()
-		return nil
-	})
-	return js.Global().Get("Promise").New(executor)
-}
-
-// answer encodes a result or an error as the JSON text the page reads.
-func answer(v any, problem string) any {
-	out := map[string]any{"ok": problem == ""}
-	if problem != "" {
-		out["error"] = problem
-	} else {
-		out["result"] = v
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return `{"ok":false,"error":"encoding the answer failed"}`
-	}
-	return string(b)
 }

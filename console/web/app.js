@@ -13,6 +13,7 @@ let receipt = null; // kura.verifyReceipt's answer for it
 let logView = null; // kura.browseLog's answer
 let vault = null; // {bytes, name, release} of the file sealed last
 let countdown = 0; // the countdown's interval
+let vaultProgram = null; // a Promise of globalThis.kuraVault, once asked for
 
 function t(key, ...args) {
   const s = (kuraText[lang] && kuraText[lang][key]) || kuraText.en[key] || key;
@@ -383,11 +384,23 @@ function download(bytes, name) {
   return a;
 }
 
+// vaultChecks loads the vault's own program (vault.wasm) the first time
+// the vault is used.
+function vaultChecks() {
+  vaultProgram ??= (async () => {
+    const go = new Go();
+    const r = await WebAssembly.instantiateStreaming(fetch('vault.wasm'), go.importObject);
+    go.run(r.instance);
+    return globalThis.kuraVault;
+  })();
+  return vaultProgram;
+}
+
 async function sealDocument() {
   const file = $('#vault-doc').files[0];
   if (!file || !checks) return;
   const until = new Date($('#vault-until').value);
-  const r = await checks.sealTimelock(new Uint8Array(await file.arrayBuffer()), until.toISOString().replace(/\.\d+Z$/, 'Z'), chainSpec());
+  const r = await (await vaultChecks()).sealTimelock(new Uint8Array(await file.arrayBuffer()), until.toISOString().replace(/\.\d+Z$/, 'Z'), chainSpec());
   const a = JSON.parse(r.answer);
   const out = $('#vault-sealed');
   if (!a.ok) {
@@ -430,7 +443,7 @@ async function openSealed(bytes, name) {
   const out = $('#vault-opened');
   const text = $('#vault-text');
   text.hidden = true;
-  const r = await checks.openTimelock(bytes, chainSpec());
+  const r = await (await vaultChecks()).openTimelock(bytes, chainSpec());
   const a = JSON.parse(r.answer);
   if (!a.ok) {
     out.textContent = t('vault.failed', a.error);
