@@ -66,7 +66,8 @@ const (
 	// RoleLog serves the transparency log, follows the key broker's audit
 	// trail and takes clean-room and time-lock entries (auditlog/intake).
 	RoleLog Role = "log"
-	// RoleCoordinator keeps collaborations; it needs RoleLog.
+	// RoleCoordinator keeps collaborations and serves the web console
+	// (package console) at /console/; it needs RoleLog.
 	RoleCoordinator Role = "coordinator"
 	// RoleAggregator is a Prio3 aggregator of secret-shared reports
 	// (mpc/aggregator), for the tasks Config.Aggregator names. It runs
@@ -121,10 +122,11 @@ type Config struct {
 	RunLease time.Duration
 	// Aggregator configures the aggregator role.
 	Aggregator Aggregator
-	// ConsoleChecks are the web console's in-browser checks (kura.wasm
-	// and wasm_exec.js); nil means those built into this binary
-	// (console.Checks). The console is served at /console/ with the
-	// coordinator role, whose collaborations and runs it shows.
+	// ConsoleChecks are the web console's WebAssembly programs (kura.wasm
+	// and vault.wasm, each possibly gzipped as NAME.gz, and wasm_exec.js);
+	// nil means those built into this binary (console.Checks). The console
+	// is served at /console/ with the coordinator role, whose
+	// collaborations and runs it shows.
 	ConsoleChecks fs.FS
 	// RateLimit is the requests per second allowed per client address on
 	// the platform's writes — every POST and PUT under /v1/: nonces,

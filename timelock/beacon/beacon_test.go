@@ -41,6 +41,12 @@ func TestAPI(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &rd) != nil || rd.Round != cur {
 		t.Fatalf("latest: %d %s", code, body)
 	}
+	// Public data: any page may read it, as drand's API allows.
+	if resp, err := http.Get(srv.URL + "/" + h + "/info"); err != nil || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("info without Access-Control-Allow-Origin: * (%v)", err)
+	} else {
+		resp.Body.Close()
+	}
 	for p, want := range map[string]int{
 		"/" + h + "/public/" + strconv.FormatUint(cur+1, 10): 404,
 		"/" + h + "/public/0":                                200, // drand: the latest
