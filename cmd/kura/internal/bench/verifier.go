@@ -7,13 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -383,22 +381,11 @@ func VerifierServer(ctx context.Context, cfg VerifierServerConfig, stdin io.Read
 	return errors.Join(err, s.Close(cctx))
 }
 
-// selfSignedTLS makes a self-signed ECDSA P-256 certificate for 127.0.0.1,
-// as `kura serve --dev` does, writes it to certPath and returns the TLS
+// selfSignedTLS makes a self-signed certificate as `kura serve --dev` does
+// (web.SelfSigned), writes it to certPath and returns the TLS
 // configuration serving it.
 func selfSignedTLS(certPath string) (*tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kura bench verifier (self-signed)"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, key, err := web.SelfSigned("kura bench verifier (self-signed)", time.Now(), 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}

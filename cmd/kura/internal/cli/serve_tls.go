@@ -1,19 +1,14 @@
 package cli
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kura-cc/kura/internal/keyfile"
+	"github.com/kura-cc/kura/internal/web"
 )
 
 // serverTLS returns the listener's TLS configuration, or nil for plain
@@ -105,26 +101,7 @@ func loadOrCreateSelfSigned(certPath, keyPath string, now time.Time) (tls.Certif
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return tls.Certificate{}, false, fmt.Errorf("self-signed TLS certificate %s: %w (remove it and %s to create a new one)", certPath, err, keyPath)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, false, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, false, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "kura dev server (self-signed)"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, key, err := web.SelfSigned("kura dev server (self-signed)", now, 365*24*time.Hour)
 	if err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("create self-signed certificate: %w", err)
 	}
