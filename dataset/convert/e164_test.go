@@ -182,3 +182,100 @@ func FuzzParquetE164(f *testing.F) {
 		}
 	})
 }
+
+// TestPageGates: a page of dictionary indexes passes only after its
+// chunk's dictionary page; PLAIN values that do not parse to the end of
+// the page, or a value that is not E.164, fail; a page type or encoding
+// the check does not read fails.
+func TestPageGates(t *testing.T) {
+	var pr pageReader
+	plain := func(vals ...string) []byte {
+		var b []byte
+		for _, v := range vals {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+			b = append(b, v...)
+		}
+		return b
+	}
+	required := columnChunk{codec: "UNCOMPRESSED"}
+	good := plain("+819012345678", "+442079460958")
+	for name, tc := range map[string]struct {
+		h    pageHeader
+		raw  []byte
+		dict bool
+		want bool
+	}{
+		"plain":                   {pageHeader{typ: pageData, encoding: encPlain}, good, false, true},
+		"plain, one bad":          {pageHeader{typ: pageData, encoding: encPlain}, plain("+819012345678", "090-1234-5678"), false, false},
+		"plain, cut in a length":  {pageHeader{typ: pageData, encoding: encPlain}, good[:len(good)-15], false, false},
+		"plain, cut in a value":   {pageHeader{typ: pageData, encoding: encPlain}, good[:len(good)-3], false, false},
+		"indexes before a dict":   {pageHeader{typ: pageData, encoding: encRLEDictionary}, []byte{1, 2, 3}, false, false},
+		"indexes after a dict":    {pageHeader{typ: pageData, encoding: encRLEDictionary}, []byte{1, 2, 3}, true, true},
+		"v2 indexes before dict":  {pageHeader{typ: pageDataV2, encoding: encPlainDictionary}, []byte{1}, false, false},
+		"dictionary":              {pageHeader{typ: pageDictionary, encoding: encPlain}, good, false, true},
+		"dictionary, one bad":     {pageHeader{typ: pageDictionary, encoding: encPlain}, plain("+0812345678"), false, false},
+		"delta strings":           {pageHeader{typ: pageData, encoding: 6}, good, false, false},
+		"unknown page type":       {pageHeader{typ: 9, encoding: encPlain}, good, false, false},
+		"v2 levels past the page": {pageHeader{typ: pageDataV2, encoding: encPlain, defLen: 100}, good, false, false},
+	} {
+		h := tc.h
+		h.uncompressed, h.compressed = int32(len(tc.raw)), int32(len(tc.raw))
+		if got := pr.pageE164(required, h, tc.raw, tc.dict); got != tc.want {
+			t.Errorf("%s: %v, want %v", name, got, tc.want)
+		}
+	}
+	// An optional column's V1 page: RLE definition levels skipped by their
+	// length, whatever they say.
+	levels := binary.LittleEndian.AppendUint32(nil, 2)
+	levels = append(levels, 0xff, 0xff)
+	optional := columnChunk{codec: "UNCOMPRESSED", optional: true}
+	page := append(levels, good...)
+	h := pageHeader{typ: pageData, encoding: encPlain, levelEncoding: encRLE, uncompressed: int32(len(page)), compressed: int32(len(page))}
+	if !pr.pageE164(optional, h, page, false) {
+		t.Error("optional page refused")
+	}
+	if pr.pageE164(optional, h, levels[:3], false) {
+		t.Error("a page cut inside its level length passed")
+	}
+	if pr.pageE164(optional, pageHeader{typ: pageData, encoding: encPlain, levelEncoding: encRLE, uncompressed: 6, compressed: 6}, binary.LittleEndian.AppendUint32(nil, 1000), false) {
+		t.Error("levels longer than the page passed")
+	}
+}
+
+// TestSealAsIsLeavesUnnormalisedColumns: a damaged page in a column that
+// needs no normalisation is not decoded at seal time, so the file is
+// sealed as it is; DuckDB, as the clean room's engine, refuses to read
+// it (docs/spec/dataset.md §5).
+func TestSealAsIsLeavesUnnormalisedColumns(t *testing.T) {
+	ctx := context.Background()
+	sc := mustSchema(t, schemaYAML)
+	dir := t.TempDir()
+	in := parquetOf(t, dir, "in.parquet", conformingQuery)
+	s, err := open(ctx, Config{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var offset int64
+	if err := s.conn.QueryRowContext(ctx, "SELECT coalesce(dictionary_page_offset, data_page_offset) FROM parquet_metadata("+quote(in)+") WHERE path_in_schema = 'name'").Scan(&offset); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := offset; i < offset+4; i++ { // the page header of column "name"
+		data[i] ^= 0xff
+	}
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sealed, pt, err := sealAndOpen(t, in, sc)
+	if err != nil || !sealed.AsIs {
+		t.Fatalf("sealed %+v, %v: want it sealed as it is", sealed, err)
+	}
+	var n int64
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(name) FROM read_parquet("+quote(pt)+")").Scan(&n); err == nil {
+		t.Fatal("DuckDB read the damaged column")
+	}
+}
