@@ -12,13 +12,11 @@
 //	kura.forgetIdentity() → {"ok": true}
 //	kura.approve(file) → {"ok": true, "result": {"file", "path",
 //	  "authorization"}}
-//	kura.openResult(bundle, devMode) → a Promise of {"ok": true,
+//	kura.openResult(bundle, receipt, devMode) → a Promise of {"ok": true,
 //	  "result": {"collaboration", "analysis", "run", "checks", "insecure",
 //	  "tee", "measurement", "status", "verifier", "columns", "rows",
-//	  "suppressed_rows"}}
-//	kura.verifyReceipt(receipt, bundle, devMode) → a Promise of {"ok":
-//	  true, "result": {"run", "outcome", "destroyed_at", "destroyed",
-//	  "checks", "insecure"}}
+//	  "suppressed_rows", "receipt": {"run", "outcome", "destroyed_at",
+//	  "destroyed", "checks", "insecure"}, "receipt_error"}}
 //	kura.history(file) → {"ok": true, "result": [{"version", "hash",
 //	  "description", "must_reapprove": [<collab.PartyChange>...],
 //	  "diff": [{"op": " "|"+"|"-"|"…", "text"}...]}...]}, newest first
@@ -39,9 +37,9 @@
 // the manifest's verifiers because the signed-in party approved them,
 // their JWKS fetched by the browser; devMode accepts the INSECURE
 // simulated TEE), decrypts the party's copy in the page, and gives each
-// value as kura result open --format csv writes it. verifyReceipt checks a
-// deletion receipt as kura receipt verify does, against that result
-// bundle, verified again. browseLog reads the transparency log this page's
+// value as kura result open --format csv writes it; given the run's
+// deletion receipt too, it checks it as kura receipt verify does, against
+// that verified bundle. browseLog reads the transparency log this page's
 // server serves at /log/, checks its checkpoint's signature with the log
 // key the user gives, and fetches the last entries each with its
 // inclusion proof in that checkpoint, verified, as kura audit does. The
@@ -102,18 +100,11 @@ func main() {
 			return jsbridge.Answer(approve([]byte(args[0].String())))
 		}),
 		"openResult": js.FuncOf(func(_ js.Value, args []js.Value) any {
-			if len(args) != 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeBoolean {
-				return jsbridge.Answer(nil, "openResult takes the result bundle as a string and whether to accept the simulated TEE")
-			}
-			file, dev := []byte(args[0].String()), args[1].Bool()
-			return jsbridge.Promise(func() any { return jsbridge.Answer(openResult(file, dev)) })
-		}),
-		"verifyReceipt": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 3 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeString || args[2].Type() != js.TypeBoolean {
-				return jsbridge.Answer(nil, "verifyReceipt takes the receipt and the result bundle as strings and whether to accept the simulated TEE")
+				return jsbridge.Answer(nil, "openResult takes the result bundle and its deletion receipt (or \"\") as strings and whether to accept the simulated TEE")
 			}
-			receipt, bundle, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
-			return jsbridge.Promise(func() any { return jsbridge.Answer(verifyReceipt(receipt, bundle, dev)) })
+			file, receipt, dev := []byte(args[0].String()), []byte(args[1].String()), args[2].Bool()
+			return jsbridge.Promise(func() any { return jsbridge.Answer(openResult(file, receipt, dev)) })
 		}),
 		"history": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			if len(args) != 1 || args[0].Type() != js.TypeString {
@@ -225,18 +216,26 @@ type opened struct {
 	Columns        []string   `json:"columns"`
 	Rows           [][]string `json:"rows"`
 	SuppressedRows int        `json:"suppressed_rows"`
+	// Receipt is the run's deletion receipt, verified, or ReceiptError
+	// says why it does not verify (both empty without a receipt).
+	Receipt      *receiptReport `json:"receipt,omitempty"`
+	ReceiptError string         `json:"receipt_error,omitempty"`
 }
 
 // maxJWKS bounds a verifier's key set.
 const maxJWKS = 1 << 20
 
-func openResult(file []byte, dev bool) (*opened, string) {
+func openResult(file, receipt []byte, dev bool) (*opened, string) {
 	if identity == nil {
 		return nil, "open your identity file first: the result is encrypted to it"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	v, err := verifiedBundle(ctx, file, dev)
+	f, err := result.ParseFile(file)
+	if err != nil {
+		return nil, err.Error()
+	}
+	v, err := result.VerifyBundle(ctx, f, trust(dev))
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -271,17 +270,13 @@ func openResult(file []byte, dev bool) (*opened, string) {
 		}
 		out.Rows = append(out.Rows, cells)
 	}
-	return out, ""
-}
-
-// verifiedBundle parses and verifies a result bundle as the signed-in
-// party.
-func verifiedBundle(ctx context.Context, file []byte, dev bool) (*result.VerifiedBundle, error) {
-	f, err := result.ParseFile(file)
-	if err != nil {
-		return nil, err
+	if len(receipt) > 0 {
+		out.Receipt, err = verifyReceipt(ctx, receipt, v, dev)
+		if err != nil {
+			out.ReceiptError = err.Error()
+		}
 	}
-	return result.VerifyBundle(ctx, f, trust(dev))
+	return out, ""
 }
 
 // trust is what the signed-in party trusts: the verifiers of a manifest
@@ -290,7 +285,7 @@ func trust(dev bool) result.Trust {
 	return result.Trust{Party: ed25519.PublicKey(identity.Card().SigningKey), DevMode: dev, FetchJWKS: fetchJWKS}
 }
 
-// receiptReport is verifyReceipt's answer.
+// receiptReport is what verifyReceipt established.
 type receiptReport struct {
 	Run         string             `json:"run"`
 	Outcome     string             `json:"outcome"`
@@ -300,26 +295,19 @@ type receiptReport struct {
 	Insecure    bool               `json:"insecure"`
 }
 
-func verifyReceipt(receipt, bundle []byte, dev bool) (*receiptReport, string) {
-	if identity == nil {
-		return nil, "open your identity file first: it says which verifiers you approved"
-	}
+// verifyReceipt checks a run's deletion receipt against its verified
+// result bundle.
+func verifyReceipt(ctx context.Context, receipt []byte, b *result.VerifiedBundle, dev bool) (*receiptReport, error) {
 	rf, err := result.ParseFile(receipt)
 	if err != nil {
-		return nil, err.Error()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := verifiedBundle(ctx, bundle, dev)
-	if err != nil {
-		return nil, err.Error()
+		return nil, err
 	}
 	v, err := result.VerifyReceipt(ctx, rf, b, trust(dev))
 	if err != nil {
-		return nil, err.Error()
+		return nil, err
 	}
 	return &receiptReport{Run: v.Run.RunID, Outcome: v.Receipt.Outcome, DestroyedAt: v.Receipt.DestroyedAt,
-		Destroyed: v.Receipt.Destroyed, Checks: v.Checks, Insecure: v.Insecure}, ""
+		Destroyed: v.Receipt.Destroyed, Checks: v.Checks, Insecure: v.Insecure}, nil
 }
 
 // version is one manifest version in history's answer.

@@ -9,7 +9,6 @@ let me = null; // {name, fingerprint} of the identity loaded into kura.wasm
 let shown = null; // {id, answer} of the collaboration on the page
 let notice = null; // [key, ...args] of the last approval's outcome
 let opened = null; // the result open on the page (kura.openResult's answer)
-let receipt = null; // kura.verifyReceipt's answer for it
 let logView = null; // kura.browseLog's answer
 let vault = null; // {bytes, name, release} of the file sealed last
 let countdown = 0; // the countdown's interval
@@ -249,9 +248,15 @@ async function openResult(run) {
     return;
   }
   let answer;
+  let receiptFile = '', receiptError = '';
+  try {
+    if (run.receipt) receiptFile = await getJSONText('/v1/cleanroom/receipts/' + encodeURIComponent(run.receipt));
+  } catch (e) {
+    receiptError = e.message; // the result opens without it
+  }
   try {
     const file = await getJSONText('/v1/cleanroom/results/' + encodeURIComponent(run.result));
-    answer = JSON.parse(await checks.openResult(file, $('#dev').checked));
+    answer = JSON.parse(await checks.openResult(file, receiptFile, $('#dev').checked));
   } catch (e) {
     answer = { ok: false, error: e.message };
   }
@@ -262,34 +267,25 @@ async function openResult(run) {
     return;
   }
   opened = answer.result;
-  receipt = null;
+  if (receiptError) opened.receipt_error = receiptError;
   if ($('#log-key').value.trim()) await browseLog(); // for the run's key releases
-  if (run.receipt) {
-    try {
-      const file = await getJSONText('/v1/cleanroom/receipts/' + encodeURIComponent(run.receipt));
-      const bundle = await getJSONText('/v1/cleanroom/results/' + encodeURIComponent(run.result));
-      receipt = JSON.parse(await checks.verifyReceipt(file, bundle, $('#dev').checked));
-    } catch (e) {
-      receipt = { ok: false, error: e.message };
-    }
-  }
   renderResult();
   $('#result-title').scrollIntoView();
 }
 
 function renderReceipt() {
-  $('#receipt').hidden = !receipt;
-  if (!receipt) return;
+  const r = opened.receipt;
+  $('#receipt').hidden = !r && !opened.receipt_error;
+  if (!r && !opened.receipt_error) return;
   const verdict = $('#receipt-verdict');
   const body = $('#receipt-table tbody');
-  if (!receipt.ok) {
-    verdict.textContent = t('receipt.failed', receipt.error);
+  if (!r) {
+    verdict.textContent = t('receipt.failed', opened.receipt_error);
     verdict.className = 'bad';
     body.replaceChildren();
     $('#receipt-checks').replaceChildren();
     return;
   }
-  const r = receipt.result;
   verdict.textContent = t('receipt.ok', new Date(r.destroyed_at).toLocaleString(lang), r.outcome);
   verdict.className = 'good';
   body.replaceChildren(...r.destroyed.map((d) => {
